@@ -1,0 +1,138 @@
+// Package migrations owns the bbolt schema of nomadscalerd: the bucket names,
+// the schema version kept in the meta bucket, and the numbered steps that take
+// a database from any older version to the current one.
+//
+// Each migration runs in its own read-write transaction together with the
+// version bump, so a crash leaves the database at a whole version, never
+// between two.
+package migrations
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Top-level bucket names.
+var (
+	BucketMeta    = []byte("meta")    // schema version, watcher index, leader info
+	BucketSeries  = []byte("series")  // one nested bucket per series: big-endian time key -> float64
+	BucketRollups = []byte("rollups") // one nested bucket per series: 1-minute aggregates
+	BucketFits    = []byte("fits")    // policy -> JSON model fit
+	BucketPlans   = []byte("plans")   // policy -> JSON plan
+	BucketJournal = []byte("journal") // big-endian sequence -> JSON action entry, append-only
+	BucketState   = []byte("state")   // name -> JSON controller state (cooldowns, idle counters)
+)
+
+// KeySchemaVersion is the key in BucketMeta holding the schema version as a
+// big-endian uint64.
+var KeySchemaVersion = []byte("schema_version")
+
+// ErrSchemaTooNew is returned for a database written by a newer binary: it
+// may hold data this binary would misread or destroy.
+var ErrSchemaTooNew = errors.New("database schema is newer than this binary knows")
+
+// Migration is one numbered, transactional schema step.
+type Migration struct {
+	Version uint64
+	Name    string
+	Apply   func(tx *bolt.Tx) error
+}
+
+// All lists the migrations in order; Version i+1 at index i.
+func All() []Migration {
+	return []Migration{
+		{Version: 1, Name: "initial buckets", Apply: createBuckets(BucketMeta, BucketSeries, BucketFits, BucketPlans, BucketJournal)},
+		{Version: 2, Name: "rollups and controller state", Apply: createBuckets(BucketRollups, BucketState)},
+	}
+}
+
+// Latest is the schema version this binary writes.
+func Latest() uint64 { return uint64(len(All())) }
+
+func createBuckets(names ...[]byte) func(tx *bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		for _, n := range names {
+			if _, err := tx.CreateBucketIfNotExists(n); err != nil {
+				return fmt.Errorf("create bucket %s: %w", n, err)
+			}
+		}
+		return nil
+	}
+}
+
+// Version reads the schema version; 0 for an empty database.
+func Version(tx *bolt.Tx) (uint64, error) {
+	b := tx.Bucket(BucketMeta)
+	if b == nil {
+		return 0, nil
+	}
+	v := b.Get(KeySchemaVersion)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("schema version has %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func setVersion(tx *bolt.Tx, v uint64) error {
+	b, err := tx.CreateBucketIfNotExists(BucketMeta)
+	if err != nil {
+		return fmt.Errorf("create meta bucket: %w", err)
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], v)
+	return b.Put(KeySchemaVersion, buf[:])
+}
+
+// Check returns the current version and ErrSchemaTooNew when the database is
+// ahead of this binary, without changing anything.
+func Check(db *bolt.DB) (uint64, error) {
+	var v uint64
+	err := db.View(func(tx *bolt.Tx) error {
+		var err error
+		v, err = Version(tx)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if v > Latest() {
+		return v, fmt.Errorf("%w: database is at version %d, this binary knows up to %d", ErrSchemaTooNew, v, Latest())
+	}
+	return v, nil
+}
+
+// Migrate applies every pending migration, each in its own transaction, and
+// returns the versions before and after.
+func Migrate(db *bolt.DB) (from, to uint64, err error) {
+	return migrate(db, All())
+}
+
+func migrate(db *bolt.DB, steps []Migration) (from, to uint64, err error) {
+	from, err = Check(db)
+	if err != nil {
+		return from, from, err
+	}
+	to = from
+	for _, m := range steps {
+		if m.Version <= to {
+			continue
+		}
+		err := db.Update(func(tx *bolt.Tx) error {
+			if err := m.Apply(tx); err != nil {
+				return err
+			}
+			return setVersion(tx, m.Version)
+		})
+		if err != nil {
+			return from, to, fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+		}
+		to = m.Version
+	}
+	return from, to, nil
+}

@@ -1,0 +1,214 @@
+// Package store owns nomadscalerd's single bbolt file: metric series with
+// big-endian time keys, their 1-minute rollups, model fits, plans, controller
+// state and the append-only action journal. Every write is one explicit
+// transaction; a tick's samples for all series go in one.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+)
+
+// ErrNotFound is returned when a key has no value.
+var ErrNotFound = errors.New("not found")
+
+// DB is an open nomadscalerd database.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Options control Open.
+type Options struct {
+	// Migrate applies pending migrations; without it a database that is
+	// behind this binary is an error (db check, read-only tools).
+	Migrate bool
+	// ReadOnly opens the file with a shared lock, next to a running daemon's
+	// exclusive one being impossible, so inspection tools should copy first.
+	ReadOnly bool
+	// Timeout bounds the wait for the file lock held by another process.
+	Timeout time.Duration
+}
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date. A database from a newer binary is refused with
+// migrations.ErrSchemaTooNew.
+func Open(path string, o Options) (*DB, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	d := &DB{bolt: b, path: path}
+	v, err := migrations.Check(b)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
+	if v < migrations.Latest() {
+		if !o.Migrate || o.ReadOnly {
+			b.Close()
+			return nil, fmt.Errorf("database %s is at schema %d, needs %d: run `nomadscalerd db migrate`", path, v, migrations.Latest())
+		}
+		if _, _, err := migrations.Migrate(b); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("migrate %s: %w", path, err)
+		}
+	}
+	return d, nil
+}
+
+// Close releases the file.
+func (d *DB) Close() error { return d.bolt.Close() }
+
+// Path is the file the database lives in.
+func (d *DB) Path() string { return d.path }
+
+// SchemaVersion reads the stored schema version.
+func (d *DB) SchemaVersion() (uint64, error) { return migrations.Check(d.bolt) }
+
+// Ping proves the database answers a read transaction.
+func (d *DB) Ping() error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(migrations.BucketMeta) == nil {
+			return errors.New("meta bucket missing")
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent copy of the database to w from one read
+// transaction, so it is safe while the daemon writes.
+func (d *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// timeKey encodes t as big-endian unix milliseconds, so byte order is time
+// order and a cursor Seek finds a time range.
+func timeKey(t time.Time) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(t.UnixMilli()))
+	return k[:]
+}
+
+func keyTime(k []byte) (time.Time, error) {
+	if len(k) != 8 {
+		return time.Time{}, fmt.Errorf("time key has %d bytes, want 8", len(k))
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(k))).UTC(), nil
+}
+
+func floatValue(v float64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], math.Float64bits(v))
+	return b[:]
+}
+
+func valueFloat(b []byte) (float64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("value has %d bytes, want 8", len(b))
+	}
+	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
+}
+
+// PutJSON stores v as JSON under key in one of the JSON buckets (fits, plans,
+// state, meta).
+func (d *DB) PutJSON(bucket []byte, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return d.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).Put([]byte(key), data)
+	})
+}
+
+// GetJSON decodes the JSON under key into v; ErrNotFound when absent.
+func (d *DB) GetJSON(bucket []byte, key string, v any) error {
+	return d.bolt.View(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucket).Get([]byte(key))
+		if data == nil {
+			return fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+		}
+		return nil
+	})
+}
+
+// DeleteKey removes key from bucket; absent keys are not an error.
+func (d *DB) DeleteKey(bucket []byte, key string) error {
+	return d.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+}
+
+// Keys lists the keys of a JSON bucket in byte order.
+func (d *DB) Keys(bucket []byte) ([]string, error) {
+	var keys []string
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	return keys, err
+}
+
+// PutMeta stores a raw value in the meta bucket.
+func (d *DB) PutMeta(key string, v []byte) error {
+	return d.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(migrations.BucketMeta).Put([]byte(key), v) })
+}
+
+// GetMeta reads a raw value from the meta bucket (nil when absent).
+func (d *DB) GetMeta(key string) ([]byte, error) {
+	var out []byte
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(migrations.BucketMeta).Get([]byte(key)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PutUint64Meta and GetUint64Meta store counters such as the watcher's index.
+func (d *DB) PutUint64Meta(key string, v uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return d.PutMeta(key, b[:])
+}
+
+// GetUint64Meta reads a counter; 0 when absent.
+func (d *DB) GetUint64Meta(key string) (uint64, error) {
+	b, err := d.GetMeta(key)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("meta %s has %d bytes, want 8", key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}

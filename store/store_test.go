@@ -1,0 +1,264 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+)
+
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func TestRangeReturnsPointsInTimeOrderWithinBounds(t *testing.T) {
+	d := openTemp(t)
+	var pts []Point
+	for _, s := range []int{5, 1, 3, 2, 4} { // written out of order
+		pts = append(pts, Point{Series: "p/m", T: t0.Add(time.Duration(s) * time.Second), V: float64(s)})
+	}
+	if err := d.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Range("p/m", t0.Add(2*time.Second), t0.Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].V != 2 || got[1].V != 3 || got[2].V != 4 {
+		t.Fatalf("range = %+v, want values 2,3,4", got)
+	}
+}
+
+func TestRangeOfAnUnknownSeriesIsNotFound(t *testing.T) {
+	d := openTemp(t)
+	if _, err := d.Range("nope", t0, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestListSeriesReportsFirstLastAndCount(t *testing.T) {
+	d := openTemp(t)
+	_ = d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Minute), 2}, {"b/y", t0, 3}})
+	got, err := d.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 2 || !got[0].Last.Equal(t0.Add(time.Minute)) || !got[0].First.Equal(t0) {
+		t.Fatalf("series = %+v", got)
+	}
+}
+
+func TestPruneDropsOldRawPointsAndOldRollupsSeparately(t *testing.T) {
+	d := openTemp(t)
+	_ = d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Hour), 2}, {"old/z", t0, 9}})
+	_ = d.WriteRollups("a/x", []Rollup{{T: t0, Mean: 1, Min: 1, Max: 1, Count: 1}, {T: t0.Add(48 * time.Hour), Mean: 2, Count: 1}})
+	n, err := d.Prune(t0.Add(time.Minute), t0.Add(time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v; want 3", n, err)
+	}
+	raw, _ := d.Range("a/x", time.Time{}, time.Time{})
+	if len(raw) != 1 || raw[0].V != 2 {
+		t.Fatalf("raw after prune = %+v", raw)
+	}
+	if _, err := d.Range("old/z", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatal("an emptied series should be removed")
+	}
+	ru, _ := d.RangeRollups("a/x", time.Time{}, time.Time{})
+	if len(ru) != 1 || ru[0].Mean != 2 {
+		t.Fatalf("rollups after prune = %+v", ru)
+	}
+}
+
+func TestJournalIsAppendOnlyAndOpenActionsAreThoseEndingInIntent(t *testing.T) {
+	d := openTemp(t)
+	for _, e := range []JournalEntry{
+		{ActionID: "a1", Kind: "scale", State: StateIntent, Target: "web/api"},
+		{ActionID: "a1", Kind: "scale", State: StateDone, Target: "web/api"},
+		{ActionID: "a2", Kind: "drain", State: StateIntent, Target: "node-1"},
+	} {
+		if _, err := d.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ := d.Entries(0, 0)
+	if len(all) != 3 || all[0].Seq != 1 || all[2].Seq != 3 {
+		t.Fatalf("entries = %+v", all)
+	}
+	open, err := d.OpenActions()
+	if err != nil || len(open) != 1 || open[0].ActionID != "a2" {
+		t.Fatalf("open = %+v, %v", open, err)
+	}
+	last, err := d.LastAction("web/api")
+	if err != nil || last.State != StateDone {
+		t.Fatalf("last = %+v, %v", last, err)
+	}
+}
+
+func TestCheckFindsAValueThatDoesNotDecode(t *testing.T) {
+	d := openTemp(t)
+	_ = d.WritePoints([]Point{{"a/x", t0, 1}})
+	if err := d.PutJSON(migrations.BucketFits, "good", map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := d.Check()
+	if err != nil || len(rep.Problems) != 0 || rep.Keys["series"] != 1 || rep.Keys["fits"] != 1 {
+		t.Fatalf("clean check = %+v, %v", rep, err)
+	}
+	_ = d.bolt.Update(func(tx *bolt.Tx) error {
+		_ = tx.Bucket(migrations.BucketPlans).Put([]byte("bad"), []byte("{not json"))
+		return tx.Bucket(migrations.BucketSeries).Bucket([]byte("a/x")).Put([]byte("short"), []byte{1})
+	})
+	rep, _ = d.Check()
+	if len(rep.Problems) != 3 { // bad key, bad value length, bad JSON
+		t.Fatalf("problems = %v, want 3", rep.Problems)
+	}
+}
+
+func TestOpenRefusesADatabaseFromANewerBinary(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	d, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = d.PutUint64Meta(string(migrations.KeySchemaVersion), migrations.Latest()+7)
+	d.Close()
+	if _, err := Open(path, Options{Migrate: true}); !errors.Is(err, migrations.ErrSchemaTooNew) {
+		t.Fatalf("Open = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestBackupIsAReadableCopy(t *testing.T) {
+	d := openTemp(t)
+	_ = d.WritePoints([]Point{{"a/x", t0, 42}})
+	var buf bytes.Buffer
+	if _, err := d.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.Range("a/x", time.Time{}, time.Time{})
+	if err != nil || len(got) != 1 || got[0].V != 42 {
+		t.Fatalf("copy = %+v, %v", got, err)
+	}
+}
+
+const writerEnv = "NOMADSCALERD_STORE_WRITER_DB"
+const writerSeries = 20
+
+// TestHelperWriterProcess is not a test: it is the child process that
+// TestSIGKILLMidIngestKeepsEveryCommittedPoint runs and kills.
+func TestHelperWriterProcess(t *testing.T) {
+	path := os.Getenv(writerEnv)
+	if path == "" {
+		t.Skip("only runs as a child process")
+	}
+	d, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	for tick := 0; ; tick++ {
+		pts := make([]Point, 0, writerSeries)
+		for s := 0; s < writerSeries; s++ {
+			pts = append(pts, Point{Series: fmt.Sprintf("p%d/m", s), T: t0.Add(time.Duration(tick) * time.Second), V: float64(tick*1000 + s)})
+		}
+		if err := d.WritePoints(pts); err != nil {
+			fmt.Println("error", err)
+			os.Exit(2)
+		}
+		fmt.Println("committed", tick)
+	}
+}
+
+func TestSIGKILLMidIngestKeepsEveryCommittedPoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a writer process")
+	}
+	path := filepath.Join(t.TempDir(), "killed.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriterProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), writerEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lastCommitted := -1
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "error") {
+			t.Fatal(line)
+		}
+		if n, ok := strings.CutPrefix(line, "committed "); ok {
+			lastCommitted, _ = strconv.Atoi(n)
+		}
+		if lastCommitted >= 200 {
+			// Kill while the writer is inside its next transaction.
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			break
+		}
+	}
+	// The pipe may still hold acknowledgements written before the kill.
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "committed "); ok {
+			lastCommitted, _ = strconv.Atoi(n)
+		}
+	}
+	_ = cmd.Wait()
+	if lastCommitted < 200 {
+		t.Fatalf("writer stopped after %d ticks", lastCommitted)
+	}
+	d, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("reopen after SIGKILL: %v", err)
+	}
+	defer d.Close()
+	rep, err := d.Check()
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check after SIGKILL: %+v, %v", rep.Problems, err)
+	}
+	for s := 0; s < writerSeries; s++ {
+		got, err := d.Range(fmt.Sprintf("p%d/m", s), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < lastCommitted+1 {
+			t.Fatalf("series %d has %d points, %d ticks were committed", s, len(got), lastCommitted+1)
+		}
+		for tick := 0; tick <= lastCommitted; tick++ {
+			if got[tick].V != float64(tick*1000+s) {
+				t.Fatalf("series %d tick %d = %v", s, tick, got[tick].V)
+			}
+		}
+	}
+	t.Logf("killed after %d committed ticks of %d series; all present", lastCommitted+1, writerSeries)
+}
