@@ -190,9 +190,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 	JSON(w, http.StatusOK, map[string]any{
-		"service": "nomadscalerd",
-		"version": s.cfg.Version,
-		"about":   "predictive autoscaler for HashiCorp Nomad",
+		"service":   "nomadscalerd",
+		"version":   s.cfg.Version,
+		"about":     "predictive autoscaler for HashiCorp Nomad",
 		"endpoints": []string{"GET /health", "GET /metrics", "POST /optimize", "GET /v1/status"},
 	})
 }
