@@ -1,0 +1,385 @@
+// Package nomadtest starts real Nomad agents for integration tests: a
+// server (which is also a client) and optional extra client agents, each with
+// its own data directory and loopback ports, so one machine holds a small
+// multi-node cluster. The binary is the Nomad v1.10.0 that `make deps` builds.
+package nomadtest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	nomad "github.com/hashicorp/nomad/api"
+)
+
+// Binary finds the Nomad binary: $NOMADSCALERD_NOMAD_BIN, else
+// .cache/nomad/nomad under the module root.
+func Binary() (string, error) {
+	if p := os.Getenv("NOMADSCALERD_NOMAD_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("nomad binary %s: %w", p, err)
+		}
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, ".cache", "nomad", "nomad")
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("nomad binary not built (run `make deps`): %w", err)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Require returns the binary or ends the test: integration tests must run in
+// CI, so a missing binary is a failure, not a skip. Under -short they skip.
+func Require(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs a Nomad agent")
+	}
+	p, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Options shape an agent.
+type Options struct {
+	// Name is the node name; defaults to a unique one.
+	Name string
+	// NodePool, NodeClass and Datacenter place the node (defaults: "default", "", "dc1").
+	NodePool   string
+	NodeClass  string
+	Datacenter string
+	// CPUMHz and MemoryMiB override the fingerprinted size so tests know
+	// exactly what fits (0: fingerprinted).
+	CPUMHz    int
+	MemoryMiB int
+	// Meta is added to the node's metadata.
+	Meta map[string]string
+	// DataDir reuses a data directory (restart tests); default a temp dir.
+	DataDir string
+	// Ports reuses ports (restart tests).
+	Ports *Ports
+	// ExtraConfig is appended to the generated HCL.
+	ExtraConfig string
+}
+
+// Ports are the agent's listeners.
+type Ports struct{ HTTP, RPC, Serf int }
+
+// Agent is a running Nomad agent.
+type Agent struct {
+	Name    string
+	Server  bool
+	Addr    string // http://127.0.0.1:port
+	Ports   Ports
+	DataDir string
+	Opts    Options
+	bin     string
+	cmd     *exec.Cmd
+	log     *lockedBuffer
+	done    chan struct{}
+	servers string // for clients: the server's RPC address
+	mu      sync.Mutex
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// FreePort asks the kernel for an unused loopback port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var nameSeq struct {
+	sync.Mutex
+	n int
+}
+
+func uniqueName(prefix string) string {
+	nameSeq.Lock()
+	defer nameSeq.Unlock()
+	nameSeq.n++
+	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), nameSeq.n)
+}
+
+// StartServer starts a single-server cluster whose server is also a client
+// node, waits for a leader and a ready node, and stops it when the test ends.
+func StartServer(t testing.TB, o Options) *Agent {
+	t.Helper()
+	a := newAgent(t, Require(t), true, o, "")
+	a.start(t)
+	t.Cleanup(a.Stop)
+	a.WaitReady(t, 90*time.Second)
+	return a
+}
+
+// StartClient starts a client-only agent joined to the server s, as another
+// node, and waits until that node is ready.
+func (s *Agent) StartClient(t testing.TB, o Options) *Agent {
+	t.Helper()
+	c := newAgent(t, s.bin, false, o, fmt.Sprintf("127.0.0.1:%d", s.Ports.RPC))
+	c.start(t)
+	t.Cleanup(c.Stop)
+	if err := s.WaitNode(c.Name, 90*time.Second); err != nil {
+		t.Fatalf("client %s: %v\n%s", c.Name, err, c.Log())
+	}
+	return c
+}
+
+func newAgent(t testing.TB, bin string, server bool, o Options, servers string) *Agent {
+	if o.Name == "" {
+		o.Name = uniqueName("node")
+	}
+	if o.Datacenter == "" {
+		o.Datacenter = "dc1"
+	}
+	if o.NodePool == "" {
+		o.NodePool = "default"
+	}
+	if o.DataDir == "" {
+		dir, err := os.MkdirTemp("", "nomadtest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.DataDir = dir
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	ports := Ports{HTTP: FreePort(t), RPC: FreePort(t), Serf: FreePort(t)}
+	if o.Ports != nil {
+		ports = *o.Ports
+	}
+	return &Agent{Name: o.Name, Server: server, Ports: ports, DataDir: o.DataDir, Opts: o, bin: bin,
+		Addr: fmt.Sprintf("http://127.0.0.1:%d", ports.HTTP), servers: servers}
+}
+
+func (a *Agent) config() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %q\ndatacenter = %q\ndata_dir = %q\nbind_addr = \"127.0.0.1\"\nlog_level = \"INFO\"\ndisable_update_check = true\n", a.Name, a.Opts.Datacenter, a.DataDir)
+	fmt.Fprintf(&b, "ports {\n  http = %d\n  rpc = %d\n  serf = %d\n}\n", a.Ports.HTTP, a.Ports.RPC, a.Ports.Serf)
+	fmt.Fprintf(&b, "advertise {\n  http = \"127.0.0.1\"\n  rpc = \"127.0.0.1\"\n  serf = \"127.0.0.1\"\n}\n")
+	if a.Server {
+		b.WriteString("server {\n  enabled = true\n  bootstrap_expect = 1\n  heartbeat_grace = \"5s\"\n  min_heartbeat_ttl = \"2s\"\n}\n")
+	}
+	b.WriteString("client {\n  enabled = true\n")
+	if a.servers != "" {
+		fmt.Fprintf(&b, "  servers = [%q]\n", a.servers)
+	}
+	fmt.Fprintf(&b, "  node_pool = %q\n", a.Opts.NodePool)
+	if a.Opts.NodeClass != "" {
+		fmt.Fprintf(&b, "  node_class = %q\n", a.Opts.NodeClass)
+	}
+	if a.Opts.CPUMHz > 0 {
+		fmt.Fprintf(&b, "  cpu_total_compute = %d\n", a.Opts.CPUMHz)
+	}
+	if a.Opts.MemoryMiB > 0 {
+		fmt.Fprintf(&b, "  memory_total_mb = %d\n", a.Opts.MemoryMiB)
+	}
+	b.WriteString("  gc_interval = \"5s\"\n")
+	b.WriteString("  options = {\n    \"fingerprint.denylist\" = \"env_aws,env_gce,env_azure,env_digitalocean\"\n  }\n")
+	if len(a.Opts.Meta) > 0 {
+		b.WriteString("  meta {\n")
+		for k, v := range a.Opts.Meta {
+			fmt.Fprintf(&b, "    %q = %q\n", k, v)
+		}
+		b.WriteString("  }\n")
+	}
+	b.WriteString("}\n")
+	b.WriteString("plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n")
+	b.WriteString("telemetry {\n  publish_allocation_metrics = true\n  publish_node_metrics = true\n  collection_interval = \"1s\"\n}\n")
+	b.WriteString(a.Opts.ExtraConfig)
+	return b.String()
+}
+
+func (a *Agent) start(t testing.TB) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg := filepath.Join(a.DataDir, "agent.hcl")
+	if err := os.MkdirAll(a.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(a.config()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.log = &lockedBuffer{}
+	a.cmd = exec.Command(a.bin, "agent", "-config", cfg)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	// Own process group: a test killed mid-run must not leave agents behind
+	// holding ports, and Stop can signal the whole group.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("start nomad: %v", err)
+	}
+	a.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(a.cmd, a.done)
+}
+
+// Log is what the agent printed.
+func (a *Agent) Log() string {
+	if a.log == nil {
+		return ""
+	}
+	return a.log.String()
+}
+
+// Client returns an API client for the agent.
+func (a *Agent) Client(t testing.TB) *nomad.Client {
+	t.Helper()
+	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Stop interrupts the agent and waits for it (kills after 15 s).
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// Kill stops the agent without a graceful shutdown.
+func (a *Agent) Kill() {
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
+// Restart stops the agent and starts it again on the same data dir and ports.
+func (a *Agent) Restart(t testing.TB) {
+	t.Helper()
+	a.Stop()
+	a.start(t)
+	if a.Server {
+		a.WaitReady(t, 90*time.Second)
+	}
+}
+
+// Start starts a stopped agent again (same data dir and ports).
+func (a *Agent) Start(t testing.TB) {
+	t.Helper()
+	a.start(t)
+	if a.Server {
+		a.WaitReady(t, 90*time.Second)
+	}
+}
+
+// WaitReady waits for a leader and for this agent's node to be ready.
+func (a *Agent) WaitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if err := a.WaitNode(a.Name, timeout); err != nil {
+		t.Fatalf("nomad agent %s not ready: %v\n--- agent log ---\n%s", a.Name, err, a.Log())
+	}
+}
+
+// WaitNode waits until the named node is registered and ready.
+func (a *Agent) WaitNode(name string, timeout time.Duration) error {
+	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-a.done:
+			return fmt.Errorf("agent exited")
+		default:
+		}
+		nodes, _, err := c.Nodes().List(nil)
+		if err == nil {
+			for _, n := range nodes {
+				if n.Name == name && n.Status == nomad.NodeStatusReady {
+					return nil
+				}
+			}
+			last = fmt.Errorf("node %s not ready yet", name)
+		} else {
+			last = err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("timeout after %s: %w", timeout, last)
+}
+
+// RawExecJob builds a service job of count n running a raw_exec command.
+func RawExecJob(id, group string, n int, command string, args ...string) *nomad.Job {
+	job := nomad.NewServiceJob(id, id, "global", 50)
+	job.Datacenters = []string{"*"}
+	tg := nomad.NewTaskGroup(group, n)
+	task := nomad.NewTask("main", "raw_exec")
+	task.Config = map[string]any{"command": command, "args": args}
+	task.Resources = &nomad.Resources{CPU: intp(100), MemoryMB: intp(64)}
+	task.LogConfig = &nomad.LogConfig{MaxFiles: intp(2), MaxFileSizeMB: intp(2)}
+	tg.AddTask(task)
+	tg.EphemeralDisk = &nomad.EphemeralDisk{SizeMB: intp(20)}
+	tg.RestartPolicy = &nomad.RestartPolicy{Attempts: intp(0), Mode: stringp("fail")}
+	job.AddTaskGroup(tg)
+	return job
+}
+
+func intp(i int) *int          { return &i }
+func stringp(s string) *string { return &s }
