@@ -37,5 +37,8 @@ test-unit: $(HIGHS)/lib/pkgconfig/highs.pc
 test: deps
 	bash scripts/test.sh
 
+run: build $(NOMAD_BIN)
+	bash scripts/run-dev.sh bin/nomadscalerd
+
 clean:
 	rm -rf bin

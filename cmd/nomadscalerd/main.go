@@ -27,6 +27,8 @@ func newApp() *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
+		runCommand(),
+		dbCommand(),
 	}
 }
 
