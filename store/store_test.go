@@ -172,13 +172,16 @@ func TestBackupIsAReadableCopy(t *testing.T) {
 const writerEnv = "NOMADSCALERD_STORE_WRITER_DB"
 const writerSeries = 20
 
-// TestHelperWriterProcess is not a test: it is the child process that
+// TestMain turns the test binary into the writer child process that
 // TestSIGKILLMidIngestKeepsEveryCommittedPoint runs and kills.
-func TestHelperWriterProcess(t *testing.T) {
-	path := os.Getenv(writerEnv)
-	if path == "" {
-		t.Skip("only runs as a child process")
+func TestMain(m *testing.M) {
+	if path := os.Getenv(writerEnv); path != "" {
+		runWriter(path)
 	}
+	os.Exit(m.Run())
+}
+
+func runWriter(path string) {
 	d, err := Open(path, Options{Migrate: true})
 	if err != nil {
 		fmt.Println("error", err)
@@ -202,7 +205,7 @@ func TestSIGKILLMidIngestKeepsEveryCommittedPoint(t *testing.T) {
 		t.Skip("spawns a writer process")
 	}
 	path := filepath.Join(t.TempDir(), "killed.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriterProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), writerEnv+"="+path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
