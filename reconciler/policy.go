@@ -1,0 +1,378 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/cronexpr"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// TargetName is the scaling-policy target that marks a group as ours.
+const TargetName = "nomadscaler"
+
+// Policy is a parsed, validated scaling policy of one task group.
+type Policy struct {
+	ID        string `json:"id"`
+	Key       string `json:"key"` // namespace/job/group
+	Namespace string `json:"namespace"`
+	Job       string `json:"job"`
+	Group     string `json:"group"`
+	Min       int    `json:"min"`
+	Max       int    `json:"max"`
+	Enabled   bool   `json:"enabled"`
+
+	EvaluationInterval time.Duration `json:"evaluation_interval"`
+	Cooldown           time.Duration `json:"cooldown"`
+
+	Checks []Check `json:"checks"`
+	Target Target  `json:"target"`
+}
+
+// Check names one metric of the policy and where to read it.
+type Check struct {
+	Name   string `json:"name"`
+	Source string `json:"source"` // "nomad-apm" or "prometheus"
+	Query  string `json:"query"`
+}
+
+// Target is the `target "nomadscaler"` block: how to forecast and plan.
+type Target struct {
+	CacheSize          int           `json:"cache_size"`
+	ForecastHorizon    int           `json:"forecast_horizon"`
+	CapacityPerReplica float64       `json:"capacity_per_replica"`
+	ReplicaCost        float64       `json:"replica_cost"`
+	CPUPrice           float64       `json:"cpu_price"`    // per MHz-second of the group's allocated CPU
+	MemoryPrice        float64       `json:"memory_price"` // per MiB-second of the group's allocated memory
+	Penalty            float64       `json:"penalty"`
+	StartupCost        float64       `json:"startup_cost"`
+	ShutdownCost       float64       `json:"shutdown_cost"`
+	ExtraPenalty       float64       `json:"extra_penalty"`
+	MaxScaleUp         int           `json:"max_scale_up"`
+	MaxScaleDown       int           `json:"max_scale_down"`
+	StartupDelay       time.Duration `json:"startup_delay"`
+	DryRun             bool          `json:"dry_run"`
+	Orders             string        `json:"orders"`
+	RequestsCheck      string        `json:"requests_check"`
+	HistoryWindow      time.Duration `json:"history_window"`
+	RefitInterval      time.Duration `json:"refit_interval"`
+	StaleAfter         time.Duration `json:"stale_after"`
+	Events             []Event       `json:"events,omitempty"`
+}
+
+// Event is a known recurring event: the model sees an indicator that is 1
+// while it runs, so the forecast anticipates it.
+type Event struct {
+	Name     string        `json:"name"`
+	Cron     string        `json:"cron"`
+	Duration time.Duration `json:"duration"`
+	expr     *cronexpr.Expression
+}
+
+// Active reports whether an occurrence of the event covers t.
+func (e Event) Active(t time.Time) bool {
+	expr := e.expr
+	if expr == nil {
+		var err error
+		if expr, err = cronexpr.Parse(e.Cron); err != nil {
+			return false
+		}
+	}
+	// The latest start at or before t is within one duration before t.
+	start := expr.Next(t.Add(-e.Duration).Add(-time.Second))
+	return !start.IsZero() && !start.After(t)
+}
+
+// Defaults are the daemon-wide values a policy may leave out.
+type Defaults struct {
+	CacheSize       int
+	ForecastHorizon int
+	DryRun          bool
+}
+
+// ErrNotOurs marks a policy without a nomadscaler target: it belongs to
+// another autoscaler and is ignored, not reported.
+var ErrNotOurs = errors.New("policy has no nomadscaler target")
+
+// PolicyKey is how a group is named across nomadscalerd.
+func PolicyKey(namespace, job, group string) string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return namespace + "/" + job + "/" + group
+}
+
+// ParsePolicy validates a Nomad scaling policy. It returns ErrNotOurs when
+// the policy targets something else, and otherwise a one-line reason for
+// anything malformed.
+func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
+	p := Policy{
+		ID: sp.ID, Namespace: sp.Target["Namespace"], Job: sp.Target["Job"], Group: sp.Target["Group"],
+		Enabled: sp.Enabled == nil || *sp.Enabled, EvaluationInterval: 10 * time.Second, Cooldown: 30 * time.Second,
+	}
+	p.Key = PolicyKey(p.Namespace, p.Job, p.Group)
+	if sp.Type != "" && sp.Type != "horizontal" {
+		return p, ErrNotOurs
+	}
+	targets, err := namedBlocks(sp.Policy, "target")
+	if err != nil {
+		return p, err
+	}
+	var tbody map[string]any
+	for _, t := range targets {
+		if t.name == TargetName {
+			tbody = t.body
+		}
+	}
+	if tbody == nil {
+		return p, ErrNotOurs
+	}
+	if sp.Min != nil {
+		p.Min = int(*sp.Min)
+	}
+	if sp.Max == nil {
+		return p, errors.New("scaling block has no max")
+	}
+	p.Max = int(*sp.Max)
+	if p.Min < 0 || p.Max < p.Min {
+		return p, fmt.Errorf("min %d and max %d are not a valid range", p.Min, p.Max)
+	}
+	for k, v := range sp.Policy {
+		switch k {
+		case "target", "check":
+		case "evaluation_interval":
+			if p.EvaluationInterval, err = durationValue(k, v); err != nil {
+				return p, err
+			}
+		case "cooldown":
+			if p.Cooldown, err = durationValue(k, v); err != nil {
+				return p, err
+			}
+		case "on_check_error":
+		default:
+			return p, fmt.Errorf("policy: unknown key %q", k)
+		}
+	}
+	if p.EvaluationInterval <= 0 {
+		return p, errors.New("evaluation_interval must be positive")
+	}
+	checks, err := namedBlocks(sp.Policy, "check")
+	if err != nil {
+		return p, err
+	}
+	if len(checks) == 0 {
+		return p, errors.New("policy has no check block")
+	}
+	for _, c := range checks {
+		ch := Check{Name: c.name}
+		for k, v := range c.body {
+			s, ok := v.(string)
+			switch {
+			case k == "source" && ok:
+				ch.Source = s
+			case k == "query" && ok:
+				ch.Query = s
+			case k == "source" || k == "query":
+				return p, fmt.Errorf("check %q: %s must be a string", c.name, k)
+			case k == "strategy" || k == "query_window" || k == "on_error" || k == "group":
+				// nomad-autoscaler keys; meaningless to a planner, tolerated.
+			default:
+				return p, fmt.Errorf("check %q: unknown key %q", c.name, k)
+			}
+		}
+		switch ch.Source {
+		case "nomad-apm", "prometheus":
+		case "":
+			return p, fmt.Errorf("check %q: source is required (nomad-apm or prometheus)", c.name)
+		default:
+			return p, fmt.Errorf("check %q: unknown source %q (want nomad-apm or prometheus)", c.name, ch.Source)
+		}
+		if ch.Query == "" {
+			return p, fmt.Errorf("check %q: query is required", c.name)
+		}
+		p.Checks = append(p.Checks, ch)
+	}
+	sort.Slice(p.Checks, func(i, j int) bool { return p.Checks[i].Name < p.Checks[j].Name })
+	p.Target, err = parseTarget(tbody, d)
+	if err != nil {
+		return p, fmt.Errorf("target %q: %w", TargetName, err)
+	}
+	if p.Target.RequestsCheck == "" {
+		p.Target.RequestsCheck = "requests"
+		if !p.hasCheck("requests") {
+			p.Target.RequestsCheck = p.Checks[0].Name
+		}
+	}
+	if !p.hasCheck(p.Target.RequestsCheck) {
+		return p, fmt.Errorf("target %q: requests_check %q names no check", TargetName, p.Target.RequestsCheck)
+	}
+	return p, nil
+}
+
+func (p Policy) hasCheck(name string) bool {
+	for _, c := range p.Checks {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func parseTarget(body map[string]any, d Defaults) (Target, error) {
+	t := Target{
+		CacheSize: d.CacheSize, ForecastHorizon: d.ForecastHorizon, DryRun: d.DryRun,
+		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
+		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
+		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
+	}
+	if t.CacheSize == 0 {
+		t.CacheSize = 10
+	}
+	if t.ForecastHorizon == 0 {
+		t.ForecastHorizon = 60
+	}
+	var err error
+	ints := map[string]*int{"cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
+	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty}
+	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter}
+	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
+	for k, v := range body {
+		switch {
+		case ints[k] != nil:
+			f, ok := v.(float64)
+			if !ok || f != math.Trunc(f) {
+				return t, fmt.Errorf("%s must be a whole number, got %v", k, v)
+			}
+			*ints[k] = int(f)
+		case floats[k] != nil:
+			f, ok := v.(float64)
+			if !ok {
+				return t, fmt.Errorf("%s must be a number, got %v", k, v)
+			}
+			*floats[k] = f
+		case durations[k] != nil:
+			if *durations[k], err = durationValue(k, v); err != nil {
+				return t, err
+			}
+		case strs[k] != nil:
+			s, ok := v.(string)
+			if !ok {
+				return t, fmt.Errorf("%s must be a string, got %v", k, v)
+			}
+			*strs[k] = s
+		case k == "dry_run":
+			b, ok := v.(bool)
+			if !ok {
+				return t, fmt.Errorf("dry_run must be true or false, got %v", v)
+			}
+			t.DryRun = b
+		case k == "event":
+		default:
+			return t, fmt.Errorf("unknown key %q", k)
+		}
+	}
+	events, err := namedBlocks(body, "event")
+	if err != nil {
+		return t, err
+	}
+	for _, e := range events {
+		ev := Event{Name: e.name}
+		for k, v := range e.body {
+			switch k {
+			case "cron":
+				s, _ := v.(string)
+				ev.Cron = s
+			case "duration":
+				if ev.Duration, err = durationValue("event "+e.name+" duration", v); err != nil {
+					return t, err
+				}
+			default:
+				return t, fmt.Errorf("event %q: unknown key %q", e.name, k)
+			}
+		}
+		if ev.expr, err = cronexpr.Parse(ev.Cron); err != nil || ev.Cron == "" {
+			return t, fmt.Errorf("event %q: bad cron %q", e.name, ev.Cron)
+		}
+		if ev.Duration <= 0 {
+			return t, fmt.Errorf("event %q: duration must be positive", e.name)
+		}
+		t.Events = append(t.Events, ev)
+	}
+	switch {
+	case t.CacheSize < 1 || t.CacheSize > 3600:
+		return t, fmt.Errorf("cache_size %d is outside 1..3600", t.CacheSize)
+	case t.ForecastHorizon < t.CacheSize:
+		return t, fmt.Errorf("forecast_horizon %d is shorter than cache_size %d", t.ForecastHorizon, t.CacheSize)
+	case t.ForecastHorizon > 3600:
+		return t, fmt.Errorf("forecast_horizon %d is over 3600", t.ForecastHorizon)
+	case t.CapacityPerReplica <= 0:
+		return t, fmt.Errorf("capacity_per_replica must be positive")
+	case t.MaxScaleUp < 1 || t.MaxScaleDown < 0:
+		return t, fmt.Errorf("max_scale_up must be at least 1 and max_scale_down at least 0")
+	case t.StartupDelay < 0 || t.StartupDelay >= time.Duration(t.ForecastHorizon)*time.Second:
+		return t, fmt.Errorf("startup_delay %s must be within [0, forecast_horizon)", t.StartupDelay)
+	case t.Penalty < 0 || t.StartupCost < 0 || t.ShutdownCost < 0 || t.ExtraPenalty < 0 || t.ReplicaCost < 0 || t.CPUPrice < 0 || t.MemoryPrice < 0:
+		return t, fmt.Errorf("costs and prices must not be negative")
+	case t.HistoryWindow < time.Minute:
+		return t, fmt.Errorf("history_window must be at least 1m")
+	}
+	return t, nil
+}
+
+type namedBlock struct {
+	name string
+	body map[string]any
+}
+
+// namedBlocks reads `kind "name" { ... }` blocks as Nomad stores them in a
+// policy: a list of {name: [body]} maps.
+func namedBlocks(m map[string]any, kind string) ([]namedBlock, error) {
+	raw, ok := m[kind]
+	if !ok {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s must be a labelled block", kind)
+	}
+	var out []namedBlock
+	for _, item := range list {
+		named, ok := item.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s must be a labelled block", kind)
+		}
+		for name, v := range named {
+			bodies, ok := v.([]any)
+			if !ok || len(bodies) != 1 {
+				return nil, fmt.Errorf("%s %q must be one block", kind, name)
+			}
+			body, ok := bodies[0].(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s %q must be a block", kind, name)
+			}
+			out = append(out, namedBlock{name: name, body: body})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func durationValue(key string, v any) (time.Duration, error) {
+	switch x := v.(type) {
+	case string:
+		d, err := time.ParseDuration(strings.TrimSpace(x))
+		if err != nil {
+			return 0, fmt.Errorf("%s: bad duration %q", key, x)
+		}
+		return d, nil
+	case float64:
+		// A bare number is seconds, as the seed's startup_delay.
+		return time.Duration(x * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("%s: want a duration such as \"30s\", got %v", key, v)
+}

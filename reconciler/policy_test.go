@@ -1,0 +1,135 @@
+package reconciler
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+func i64(v int64) *int64 { return &v }
+
+// scalingPolicy builds a policy as Nomad's API returns it for a job whose
+// scaling block holds the given checks and target body.
+func scalingPolicy(checks map[string]map[string]any, target map[string]any, extra map[string]any) *nomadapi.ScalingPolicy {
+	pol := map[string]any{}
+	var cl []any
+	for name, body := range checks {
+		cl = append(cl, map[string]any{name: []any{body}})
+	}
+	if cl != nil {
+		pol["check"] = cl
+	}
+	if target != nil {
+		pol["target"] = []any{map[string]any{TargetName: []any{target}}}
+	}
+	for k, v := range extra {
+		pol[k] = v
+	}
+	return &nomadapi.ScalingPolicy{ID: "p1", Type: "horizontal", Min: i64(1), Max: i64(5),
+		Target: map[string]string{"Namespace": "default", "Job": "web", "Group": "api"}, Policy: pol}
+}
+
+var reqCheck = map[string]map[string]any{"requests": {"source": "prometheus", "query": "sum(rate(http_requests_total[1m]))"}}
+
+func TestParsePolicyReadsTheSeedsShapeWithDefaults(t *testing.T) {
+	sp := scalingPolicy(map[string]map[string]any{
+		"requests":          {"source": "prometheus", "query": "q1"},
+		"avg_response_time": {"source": "nomad-apm", "query": "avg_cpu_percent"},
+	}, map[string]any{
+		"cache_size": 20.0, "capacity_per_replica": 25.0, "startup_delay": "30s", "dry_run": true, "orders": "1,1,1",
+		"event": []any{map[string]any{"noon": []any{map[string]any{"cron": "0 12 * * *", "duration": "30m"}}}},
+	}, map[string]any{"evaluation_interval": "5s"})
+	p, err := ParsePolicy(sp, Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Key != "default/web/api" || p.Min != 1 || p.Max != 5 || !p.Enabled {
+		t.Errorf("identity = %+v", p)
+	}
+	if p.EvaluationInterval != 5*time.Second || p.Cooldown != 30*time.Second {
+		t.Errorf("interval %s cooldown %s, want 5s and the default 30s", p.EvaluationInterval, p.Cooldown)
+	}
+	tg := p.Target
+	if tg.CacheSize != 20 || tg.ForecastHorizon != 60 || tg.CapacityPerReplica != 25 || tg.StartupDelay != 30*time.Second || !tg.DryRun {
+		t.Errorf("target = %+v", tg)
+	}
+	if tg.Penalty != 1.0 || tg.StartupCost != 0.5 || tg.ShutdownCost != 0.3 || tg.MaxScaleUp != 2 || tg.MaxScaleDown != 2 {
+		t.Errorf("seed defaults not applied: %+v", tg)
+	}
+	if tg.RequestsCheck != "requests" || len(p.Checks) != 2 || len(tg.Events) != 1 {
+		t.Errorf("checks %+v events %+v", p.Checks, tg.Events)
+	}
+}
+
+func TestPoliciesWithoutTheNomadscalerTargetAreNotOurs(t *testing.T) {
+	sp := scalingPolicy(reqCheck, nil, nil)
+	sp.Policy["target"] = []any{map[string]any{"nomad-target": []any{map[string]any{}}}}
+	if _, err := ParsePolicy(sp, Defaults{}); !errors.Is(err, ErrNotOurs) {
+		t.Fatalf("err = %v, want ErrNotOurs", err)
+	}
+}
+
+func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*nomadapi.ScalingPolicy)
+		want   string
+	}{
+		{"no checks", func(sp *nomadapi.ScalingPolicy) { delete(sp.Policy, "check") }, "no check block"},
+		{"unknown source", func(sp *nomadapi.ScalingPolicy) {
+			sp.Policy["check"] = []any{map[string]any{"requests": []any{map[string]any{"source": "datadog", "query": "x"}}}}
+		}, `unknown source "datadog"`},
+		{"missing query", func(sp *nomadapi.ScalingPolicy) {
+			sp.Policy["check"] = []any{map[string]any{"requests": []any{map[string]any{"source": "prometheus"}}}}
+		}, "query is required"},
+		{"unknown target key", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["cach_size"] = 3.0 }, `unknown key "cach_size"`},
+		{"fractional cache size", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["cache_size"] = 2.5 }, "whole number"},
+		{"cache size too big", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["cache_size"] = 4000.0 }, "outside 1..3600"},
+		{"bad duration", func(sp *nomadapi.ScalingPolicy) { sp.Policy["cooldown"] = "soon" }, "bad duration"},
+		{"bad cron", func(sp *nomadapi.ScalingPolicy) {
+			targetBody(sp)["event"] = []any{map[string]any{"x": []any{map[string]any{"cron": "every noon", "duration": "1m"}}}}
+		}, "bad cron"},
+		{"min above max", func(sp *nomadapi.ScalingPolicy) { sp.Min = i64(9) }, "not a valid range"},
+		{"negative capacity", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["capacity_per_replica"] = -1.0 }, "capacity_per_replica"},
+		{"requests check missing", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["requests_check"] = "nope" }, "names no check"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+			tc.mutate(sp)
+			_, err := ParsePolicy(sp, Defaults{CacheSize: 10, ForecastHorizon: 60})
+			if err == nil || errors.Is(err, ErrNotOurs) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want a one-line error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func targetBody(sp *nomadapi.ScalingPolicy) map[string]any {
+	return sp.Policy["target"].([]any)[0].(map[string]any)[TargetName].([]any)[0].(map[string]any)
+}
+
+func TestEventIsActiveFromItsCronStartForItsDuration(t *testing.T) {
+	sp := scalingPolicy(reqCheck, map[string]any{
+		"event": []any{map[string]any{"noon": []any{map[string]any{"cron": "0 12 * * *", "duration": "30m"}}}},
+	}, nil)
+	p, err := ParsePolicy(sp, Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := p.Target.Events[0]
+	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.Local)
+	for _, tc := range []struct {
+		at   string
+		want bool
+	}{{"11:59:59", false}, {"12:00:00", true}, {"12:29:59", true}, {"12:31:00", false}, {"00:10:00", false}} {
+		at, _ := time.ParseInLocation("15:04:05", tc.at, time.Local)
+		ts := day.Add(time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute + time.Duration(at.Second())*time.Second)
+		if got := ev.Active(ts); got != tc.want {
+			t.Errorf("Active(%s) = %v, want %v", tc.at, got, tc.want)
+		}
+	}
+}
