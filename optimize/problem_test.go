@@ -139,7 +139,9 @@ func TestSolversRespectEachConstraint(t *testing.T) {
 			func(p *Problem) { p.Demand, p.CurrentReplicas = []float64{10, 12, 10}, 1 },
 			[]int{1, 2, 1}, nil},
 		{"with a startup delay replicas are requested d seconds before they serve",
-			func(p *Problem) { p.Demand, p.CurrentReplicas, p.StartupDelay = []float64{50, 50, 50, 50, 50, 50}, 0, 2 },
+			func(p *Problem) {
+				p.Demand, p.CurrentReplicas, p.StartupDelay = []float64{50, 50, 50, 50, 50, 50}, 0, 2
+			},
 			[]int{0, 0, 2, 4, 5, 5}, []int{2, 4, 5, 5, 5, 5}},
 	}
 	for _, c := range cases {
