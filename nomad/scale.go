@@ -1,0 +1,84 @@
+package nomad
+
+import (
+	"context"
+	"fmt"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
+)
+
+// Scale calls Nomad's job scale API; a nil count records a scaling event
+// without changing anything (dry run).
+func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
+	var count *int64
+	if r.Count != nil {
+		v := int64(*r.Count)
+		count = &v
+	}
+	req := &nomadapi.ScalingRequest{
+		Count:   count,
+		Target:  map[string]string{"Job": r.Job, "Group": r.Group},
+		Message: r.Message,
+		Meta:    r.Meta,
+	}
+	w := (&nomadapi.WriteOptions{Namespace: r.Namespace}).WithContext(ctx)
+	if _, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w); err != nil {
+		return fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, err)
+	}
+	return nil
+}
+
+// GroupStatus reads the group's desired count and allocation counts from the
+// job's scale status.
+func (c *Client) GroupStatus(ctx context.Context, namespace, job, group string) (reconciler.GroupStatus, error) {
+	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
+	st, _, err := c.api.Jobs().ScaleStatus(job, q)
+	if err != nil {
+		if isNotFound(err) {
+			return reconciler.GroupStatus{}, nil
+		}
+		return reconciler.GroupStatus{}, fmt.Errorf("scale status %s: %w", job, err)
+	}
+	if st.JobStopped {
+		return reconciler.GroupStatus{}, nil
+	}
+	tg, ok := st.TaskGroups[group]
+	if !ok {
+		return reconciler.GroupStatus{}, nil
+	}
+	pending := tg.Desired - tg.Running
+	if pending < 0 {
+		pending = 0
+	}
+	return reconciler.GroupStatus{Exists: true, Desired: tg.Desired, Running: tg.Running, Pending: pending}, nil
+}
+
+// ListPolicies returns every scaling policy in every namespace, with bodies.
+func (c *Client) ListPolicies(ctx context.Context) ([]*nomadapi.ScalingPolicy, error) {
+	q := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)
+	stubs, _, err := c.api.Scaling().ListPolicies(q)
+	if err != nil {
+		return nil, fmt.Errorf("list scaling policies: %w", err)
+	}
+	out := make([]*nomadapi.ScalingPolicy, 0, len(stubs))
+	for _, s := range stubs {
+		p, _, err := c.api.Scaling().GetPolicy(s.ID, (&nomadapi.QueryOptions{Namespace: s.Target["Namespace"]}).WithContext(ctx))
+		if err != nil {
+			if isNotFound(err) {
+				continue // deleted between list and get
+			}
+			return nil, fmt.Errorf("get scaling policy %s: %w", s.ID, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func isNotFound(err error) bool {
+	if e, ok := err.(nomadapi.UnexpectedResponseError); ok {
+		return e.StatusCode() == 404
+	}
+	return false
+}

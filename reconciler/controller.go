@@ -1,0 +1,316 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// PolicySource lists every scaling policy with its body; satisfied by the
+// Nomad client wrapper.
+type PolicySource interface {
+	ListPolicies(ctx context.Context) ([]*nomadapi.ScalingPolicy, error)
+}
+
+// BlockedHandler receives blocked evaluations (the node-pool controller).
+type BlockedHandler interface {
+	OnBlockedEvaluation(ctx context.Context, eval *nomadapi.Evaluation)
+}
+
+// Controller keeps one worker per valid policy and routes Nomad events to
+// them.
+type Controller struct {
+	rec      *Reconciler
+	src      PolicySource
+	defaults Defaults
+	metrics  *Metrics
+	log      *slog.Logger
+	blocked  BlockedHandler
+	resync   time.Duration
+
+	mu       sync.Mutex
+	ctx      context.Context
+	workers  map[string]*worker
+	invalid  map[string]string
+	disabled map[string]bool
+}
+
+type worker struct {
+	mu      sync.Mutex
+	policy  Policy
+	trigger chan time.Time
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func (w *worker) get() Policy {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.policy
+}
+
+// NewController builds a controller; Run starts it.
+func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, log *slog.Logger) *Controller {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute,
+		workers: map[string]*worker{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+}
+
+// SetBlockedHandler routes blocked evaluations to h.
+func (c *Controller) SetBlockedHandler(h BlockedHandler) { c.blocked = h }
+
+// Run discovers policies (retrying with backoff while Nomad is down),
+// resyncs them every minute as a safety net behind the event stream, and
+// stops every worker when ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 10*time.Second, 0
+	for {
+		err := c.Refresh(ctx)
+		if err == nil {
+			break
+		}
+		wait := b.NextBackOff()
+		c.log.Warn("policy discovery failed; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	t := time.NewTicker(c.resync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.stopAll()
+			return nil
+		case <-t.C:
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy resync failed", "err", err)
+			}
+		}
+	}
+}
+
+// Refresh lists policies from Nomad and starts, updates or stops workers.
+// A malformed policy is logged with its job, group and reason, counted, and
+// skipped; the others keep running.
+func (c *Controller) Refresh(ctx context.Context) error {
+	list, err := c.src.ListPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	valid := map[string]Policy{}
+	invalid := map[string]string{}
+	disabled := map[string]bool{}
+	for _, sp := range list {
+		p, err := ParsePolicy(sp, c.defaults)
+		switch {
+		case errors.Is(err, ErrNotOurs):
+			continue
+		case err != nil:
+			invalid[p.Key] = err.Error()
+			continue
+		case !p.Enabled:
+			disabled[p.Key] = true
+			continue
+		}
+		valid[p.Key] = p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, reason := range invalid {
+		if c.invalid[key] != reason {
+			ns, job, group := splitKey(key)
+			c.log.Error("invalid scaling policy skipped", "namespace", ns, "job", job, "group", group, "reason", reason)
+			c.metrics.invalidPolicy()
+		}
+	}
+	c.invalid, c.disabled = invalid, disabled
+	for key, w := range c.workers {
+		if _, ok := valid[key]; !ok {
+			w.cancel()
+			delete(c.workers, key)
+			c.log.Info("policy removed", "policy", key)
+		}
+	}
+	for key, p := range valid {
+		if w, ok := c.workers[key]; ok {
+			w.mu.Lock()
+			w.policy = p
+			w.mu.Unlock()
+			continue
+		}
+		c.startWorker(p)
+	}
+	c.metrics.setPolicies(len(valid), len(disabled), len(invalid))
+	return nil
+}
+
+func (c *Controller) startWorker(p Policy) {
+	parent := c.ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	w := &worker{policy: p, trigger: make(chan time.Time, 1), cancel: cancel, done: make(chan struct{})}
+	c.workers[p.Key] = w
+	c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
+	go c.runWorker(ctx, w)
+}
+
+func (c *Controller) runWorker(ctx context.Context, w *worker) {
+	defer close(w.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case at := <-w.trigger:
+			c.metrics.lag(time.Since(at))
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		p := w.get()
+		res, err := c.rec.Reconcile(ctx, p)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("reconcile failed", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
+		}
+		timer.Reset(res.RequeueAfter)
+	}
+}
+
+func (c *Controller) stopAll() {
+	c.mu.Lock()
+	ws := c.workers
+	c.workers = map[string]*worker{}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.cancel()
+		<-w.done
+	}
+}
+
+// Trigger asks for an immediate reconcile of a policy; at is when the cause
+// arrived (for the event-lag metric).
+func (c *Controller) Trigger(key string, at time.Time) {
+	c.mu.Lock()
+	w := c.workers[key]
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w.trigger <- at:
+	default: // one is already pending: level-triggered, one is enough
+	}
+}
+
+// Policies returns the active policies, sorted by key.
+func (c *Controller) Policies() []Policy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Policy, 0, len(c.workers))
+	for _, w := range c.workers {
+		out = append(out, w.get())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Invalid returns the skipped policies and why.
+func (c *Controller) Invalid() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.invalid))
+	for k, v := range c.invalid {
+		out[k] = v
+	}
+	return out
+}
+
+// HandleEvents reacts to Nomad events: job changes refresh policies and
+// reconcile the job's groups at once; failed allocations and finished
+// deployments reconcile their group; blocked evaluations go to the node
+// pools.
+func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomadapi.Event) {
+	at := time.Now()
+	refresh := false
+	jobs := map[[2]string]bool{}
+	groups := map[string]bool{}
+	for i := range events {
+		e := &events[i]
+		switch e.Topic {
+		case nomadapi.TopicJob:
+			refresh = true
+			if j, err := e.Job(); err == nil && j != nil {
+				jobs[[2]string{deref(j.Namespace), deref(j.ID)}] = true
+			}
+		case nomadapi.TopicAllocation:
+			a, err := e.Allocation()
+			if err != nil || a == nil {
+				continue
+			}
+			if a.ClientStatus == nomadapi.AllocClientStatusFailed || a.ClientStatus == nomadapi.AllocClientStatusLost {
+				groups[PolicyKey(a.Namespace, a.JobID, a.TaskGroup)] = true
+			}
+		case nomadapi.TopicDeployment:
+			d, err := e.Deployment()
+			if err != nil || d == nil {
+				continue
+			}
+			if d.Status == "successful" || d.Status == "failed" || d.Status == "cancelled" {
+				jobs[[2]string{d.Namespace, d.JobID}] = true
+			}
+		case nomadapi.TopicEvaluation:
+			ev, err := e.Evaluation()
+			if err != nil || ev == nil || c.blocked == nil {
+				continue
+			}
+			if ev.Status == nomadapi.EvalStatusBlocked || len(ev.FailedTGAllocs) > 0 {
+				c.blocked.OnBlockedEvaluation(ctx, ev)
+			}
+		}
+	}
+	if refresh {
+		if err := c.Refresh(ctx); err != nil {
+			c.log.Warn("policy refresh after job event failed", "err", err)
+		}
+	}
+	for _, p := range c.Policies() {
+		if jobs[[2]string{p.Namespace, p.Job}] || groups[p.Key] {
+			c.Trigger(p.Key, at)
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func splitKey(key string) (ns, job, group string) {
+	parts := append(strings.SplitN(key, "/", 3), "", "")
+	return parts[0], parts[1], parts[2]
+}

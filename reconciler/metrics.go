@@ -1,0 +1,105 @@
+package reconciler
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the reconciler's Prometheus series. A nil *Metrics records
+// nothing, so tests need not build one.
+type Metrics struct {
+	evaluations *prometheus.CounterVec
+	actions     *prometheus.CounterVec
+	duration    prometheus.Histogram
+	eventLag    prometheus.Histogram
+	policies    *prometheus.GaugeVec
+	leader      prometheus.Gauge
+	planErrors  *prometheus.CounterVec
+	invalid     prometheus.Counter
+}
+
+// NewMetrics registers the reconciler's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nomadscaler_policy_evaluation_total",
+			Help: "Policy reconciles, by policy and outcome (none, scale, dry_run, cooldown, blocked, error, conservative)."}, []string{"policy", "outcome"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nomadscaler_scaling_actions_total",
+			Help: "Scaling calls to Nomad, by direction (up, down) and outcome (success, dry_run, blocked, error)."}, []string{"direction", "outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nomadscaler_policy_evaluation_duration_seconds",
+			Help: "Time one policy reconcile takes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		eventLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nomadscaler_event_lag_seconds",
+			Help: "From a Nomad event's arrival to the start of the reconcile it triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		policies: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_policies",
+			Help: "Scaling policies known, by state (active, disabled, invalid)."}, []string{"state"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "nomadscaler_leader",
+			Help: "1 when this replica leads and may scale."}),
+		planErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nomadscaler_plan_failures_total",
+			Help: "Plans that could not be produced; the cached plan kept being served."}, []string{"policy"}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "nomadscaler_invalid_policies_total",
+			Help: "Times a malformed policy was reported and skipped."}),
+	}
+	for _, c := range []prometheus.Collector{m.evaluations, m.actions, m.duration, m.eventLag, m.policies, m.leader, m.planErrors, m.invalid} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) evaluated(policy, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.evaluations.WithLabelValues(policy, outcome).Inc()
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *Metrics) action(direction, outcome string) {
+	if m == nil {
+		return
+	}
+	m.actions.WithLabelValues(direction, outcome).Inc()
+}
+
+func (m *Metrics) planFailed(policy string) {
+	if m == nil {
+		return
+	}
+	m.planErrors.WithLabelValues(policy).Inc()
+}
+
+func (m *Metrics) lag(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.eventLag.Observe(d.Seconds())
+}
+
+func (m *Metrics) setPolicies(active, disabled, invalid int) {
+	if m == nil {
+		return
+	}
+	m.policies.WithLabelValues("active").Set(float64(active))
+	m.policies.WithLabelValues("disabled").Set(float64(disabled))
+	m.policies.WithLabelValues("invalid").Set(float64(invalid))
+}
+
+func (m *Metrics) invalidPolicy() {
+	if m == nil {
+		return
+	}
+	m.invalid.Inc()
+}
+
+// SetLeader records leadership.
+func (m *Metrics) SetLeader(leader bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if leader {
+		v = 1
+	}
+	m.leader.Set(v)
+}

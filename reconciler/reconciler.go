@@ -1,0 +1,369 @@
+// Package reconciler owns the control loop of nomadscalerd for job groups:
+// it discovers scaling policies in Nomad, keeps one level-triggered worker
+// per policy, and on every interval or relevant event compares Nomad's
+// desired count with the plan's value for now and acts, through a journal,
+// cooldowns and backoff, on the leader only.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// ScaleRequest is one call of Nomad's job scale API.
+type ScaleRequest struct {
+	Namespace, Job, Group string
+	// Count is nil for a dry run: Nomad records the event without a change.
+	Count   *int
+	Message string
+	Meta    map[string]any
+}
+
+// Scaler changes a group's count; satisfied by the Nomad client wrapper.
+type Scaler interface {
+	Scale(ctx context.Context, r ScaleRequest) error
+}
+
+// GroupStatus is what Nomad says about a group now.
+type GroupStatus struct {
+	Exists  bool
+	Desired int // the job's count for the group: what we decide from
+	Running int
+	Pending int // placed but not yet running, or unplaced
+}
+
+// Observer reads a group's status; satisfied by the Nomad client wrapper.
+type Observer interface {
+	GroupStatus(ctx context.Context, namespace, job, group string) (GroupStatus, error)
+}
+
+// Planner produces a fresh plan for a policy from its history.
+type Planner interface {
+	Plan(ctx context.Context, p Policy, current int, now time.Time) (optimize.Plan, error)
+}
+
+// Freshness tells when a series was last sampled successfully.
+type Freshness interface {
+	LastSample(series string) (time.Time, bool)
+}
+
+// State is the durable part of the reconciler: plans, cooldowns and the
+// action journal; satisfied by *store.DB.
+type State interface {
+	Append(e store.JournalEntry) (store.JournalEntry, error)
+	LastAction(target string) (store.JournalEntry, error)
+	PutJSON(bucket []byte, key string, v any) error
+	GetJSON(bucket []byte, key string, v any) error
+}
+
+// Leadership reports whether this replica may act.
+type Leadership interface {
+	IsLeader() bool
+}
+
+// Result tells the worker when to reconcile again.
+type Result struct {
+	RequeueAfter time.Duration
+}
+
+// Deps are the reconciler's collaborators.
+type Deps struct {
+	Scaler    Scaler
+	Observer  Observer
+	Planner   Planner
+	Freshness Freshness
+	State     State
+	Leader    Leadership
+	Metrics   *Metrics
+	Log       *slog.Logger
+	Now       func() time.Time
+	// DryRun forces every policy into dry-run mode (--dry-run).
+	DryRun bool
+}
+
+// Reconciler decides and acts for one policy at a time.
+type Reconciler struct {
+	d Deps
+
+	mu       sync.Mutex
+	plans    map[string]optimize.Plan
+	backoffs map[string]backoff.BackOff
+	last     map[string]Decision
+}
+
+// Decision is the outcome of one reconcile, kept for status.
+type Decision struct {
+	Time         time.Time `json:"time"`
+	Desired      int       `json:"desired"`
+	Want         int       `json:"want"`
+	PlanID       string    `json:"plan_id,omitempty"`
+	Action       string    `json:"action"` // none, scale, dry_run, cooldown, blocked, error, conservative
+	Reason       string    `json:"reason"`
+	Conservative bool      `json:"conservative,omitempty"`
+}
+
+// New builds a Reconciler.
+func New(d Deps) *Reconciler {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}}
+}
+
+// LastDecision returns the latest decision for a policy key.
+func (r *Reconciler) LastDecision(key string) (Decision, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.last[key]
+	return d, ok
+}
+
+// CurrentPlan returns the cached plan for a policy key.
+func (r *Reconciler) CurrentPlan(key string) (optimize.Plan, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.plans[key]
+	if !ok {
+		if err := r.d.State.GetJSON(migrations.BucketPlans, key, &p); err == nil {
+			return p, true
+		}
+	}
+	return p, ok
+}
+
+type cooldownState struct {
+	Until time.Time `json:"until"`
+}
+
+func cooldownKey(key string) string { return "cooldown/" + key }
+
+// ErrActiveDeployment is how Nomad refuses to scale a group mid-deployment.
+const activeDeployment = "active deployment"
+
+// Reconcile brings one group toward its plan. It is level-triggered: it
+// reads everything it decides from, so calling it twice is harmless.
+func (r *Reconciler) Reconcile(ctx context.Context, p Policy) (Result, error) {
+	start := r.d.Now()
+	res, dec, err := r.reconcile(ctx, p, start)
+	dec.Time = start
+	r.mu.Lock()
+	r.last[p.Key] = dec
+	r.mu.Unlock()
+	r.d.Metrics.evaluated(p.Key, dec.Action, time.Since(start))
+	if res.RequeueAfter <= 0 {
+		res.RequeueAfter = p.EvaluationInterval
+	}
+	return res, err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Result, Decision, error) {
+	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
+		return Result{}, Decision{Action: "none", Reason: "follower: the leader scales"}, nil
+	}
+	st, err := r.d.Observer.GroupStatus(ctx, p.Namespace, p.Job, p.Group)
+	if err != nil {
+		return r.retry(p.Key), Decision{Action: "error", Reason: "observe: " + err.Error()}, fmt.Errorf("observe %s: %w", p.Key, err)
+	}
+	if !st.Exists {
+		return Result{}, Decision{Action: "none", Reason: "group not found"}, nil
+	}
+	dec := Decision{Desired: st.Desired}
+	if err := r.finishJournal(p, st); err != nil {
+		return r.retry(p.Key), Decision{Action: "error", Reason: err.Error()}, err
+	}
+
+	cur, _ := r.CurrentPlan(p.Key)
+	count, next, perr := optimize.Serve(ctx, now, cur, func(ctx context.Context) (optimize.Plan, error) {
+		return r.d.Planner.Plan(ctx, p, st.Desired, now)
+	})
+	if perr != nil {
+		if len(cur.Desired) == 0 {
+			count = st.Desired // nothing cached: hold
+		}
+		r.d.Log.Warn("forecast or optimizer failed; serving the cached plan", "policy", p.Key, "err", perr, "plan", cur.ID)
+		r.d.Metrics.planFailed(p.Key)
+	}
+	if next.ID != cur.ID {
+		r.mu.Lock()
+		r.plans[p.Key] = next
+		r.mu.Unlock()
+		if err := r.d.State.PutJSON(migrations.BucketPlans, p.Key, next); err != nil {
+			r.d.Log.Error("store plan", "policy", p.Key, "err", err)
+		}
+	}
+	dec.PlanID = next.ID
+	want := clamp(count, p.Min, p.Max)
+
+	// Stale metrics: never scale down on them, and scale up only on fresh
+	// evidence, which stale metrics are not. Bounds are still enforced.
+	if r.d.Freshness != nil {
+		series := store.SeriesName(p.Key, p.Target.RequestsCheck)
+		last, ok := r.d.Freshness.LastSample(series)
+		if !ok || now.Sub(last) > p.Target.StaleAfter {
+			if held := clamp(st.Desired, p.Min, p.Max); held != want {
+				r.d.Log.Warn("metrics are stale; conservative mode holds the count", "policy", p.Key, "series", series,
+					"last_sample", last, "plan_wanted", want, "holding", held)
+				want = held
+			}
+			dec.Conservative = true
+		}
+	}
+	dec.Want = want
+	if want == st.Desired {
+		dec.Action, dec.Reason = "none", "at plan"
+		if dec.Conservative {
+			dec.Action, dec.Reason = "conservative", "metrics stale; holding"
+		}
+		return Result{}, dec, nil
+	}
+	var cd cooldownState
+	if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err == nil && now.Before(cd.Until) {
+		dec.Action, dec.Reason = "cooldown", fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
+		return Result{RequeueAfter: min(cd.Until.Sub(now), p.EvaluationInterval)}, dec, nil
+	}
+	return r.act(ctx, p, st, next, want, dec, now)
+}
+
+func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan optimize.Plan, want int, dec Decision, now time.Time) (Result, Decision, error) {
+	dir := "up"
+	if want < st.Desired {
+		dir = "down"
+	}
+	dry := r.d.DryRun || p.Target.DryRun
+	reason := fmt.Sprintf("plan %s wants %d replicas now (desired %d, running %d, pending %d)", plan.ID, want, st.Desired, st.Running, st.Pending)
+	actionID := fmt.Sprintf("%s@%d", p.Key, now.UnixNano())
+	kind := "scale"
+	if dry {
+		kind = "scale_dry_run"
+	}
+	intent := store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateIntent, Target: p.Key, Reason: reason,
+		Data: mustJSON(scaleData{From: st.Desired, To: want, PlanID: plan.ID})}
+	if _, err := r.d.State.Append(intent); err != nil {
+		return r.retry(p.Key), Decision{Action: "error", Reason: "journal: " + err.Error()}, err
+	}
+	req := ScaleRequest{Namespace: p.Namespace, Job: p.Job, Group: p.Group,
+		Message: fmt.Sprintf("nomadscalerd: scale %s %d -> %d: %s", dir, st.Desired, want, reason),
+		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd",
+			"direction": dir, "from": st.Desired, "to": want}}
+	if dry {
+		req.Message = fmt.Sprintf("nomadscalerd dry-run: would scale %s %d -> %d: %s", dir, st.Desired, want, reason)
+	} else {
+		req.Count = &want
+	}
+	err := r.d.Scaler.Scale(ctx, req)
+	if err != nil {
+		_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateFailed, Target: p.Key, Reason: err.Error()})
+		outcome := "error"
+		if strings.Contains(err.Error(), activeDeployment) {
+			outcome = "blocked"
+		}
+		r.d.Metrics.action(dir, outcome)
+		dec.Action, dec.Reason = outcome, err.Error()
+		r.d.Log.Warn("scaling failed; retrying with backoff", "policy", p.Key, "to", want, "outcome", outcome, "err", err)
+		// Blocked by a deployment is not an action: no cooldown, just retry.
+		return r.retry(p.Key), dec, nil
+	}
+	_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateDone, Target: p.Key, Reason: reason})
+	r.resetBackoff(p.Key)
+	until := now.Add(p.Cooldown)
+	if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cooldownState{Until: until}); err != nil {
+		r.d.Log.Error("store cooldown", "policy", p.Key, "err", err)
+	}
+	outcome := "success"
+	if dry {
+		outcome = "dry_run"
+	}
+	r.d.Metrics.action(dir, outcome)
+	dec.Action, dec.Reason = "scale", reason
+	if dry {
+		dec.Action = "dry_run"
+	}
+	r.d.Log.Info("scaled", "policy", p.Key, "from", st.Desired, "to", want, "dry_run", dry, "plan", plan.ID)
+	return Result{RequeueAfter: min(p.Cooldown, p.EvaluationInterval)}, dec, nil
+}
+
+type scaleData struct {
+	From   int    `json:"from"`
+	To     int    `json:"to"`
+	PlanID string `json:"plan_id"`
+}
+
+// finishJournal settles an action a crash or an outage cut off between its
+// intent and its outcome: if Nomad already shows the count, it happened;
+// otherwise it is recorded as undone and the reconcile decides afresh, so an
+// action is neither lost nor applied twice.
+func (r *Reconciler) finishJournal(p Policy, st GroupStatus) error {
+	last, err := r.d.State.LastAction(p.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if last.State != store.StateIntent {
+		return nil
+	}
+	var data scaleData
+	_ = jsonUnmarshal(last.Data, &data)
+	state := store.StateUndone
+	if last.Kind == "scale" && st.Desired == data.To {
+		state = store.StateDone
+	}
+	_, err = r.d.State.Append(store.JournalEntry{ActionID: last.ActionID, Kind: last.Kind, State: state, Target: p.Key,
+		Reason: fmt.Sprintf("settled after restart: nomad desired %d, intent %d", st.Desired, data.To)})
+	r.d.Log.Info("settled a half-done action from the journal", "policy", p.Key, "action", last.ActionID, "state", state)
+	return err
+}
+
+func (r *Reconciler) retry(key string) Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.backoffs[key]
+	if !ok {
+		eb := backoff.NewExponentialBackOff()
+		eb.InitialInterval = 500 * time.Millisecond
+		eb.MaxInterval = 30 * time.Second
+		eb.MaxElapsedTime = 0
+		b = eb
+		r.backoffs[key] = b
+	}
+	return Result{RequeueAfter: b.NextBackOff()}
+}
+
+func (r *Reconciler) resetBackoff(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.backoffs, key)
+}
+
+// planPreview is the part of the plan Nomad's scaling event shows: the
+// next counts, so `nomad job scaling-events -verbose` explains the action.
+func planPreview(pl optimize.Plan, now time.Time) string {
+	var b strings.Builder
+	for i := 0; i < len(pl.Desired) && i < 10; i++ {
+		v, _ := pl.Value(now.Add(time.Duration(i) * time.Second))
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%d", v)
+	}
+	return b.String()
+}
+
+func clamp(v, lo, hi int) int {
+	return max(lo, min(hi, v))
+}

@@ -1,0 +1,267 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// fakeNomad stands in for Nomad in unit tests of decisions a real agent
+// cannot be made to produce on demand (deployment blocks, outages at an
+// exact moment).
+type fakeNomad struct {
+	mu      sync.Mutex
+	desired int
+	exists  bool
+	calls   []ScaleRequest
+	failErr error
+}
+
+func (f *fakeNomad) Scale(_ context.Context, r ScaleRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, r)
+	if f.failErr != nil {
+		return f.failErr
+	}
+	if r.Count != nil {
+		f.desired = *r.Count
+	}
+	return nil
+}
+
+func (f *fakeNomad) GroupStatus(context.Context, string, string, string) (GroupStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return GroupStatus{Exists: f.exists, Desired: f.desired, Running: f.desired}, nil
+}
+
+type fixedPlanner struct {
+	desired []int
+	err     error
+	calls   int
+}
+
+func (p *fixedPlanner) Plan(_ context.Context, pol Policy, _ int, now time.Time) (optimize.Plan, error) {
+	p.calls++
+	if p.err != nil {
+		return optimize.Plan{}, p.err
+	}
+	return optimize.Plan{ID: now.Format("150405.000"), Start: now, Desired: p.desired, MinReplicas: pol.Min, MaxReplicas: pol.Max}, nil
+}
+
+type freshAt map[string]time.Time
+
+func (f freshAt) LastSample(s string) (time.Time, bool) { t, ok := f[s]; return t, ok }
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+type follower struct{}
+
+func (follower) IsLeader() bool { return false }
+
+func testPolicy() Policy {
+	return Policy{Key: "default/web/api", Namespace: "default", Job: "web", Group: "api", Min: 1, Max: 8, Enabled: true,
+		EvaluationInterval: 10 * time.Second, Cooldown: 30 * time.Second,
+		Checks: []Check{{Name: "requests", Source: "prometheus", Query: "q"}},
+		Target: Target{CacheSize: 10, ForecastHorizon: 60, RequestsCheck: "requests", StaleAfter: 30 * time.Second}}
+}
+
+type harness struct {
+	nomad   *fakeNomad
+	planner *fixedPlanner
+	db      *store.DB
+	clock   *clock
+	fresh   freshAt
+	rec     *Reconciler
+}
+
+func newHarness(t *testing.T, desired int, plan []int) *harness {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "r.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := &harness{nomad: &fakeNomad{desired: desired, exists: true}, planner: &fixedPlanner{desired: plan}, db: db,
+		clock: &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
+	h.fresh = freshAt{"default/web/api/requests": h.clock.t}
+	h.rec = h.build(DepsOverride{})
+	return h
+}
+
+type DepsOverride struct {
+	leader Leadership
+	dryRun bool
+}
+
+func (h *harness) build(o DepsOverride) *Reconciler {
+	return New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: h.db,
+		Leader: o.leader, DryRun: o.dryRun, Now: h.clock.now})
+}
+
+func (h *harness) reconcile(t *testing.T) Result {
+	t.Helper()
+	h.fresh["default/web/api/requests"] = h.clock.t
+	res, _ := h.rec.Reconcile(context.Background(), testPolicy())
+	return res
+}
+
+func TestReconcileScalesToThePlanValueAndJournalsIt(t *testing.T) {
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 5 {
+		t.Fatalf("calls = %+v, want one scale to 5", h.nomad.calls)
+	}
+	c := h.nomad.calls[0]
+	if c.Meta["plan_id"] == "" || c.Meta["reason"] == "" || c.Message == "" {
+		t.Errorf("scale call does not explain itself: %+v", c)
+	}
+	entries, _ := h.db.Entries(0, 0)
+	if len(entries) != 2 || entries[0].State != store.StateIntent || entries[1].State != store.StateDone {
+		t.Errorf("journal = %+v, want intent then done", entries)
+	}
+}
+
+func TestReconcileDecidesFromNomadsDesiredCountAndDoesNothingAtPlan(t *testing.T) {
+	h := newHarness(t, 5, []int{5, 5, 5})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 0 {
+		t.Fatalf("scaled although desired equals the plan: %+v", h.nomad.calls)
+	}
+}
+
+func TestServedCountsAreClampedToThePolicyBounds(t *testing.T) {
+	h := newHarness(t, 3, []int{50})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 8 {
+		t.Fatalf("calls = %+v, want a scale to max 8", h.nomad.calls)
+	}
+}
+
+func TestCooldownHoldsTheNextActionAndSurvivesARestart(t *testing.T) {
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	h.reconcile(t)
+	h.planner.desired = []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	h.clock.advance(21 * time.Second) // plan refresh due (2 passes of 10 s), cooldown 30 s not over
+	h.rec = h.build(DepsOverride{})   // a restart: a new reconciler on the same database
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 {
+		t.Fatalf("acted during cooldown: %+v", h.nomad.calls)
+	}
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Action != "cooldown" {
+		t.Fatalf("decision = %+v, want cooldown", d)
+	}
+	h.clock.advance(10 * time.Second)
+	h.reconcile(t)
+	if len(h.nomad.calls) != 2 || *h.nomad.calls[1].Count != 1 {
+		t.Fatalf("calls = %+v, want a scale down to 1 after the cooldown", h.nomad.calls)
+	}
+}
+
+func TestActiveDeploymentIsRetriedWithBackoffAndStartsNoCooldown(t *testing.T) {
+	h := newHarness(t, 2, []int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4})
+	h.nomad.failErr = errors.New("Unexpected response code: 400 (job scaling blocked due to active deployment)")
+	r1 := h.reconcile(t)
+	r2 := h.reconcile(t)
+	if r1.RequeueAfter <= 0 || r1.RequeueAfter >= testPolicy().EvaluationInterval || r2.RequeueAfter <= 0 {
+		t.Errorf("requeue %s then %s: want a backoff retry sooner than the interval", r1.RequeueAfter, r2.RequeueAfter)
+	}
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Action != "blocked" {
+		t.Fatalf("decision = %+v, want blocked", d)
+	}
+	h.nomad.failErr = nil
+	h.clock.advance(time.Second) // well inside a cooldown, had one started
+	h.reconcile(t)
+	if n := len(h.nomad.calls); n != 3 || *h.nomad.calls[2].Count != 4 || h.nomad.desired != 4 {
+		t.Fatalf("calls = %d, desired %d: the retry after the deployment should scale at once", n, h.nomad.desired)
+	}
+}
+
+func TestAPlannerFailureKeepsServingTheCachedPlan(t *testing.T) {
+	h := newHarness(t, 2, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3})
+	h.reconcile(t)
+	h.planner.err = errors.New("forecast diverged")
+	h.clock.advance(45 * time.Second) // plan due for refresh, cooldown over
+	h.nomad.desired = 6               // someone scaled by hand
+	h.reconcile(t)
+	if h.nomad.desired != 3 {
+		t.Fatalf("desired = %d, want 3 from the cached plan", h.nomad.desired)
+	}
+	if h.planner.calls != 2 {
+		t.Fatalf("planner calls = %d, want a refresh attempt", h.planner.calls)
+	}
+}
+
+func TestStaleMetricsNeverScaleDownAndScaleUpOnlyOnFreshEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		desired int
+		plan    int
+	}{{"down", 6, 2}, {"up", 2, 6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.desired, []int{tc.plan})
+			h.fresh["default/web/api/requests"] = h.clock.t.Add(-5 * time.Minute)
+			_, _ = h.rec.Reconcile(context.Background(), testPolicy())
+			if len(h.nomad.calls) != 0 {
+				t.Fatalf("scaled %s on stale metrics: %+v", tc.name, h.nomad.calls)
+			}
+			if d, _ := h.rec.LastDecision("default/web/api"); !d.Conservative {
+				t.Fatalf("decision %+v not marked conservative", d)
+			}
+		})
+	}
+}
+
+func TestAnIntentLeftByACrashIsSettledFromNomadWithoutScalingTwice(t *testing.T) {
+	h := newHarness(t, 5, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	// The previous process wrote its intent, Nomad applied it, then it died.
+	_, _ = h.db.Append(store.JournalEntry{ActionID: "a1", Kind: "scale", State: store.StateIntent, Target: "default/web/api",
+		Data: mustJSON(scaleData{From: 2, To: 5})})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 0 {
+		t.Fatalf("scaled again: %+v", h.nomad.calls)
+	}
+	last, _ := h.db.LastAction("default/web/api")
+	if last.ActionID != "a1" || last.State != store.StateDone {
+		t.Fatalf("last journal entry = %+v, want a1 settled done", last)
+	}
+}
+
+func TestDryRunRecordsAScalingEventWithoutACount(t *testing.T) {
+	h := newHarness(t, 2, []int{4})
+	h.rec = h.build(DepsOverride{dryRun: true})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || h.nomad.calls[0].Count != nil || h.nomad.desired != 2 {
+		t.Fatalf("dry run calls = %+v, desired %d", h.nomad.calls, h.nomad.desired)
+	}
+}
+
+func TestFollowersNeverScale(t *testing.T) {
+	h := newHarness(t, 2, []int{4})
+	h.rec = h.build(DepsOverride{leader: follower{}})
+	h.reconcile(t)
+	if len(h.nomad.calls) != 0 || h.planner.calls != 0 {
+		t.Fatalf("a follower acted: %+v", h.nomad.calls)
+	}
+}
+
+func TestThePlanIsStoredAndServedAfterARestart(t *testing.T) {
+	h := newHarness(t, 2, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3})
+	h.reconcile(t)
+	h.planner.err = errors.New("down")
+	h.rec = h.build(DepsOverride{})
+	p, ok := h.rec.CurrentPlan("default/web/api")
+	if !ok || len(p.Desired) != 10 {
+		t.Fatalf("plan after restart = %+v, %v", p, ok)
+	}
+}
