@@ -30,6 +30,7 @@ func commands() []*cli.Command {
 		runCommand(),
 		dbCommand(),
 		optimizeCommand(),
+		historyCommand(),
 	}
 }
 

@@ -1,0 +1,201 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// NomadAPM reads resource usage of a task group's running allocations from
+// Nomad's allocation stats, like nomad-autoscaler's nomad-apm plugin.
+//
+// Queries are <op>_<metric>: op is avg, sum, min or max over the running
+// allocations; metric is
+//
+//	cpu_percent     CPU used as a percentage of the CPU the allocation asked
+//	                for (TotalTicks / allocated MHz * 100)
+//	cpu_mhz         CPU used in MHz (TotalTicks)
+//	memory_percent  memory used as a percentage of the allocation's memory
+//	memory_mib      memory used in MiB
+//
+// CPU percent is relative to the allocation, not to one core as
+// CpuStats.Percent is, so a target like 70 means the same thing for a group
+// that asked for 100 MHz and one that asked for 4000, and cpu_percent and
+// memory_percent are on one scale (nomad-autoscaler's "cpu-allocated").
+// Memory used is RSS, or the cgroup's total usage where RSS is not measured
+// (cgroups v2 reports 0 RSS for some drivers).
+type NomadAPM struct {
+	client *nomadapi.Client
+}
+
+// NewNomadAPM reads stats through client.
+func NewNomadAPM(client *nomadapi.Client) *NomadAPM { return &NomadAPM{client: client} }
+
+// apmQuery is a parsed nomad-apm query.
+type apmQuery struct {
+	op, metric string
+}
+
+var (
+	apmOps     = []string{"avg", "sum", "min", "max"}
+	apmMetrics = []string{"cpu_percent", "cpu_mhz", "memory_percent", "memory_mib"}
+)
+
+func parseAPMQuery(q string) (apmQuery, error) {
+	op, metric, ok := strings.Cut(q, "_")
+	if !ok || !contains(apmOps, op) || !contains(apmMetrics, metric) {
+		return apmQuery{}, fmt.Errorf("nomad-apm: unknown query %q, want <%s>_<%s> (e.g. avg_cpu_percent)",
+			q, strings.Join(apmOps, "|"), strings.Join(apmMetrics, "|"))
+	}
+	return apmQuery{op: op, metric: metric}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// allocUsage is what one allocation used and asked for.
+type allocUsage struct {
+	cpuMHz, memBytes         float64
+	allocCPUMHz, allocMemMiB float64
+}
+
+// value is the metric of one allocation.
+func (q apmQuery) value(u allocUsage) (float64, error) {
+	switch q.metric {
+	case "cpu_mhz":
+		return u.cpuMHz, nil
+	case "memory_mib":
+		return u.memBytes / (1 << 20), nil
+	case "cpu_percent":
+		if u.allocCPUMHz <= 0 {
+			return 0, fmt.Errorf("group allocates no CPU, cpu_percent is undefined")
+		}
+		return u.cpuMHz / u.allocCPUMHz * 100, nil
+	case "memory_percent":
+		if u.allocMemMiB <= 0 {
+			return 0, fmt.Errorf("group allocates no memory, memory_percent is undefined")
+		}
+		return u.memBytes / (1 << 20) / u.allocMemMiB * 100, nil
+	}
+	return 0, fmt.Errorf("nomad-apm: unknown metric %q", q.metric)
+}
+
+// aggregate combines the allocations' values; none is ErrNoData.
+func (q apmQuery) aggregate(us []allocUsage) (float64, error) {
+	if len(us) == 0 {
+		return 0, ErrNoData
+	}
+	var out float64
+	for i, u := range us {
+		v, err := q.value(u)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case i == 0:
+			out = v
+		case q.op == "min":
+			out = math.Min(out, v)
+		case q.op == "max":
+			out = math.Max(out, v)
+		default:
+			out += v
+		}
+	}
+	if q.op == "avg" {
+		out /= float64(len(us))
+	}
+	return finite(out)
+}
+
+// Sample lists the job's allocations, reads the stats of the group's running
+// ones and aggregates them. An allocation whose stats cannot be read (it is
+// stopping, or its node is gone) is left out rather than failing the sample,
+// so scale-downs do not leave gaps; if none can be read the sample fails.
+func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
+	aq, err := parseAPMQuery(q.Query)
+	if err != nil {
+		return 0, err
+	}
+	if q.Job == "" || q.Group == "" {
+		return 0, fmt.Errorf("nomad-apm: query %q needs a job and a group", q.Query)
+	}
+	opts := (&nomadapi.QueryOptions{Namespace: q.Namespace}).WithContext(ctx)
+	job, _, err := n.client.Jobs().Info(q.Job, opts)
+	if err != nil {
+		return 0, fmt.Errorf("nomad-apm: job %s: %w", q.Job, err)
+	}
+	tg := job.LookupTaskGroup(q.Group)
+	if tg == nil {
+		return 0, fmt.Errorf("nomad-apm: job %s has no group %q", q.Job, q.Group)
+	}
+	cpu, mem := groupResources(tg)
+	allocs, _, err := n.client.Jobs().Allocations(q.Job, false, opts)
+	if err != nil {
+		return 0, fmt.Errorf("nomad-apm: allocations of %s: %w", q.Job, err)
+	}
+	var usages []allocUsage
+	var lastErr error
+	for _, a := range allocs {
+		if a.ClientStatus != nomadapi.AllocClientStatusRunning || a.TaskGroup != q.Group {
+			continue
+		}
+		st, err := n.client.Allocations().Stats(&nomadapi.Allocation{ID: a.ID, Namespace: a.Namespace}, opts)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if st == nil || st.ResourceUsage == nil {
+			continue
+		}
+		usages = append(usages, usageOf(st.ResourceUsage, cpu, mem))
+	}
+	if len(usages) == 0 && lastErr != nil {
+		return 0, fmt.Errorf("nomad-apm: allocation stats of %s/%s: %w", q.Job, q.Group, lastErr)
+	}
+	v, err := aq.aggregate(usages)
+	if errors.Is(err, ErrNoData) {
+		return 0, fmt.Errorf("nomad-apm: %s/%s has no running allocations: %w", q.Job, q.Group, err)
+	}
+	return v, err
+}
+
+// groupResources sums what the group's tasks ask for.
+func groupResources(tg *nomadapi.TaskGroup) (cpuMHz, memMiB float64) {
+	for _, t := range tg.Tasks {
+		if t.Resources == nil {
+			continue
+		}
+		if t.Resources.CPU != nil {
+			cpuMHz += float64(*t.Resources.CPU)
+		}
+		if t.Resources.MemoryMB != nil {
+			memMiB += float64(*t.Resources.MemoryMB)
+		}
+	}
+	return cpuMHz, memMiB
+}
+
+func usageOf(ru *nomadapi.ResourceUsage, allocCPU, allocMem float64) allocUsage {
+	u := allocUsage{allocCPUMHz: allocCPU, allocMemMiB: allocMem}
+	if ru.CpuStats != nil {
+		u.cpuMHz = ru.CpuStats.TotalTicks
+	}
+	if m := ru.MemoryStats; m != nil {
+		u.memBytes = float64(m.RSS)
+		if m.RSS == 0 {
+			u.memBytes = float64(m.Usage)
+		}
+	}
+	return u
+}

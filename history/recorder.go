@@ -1,0 +1,391 @@
+// Package history owns the recording side of nomadscalerd: metric sources
+// (Nomad allocation stats and Prometheus), the recorder that samples every
+// policy's metrics each interval into the store in one transaction per tick,
+// the 1-minute rollups and retention pruning, and the pure helpers that put
+// several series on one grid for the forecaster.
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// Target is one series to record and the query that measures it.
+type Target struct {
+	Series string
+	Query  Query
+}
+
+// Targets tells the recorder what to record; it is asked every tick, so
+// policy changes take effect on the next one.
+type Targets interface {
+	Targets() []Target
+}
+
+// TargetsFunc adapts a function to Targets.
+type TargetsFunc func() []Target
+
+// Targets calls f.
+func (f TargetsFunc) Targets() []Target { return f() }
+
+// Store is the part of store.DB the recorder writes to.
+type Store interface {
+	WritePoints(pts []store.Point) error
+	Range(series string, from, to time.Time) ([]store.Sample, error)
+	ListSeries() ([]store.SeriesInfo, error)
+	ListRollups() ([]store.SeriesInfo, error)
+	WriteRollups(series string, rs []store.Rollup) error
+	Prune(rawBefore, rollupBefore time.Time) (int, error)
+}
+
+// Config tunes a Recorder; zero fields take the defaults.
+type Config struct {
+	Interval        time.Duration // between ticks; default 1 s
+	SampleTimeout   time.Duration // per sample; default 3/4 of Interval
+	Concurrency     int           // samples in flight per tick; default 16
+	RawRetention    time.Duration // default 24 h
+	RollupRetention time.Duration // default 30 days
+	RollupStep      time.Duration // default 1 min
+	MaintainEvery   time.Duration // rollups and pruning; default 1 min
+	LogEvery        time.Duration // at most one failure log per series; default 1 min
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // nil: metrics are not registered
+	Now             func() time.Time      // default time.Now
+}
+
+func (c *Config) defaults() {
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	if c.SampleTimeout <= 0 {
+		c.SampleTimeout = c.Interval * 3 / 4
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.RawRetention <= 0 {
+		c.RawRetention = 24 * time.Hour
+	}
+	if c.RollupRetention <= 0 {
+		c.RollupRetention = 30 * 24 * time.Hour
+	}
+	if c.RollupStep <= 0 {
+		c.RollupStep = time.Minute
+	}
+	if c.MaintainEvery <= 0 {
+		c.MaintainEvery = time.Minute
+	}
+	if c.LogEvery <= 0 {
+		c.LogEvery = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Recorder samples targets into the store.
+type Recorder struct {
+	st      Store
+	src     Source
+	targets Targets
+	cfg     Config
+	m       recorderMetrics
+
+	mu           sync.Mutex
+	last         map[string]lastSample
+	failures     map[string]*failureLog
+	lastMaintain time.Time
+}
+
+type lastSample struct {
+	t time.Time
+	v float64
+}
+
+// failureLog rate-limits failure logs of one series.
+type failureLog struct {
+	logged     time.Time
+	suppressed int
+}
+
+type recorderMetrics struct {
+	samples     *prometheus.CounterVec
+	tick        prometheus.Histogram
+	writeErrors prometheus.Counter
+	rollups     prometheus.Counter
+	pruned      prometheus.Counter
+	targets     prometheus.Gauge
+}
+
+func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
+	m := recorderMetrics{
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nomadscaler_history_samples_total",
+			Help: "Metric samples taken, by outcome (ok, error, timeout).",
+		}, []string{"outcome"}),
+		tick: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nomadscaler_history_tick_duration_seconds",
+			Help:    "Time to sample every target and write the tick.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
+		}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_write_errors_total",
+			Help: "Ticks whose points could not be written.",
+		}),
+		rollups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_rollups_written_total",
+			Help: "Rollup intervals written.",
+		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_pruned_total",
+			Help: "Raw points and rollups deleted by retention.",
+		}),
+		targets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nomadscaler_history_targets",
+			Help: "Series sampled in the last tick.",
+		}),
+	}
+	for _, o := range []string{"ok", "error", "timeout"} {
+		m.samples.WithLabelValues(o)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets} {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("register history metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// NewRecorder records what targets lists, measured by src (usually a
+// Sources), into st.
+func NewRecorder(st Store, src Source, targets Targets, cfg Config) (*Recorder, error) {
+	cfg.defaults()
+	m, err := newRecorderMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{st: st, src: src, targets: targets, cfg: cfg, m: m,
+		last: map[string]lastSample{}, failures: map[string]*failureLog{}}, nil
+}
+
+// Run ticks every interval until ctx is cancelled, and rolls up and prunes
+// every MaintainEvery. Both happen on this goroutine, so a rollup never races
+// the tick that writes its last samples. It returns nil on cancellation.
+func (r *Recorder) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Error("history tick", "err", err)
+		}
+		now := r.cfg.Now()
+		r.mu.Lock()
+		due := now.Sub(r.lastMaintain) >= r.cfg.MaintainEvery
+		r.mu.Unlock()
+		if due {
+			if err := r.Maintain(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Error("history maintenance", "err", err)
+			}
+		}
+	}
+}
+
+// Tick samples every target concurrently, each within SampleTimeout, and
+// writes the successful samples in one WritePoints call. All points of a tick
+// carry the tick's start time, so series line up for Align. Failed samples
+// are logged (rate-limited per series) and skipped; only a failed write is
+// returned.
+func (r *Recorder) Tick(ctx context.Context) error {
+	start := time.Now()
+	defer func() { r.m.tick.Observe(time.Since(start).Seconds()) }()
+	at := r.cfg.Now().UTC()
+	targets := dedupe(r.targets.Targets())
+	r.m.targets.Set(float64(len(targets)))
+	if len(targets) == 0 {
+		return nil
+	}
+	values := make([]float64, len(targets))
+	errs := make([]error, len(targets))
+	var g errgroup.Group
+	g.SetLimit(r.cfg.Concurrency)
+	for i, tg := range targets {
+		g.Go(func() error {
+			sctx, cancel := context.WithTimeout(ctx, r.cfg.SampleTimeout)
+			defer cancel()
+			v, err := r.src.Sample(sctx, tg.Query)
+			if err == nil {
+				v, err = finite(v)
+			}
+			if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("timed out after %s: %w", r.cfg.SampleTimeout, err)
+			}
+			values[i], errs[i] = v, err
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	pts := make([]store.Point, 0, len(targets))
+	for i, tg := range targets {
+		if errs[i] != nil {
+			r.sampleFailed(tg, errs[i], at)
+			continue
+		}
+		r.m.samples.WithLabelValues("ok").Inc()
+		pts = append(pts, store.Point{Series: tg.Series, T: at, V: values[i]})
+	}
+	r.mu.Lock()
+	for _, p := range pts {
+		r.last[p.Series] = lastSample{t: p.T, v: p.V}
+		delete(r.failures, p.Series)
+	}
+	r.mu.Unlock()
+	if err := r.st.WritePoints(pts); err != nil {
+		r.m.writeErrors.Inc()
+		return fmt.Errorf("write %d points: %w", len(pts), err)
+	}
+	return nil
+}
+
+// dedupe keeps the first target of each series: two policies cannot share a
+// series, and sampling it twice would write two values at one key.
+func dedupe(ts []Target) []Target {
+	seen := make(map[string]bool, len(ts))
+	out := ts[:0:0]
+	for _, t := range ts {
+		if t.Series == "" || seen[t.Series] {
+			continue
+		}
+		seen[t.Series] = true
+		out = append(out, t)
+	}
+	return out
+}
+
+func (r *Recorder) sampleFailed(tg Target, err error, at time.Time) {
+	outcome := "error"
+	if errors.Is(err, context.DeadlineExceeded) {
+		outcome = "timeout"
+	}
+	r.m.samples.WithLabelValues(outcome).Inc()
+	r.mu.Lock()
+	f := r.failures[tg.Series]
+	if f == nil {
+		f = &failureLog{}
+		r.failures[tg.Series] = f
+	}
+	if !f.logged.IsZero() && at.Sub(f.logged) < r.cfg.LogEvery {
+		f.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	suppressed := f.suppressed
+	f.logged, f.suppressed = at, 0
+	r.mu.Unlock()
+	r.cfg.Logger.Warn("metric sample failed", "series", tg.Series, "source", tg.Query.Source,
+		"query", tg.Query.Query, "err", err, "suppressed", suppressed)
+}
+
+// LastSample is the time and value of the series' last successful sample in
+// this process, for staleness checks; ok is false before the first one.
+func (r *Recorder) LastSample(series string) (t time.Time, v float64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.last[series]
+	return s.t, s.v, ok
+}
+
+// Maintain writes rollups for every completed interval of every raw series
+// not rolled up yet, then prunes raw points and rollups past retention.
+// Rollups come first so pruning never deletes raw points that were not yet
+// summarised.
+func (r *Recorder) Maintain(ctx context.Context) error {
+	now := r.cfg.Now().UTC()
+	r.mu.Lock()
+	r.lastMaintain = now
+	r.mu.Unlock()
+	n, err := RollUp(ctx, r.st, r.cfg.RollupStep, now)
+	r.m.rollups.Add(float64(n))
+	if err != nil {
+		return err
+	}
+	pruned, err := r.st.Prune(now.Add(-r.cfg.RawRetention), now.Add(-r.cfg.RollupRetention))
+	r.m.pruned.Add(float64(pruned))
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	return nil
+}
+
+// RollupStore is what RollUp reads and writes.
+type RollupStore interface {
+	Range(series string, from, to time.Time) ([]store.Sample, error)
+	ListSeries() ([]store.SeriesInfo, error)
+	ListRollups() ([]store.SeriesInfo, error)
+	WriteRollups(series string, rs []store.Rollup) error
+}
+
+// RollUp aggregates, for every raw series, the step intervals that are
+// complete at now and come after the series' last rollup, and returns how
+// many it wrote. A completed interval is never rewritten, so samples that
+// arrive for it later (there are none from Recorder, which rolls up on its
+// ticking goroutine) are not counted.
+func RollUp(ctx context.Context, st RollupStore, step time.Duration, now time.Time) (int, error) {
+	raw, err := st.ListSeries()
+	if err != nil {
+		return 0, fmt.Errorf("list series: %w", err)
+	}
+	rolled, err := st.ListRollups()
+	if err != nil {
+		return 0, fmt.Errorf("list rollups: %w", err)
+	}
+	lastRollup := make(map[string]time.Time, len(rolled))
+	for _, s := range rolled {
+		lastRollup[s.Name] = s.Last
+	}
+	until := now.Truncate(step)
+	written := 0
+	for _, s := range raw {
+		if err := ctx.Err(); err != nil {
+			return written, err
+		}
+		from := s.First.Truncate(step)
+		if last, ok := lastRollup[s.Name]; ok && !last.Add(step).Before(from) {
+			from = last.Add(step)
+		}
+		if !from.Before(until) {
+			continue
+		}
+		samples, err := st.Range(s.Name, from, until)
+		if err != nil {
+			return written, fmt.Errorf("read %s: %w", s.Name, err)
+		}
+		rs := Rollups(samples, step, until)
+		if err := st.WriteRollups(s.Name, rs); err != nil {
+			return written, fmt.Errorf("write rollups of %s: %w", s.Name, err)
+		}
+		written += len(rs)
+	}
+	return written, nil
+}

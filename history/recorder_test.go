@@ -1,0 +1,325 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "h.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// countingStore counts the write transactions the recorder asks for.
+type countingStore struct {
+	*store.DB
+	writes atomic.Int64
+	points atomic.Int64
+}
+
+func (c *countingStore) WritePoints(pts []store.Point) error {
+	c.writes.Add(1)
+	c.points.Add(int64(len(pts)))
+	return c.DB.WritePoints(pts)
+}
+
+// scriptedSource answers per query text: a value, an error, or a hang.
+type scriptedSource struct {
+	mu     sync.Mutex
+	values map[string]float64
+	fail   map[string]error
+	hang   map[string]bool
+	calls  map[string]int
+}
+
+func (s *scriptedSource) Sample(ctx context.Context, q Query) (float64, error) {
+	s.mu.Lock()
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[q.Query]++
+	v, err, hang := s.values[q.Query], s.fail[q.Query], s.hang[q.Query]
+	s.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return v, err
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func target(series, query string) Target {
+	return Target{Series: series, Query: Query{Source: "s", Query: query}}
+}
+
+func TestATickSamplesEveryTargetAndWritesThemInOneTransaction(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{values: map[string]float64{"qa": 1.5, "qb": 2.5, "qc": 3.5}}
+	targets := []Target{target("ns/job/web/a", "qa"), target("ns/job/web/b", "qb"), target("ns/job/api/c", "qc")}
+	clock := &fakeClock{now: t0}
+	reg := prometheus.NewRegistry()
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }), Config{Now: clock.Now, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Second)
+	}
+	if got := cs.writes.Load(); got != 3 {
+		t.Fatalf("%d write transactions for 3 ticks, want 3", got)
+	}
+	if got := cs.points.Load(); got != 9 {
+		t.Fatalf("%d points written, want 9", got)
+	}
+	for _, tg := range targets {
+		got, err := cs.Range(tg.Series, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := src.values[tg.Query.Query]
+		if len(got) != 3 || got[0].V != want || !got[0].T.Equal(t0) || !got[2].T.Equal(t0.Add(2*time.Second)) {
+			t.Fatalf("%s = %+v, want 3 samples of %v from %v", tg.Series, got, want, t0)
+		}
+	}
+	if ts, v, ok := r.LastSample("ns/job/api/c"); !ok || v != 3.5 || !ts.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("LastSample = %v, %v, %v", ts, v, ok)
+	}
+	if got := testutil.ToFloat64(r.m.samples.WithLabelValues("ok")); got != 9 {
+		t.Fatalf("samples_total{outcome=ok} = %v, want 9", got)
+	}
+}
+
+func TestFailedAndSlowSamplesAreSkippedWhileTheOthersAreWritten(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{
+		values: map[string]float64{"good": 7},
+		fail:   map[string]error{"bad": errors.New("boom")},
+		hang:   map[string]bool{"slow": true},
+	}
+	targets := []Target{target("p/good", "good"), target("p/bad", "bad"), target("p/slow", "slow")}
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }),
+		Config{Now: (&fakeClock{now: t0}).Now, SampleTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cs.writes.Load() != 1 || cs.points.Load() != 1 {
+		t.Fatalf("writes=%d points=%d, want one write of one point", cs.writes.Load(), cs.points.Load())
+	}
+	for _, s := range []string{"p/bad", "p/slow"} {
+		if _, _, ok := r.LastSample(s); ok {
+			t.Errorf("%s has a last sample though it never succeeded", s)
+		}
+		if _, err := cs.Range(s, time.Time{}, time.Time{}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s was stored: %v", s, err)
+		}
+	}
+	if got := testutil.ToFloat64(r.m.samples.WithLabelValues("timeout")); got != 1 {
+		t.Errorf("timeouts = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.m.samples.WithLabelValues("error")); got != 1 {
+		t.Errorf("errors = %v, want 1", got)
+	}
+}
+
+func TestSampleFailuresAreLoggedAtMostOncePerIntervalPerSeries(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slogTo(&lockedWriter{w: &logs, mu: &mu})
+	src := &scriptedSource{fail: map[string]error{"bad": errors.New("boom")}}
+	clock := &fakeClock{now: t0}
+	r, err := NewRecorder(&countingStore{DB: openDB(t)}, src,
+		TargetsFunc(func() []Target { return []Target{target("p/bad", "bad")} }),
+		Config{Now: clock.Now, Logger: logger, LogEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 90; i++ {
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Second)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, "metric sample failed"); n != 2 {
+		t.Fatalf("%d failure logs in 90 s, want 2:\n%s", n, out)
+	}
+	if !strings.Contains(out, "suppressed=59") {
+		t.Fatalf("second log does not count the 59 suppressed failures:\n%s", out)
+	}
+}
+
+func TestPolicyChangesArePickedUpOnTheNextTick(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{values: map[string]float64{"a": 1, "b": 2}}
+	var mu sync.Mutex
+	current := []Target{target("p/a", "a")}
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target {
+		mu.Lock()
+		defer mu.Unlock()
+		return current
+	}), Config{Now: (&fakeClock{now: t0}).Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	current = []Target{target("p/b", "b"), target("p/b", "b")}
+	mu.Unlock()
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.calls["a"] != 1 || src.calls["b"] != 1 {
+		t.Fatalf("calls = %v, want a once (first tick) and b once (second tick, deduplicated)", src.calls)
+	}
+}
+
+func TestRunTicksUntilCancelledWithOneWritePerTick(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{values: map[string]float64{"a": 1, "b": 2}}
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target {
+		return []Target{target("p/a", "a"), target("p/b", "b")}
+	}), Config{Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); cs.writes.Load() < 5; {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 5 ticks in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after cancel", err)
+	}
+	if w, p := cs.writes.Load(), cs.points.Load(); p != 2*w {
+		t.Fatalf("%d points in %d writes, want 2 per write", p, w)
+	}
+}
+
+func TestMaintainRollsUpCompletedMinutesOnceAndPrunesPastRetention(t *testing.T) {
+	db := openDB(t)
+	clock := &fakeClock{now: t0}
+	src := &scriptedSource{values: map[string]float64{"a": 0}}
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
+		Config{Now: clock.Now, RawRetention: 3 * time.Minute, RollupRetention: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tickFor := func(d time.Duration) {
+		for end := clock.Now().Add(d); clock.Now().Before(end); clock.Add(time.Second) {
+			src.mu.Lock()
+			src.values["a"] = float64(clock.Now().Sub(t0) / time.Second)
+			src.mu.Unlock()
+			if err := r.Tick(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	maintain := func() {
+		if err := r.Maintain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tickFor(90 * time.Second) // samples 0..89 s, now t0+90s
+	maintain()
+	rs, err := db.RangeRollups("p/a", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Rollup{T: t0, Mean: 29.5, Min: 0, Max: 59, Count: 60}
+	if len(rs) != 1 || rs[0] != want {
+		t.Fatalf("rollups after 90 s = %+v, want only the first minute %+v", rs, want)
+	}
+	maintain() // nothing new is complete: no duplicate, no rewrite
+	if rs, _ = db.RangeRollups("p/a", time.Time{}, time.Time{}); len(rs) != 1 {
+		t.Fatalf("a second maintenance changed rollups: %+v", rs)
+	}
+	tickFor(90 * time.Second) // samples to 179 s, now t0+180s
+	maintain()
+	rs, _ = db.RangeRollups("p/a", time.Time{}, time.Time{})
+	if len(rs) != 3 || rs[1].T != t0.Add(time.Minute) || rs[1].Mean != 89.5 || rs[2].Max != 179 {
+		t.Fatalf("rollups after 180 s = %+v, want minutes 0, 1, 2", rs)
+	}
+	// Ten minutes later: raw keeps 3 minutes, rollups 5.
+	tickFor(10 * time.Minute) // now t0+780s
+	maintain()
+	raw, _ := db.Range("p/a", time.Time{}, time.Time{})
+	if len(raw) == 0 || raw[0].T.Before(clock.Now().Add(-3*time.Minute)) {
+		t.Fatalf("raw starts at %v, retention boundary %v", raw[0].T, clock.Now().Add(-3*time.Minute))
+	}
+	rs, _ = db.RangeRollups("p/a", time.Time{}, time.Time{})
+	if len(rs) != 5 || !rs[0].T.Equal(clock.Now().Add(-5*time.Minute)) || !rs[4].T.Equal(clock.Now().Add(-time.Minute).Truncate(time.Minute)) {
+		t.Fatalf("rollups %v..%v (%d), want the last 5 minutes before %v", rs[0].T, rs[len(rs)-1].T, len(rs), clock.Now())
+	}
+	for _, x := range rs {
+		if x.Count != 60 {
+			t.Fatalf("rollup %v counts %d samples, want 60", x.T, x.Count)
+		}
+	}
+}
+
+func TestRecorderMetricsRegisterOnThePassedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), Config{Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"nomadscaler_history_samples_total", "nomadscaler_history_tick_duration_seconds"} {
+		if !names[n] {
+			t.Errorf("%s not registered; have %v", n, names)
+		}
+	}
+	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), Config{Registerer: reg}); err == nil {
+		t.Error("a second recorder on the same registry registered silently")
+	}
+}

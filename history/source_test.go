@@ -1,0 +1,115 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/model"
+)
+
+func TestPromValueTakesAScalarOrOneElementVectorAndRefusesTheRest(t *testing.T) {
+	sample := func(v float64) *model.Sample { return &model.Sample{Value: model.SampleValue(v)} }
+	tests := []struct {
+		name    string
+		in      model.Value
+		want    float64
+		wantErr string
+		noData  bool
+	}{
+		{name: "scalar", in: &model.Scalar{Value: 4.5}, want: 4.5},
+		{name: "one-element vector", in: model.Vector{sample(12)}, want: 12},
+		{name: "empty vector is no data", in: model.Vector{}, noData: true},
+		{name: "nil is no data", in: nil, noData: true},
+		{name: "two elements are refused", in: model.Vector{sample(1), sample(2)}, wantErr: "2 series"},
+		{name: "NaN is refused", in: model.Vector{sample(math.NaN())}, wantErr: "not a finite"},
+		{name: "Inf is refused", in: &model.Scalar{Value: model.SampleValue(math.Inf(1))}, wantErr: "not a finite"},
+		{name: "a matrix is refused", in: model.Matrix{}, wantErr: "not supported"},
+		{name: "a string is refused", in: &model.String{Value: "x"}, wantErr: "not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := promValue(tt.in)
+			switch {
+			case tt.noData:
+				if !errors.Is(err, ErrNoData) {
+					t.Fatalf("err = %v, want ErrNoData", err)
+				}
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+				}
+			default:
+				if err != nil || got != tt.want {
+					t.Fatalf("promValue = %v, %v; want %v", got, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestNomadAPMQueriesAggregateAllocationsRelativeToWhatTheyAskedFor(t *testing.T) {
+	const mib = 1 << 20
+	us := []allocUsage{
+		{cpuMHz: 50, memBytes: 32 * mib, allocCPUMHz: 100, allocMemMiB: 64},
+		{cpuMHz: 150, memBytes: 16 * mib, allocCPUMHz: 100, allocMemMiB: 64},
+	}
+	tests := []struct {
+		query string
+		in    []allocUsage
+		want  float64
+	}{
+		{"avg_cpu_percent", us, 100},
+		{"max_cpu_percent", us, 150},
+		{"min_cpu_percent", us, 50},
+		{"sum_cpu_mhz", us, 200},
+		{"avg_cpu_mhz", us, 100},
+		{"avg_memory_percent", us, 37.5},
+		{"max_memory_mib", us, 32},
+		{"sum_memory_mib", us, 48},
+		{"avg_cpu_percent", us[:1], 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			q, err := parseAPMQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := q.aggregate(tt.in)
+			if err != nil || math.Abs(got-tt.want) > 1e-9 {
+				t.Fatalf("%s = %v, %v; want %v", tt.query, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNomadAPMRefusesUnknownQueriesAndReportsNoRunningAllocations(t *testing.T) {
+	for _, q := range []string{"avg_cpu", "cpu_percent", "median_cpu_percent", "avg_disk_percent", ""} {
+		if _, err := parseAPMQuery(q); err == nil || !strings.Contains(err.Error(), "unknown query") {
+			t.Errorf("parseAPMQuery(%q) err = %v, want unknown query", q, err)
+		}
+	}
+	q, _ := parseAPMQuery("avg_cpu_percent")
+	if _, err := q.aggregate(nil); !errors.Is(err, ErrNoData) {
+		t.Errorf("no allocations: err = %v, want ErrNoData", err)
+	}
+	if _, err := q.aggregate([]allocUsage{{cpuMHz: 10}}); err == nil {
+		t.Errorf("no allocated CPU: want an error, not a division by zero")
+	}
+}
+
+type constSource float64
+
+func (c constSource) Sample(context.Context, Query) (float64, error) { return float64(c), nil }
+
+func TestSourcesDispatchesByNameAndRefusesUnknownSources(t *testing.T) {
+	s := Sources{"a": constSource(1), "b": constSource(2)}
+	if v, err := s.Sample(context.Background(), Query{Source: "b"}); err != nil || v != 2 {
+		t.Fatalf("b = %v, %v; want 2", v, err)
+	}
+	if _, err := s.Sample(context.Background(), Query{Source: "datadog"}); err == nil || !strings.Contains(err.Error(), "datadog") {
+		t.Fatalf("unknown source err = %v", err)
+	}
+}
