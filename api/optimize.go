@@ -1,0 +1,76 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+// Optimizer answers the seed's optimize request.
+type Optimizer interface {
+	Optimize(ctx context.Context, r optimize.Request) (optimize.Response, error)
+}
+
+// StatusProvider reports the daemon's state for GET /v1/status.
+type StatusProvider interface {
+	Status(ctx context.Context) any
+}
+
+// HandleOptimize serves POST /optimize, compatible with the seed's
+// optimizer service: the token may come in the body or as a bearer header.
+func (s *Server) HandleOptimize(o Optimizer) {
+	s.mux.HandleFunc("POST /optimize", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				Error(w, http.StatusBadRequest, "body is over 1 MiB")
+				return
+			}
+			Error(w, http.StatusBadRequest, "read body: "+err.Error())
+			return
+		}
+		if !s.TokenOK(BearerToken(r)) {
+			// The seed's clients send the token in the body; read only it, so
+			// nothing else of an unauthenticated request is interpreted.
+			var t struct {
+				Token string `json:"token"`
+			}
+			if json.Unmarshal(body, &t) != nil || t.Token == "" || !s.TokenOK(t.Token) {
+				Error(w, http.StatusUnauthorized, "missing or wrong token")
+				return
+			}
+		}
+		req, err := optimize.DecodeRequest(bytes.NewReader(body))
+		if err != nil {
+			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := req.Validate(); err != nil {
+			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		res, err := o.Optimize(r.Context(), req)
+		switch {
+		case errors.Is(err, optimize.ErrNoHistory):
+			Error(w, http.StatusNotFound, err.Error())
+		case err != nil:
+			s.deps.Logger.Error("optimize request failed", "err", err)
+			Error(w, http.StatusInternalServerError, err.Error())
+		default:
+			JSON(w, http.StatusOK, res)
+		}
+	})
+}
+
+// HandleStatus serves the authenticated GET /v1/status.
+func (s *Server) HandleStatus(p StatusProvider) {
+	s.Handle("GET /v1/status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		JSON(w, http.StatusOK, p.Status(r.Context()))
+	}))
+}

@@ -1,0 +1,145 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// DemandFunc turns a forecast of the requests series into demand, given
+// the latest value of every other check (the seed's formula in model).
+type DemandFunc func(requests []float64, latest map[string]float64) []float64
+
+// ForecasterFactory builds the forecaster of a policy; it is called once
+// per policy and kept, so it may hold fitted parameters between plans.
+type ForecasterFactory func(p Policy) optimize.Forecaster
+
+// HistoryPlanner is the production Planner: it reads the policy's recorded
+// history from bbolt, forecasts with the policy's forecaster, converts the
+// forecast into demand and solves for a plan with the optimize package's
+// Planner, the same path the API and the backtest use.
+type HistoryPlanner struct {
+	hist       history.RangeReader
+	newFC      ForecasterFactory
+	demand     DemandFunc
+	solver     optimize.Solver
+	metrics    *optimize.Metrics
+	log        *slog.Logger
+	mu         sync.Mutex
+	forecaster map[string]optimize.Forecaster
+}
+
+// NewHistoryPlanner builds the planner; demand may be nil (demand is the
+// requests forecast itself).
+func NewHistoryPlanner(h history.RangeReader, f ForecasterFactory, demand DemandFunc, s optimize.Solver, m *optimize.Metrics, log *slog.Logger) *HistoryPlanner {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &HistoryPlanner{hist: h, newFC: f, demand: demand, solver: s, metrics: m, log: log, forecaster: map[string]optimize.Forecaster{}}
+}
+
+func (hp *HistoryPlanner) forecasterFor(p Policy) optimize.Forecaster {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	f, ok := hp.forecaster[p.Key]
+	if !ok {
+		f = hp.newFC(p)
+		hp.forecaster[p.Key] = f
+	}
+	return f
+}
+
+// Plan implements Planner.
+func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now time.Time) (optimize.Plan, error) {
+	names := make([]string, 0, len(p.Checks))
+	for _, c := range p.Checks {
+		names = append(names, store.SeriesName(p.Key, c.Name))
+	}
+	data, err := history.Load(hp.hist, names, now.Add(-p.Target.HistoryWindow), now)
+	if err != nil {
+		return optimize.Plan{}, fmt.Errorf("load history: %w", err)
+	}
+	times, cols := history.Align(data, time.Second)
+	requests := cols[store.SeriesName(p.Key, p.Target.RequestsCheck)]
+	if len(requests) == 0 {
+		return optimize.Plan{}, fmt.Errorf("%w for %s yet", optimize.ErrNoHistory, p.Target.RequestsCheck)
+	}
+	latest := map[string]float64{}
+	for _, c := range p.Checks {
+		if col := cols[store.SeriesName(p.Key, c.Name)]; len(col) > 0 {
+			latest[c.Name] = col[len(col)-1]
+		}
+	}
+	h := optimize.History{Requests: requests}
+	if len(p.Target.Events) > 0 {
+		// Scheduled events are known in advance: the indicator rows run past
+		// the history through the whole horizon.
+		first := times[0]
+		n := len(times) + p.Target.ForecastHorizon + 120
+		h.Exog = make([][]float64, n)
+		for i := range h.Exog {
+			row := make([]float64, len(p.Target.Events))
+			at := first.Add(time.Duration(i) * time.Second)
+			for j, ev := range p.Target.Events {
+				if ev.Active(at) {
+					row[j] = 1
+				}
+			}
+			h.Exog[i] = row
+		}
+	}
+	fc := hp.forecasterFor(p)
+	if hp.demand != nil {
+		fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest}
+	}
+	prob := problemFor(p, current)
+	planner := optimize.NewPlanner(fc, hp.solver, hp.metrics, hp.log)
+	plan, err := planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: p.Target.ForecastHorizon, Start: now})
+	if err != nil {
+		return plan, err
+	}
+	// The optimizer looks ForecastHorizon ahead (so a startup delay is
+	// planned for); the cache serves the first CacheSize seconds.
+	if n := p.Target.CacheSize; len(plan.Desired) > n {
+		plan.Desired = plan.Desired[:n]
+		if len(plan.Serving) > n {
+			plan.Serving = plan.Serving[:n]
+		}
+	}
+	return plan, nil
+}
+
+func problemFor(p Policy, current int) optimize.Problem {
+	prob := optimize.DefaultProblem()
+	t := p.Target
+	prob.CapacityPerReplica = t.CapacityPerReplica
+	if t.ReplicaCost > 0 {
+		prob.ReplicaCost = t.ReplicaCost
+	}
+	prob.Penalty, prob.StartupCost, prob.ShutdownCost, prob.ExtraPenalty = t.Penalty, t.StartupCost, t.ShutdownCost, t.ExtraPenalty
+	prob.MaxScaleUp, prob.MaxScaleDown = t.MaxScaleUp, t.MaxScaleDown
+	prob.MinReplicas, prob.MaxReplicas, prob.CurrentReplicas = p.Min, p.Max, current
+	prob.StartupDelay = int(math.Ceil(t.StartupDelay.Seconds()))
+	return prob
+}
+
+type demandForecaster struct {
+	inner  optimize.Forecaster
+	demand DemandFunc
+	latest map[string]float64
+}
+
+func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+	f, err := d.inner.Forecast(ctx, h, steps)
+	if err != nil {
+		return nil, err
+	}
+	return d.demand(f, d.latest), nil
+}

@@ -1,0 +1,78 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// OptimizeService answers the seed's POST /optimize from a policy's stored
+// history, through the same planner the reconciler uses.
+type OptimizeService struct {
+	Controller *Controller
+	Planner    Planner
+	// TestData serves from the bundled sample series instead (the seed's
+	// only_test_data).
+	TestData bool
+	Solver   optimize.Solver
+	Now      func() time.Time
+}
+
+// Optimize implements api.Optimizer.
+func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (optimize.Response, error) {
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	if s.TestData {
+		p := r.Apply(optimize.DefaultProblem())
+		pl := optimize.NewPlanner(optimize.FixedForecaster(optimize.SampleRequests()), s.Solver, nil, nil)
+		plan, err := pl.Plan(ctx, optimize.PlanRequest{Problem: p, Horizon: r.CacheSize, Start: now})
+		if err != nil {
+			return optimize.Response{}, err
+		}
+		return optimize.Response{Desired: clampAll(plan.Desired, r.MinReplicas, r.MaxReplicas)}, nil
+	}
+	name := r.Check.MetricAppName
+	if name == "" {
+		name = r.Check.Group
+	}
+	var pol *Policy
+	for _, p := range s.Controller.Policies() {
+		if p.Job == name || p.Key == name || (r.Check.MetricAppName == "" && p.Group == name) {
+			pol = &p
+			break
+		}
+	}
+	if pol == nil {
+		return optimize.Response{}, fmt.Errorf("%w for %q: no active policy records it", optimize.ErrNoHistory, name)
+	}
+	p := *pol
+	p.Min, p.Max = r.MinReplicas, r.MaxReplicas
+	p.Target.CacheSize = r.CacheSize
+	p.Target.ForecastHorizon = max(p.Target.ForecastHorizon, r.CacheSize)
+	plan, err := s.Planner.Plan(ctx, p, r.CurrentReplicas, now)
+	if errors.Is(err, store.ErrNotFound) {
+		err = fmt.Errorf("%w: %v", optimize.ErrNoHistory, err)
+	}
+	if err != nil {
+		return optimize.Response{}, err
+	}
+	out := clampAll(plan.Desired, r.MinReplicas, r.MaxReplicas)
+	for len(out) < r.CacheSize && len(out) > 0 {
+		out = append(out, out[len(out)-1])
+	}
+	return optimize.Response{Desired: out[:r.CacheSize]}, nil
+}
+
+func clampAll(xs []int, lo, hi int) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = clamp(x, lo, hi)
+	}
+	return out
+}
