@@ -83,8 +83,8 @@ func (s *TargetValue) Decide(_ context.Context, obs Observation) (Decision, erro
 
 // HPA is the Kubernetes horizontal pod autoscaler with its default
 // behaviour on a per-pod load metric: every Interval seconds it computes
-// the replica count that brings the mean utilisation of the serving
-// replicas over the last Window seconds to Target (no change within
+// the replica count that brings the utilisation of the serving replicas
+// (the mean load of the last Window seconds spread over them) to Target (no change within
 // Tolerance; replicas not serving yet count as idle when scaling up and as
 // at target when scaling down, as the HPA treats pods without metrics),
 // scales down only to the highest recommendation of the last
@@ -155,13 +155,22 @@ func (s *HPA) Decide(_ context.Context, obs Observation) (Decision, error) {
 }
 
 // recommend is the HPA replica calculator for a plain per-pod metric.
+// Each ready pod's metric is its share of the mean load of the window, as
+// a per-pod request rate averaged over the window reads once the pods that
+// just became ready take their share.
 func (s *HPA) recommend(obs Observation) int {
 	current := obs.Requested
-	metric, ok := utilisation(obs, obs.Now-s.Window, obs.Now, s.Capacity)
-	if !ok || obs.ServingNow == 0 {
+	ready := obs.ServingNow
+	from := max(obs.Now-s.Window, 0)
+	if ready == 0 || from >= obs.Now {
 		return current
 	}
-	ready := obs.ServingNow
+	load := 0.0
+	for _, d := range obs.Demand[from:obs.Now] {
+		load += d
+	}
+	load /= float64(obs.Now - from)
+	metric := load / (float64(ready) * s.Capacity)
 	ratio := metric / s.Target
 	missing := current - ready
 	if missing <= 0 {

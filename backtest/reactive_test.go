@@ -51,14 +51,13 @@ func TestTargetValueHoldsWithinItsThreshold(t *testing.T) {
 
 func TestHPAScaleUpIsLimitedToFourPodsOrDoubleAPeriod(t *testing.T) {
 	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 1, Cost: DefaultCostModel()}
-	res, err := Run(context.Background(), cfg, constant(200, 46), NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil)
+	res, err := Run(context.Background(), cfg, constant(200, 61), NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// t=15 wants 27, limited to 1+4. t=30 wants ceil(16*5)=80 (seconds 0-14
-	// at utilisation 20, 15-29 at 4), limited to 2*5. t=45 wants the
-	// maximum (utilisation 26/3), limited to 2*10.
-	checkRequested(t, res, map[int]int{14: 1, 15: 5, 30: 10, 45: 20})
+	// Every sync wants ceil(200/7.5) = 27: t=15 is limited to 1+4, t=30 to
+	// 2*5, t=45 to 2*10 and t=60 gets it.
+	checkRequested(t, res, map[int]int{14: 1, 15: 5, 30: 10, 45: 20, 60: 27})
 }
 
 func TestHPAScaleDownWaitsForTheHighestRecommendationToLeaveItsWindow(t *testing.T) {
