@@ -1,0 +1,83 @@
+package optimize
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Solver finds a plan for a Problem. Implementations fill Serving, Desired,
+// Objective and Solver; the Planner stamps ID and Start.
+type Solver interface {
+	Solve(ctx context.Context, p Problem) (Plan, error)
+}
+
+// Plan is a per-second schedule of replica counts, stamped with the time
+// its first second starts. It is the prediction cache of the seed: it is
+// served in a loop and refreshed after two passes (see Value).
+type Plan struct {
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+	// Desired holds the counts to request, one per second.
+	Desired []int `json:"desired"`
+	// Serving holds the counts the plan expects to be serving; it equals
+	// Desired when the startup delay is 0.
+	Serving []int `json:"serving,omitempty"`
+	// MinReplicas and MaxReplicas clamp every served value.
+	MinReplicas int `json:"min_replicas"`
+	MaxReplicas int `json:"max_replicas"`
+	// Objective is Objective(problem, plan).
+	Objective float64 `json:"objective"`
+	// Solver names what produced the plan: "dp", "highs", "highs_incumbent"
+	// or "interpolation".
+	Solver string `json:"solver"`
+}
+
+// newPlanID returns a sortable, unique plan id: the start time and 48
+// random bits.
+func newPlanID(start time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux.
+	return start.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Value returns the count to serve at now and whether a fresh plan is due.
+// The count is Desired[elapsed % len(Desired)], elapsed being whole seconds
+// since Start (0 before Start), clamped to [MinReplicas, MaxReplicas]. A
+// refresh is due once the plan has been served through twice
+// (elapsed >= 2*len(Desired)). An empty plan serves MinReplicas and is
+// always due.
+func (pl Plan) Value(now time.Time) (count int, refresh bool) {
+	n := len(pl.Desired)
+	if n == 0 {
+		return pl.MinReplicas, true
+	}
+	elapsed := 0
+	if d := now.Sub(pl.Start); d > 0 {
+		elapsed = int(d / time.Second)
+	}
+	return clamp(pl.Desired[elapsed%n], pl.MinReplicas, pl.MaxReplicas), elapsed >= 2*n
+}
+
+// Serve returns the count to apply at now given the cached plan cur, and
+// the plan to cache from now on. When cur is due for a refresh it calls
+// produce; if that fails, cur keeps being served and the error is returned
+// alongside the count (the caller logs it and keeps next == cur). When cur
+// is empty and produce fails, count is cur's clamped MinReplicas.
+func Serve(ctx context.Context, now time.Time, cur Plan, produce func(context.Context) (Plan, error)) (count int, next Plan, err error) {
+	count, refresh := cur.Value(now)
+	if !refresh {
+		return count, cur, nil
+	}
+	fresh, err := produce(ctx)
+	if err == nil && len(fresh.Desired) == 0 {
+		err = errors.New("fresh plan is empty")
+	}
+	if err != nil {
+		return count, cur, err
+	}
+	count, _ = fresh.Value(now)
+	return count, fresh, nil
+}
