@@ -1,5 +1,7 @@
 package backtest
 
+import "github.com/nomadscalerd/nomadscalerd/optimize"
+
 // unmetEpsilon ignores shortfalls that are floating-point noise.
 const unmetEpsilon = 1e-9
 
@@ -40,9 +42,18 @@ type CostModel struct {
 	PerReplica bool
 }
 
-// DefaultCostModel is the objective's default weights.
+// DefaultCostModel is the planner's objective with its default weights.
+// The objective charges a started replica's StartupDelay seconds as part of
+// its start cost; the simulator counts them as the replica-seconds they are.
 func DefaultCostModel() CostModel {
-	return CostModel{ReplicaCost: 1, UnmetPenalty: 1, ScaleUpCost: 0.5, ScaleDownCost: 0.3, EmptyPenalty: 10, PerReplica: true}
+	return CostModel{
+		ReplicaCost:   optimize.DefaultReplicaCost,
+		UnmetPenalty:  optimize.DefaultPenalty,
+		ScaleUpCost:   optimize.DefaultStartupCost,
+		ScaleDownCost: optimize.DefaultShutdownCost,
+		EmptyPenalty:  optimize.DefaultExtraPenalty,
+		PerReplica:    true,
+	}
 }
 
 // Price is the cost of a tally.

@@ -14,6 +14,8 @@ func NewStrategy(name string, cfg Config, demand []float64) (Strategy, error) {
 		return NewTargetValue(cfg.Capacity), nil
 	case "hpa":
 		return NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil
+	case "oracle":
+		return NewOracle(cfg, demand, nil), nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q (known: %v)", name, StrategyNames)
 }
