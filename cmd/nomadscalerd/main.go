@@ -29,6 +29,7 @@ func commands() []*cli.Command {
 		versionCommand(),
 		runCommand(),
 		dbCommand(),
+		backtestCommand(),
 		optimizeCommand(),
 		historyCommand(),
 	}

@@ -1,0 +1,152 @@
+package backtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+// ForecastConfig is how ModelForecaster turns a per-second history into a
+// per-second forecast with the model package.
+type ForecastConfig struct {
+	// Step is the seconds a model step averages: the history is fitted as
+	// Step-second means, which a SARIMAX over days of data can afford.
+	Step int
+	// Orders are the candidate SARIMAX orders; the lowest AIC is kept.
+	Orders []model.Order
+	// RefitEvery is how often, by the clock, the parameters are
+	// re-estimated; in between the last parameters forecast from the
+	// up-to-date history (a Kalman filter pass, no optimisation).
+	RefitEvery time.Duration
+	// Margin is the number of forecast standard deviations added to the
+	// mean: 0 plans for the mean, 1.96 for the upper 95% band.
+	Margin float64
+}
+
+// DefaultForecastConfig fits one-minute means with ARIMA(1,1,1) or
+// ARIMA(2,1,1), refits every hour and plans for the mean plus one standard
+// deviation.
+func DefaultForecastConfig() ForecastConfig {
+	return ForecastConfig{
+		Step:       60,
+		Orders:     []model.Order{{P: 1, D: 1, Q: 1}, {P: 2, D: 1, Q: 1}},
+		RefitEvery: time.Hour,
+		Margin:     1,
+	}
+}
+
+// ModelForecaster adapts the model package to optimize.Forecaster.
+// Exogenous rows, when the history has them, are read at each step's
+// middle second, so known covariates such as Fourier terms of the time of
+// day (see FourierRows) enter the regression; rows past the history are the
+// future ones.
+type ModelForecaster struct {
+	cfg ForecastConfig
+	now func() time.Time
+
+	fitted   *model.Result
+	fittedAt time.Time
+	warm     map[string][]float64
+}
+
+// NewModelForecaster returns a forecaster that refits by the clock now.
+func NewModelForecaster(cfg ForecastConfig, now func() time.Time) *ModelForecaster {
+	return &ModelForecaster{cfg: cfg, now: now, warm: map[string][]float64{}}
+}
+
+// errShortHistory is returned while the history is too short to fit.
+var errShortHistory = errors.New("history too short to forecast")
+
+// Forecast implements optimize.Forecaster.
+func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+	B := max(f.cfg.Step, 1)
+	n := len(h.Requests)
+	nb := n / B
+	if nb < 30 {
+		return nil, fmt.Errorf("%d seconds of history: %w", n, errShortHistory)
+	}
+	off := n - nb*B // drop the oldest partial step
+	y := make([]float64, nb)
+	for i := range y {
+		sum := 0.0
+		for _, v := range h.Requests[off+i*B : off+(i+1)*B] {
+			sum += v
+		}
+		y[i] = sum / float64(B)
+	}
+	ahead := (steps+B-1)/B + 1
+	var exog, future [][]float64
+	if len(h.Exog) >= n {
+		exog = make([][]float64, nb)
+		for i := range exog {
+			exog[i] = h.Exog[off+i*B+B/2]
+		}
+		for j := 0; j < ahead && n+j*B+B/2 < len(h.Exog); j++ {
+			future = append(future, h.Exog[n+j*B+B/2])
+		}
+	}
+
+	now := f.now()
+	var fc *model.Forecast
+	var err error
+	if f.fitted != nil && now.Sub(f.fittedAt) < f.cfg.RefitEvery {
+		fc, err = model.ForecastAt(f.fitted.Order, f.fitted.Params, y, exog, future, ahead)
+	}
+	if f.fitted == nil || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || err != nil {
+		sel, serr := model.Select(ctx, y, exog, f.cfg.Orders, f.warm)
+		if serr != nil {
+			return nil, fmt.Errorf("fit: %w", serr)
+		}
+		f.fitted, f.fittedAt = sel.Best, now
+		for _, c := range sel.Candidates {
+			if c.Result != nil {
+				f.warm[c.Order.String()] = c.Result.Params
+			}
+		}
+		fc, err = f.fitted.Forecast(y, exog, future, ahead)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("forecast: %w", err)
+	}
+
+	// Step j's value holds at its middle second; seconds in between are
+	// interpolated, starting from the last observed step.
+	value := func(j int) float64 {
+		if j < 0 {
+			return y[nb-1]
+		}
+		return fc.Mean[j] + f.cfg.Margin*math.Sqrt(math.Max(fc.Variance[j], 0))
+	}
+	out := make([]float64, steps)
+	mid := float64(B-1) / 2
+	for s := range out {
+		pos := (float64(s) - mid) / float64(B) // in steps after the first forecast step's middle
+		j := int(math.Floor(pos))
+		w := pos - float64(j)
+		a, b := value(j), value(min(j+1, ahead-1))
+		out[s] = math.Max(0, a+(b-a)*w)
+	}
+	return out, nil
+}
+
+// FourierRows are the known covariates of the times from first on, one row
+// per second for n seconds: sin and cos of 2πk·t/period for k = 1..terms.
+func FourierRows(first, n, period, terms int) [][]float64 {
+	flat := make([]float64, n*2*terms)
+	rows := make([][]float64, n)
+	for i := range rows {
+		row := flat[i*2*terms : (i+1)*2*terms : (i+1)*2*terms]
+		phase := 2 * math.Pi * float64((first+i)%period) / float64(period)
+		for k := 1; k <= terms; k++ {
+			s, c := math.Sincos(float64(k) * phase)
+			row[2*(k-1)], row[2*(k-1)+1] = s, c
+		}
+		rows[i] = row
+	}
+	return rows
+}

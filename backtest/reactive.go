@@ -1,0 +1,192 @@
+package backtest
+
+import (
+	"context"
+	"math"
+)
+
+// utilisation is the mean, over the seconds of [from, to) that had a
+// serving replica, of demand per unit of serving capacity: the load metric a
+// reactive autoscaler reads from its replicas. Demand above capacity counts
+// in full (the metric is offered load, as a request-rate metric is, not a
+// CPU share capped at 100%). ok is false when no second had a serving
+// replica, as an autoscaler then has no metric.
+func utilisation(obs Observation, from, to int, capacity float64) (u float64, ok bool) {
+	from = max(from, 0)
+	n := 0
+	for s := from; s < to; s++ {
+		if obs.Serving[s] > 0 {
+			u += obs.Demand[s] / (float64(obs.Serving[s]) * capacity)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return u / float64(n), true
+}
+
+// TargetValue is nomad-autoscaler's target-value strategy on a utilisation
+// metric: every Interval seconds (unless in cooldown after a scaling) it
+// reads the mean utilisation of the serving replicas over the last Window
+// seconds and asks for ceil(count * metric / Target) replicas when the
+// ratio leaves 1 ± Threshold.
+type TargetValue struct {
+	Capacity  float64
+	Interval  int     // seconds between evaluations
+	Window    int     // seconds of metric averaged
+	Target    float64 // utilisation aimed at
+	Threshold float64 // relative deadband around Target
+	Cooldown  int     // seconds without evaluation after a scaling
+
+	lastAction int
+	acted      bool
+}
+
+// NewTargetValue is target-value with the defaults the backtest compares
+// against: every 10 s, 60 s of metric, target 0.75, threshold 0.01,
+// cooldown 30 s.
+func NewTargetValue(capacity float64) *TargetValue {
+	return &TargetValue{Capacity: capacity, Interval: 10, Window: 60, Target: 0.75, Threshold: 0.01, Cooldown: 30}
+}
+
+// Name implements Strategy.
+func (*TargetValue) Name() string { return "target-value" }
+
+// Decide implements Strategy.
+func (s *TargetValue) Decide(_ context.Context, obs Observation) (Decision, error) {
+	hold := Decision{Desired: obs.Requested}
+	if obs.Now == 0 || obs.Now%s.Interval != 0 {
+		return hold, nil
+	}
+	if s.acted && obs.Now < s.lastAction+s.Cooldown {
+		return hold, nil
+	}
+	hold.Evaluated = true
+	metric, ok := utilisation(obs, obs.Now-s.Window, obs.Now, s.Capacity)
+	if !ok {
+		return hold, nil
+	}
+	// nomad-autoscaler scales from zero as if from one.
+	count := max(obs.Requested, 1)
+	factor := metric / s.Target
+	if factor >= 1-s.Threshold && factor <= 1+s.Threshold {
+		return hold, nil
+	}
+	want := int(math.Ceil(float64(count) * factor))
+	if want == obs.Requested {
+		return hold, nil
+	}
+	s.lastAction, s.acted = obs.Now, true
+	return Decision{Desired: want, Evaluated: true}, nil
+}
+
+// HPA is the Kubernetes horizontal pod autoscaler with its default
+// behaviour on a per-pod load metric: every Interval seconds it computes
+// the replica count that brings the utilisation of the serving replicas
+// (the mean load of the last Window seconds spread over them) to Target (no change within
+// Tolerance; replicas not serving yet count as idle when scaling up and as
+// at target when scaling down, as the HPA treats pods without metrics),
+// scales down only to the highest recommendation of the last
+// DownStabilisation seconds, and scales up by at most max(UpPods,
+// UpPercent% of the current count) a period.
+type HPA struct {
+	Capacity          float64
+	Interval          int
+	Window            int
+	Target            float64
+	Tolerance         float64
+	DownStabilisation int
+	UpPods            int
+	UpPercent         float64
+	Min, Max          int
+
+	recs []hpaRec
+}
+
+type hpaRec struct{ at, replicas int }
+
+// NewHPA is the HPA with Kubernetes' defaults: sync every 15 s, target
+// 0.75, tolerance 0.1, scale-down stabilisation 300 s, scale-up at most
+// max(4 pods, 100%) per 15 s. It reads 60 s of metric, like TargetValue.
+func NewHPA(capacity float64, minReplicas, maxReplicas int) *HPA {
+	return &HPA{
+		Capacity: capacity, Interval: 15, Window: 60, Target: 0.75, Tolerance: 0.1,
+		DownStabilisation: 300, UpPods: 4, UpPercent: 100, Min: minReplicas, Max: maxReplicas,
+	}
+}
+
+// Name implements Strategy.
+func (*HPA) Name() string { return "hpa" }
+
+// Decide implements Strategy.
+func (s *HPA) Decide(_ context.Context, obs Observation) (Decision, error) {
+	current := obs.Requested
+	if obs.Now == 0 || obs.Now%s.Interval != 0 {
+		return Decision{Desired: current}, nil
+	}
+	desired := s.recommend(obs)
+	desired = min(max(desired, s.Min), s.Max)
+
+	// Stabilise: a scale-down goes no lower than the highest recommendation
+	// within the window (this one included); a scale-up is immediate.
+	cutoff := obs.Now - s.DownStabilisation
+	kept := s.recs[:0]
+	for _, r := range s.recs {
+		if r.at > cutoff {
+			kept = append(kept, r)
+		}
+	}
+	s.recs = append(kept, hpaRec{at: obs.Now, replicas: desired})
+	down := desired
+	for _, r := range s.recs {
+		down = max(down, r.replicas)
+	}
+	want := max(current, desired)
+	want = min(want, down)
+
+	// Rate-limit scale-ups. Evaluations are one period apart, so the count
+	// at the start of the period is the current count.
+	if want > current {
+		limit := max(current+s.UpPods, int(math.Ceil(float64(current)*(1+s.UpPercent/100))))
+		want = min(want, limit)
+	}
+	return Decision{Desired: min(max(want, s.Min), s.Max), Evaluated: true}, nil
+}
+
+// recommend is the HPA replica calculator for a plain per-pod metric.
+// Each ready pod's metric is its share of the mean load of the window, as
+// a per-pod request rate averaged over the window reads once the pods that
+// just became ready take their share.
+func (s *HPA) recommend(obs Observation) int {
+	current := obs.Requested
+	ready := obs.ServingNow
+	from := max(obs.Now-s.Window, 0)
+	if ready == 0 || from >= obs.Now {
+		return current
+	}
+	load := 0.0
+	for _, d := range obs.Demand[from:obs.Now] {
+		load += d
+	}
+	load /= float64(obs.Now - from)
+	metric := load / (float64(ready) * s.Capacity)
+	ratio := metric / s.Target
+	missing := current - ready
+	if missing <= 0 {
+		if math.Abs(ratio-1) <= s.Tolerance {
+			return current
+		}
+		return int(math.Ceil(ratio * float64(ready)))
+	}
+	// Pods without metrics: idle when scaling up, at target when down.
+	total := metric * float64(ready)
+	if ratio < 1 {
+		total += s.Target * float64(missing)
+	}
+	newRatio := total / (s.Target * float64(current))
+	if math.Abs(newRatio-1) <= s.Tolerance || (ratio > 1) != (newRatio > 1) {
+		return current
+	}
+	return int(math.Ceil(newRatio * float64(current)))
+}

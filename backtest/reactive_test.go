@@ -1,0 +1,95 @@
+package backtest
+
+import (
+	"context"
+	"testing"
+)
+
+func constant(v float64, n int) []float64 {
+	d := make([]float64, n)
+	for i := range d {
+		d[i] = v
+	}
+	return d
+}
+
+func checkRequested(t *testing.T, res Result, want map[int]int) {
+	t.Helper()
+	for at, n := range want {
+		if res.Requested[at] != n {
+			t.Errorf("second %d: %s requested %d, want %d", at, res.Strategy, res.Requested[at], n)
+		}
+	}
+}
+
+func TestTargetValueScalesByUtilisationOverTargetAndWaitsOutItsCooldown(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 1, Cost: DefaultCostModel()}
+	res, err := Run(context.Background(), cfg, constant(30, 50), NewTargetValue(cfg.Capacity), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t=10: utilisation 3 over seconds 0-9, ceil(1*3/0.75) = 4.
+	// t=20, t=30: cooldown. t=40: seconds 0-9 at 3 and 10-39 at 0.75 average
+	// 1.3125, ceil(4*1.3125/0.75) = 7.
+	checkRequested(t, res, map[int]int{9: 1, 10: 4, 39: 4, 40: 7, 49: 7})
+	if res.ScaleActions != 2 {
+		t.Errorf("%d scale actions, want 2", res.ScaleActions)
+	}
+}
+
+func TestTargetValueHoldsWithinItsThreshold(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 4, Cost: DefaultCostModel()}
+	// 4 replicas at 30 req/s: utilisation 0.75, on target.
+	res, err := Run(context.Background(), cfg, constant(30.2, 200), NewTargetValue(cfg.Capacity), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ScaleActions != 0 {
+		t.Errorf("%d scale actions within the threshold, want 0", res.ScaleActions)
+	}
+}
+
+func TestHPAScaleUpIsLimitedToFourPodsOrDoubleAPeriod(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 1, Cost: DefaultCostModel()}
+	res, err := Run(context.Background(), cfg, constant(200, 61), NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every sync wants ceil(200/7.5) = 27: t=15 is limited to 1+4, t=30 to
+	// 2*5, t=45 to 2*10 and t=60 gets it.
+	checkRequested(t, res, map[int]int{14: 1, 15: 5, 30: 10, 45: 20, 60: 27})
+}
+
+func TestHPAScaleDownWaitsForTheHighestRecommendationToLeaveItsWindow(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 10, Cost: DefaultCostModel()}
+	demand := append(constant(75, 300), constant(0, 400)...)
+	res, err := Run(context.Background(), cfg, demand, NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Recommendations: 10 up to t=300, then 8 (t=315), 5, 3, 1. The 10 of
+	// t=300 holds the count until t=600; then each lower one in turn.
+	checkRequested(t, res, map[int]int{315: 10, 599: 10, 600: 8, 615: 5, 630: 3, 645: 1, 699: 1})
+}
+
+func TestHPAToleratesTenPercentOffTarget(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 4, Cost: DefaultCostModel()}
+	// Utilisation 0.81 is within 10% of 0.75.
+	res, err := Run(context.Background(), cfg, constant(32.4, 400), NewHPA(cfg.Capacity, cfg.Min, cfg.Max), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ScaleActions != 0 {
+		t.Errorf("%d scale actions within tolerance, want 0", res.ScaleActions)
+	}
+}
+
+func TestHPACountsStartingPodsAsIdleWhenScalingUp(t *testing.T) {
+	h := NewHPA(10, 1, 100)
+	// 2 serving at utilisation 3 (60 req/s) and 2 starting: treated as idle
+	// the mean is 1.5, so 4*1.5/0.75 = 8.
+	obs := Observation{Now: 15, Requested: 4, ServingNow: 2, Demand: constant(60, 15), Serving: []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}}
+	if got := h.recommend(obs); got != 8 {
+		t.Errorf("recommendation %d, want 8", got)
+	}
+}

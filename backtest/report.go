@@ -1,0 +1,39 @@
+package backtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// Report is a backtest's outcome, as printed with --json.
+type Report struct {
+	Trace   string   `json:"trace"`
+	Seconds int      `json:"seconds"`
+	Results []Result `json:"results"`
+}
+
+// WriteJSON writes the report as one indented JSON document.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// WriteTable writes the results side by side, one strategy a row.
+func (r Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "strategy\treplica_seconds\tunmet_requests\tviolation_seconds\tscale_actions\tcost\tdecision_ms_p99\t\n")
+	for _, res := range r.Results {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%.3f\t\n",
+			res.Strategy, res.ReplicaSeconds, res.UnmetRequests, res.ViolationSeconds, res.ScaleActions, res.Cost, res.DecisionMsP99)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+// Package backtest owns the replay of a request-rate trace through scaling
+// strategies on a simulated clock: the simulator and its cost accounting,
+// the reactive baselines (nomad-autoscaler's target-value and Kubernetes'
+// HPA) it compares nomadscalerd's predictive planner against, and the
+// adapters that run the daemon's own forecaster and planner as a strategy.
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Config is the simulated service: how much one replica serves, how long a
+// replica takes to start, the bounds every strategy is held to, and the
+// cost model the results are priced with.
+type Config struct {
+	// Capacity is the requests per second one serving replica absorbs.
+	Capacity float64
+	// StartupDelay is the seconds between requesting a replica (when it
+	// starts to cost) and its serving.
+	StartupDelay int
+	// Min and Max bound the requested replica count.
+	Min, Max int
+	// Initial is the number of replicas already serving at second 0. Zero
+	// means just enough for the first second's demand, within Min and Max,
+	// so no strategy starts from a cold or an oversized fleet.
+	Initial int
+	// Cost prices the run.
+	Cost CostModel
+}
+
+// DefaultConfig is the backtest's default service: 10 requests/s a
+// replica, 30 s to start, between 1 and 100 replicas.
+func DefaultConfig() Config {
+	return Config{Capacity: 10, StartupDelay: 30, Min: 1, Max: 100, Cost: DefaultCostModel()}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Capacity <= 0:
+		return fmt.Errorf("capacity per replica %v: must be positive", c.Capacity)
+	case c.StartupDelay < 0:
+		return fmt.Errorf("startup delay %d: must not be negative", c.StartupDelay)
+	case c.Min < 0 || c.Max < c.Min || c.Max == 0:
+		return fmt.Errorf("replica bounds [%d, %d]: need 0 <= min <= max and max > 0", c.Min, c.Max)
+	}
+	return nil
+}
+
+func (c Config) clamp(n int) int { return min(max(n, c.Min), c.Max) }
+
+// initial is the fleet at second 0.
+func (c Config) initial(demand []float64) int {
+	if c.Initial > 0 {
+		return c.clamp(c.Initial)
+	}
+	if len(demand) == 0 {
+		return c.clamp(0)
+	}
+	return c.clamp(int(math.Ceil(demand[0] / c.Capacity)))
+}
+
+// Observation is what a strategy may see at the start of second Now: only
+// the past, never the current or a future second's demand.
+type Observation struct {
+	Now int
+	// Demand and Serving are the demand and the serving replicas of seconds
+	// [0, Now). Strategies must not modify or retain them.
+	Demand  []float64
+	Serving []int
+	// Requested is the replica count now asked for (and paid for);
+	// ServingNow how many of them serve in second Now.
+	Requested  int
+	ServingNow int
+}
+
+// Decision is a strategy's answer for one second.
+type Decision struct {
+	// Desired is the replica count to run from now on; the simulator holds
+	// it within the configured bounds.
+	Desired int
+	// Evaluated says the strategy ran its evaluation this second (rather
+	// than holding between evaluations); only those seconds are timed for
+	// DecisionMsP99.
+	Evaluated bool
+}
+
+// Strategy decides replica counts second by second.
+type Strategy interface {
+	Name() string
+	Decide(ctx context.Context, obs Observation) (Decision, error)
+}
+
+// Result is one strategy's replay.
+type Result struct {
+	Strategy         string  `json:"strategy"`
+	ReplicaSeconds   int64   `json:"replica_seconds"`
+	UnmetRequests    float64 `json:"unmet_requests"`
+	ViolationSeconds int     `json:"violation_seconds"`
+	ScaleActions     int     `json:"scale_actions"`
+	Cost             float64 `json:"cost"`
+	DecisionMsP99    float64 `json:"decision_ms_p99"`
+
+	// Tally is the break-down the cost was computed from.
+	Tally Tally `json:"-"`
+	// Requested and Serving are the replica counts of every second, kept
+	// for plots.
+	Requested []int `json:"-"`
+	Serving   []int `json:"-"`
+}
+
+// Run replays demand (one value per second) through the strategy. A
+// replica requested at second t costs from t and serves from t +
+// StartupDelay; a removal is immediate and takes replicas that do not serve
+// yet first. progress, if not nil, is called now and then with the seconds
+// done.
+func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress func(done int)) (Result, error) {
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
+	}
+	n := len(demand)
+	res := Result{
+		Strategy:  s.Name(),
+		Requested: make([]int, n),
+		Serving:   make([]int, n),
+	}
+	// readyAt holds each live replica's first serving second, in request
+	// order, so it is sorted and the replicas not yet serving are its tail.
+	readyAt := make([]int, cfg.initial(demand))
+	var decisionTimes []time.Duration
+	for t := 0; t < n; t++ {
+		if t%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Result{}, fmt.Errorf("backtest %s: %w", s.Name(), err)
+			}
+			if progress != nil {
+				progress(t)
+			}
+		}
+		obs := Observation{
+			Now:        t,
+			Demand:     demand[:t:t],
+			Serving:    res.Serving[:t:t],
+			Requested:  len(readyAt),
+			ServingNow: servingAt(readyAt, t),
+		}
+		began := time.Now()
+		d, err := s.Decide(ctx, obs)
+		took := time.Since(began)
+		if err != nil {
+			return Result{}, fmt.Errorf("backtest %s at second %d: %w", s.Name(), t, err)
+		}
+		if d.Evaluated {
+			decisionTimes = append(decisionTimes, took)
+		}
+		want := cfg.clamp(d.Desired)
+		switch have := len(readyAt); {
+		case want > have:
+			for range want - have {
+				readyAt = append(readyAt, t+cfg.StartupDelay)
+			}
+			res.Tally.UpActions++
+			res.Tally.UpReplicas += want - have
+		case want < have:
+			readyAt = readyAt[:want]
+			res.Tally.DownActions++
+			res.Tally.DownReplicas += have - want
+		}
+		serving := servingAt(readyAt, t)
+		res.Requested[t] = len(readyAt)
+		res.Serving[t] = serving
+		res.Tally.add(len(readyAt), serving, demand[t], cfg.Capacity)
+	}
+	if progress != nil {
+		progress(n)
+	}
+	res.ReplicaSeconds = res.Tally.ReplicaSeconds
+	res.UnmetRequests = res.Tally.Unmet
+	res.ViolationSeconds = res.Tally.ViolationSeconds
+	res.ScaleActions = res.Tally.UpActions + res.Tally.DownActions
+	res.Cost = cfg.Cost.Price(res.Tally)
+	res.DecisionMsP99 = p99Millis(decisionTimes)
+	return res, nil
+}
+
+// servingAt counts the replicas of readyAt that serve in second t.
+func servingAt(readyAt []int, t int) int {
+	n, _ := slices.BinarySearch(readyAt, t+1)
+	return n
+}
+
+// p99Millis is the nearest-rank 99th percentile in milliseconds.
+func p99Millis(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(math.Ceil(0.99*float64(len(ds)))) - 1
+	return float64(ds[max(i, 0)]) / float64(time.Millisecond)
+}

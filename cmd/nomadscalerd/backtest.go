@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nomadscalerd/nomadscalerd/backtest"
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+func backtestCommand() *cli.Command {
+	def := backtest.DefaultPredictiveConfig()
+	return &cli.Command{
+		Name:      "backtest",
+		Usage:     "replay a request-rate trace through the predictive planner and reactive baselines",
+		ArgsUsage: " ",
+		Description: "Replays FILE (one request count a line, one line a second; plain or gzip) on a simulated\n" +
+			"clock through each strategy and prints replica-seconds, unmet requests, violation seconds,\n" +
+			"scale actions, cost (the planner's objective) and the 99th percentile time of a decision.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "trace", Required: true, Usage: "request-rate trace FILE"},
+			&cli.StringFlag{Name: "start", Value: "0", Usage: "skip this much of the trace (seconds, Go duration or 1d)"},
+			&cli.StringFlag{Name: "duration", Usage: "replay this much (seconds, Go duration or 7d); default to the end"},
+			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply the trace by this"},
+			&cli.IntFlag{Name: "rate-window", Value: 1, Usage: "demand is the mean of this many trace seconds centred on each second"},
+			&cli.Float64Flag{Name: "capacity-per-replica", Value: 10, Usage: "requests/s one replica serves"},
+			&cli.IntFlag{Name: "startup-delay", Value: 30, Usage: "seconds from requesting a replica to its serving"},
+			&cli.IntFlag{Name: "min", Value: 1, Usage: "fewest replicas"},
+			&cli.IntFlag{Name: "max", Value: 100, Usage: "most replicas"},
+			&cli.StringFlag{Name: "strategies", Value: strings.Join(backtest.StrategyNames, ","), Usage: "comma-separated strategies to compare"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"},
+			&cli.StringFlag{Name: "plot", Usage: "write demand and each strategy's serving capacity to this PNG"},
+			&cli.BoolFlag{Name: "progress", Usage: "draw a progress bar on stderr even when it is not a terminal"},
+			// The predictive strategy's configuration.
+			&cli.IntFlag{Name: "horizon", Value: def.Horizon, Usage: "predictive: plan length in seconds (cache_size; a new plan every two passes)"},
+			&cli.StringFlag{Name: "history", Value: fmt.Sprint(def.Window), Usage: "predictive: history a forecast reads (seconds, Go duration or 2d)"},
+			&cli.DurationFlag{Name: "refit", Value: def.Forecast.RefitEvery, Usage: "predictive: re-estimate the model this often (simulated time)"},
+			&cli.IntFlag{Name: "step", Value: def.Forecast.Step, Usage: "predictive: seconds a model step averages"},
+			&cli.StringFlag{Name: "orders", Value: orderList(def.Forecast.Orders), Usage: "predictive: candidate SARIMAX orders, p,d,q[,P,D,Q,s] separated by ;"},
+			&cli.IntFlag{Name: "fourier-terms", Value: def.FourierTerms, Usage: "predictive: daily Fourier pairs as covariates (0 for none)"},
+			&cli.Float64Flag{Name: "margin", Value: def.Forecast.Margin, Usage: "predictive: plan for the forecast mean plus this many standard deviations (1.96: upper 95% band)"},
+			&cli.StringFlag{Name: "solver", Value: "dp", Usage: "predictive: plan solver, dp (exact dynamic program) or highs (the MILP with DP fallback)"},
+		},
+		Action: runBacktest,
+	}
+}
+
+func runBacktest(c *cli.Context) error {
+	start, err := backtest.ParseSeconds(c.String("start"))
+	if err != nil {
+		return fmt.Errorf("--start: %w", err)
+	}
+	duration := 0
+	if s := c.String("duration"); s != "" {
+		if duration, err = backtest.ParseSeconds(s); err != nil {
+			return fmt.Errorf("--duration: %w", err)
+		}
+	}
+	cfg := backtest.DefaultConfig()
+	cfg.Capacity = c.Float64("capacity-per-replica")
+	cfg.StartupDelay = c.Int("startup-delay")
+	cfg.Min, cfg.Max = c.Int("min"), c.Int("max")
+	var names []string
+	for _, n := range strings.Split(c.String("strategies"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("--strategies: none given")
+	}
+
+	pcfg, err := predictiveConfig(c)
+	if err != nil {
+		return err
+	}
+
+	trace, err := backtest.ReadTraceFile(c.String("trace"))
+	if err != nil {
+		return err
+	}
+	replay, err := backtest.NewReplay(trace, start, duration, c.Float64("scale"), c.Int("rate-window"), pcfg.Window)
+	if err != nil {
+		return err
+	}
+	trace = nil // the raw trace can be large; only the replay is kept
+	demand := replay.Demand
+
+	strategies := make([]backtest.Strategy, len(names))
+	for i, n := range names {
+		if strategies[i], err = backtest.NewStrategy(n, cfg, pcfg, replay, slog.Default()); err != nil {
+			return err
+		}
+	}
+
+	var bar *progressBar
+	if c.Bool("progress") || isTerminal(os.Stderr) {
+		bar = newProgressBar(c.App.ErrWriter, len(strategies)*len(demand))
+		defer bar.stop()
+	}
+	results, err := runStrategies(c.Context, cfg, demand, strategies, bar)
+	if err != nil {
+		return err
+	}
+	bar.stop()
+
+	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results}
+	if out := c.String("plot"); out != "" {
+		title := fmt.Sprintf("%s from second %d, %d s, scale %g", c.String("trace"), start, len(demand), c.Float64("scale"))
+		if err := backtest.WritePlot(out, title, demand, results, cfg.Capacity); err != nil {
+			return err
+		}
+	}
+	if c.Bool("json") {
+		return report.WriteJSON(c.App.Writer)
+	}
+	return report.WriteTable(c.App.Writer)
+}
+
+func predictiveConfig(c *cli.Context) (backtest.PredictiveConfig, error) {
+	pcfg := backtest.DefaultPredictiveConfig()
+	var err error
+	pcfg.Horizon = c.Int("horizon")
+	if pcfg.Horizon < 1 {
+		return pcfg, fmt.Errorf("--horizon %d: must be positive", pcfg.Horizon)
+	}
+	if pcfg.Window, err = backtest.ParseSeconds(c.String("history")); err != nil {
+		return pcfg, fmt.Errorf("--history: %w", err)
+	}
+	pcfg.Forecast.RefitEvery = c.Duration("refit")
+	pcfg.Forecast.Step = c.Int("step")
+	if pcfg.Forecast.Step < 1 {
+		return pcfg, fmt.Errorf("--step %d: must be positive", pcfg.Forecast.Step)
+	}
+	if pcfg.Forecast.Orders, err = model.ParseOrders(c.String("orders")); err != nil {
+		return pcfg, fmt.Errorf("--orders: %w", err)
+	}
+	pcfg.FourierTerms = c.Int("fourier-terms")
+	pcfg.Forecast.Margin = c.Float64("margin")
+	switch c.String("solver") {
+	case "dp":
+		pcfg.Solver = optimize.DPSolver{}
+	case "highs":
+		pcfg.Solver = optimize.NewFallbackSolver(optimize.MIPOptions{TimeLimit: 10 * time.Second}, nil, slog.Default())
+	default:
+		return pcfg, fmt.Errorf("--solver %q: want dp or highs", c.String("solver"))
+	}
+	return pcfg, nil
+}
+
+func orderList(orders []model.Order) string {
+	s := make([]string, len(orders))
+	for i, o := range orders {
+		s[i] = o.String()
+	}
+	return strings.Join(s, ";")
+}
+
+// runStrategies replays demand through every strategy at once (each has
+// its own state; they share only the demand, which none modifies).
+func runStrategies(ctx context.Context, cfg backtest.Config, demand []float64, strategies []backtest.Strategy, bar *progressBar) ([]backtest.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]backtest.Result, len(strategies))
+	errs := make([]error, len(strategies))
+	var wg sync.WaitGroup
+	for i, s := range strategies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := 0
+			results[i], errs[i] = backtest.Run(ctx, cfg, demand, s, func(done int) {
+				bar.add(done - last)
+				last = done
+			})
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// A strategy cancelled because another failed reports the failure's
+	// cause, not its own cancellation.
+	var canceled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case !errors.Is(err, context.Canceled):
+			return nil, err
+		case canceled == nil:
+			canceled = err
+		}
+	}
+	if canceled != nil {
+		return nil, canceled
+	}
+	return results, nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar redraws one line on a terminal with the share of simulated
+// seconds done. A nil bar draws nothing.
+type progressBar struct {
+	w     io.Writer
+	total int
+	done  atomic.Int64
+	quit  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	began time.Time
+}
+
+func newProgressBar(w io.Writer, total int) *progressBar {
+	b := &progressBar{w: w, total: max(total, 1), quit: make(chan struct{}), began: time.Now()}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-b.quit:
+				b.draw()
+				fmt.Fprintln(b.w)
+				return
+			case <-tick.C:
+				b.draw()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *progressBar) add(n int) {
+	if b != nil {
+		b.done.Add(int64(n))
+	}
+}
+
+func (b *progressBar) draw() {
+	const width = 40
+	frac := min(float64(b.done.Load())/float64(b.total), 1)
+	filled := int(frac * width)
+	fmt.Fprintf(b.w, "\rbacktest [%s%s] %5.1f%% %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+		100*frac, time.Since(b.began).Truncate(time.Second))
+}
+
+func (b *progressBar) stop() {
+	if b == nil {
+		return
+	}
+	b.once.Do(func() {
+		close(b.quit)
+		b.wg.Wait()
+	})
+}

@@ -1,0 +1,258 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"gonum.org/v1/gonum/optimize"
+)
+
+// Result is one fitted candidate.
+type Result struct {
+	Order         Order     `json:"order"`
+	ParamNames    []string  `json:"param_names"`
+	StartParams   []float64 `json:"start_params"`
+	Params        []float64 `json:"params"`
+	LLF           float64   `json:"llf"`
+	AIC           float64   `json:"aic"`
+	NObs          int       `json:"nobs"`
+	NObsEffective int       `json:"nobs_effective"`
+	Converged     bool      `json:"converged"`
+	Iterations    int       `json:"iterations"`
+	FitDuration   time.Duration
+	spec          spec
+}
+
+// minObs is the shortest series a candidate is fitted to: enough for the
+// burned diffuse steps and a handful of counted ones per parameter.
+func (s spec) minObs() int { return s.kStates + s.nParams() + 3 }
+
+// ErrTooShort is returned when the series is too short for the order.
+var ErrTooShort = errors.New("too few observations for the order")
+
+// Fit estimates a SARIMAX model by maximum likelihood. exog holds one row per
+// observation (nil or empty rows for none). start, when it has the model's
+// parameter count, replaces statsmodels' starting parameters (a warm start
+// from a previous fit of the same order).
+//
+// The optimiser works on the concentrated likelihood: for fixed ARMA
+// parameters and variance, the exact maximising regression coefficients
+// come from one weighted least squares on filtered innovations (the Kalman
+// gains do not depend on the data). L-BFGS then searches only over the ARMA
+// parameters and log sigma2, on -llf/nobs as statsmodels does.
+func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []float64) (*Result, error) {
+	began := time.Now()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	kx := exogWidth(exog)
+	if kx > 0 && len(exog) != len(y) {
+		return nil, fmt.Errorf("exog has %d rows for %d observations", len(exog), len(y))
+	}
+	s := newSpec(o, kx)
+	if len(y) < s.minObs() {
+		return nil, fmt.Errorf("order %s needs %d observations, have %d: %w", o, s.minObs(), len(y), ErrTooShort)
+	}
+	for i, v := range y {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("observation %d is not finite", i)
+		}
+	}
+	sp := s.startParams(y, exog)
+	if len(start) == s.nParams() && start[len(start)-1] > 0 {
+		sp = append([]float64(nil), start...)
+	}
+	ev := newEvaluator(s, y, exog)
+	narma := s.nARMA()
+	x0 := make([]float64, narma+1)
+	copy(x0, sp[kx:kx+narma])
+	x0[narma] = math.Log(sp[len(sp)-1])
+
+	nobs := float64(len(y))
+	best := struct {
+		f float64
+		x []float64
+	}{f: math.Inf(1)}
+	obj := func(x []float64) float64 {
+		llf, ok := ev.profileLLF(x, nil)
+		if !ok {
+			return math.Inf(1)
+		}
+		f := -llf / nobs
+		if f < best.f {
+			best.f = f
+			best.x = append(best.x[:0], x...)
+		}
+		return f
+	}
+	if f0 := obj(x0); math.IsInf(f0, 1) {
+		return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
+	}
+	xh := make([]float64, len(x0))
+	grad := func(g, x []float64) {
+		copy(xh, x)
+		for i := range x {
+			h := 1e-6 * math.Max(1, math.Abs(x[i]))
+			xh[i] = x[i] + h
+			fp := obj(xh)
+			xh[i] = x[i] - h
+			fm := obj(xh)
+			xh[i] = x[i]
+			g[i] = (fp - fm) / (2 * h)
+			if math.IsInf(fp, 0) || math.IsInf(fm, 0) {
+				g[i] = math.NaN()
+			}
+		}
+	}
+	stop := func() (optimize.Status, error) {
+		if ctx.Err() != nil {
+			return optimize.Failure, ctx.Err()
+		}
+		return optimize.NotTerminated, nil
+	}
+	settings := &optimize.Settings{
+		GradientThreshold: 1e-9,
+		MajorIterations:   500,
+		Converger:         &optimize.FunctionConverge{Absolute: 1e-13, Relative: 1e-13, Iterations: 5},
+	}
+	res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x0, settings, &optimize.LBFGS{Store: 10})
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
+	}
+	// A failed line search near the optimum is normal with numerical
+	// gradients; the best point seen is still the estimate.
+	converged := err == nil && res != nil
+	iters := 0
+	if res != nil {
+		iters = res.MajorIterations
+	}
+	if best.x == nil {
+		return nil, fmt.Errorf("order %s: optimisation found no finite point", o)
+	}
+	params, llf, ok := ev.fullParams(best.x)
+	if !ok {
+		return nil, fmt.Errorf("order %s: likelihood not finite at the optimum", o)
+	}
+	k := float64(s.nParams())
+	return &Result{
+		Order:         o,
+		ParamNames:    s.paramNames(),
+		StartParams:   sp,
+		Params:        params,
+		LLF:           llf,
+		AIC:           -2*llf + 2*k,
+		NObs:          len(y),
+		NObsEffective: len(y) - s.burn(),
+		Converged:     converged,
+		Iterations:    iters,
+		FitDuration:   time.Since(began),
+		spec:          s,
+	}, nil
+}
+
+func exogWidth(exog [][]float64) int {
+	if len(exog) == 0 {
+		return 0
+	}
+	return len(exog[0])
+}
+
+// evaluator computes the concentrated log-likelihood for one series.
+type evaluator struct {
+	s    spec
+	cols [][]float64 // y then the exog columns
+	w    *workspace
+	beta []float64
+}
+
+func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
+	cols := [][]float64{y}
+	for j := 0; j < s.kExog; j++ {
+		c := make([]float64, len(y))
+		for t := range y {
+			c[t] = exog[t][j]
+		}
+		cols = append(cols, c)
+	}
+	return &evaluator{s: s, cols: cols, w: newWorkspace(s.kStates, len(cols)), beta: make([]float64, s.kExog)}
+}
+
+// profileLLF evaluates x = (ARMA params, log sigma2), maximising over beta.
+func (e *evaluator) profileLLF(x []float64, beta []float64) (float64, bool) {
+	narma := e.s.nARMA()
+	sigma2 := math.Exp(x[narma])
+	if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
+		return 0, false
+	}
+	sys := e.s.newSystem(x[:narma], sigma2)
+	if err := e.w.run(sys, e.cols, e.s.burn(), e.s.kExog == 0); err != nil {
+		return 0, false
+	}
+	if beta == nil {
+		beta = e.beta
+	}
+	llf, ok := e.w.profile(beta)
+	if !ok || math.IsNaN(llf) || math.IsInf(llf, 0) {
+		return 0, false
+	}
+	return llf, true
+}
+
+// fullParams expands an optimiser point into statsmodels' parameter vector
+// and evaluates the plain (not concentrated) log-likelihood there.
+func (e *evaluator) fullParams(x []float64) ([]float64, float64, bool) {
+	beta := make([]float64, e.s.kExog)
+	if _, ok := e.profileLLF(x, beta); !ok {
+		return nil, 0, false
+	}
+	narma := e.s.nARMA()
+	params := append(append(append([]float64{}, beta...), x[:narma]...), math.Exp(x[narma]))
+	llf, ok := loglike(e.s, e.cols[0], e.cols[1:], params)
+	return params, llf, ok
+}
+
+// loglike is the log-likelihood at a full parameter vector, computed exactly
+// as statsmodels does (one filter over y - X beta).
+func loglike(s spec, y []float64, xcols [][]float64, params []float64) (float64, bool) {
+	r := make([]float64, len(y))
+	copy(r, y)
+	for j, c := range xcols {
+		b := params[j]
+		for t := range r {
+			r[t] -= b * c[t]
+		}
+	}
+	narma := s.nARMA()
+	sys := s.newSystem(params[s.kExog:s.kExog+narma], params[len(params)-1])
+	w := newWorkspace(s.kStates, 1)
+	if err := w.run(sys, [][]float64{r}, s.burn(), s.kExog == 0); err != nil {
+		return 0, false
+	}
+	llf, ok := w.profile(nil)
+	return llf, ok && !math.IsNaN(llf) && !math.IsInf(llf, 0)
+}
+
+// LogLikelihood evaluates the log-likelihood of a SARIMAX model at the given
+// parameters (statsmodels' layout), without fitting.
+func LogLikelihood(y []float64, exog [][]float64, o Order, params []float64) (float64, error) {
+	kx := exogWidth(exog)
+	s := newSpec(o, kx)
+	if len(params) != s.nParams() {
+		return 0, fmt.Errorf("order %s with %d exog columns takes %d parameters, got %d", o, kx, s.nParams(), len(params))
+	}
+	cols := make([][]float64, kx)
+	for j := range cols {
+		cols[j] = make([]float64, len(y))
+		for t := range y {
+			cols[j][t] = exog[t][j]
+		}
+	}
+	llf, ok := loglike(s, y, cols, params)
+	if !ok {
+		return 0, errFilter
+	}
+	return llf, nil
+}

@@ -1,0 +1,302 @@
+package model
+
+import (
+	"errors"
+	"math"
+)
+
+// initialVariance is statsmodels' approximate diffuse prior variance.
+const initialVariance = 1e6
+
+// steadyTolerance is statsmodels' steady-state test: the filter stops
+// updating the covariance once the squared change of the predicted state
+// covariance sums to less than this.
+const steadyTolerance = 1e-19
+
+// relSteadyTolerance is the looser-than-never test used when statsmodels
+// itself never declares convergence (models with exog are time-varying for
+// it): stop when the covariance change is negligible relative to its size.
+const relSteadyTolerance = 1e-28
+
+var errFilter = errors.New("kalman filter: non-positive forecast error variance")
+
+// workspace holds the filter's scratch space so repeated likelihood
+// evaluations do not allocate. One workspace per goroutine.
+type workspace struct {
+	k, m    int
+	p, pf   []float64 // predicted / filtered state covariance, k*k
+	tp      []float64 // T*Pf, k*k
+	zp, g   []float64 // Z*P and gain P*Z'/F
+	a       []float64 // state means, one k-vector per data column
+	tmp     []float64
+	gram    []float64 // m*m cross products of weighted innovations
+	v       []float64 // innovations of the current step, per column
+	logF    float64   // sum of log F over the counted steps
+	nEff    int
+	lastF   float64
+	endP    []float64 // predicted covariance after the last observation
+	endA    []float64 // predicted means after the last observation
+	innov   []float64 // optional: innovations of column 0 (nil = not kept)
+	forecF  []float64 // optional: F_t per step
+	keepAll bool
+}
+
+func newWorkspace(k, m int) *workspace {
+	return &workspace{
+		k: k, m: m,
+		p: make([]float64, k*k), pf: make([]float64, k*k), tp: make([]float64, k*k),
+		zp: make([]float64, k), g: make([]float64, k),
+		a: make([]float64, k*m), tmp: make([]float64, k),
+		gram: make([]float64, m*m), v: make([]float64, m),
+		endP: make([]float64, k*k), endA: make([]float64, k*m),
+	}
+}
+
+// run filters the m data columns (each of length n) through one shared
+// covariance recursion. Under approximate diffuse initialisation the
+// covariances do not depend on the data, and the innovations are linear in
+// it, so filtering y and each exog column separately gives the innovations
+// of y - X*beta for every beta at once. The first burn steps are left out of
+// the sums, as statsmodels does. statsmodelsSteady selects statsmodels'
+// absolute steady-state rule (used when it applies it: no exog); otherwise a
+// tight relative rule is used.
+func (w *workspace) run(sys *system, cols [][]float64, burn int, statsmodelsSteady bool) error {
+	k, m := w.k, w.m
+	n := len(cols[0])
+	p, pf, tp, zp, g := w.p, w.pf, w.tp, w.zp, w.g
+	clear(p)
+	for i := 0; i < k; i++ {
+		p[i*k+i] = initialVariance
+	}
+	clear(w.a)
+	clear(w.gram)
+	w.logF, w.nEff = 0, 0
+	converged := false
+	var F float64
+	for t := 0; t < n; t++ {
+		if !converged {
+			// zp = Z P (P symmetric, so also P Z').
+			clear(zp)
+			for _, zi := range sys.z {
+				row := p[zi*k : zi*k+k]
+				for j, v := range row {
+					zp[j] += v
+				}
+			}
+			F = 0
+			for _, zi := range sys.z {
+				F += zp[zi]
+			}
+			if !(F > 0) || math.IsInf(F, 0) {
+				return errFilter
+			}
+			inv := 1 / F
+			for j := range g {
+				g[j] = zp[j] * inv
+			}
+			// Pf = P - zp zp' / F
+			for i := 0; i < k; i++ {
+				gi := g[i]
+				for j := 0; j < k; j++ {
+					pf[i*k+j] = p[i*k+j] - gi*zp[j]
+				}
+			}
+			// tp = T Pf
+			clear(tp)
+			for _, e := range sys.t {
+				src := pf[e.j*k : e.j*k+k]
+				dst := tp[e.i*k : e.i*k+k]
+				for j, v := range src {
+					dst[j] += e.v * v
+				}
+			}
+			// new P = tp T' + sigma2 R R', symmetrised; track the change.
+			var diff float64
+			for i := 0; i < k; i++ {
+				ri := sys.r[i] * sys.sigma2
+				for j := 0; j < k; j++ {
+					pf[i*k+j] = ri * sys.r[j]
+				}
+			}
+			for _, e := range sys.t {
+				// (tp T')[i][e.i] += tp[i][e.j] * e.v
+				for i := 0; i < k; i++ {
+					pf[i*k+e.i] += tp[i*k+e.j] * e.v
+				}
+			}
+			var scale float64
+			for i := 0; i < k; i++ {
+				for j := i; j < k; j++ {
+					v := 0.5 * (pf[i*k+j] + pf[j*k+i])
+					d := v - p[i*k+j]
+					if i == j {
+						diff += d * d
+						scale += v * v
+					} else {
+						diff += 2 * d * d
+						scale += 2 * v * v
+					}
+					pf[i*k+j], pf[j*k+i] = v, v
+				}
+			}
+			// pf now holds the next predicted covariance; keep this step's
+			// quantities (F, g) for the mean update below.
+			p, pf = pf, p
+			if t >= 1 {
+				if statsmodelsSteady {
+					converged = diff < steadyTolerance
+				} else {
+					converged = diff <= relSteadyTolerance*scale
+				}
+			}
+		}
+		lf := math.Log(F)
+		counted := t >= burn
+		if counted {
+			w.logF += lf
+			w.nEff++
+		}
+		sq := 1 / math.Sqrt(F)
+		for c := 0; c < m; c++ {
+			a := w.a[c*k : c*k+k]
+			y := cols[c][t]
+			for _, zi := range sys.z {
+				y -= a[zi]
+			}
+			w.v[c] = y * sq
+			if c == 0 && w.keepAll {
+				w.innov = append(w.innov, y)
+				w.forecF = append(w.forecF, F)
+			}
+			for j := range a {
+				w.tmp[j] = a[j] + g[j]*y
+			}
+			clear(a)
+			for _, e := range sys.t {
+				a[e.i] += e.v * w.tmp[e.j]
+			}
+		}
+		if counted {
+			for i := 0; i < m; i++ {
+				vi := w.v[i]
+				row := w.gram[i*m : i*m+m]
+				for j := i; j < m; j++ {
+					row[j] += vi * w.v[j]
+				}
+			}
+		}
+	}
+	w.lastF = F
+	copy(w.endP, p)
+	copy(w.endA, w.a)
+	// restore buffer identity for the next run
+	w.p, w.pf = p, pf
+	return nil
+}
+
+// profile returns the log-likelihood maximised over the exog coefficients
+// (the columns after the first are exog, the first is y) and the maximising
+// coefficients. With no exog columns it is the plain log-likelihood.
+func (w *workspace) profile(beta []float64) (float64, bool) {
+	m := w.m
+	g := w.gram
+	// Columns are y, x1..xk; the weighted least squares of y on x solves
+	// Gxx beta = Gxy and leaves Syy - Gxy' beta.
+	ssr := g[0]
+	if m > 1 {
+		kx := m - 1
+		// Cholesky of Gxx, scaled by its diagonal for conditioning.
+		a := make([]float64, kx*kx)
+		b := make([]float64, kx)
+		d := make([]float64, kx)
+		for i := 0; i < kx; i++ {
+			d[i] = math.Sqrt(g[(i+1)*m+i+1])
+			if d[i] == 0 {
+				d[i] = 1
+			}
+		}
+		for i := 0; i < kx; i++ {
+			for j := i; j < kx; j++ {
+				v := g[(i+1)*m+j+1] / (d[i] * d[j])
+				a[i*kx+j], a[j*kx+i] = v, v
+			}
+			b[i] = g[i+1] / d[i]
+		}
+		if !cholSolve(a, b, kx) {
+			return math.NaN(), false
+		}
+		for i := range b {
+			b[i] /= d[i]
+		}
+		// ssr = Syy - 2 b'Gxy + b'Gxx b, evaluated in the stable form.
+		var cross, quad float64
+		for i := 0; i < kx; i++ {
+			cross += b[i] * g[i+1]
+			for j := 0; j < kx; j++ {
+				gij := g[(min(i, j)+1)*m+max(i, j)+1]
+				quad += b[i] * gij * b[j]
+			}
+		}
+		ssr = g[0] - 2*cross + quad
+		copy(beta, b)
+	}
+	llf := -0.5 * (float64(w.nEff)*math.Log(2*math.Pi) + w.logF + ssr)
+	return llf, true
+}
+
+// cholSolve solves a x = b in place for symmetric positive definite a (k*k),
+// treating numerically singular directions as absent (zero coefficient).
+func cholSolve(a, b []float64, k int) bool {
+	l := a
+	skip := make([]bool, k)
+	for j := 0; j < k; j++ {
+		s := l[j*k+j]
+		for p := 0; p < j; p++ {
+			s -= l[j*k+p] * l[j*k+p]
+		}
+		if s <= 1e-12 {
+			skip[j] = true
+			for i := j; i < k; i++ {
+				l[i*k+j] = 0
+			}
+			continue
+		}
+		ljj := math.Sqrt(s)
+		l[j*k+j] = ljj
+		for i := j + 1; i < k; i++ {
+			s := l[i*k+j]
+			for p := 0; p < j; p++ {
+				s -= l[i*k+p] * l[j*k+p]
+			}
+			l[i*k+j] = s / ljj
+		}
+	}
+	for i := 0; i < k; i++ {
+		if skip[i] {
+			b[i] = 0
+			continue
+		}
+		s := b[i]
+		for p := 0; p < i; p++ {
+			s -= l[i*k+p] * b[p]
+		}
+		b[i] = s / l[i*k+i]
+	}
+	for i := k - 1; i >= 0; i-- {
+		if skip[i] {
+			b[i] = 0
+			continue
+		}
+		s := b[i]
+		for p := i + 1; p < k; p++ {
+			s -= l[p*k+i] * b[p]
+		}
+		b[i] = s / l[i*k+i]
+	}
+	for _, v := range b {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
