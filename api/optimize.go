@@ -74,3 +74,9 @@ func (s *Server) HandleStatus(p StatusProvider) {
 		JSON(w, http.StatusOK, p.Status(r.Context()))
 	}))
 }
+
+// StatusFunc adapts a function to StatusProvider.
+type StatusFunc func(ctx context.Context) any
+
+// Status calls f.
+func (f StatusFunc) Status(ctx context.Context) any { return f(ctx) }

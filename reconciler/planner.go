@@ -77,24 +77,7 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 			latest[c.Name] = col[len(col)-1]
 		}
 	}
-	h := optimize.History{Requests: requests}
-	if len(p.Target.Events) > 0 {
-		// Scheduled events are known in advance: the indicator rows run past
-		// the history through the whole horizon.
-		first := times[0]
-		n := len(times) + p.Target.ForecastHorizon + 120
-		h.Exog = make([][]float64, n)
-		for i := range h.Exog {
-			row := make([]float64, len(p.Target.Events))
-			at := first.Add(time.Duration(i) * time.Second)
-			for j, ev := range p.Target.Events {
-				if ev.Active(at) {
-					row[j] = 1
-				}
-			}
-			h.Exog[i] = row
-		}
-	}
+	h := optimize.History{Requests: requests, Exog: knownRegressors(p.Target, times[0], len(times)+p.Target.ForecastHorizon+int(p.Target.ModelStep.Seconds())*2)}
 	fc := hp.forecasterFor(p)
 	if hp.demand != nil {
 		fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest}
@@ -142,4 +125,39 @@ func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, step
 		return nil, err
 	}
 	return d.demand(f, d.latest), nil
+}
+
+// knownRegressors are the exogenous rows known in advance, one per second
+// from first for n seconds (past the history, through the horizon): a
+// sine/cosine pair per Fourier term of each seasonality, and a 0/1
+// indicator per scheduled event. Nil when the target declares neither.
+func knownRegressors(t Target, first time.Time, n int) [][]float64 {
+	cols := len(t.Seasonality)*2*t.FourierTerms + len(t.Events)
+	if cols == 0 {
+		return nil
+	}
+	rows := make([][]float64, n)
+	flat := make([]float64, n*cols)
+	for i := range rows {
+		row := flat[i*cols : (i+1)*cols : (i+1)*cols]
+		at := first.Add(time.Duration(i) * time.Second)
+		c := 0
+		for _, period := range t.Seasonality {
+			// Phase from absolute time, so the terms continue into the future
+			// and across restarts.
+			phase := 2 * math.Pi * float64(at.Unix()%int64(period.Seconds())) / period.Seconds()
+			for k := 1; k <= t.FourierTerms; k++ {
+				row[c], row[c+1] = math.Sincos(float64(k) * phase)
+				c += 2
+			}
+		}
+		for _, ev := range t.Events {
+			if ev.Active(at) {
+				row[c] = 1
+			}
+			c++
+		}
+		rows[i] = row
+	}
+	return rows
 }

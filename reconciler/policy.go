@@ -61,7 +61,19 @@ type Target struct {
 	HistoryWindow      time.Duration `json:"history_window"`
 	RefitInterval      time.Duration `json:"refit_interval"`
 	StaleAfter         time.Duration `json:"stale_after"`
-	Events             []Event       `json:"events,omitempty"`
+	// ModelStep is the resolution the model fits: seconds are averaged
+	// into steps of this length (a SARIMAX over an hour of seconds is slow
+	// and noisy); the plan is still per second.
+	ModelStep time.Duration `json:"model_step"`
+	// ForecastMargin is how many forecast standard deviations are added
+	// to the mean before planning (0: plan for the mean).
+	ForecastMargin float64 `json:"forecast_margin"`
+	// Seasonality lists cycle lengths (e.g. 24h, 168h, or 3m for a test)
+	// entered as FourierTerms sine/cosine pairs each: known future
+	// regressors, so a daily peak is forecast before it starts.
+	Seasonality  []time.Duration `json:"seasonality,omitempty"`
+	FourierTerms int             `json:"fourier_terms"`
+	Events       []Event         `json:"events,omitempty"`
 }
 
 // Event is a known recurring event: the model sees an indicator that is 1
@@ -228,6 +240,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
+		ModelStep: 10 * time.Second, ForecastMargin: 1, FourierTerms: 3,
 	}
 	if t.CacheSize == 0 {
 		t.CacheSize = 10
@@ -236,10 +249,10 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		t.ForecastHorizon = 60
 	}
 	var err error
-	ints := map[string]*int{"cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
+	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty}
-	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter}
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin}
+	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	for k, v := range body {
 		switch {
@@ -271,6 +284,21 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 				return t, fmt.Errorf("dry_run must be true or false, got %v", v)
 			}
 			t.DryRun = b
+		case k == "seasonality":
+			list, ok := v.([]any)
+			if !ok {
+				return t, fmt.Errorf("seasonality must be a list of durations such as [\"24h\"]")
+			}
+			for _, item := range list {
+				d, err := durationValue("seasonality", item)
+				if err != nil {
+					return t, err
+				}
+				if d < 2*time.Second {
+					return t, fmt.Errorf("seasonality %s is shorter than 2s", d)
+				}
+				t.Seasonality = append(t.Seasonality, d)
+			}
 		case k == "event":
 		default:
 			return t, fmt.Errorf("unknown key %q", k)
@@ -320,6 +348,12 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("costs and prices must not be negative")
 	case t.HistoryWindow < time.Minute:
 		return t, fmt.Errorf("history_window must be at least 1m")
+	case t.ModelStep < time.Second || t.ModelStep > time.Hour:
+		return t, fmt.Errorf("model_step must be within 1s..1h")
+	case t.FourierTerms < 0 || t.FourierTerms > 20:
+		return t, fmt.Errorf("fourier_terms must be within 0..20")
+	case t.ForecastMargin < 0:
+		return t, fmt.Errorf("forecast_margin must not be negative")
 	}
 	return t, nil
 }

@@ -7,15 +7,20 @@ import (
 	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
-	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nomadscalerd/nomadscalerd/api"
+	"github.com/nomadscalerd/nomadscalerd/backtest"
+	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -29,6 +34,13 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "cache-size", EnvVars: []string{"CACHE_SIZE"}, Value: 10, Usage: "seconds of desired counts per plan"},
 		&cli.IntFlag{Name: "forecast-horizon", EnvVars: []string{"FORECAST_HORIZON"}, Value: 60, Usage: "seconds forecast ahead"},
 		&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"NOMADSCALERD_DRY_RUN"}, Usage: "decide and record scaling events, change no counts"},
+		&cli.BoolFlag{Name: "ha", EnvVars: []string{"NOMADSCALERD_HA"}, Usage: "elect a leader through a Nomad variable lock; only the leader scales"},
+		&cli.DurationFlag{Name: "ha-lock-ttl", EnvVars: []string{"NOMADSCALERD_HA_LOCK_TTL"}, Value: 15 * time.Second, Usage: "leader lock TTL (Nomad's minimum is 10s)"},
+		&cli.StringFlag{Name: "prometheus-addr", EnvVars: []string{"PROMETHEUS_ADDR"}, Usage: "Prometheus HTTP address for checks with source = \"prometheus\""},
+		&cli.DurationFlag{Name: "sample-interval", EnvVars: []string{"NOMADSCALERD_SAMPLE_INTERVAL"}, Value: time.Second, Usage: "how often every policy's metrics are recorded"},
+		&cli.DurationFlag{Name: "raw-retention", EnvVars: []string{"NOMADSCALERD_RAW_RETENTION"}, Value: 24 * time.Hour, Usage: "how long raw points are kept"},
+		&cli.DurationFlag{Name: "rollup-retention", EnvVars: []string{"NOMADSCALERD_ROLLUP_RETENTION"}, Value: 30 * 24 * time.Hour, Usage: "how long 1-minute rollups are kept"},
+		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
 }
 
@@ -46,6 +58,12 @@ type settings struct {
 	DB, NomadAddr, NomadToken, HTTPAddr, Token string
 	CacheSize, ForecastHorizon                 int
 	DryRun                                     bool
+	HA                                         bool
+	HALockTTL                                  time.Duration
+	PrometheusAddr                             string
+	SampleInterval, RawRetention               time.Duration
+	RollupRetention                            time.Duration
+	OnlyTestData                               bool
 }
 
 func resolveSettings(c *cli.Context) (settings, error) {
@@ -62,6 +80,12 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		DB: c.String("db"), NomadAddr: c.String("nomad-addr"), NomadToken: c.String("nomad-token"),
 		HTTPAddr: c.String("http-addr"), Token: c.String("token"),
 		CacheSize: c.Int("cache-size"), ForecastHorizon: c.Int("forecast-horizon"), DryRun: c.Bool("dry-run"),
+		HA: c.Bool("ha"), HALockTTL: c.Duration("ha-lock-ttl"), PrometheusAddr: c.String("prometheus-addr"),
+		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
+		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
+	}
+	if s.SampleInterval < 100*time.Millisecond {
+		return s, fmt.Errorf("sample-interval %s: must be at least 100ms", s.SampleInterval)
 	}
 	if s.CacheSize < 1 || s.CacheSize > 3600 {
 		return s, fmt.Errorf("cache-size %d: must be within 1..3600", s.CacheSize)
@@ -102,30 +126,111 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	recMetrics, err := reconciler.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	optMetrics, err := optimize.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+
+	var leader reconciler.Leadership = nomad.AlwaysLeader{}
+	var elector *nomad.Leader
+	if s.HA {
+		elector = nomad.NewLeader(nc, s.HALockTTL, recMetrics.SetLeader, log)
+		leader = elector
+	} else {
+		recMetrics.SetLeader(true)
+	}
+
+	sources := history.Sources{"nomad-apm": history.NewNomadAPM(nc.API())}
+	if s.PrometheusAddr != "" {
+		prom, err := history.NewPrometheus(s.PrometheusAddr, log)
+		if err != nil {
+			return err
+		}
+		sources["prometheus"] = prom
+	}
+
+	// The daemon plans single groups with the exact DP; interpolation is
+	// the last resort (HiGHS serves coupled problems: node pools).
+	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
+	planner := reconciler.NewHistoryPlanner(db, newForecaster, nil, solver, optMetrics, log)
+
+	var ctrl *reconciler.Controller
+	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
+	recorder, err := history.NewRecorder(db, sources, targets, history.Config{
+		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{recorder},
+		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
+	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun}, recMetrics, log)
 
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
 		Nomad:    nc,
+		Roles:    leader,
 		Registry: reg,
 		Logger:   log,
 	})
 	if err != nil {
 		return err
 	}
+	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver})
+	srv.HandleStatus(api.StatusFunc(func(ctx context.Context) any { return ctrl.Status(ctx) }))
 
-	events := nomad.HandlerFunc(func(ctx context.Context, index uint64, evs []nomadapi.Event) {
-		log.Debug("nomad events", "index", index, "count", len(evs))
-	})
-	watcher := nomad.NewWatcher(nc, db, events, log)
+	watcher := nomad.NewWatcher(nc, db, ctrl, log)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
+	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
-	log.Info("nomadscalerd running", "version", version, "nomad", nc.Address(), "http", s.HTTPAddr, "dry_run", s.DryRun)
+	g.Go(func() error { return recorder.Run(gctx) })
+	if elector != nil {
+		g.Go(func() error { return elector.Run(gctx) })
+	}
+	log.Info("nomadscalerd running", "version", version, "nomad", nc.Address(), "http", s.HTTPAddr, "dry_run", s.DryRun, "ha", s.HA)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	log.Info("nomadscalerd stopped")
 	return err
+}
+
+// recordTargets lists every check of every active policy for the recorder.
+func recordTargets(ps []reconciler.Policy) []history.Target {
+	var out []history.Target
+	for _, p := range ps {
+		for _, c := range p.Checks {
+			out = append(out, history.Target{Series: store.SeriesName(p.Key, c.Name),
+				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group}})
+		}
+	}
+	return out
+}
+
+type freshness struct{ r *history.Recorder }
+
+func (f freshness) LastSample(series string) (time.Time, bool) {
+	t, _, ok := f.r.LastSample(series)
+	return t, ok
+}
+
+// newForecaster is the policy's SARIMAX forecaster with its settings.
+func newForecaster(p reconciler.Policy) optimize.Forecaster {
+	orders, err := model.ParseOrders(p.Target.Orders)
+	if err != nil {
+		orders = model.DefaultOrders()
+	}
+	return backtest.NewModelForecaster(backtest.ForecastConfig{
+		Step:       int(p.Target.ModelStep.Seconds()),
+		Orders:     orders,
+		RefitEvery: p.Target.RefitInterval,
+		Margin:     p.Target.ForecastMargin,
+	}, time.Now)
 }
