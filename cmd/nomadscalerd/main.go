@@ -32,6 +32,7 @@ func commands() []*cli.Command {
 		backtestCommand(),
 		optimizeCommand(),
 		historyCommand(),
+		demoCommand(),
 	}
 }
 
