@@ -76,8 +76,18 @@ func TestPlanBlockedPacksIntoTheCheapestNodes(t *testing.T) {
 }
 
 func TestPlanBlockedNeverOverfillsANodeAndAccountsForEveryAlloc(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		ch    Chooser
+		cases int
+	}{{"greedy", GreedyChooser{}, 300}, {"highs", NewMIPChooser(nil), 60}} {
+		t.Run(c.name, func(t *testing.T) { checkPlanBlockedAccounting(t, c.ch, c.cases) })
+	}
+}
+
+func checkPlanBlockedAccounting(t *testing.T, ch Chooser, cases int) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for i := range 300 {
+	for i := range cases {
 		var queued []QueuedGroup
 		total := 0
 		for g := range 1 + r.IntN(4) {
@@ -89,7 +99,7 @@ func TestPlanBlockedNeverOverfillsANodeAndAccountsForEveryAlloc(t *testing.T) {
 		}
 		p := randomProblem(r)
 		in := BlockedInput{Queued: queued, Types: p.Types, MaxNodes: p.MaxNodes, SpotMaxShare: p.SpotMaxShare}
-		plan, err := PlanBlocked(context.Background(), GreedyChooser{}, in)
+		plan, err := PlanBlocked(context.Background(), ch, in)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -119,6 +119,9 @@ func (GreedyChooser) Choose(_ context.Context, p CapacityProblem) (Choice, error
 		}
 	}
 	if !covered(rem) {
+		if alt, ok := p.bestSingleType(); ok {
+			return Choice{Launches: alt, Covered: true, Method: "greedy"}, nil
+		}
 		return Choice{Launches: p.launches(chosen), Method: "greedy"}, nil
 	}
 	// Drop the most expensive nodes that are not needed after all.
