@@ -49,8 +49,11 @@ type Bin struct {
 	Capacity     Resources
 	Used         Resources
 	Allocs       int
-	exclusive    map[string]bool
-	price        float64
+	// Pending bins are nodes launched earlier that have not joined yet;
+	// queued work packs into them first and they are not launched again.
+	Pending   bool
+	exclusive map[string]bool
+	price     float64
 }
 
 // BlockedPlan is what to launch for blocked work.
@@ -70,6 +73,9 @@ type BlockedInput struct {
 	SpotMaxShare float64
 	// PoolSchedulable is the number of schedulable nodes in the pool.
 	PoolSchedulable int
+	// Pending are launches still on their way (not counted in MaxNodes or
+	// Available any more).
+	Pending []Launch
 }
 
 type item struct {
@@ -121,6 +127,25 @@ func PlanBlocked(ctx context.Context, ch Chooser, in BlockedInput) (BlockedPlan,
 
 	maxNodes := in.MaxNodes
 	spot := 0
+	for _, l := range in.Pending {
+		for range l.Count {
+			b := newBin(types, l.InstanceType, l.Spot, l.UnitPrice)
+			b.Pending = true
+			plan.Bins = append(plan.Bins, b)
+		}
+	}
+	if len(plan.Bins) > 0 {
+		items = pack(plan.Bins, items)
+	}
+	newBins := func() int {
+		n := 0
+		for _, b := range plan.Bins {
+			if !b.Pending {
+				n++
+			}
+		}
+		return n
+	}
 	for round := 0; len(items) > 0 && round <= len(items)+1; round++ {
 		var need Resources
 		for _, it := range items {
@@ -128,8 +153,8 @@ func PlanBlocked(ctx context.Context, ch Chooser, in BlockedInput) (BlockedPlan,
 		}
 		p := CapacityProblem{
 			Dims: []string{"cpu_mhz", "memory_mib"}, Need: []int64{need.CPUMHz, need.MemoryMiB},
-			Types: types, MaxNodes: remainingCap(maxNodes, len(plan.Bins)), SpotMaxShare: in.SpotMaxShare,
-			PriorNodes: len(plan.Bins), PriorSpot: spot,
+			Types: types, MaxNodes: remainingCap(maxNodes, newBins()), SpotMaxShare: in.SpotMaxShare,
+			PriorNodes: newBins(), PriorSpot: spot,
 		}
 		choice, err := ch.Choose(ctx, p)
 		if err != nil {
@@ -148,7 +173,7 @@ func PlanBlocked(ctx context.Context, ch Chooser, in BlockedInput) (BlockedPlan,
 		if len(left) == len(items) {
 			// The aggregate choice packed nothing: open the cheapest node
 			// that holds the largest item, if the limits allow one.
-			t := cheapestFitting(types, items[0].res, remainingCap(maxNodes, len(plan.Bins)))
+			t := cheapestFitting(types, items[0].res, remainingCap(maxNodes, newBins()))
 			if t < 0 {
 				break
 			}
@@ -169,7 +194,7 @@ func PlanBlocked(ctx context.Context, ch Chooser, in BlockedInput) (BlockedPlan,
 		}
 	}
 	// Aggregate choices can overshoot; empty nodes are not launched.
-	plan.Bins = slices.DeleteFunc(plan.Bins, func(b Bin) bool { return b.Allocs == 0 })
+	plan.Bins = slices.DeleteFunc(plan.Bins, func(b Bin) bool { return b.Allocs == 0 && !b.Pending })
 	fixSpotShare(plan.Bins, types, in.SpotMaxShare)
 	plan.Launches = binLaunches(plan.Bins)
 	return plan, nil
@@ -257,6 +282,9 @@ func binLaunches(bins []Bin) []Launch {
 	idx := map[key]int{}
 	var out []Launch
 	for _, b := range bins {
+		if b.Pending {
+			continue
+		}
 		k := key{b.InstanceType, b.Spot}
 		i, ok := idx[k]
 		if !ok {
@@ -272,14 +300,18 @@ func binLaunches(bins []Bin) []Launch {
 // fixSpotShare turns spot bins into on-demand ones until the spot share
 // holds again; dropping empty bins can break it.
 func fixSpotShare(bins []Bin, types []CapacityType, share float64) {
-	spot := 0
+	spot, total := 0, 0
 	for _, b := range bins {
+		if b.Pending {
+			continue
+		}
+		total++
 		if b.Spot {
 			spot++
 		}
 	}
-	for i := len(bins) - 1; i >= 0 && float64(spot) > share*float64(len(bins))+1e-9; i-- {
-		if !bins[i].Spot {
+	for i := len(bins) - 1; i >= 0 && float64(spot) > share*float64(total)+1e-9; i-- {
+		if !bins[i].Spot || bins[i].Pending {
 			continue
 		}
 		bins[i].Spot = false

@@ -75,6 +75,27 @@ func TestPlanBlockedPacksIntoTheCheapestNodes(t *testing.T) {
 	}
 }
 
+func TestPlanBlockedPacksIntoNodesStillLaunchingBeforeLaunchingMore(t *testing.T) {
+	in := BlockedInput{
+		Queued:  []QueuedGroup{{Job: "web", Group: "g", Count: 6, Resources: Resources{CPUMHz: 1000, MemoryMiB: 512}, Reason: ReasonCPU}},
+		Types:   blockedTypes(),
+		Pending: []Launch{{InstanceType: "small", Count: 2, UnitPrice: 1}}, MaxNodes: -1, PoolSchedulable: 1,
+	}
+	plan, err := PlanBlocked(context.Background(), GreedyChooser{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two pending small nodes hold four; the other two need one more small.
+	if fmt.Sprint(plan.Launches) != "[{small false 1 1}]" {
+		t.Fatalf("launches %v, want one more small", plan.Launches)
+	}
+	in.Queued[0].Count = 4
+	plan, _ = PlanBlocked(context.Background(), GreedyChooser{}, in)
+	if len(plan.Launches) != 0 {
+		t.Fatalf("launches %v, want none: the pending nodes hold everything", plan.Launches)
+	}
+}
+
 func TestPlanBlockedNeverOverfillsANodeAndAccountsForEveryAlloc(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -105,7 +126,7 @@ func checkPlanBlockedAccounting(t *testing.T, ch Chooser, cases int) {
 		}
 		placed := 0
 		for _, b := range plan.Bins {
-			if !b.Used.FitsIn(b.Capacity) || b.Allocs == 0 {
+			if !b.Used.FitsIn(b.Capacity) || b.Allocs == 0 || b.Pending {
 				t.Fatalf("case %d: bin %+v overfilled or empty", i, b)
 			}
 			placed += b.Allocs
