@@ -259,7 +259,8 @@ func (c *Controller) step(ctx context.Context, p Pool, pr Provider, st Step, now
 			errs = append(errs, c.append(ctx, e))
 			return errors.Join(errs...)
 		}
-		e.Phase, e.Reason = PhaseDone, "terminated"
+		// The node keeps counting against the drain cap until it is gone.
+		e.Phase, e.Reason = PhaseTerminated, "terminated"
 		return c.append(ctx, e)
 	}
 	return nil

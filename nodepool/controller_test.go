@@ -189,7 +189,10 @@ func (h *harness) reconcile(t *testing.T, p Pool) Decision {
 	return d
 }
 
-var unit = Resources{CPUMHz: 1000, MemoryMiB: 512}
+var (
+	unit     = Resources{CPUMHz: 1000, MemoryMiB: 512}
+	testTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+)
 
 func unitsNode(id string, free int64) Node {
 	total := Resources{CPUMHz: 8000, MemoryMiB: 4096}
@@ -309,10 +312,35 @@ func TestControllerWithFakeNomadFinishesAnInFlightDrainAfterRestart(t *testing.T
 			if !slices.Equal(h.provider.terminated, []string{"n01"}) {
 				t.Fatalf("terminated %v, want n01", h.provider.terminated)
 			}
+			if e, _ := h.journal.Latest("x"); e.Phase != PhaseTerminated {
+				t.Fatalf("journal entry %+v, want terminated", e)
+			}
+			h.reconcile(t, p) // the fake provider removed the node
 			if e, _ := h.journal.Latest("x"); e.Phase != PhaseDone {
 				t.Fatalf("journal entry %+v, want done", e)
 			}
 		})
+	}
+}
+
+func TestControllerWithFakeNomadCountsTerminatedNodesAgainstTheCapUntilGone(t *testing.T) {
+	p := testPool()
+	h := newHarness(t, "", idleNodes(10)...)
+	// n00 was terminated but Nomad still lists it (ready, ineligible).
+	h.nomad.edit("n00", func(n *Node) { n.Eligible = false })
+	_ = h.journal.Append(context.Background(), Entry{ID: "x", Pool: "web", Kind: KindDrain, Phase: PhaseTerminated, NodeID: "n00", At: h.clock.now()})
+	var d Decision
+	for range 3 {
+		d = h.reconcile(t, p)
+		h.clock.advance(time.Minute)
+	}
+	if len(d.Drains) != 0 || !strings.Contains(d.Reason, "not gone yet") {
+		t.Fatalf("decision %+v, want no drain while the terminated node lingers", d)
+	}
+	h.nomad.edit("n00", func(n *Node) { n.Status = NodeStatusDown })
+	d = h.reconcile(t, p)
+	if len(d.Drains) != 1 {
+		t.Fatalf("decision %+v, want a drain once the terminated node is down", d)
 	}
 }
 

@@ -86,6 +86,7 @@ type observed struct {
 	perType    map[string]int // existing and launching nodes per type
 	steps      []Step
 	waitDrains int
+	waitGone   int
 }
 
 // observe folds the journal into the node list: it advances in-flight
@@ -121,6 +122,14 @@ func observe(in DecideInput) observed {
 			case !ok:
 				o.steps = append(o.steps, Step{StepClose, e, "node left the cluster"})
 				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated && n.Status == NodeStatusDown:
+				o.steps = append(o.steps, Step{StepClose, e, "terminated node is down"})
+				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated && in.Now.Sub(e.At) > p.ScaleOutGrace:
+				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("terminated node still present after %s; no longer counted as draining", p.ScaleOutGrace)})
+				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated:
+				o.waitGone++
 			case e.Phase == PhaseTerminating:
 				o.steps = append(o.steps, Step{StepTerminate, e, "termination was interrupted; retrying"})
 			case n.Status == NodeStatusDown:
@@ -282,6 +291,9 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 	}
 	if o.waitDrains > 0 {
 		why = append(why, fmt.Sprintf("%d nodes still draining", o.waitDrains))
+	}
+	if o.waitGone > 0 {
+		why = append(why, fmt.Sprintf("%d terminated nodes not gone yet", o.waitGone))
 	}
 	if len(why) == 0 {
 		why = append(why, "nothing to do")

@@ -23,6 +23,7 @@ type Phase string
 const (
 	PhaseDraining    Phase = "draining"
 	PhaseTerminating Phase = "terminating"
+	PhaseTerminated  Phase = "terminated" // until the node is gone from Nomad
 	PhaseLaunched    Phase = "launched"
 	PhaseDone        Phase = "done"
 	PhaseFailed      Phase = "failed"
