@@ -280,12 +280,18 @@ func ParsePools(src []byte, filename string) ([]Pool, error) {
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("parse %s: %w", filename, diags)
 	}
+	return DecodePools(f.Body)
+}
+
+// DecodePools decodes and resolves the pool blocks of an already parsed
+// HCL body, ignoring its other attributes and blocks.
+func DecodePools(body hcl.Body) ([]Pool, error) {
 	var doc struct {
 		Pools  []PoolConfig `hcl:"pool,block"`
 		Remain hcl.Body     `hcl:",remain"`
 	}
-	if diags := gohcl.DecodeBody(f.Body, nil, &doc); diags.HasErrors() {
-		return nil, fmt.Errorf("decode %s: %w", filename, diags)
+	if diags := gohcl.DecodeBody(body, nil, &doc); diags.HasErrors() {
+		return nil, fmt.Errorf("decode pools: %w", diags)
 	}
 	return ResolvePools(doc.Pools)
 }
