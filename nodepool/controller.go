@@ -2,6 +2,8 @@ package nodepool
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -273,7 +275,7 @@ func (c *Controller) launch(ctx context.Context, p Pool, pr Provider, ls []Launc
 	}
 	var errs []error
 	for i, l := range ls {
-		e := Entry{ID: fmt.Sprintf("%s/scale_out/%d/%d", p.Name, now.UnixNano(), i), Pool: p.Name, Kind: KindScaleOut,
+		e := Entry{ID: fmt.Sprintf("%s/scale_out/%d/%d/%s", p.Name, now.UnixNano(), i, randomSuffix()), Pool: p.Name, Kind: KindScaleOut,
 			Phase: PhaseLaunched, At: now, InstanceType: l.InstanceType, Count: l.Count, Spot: l.Spot, KnownNodes: known, Reason: reason}
 		// Journal first: a crash after launching must not launch again.
 		if err := c.append(ctx, e); err != nil {
@@ -297,7 +299,7 @@ func (c *Controller) drain(ctx context.Context, p Pool, dr DrainAction, nodes []
 			node = n
 		}
 	}
-	e := Entry{ID: fmt.Sprintf("%s/drain/%s/%d", p.Name, dr.NodeID, now.UnixNano()), Pool: p.Name, Kind: KindDrain,
+	e := Entry{ID: fmt.Sprintf("%s/drain/%s/%d/%s", p.Name, dr.NodeID, now.UnixNano(), randomSuffix()), Pool: p.Name, Kind: KindDrain,
 		Phase: PhaseDraining, At: now, NodeID: dr.NodeID, NodeName: dr.NodeName, InstanceType: node.InstanceType, Reason: dr.Reason}
 	if err := c.append(ctx, e); err != nil {
 		return err
@@ -320,4 +322,12 @@ func (c *Controller) append(ctx context.Context, e Entry) error {
 		return fmt.Errorf("journal %s %s: %w", e.Kind, e.Phase, err)
 	}
 	return nil
+}
+
+// randomSuffix keeps action IDs unique even when two actions share a
+// timestamp (coarse clocks, restarts within the same instant).
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

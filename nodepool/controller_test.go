@@ -480,3 +480,24 @@ func TestControllerWithFakeNomadMarksAFailedDrainEligibleAgain(t *testing.T) {
 		t.Fatalf("failed drain left %+v pending", pending)
 	}
 }
+
+func TestControllerWithFakeNomadKeepsTwoLaunchesAtTheSameInstantApart(t *testing.T) {
+	p := testPool()
+	h := newHarness(t, "", unitsNode("a", 0))
+	q := func(n int) []QueuedGroup {
+		return []QueuedGroup{{Job: "api", Group: "web", Count: n, Resources: Resources{CPUMHz: 4000, MemoryMiB: 1024}, Reason: ReasonCPU}}
+	}
+	for _, n := range []int{1, 2} {
+		if _, err := h.ctl.OnBlocked(context.Background(), p, q(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, _ := h.journal.Pending(context.Background())
+	launching := 0
+	for _, e := range pending {
+		launching += e.Count
+	}
+	if len(pending) != 2 || launching != 2 || h.provider.launched() != 2 {
+		t.Fatalf("journal %+v, launched %d; want two entries for two nodes", pending, h.provider.launched())
+	}
+}
