@@ -49,6 +49,20 @@ func NewProvider(p Pool, logger *slog.Logger) (Provider, error) {
 	return nil, fmt.Errorf("pool %q: unknown provider kind %q", p.Name, p.Provider.Kind)
 }
 
+// NewProviders builds every pool's provider, keyed by pool name, for
+// Deps.Providers.
+func NewProviders(pools []Pool, logger *slog.Logger) (map[string]Provider, error) {
+	out := make(map[string]Provider, len(pools))
+	for _, p := range pools {
+		pr, err := NewProvider(p, logger)
+		if err != nil {
+			return nil, err
+		}
+		out[p.Name] = pr
+	}
+	return out, nil
+}
+
 // CommandProvider runs the configured executables, passing the request in
 // NOMADSCALER_* environment variables, and logs their combined output.
 type CommandProvider struct {

@@ -97,3 +97,23 @@ func TestNoopProviderOnlyLogsItsDecisions(t *testing.T) {
 		t.Fatalf("logs = %s", logs.String())
 	}
 }
+
+func TestNewProvidersBuildsOneProviderPerPool(t *testing.T) {
+	pools, err := ParsePools([]byte(fullPool), "pools.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prs, err := NewProviders(pools, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := prs["web"].(*CommandProvider); !ok {
+		t.Errorf("web provider is %T, want *CommandProvider", prs["web"])
+	}
+	if _, ok := prs["batch"].(NoopProvider); !ok {
+		t.Errorf("batch provider is %T, want NoopProvider", prs["batch"])
+	}
+	if _, err := NewProviders([]Pool{{Name: "x", Provider: ProviderSpec{Kind: "ssh"}}}, nil); err == nil {
+		t.Error("unknown provider kind accepted")
+	}
+}
