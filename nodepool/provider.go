@@ -64,7 +64,13 @@ func NewProviders(pools []Pool, logger *slog.Logger) (map[string]Provider, error
 }
 
 // CommandProvider runs the configured executables, passing the request in
-// NOMADSCALER_* environment variables, and logs their combined output.
+// environment variables, and logs their combined output. scale_out gets
+// NOMADSCALER_POOL, NOMADSCALER_INSTANCE_TYPE, NOMADSCALER_COUNT and
+// NOMADSCALER_SPOT (true/false); terminate gets NOMADSCALER_POOL,
+// NOMADSCALER_NODE_ID, NOMADSCALER_NODE_NAME and NOMADSCALER_INSTANCE_TYPE.
+// A non-zero exit is a failure; a script still running at the timeout is
+// killed with its whole process group. Launched machines should register
+// with the node meta nomadscaler_instance_type set to the instance type.
 type CommandProvider struct {
 	spec   ProviderSpec
 	logger *slog.Logger
