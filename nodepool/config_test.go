@@ -1,6 +1,7 @@
 package nodepool
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,25 @@ func TestParsePoolsRejectsBadSettingsNamingTheKey(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestTheConfigExampleInThePackageDocParses(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example []string
+	for _, line := range strings.Split(string(src), "\n") {
+		if rest, ok := strings.CutPrefix(line, "//\t"); ok {
+			example = append(example, rest)
+		}
+	}
+	pools, err := ParsePools([]byte(strings.Join(example, "\n")), "doc.go")
+	if err != nil {
+		t.Fatalf("doc example does not parse: %v", err)
+	}
+	if len(pools) != 1 || pools[0].Headroom.Units != 10 || pools[0].Provider.Kind != ProviderCommand {
+		t.Fatalf("doc example decoded to %+v", pools)
 	}
 }

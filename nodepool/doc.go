@@ -14,16 +14,38 @@
 // A pool is one `pool "name" { ... }` block of the config file:
 //
 //	pool "web" {
-//	  node_pool = "web"          # node_class, datacenter: all given must match
-//	  min = 2
-//	  max = 20
-//	  headroom { cpu_mhz = 1000  memory_mib = 512  units = 10 }
-//	  idle { cpu_below = 0.40  memory_below = 0.40  periods = 5  period = "1m" }
+//	  node_pool = "web" # node_class, datacenter: all given must match
+//	  min       = 2
+//	  max       = 20
+//	  headroom {
+//	    cpu_mhz    = 1000
+//	    memory_mib = 512
+//	    units      = 10
+//	  }
+//	  idle {
+//	    cpu_below    = 0.40
+//	    memory_below = 0.40
+//	    periods      = 5
+//	    period       = "1m"
+//	  }
 //	  scale_down_max_fraction = 0.10
-//	  drain { deadline = "15m"  ignore_system_jobs = false }
-//	  instance_type "m5.large" { cpu_mhz = 4000  memory_mib = 7680  price = 0.096  spot_price = 0.035  max = 8 }
-//	  spot_max_share = 0.5
-//	  scale_out_grace = "10m"    # launched nodes count as pending this long
-//	  provider "command" { scale_out = "/opt/bin/scale-out"  terminate = "/opt/bin/terminate"  timeout = "2m" }
+//	  drain {
+//	    deadline           = "15m"
+//	    ignore_system_jobs = false
+//	  }
+//	  instance_type "m5.large" {
+//	    cpu_mhz    = 4000
+//	    memory_mib = 7680
+//	    price      = 0.096
+//	    spot_price = 0.035 # optional
+//	    max        = 8     # optional
+//	  }
+//	  spot_max_share  = 0.5   # optional
+//	  scale_out_grace = "10m" # launched nodes count as pending this long
+//	  provider "command" {
+//	    scale_out = "/opt/bin/scale-out"
+//	    terminate = "/opt/bin/terminate"
+//	    timeout   = "2m"
+//	  }
 //	}
 package nodepool
