@@ -301,14 +301,17 @@ func TestControllerWithFakeNomadDrainsTheLeastLoadedIdleNodeThenTerminatesIt(t *
 }
 
 func TestControllerWithFakeNomadFinishesAnInFlightDrainAfterRestart(t *testing.T) {
-	for _, phase := range []Phase{PhaseDraining, PhaseTerminating} {
+	for phase, why := range map[Phase]string{PhaseDraining: "drain complete", PhaseTerminating: "termination was interrupted"} {
 		t.Run(string(phase), func(t *testing.T) {
 			p := testPool()
 			h := newHarness(t, "", idleNodes(3)...)
 			h.nomad.edit("n01", func(n *Node) { n.Eligible = false }) // drained, not yet terminated
 			_ = h.journal.Append(context.Background(), Entry{ID: "x", Pool: "web", Kind: KindDrain, Phase: phase, NodeID: "n01", NodeName: "name-n01", At: h.clock.now()})
 			h.restart(t, "")
-			h.reconcile(t, p)
+			d := h.reconcile(t, p)
+			if !strings.Contains(d.Reason, why) {
+				t.Fatalf("reason %q, want %q", d.Reason, why)
+			}
 			if !slices.Equal(h.provider.terminated, []string{"n01"}) {
 				t.Fatalf("terminated %v, want n01", h.provider.terminated)
 			}
