@@ -1,0 +1,322 @@
+package nodepool
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// NodeStatusInitializing is a node that registered but is not ready yet;
+// its capacity counts as on its way.
+const NodeStatusInitializing = "initializing"
+
+// Scale-out reasons (the reason label of nomadscaler_pool_scale_out_total).
+const (
+	ScaleOutHeadroom = "headroom"
+	ScaleOutMin      = "min"
+	ScaleOutBlocked  = "blocked"
+)
+
+// Step actions on journalled work.
+const (
+	StepTerminate = "terminate" // drain finished: terminate the node
+	StepClose     = "close"     // nothing left to do: mark the entry done
+)
+
+// Step is progress on an action already in the journal.
+type Step struct {
+	Action string `json:"action"`
+	Entry  Entry  `json:"entry"`
+	Reason string `json:"reason"`
+}
+
+// DrainAction is a node chosen for draining.
+type DrainAction struct {
+	NodeID   string `json:"node_id"`
+	NodeName string `json:"node_name"`
+	Reason   string `json:"reason"`
+}
+
+// HeadroomReport is the pool's headroom in units.
+type HeadroomReport struct {
+	Free     int `json:"free"`
+	Pending  int `json:"pending"` // on nodes launched or initializing
+	Required int `json:"required"`
+}
+
+// Decision is what the controller decided for a pool, and why.
+type Decision struct {
+	Pool           string         `json:"pool"`
+	At             time.Time      `json:"at"`
+	Nodes          int            `json:"nodes"`
+	Schedulable    int            `json:"schedulable"`
+	Headroom       HeadroomReport `json:"headroom"`
+	Steps          []Step         `json:"steps,omitempty"`
+	ScaleOut       []Launch       `json:"scale_out,omitempty"`
+	ScaleOutReason string         `json:"scale_out_reason,omitempty"`
+	Method         string         `json:"method,omitempty"`
+	Drains         []DrainAction  `json:"drains,omitempty"`
+	Unplaceable    []Unplaceable  `json:"unplaceable,omitempty"`
+	Reason         string         `json:"reason"`
+	Acted          bool           `json:"acted"`
+	Errors         []string       `json:"errors,omitempty"`
+}
+
+// DecideInput is everything Decide looks at.
+type DecideInput struct {
+	Pool       Pool
+	Nodes      []Node    // the pool's nodes
+	Idle       IdleState // already updated with this round's observations
+	Pending    []Entry   // the pool's unfinished journal entries
+	SelfNodeID string
+	Now        time.Time
+}
+
+// observed is the pool's state after accounting for journalled work.
+type observed struct {
+	nodes      int // not down
+	active     int // schedulable and not being removed
+	inFlight   map[string]bool
+	launching  []Launch // launched, not joined
+	initUnits  int      // headroom units of initializing nodes
+	initNodes  int
+	perType    map[string]int // existing and launching nodes per type
+	steps      []Step
+	waitDrains int
+	waitGone   int
+}
+
+// observe folds the journal into the node list: it advances in-flight
+// drains and scale-outs and counts what is on its way.
+func observe(in DecideInput) observed {
+	p := in.Pool
+	o := observed{inFlight: map[string]bool{}, perType: map[string]int{}}
+	byID := map[string]Node{}
+	for _, n := range in.Nodes {
+		byID[n.ID] = n
+		if n.Status == NodeStatusDown {
+			continue
+		}
+		o.nodes++
+		o.perType[n.InstanceType]++
+		if n.Status == NodeStatusInitializing {
+			o.initNodes++
+			o.initUnits += UnitsIn(n.Total, p.Headroom.Unit)
+		}
+	}
+	ids := make([]string, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		ids = append(ids, n.ID)
+	}
+	slices.Sort(ids)
+	claimed := map[string]bool{}
+	for _, e := range in.Pending {
+		switch e.Kind {
+		case KindDrain:
+			n, ok := byID[e.NodeID]
+			o.inFlight[e.NodeID] = true
+			switch {
+			case !ok:
+				o.steps = append(o.steps, Step{StepClose, e, "node left the cluster"})
+				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated && n.Status == NodeStatusDown:
+				o.steps = append(o.steps, Step{StepClose, e, "terminated node is down"})
+				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated && in.Now.Sub(e.At) > p.ScaleOutGrace:
+				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("terminated node still present after %s; no longer counted as draining", p.ScaleOutGrace)})
+				delete(o.inFlight, e.NodeID)
+			case e.Phase == PhaseTerminated:
+				o.waitGone++
+			case e.Phase == PhaseTerminating:
+				o.steps = append(o.steps, Step{StepTerminate, e, "termination was interrupted; retrying"})
+			case n.Status == NodeStatusDown:
+				o.steps = append(o.steps, Step{StepTerminate, e, "node went down while draining"})
+			case n.Draining:
+				o.waitDrains++
+			case n.Eligible:
+				o.steps = append(o.steps, Step{StepClose, e, "drain cancelled: node is eligible again"})
+				delete(o.inFlight, e.NodeID)
+			default:
+				o.steps = append(o.steps, Step{StepTerminate, e, "drain complete"})
+			}
+		case KindScaleOut:
+			known := map[string]bool{}
+			for _, id := range e.KnownNodes {
+				known[id] = true
+			}
+			joined := 0
+			for _, id := range ids {
+				if joined < e.Count && !known[id] && !claimed[id] {
+					claimed[id] = true
+					joined++
+				}
+			}
+			switch rem := e.Count - joined; {
+			case rem == 0:
+				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("all %d launched nodes joined", e.Count)})
+			case in.Now.Sub(e.At) > p.ScaleOutGrace:
+				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("only %d of %d launched nodes joined within %s", joined, e.Count, p.ScaleOutGrace)})
+			default:
+				o.launching = append(o.launching, Launch{InstanceType: e.InstanceType, Spot: e.Spot, Count: rem})
+				o.perType[e.InstanceType] += rem
+			}
+		}
+	}
+	for _, n := range in.Nodes {
+		if n.Schedulable() && !o.inFlight[n.ID] {
+			o.active++
+		}
+	}
+	return o
+}
+
+func (o observed) launchingNodes() int { return LaunchCount(o.launching) }
+
+// capacityTypes are the pool's instance types with how many more of each
+// may launch.
+func capacityTypes(p Pool, o observed) []CapacityType {
+	var out []CapacityType
+	for _, it := range p.InstanceTypes {
+		avail := -1
+		if it.Max > 0 {
+			avail = max(it.Max-o.perType[it.Name], 0)
+		}
+		out = append(out, CapacityType{InstanceType: it, Available: avail})
+	}
+	return out
+}
+
+func (o observed) maxNew(p Pool) int {
+	return max(p.Max-o.nodes-o.launchingNodes(), 0)
+}
+
+// Decide is the pool's level-triggered decision: finish journalled work,
+// scale out for headroom or the minimum, otherwise drain idle nodes. It
+// does not act.
+func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
+	p := in.Pool
+	o := observe(in)
+	d := Decision{Pool: p.Name, At: in.Now, Nodes: o.nodes, Steps: o.steps}
+	for _, n := range in.Nodes {
+		if n.Schedulable() {
+			d.Schedulable++
+		}
+	}
+	var why []string
+
+	h := p.Headroom
+	pendingUnits := o.initUnits
+	for _, l := range o.launching {
+		for _, it := range p.InstanceTypes {
+			if it.Name == l.InstanceType {
+				pendingUnits += l.Count * UnitsIn(it.Resources, h.Unit)
+			}
+		}
+	}
+	if h.Enabled() {
+		// Nodes being drained are excluded: their capacity is going away.
+		var staying []Node
+		for _, n := range in.Nodes {
+			if !o.inFlight[n.ID] {
+				staying = append(staying, n)
+			}
+		}
+		d.Headroom = HeadroomReport{Free: FreeUnits(staying, h.Unit), Pending: pendingUnits, Required: h.Units}
+	}
+	unitShort := 0
+	if h.Enabled() {
+		unitShort = max(h.Units-d.Headroom.Free-d.Headroom.Pending, 0)
+	}
+	minShort := max(p.Min-o.active-o.initNodes-o.launchingNodes(), 0)
+
+	if unitShort > 0 || minShort > 0 {
+		prob := CapacityProblem{MaxNodes: o.maxNew(p), SpotMaxShare: p.SpotMaxShare}
+		types := capacityTypes(p, o)
+		for i := range types {
+			types[i].Provides = nil
+		}
+		if unitShort > 0 {
+			prob.Dims, prob.Need = append(prob.Dims, "units"), append(prob.Need, int64(unitShort))
+			for i := range types {
+				types[i].Provides = append(types[i].Provides, int64(UnitsIn(types[i].Resources, h.Unit)))
+			}
+		}
+		if minShort > 0 {
+			prob.Dims, prob.Need = append(prob.Dims, "nodes"), append(prob.Need, int64(minShort))
+			for i := range types {
+				types[i].Provides = append(types[i].Provides, 1)
+			}
+		}
+		prob.Types = types
+		choice, err := ch.Choose(ctx, prob)
+		if err != nil {
+			return d, fmt.Errorf("choose capacity for pool %s: %w", p.Name, err)
+		}
+		d.ScaleOut, d.Method = choice.Launches, choice.Method
+		d.ScaleOutReason = ScaleOutHeadroom
+		if unitShort == 0 {
+			d.ScaleOutReason = ScaleOutMin
+		}
+		if unitShort > 0 {
+			why = append(why, fmt.Sprintf("headroom %d+%d pending of %d units: %d short", d.Headroom.Free, d.Headroom.Pending, h.Units, unitShort))
+		}
+		if minShort > 0 {
+			why = append(why, fmt.Sprintf("%d active nodes, below min %d", o.active+o.initNodes+o.launchingNodes(), p.Min))
+		}
+		if len(d.ScaleOut) > 0 {
+			why = append(why, fmt.Sprintf("launching %s for %.4g", describeLaunches(d.ScaleOut), LaunchCost(d.ScaleOut)))
+		}
+		if !choice.Covered {
+			why = append(why, fmt.Sprintf("pool max %d nodes or instance type limits prevent covering the shortfall", p.Max))
+		}
+	} else if len(o.launching) > 0 {
+		why = append(why, fmt.Sprintf("waiting for %d launched nodes to join; no drains meanwhile", o.launchingNodes()))
+	} else {
+		drains, none := SelectDrains(DrainInput{Nodes: in.Nodes, Idle: in.Idle, Policy: p.DrainPolicy(), SelfNodeID: in.SelfNodeID, InFlight: o.inFlight})
+		for _, c := range drains {
+			d.Drains = append(d.Drains, DrainAction{NodeID: c.Node.ID, NodeName: c.Node.Name, Reason: c.Reason})
+		}
+		if len(drains) > 0 {
+			why = append(why, fmt.Sprintf("draining %d idle nodes", len(drains)))
+		}
+		if none != "" && (len(drains) == 0 || !strings.HasPrefix(none, "no idle")) {
+			why = append(why, none)
+		}
+	}
+	for _, s := range d.Steps {
+		why = append(why, fmt.Sprintf("%s %s: %s", s.Action, entrySubject(s.Entry), s.Reason))
+	}
+	if o.waitDrains > 0 {
+		why = append(why, fmt.Sprintf("%d nodes still draining", o.waitDrains))
+	}
+	if o.waitGone > 0 {
+		why = append(why, fmt.Sprintf("%d terminated nodes not gone yet", o.waitGone))
+	}
+	if len(why) == 0 {
+		why = append(why, "nothing to do")
+	}
+	d.Reason = strings.Join(why, "; ")
+	return d, nil
+}
+
+func describeLaunches(ls []Launch) string {
+	var parts []string
+	for _, l := range ls {
+		s := fmt.Sprintf("%d×%s", l.Count, l.InstanceType)
+		if l.Spot {
+			s += " (spot)"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func entrySubject(e Entry) string {
+	if e.Kind == KindDrain {
+		return "node " + cmp.Or(e.NodeName, e.NodeID)
+	}
+	return fmt.Sprintf("launch of %d×%s", e.Count, e.InstanceType)
+}

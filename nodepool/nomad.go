@@ -1,0 +1,214 @@
+package nodepool
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// DefaultInstanceTypeMeta is the node meta key naming a node's instance type.
+const DefaultInstanceTypeMeta = "nomadscaler_instance_type"
+
+// NomadAdapter implements NomadView and Drainer on the Nomad HTTP API.
+type NomadAdapter struct {
+	client *nomadapi.Client
+	// metaKey names the node meta holding the instance type.
+	metaKey string
+
+	mu sync.Mutex
+	// instanceTypes caches node ID -> instance type: the list endpoint
+	// does not return meta, and a node's meta rarely changes.
+	instanceTypes map[string]string
+}
+
+// NewNomadAdapter wraps c; metaKey empty means DefaultInstanceTypeMeta.
+func NewNomadAdapter(c *nomadapi.Client, metaKey string) *NomadAdapter {
+	if metaKey == "" {
+		metaKey = DefaultInstanceTypeMeta
+	}
+	return &NomadAdapter{client: c, metaKey: metaKey, instanceTypes: map[string]string{}}
+}
+
+// PoolNodes implements NomadView with two list calls (nodes and
+// allocations, both with resources) plus one node read per node not seen
+// before, for its instance type.
+func (a *NomadAdapter) PoolNodes(ctx context.Context, sel Selector) ([]Node, error) {
+	q := (&nomadapi.QueryOptions{Params: map[string]string{"resources": "true"}}).WithContext(ctx)
+	stubs, _, err := a.client.Nodes().List(q)
+	if err != nil {
+		return nil, fmt.Errorf("list nomad nodes: %w", err)
+	}
+	var picked []*nomadapi.NodeListStub
+	for _, s := range stubs {
+		if sel.Matches(Node{NodePool: s.NodePool, NodeClass: s.NodeClass, Datacenter: s.Datacenter}) {
+			picked = append(picked, s)
+		}
+	}
+	if len(picked) == 0 {
+		return nil, nil
+	}
+	aq := (&nomadapi.QueryOptions{Params: map[string]string{"resources": "true"}}).WithContext(ctx)
+	allocs, _, err := a.client.Allocations().List(aq)
+	if err != nil {
+		return nil, fmt.Errorf("list nomad allocations: %w", err)
+	}
+	byNode := map[string][]*nomadapi.AllocationListStub{}
+	for _, al := range allocs {
+		byNode[al.NodeID] = append(byNode[al.NodeID], al)
+	}
+	nodes := make([]Node, 0, len(picked))
+	for _, s := range picked {
+		it, err := a.instanceType(ctx, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, NodeFromNomad(s, byNode[s.ID], it))
+	}
+	return nodes, nil
+}
+
+func (a *NomadAdapter) instanceType(ctx context.Context, id string) (string, error) {
+	a.mu.Lock()
+	it, ok := a.instanceTypes[id]
+	a.mu.Unlock()
+	if ok {
+		return it, nil
+	}
+	n, _, err := a.client.Nodes().Info(id, (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("read nomad node %s: %w", id, err)
+	}
+	it = n.Meta[a.metaKey]
+	a.mu.Lock()
+	a.instanceTypes[id] = it
+	a.mu.Unlock()
+	return it, nil
+}
+
+// Drain implements Drainer; Nomad marks the node ineligible as it drains.
+func (a *NomadAdapter) Drain(ctx context.Context, nodeID string, o DrainOptions) error {
+	_, err := a.client.Nodes().UpdateDrainOpts(nodeID, &nomadapi.DrainOptions{
+		DrainSpec: &nomadapi.DrainSpec{Deadline: o.Deadline, IgnoreSystemJobs: o.IgnoreSystemJobs},
+		Meta:      o.Meta,
+	}, (&nomadapi.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("drain nomad node %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// SetEligibility implements Drainer.
+func (a *NomadAdapter) SetEligibility(ctx context.Context, nodeID string, eligible bool) error {
+	if _, err := a.client.Nodes().ToggleEligibility(nodeID, eligible, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("set eligibility of nomad node %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// NodeFromNomad converts a node list stub (listed with resources=true) and
+// the allocations placed on it. Total is node resources minus reserved;
+// Allocated sums the allocated resources of non-terminal allocations, the
+// same accounting the scheduler uses.
+func NodeFromNomad(s *nomadapi.NodeListStub, allocs []*nomadapi.AllocationListStub, instanceType string) Node {
+	n := Node{
+		ID: s.ID, Name: s.Name, Datacenter: s.Datacenter, NodePool: s.NodePool, NodeClass: s.NodeClass,
+		InstanceType: instanceType, Status: s.Status,
+		Eligible: s.SchedulingEligibility == nomadapi.NodeSchedulingEligible, Draining: s.Drain,
+	}
+	if r := s.NodeResources; r != nil {
+		n.Total = Resources{CPUMHz: r.Cpu.CpuShares, MemoryMiB: r.Memory.MemoryMB}
+	}
+	if r := s.ReservedResources; r != nil {
+		n.Total = n.Total.Sub(Resources{CPUMHz: int64(r.Cpu.CpuShares), MemoryMiB: int64(r.Memory.MemoryMB)})
+	}
+	for _, al := range allocs {
+		if !allocHoldsResources(al) || al.AllocatedResources == nil {
+			continue
+		}
+		for _, t := range al.AllocatedResources.Tasks {
+			if t != nil {
+				n.Allocated = n.Allocated.Add(Resources{CPUMHz: t.Cpu.CpuShares, MemoryMiB: t.Memory.MemoryMB})
+			}
+		}
+	}
+	return n
+}
+
+func allocHoldsResources(a *nomadapi.AllocationListStub) bool {
+	if a.DesiredStatus == nomadapi.AllocDesiredStatusStop || a.DesiredStatus == nomadapi.AllocDesiredStatusEvict {
+		return false
+	}
+	switch a.ClientStatus {
+	case nomadapi.AllocClientStatusComplete, nomadapi.AllocClientStatusFailed, nomadapi.AllocClientStatusLost:
+		return false
+	}
+	return true
+}
+
+// QueuedFromEvaluation turns the failed task groups of an evaluation that
+// left allocations blocked into queued work, taking each group's resources
+// from job (the sum over its tasks).
+func QueuedFromEvaluation(ev *nomadapi.Evaluation, job *nomadapi.Job) []QueuedGroup {
+	var out []QueuedGroup
+	groups := map[string]*nomadapi.TaskGroup{}
+	if job != nil {
+		for _, tg := range job.TaskGroups {
+			if tg != nil && tg.Name != nil {
+				groups[*tg.Name] = tg
+			}
+		}
+	}
+	names := make([]string, 0, len(ev.FailedTGAllocs))
+	for name := range ev.FailedTGAllocs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		m := ev.FailedTGAllocs[name]
+		if m == nil {
+			continue
+		}
+		q := QueuedGroup{Job: ev.JobID, Group: name, Count: max(m.CoalescedFailures+1, ev.QueuedAllocations[name]), Reason: failureReason(m)}
+		if tg := groups[name]; tg != nil {
+			for _, t := range tg.Tasks {
+				if t == nil || t.Resources == nil {
+					continue
+				}
+				if t.Resources.CPU != nil {
+					q.Resources.CPUMHz += int64(*t.Resources.CPU)
+				}
+				if t.Resources.MemoryMB != nil {
+					q.Resources.MemoryMiB += int64(*t.Resources.MemoryMB)
+				}
+			}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// failureReason reads why placement failed: every evaluated node filtered
+// out means no eligible nodes; otherwise the most often exhausted dimension.
+func failureReason(m *nomadapi.AllocationMetric) FailureReason {
+	if m.NodesExhausted == 0 && m.NodesFiltered >= m.NodesEvaluated {
+		return ReasonNoEligibleNodes
+	}
+	best, count := "", -1
+	for dim, n := range m.DimensionExhausted {
+		if n > count || (n == count && dim < best) {
+			best, count = dim, n
+		}
+	}
+	switch {
+	case best == "memory":
+		return ReasonMemory
+	case strings.Contains(best, "port") || strings.HasPrefix(best, "network"):
+		return ReasonPorts
+	default:
+		return ReasonCPU
+	}
+}
