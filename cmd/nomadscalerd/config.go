@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/urfave/cli/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/nomadscalerd/nomadscalerd/nodepool"
 )
 
 // configFile is an HCL file whose top-level attributes are the flags of the
@@ -146,4 +148,13 @@ func flagString(fl cli.Flag, v cty.Value) (string, error) {
 		return v.AsString(), nil
 	}
 	return "", fmt.Errorf("flag type %T cannot come from the file", fl)
+}
+
+// pools decodes the file's pool blocks.
+func (f *configFile) pools() ([]nodepool.Pool, error) {
+	ps, err := nodepool.DecodePools(&hclsyntax.Body{Blocks: f.blocks, SrcRange: f.body.SrcRange, EndRange: f.body.EndRange})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.path, err)
+	}
+	return ps, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/nodepool"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/reconciler"
@@ -40,6 +41,8 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "sample-interval", EnvVars: []string{"NOMADSCALERD_SAMPLE_INTERVAL"}, Value: time.Second, Usage: "how often every policy's metrics are recorded"},
 		&cli.DurationFlag{Name: "raw-retention", EnvVars: []string{"NOMADSCALERD_RAW_RETENTION"}, Value: 24 * time.Hour, Usage: "how long raw points are kept"},
 		&cli.DurationFlag{Name: "rollup-retention", EnvVars: []string{"NOMADSCALERD_ROLLUP_RETENTION"}, Value: 30 * 24 * time.Hour, Usage: "how long 1-minute rollups are kept"},
+		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
+		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
 }
@@ -64,15 +67,22 @@ type settings struct {
 	SampleInterval, RawRetention               time.Duration
 	RollupRetention                            time.Duration
 	OnlyTestData                               bool
+	NodeID                                     string
+	PoolInterval                               time.Duration
+	Pools                                      []nodepool.Pool
 }
 
 func resolveSettings(c *cli.Context) (settings, error) {
+	var pools []nodepool.Pool
 	if path := c.String("config"); path != "" {
 		f, err := loadConfigFile(path)
 		if err != nil {
 			return settings{}, err
 		}
 		if err := f.apply(c); err != nil {
+			return settings{}, err
+		}
+		if pools, err = f.pools(); err != nil {
 			return settings{}, err
 		}
 	}
@@ -83,6 +93,10 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		HA: c.Bool("ha"), HALockTTL: c.Duration("ha-lock-ttl"), PrometheusAddr: c.String("prometheus-addr"),
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
+		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
+	}
+	if s.PoolInterval < time.Second {
+		return s, fmt.Errorf("pool-interval %s: must be at least 1s", s.PoolInterval)
 	}
 	if s.SampleInterval < 100*time.Millisecond {
 		return s, fmt.Errorf("sample-interval %s: must be at least 100ms", s.SampleInterval)
@@ -181,11 +195,30 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		return err
 	}
 	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver})
-	srv.HandleStatus(api.StatusFunc(func(ctx context.Context) any { return ctrl.Status(ctx) }))
+	var pools *poolRunner
+	if len(s.Pools) > 0 {
+		if pools, err = newPoolRunner(s, nc, db, leader, reg, log); err != nil {
+			return err
+		}
+		ctrl.SetBlockedHandler(pools)
+	}
+	srv.HandleStatus(api.StatusFunc(func(ctx context.Context) any {
+		st := struct {
+			reconciler.Status
+			Pools []nodepool.Decision `json:"pools,omitempty"`
+		}{Status: ctrl.Status(ctx)}
+		if pools != nil {
+			st.Pools = pools.Status(ctx)
+		}
+		return st
+	}))
 
 	watcher := nomad.NewWatcher(nc, db, ctrl, log)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if pools != nil {
+		g.Go(func() error { return pools.Run(gctx) })
+	}
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
@@ -200,6 +233,29 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	log.Info("nomadscalerd stopped")
 	return err
+}
+
+func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, reg *prometheus.Registry, log *slog.Logger) (*poolRunner, error) {
+	providers, err := nodepool.NewProviders(s.Pools, log)
+	if err != nil {
+		return nil, err
+	}
+	m, err := nodepool.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	adapter := nodepool.NewNomadAdapter(nc.API(), "")
+	st := nodepoolState{db: db}
+	ctl, err := nodepool.NewController(nodepool.Deps{Nomad: adapter, Drainer: adapter, Providers: providers, Idle: st, Journal: st,
+		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range s.Pools {
+		log.Info("node pool configured", "pool", p.Name, "min", p.Min, "max", p.Max)
+	}
+	return &poolRunner{ctl: ctl, pools: s.Pools, nomad: nc.API(), leader: leader, interval: s.PoolInterval, log: log,
+		last: map[string]nodepool.Decision{}, seen: map[string]bool{}}, nil
 }
 
 // recordTargets lists every check of every active policy for the recorder.
