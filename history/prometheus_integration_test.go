@@ -74,4 +74,43 @@ func TestPrometheusSourceReadsARateFromARealServer(t *testing.T) {
 	if _, err := src.Sample(ctx, Query{Query: "rate(("}); err == nil {
 		t.Fatal("a bad query did not fail")
 	}
+
+	// The recorder stores what the real server answers, one write per tick.
+	cs := &countingStore{DB: openDB(t)}
+	rec, err := NewRecorder(cs, Sources{SourcePrometheus: src}, TargetsFunc(func() []Target {
+		return []Target{
+			{Series: "default/web/frontend/requests", Query: Query{Source: SourcePrometheus, Query: rate}},
+			{Series: "default/web/frontend/missing", Query: Query{Source: SourcePrometheus, Query: "test_missing"}},
+		}
+	}), Config{Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(rctx) }()
+	for deadline := time.Now().Add(30 * time.Second); cs.writes.Load() < 3; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("recorder wrote fewer than 3 ticks in 30 s")
+		}
+	}
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.Range("default/web/frontend/requests", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(got)) != cs.writes.Load() || cs.points.Load() != cs.writes.Load() {
+		t.Fatalf("%d samples, %d points in %d writes: want one point per write", len(got), cs.points.Load(), cs.writes.Load())
+	}
+	for _, s := range got {
+		if s.V < 50 || s.V > 110 {
+			t.Fatalf("recorded %v at %v, want about 100", s.V, s.T)
+		}
+	}
+	if _, _, ok := rec.LastSample("default/web/frontend/missing"); ok {
+		t.Fatal("a query without data has a last sample")
+	}
 }
