@@ -8,7 +8,11 @@ import (
 	"strings"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+	"golang.org/x/sync/errgroup"
 )
+
+// apmParallelStats bounds the allocation stats requests of one sample.
+const apmParallelStats = 8
 
 // NomadAPM reads resource usage of a task group's running allocations from
 // Nomad's allocation stats, like nomad-autoscaler's nomad-apm plugin.
@@ -144,21 +148,42 @@ func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("nomad-apm: allocations of %s: %w", q.Job, err)
 	}
+	var running []*nomadapi.AllocationListStub
+	for _, a := range allocs {
+		if a.ClientStatus == nomadapi.AllocClientStatusRunning && a.TaskGroup == q.Group {
+			running = append(running, a)
+		}
+	}
+	// Stats are answered by each allocation's node; asking them in parallel
+	// keeps a large group within the sample timeout.
+	found := make([]*allocUsage, len(running))
+	errs := make([]error, len(running))
+	var g errgroup.Group
+	g.SetLimit(apmParallelStats)
+	for i, a := range running {
+		g.Go(func() error {
+			st, err := n.client.Allocations().Stats(&nomadapi.Allocation{ID: a.ID, Namespace: a.Namespace}, opts)
+			if err != nil {
+				errs[i] = err
+				return nil
+			}
+			if st != nil && st.ResourceUsage != nil {
+				u := usageOf(st.ResourceUsage, cpu, mem)
+				found[i] = &u
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	var usages []allocUsage
 	var lastErr error
-	for _, a := range allocs {
-		if a.ClientStatus != nomadapi.AllocClientStatusRunning || a.TaskGroup != q.Group {
-			continue
+	for i := range running {
+		if found[i] != nil {
+			usages = append(usages, *found[i])
 		}
-		st, err := n.client.Allocations().Stats(&nomadapi.Allocation{ID: a.ID, Namespace: a.Namespace}, opts)
-		if err != nil {
-			lastErr = err
-			continue
+		if errs[i] != nil {
+			lastErr = errs[i]
 		}
-		if st == nil || st.ResourceUsage == nil {
-			continue
-		}
-		usages = append(usages, usageOf(st.ResourceUsage, cpu, mem))
 	}
 	if len(usages) == 0 && lastErr != nil {
 		return 0, fmt.Errorf("nomad-apm: allocation stats of %s/%s: %w", q.Job, q.Group, lastErr)

@@ -186,6 +186,15 @@ func NewRecorder(st Store, src Source, targets Targets, cfg Config) (*Recorder, 
 // every MaintainEvery. Both happen on this goroutine, so a rollup never races
 // the tick that writes its last samples. It returns nil on cancellation.
 func (r *Recorder) Run(ctx context.Context) error {
+	// Start on an interval boundary so tick stamps (rounded to the interval)
+	// are the times the samples were taken, not up to an interval off.
+	if wait := r.cfg.Now().Truncate(r.cfg.Interval).Add(r.cfg.Interval).Sub(r.cfg.Now()); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -211,13 +220,15 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // Tick samples every target concurrently, each within SampleTimeout, and
 // writes the successful samples in one WritePoints call. All points of a tick
-// carry the tick's start time, so series line up for Align. Failed samples
+// carry the tick's start time rounded to the interval, so series line up for
+// Align and a tick that fires a few milliseconds late does not shift its
+// samples into the next grid step. Failed samples
 // are logged (rate-limited per series) and skipped; only a failed write is
 // returned.
 func (r *Recorder) Tick(ctx context.Context) error {
 	start := time.Now()
 	defer func() { r.m.tick.Observe(time.Since(start).Seconds()) }()
-	at := r.cfg.Now().UTC()
+	at := r.cfg.Now().Round(r.cfg.Interval).UTC()
 	targets := dedupe(r.targets.Targets())
 	r.m.targets.Set(float64(len(targets)))
 	if len(targets) == 0 {
@@ -259,6 +270,18 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	for _, p := range pts {
 		r.last[p.Series] = lastSample{t: p.T, v: p.V}
 		delete(r.failures, p.Series)
+	}
+	if len(r.failures) > len(targets) {
+		// Forget failure logs of series no longer recorded.
+		current := make(map[string]bool, len(targets))
+		for _, tg := range targets {
+			current[tg.Series] = true
+		}
+		for s := range r.failures {
+			if !current[s] {
+				delete(r.failures, s)
+			}
+		}
 	}
 	r.mu.Unlock()
 	if err := r.st.WritePoints(pts); err != nil {

@@ -323,3 +323,32 @@ func TestRecorderMetricsRegisterOnThePassedRegistry(t *testing.T) {
 		t.Error("a second recorder on the same registry registered silently")
 	}
 }
+
+func TestTickStampsAreRoundedToTheIntervalSoLateTicksStayOnTheirStep(t *testing.T) {
+	db := openDB(t)
+	clock := &fakeClock{now: t0.Add(1004 * time.Millisecond)}
+	r, err := NewRecorder(db, constSource(1), TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
+		Config{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{0, 992 * time.Millisecond, 1010 * time.Millisecond} {
+		clock.Add(d)
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Range("p/a", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{t0.Add(time.Second), t0.Add(2 * time.Second), t0.Add(3 * time.Second)}
+	if len(got) != len(want) {
+		t.Fatalf("%d samples, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if !got[i].T.Equal(want[i]) {
+			t.Errorf("sample %d at %v, want %v", i, got[i].T, want[i])
+		}
+	}
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // ErrNoData means a source answered but had nothing to measure: an empty
@@ -40,9 +43,26 @@ type Sources map[string]Source
 func (s Sources) Sample(ctx context.Context, q Query) (float64, error) {
 	src, ok := s[q.Source]
 	if !ok || src == nil {
+		if q.Source == SourcePrometheus || q.Source == SourceNomadAPM {
+			return 0, fmt.Errorf("metric source %q is not configured", q.Source)
+		}
 		return 0, fmt.Errorf("unknown metric source %q", q.Source)
 	}
 	return src.Sample(ctx, q)
+}
+
+// NewSources builds the registry the daemon uses: nomad-apm through
+// nomadClient, and prometheus at prometheusAddr when that is set.
+func NewSources(nomadClient *nomadapi.Client, prometheusAddr string, log *slog.Logger) (Sources, error) {
+	s := Sources{SourceNomadAPM: NewNomadAPM(nomadClient)}
+	if prometheusAddr != "" {
+		p, err := NewPrometheus(prometheusAddr, log)
+		if err != nil {
+			return nil, err
+		}
+		s[SourcePrometheus] = p
+	}
+	return s, nil
 }
 
 // finite rejects NaN and ±Inf: they would poison rollups and model fits.

@@ -113,3 +113,13 @@ func TestSourcesDispatchesByNameAndRefusesUnknownSources(t *testing.T) {
 		t.Fatalf("unknown source err = %v", err)
 	}
 }
+
+func TestAKnownSourceThatIsNotConfiguredSaysSo(t *testing.T) {
+	s, err := NewSources(nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sample(context.Background(), Query{Source: SourcePrometheus}); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("err = %v, want prometheus not configured", err)
+	}
+}
