@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/nomadtest"
+)
+
+// The step workload: 10 req/s, and 60 req/s for 20 s of every 60 s,
+// starting 40 s into each cycle (by the absolute clock). With 10 req/s per
+// replica the group needs 1 replica, then 6.
+const (
+	stepPeriod  = 60 * time.Second
+	stepHighAt  = 40 * time.Second
+	stepHighFor = 20 * time.Second
+	startDelay  = 8 * time.Second
+)
+
+func stepPolicy() map[string]any {
+	return nomadscalerPolicy(map[string][2]string{
+		"requests": {"prometheus", "sum(rate(demo_requests_total[3s]))"},
+	}, map[string]any{
+		"capacity_per_replica": 10.0,
+		"startup_delay":        startDelay.String(),
+		"cache_size":           5.0,
+		"forecast_horizon":     30.0,
+		"model_step":           "2s",
+		"seasonality":          []any{stepPeriod.String()},
+		"fourier_terms":        6.0,
+		"forecast_margin":      0.5,
+		"history_window":       "10m",
+		"refit_interval":       "15s",
+		"stale_after":          "15s",
+		"orders":               "1,0,0;1,0,1",
+		"max_scale_up":         3.0,
+		"max_scale_down":       3.0,
+	}, map[string]any{"evaluation_interval": "1s", "cooldown": "3s"})
+}
+
+func registerStepJob(t *testing.T, c *nomadapi.Client, loadPort int, policy map[string]any) {
+	t.Helper()
+	job := nomadapi.NewServiceJob("shop", "shop", "global", 50)
+	job.Datacenters = []string{"*"}
+	job.AddTaskGroup(loadGroup(t, fmt.Sprintf("127.0.0.1:%d", loadPort), "--pattern", "step", "--low", "10", "--high", "60",
+		"--period", stepPeriod.String(), "--high-at", stepHighAt.String(), "--high-for", stepHighFor.String(), "--noise", "0"))
+	job.AddTaskGroup(scalingGroup("web", 1, 1, 8, policy))
+	if _, _, err := c.Jobs().Register(job, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nextStep returns the start of the first high window at or after t.
+func nextStep(t time.Time) time.Time {
+	cycle := t.Truncate(stepPeriod)
+	s := cycle.Add(stepHighAt)
+	if s.Before(t) {
+		s = s.Add(stepPeriod)
+	}
+	return s
+}
+
+func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing.T) {
+	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
+	c := agent.Client(t)
+	loadPort := nomadtest.FreePort(t)
+	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", loadPort))
+	d := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom})
+	registerStepJob(t, c, loadPort, stepPolicy())
+
+	// Learn for two full cycles, then judge the next two steps.
+	judgeFrom := nextStep(time.Now().Add(2 * stepPeriod))
+	judgeUntil := judgeFrom.Add(stepPeriod + stepHighFor + 15*time.Second)
+	t.Logf("learning until %s, judging steps at %s and %s", judgeFrom.Format(time.TimeOnly), judgeFrom.Format(time.TimeOnly),
+		judgeFrom.Add(stepPeriod).Format(time.TimeOnly))
+	time.Sleep(time.Until(judgeUntil))
+
+	evs := scalingEvents(t, c, "shop", "web")
+	var counts []string
+	for _, e := range evs {
+		at := time.Unix(0, int64(e.Time))
+		cnt := "-"
+		if e.Count != nil {
+			cnt = fmt.Sprint(*e.Count)
+			if *e.Count < 1 || *e.Count > 8 {
+				t.Errorf("scaled to %d outside [1, 8] at %s", *e.Count, at.Format(time.TimeOnly))
+			}
+		}
+		if !strings.Contains(e.Message, "nomadscalerd") || e.Meta["plan_id"] == nil || e.Meta["reason"] == nil {
+			t.Errorf("event at %s does not explain itself: %q %v", at.Format(time.TimeOnly), e.Message, e.Meta)
+		}
+		counts = append(counts, fmt.Sprintf("%s→%s", at.Format("04:05"), cnt))
+	}
+	t.Logf("scaling events: %s", strings.Join(counts, " "))
+	for k := 0; k < 2; k++ {
+		step := judgeFrom.Add(time.Duration(k) * stepPeriod)
+		// Ahead: by the time the step arrives, at least 4 of the 6 replicas
+		// it needs have been requested.
+		if got := countAt(evs, step); got < 4 {
+			t.Errorf("step at %s: %d replicas requested when it arrived, want >= 4 (requested ahead)", step.Format(time.TimeOnly), got)
+		}
+		// The rise started before the step: some scale-up happened in the
+		// startup-delay window before it.
+		if !scaledUpIn(evs, step.Add(-startDelay-10*time.Second), step) {
+			t.Errorf("step at %s: no scale-up in the %s before it", step.Format(time.TimeOnly), startDelay+10*time.Second)
+		}
+		// Back down after the step.
+		if got := countAt(evs, step.Add(stepHighFor+15*time.Second)); got > 3 {
+			t.Errorf("step at %s: still %d replicas 15 s after it ended", step.Format(time.TimeOnly), got)
+		}
+	}
+	if t.Failed() {
+		t.Logf("daemon log tail:\n%s", tail(d.logs.String(), 60))
+	}
+}
+
+// countAt is the count requested by the last scaling event at or before at.
+func countAt(evs []nomadapi.ScalingEvent, at time.Time) int {
+	n := 1
+	for _, e := range evs {
+		if time.Unix(0, int64(e.Time)).After(at) {
+			break
+		}
+		if e.Count != nil {
+			n = int(*e.Count)
+		}
+	}
+	return n
+}
+
+func scaledUpIn(evs []nomadapi.ScalingEvent, from, to time.Time) bool {
+	for _, e := range evs {
+		at := time.Unix(0, int64(e.Time))
+		if at.Before(from) || at.After(to) || e.Count == nil || e.PreviousCount == 0 {
+			continue
+		}
+		if *e.Count > e.PreviousCount {
+			return true
+		}
+	}
+	return false
+}
