@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,47 +16,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
-// startPrometheus runs Debian's Prometheus on a free loopback port, scraping
-// targets every second, until the test ends.
-func startPrometheus(t *testing.T, targets ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatalf("prometheus not installed (make deps installs Debian's package): %v", err)
-	}
-	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = fmt.Sprintf("%q", tg)
-	}
-	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: e2e\n    static_configs:\n      - targets: [%s]\n", strings.Join(quoted, ", "))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := nomadtest.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr)
-	logf, _ := os.Create(filepath.Join(dir, "prometheus.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-	url := "http://" + addr
-	waitUntil(t, 30*time.Second, "prometheus ready", func() bool {
-		res, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	})
-	return url
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -79,7 +36,7 @@ type daemon struct {
 	logs   *syncBuffer
 }
 
-func startDaemon(t *testing.T, s settings) *daemon {
+func startDaemon(t testing.TB, s settings) *daemon {
 	t.Helper()
 	if s.HTTPAddr == "" {
 		s.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(t))

@@ -8,6 +8,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -68,7 +69,7 @@ func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing
 	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
 	c := agent.Client(t)
 	loadPort := nomadtest.FreePort(t)
-	prom := startPrometheus(t, fmt.Sprintf("127.0.0.1:%d", loadPort))
+	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
 	d := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom})
 	registerStepJob(t, c, loadPort, stepPolicy())
 
