@@ -37,6 +37,10 @@ func (DPSolver) Solve(ctx context.Context, p Problem) (Plan, error) {
 	return plan, nil
 }
 
+// maxDPStates bounds the DP's memory (4 bytes per state): a 3,600 s plan
+// over 1,000 counts is 3.6 M states.
+const maxDPStates = 50_000_000
+
 func solveDP(ctx context.Context, p Problem) ([]int, error) {
 	T := len(p.Demand)
 	blo, bhi := p.bounds()
@@ -62,6 +66,9 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 		}
 		layerLo[t], layerHi[t] = lo, hi
 		layerOff[t+1] = layerOff[t] + hi - lo + 1
+	}
+	if layerOff[T] > maxDPStates {
+		return nil, fmt.Errorf("dp: %d states exceed the limit of %d", layerOff[T], maxDPStates)
 	}
 	pred := make([]int32, layerOff[T])
 	maxW := 1

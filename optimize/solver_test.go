@@ -145,3 +145,12 @@ func TestDPAndHiGHSAgreeOnTheOneMinuteBenchmarkInstances(t *testing.T) {
 		}
 	}
 }
+
+func TestDPRefusesInstancesBeyondItsStateLimitInsteadOfExhaustingMemory(t *testing.T) {
+	p := DefaultProblem()
+	p.Demand = []float64{1, 1}
+	p.MaxReplicas, p.MaxScaleUp = 1_000_000_000, 1_000_000_000
+	if _, err := (DPSolver{}).Solve(context.Background(), p); err == nil {
+		t.Fatal("want an error for a billion states")
+	}
+}
