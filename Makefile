@@ -12,7 +12,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps build run test test-unit test-integration bench bench-model vet fmt clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -21,7 +21,12 @@ $(HIGHS)/lib/pkgconfig/highs.pc:
 $(NOMAD_BIN):
 	bash scripts/install-nomad.sh $(NOMAD_DIR)
 
-deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN)
+# Prometheus (Debian's package) is what the end-to-end tests and make run
+# scrape with; the daemon itself does not need it.
+prometheus:
+	@bash scripts/install-apt.sh prometheus
+
+deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN) prometheus
 
 build: $(HIGHS)/lib/pkgconfig/highs.pc
 	go build -ldflags "$(LDFLAGS)" -o bin/nomadscalerd ./cmd/nomadscalerd
@@ -39,6 +44,15 @@ test: deps
 
 run: build $(NOMAD_BIN)
 	bash scripts/run-dev.sh bin/nomadscalerd
+
+# Benchmarks: optimizer DP vs HiGHS table, reaction time on a real agent.
+bench: bench-optimize bench-reaction
+
+bench-optimize: $(HIGHS)/lib/pkgconfig/highs.pc
+	bash scripts/bench-optimize.sh
+
+bench-reaction: deps
+	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
 
 clean:
 	rm -rf bin

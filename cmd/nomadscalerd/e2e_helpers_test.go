@@ -93,6 +93,9 @@ func scalingGroup(name string, count, min, max int, policy map[string]any) *noma
 	task.LogConfig = &nomadapi.LogConfig{MaxFiles: intp(1), MaxFileSizeMB: intp(1)}
 	tg.AddTask(task)
 	tg.EphemeralDisk = &nomadapi.EphemeralDisk{SizeMB: intp(10)}
+	// No deployments: each scale would otherwise start one, and Nomad
+	// blocks scaling until it finishes (handled, but it slows the tests).
+	tg.Update = &nomadapi.UpdateStrategy{MaxParallel: intp(0)}
 	enabled := true
 	mn, mx := int64(min), int64(max)
 	tg.Scaling = &nomadapi.ScalingPolicy{Min: &mn, Max: &mx, Enabled: &enabled, Policy: policy}
