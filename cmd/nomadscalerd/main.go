@@ -33,6 +33,7 @@ func commands() []*cli.Command {
 		optimizeCommand(),
 		historyCommand(),
 		demoCommand(),
+		statusCommand(),
 		nodesCommand(),
 	}
 }

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+type fakeOptimizer struct{ calls int }
+
+func (f *fakeOptimizer) Optimize(_ context.Context, r optimize.Request) (optimize.Response, error) {
+	f.calls++
+	if r.Check.MetricAppName == "unknown" {
+		return optimize.Response{}, fmt.Errorf("%w for %q", optimize.ErrNoHistory, "unknown")
+	}
+	out := make([]int, r.CacheSize)
+	for i := range out {
+		out[i] = r.MinReplicas
+	}
+	return optimize.Response{Desired: out}, nil
+}
+
+func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo := &fakeOptimizer{}
+	s.HandleOptimize(fo)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	const ok = `"check": {"name": "c", "source": "prometheus", "group": "web", "metric_app_name": "shop"}, "current_replicas": 2, "min_replicas": 1, "max_replicas": 5`
+	cases := []struct {
+		name, body, bearer string
+		code               int
+		reason             string
+	}{
+		{"token in the body", `{"token": "tok", ` + ok + `}`, "", 200, ""},
+		{"token as bearer", `{` + ok + `, "cache_size": 4}`, "tok", 200, ""},
+		{"no token", `{` + ok + `}`, "", 401, "token"},
+		{"wrong token", `{"token": "nope", ` + ok + `}`, "", 401, "token"},
+		{"wrong bearer, no body token", `{` + ok + `}`, "nope", 401, "token"},
+		{"string for a number", `{"token": "tok", "current_replicas": "two"}`, "", 400, "current_replicas"},
+		{"unknown field", `{"token": "tok", ` + ok + `, "colour": 1}`, "", 400, "colour"},
+		{"min above max", `{"token": "tok", "min_replicas": 4, "max_replicas": 2}`, "", 400, "exceeds"},
+		{"negative count", `{"token": "tok", "current_replicas": -1, "max_replicas": 2}`, "", 400, "negative"},
+		{"cache size zero", `{"token": "tok", "max_replicas": 2, "cache_size": 0}`, "", 400, "cache_size"},
+		{"cache size too big", `{"token": "tok", "max_replicas": 2, "cache_size": 3601}`, "", 400, "cache_size"},
+		{"body over 1 MiB", `{"token": "tok", "pad": "` + strings.Repeat("x", MaxBodyBytes) + `"}`, "", 400, "1 MiB"},
+		{"unknown history", `{"token": "tok", "check": {"metric_app_name": "unknown"}, "max_replicas": 2}`, "", 404, "no history"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fo.calls
+			req, _ := http.NewRequest("POST", ts.URL+"/optimize", strings.NewReader(tc.body))
+			if tc.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.bearer)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.code {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.code, b)
+			}
+			if tc.code == 200 {
+				var r optimize.Response
+				if err := json.Unmarshal(b, &r); err != nil || len(r.Desired) == 0 {
+					t.Fatalf("body %s", b)
+				}
+				return
+			}
+			var e map[string]string
+			if err := json.Unmarshal(b, &e); err != nil || !strings.Contains(e["error"], tc.reason) || strings.Contains(e["error"], "\n") {
+				t.Errorf("error body %s does not give a one-line reason mentioning %q", b, tc.reason)
+			}
+			if tc.code == 401 && fo.calls != before {
+				t.Errorf("the optimizer ran for an unauthenticated request")
+			}
+		})
+	}
+}
+
+func TestStatusNeedsTheToken(t *testing.T) {
+	s, _ := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
+	s.HandleStatus(StatusFunc(func(context.Context) any { return map[string]bool{"leader": true} }))
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	res, _ := http.Get(ts.URL + "/v1/status")
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("without token: %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	res, _ = http.DefaultClient.Do(req)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("with token: %d", res.StatusCode)
+	}
+}
+
+func TestRootDescribesTheService(t *testing.T) {
+	s, _ := New(Config{Addr: "127.0.0.1:0", Version: "v"}, Deps{})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	res, _ := http.Get(ts.URL + "/")
+	var d map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&d)
+	res.Body.Close()
+	if res.StatusCode != 200 || d["service"] != "nomadscalerd" {
+		t.Fatalf("GET / = %d %v", res.StatusCode, d)
+	}
+}
