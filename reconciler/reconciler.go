@@ -198,6 +198,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		r.d.Metrics.planFailed(p.Key)
 	}
 	if next.ID != cur.ID {
+		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "desired", next.Desired, "solver", next.Solver)
 		r.mu.Lock()
 		r.plans[p.Key] = next
 		r.mu.Unlock()

@@ -24,16 +24,16 @@ const (
 
 func stepPolicy() map[string]any {
 	return nomadscalerPolicy(map[string][2]string{
-		"requests": {"prometheus", "sum(rate(demo_requests_total[3s]))"},
+		"requests": {"prometheus", "sum(rate(demo_requests_total[2s]))"},
 	}, map[string]any{
 		"capacity_per_replica": 10.0,
 		"startup_delay":        startDelay.String(),
-		"cache_size":           5.0,
+		"cache_size":           3.0,
 		"forecast_horizon":     30.0,
 		"model_step":           "2s",
 		"seasonality":          []any{stepPeriod.String()},
-		"fourier_terms":        6.0,
-		"forecast_margin":      0.5,
+		"fourier_terms":        8.0,
+		"forecast_margin":      1.0,
 		"history_window":       "10m",
 		"refit_interval":       "15s",
 		"stale_after":          "15s",
