@@ -7,7 +7,7 @@ bad=$(gofmt -l $(git ls-files '*.go') || true)
 [ -z "$bad" ] || { echo "gofmt needed: $bad"; exit 1; }
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 set +e
-go test -race -count=1 -timeout 18m -json ./... > "$out"
+go test -race -count=1 -parallel 4 -timeout 18m -json ./... > "$out"
 rc=$?
 set -e
 # Human-readable failures, then a count of what ran.

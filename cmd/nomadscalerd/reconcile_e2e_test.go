@@ -66,6 +66,7 @@ func nextStep(t time.Time) time.Time {
 }
 
 func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing.T) {
+	t.Parallel() // mostly waiting on real agents; the package would take too long serially
 	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
 	c := agent.Client(t)
 	loadPort := nomadtest.FreePort(t)

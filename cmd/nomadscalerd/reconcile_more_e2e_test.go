@@ -66,6 +66,7 @@ func waitDesired(t *testing.T, c *nomadapi.Client, job, group string, want int, 
 }
 
 func TestAnInvalidPolicyIsReportedAndSkippedWhileAValidOneScales(t *testing.T) {
+	t.Parallel() // mostly waiting on real agents; the package would take too long serially
 	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
 	c := agent.Client(t)
 	loadPort := nomadtest.FreePort(t)
@@ -113,6 +114,7 @@ func TestAnInvalidPolicyIsReportedAndSkippedWhileAValidOneScales(t *testing.T) {
 }
 
 func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *testing.T) {
+	t.Parallel() // mostly waiting on real agents; the package would take too long serially
 	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
 	c := agent.Client(t)
 	loadPort := nomadtest.FreePort(t)
@@ -155,6 +157,7 @@ func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *
 }
 
 func TestOnlyTheLeaderOfTwoHAReplicasScalesAndTheOtherTakesOver(t *testing.T) {
+	t.Parallel() // mostly waiting on real agents; the package would take too long serially
 	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
 	c := agent.Client(t)
 	loadPort := nomadtest.FreePort(t)
