@@ -30,6 +30,11 @@ type Result struct {
 // burned diffuse steps and a handful of counted ones per parameter.
 func (s spec) minObs() int { return s.kStates + s.nParams() + 3 }
 
+var debugFit = false
+
+// maxRestarts bounds the L-BFGS restarts of one fit.
+const maxRestarts = 6
+
 // ErrTooShort is returned when the series is too short for the order.
 var ErrTooShort = errors.New("too few observations for the order")
 
@@ -91,20 +96,15 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 	if f0 := obj(x0); math.IsInf(f0, 1) {
 		return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
 	}
-	xh := make([]float64, len(x0))
 	grad := func(g, x []float64) {
-		copy(xh, x)
-		for i := range x {
-			h := 1e-6 * math.Max(1, math.Abs(x[i]))
-			xh[i] = x[i] + h
-			fp := obj(xh)
-			xh[i] = x[i] - h
-			fm := obj(xh)
-			xh[i] = x[i]
-			g[i] = (fp - fm) / (2 * h)
-			if math.IsInf(fp, 0) || math.IsInf(fm, 0) {
+		if !ev.gradient(g, x) {
+			for i := range g {
 				g[i] = math.NaN()
 			}
+			return
+		}
+		for i := range g {
+			g[i] /= -nobs
 		}
 	}
 	stop := func() (optimize.Status, error) {
@@ -113,21 +113,49 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		}
 		return optimize.NotTerminated, nil
 	}
-	settings := &optimize.Settings{
-		GradientThreshold: 1e-9,
-		MajorIterations:   500,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-13, Relative: 1e-13, Iterations: 5},
-	}
-	res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x0, settings, &optimize.LBFGS{Store: 10})
-	if cerr := ctx.Err(); cerr != nil {
-		return nil, cerr
-	}
-	// A failed line search near the optimum is normal with numerical
-	// gradients; the best point seen is still the estimate.
-	converged := err == nil && res != nil
-	iters := 0
-	if res != nil {
-		iters = res.MajorIterations
+	// L-BFGS stops when its line search fails or progress stalls, which with
+	// numerical gradients can happen well before the optimum on ridges
+	// (near-unit roots). Restarting from the best point with fresh memory
+	// until a restart no longer improves makes the result independent of
+	// where the first run happened to stop.
+	var (
+		converged bool
+		iters     int
+		x         = x0
+	)
+	for restart := 0; restart < maxRestarts; restart++ {
+		before := best.f
+		settings := &optimize.Settings{
+			GradientThreshold: 1e-9,
+			FuncEvaluations:   2000,
+			MajorIterations:   500,
+			Converger:         &optimize.FunctionConverge{Relative: 1e-11, Iterations: 2},
+		}
+		res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x, settings, &optimize.LBFGS{Store: 10, Linesearcher: lineSearcher()})
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if res != nil {
+			iters += res.MajorIterations
+			if debugFit {
+				println(o.String(), restart, res.Status.String(), res.MajorIterations, res.FuncEvaluations, res.GradEvaluations, best.f, ev.nProfile, ev.nSingle)
+			}
+		}
+		if best.x == nil {
+			break
+		}
+		x = append([]float64(nil), best.x...)
+		if err == nil && (res.Status == optimize.GradientThreshold || res.Status == optimize.FunctionConvergence) {
+			converged = true
+			break
+		}
+		// The run failed (typically its line search, on a ridge or in the
+		// noise floor of the numerical gradient). A restart that gains
+		// nothing measurable means the point is the optimum.
+		if restart > 0 && before-best.f <= 1e-10*math.Abs(best.f) {
+			converged = true
+			break
+		}
 	}
 	if best.x == nil {
 		return nil, fmt.Errorf("order %s: optimisation found no finite point", o)
@@ -162,10 +190,14 @@ func exogWidth(exog [][]float64) int {
 
 // evaluator computes the concentrated log-likelihood for one series.
 type evaluator struct {
-	s    spec
-	cols [][]float64 // y then the exog columns
-	w    *workspace
-	beta []float64
+	s     spec
+	cols  [][]float64 // y then the exog columns
+	w     *workspace
+	beta  []float64
+	w1    *workspace // single column y - X*beta, for gradients
+	resid []float64
+	xh    []float64
+	nProfile, nSingle int // evaluation counts, for tuning
 }
 
 func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
@@ -177,7 +209,58 @@ func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
 		}
 		cols = append(cols, c)
 	}
-	return &evaluator{s: s, cols: cols, w: newWorkspace(s.kStates, len(cols)), beta: make([]float64, s.kExog)}
+	w := newWorkspace(s.kStates, len(cols))
+	w.setData(cols)
+	return &evaluator{
+		s: s, cols: cols, w: w, beta: make([]float64, s.kExog),
+		w1: newWorkspace(s.kStates, 1), resid: make([]float64, len(y)),
+	}
+}
+
+// gradient stores the gradient of the concentrated log-likelihood at x in g.
+// By the envelope theorem it equals the partial gradient of the full
+// log-likelihood with beta held at its maximiser, so the central differences
+// filter the single column y - X*beta instead of y and every exog column.
+func (e *evaluator) gradient(g, x []float64) bool {
+	if _, ok := e.profileLLF(x, nil); !ok {
+		return false
+	}
+	copy(e.resid, e.cols[0])
+	for j, b := range e.beta {
+		c := e.cols[j+1]
+		for t := range e.resid {
+			e.resid[t] -= b * c[t]
+		}
+	}
+	e.w1.setData([][]float64{e.resid})
+	e.xh = append(e.xh[:0], x...)
+	xh := e.xh
+	narma := e.s.nARMA()
+	llf := func() (float64, bool) {
+		sigma2 := math.Exp(xh[narma])
+		if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
+			return 0, false
+		}
+		e.nSingle++
+		if err := e.w1.run(e.s.newSystem(xh[:narma], sigma2), e.s.burn(), e.s.kExog == 0); err != nil {
+			return 0, false
+		}
+		v, ok := e.w1.profile(nil)
+		return v, ok && !math.IsNaN(v) && !math.IsInf(v, 0)
+	}
+	for i := range x {
+		h := 1e-6 * math.Max(1, math.Abs(x[i]))
+		xh[i] = x[i] + h
+		fp, ok1 := llf()
+		xh[i] = x[i] - h
+		fm, ok2 := llf()
+		xh[i] = x[i]
+		if !ok1 || !ok2 {
+			return false
+		}
+		g[i] = (fp - fm) / (2 * h)
+	}
+	return true
 }
 
 // profileLLF evaluates x = (ARMA params, log sigma2), maximising over beta.
@@ -187,8 +270,9 @@ func (e *evaluator) profileLLF(x []float64, beta []float64) (float64, bool) {
 	if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
 		return 0, false
 	}
+	e.nProfile++
 	sys := e.s.newSystem(x[:narma], sigma2)
-	if err := e.w.run(sys, e.cols, e.s.burn(), e.s.kExog == 0); err != nil {
+	if err := e.w.run(sys, e.s.burn(), e.s.kExog == 0); err != nil {
 		return 0, false
 	}
 	if beta == nil {
@@ -228,7 +312,8 @@ func loglike(s spec, y []float64, xcols [][]float64, params []float64) (float64,
 	narma := s.nARMA()
 	sys := s.newSystem(params[s.kExog:s.kExog+narma], params[len(params)-1])
 	w := newWorkspace(s.kStates, 1)
-	if err := w.run(sys, [][]float64{r}, s.burn(), s.kExog == 0); err != nil {
+	w.setData([][]float64{r})
+	if err := w.run(sys, s.burn(), s.kExog == 0); err != nil {
 		return 0, false
 	}
 	llf, ok := w.profile(nil)
@@ -255,4 +340,16 @@ func LogLikelihood(y []float64, exog [][]float64, o Order, params []float64) (fl
 		return 0, errFilter
 	}
 	return llf, nil
+}
+
+var lineSearchKind = "bis"
+
+func lineSearcher() optimize.Linesearcher {
+	switch lineSearchKind {
+	case "back":
+		return &optimize.Backtracking{}
+	case "moret":
+		return &optimize.MoreThuente{}
+	}
+	return &optimize.Bisection{}
 }

@@ -62,7 +62,8 @@ func forecastAt(s spec, params []float64, y []float64, exog, future [][]float64,
 	narma := s.nARMA()
 	sys := s.newSystem(params[kx:kx+narma], params[len(params)-1])
 	w := newWorkspace(s.kStates, 1)
-	if err := w.run(sys, [][]float64{resid}, s.burn(), kx == 0); err != nil {
+	w.setData([][]float64{resid})
+	if err := w.run(sys, s.burn(), kx == 0); err != nil {
 		return nil, fmt.Errorf("forecast: %w", err)
 	}
 	k := s.kStates

@@ -27,8 +27,9 @@ type workspace struct {
 	p, pf   []float64 // predicted / filtered state covariance, k*k
 	tp      []float64 // T*Pf, k*k
 	zp, g   []float64 // Z*P and gain P*Z'/F
-	a       []float64 // state means, one k-vector per data column
-	tmp     []float64
+	a       []float64 // state means, k*m, state-major: a[i*m+c]
+	tmp     []float64 // k*m
+	data    []float64 // n*m observations, row-major: data[t*m+c]
 	gram    []float64 // m*m cross products of weighted innovations
 	v       []float64 // innovations of the current step, per column
 	logF    float64   // sum of log F over the counted steps
@@ -46,13 +47,27 @@ func newWorkspace(k, m int) *workspace {
 		k: k, m: m,
 		p: make([]float64, k*k), pf: make([]float64, k*k), tp: make([]float64, k*k),
 		zp: make([]float64, k), g: make([]float64, k),
-		a: make([]float64, k*m), tmp: make([]float64, k),
+		a: make([]float64, k*m), tmp: make([]float64, k*m),
 		gram: make([]float64, m*m), v: make([]float64, m),
 		endP: make([]float64, k*k), endA: make([]float64, k*m),
 	}
 }
 
-// run filters the m data columns (each of length n) through one shared
+// setData stores the m data columns (each of length n) row-major for run.
+func (w *workspace) setData(cols [][]float64) {
+	n := len(cols[0])
+	if cap(w.data) < n*w.m {
+		w.data = make([]float64, n*w.m)
+	}
+	w.data = w.data[:n*w.m]
+	for c, col := range cols {
+		for t, v := range col {
+			w.data[t*w.m+c] = v
+		}
+	}
+}
+
+// run filters the m data columns (set by setData) through one shared
 // covariance recursion. Under approximate diffuse initialisation the
 // covariances do not depend on the data, and the innovations are linear in
 // it, so filtering y and each exog column separately gives the innovations
@@ -60,9 +75,9 @@ func newWorkspace(k, m int) *workspace {
 // the sums, as statsmodels does. statsmodelsSteady selects statsmodels'
 // absolute steady-state rule (used when it applies it: no exog); otherwise a
 // tight relative rule is used.
-func (w *workspace) run(sys *system, cols [][]float64, burn int, statsmodelsSteady bool) error {
+func (w *workspace) run(sys *system, burn int, statsmodelsSteady bool) error {
 	k, m := w.k, w.m
-	n := len(cols[0])
+	n := len(w.data) / m
 	p, pf, tp, zp, g := w.p, w.pf, w.tp, w.zp, w.g
 	clear(p)
 	for i := 0; i < k; i++ {
@@ -72,7 +87,10 @@ func (w *workspace) run(sys *system, cols [][]float64, burn int, statsmodelsStea
 	clear(w.gram)
 	w.logF, w.nEff = 0, 0
 	converged := false
-	var F float64
+	var F, lf, sq float64
+	lfT := -1 // step at which log F was last computed after convergence
+	a, tmp := w.a, w.tmp
+	data := w.data
 	for t := 0; t < n; t++ {
 		if !converged {
 			// zp = Z P (P symmetric, so also P Z').
@@ -150,38 +168,58 @@ func (w *workspace) run(sys *system, cols [][]float64, burn int, statsmodelsStea
 				}
 			}
 		}
-		lf := math.Log(F)
-		counted := t >= burn
-		if counted {
+		if !converged || lfT < 0 {
+			lf = math.Log(F)
+			sq = 1 / math.Sqrt(F)
+			if converged {
+				lfT = t
+			}
+		}
+		if t >= burn {
 			w.logF += lf
 			w.nEff++
 		}
-		sq := 1 / math.Sqrt(F)
-		for c := 0; c < m; c++ {
-			a := w.a[c*k : c*k+k]
-			y := cols[c][t]
-			for _, zi := range sys.z {
-				y -= a[zi]
-			}
-			w.v[c] = y * sq
-			if c == 0 && w.keepAll {
-				w.innov = append(w.innov, y)
-				w.forecF = append(w.forecF, F)
-			}
-			for j := range a {
-				w.tmp[j] = a[j] + g[j]*y
-			}
-			clear(a)
-			for _, e := range sys.t {
-				a[e.i] += e.v * w.tmp[e.j]
+		// Mean update for all columns at once; the state means are stored
+		// state-major (a[i*m+c]) so the inner loops run over columns.
+		row := data[t*m : t*m+m]
+		v := w.v[:m]
+		copy(v, row)
+		for _, zi := range sys.z {
+			az := a[zi*m : zi*m+m]
+			for c := range v {
+				v[c] -= az[c]
 			}
 		}
-		if counted {
+		if w.keepAll {
+			w.innov = append(w.innov, v[0])
+			w.forecF = append(w.forecF, F)
+		}
+		for j := 0; j < k; j++ {
+			gj := g[j]
+			aj := a[j*m : j*m+m]
+			tj := tmp[j*m : j*m+m]
+			for c := range tj {
+				tj[c] = aj[c] + gj*v[c]
+			}
+		}
+		clear(a)
+		for _, e := range sys.t {
+			ai := a[e.i*m : e.i*m+m]
+			tj := tmp[e.j*m : e.j*m+m]
+			ev := e.v
+			for c := range ai {
+				ai[c] += ev * tj[c]
+			}
+		}
+		if t >= burn {
+			for c := range v {
+				v[c] *= sq
+			}
 			for i := 0; i < m; i++ {
-				vi := w.v[i]
-				row := w.gram[i*m : i*m+m]
+				vi := v[i]
+				gr := w.gram[i*m : i*m+m]
 				for j := i; j < m; j++ {
-					row[j] += vi * w.v[j]
+					gr[j] += vi * v[j]
 				}
 			}
 		}
