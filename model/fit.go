@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/optimize"
@@ -190,14 +191,16 @@ func exogWidth(exog [][]float64) int {
 
 // evaluator computes the concentrated log-likelihood for one series.
 type evaluator struct {
-	s     spec
-	cols  [][]float64 // y then the exog columns
-	w     *workspace
-	beta  []float64
-	w1    *workspace // single column y - X*beta, for gradients
-	resid []float64
-	xh    []float64
-	nProfile, nSingle int // evaluation counts, for tuning
+	s                 spec
+	cols              [][]float64 // y then the exog columns
+	w                 *workspace
+	beta              []float64
+	w1                *workspace // single column y - X*beta, for gradients
+	resid             []float64
+	xh                []float64
+	nProfile, nSingle int       // evaluation counts, for tuning
+	lastX             []float64 // point of the last profileLLF into beta
+	lastOK            bool
 }
 
 func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
@@ -222,8 +225,12 @@ func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
 // log-likelihood with beta held at its maximiser, so the central differences
 // filter the single column y - X*beta instead of y and every exog column.
 func (e *evaluator) gradient(g, x []float64) bool {
-	if _, ok := e.profileLLF(x, nil); !ok {
-		return false
+	// gonum asks for the gradient at the point whose value it just had, so
+	// the maximising beta is usually cached.
+	if !e.lastOK || !slices.Equal(x, e.lastX) {
+		if _, ok := e.profileLLF(x, nil); !ok {
+			return false
+		}
 	}
 	copy(e.resid, e.cols[0])
 	for j, b := range e.beta {
@@ -275,12 +282,18 @@ func (e *evaluator) profileLLF(x []float64, beta []float64) (float64, bool) {
 	if err := e.w.run(sys, e.s.burn(), e.s.kExog == 0); err != nil {
 		return 0, false
 	}
-	if beta == nil {
+	cache := beta == nil
+	if cache {
 		beta = e.beta
+		e.lastOK = false
 	}
 	llf, ok := e.w.profile(beta)
 	if !ok || math.IsNaN(llf) || math.IsInf(llf, 0) {
 		return 0, false
+	}
+	if cache {
+		e.lastX = append(e.lastX[:0], x...)
+		e.lastOK = true
 	}
 	return llf, true
 }

@@ -35,6 +35,7 @@ type workspace struct {
 	logF    float64   // sum of log F over the counted steps
 	nEff    int
 	lastF   float64
+	lastSSR float64   // weighted sum of squares of the last profile
 	endP    []float64 // predicted covariance after the last observation
 	endA    []float64 // predicted means after the last observation
 	innov   []float64 // optional: innovations of column 0 (nil = not kept)
@@ -278,6 +279,7 @@ func (w *workspace) profile(beta []float64) (float64, bool) {
 		ssr = g[0] - 2*cross + quad
 		copy(beta, b)
 	}
+	w.lastSSR = ssr
 	llf := -0.5 * (float64(w.nEff)*math.Log(2*math.Pi) + w.logF + ssr)
 	return llf, true
 }
