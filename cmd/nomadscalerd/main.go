@@ -27,6 +27,7 @@ func newApp() *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
+		modelCommand(),
 	}
 }
 
