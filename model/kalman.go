@@ -30,6 +30,8 @@ type workspace struct {
 	a       []float64 // state means, k*m, state-major: a[i*m+c]
 	tmp     []float64 // k*m
 	data    []float64 // n*m observations, row-major: data[t*m+c]
+	vbuf    []float64 // steady-state innovations, column after column
+	ac      []float64 // one column's state means, k
 	gram    []float64 // m*m cross products of weighted innovations
 	v       []float64 // innovations of the current step, per column
 	logF    float64   // sum of log F over the counted steps
@@ -48,7 +50,7 @@ func newWorkspace(k, m int) *workspace {
 		k: k, m: m,
 		p: make([]float64, k*k), pf: make([]float64, k*k), tp: make([]float64, k*k),
 		zp: make([]float64, k), g: make([]float64, k),
-		a: make([]float64, k*m), tmp: make([]float64, k*m),
+		a: make([]float64, k*m), tmp: make([]float64, k*m), ac: make([]float64, k),
 		gram: make([]float64, m*m), v: make([]float64, m),
 		endP: make([]float64, k*k), endA: make([]float64, k*m),
 	}
@@ -92,7 +94,11 @@ func (w *workspace) run(sys *system, burn int, statsmodelsSteady bool) error {
 	lfT := -1 // step at which log F was last computed after convergence
 	a, tmp := w.a, w.tmp
 	data := w.data
-	for t := 0; t < n; t++ {
+	t := 0
+	for ; t < n; t++ {
+		if converged && lfT >= 0 && t > burn {
+			break // the rest runs in the steady-state loops below
+		}
 		if !converged {
 			// zp = Z P (P symmetric, so also P Z').
 			clear(zp)
@@ -225,12 +231,78 @@ func (w *workspace) run(sys *system, burn int, statsmodelsSteady bool) error {
 			}
 		}
 	}
+	if t < n {
+		w.steady(sys, t, n, F, g)
+	}
 	w.lastF = F
 	copy(w.endP, p)
 	copy(w.endA, w.a)
 	// restore buffer identity for the next run
 	w.p, w.pf = p, pf
 	return nil
+}
+
+// steady runs steps t0..n-1 once the covariance has converged: F and the
+// gain are constant, so log F is added once per step count and the squared
+// innovations are scaled by 1/F at the end.
+func (w *workspace) steady(sys *system, t0, n int, F float64, g []float64) {
+	k, m := w.k, w.m
+	steps := n - t0
+	w.logF += float64(steps) * math.Log(F)
+	w.nEff += steps
+	inv := 1 / F
+	a, tmp, data := w.a, w.tmp, w.data
+	// In the steady state the columns no longer share any work, so each is
+	// filtered on its own in a tight loop and the cross products of the
+	// stored innovations are taken afterwards.
+	if cap(w.vbuf) < steps*m {
+		w.vbuf = make([]float64, steps*m)
+	}
+	vbuf := w.vbuf[:steps*m]
+	ac := w.ac[:k]
+	tmp = tmp[:k]
+	g = g[:k]
+	ents, rowEnd := sys.t, sys.rowEnd[:k]
+	for c := 0; c < m; c++ {
+		for i := 0; i < k; i++ {
+			ac[i] = a[i*m+c]
+		}
+		vs := vbuf[c*steps : (c+1)*steps]
+		for t := t0; t < n; t++ {
+			v := data[t*m+c]
+			for _, zi := range sys.z {
+				v -= ac[zi]
+			}
+			vs[t-t0] = v
+			for j := range tmp {
+				tmp[j] = ac[j] + g[j]*v
+			}
+			// Row by row, so each new state is summed in a register.
+			start := 0
+			for i, end := range rowEnd {
+				var sum float64
+				for _, e := range ents[start:end] {
+					sum += e.v * tmp[e.j]
+				}
+				ac[i] = sum
+				start = end
+			}
+		}
+		for i := 0; i < k; i++ {
+			a[i*m+c] = ac[i]
+		}
+	}
+	for i := 0; i < m; i++ {
+		vi := vbuf[i*steps : (i+1)*steps]
+		for j := i; j < m; j++ {
+			vj := vbuf[j*steps : (j+1)*steps]
+			var d float64
+			for t, x := range vi {
+				d += x * vj[t]
+			}
+			w.gram[i*m+j] += d * inv
+		}
+	}
 }
 
 // profile returns the log-likelihood maximised over the exog coefficients
