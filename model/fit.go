@@ -31,8 +31,6 @@ type Result struct {
 // burned diffuse steps and a handful of counted ones per parameter.
 func (s spec) minObs() int { return s.kStates + s.nParams() + 3 }
 
-var debugFit = false
-
 // maxRestarts bounds the L-BFGS restarts of one fit.
 const maxRestarts = 6
 
@@ -55,8 +53,8 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		return nil, err
 	}
 	kx := exogWidth(exog)
-	if kx > 0 && len(exog) != len(y) {
-		return nil, fmt.Errorf("exog has %d rows for %d observations", len(exog), len(y))
+	if err := checkExog(exog, kx, len(y)); err != nil {
+		return nil, err
 	}
 	s := newSpec(o, kx)
 	if len(y) < s.minObs() {
@@ -132,15 +130,12 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 			MajorIterations:   500,
 			Converger:         &optimize.FunctionConverge{Relative: 1e-11, Iterations: 2},
 		}
-		res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x, settings, &optimize.LBFGS{Store: 10, Linesearcher: lineSearcher()})
+		res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x, settings, &optimize.LBFGS{Store: 10, Linesearcher: &optimize.Bisection{}})
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}
 		if res != nil {
 			iters += res.MajorIterations
-			if debugFit {
-				println(o.String(), restart, res.Status.String(), res.MajorIterations, res.FuncEvaluations, res.GradEvaluations, best.f, ev.nProfile, ev.nSingle)
-			}
 		}
 		if best.x == nil {
 			break
@@ -182,6 +177,24 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 	}, nil
 }
 
+// checkExog rejects ragged or non-finite exog rows.
+func checkExog(exog [][]float64, kx, n int) error {
+	if kx > 0 && len(exog) != n {
+		return fmt.Errorf("exog has %d rows for %d observations", len(exog), n)
+	}
+	for i, row := range exog {
+		if len(row) != kx {
+			return fmt.Errorf("exog row %d has %d columns, row 0 has %d", i, len(row), kx)
+		}
+		for _, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("exog row %d is not finite", i)
+			}
+		}
+	}
+	return nil
+}
+
 func exogWidth(exog [][]float64) int {
 	if len(exog) == 0 {
 		return 0
@@ -191,16 +204,15 @@ func exogWidth(exog [][]float64) int {
 
 // evaluator computes the concentrated log-likelihood for one series.
 type evaluator struct {
-	s                 spec
-	cols              [][]float64 // y then the exog columns
-	w                 *workspace
-	beta              []float64
-	w1                *workspace // single column y - X*beta, for gradients
-	resid             []float64
-	xh                []float64
-	nProfile, nSingle int       // evaluation counts, for tuning
-	lastX             []float64 // point of the last profileLLF into beta
-	lastOK            bool
+	s      spec
+	cols   [][]float64 // y then the exog columns
+	w      *workspace
+	beta   []float64
+	w1     *workspace // single column y - X*beta, for gradients
+	resid  []float64
+	xh     []float64
+	lastX  []float64 // point of the last profileLLF into beta
+	lastOK bool
 }
 
 func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
@@ -248,7 +260,6 @@ func (e *evaluator) gradient(g, x []float64) bool {
 		if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
 			return 0, false
 		}
-		e.nSingle++
 		if err := e.w1.run(e.s.newSystem(xh[:narma], sigma2), e.s.burn(), e.s.kExog == 0); err != nil {
 			return 0, false
 		}
@@ -277,7 +288,6 @@ func (e *evaluator) profileLLF(x []float64, beta []float64) (float64, bool) {
 	if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
 		return 0, false
 	}
-	e.nProfile++
 	sys := e.s.newSystem(x[:narma], sigma2)
 	if err := e.w.run(sys, e.s.burn(), e.s.kExog == 0); err != nil {
 		return 0, false
@@ -353,16 +363,4 @@ func LogLikelihood(y []float64, exog [][]float64, o Order, params []float64) (fl
 		return 0, errFilter
 	}
 	return llf, nil
-}
-
-var lineSearchKind = "bis"
-
-func lineSearcher() optimize.Linesearcher {
-	switch lineSearchKind {
-	case "back":
-		return &optimize.Backtracking{}
-	case "moret":
-		return &optimize.MoreThuente{}
-	}
-	return &optimize.Bisection{}
 }

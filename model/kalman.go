@@ -23,26 +23,22 @@ var errFilter = errors.New("kalman filter: non-positive forecast error variance"
 // workspace holds the filter's scratch space so repeated likelihood
 // evaluations do not allocate. One workspace per goroutine.
 type workspace struct {
-	k, m    int
-	p, pf   []float64 // predicted / filtered state covariance, k*k
-	tp      []float64 // T*Pf, k*k
-	zp, g   []float64 // Z*P and gain P*Z'/F
-	a       []float64 // state means, k*m, state-major: a[i*m+c]
-	tmp     []float64 // k*m
-	data    []float64 // n*m observations, row-major: data[t*m+c]
-	vbuf    []float64 // steady-state innovations, column after column
-	ac      []float64 // one column's state means, k
-	gram    []float64 // m*m cross products of weighted innovations
-	v       []float64 // innovations of the current step, per column
-	logF    float64   // sum of log F over the counted steps
-	nEff    int
-	lastF   float64
-	lastSSR float64   // weighted sum of squares of the last profile
-	endP    []float64 // predicted covariance after the last observation
-	endA    []float64 // predicted means after the last observation
-	innov   []float64 // optional: innovations of column 0 (nil = not kept)
-	forecF  []float64 // optional: F_t per step
-	keepAll bool
+	k, m  int
+	p, pf []float64 // predicted / filtered state covariance, k*k
+	tp    []float64 // T*Pf, k*k
+	zp, g []float64 // Z*P and gain P*Z'/F
+	a     []float64 // state means, k*m, state-major: a[i*m+c]
+	tmp   []float64 // k*m
+	data  []float64 // n*m observations, row-major: data[t*m+c]
+	vbuf  []float64 // steady-state innovations, column after column
+	ac    []float64 // one column's state means, k
+	gram  []float64 // m*m cross products of weighted innovations
+	v     []float64 // innovations of the current step, per column
+	logF  float64   // sum of log F over the counted steps
+	nEff  int
+	lastF float64
+	endP  []float64 // predicted covariance after the last observation
+	endA  []float64 // predicted means after the last observation
 }
 
 func newWorkspace(k, m int) *workspace {
@@ -197,10 +193,6 @@ func (w *workspace) run(sys *system, burn int, statsmodelsSteady bool) error {
 				v[c] -= az[c]
 			}
 		}
-		if w.keepAll {
-			w.innov = append(w.innov, v[0])
-			w.forecF = append(w.forecF, F)
-		}
 		for j := 0; j < k; j++ {
 			gj := g[j]
 			aj := a[j*m : j*m+m]
@@ -351,7 +343,6 @@ func (w *workspace) profile(beta []float64) (float64, bool) {
 		ssr = g[0] - 2*cross + quad
 		copy(beta, b)
 	}
-	w.lastSSR = ssr
 	llf := -0.5 * (float64(w.nEff)*math.Log(2*math.Pi) + w.logF + ssr)
 	return llf, true
 }

@@ -23,9 +23,9 @@ go_ns=$(echo "$go_out" | awk '/^BenchmarkSelectDefaultOrdersAndForecast/ {print 
 echo "== statsmodels $(/usr/bin/python3 -c 'import statsmodels; print(statsmodels.__version__)')"
 py_s=$(PYTHONWARNINGS=ignore /usr/bin/python3 - "$data" "$future" <<'PY'
 import csv, sys, time, warnings
-warnings.simplefilter("ignore")
 import numpy as np
 from statsmodels.tsa.statespace.sarimax import SARIMAX
+warnings.simplefilter("ignore")  # after the import, which resets the filters
 
 def read(p):
     with open(p, newline="") as f:
