@@ -65,15 +65,20 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 			return nil, fmt.Errorf("observation %d is not finite", i)
 		}
 	}
-	sp := s.startParams(y, exog)
-	if len(start) == s.nParams() && start[len(start)-1] > 0 {
+	computed := s.startParams(y, exog)
+	sp := computed
+	if usableStart(start, s.nParams()) {
 		sp = append([]float64(nil), start...)
 	}
 	ev := newEvaluator(s, y, exog)
 	narma := s.nARMA()
-	x0 := make([]float64, narma+1)
-	copy(x0, sp[kx:kx+narma])
-	x0[narma] = math.Log(sp[len(sp)-1])
+	toX := func(p []float64) []float64 {
+		x := make([]float64, narma+1)
+		copy(x, p[kx:kx+narma])
+		x[narma] = math.Log(p[len(p)-1])
+		return x
+	}
+	x0 := toX(sp)
 
 	nobs := float64(len(y))
 	best := struct {
@@ -93,7 +98,12 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		return f
 	}
 	if f0 := obj(x0); math.IsInf(f0, 1) {
-		return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
+		// A warm start that no longer fits the data falls back to the
+		// computed start.
+		sp, x0 = computed, toX(computed)
+		if f0 := obj(x0); math.IsInf(f0, 1) {
+			return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
+		}
 	}
 	grad := func(g, x []float64) {
 		if !ev.gradient(g, x) {
@@ -112,11 +122,10 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		}
 		return optimize.NotTerminated, nil
 	}
-	// L-BFGS stops when its line search fails or progress stalls, which with
-	// numerical gradients can happen well before the optimum on ridges
-	// (near-unit roots). Restarting from the best point with fresh memory
-	// until a restart no longer improves makes the result independent of
-	// where the first run happened to stop.
+	// L-BFGS can stop with a failed line search well before the optimum on
+	// ridges (near-unit roots) or in the noise floor of the numerical
+	// gradient. After such a stop it restarts from the best point with fresh
+	// memory, until a restart no longer improves.
 	var (
 		converged bool
 		iters     int
@@ -193,6 +202,19 @@ func checkExog(exog [][]float64, kx, n int) error {
 		}
 	}
 	return nil
+}
+
+// usableStart reports whether warm-start parameters can seed a fit.
+func usableStart(p []float64, n int) bool {
+	if len(p) != n || !(p[n-1] > 0) {
+		return false
+	}
+	for _, v := range p {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func exogWidth(exog [][]float64) int {

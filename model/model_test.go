@@ -363,3 +363,28 @@ func TestRecordRoundTripsToAForecastingResult(t *testing.T) {
 		t.Error("warm start offered for a different order or exog")
 	}
 }
+
+func TestFitIgnoresUnusableWarmStarts(t *testing.T) {
+	y, x := synth(400, 21)
+	ctx := context.Background()
+	o := Order{P: 1, Q: 1}
+	cold, err := Fit(ctx, y, x, o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, start := range map[string][]float64{
+		"wrong length":    {2, 0.5},
+		"NaN":             {2, math.NaN(), 0.1, 1},
+		"negative sigma2": {2, 0.5, 0.1, -1},
+		"overflowing AR":  {2, 1e200, 0.1, 1},
+	} {
+		r, err := Fit(ctx, y, x, o, start)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if math.Abs(r.LLF-cold.LLF) > 1e-6*math.Abs(cold.LLF) {
+			t.Errorf("%s: llf %.9g, cold start %.9g", name, r.LLF, cold.LLF)
+		}
+	}
+}
