@@ -260,6 +260,13 @@ func (w *workspace) steady(sys *system, t0, n int, F float64, g []float64) {
 			ac[i] = a[i*m+c]
 		}
 		vs := vbuf[c*steps : (c+1)*steps]
+		if k <= 4 {
+			steady4(sys, g, ac, data, vs, t0, n, m, c)
+			for i := 0; i < k; i++ {
+				a[i*m+c] = ac[i]
+			}
+			continue
+		}
 		for t := t0; t < n; t++ {
 			v := data[t*m+c]
 			for _, zi := range sys.z {
@@ -295,6 +302,37 @@ func (w *workspace) steady(sys *system, t0, n int, F float64, g []float64) {
 			w.gram[i*m+j] += d * inv
 		}
 	}
+}
+
+// steady4 is the steady-state loop for one column when the state has at
+// most four entries: the matrices are padded to 4x4 and held in locals, so
+// the loop has no bounds checks or index lists.
+func steady4(sys *system, g, ac, data, vs []float64, t0, n, m, c int) {
+	var T [4][4]float64
+	for _, e := range sys.t {
+		T[e.i][e.j] = e.v
+	}
+	var z, gg, a [4]float64
+	for _, zi := range sys.z {
+		z[zi] = 1
+	}
+	copy(gg[:], g)
+	copy(a[:], ac)
+	z0, z1, z2, z3 := z[0], z[1], z[2], z[3]
+	g0, g1, g2, g3 := gg[0], gg[1], gg[2], gg[3]
+	a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+	vs = vs[:n-t0]
+	for t := range vs {
+		v := data[(t0+t)*m+c] - (z0*a0 + z1*a1 + z2*a2 + z3*a3)
+		vs[t] = v
+		b0, b1, b2, b3 := a0+g0*v, a1+g1*v, a2+g2*v, a3+g3*v
+		a0 = T[0][0]*b0 + T[0][1]*b1 + T[0][2]*b2 + T[0][3]*b3
+		a1 = T[1][0]*b0 + T[1][1]*b1 + T[1][2]*b2 + T[1][3]*b3
+		a2 = T[2][0]*b0 + T[2][1]*b1 + T[2][2]*b2 + T[2][3]*b3
+		a3 = T[3][0]*b0 + T[3][1]*b1 + T[3][2]*b2 + T[3][3]*b3
+	}
+	a = [4]float64{a0, a1, a2, a3}
+	copy(ac, a[:len(ac)])
 }
 
 // profile returns the log-likelihood maximised over the exog coefficients
