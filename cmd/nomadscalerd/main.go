@@ -35,6 +35,7 @@ func commands() []*cli.Command {
 		demoCommand(),
 		statusCommand(),
 		nodesCommand(),
+		modelCommand(),
 	}
 }
 
