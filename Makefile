@@ -54,5 +54,10 @@ bench-optimize: $(HIGHS)/lib/pkgconfig/highs.pc
 bench-reaction: deps
 	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
 
+# SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
+# (installs Debian's python3-statsmodels; the tests never need it).
+bench-model: $(HIGHS)/lib/pkgconfig/highs.pc
+	bash scripts/bench-model.sh
+
 clean:
 	rm -rf bin
