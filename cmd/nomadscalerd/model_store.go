@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// storedFits reads every model record in the fits bucket, by policy key.
+func storedFits(path string) (map[string]model.Record, []string, error) {
+	db, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer db.Close()
+	keys, err := db.Keys(migrations.BucketFits)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]model.Record, len(keys))
+	for _, k := range keys {
+		var r model.Record
+		if err := db.GetJSON(migrations.BucketFits, k, &r); err != nil {
+			return nil, nil, err
+		}
+		out[k] = r
+	}
+	return out, keys, nil
+}
+
+func modelLsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ls",
+		Usage: "list the model fits stored per policy",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			fits, keys, err := storedFits(c.String("db"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(fits)
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "POLICY\tORDER\tAIC\tLLF\tNOBS\tWINDOW\tTRAINED\tFIT TIME")
+			for _, k := range keys {
+				r := fits[k]
+				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%d\t%s..%s\t%s\t%s\n", k, r.Order, r.AIC, r.LLF, r.NObs,
+					r.Window.From.Format(time.TimeOnly), r.Window.To.Format(time.TimeOnly), r.TrainedAt.Format(time.RFC3339), r.FitDuration.Round(time.Microsecond))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func modelShowCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Usage:     "show one policy's stored model fit",
+		ArgsUsage: "POLICY",
+		Flags:     []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("model show: want one POLICY (namespace/job/group), see `model ls`")
+			}
+			fits, _, err := storedFits(c.String("db"))
+			if err != nil {
+				return err
+			}
+			r, ok := fits[c.Args().First()]
+			if !ok {
+				return fmt.Errorf("model show: no fit stored for %q", c.Args().First())
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "policy    %s\norder     %s\naic       %.6f\nllf       %.6f\nnobs      %d (effective %d)\nconverged %v\nwindow    %s .. %s\ntrained   %s in %s\n",
+				c.Args().First(), r.Order, r.AIC, r.LLF, r.NObs, r.NObsEffective, r.Converged,
+				r.Window.From.Format(time.RFC3339), r.Window.To.Format(time.RFC3339), r.TrainedAt.Format(time.RFC3339), r.FitDuration)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PARAM\tVALUE")
+			for i, n := range r.ParamNames {
+				if i < len(r.Params) {
+					fmt.Fprintf(tw, "%s\t%.8g\n", n, r.Params[i])
+				}
+			}
+			return tw.Flush()
+		},
+	}
+}
