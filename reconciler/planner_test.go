@@ -1,0 +1,74 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/cronexpr"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+func TestKnownRegressorsMarkScheduledEventsAheadOfTimeAndRepeatSeasonally(t *testing.T) {
+	ev := Event{Name: "noon", Cron: "0 12 * * *", Duration: 30 * time.Minute, expr: cronexpr.MustParse("0 12 * * *")}
+	tg := Target{Seasonality: []time.Duration{time.Hour}, FourierTerms: 2, Events: []Event{ev}}
+	first := time.Date(2026, 11, 23, 11, 0, 0, 0, time.Local)
+	rows := knownRegressors(tg, first, 2*3600)
+	if len(rows) != 7200 || len(rows[0]) != 5 {
+		t.Fatalf("shape %d x %d, want 7200 x 5", len(rows), len(rows[0]))
+	}
+	at := func(d time.Duration) []float64 { return rows[int(d.Seconds())] }
+	if at(59*time.Minute)[4] != 0 || at(60*time.Minute)[4] != 1 || at(89*time.Minute)[4] != 1 || at(91*time.Minute)[4] != 0 {
+		t.Errorf("noon indicator wrong around 12:00-12:30")
+	}
+	for c := 0; c < 4; c++ {
+		if math.Abs(at(10*time.Minute)[c]-at(70*time.Minute)[c]) > 1e-9 {
+			t.Errorf("Fourier column %d does not repeat with the 1h period", c)
+		}
+	}
+	if knownRegressors(Target{}, first, 10) != nil {
+		t.Error("a target without seasonality or events has no regressors")
+	}
+}
+
+func TestHistoryPlannerPlansFromStoredHistoryAndServesTheCacheSize(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := testPolicy()
+	p.Target.CapacityPerReplica, p.Target.MaxScaleUp, p.Target.MaxScaleDown = 10, 2, 2
+	p.Target.HistoryWindow, p.Target.ForecastHorizon, p.Target.CacheSize = time.Hour, 30, 6
+	p.Target.Penalty, p.Target.StartupCost, p.Target.ShutdownCost, p.Target.ExtraPenalty = 1, 0.5, 0.3, 10
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var pts []store.Point
+	for i := 120; i > 0; i-- {
+		pts = append(pts, store.Point{Series: store.SeriesName(p.Key, "requests"), T: now.Add(-time.Duration(i) * time.Second), V: 50})
+	}
+	if err := db.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	hp := NewHistoryPlanner(db, func(Policy) optimize.Forecaster { return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
+	plan, err := hp.Plan(context.Background(), p, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Desired) != 6 {
+		t.Fatalf("plan has %d seconds, want the cache size 6", len(plan.Desired))
+	}
+	// From 1 replica, at most 2 more a second, to the 5 that 50 req/s needs.
+	if plan.Desired[0] != 3 || plan.Desired[1] != 5 || plan.Desired[5] != 5 {
+		t.Fatalf("desired = %v, want a ramp 3, 5, 5...", plan.Desired)
+	}
+	p.Checks[0].Name = "other"
+	p.Target.RequestsCheck = "other"
+	if _, err := hp.Plan(context.Background(), p, 1, now); !errors.Is(err, optimize.ErrNoHistory) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown series: err = %v, want no history", err)
+	}
+}
