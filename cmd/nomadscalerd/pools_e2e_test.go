@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -210,7 +211,7 @@ func (c *poolCluster) killAgents(t *testing.T) {
 	}
 	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
 		for _, line := range strings.Split(string(mounts), "\n") {
-			if fs := strings.Fields(line); len(fs) > 1 && strings.HasPrefix(fs[1], c.dir+"/") {
+			if fs := strings.Fields(line); len(fs) > 1 && (strings.HasPrefix(fs[1], c.dir+"/") || strings.HasPrefix(fs[1], c.srv.DataDir+"/")) {
 				_ = syscall.Unmount(fs[1], syscall.MNT_DETACH)
 			}
 		}
@@ -599,7 +600,7 @@ func TestARestartedDaemonFinishesTheTerminationOfANodeDrainedBeforeItsCrash(t *t
 	job := sleepJob("slow-stop", 1, 100, 64)
 	task := job.TaskGroups[0].Tasks[0]
 	task.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", "trap '' INT TERM; exec /bin/sleep 3600"}}
-	killTimeout := 20 * time.Second
+	killTimeout := 10 * time.Second
 	task.KillTimeout = &killTimeout
 	if _, _, err := c.api.Jobs().Register(job, nil); err != nil {
 		t.Fatal(err)
@@ -625,20 +626,26 @@ func TestARestartedDaemonFinishesTheTerminationOfANodeDrainedBeforeItsCrash(t *t
 		n := nodeByName(ns, client)
 		return n != nil && n.Drain
 	})
+	drainSeen := time.Now()
 	first.Stop()
 	if n := nodeByName(c.nodes(t), client); n == nil || !n.Drain || len(c.terminated()) > 0 {
 		t.Fatalf("the drain ended before the daemon stopped (node %+v, terminated %v): no crash mid-drain to test", n, c.terminated())
+	}
+	inFlight := poolStatusOf(t, db).InFlight
+	if len(inFlight) != 1 || inFlight[0].Kind != nodepool.KindDrain || inFlight[0].NodeName != client || inFlight[0].Phase != nodepool.PhaseDraining {
+		t.Fatalf("journal after the crash holds %+v, want the drain of %s", inFlight, client)
 	}
 	// The drain finishes while no daemon runs.
 	c.waitNodes(t, 90*time.Second, "the drain to complete", func(ns []*nomadapi.NodeListStub) bool {
 		n := nodeByName(ns, client)
 		return n != nil && !n.Drain && n.SchedulingEligibility == nomadapi.NodeSchedulingIneligible
 	})
+	t.Logf("drain of %s finished %s after the daemon saw it start", client, time.Since(drainSeen).Round(time.Second))
 	if got := c.terminated(); len(got) != 0 {
 		t.Fatalf("terminated %v with no daemon running", got)
 	}
 
-	c.startPoolDaemon(t, db, pools)
+	second := c.startPoolDaemon(t, db, pools)
 	c.waitNodes(t, 60*time.Second, "the drained client terminated and down", func(ns []*nomadapi.NodeListStub) bool {
 		n := nodeByName(ns, client)
 		return n != nil && n.Status == nomadapi.NodeStatusDown && len(c.terminated()) == 1
@@ -646,7 +653,24 @@ func TestARestartedDaemonFinishesTheTerminationOfANodeDrainedBeforeItsCrash(t *t
 	if got := c.terminated(); len(got) != 1 || got[0] != client {
 		t.Errorf("terminated %v, want only %s", got, client)
 	}
+	waitUntil(t, 30*time.Second, "the drain closed in the journal", func() bool {
+		return strings.Contains(second.logs.String(), "terminated node is down")
+	})
+	second.Stop()
+	if st := poolStatusOf(t, db); len(st.InFlight) != 0 || st.LastDecision == nil {
+		t.Errorf("after the termination nodes status shows %+v, want nothing in flight and a last decision", st)
+	}
 	if n := nodeByName(c.nodes(t), c.srv.Name); n == nil || n.SchedulingEligibility != nomadapi.NodeSchedulingEligible || n.Drain {
 		t.Errorf("the daemon's own node was touched: %+v", n)
 	}
+}
+
+// poolStatusOf runs `nodes status --json` on a stopped daemon's database.
+func poolStatusOf(t *testing.T, db string) poolStatus {
+	t.Helper()
+	var st []poolStatus
+	if err := json.Unmarshal([]byte(runCLI(t, "--db", db, "nodes", "status", "--json", "--pool", e2ePool)), &st); err != nil || len(st) != 1 {
+		t.Fatalf("nodes status: %v (%d pools)", err, len(st))
+	}
+	return st[0]
 }
