@@ -163,7 +163,7 @@ func (c *Controller) Reconcile(ctx context.Context, p Pool) (Decision, error) {
 	for _, dr := range d.Drains {
 		errs = append(errs, c.drain(ctx, p, dr, s.nodes, now))
 	}
-	return c.finish(p, d, errs)
+	return c.finish(ctx, p, d, errs)
 }
 
 // OnBlocked launches nodes for queued allocations of a blocked evaluation
@@ -213,15 +213,21 @@ func (c *Controller) OnBlocked(ctx context.Context, p Pool, queued []QueuedGroup
 	if err != nil {
 		return d, err
 	}
-	return c.finish(p, d, []error{c.launch(ctx, p, provider, d.ScaleOut, ScaleOutBlocked, s.nodes, now)})
+	return c.finish(ctx, p, d, []error{c.launch(ctx, p, provider, d.ScaleOut, ScaleOutBlocked, s.nodes, now)})
 }
 
-func (c *Controller) finish(p Pool, d Decision, errs []error) (Decision, error) {
+func (c *Controller) finish(ctx context.Context, p Pool, d Decision, errs []error) (Decision, error) {
 	d.Acted = true
 	err := errors.Join(errs...)
 	for _, e := range errs {
 		if e != nil {
 			d.Errors = append(d.Errors, e.Error())
+		}
+	}
+	if r, ok := c.d.Journal.(DecisionRecorder); ok {
+		// Losing the record only hurts inspection, never the pool.
+		if rerr := r.RecordDecision(ctx, d); rerr != nil {
+			c.d.Logger.Warn("record pool decision", "pool", p.Name, "err", rerr)
 		}
 	}
 	c.d.Metrics.observe(d)

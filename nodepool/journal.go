@@ -62,6 +62,13 @@ type Journal interface {
 	Pending(ctx context.Context) ([]Entry, error)
 }
 
+// DecisionRecorder may be implemented by a Journal to keep each pool's
+// latest acted-on decision, so tools can show what the daemon last did and
+// why after it stopped.
+type DecisionRecorder interface {
+	RecordDecision(ctx context.Context, d Decision) error
+}
+
 // IdleStore keeps each pool's idle counters between reconciles.
 type IdleStore interface {
 	// LoadIdle returns the pool's state, or a zero IdleState if none.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -9,8 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/nodepool"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 const nodesPlanConfig = `
@@ -87,5 +92,114 @@ func TestNodesPlanRejectsAnUnknownPool(t *testing.T) {
 	err := app.Run([]string{"nomadscalerd", "nodes", "plan", "--config", path, "--nomad-addr", srv.URL, "--pool", "nope"})
 	if err == nil || !strings.Contains(err.Error(), "unknown pool") {
 		t.Fatalf("err = %v, want unknown pool", err)
+	}
+}
+
+// seedPoolState writes what a daemon would leave for pool web: node n1 idle
+// for three periods and being drained, a finished drain of n2 and the last
+// decision.
+func seedPoolState(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	st := nodepoolState{db: db}
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	if err := st.SaveIdle(ctx, "web", nodepool.IdleState{Nodes: map[string]nodepool.NodeIdle{
+		"n1": {IdleSince: at.Add(-3 * time.Minute), LastSeen: at, Periods: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []nodepool.Entry{
+		{ID: "web/drain/n2", Pool: "web", Kind: nodepool.KindDrain, Phase: nodepool.PhaseDraining, At: at.Add(-time.Hour), NodeID: "n2", NodeName: "client-2"},
+		{ID: "web/drain/n2", Pool: "web", Kind: nodepool.KindDrain, Phase: nodepool.PhaseDone, At: at.Add(-time.Hour), NodeID: "n2", NodeName: "client-2"},
+		{ID: "web/drain/n1", Pool: "web", Kind: nodepool.KindDrain, Phase: nodepool.PhaseDraining, At: at, NodeID: "n1", NodeName: "client-1", Reason: "idle for 3 periods"},
+	} {
+		if err := st.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.RecordDecision(ctx, nodepool.Decision{Pool: "web", At: at, Reason: "draining 1 idle nodes", Acted: true}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestNodesStatusShowsNodesIdleCountersDrainsInFlightAndTheLastDecision(t *testing.T) {
+	srv := fakeNomadForPlan(t)
+	db := seedPoolState(t)
+	cfg := filepath.Join(t.TempDir(), "config.hcl")
+	if err := os.WriteFile(cfg, []byte(nodesPlanConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"nomadscalerd", "--db", db, "nodes", "status", "--config", cfg, "--nomad-addr", srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"pool web",
+		"headroom: 0 of 10 units free", // n1's 2 free units are leaving with it
+		"client-1", "small", "2000 MHz", "3 periods", "draining",
+		"in flight: drain of client-1 (n1) draining since 2026-11-23T12:00:00Z: idle for 3 periods",
+		"last decision at 2026-11-23T12:00:00Z: draining 1 idle nodes",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "client-2") {
+		t.Errorf("a finished drain is shown as in flight:\n%s", out.String())
+	}
+
+	out.Reset()
+	if err := app.Run([]string{"nomadscalerd", "--db", db, "nodes", "status", "--config", cfg, "--nomad-addr", srv.URL, "--json", "--pool", "web"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []poolStatus
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("json output %s: %v", out.String(), err)
+	}
+	if len(got) != 1 || len(got[0].Nodes) != 1 || got[0].Nodes[0].FreeUnits != 2 || got[0].Nodes[0].InFlight != nodepool.PhaseDraining ||
+		got[0].Idle["n1"].Periods != 3 || len(got[0].InFlight) != 1 || got[0].LastDecision == nil {
+		t.Errorf("json status %s", out.String())
+	}
+}
+
+func TestNodesStatusWithoutAConfigShowsWhatTheDatabaseKnows(t *testing.T) {
+	db := seedPoolState(t)
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"nomadscalerd", "--db", db, "nodes", "status"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pool web", "idle: node n1 for 3 periods", "in flight: drain of client-1", "last decision at"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	err := app.Run([]string{"nomadscalerd", "--db", db, "nodes", "status", "--pool", "nope"})
+	if err == nil || !strings.Contains(err.Error(), "unknown pool") {
+		t.Errorf("err = %v, want unknown pool", err)
+	}
+}
+
+func TestNodesStatusExplainsADatabaseHeldByARunningDaemon(t *testing.T) {
+	path := seedPoolState(t)
+	held, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	app := newApp()
+	app.Writer = &bytes.Buffer{}
+	err = app.Run([]string{"nomadscalerd", "--db", path, "nodes", "status"})
+	if err == nil || !strings.Contains(err.Error(), "db backup") {
+		t.Errorf("err = %v, want advice to stop the daemon or read a backup", err)
 	}
 }
