@@ -184,7 +184,7 @@ func newAgent(t testing.TB, bin string, server bool, o Options, servers string) 
 			t.Fatal(err)
 		}
 		o.DataDir = dir
-		t.Cleanup(func() { os.RemoveAll(dir) })
+		t.Cleanup(func() { ReapDir(dir); os.RemoveAll(dir) })
 	}
 	ports := Ports{HTTP: FreePort(t), RPC: FreePort(t), Serf: FreePort(t)}
 	if o.Ports != nil {

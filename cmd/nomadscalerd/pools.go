@@ -72,6 +72,9 @@ func (r *poolRunner) OnBlockedEvaluation(ctx context.Context, ev *nomadapi.Evalu
 		r.mu.Unlock()
 		return
 	}
+	if len(r.seen) > 10000 { // evaluation IDs never repeat; only recent ones matter
+		r.seen = map[string]bool{}
+	}
 	r.seen[ev.ID] = true
 	r.mu.Unlock()
 	job, _, err := r.nomad.Jobs().Info(ev.JobID, (&nomadapi.QueryOptions{Namespace: ev.Namespace}).WithContext(ctx))

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -180,42 +179,8 @@ func startPoolCluster(t *testing.T) *poolCluster {
 // and names its agent's directory on its command line), and unmounts the secrets directories the
 // agents left, so nothing of the test outlives it.
 func (c *poolCluster) killAgents(t *testing.T) {
-	// Only session leaders name sessions: the scripts the daemon runs share
-	// the test's session, which must survive.
-	sessions := map[int]bool{}
-	procs := listProcs()
-	own := 0
-	for _, p := range procs {
-		if p.pid == os.Getpid() {
-			own = p.sid
-		}
-	}
-	for _, p := range procs {
-		if p.pid == p.sid && p.sid != own &&
-			(strings.Contains(p.cmdline, c.dir+"/") || strings.Contains(p.cmdline, c.srv.DataDir+"/")) {
-			sessions[p.sid] = true
-		}
-	}
-	var victims []int
-	for _, p := range procs {
-		if sessions[p.sid] {
-			victims = append(victims, p.pid)
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, pid := range victims {
-		for processAlive(pid) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
-		for _, line := range strings.Split(string(mounts), "\n") {
-			if fs := strings.Fields(line); len(fs) > 1 && (strings.HasPrefix(fs[1], c.dir+"/") || strings.HasPrefix(fs[1], c.srv.DataDir+"/")) {
-				_ = syscall.Unmount(fs[1], syscall.MNT_DETACH)
-			}
-		}
-	}
+	nomadtest.ReapDir(c.dir)
+	nomadtest.ReapDir(c.srv.DataDir)
 	if t.Failed() {
 		logs, _ := filepath.Glob(filepath.Join(c.dir, "agents", "*", "agent.log"))
 		for _, l := range logs {
@@ -223,52 +188,6 @@ func (c *poolCluster) killAgents(t *testing.T) {
 			t.Logf("--- %s ---\n%s", l, tail(string(b), 15))
 		}
 	}
-}
-
-type proc struct {
-	pid, sid int
-	cmdline  string
-}
-
-// listProcs reads every process's session and command line from /proc.
-func listProcs() []proc {
-	ents, _ := os.ReadDir("/proc")
-	var out []proc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid pgrp session.
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		fs := strings.Fields(s[i+1:])
-		if len(fs) < 4 {
-			continue
-		}
-		sid, _ := strconv.Atoi(fs[3])
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		out = append(out, proc{pid: pid, sid: sid, cmdline: strings.ReplaceAll(string(cmd), "\x00", " ")})
-	}
-	return out
-}
-
-// processAlive reports whether pid runs; a zombie nobody reaps counts as gone.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // pools is the daemon's pool configuration: one pool "e2e" of small nodes
