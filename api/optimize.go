@@ -80,3 +80,20 @@ type StatusFunc func(ctx context.Context) any
 
 // Status calls f.
 func (f StatusFunc) Status(ctx context.Context) any { return f(ctx) }
+
+// Snapshotter writes a consistent copy of the database.
+type Snapshotter interface {
+	Backup(w io.Writer) (int64, error)
+}
+
+// HandleSnapshot serves the authenticated GET /v1/db/snapshot: the bbolt
+// file from one read transaction, so inspection commands can read a
+// database a running daemon holds locked.
+func (s *Server) HandleSnapshot(db Snapshotter) {
+	s.Handle("GET /v1/db/snapshot", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := db.Backup(w); err != nil {
+			s.deps.Logger.Error("database snapshot failed", "err", err)
+		}
+	}))
+}

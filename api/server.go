@@ -193,7 +193,7 @@ func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 		"service":   "nomadscalerd",
 		"version":   s.cfg.Version,
 		"about":     "predictive autoscaler for HashiCorp Nomad",
-		"endpoints": []string{"GET /health", "GET /metrics", "POST /optimize", "GET /v1/status"},
+		"endpoints": []string{"GET /health", "GET /metrics", "POST /optimize", "GET /v1/status", "GET /v1/db/snapshot"},
 	})
 }
 

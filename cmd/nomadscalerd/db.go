@@ -42,11 +42,11 @@ func dbCommand() *cli.Command {
 				Usage: "verify that every bucket decodes",
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}},
 				Action: func(c *cli.Context) error {
-					d, err := store.Open(c.String("db"), store.Options{ReadOnly: true})
+					d, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
 					if err != nil {
 						return err
 					}
-					defer d.Close()
+					defer done()
 					rep, err := d.Check()
 					if err != nil {
 						return fmt.Errorf("check: %w", err)
@@ -75,11 +75,11 @@ func dbCommand() *cli.Command {
 				Usage: "write a consistent copy of the database",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "out", Required: true, Usage: "destination file"}},
 				Action: func(c *cli.Context) error {
-					d, err := store.Open(c.String("db"), store.Options{ReadOnly: true})
+					d, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
 					if err != nil {
 						return err
 					}
-					defer d.Close()
+					defer done()
 					tmp := c.String("out") + ".tmp"
 					f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 					if err != nil {

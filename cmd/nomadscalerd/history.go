@@ -59,8 +59,8 @@ func historyCommand() *cli.Command {
 	}
 }
 
-func openReadOnly(c *cli.Context) (*store.DB, error) {
-	return store.Open(c.String("db"), store.Options{ReadOnly: true})
+func openReadOnly(c *cli.Context) (*store.DB, func(), error) {
+	return openForInspection(c.String("db"), c.App.ErrWriter)
 }
 
 type seriesListing struct {
@@ -69,11 +69,11 @@ type seriesListing struct {
 }
 
 func historyLs(c *cli.Context) error {
-	db, err := openReadOnly(c)
+	db, done, err := openReadOnly(c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer done()
 	var l seriesListing
 	if l.Raw, err = db.ListSeries(); err != nil {
 		return fmt.Errorf("list series: %w", err)
@@ -105,11 +105,11 @@ func historyLs(c *cli.Context) error {
 }
 
 func historyShow(c *cli.Context) error {
-	db, err := openReadOnly(c)
+	db, done, err := openReadOnly(c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer done()
 	series := store.SeriesName(c.String("policy"), c.String("metric"))
 	from := time.Now().Add(-c.Duration("since"))
 	if c.Bool("rollups") {
@@ -147,11 +147,11 @@ func historyExport(c *cli.Context) error {
 	if c.Duration("step") <= 0 {
 		return fmt.Errorf("--step must be positive")
 	}
-	db, err := openReadOnly(c)
+	db, done, err := openReadOnly(c)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer done()
 	policy := c.String("policy")
 	all, err := db.ListSeries()
 	if err != nil {

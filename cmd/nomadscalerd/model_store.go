@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -10,16 +11,15 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
-	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // storedFits reads every model record in the fits bucket, by policy key.
-func storedFits(path string) (map[string]model.Record, []string, error) {
-	db, err := store.Open(path, store.Options{ReadOnly: true})
+func storedFits(path string, stderr io.Writer) (map[string]model.Record, []string, error) {
+	db, done, err := openForInspection(path, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer db.Close()
+	defer done()
 	keys, err := db.Keys(migrations.BucketFits)
 	if err != nil {
 		return nil, nil, err
@@ -41,7 +41,7 @@ func modelLsCommand() *cli.Command {
 		Usage: "list the model fits stored per policy",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
-			fits, keys, err := storedFits(c.String("db"))
+			fits, keys, err := storedFits(c.String("db"), c.App.ErrWriter)
 			if err != nil {
 				return err
 			}
@@ -72,7 +72,7 @@ func modelShowCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("model show: want one POLICY (namespace/job/group), see `model ls`")
 			}
-			fits, _, err := storedFits(c.String("db"))
+			fits, _, err := storedFits(c.String("db"), c.App.ErrWriter)
 			if err != nil {
 				return err
 			}

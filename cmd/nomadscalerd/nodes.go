@@ -15,7 +15,6 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/urfave/cli/v2"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
@@ -203,15 +202,12 @@ func nodesStatusAction(c *cli.Context) error {
 			return err
 		}
 	}
-	db, err := store.Open(c.String("db"), store.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	db, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return fmt.Errorf("%w: a running daemon holds the database; stop it or point --db at a `nomadscalerd db backup` copy", err)
-		}
 		return err
 	}
 	statuses, err := readPoolStatuses(c.Context, nodepoolState{db: db}, configured, c.StringSlice("pool"))
-	db.Close()
+	done()
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
+	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -196,10 +198,42 @@ func TestNodesStatusExplainsADatabaseHeldByARunningDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Close()
+	t.Setenv("NOMADSCALERD_ADDR", fmt.Sprintf("http://127.0.0.1:%d", nomadtest.FreePort(t))) // no daemon there
 	app := newApp()
 	app.Writer = &bytes.Buffer{}
+	app.ErrWriter = &bytes.Buffer{}
 	err = app.Run([]string{"nomadscalerd", "--db", path, "nodes", "status"})
 	if err == nil || !strings.Contains(err.Error(), "db backup") {
 		t.Errorf("err = %v, want advice to stop the daemon or read a backup", err)
+	}
+}
+
+// A fake daemon (httptest) serves the snapshot endpoint; the real handler
+// is api.HandleSnapshot, tested with the daemon in run_test.go's package.
+func TestInspectionReadsASnapshotFromTheDaemonWhenTheFileIsLocked(t *testing.T) {
+	path := seedPoolState(t)
+	held, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/db/snapshot" || r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = held.Backup(w)
+	}))
+	defer ts.Close()
+	t.Setenv("NOMADSCALERD_ADDR", ts.URL)
+	t.Setenv("NOMADSCALERD_TOKEN", "tok")
+	var out, errOut bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
+	if err := app.Run([]string{"nomadscalerd", "--db", path, "db", "check"}); err != nil {
+		t.Fatalf("db check through the snapshot: %v", err)
+	}
+	if !strings.Contains(errOut.String(), "reading a snapshot") || !strings.Contains(out.String(), "schema") {
+		t.Fatalf("stderr %q stdout %q", errOut.String(), out.String())
 	}
 }

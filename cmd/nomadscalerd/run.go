@@ -195,6 +195,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		return err
 	}
 	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver})
+	srv.HandleSnapshot(db)
 	var pools *poolRunner
 	if len(s.Pools) > 0 {
 		if pools, err = newPoolRunner(s, nc, db, leader, reg, log); err != nil {
