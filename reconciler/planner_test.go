@@ -23,11 +23,11 @@ func TestKnownRegressorsMarkScheduledEventsAheadOfTimeAndRepeatSeasonally(t *tes
 		t.Fatalf("shape %d x %d, want 7200 x 5", len(rows), len(rows[0]))
 	}
 	at := func(d time.Duration) []float64 { return rows[int(d.Seconds())] }
-	if at(59*time.Minute)[4] != 0 || at(60*time.Minute)[4] != 1 || at(89*time.Minute)[4] != 1 || at(91*time.Minute)[4] != 0 {
+	if at(59 * time.Minute)[4] != 0 || at(60 * time.Minute)[4] != 1 || at(89 * time.Minute)[4] != 1 || at(91 * time.Minute)[4] != 0 {
 		t.Errorf("noon indicator wrong around 12:00-12:30")
 	}
 	for c := 0; c < 4; c++ {
-		if math.Abs(at(10*time.Minute)[c]-at(70*time.Minute)[c]) > 1e-9 {
+		if math.Abs(at(10 * time.Minute)[c]-at(70 * time.Minute)[c]) > 1e-9 {
 			t.Errorf("Fourier column %d does not repeat with the 1h period", c)
 		}
 	}
