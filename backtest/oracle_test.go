@@ -74,6 +74,13 @@ func TestOracleIsNeverWorseThanAnyStrategyOnSyntheticTraces(t *testing.T) {
 				&clairvoyant{cfg: cfg, demand: demand, margin: 1}, &clairvoyant{cfg: cfg, demand: demand, margin: 1.2},
 				fixed(cfg.Min), fixed(10), fixed(cfg.Max),
 			}
+			for _, z := range []float64{0, 1, 2} {
+				m, err := NewMeanOracle(cfg, demand, 300, z)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rivals = append(rivals, m)
+			}
 			for _, s := range rivals {
 				res, err := Run(context.Background(), cfg, demand, s, nil)
 				if err != nil {
@@ -106,5 +113,24 @@ func TestOracleReplayCostsWhatItsPlanPromised(t *testing.T) {
 		if res.Cost > plan.Objective+1e-6 || res.Cost < plan.Objective-float64(cfg.StartupDelay*cfg.Max) {
 			t.Errorf("%s: replay cost %.2f, plan objective %.2f", name, res.Cost, plan.Objective)
 		}
+	}
+}
+
+func TestMeanOracleRequestsTheLevelAheadOfTime(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 5, Min: 1, Max: 50, Initial: 3, Cost: DefaultCostModel()}
+	demand := append(constant(30, 20), constant(95, 20)...)
+	m, err := NewMeanOracle(cfg, demand, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), cfg, demand, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With a one-second window the level is the demand itself: 10
+	// replicas are asked for at second 15, five seconds before the step.
+	checkRequested(t, res, map[int]int{14: 3, 15: 10, 39: 10})
+	if res.UnmetRequests != 0 {
+		t.Errorf("unmet %v, want 0", res.UnmetRequests)
 	}
 }

