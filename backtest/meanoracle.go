@@ -6,9 +6,9 @@ import (
 )
 
 // MeanOracle knows the demand's local level but not its noise: every
-// second it requests, StartupDelay seconds ahead, enough replicas for the
-// mean plus Z standard deviations of the true demand over the Window
-// seconds centred on the second it will serve. No forecaster of the rate
+// second it keeps enough replicas for the mean plus Z standard deviations
+// of the true demand over the Window seconds centred on each second from
+// now until a replica asked for now would serve. No forecaster of the rate
 // can do better than knowing it, so the gap between this strategy and the
 // Oracle is the cost of the noise no forecast can see.
 type MeanOracle struct {
@@ -44,7 +44,12 @@ func (*MeanOracle) Name() string { return "mean-oracle" }
 
 // Decide implements Strategy.
 func (m *MeanOracle) Decide(_ context.Context, obs Observation) (Decision, error) {
-	t := min(obs.Now+m.cfg.StartupDelay, len(m.mean)-1)
-	need := (m.mean[t] + m.z*m.sd[t]) / m.cfg.Capacity
-	return Decision{Desired: int(math.Ceil(need)), Evaluated: true}, nil
+	// A replica asked for now serves StartupDelay seconds on, but one
+	// removed now stops serving at once: keep what every second until then
+	// needs.
+	need := 0.0
+	for t := obs.Now; t <= min(obs.Now+m.cfg.StartupDelay, len(m.mean)-1); t++ {
+		need = max(need, m.mean[t]+m.z*m.sd[t])
+	}
+	return Decision{Desired: int(math.Ceil(need / m.cfg.Capacity)), Evaluated: true}, nil
 }
