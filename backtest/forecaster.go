@@ -30,9 +30,10 @@ type ForecastConfig struct {
 
 // DefaultForecastConfig fits one-minute means with ARIMA(1,1,1) or
 // ARIMA(2,1,1), refits every hour and plans for the mean plus 1.5 standard
-// deviations (near the newsvendor quantile of the default costs: a replica
-// costs 1 a second and covers 10 requests that cost 1 each when unmet, so
-// capacity should fall short about one second in ten).
+// deviations (above the newsvendor quantile of the default costs, z = 1.28:
+// a replica costs 1 a second and covers 10 requests that cost 1 each when
+// unmet, so capacity should fall short about one second in ten; the
+// forecast's deviation of minute means understates the noise of seconds).
 func DefaultForecastConfig() ForecastConfig {
 	return ForecastConfig{
 		Step:       60,
