@@ -37,22 +37,49 @@ func (DPSolver) Solve(ctx context.Context, p Problem) (Plan, error) {
 	return plan, nil
 }
 
-// dpLayer is one second's states: counts lo..lo+len(cost)-1.
-type dpLayer struct {
-	lo   int
-	pred []int32 // predecessor count per state
-}
+// maxDPStates bounds the DP's memory (4 bytes per state): a 3,600 s plan
+// over 1,000 counts is 3.6 M states.
+const maxDPStates = 50_000_000
 
 func solveDP(ctx context.Context, p Problem) ([]int, error) {
 	T := len(p.Demand)
 	blo, bhi := p.bounds()
 	a, b := p.upCost(), p.ShutdownCost
 
-	layers := make([]dpLayer, T)
-	prevLo, prevCost := p.CurrentReplicas, []float64{0}
-	var cost []float64
-	// Deques of candidate predecessor offsets, reused across layers.
-	var upQ, downQ []int
+	// Layer t holds the reachable counts layerLo[t]..layerHi[t], with
+	// predecessors in pred[layerOff[t]:layerOff[t+1]]. Every count in the
+	// range is reachable: the previous layer is an interval and each step
+	// may move by any amount in [-MaxScaleDown, up].
+	layerLo, layerHi := make([]int, T), make([]int, T)
+	layerOff := make([]int, T+1)
+	lo, hi := p.CurrentReplicas, p.CurrentReplicas
+	for t := 0; t < T; t++ {
+		up := 0
+		if p.canIncrease(t) {
+			up = p.MaxScaleUp
+		}
+		lo, hi = max(blo[t], lo-p.MaxScaleDown), min(bhi[t], hi+up)
+		if lo > hi {
+			// Cannot happen for a valid Problem: bounds() only tightens as
+			// fast as the ramp allows.
+			return nil, fmt.Errorf("dp: no reachable count at second %d", t)
+		}
+		layerLo[t], layerHi[t] = lo, hi
+		layerOff[t+1] = layerOff[t] + hi - lo + 1
+	}
+	if layerOff[T] > maxDPStates {
+		return nil, fmt.Errorf("dp: %d states exceed the limit of %d", layerOff[T], maxDPStates)
+	}
+	pred := make([]int32, layerOff[T])
+	maxW := 1
+	for t := 0; t < T; t++ {
+		maxW = max(maxW, layerHi[t]-layerLo[t]+1)
+	}
+	// Buffers sized for the widest layer, reused across layers.
+	prevCost, cost := make([]float64, 1, maxW), make([]float64, 0, maxW)
+	upKey, downKey := make([]float64, 0, maxW), make([]float64, 0, maxW)
+	upQ, downQ := make([]int, 0, maxW), make([]int, 0, maxW) // deques of predecessor indices
+	prevLo := p.CurrentReplicas
 	for t := 0; t < T; t++ {
 		if t%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -64,55 +91,53 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 			up = p.MaxScaleUp
 		}
 		prevHi := prevLo + len(prevCost) - 1
-		lo := max(blo[t], prevLo-p.MaxScaleDown)
-		hi := min(bhi[t], prevHi+up)
-		if lo > hi {
-			// Cannot happen for a valid Problem: bounds() only tightens as
-			// fast as the ramp allows.
-			return nil, fmt.Errorf("dp: no reachable count at second %d", t)
-		}
-		w := hi - lo + 1
-		cost = resize(cost, w)
-		pred := make([]int32, w)
+		lo, hi := layerLo[t], layerHi[t]
+		cost = resize(cost, hi-lo+1)
+		lp := pred[layerOff[t]:layerOff[t+1]]
 
-		// Increases: best over p in [s-up, s] of prevCost(p) + a*(s-p)
-		// = a*s + min(prevCost(p) - a*p). Decreases: best over p in
-		// [s, s+down] of prevCost(p) + b*(p-s) = -b*s + min(prevCost(p) + b*p).
+		// Increases: best over q in [s-up, s] of prevCost(q) + a*(s-q)
+		// = a*s + min(prevCost(q) - a*q). Decreases: best over q in
+		// [s, s+down] of prevCost(q) + b*(q-s) = -b*s + min(prevCost(q) + b*q).
+		upKey, downKey = resize(upKey, len(prevCost)), resize(downKey, len(prevCost))
+		for i, c := range prevCost {
+			q := float64(prevLo + i)
+			upKey[i], downKey[i] = c-a*q, c+b*q
+		}
 		upQ, downQ = upQ[:0], downQ[:0]
 		upHead, downHead := 0, 0
-		nextUp := max(prevLo, lo-up) // next predecessor to push into upQ
-		nextDown := max(prevLo, lo)  // next predecessor to push into downQ
-		upKey := func(q int) float64 { return prevCost[q-prevLo] - a*float64(q) }
-		downKey := func(q int) float64 { return prevCost[q-prevLo] + b*float64(q) }
+		nextUp := max(prevLo, lo-up) - prevLo // next predecessor index for upQ
+		nextDown := max(prevLo, lo) - prevLo  // next predecessor index for downQ
+		lastPrev := prevHi - prevLo
 		for s := lo; s <= hi; s++ {
-			for ; nextUp <= min(s, prevHi); nextUp++ {
-				k := upKey(nextUp)
-				for len(upQ) > upHead && upKey(upQ[len(upQ)-1]) >= k {
+			rel := s - prevLo // s as an index into the previous layer
+			for ; nextUp <= min(rel, lastPrev); nextUp++ {
+				k := upKey[nextUp]
+				for len(upQ) > upHead && upKey[upQ[len(upQ)-1]] >= k {
 					upQ = upQ[:len(upQ)-1]
 				}
 				upQ = append(upQ, nextUp)
 			}
-			for upHead < len(upQ) && upQ[upHead] < s-up {
+			for upHead < len(upQ) && upQ[upHead] < rel-up {
 				upHead++
 			}
-			for ; nextDown <= min(s+p.MaxScaleDown, prevHi); nextDown++ {
-				k := downKey(nextDown)
-				for len(downQ) > downHead && downKey(downQ[len(downQ)-1]) > k {
+			for ; nextDown <= min(rel+p.MaxScaleDown, lastPrev); nextDown++ {
+				k := downKey[nextDown]
+				for len(downQ) > downHead && downKey[downQ[len(downQ)-1]] > k {
 					downQ = downQ[:len(downQ)-1]
 				}
 				downQ = append(downQ, nextDown)
 			}
-			for downHead < len(downQ) && downQ[downHead] < s {
+			for downHead < len(downQ) && downQ[downHead] < rel {
 				downHead++
 			}
 			best, from := math.Inf(1), -1
 			if upHead < len(upQ) {
 				q := upQ[upHead]
-				best, from = upKey(q)+a*float64(s), q
+				best, from = upKey[q]+a*float64(s), q
 			}
 			if downHead < len(downQ) {
 				q := downQ[downHead]
-				if c := downKey(q) - b*float64(s); c < best {
+				if c := downKey[q] - b*float64(s); c < best {
 					best, from = c, q
 				}
 			}
@@ -120,9 +145,8 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 				return nil, fmt.Errorf("dp: count %d unreachable at second %d", s, t)
 			}
 			cost[s-lo] = best + p.stageCost(t, s)
-			pred[s-lo] = int32(from)
+			lp[s-lo] = int32(prevLo + from)
 		}
-		layers[t] = dpLayer{lo: lo, pred: pred}
 		prevLo = lo
 		prevCost, cost = cost, prevCost
 	}
@@ -137,7 +161,7 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 	s := bestS
 	for t := T - 1; t >= 0; t-- {
 		serving[t] = s
-		s = int(layers[t].pred[s-layers[t].lo])
+		s = int(pred[layerOff[t]+s-layerLo[t]])
 	}
 	return serving, nil
 }

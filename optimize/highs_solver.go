@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 )
 
 // HiGHSSolver solves a Problem as the seed's MILP with SolveMIP.
@@ -140,6 +139,3 @@ func (InterpolationSolver) Solve(_ context.Context, p Problem) (Plan, error) {
 	plan.Objective = Objective(p, plan)
 	return plan, nil
 }
-
-// elapsedSeconds is a helper for latency histograms.
-func elapsedSeconds(start time.Time) float64 { return time.Since(start).Seconds() }

@@ -72,21 +72,28 @@ var (
 
 // SolveMIP solves m with HiGHS on a single, locked OS thread.
 //
-// Cancelling ctx returns at once with ctx's error, but the HiGHS run then
-// finishes in the background (bounded by the time limit): HiGHS cannot be
-// interrupted through the binding.
+// A context deadline sooner than o.TimeLimit becomes HiGHS's time limit
+// (less a small margin), so the incumbent comes back as ErrTimeLimit; if
+// HiGHS overruns, SolveMIP waits up to deadlineGrace past the deadline for
+// it. Cancelling ctx otherwise returns at once with ctx's error while the
+// HiGHS run finishes in the background, bounded only by its time limit:
+// the binding cannot interrupt HiGHS.
 func SolveMIP(ctx context.Context, m MIP, o MIPOptions) (MIPSolution, error) {
 	if err := m.validate(); err != nil {
 		return MIPSolution{}, err
 	}
 	limit := o.TimeLimit
+	fromDeadline := false
 	if dl, ok := ctx.Deadline(); ok {
 		rem := time.Until(dl)
 		if rem <= 0 {
 			return MIPSolution{}, fmt.Errorf("solve mip: %w", context.DeadlineExceeded)
 		}
+		// Stop HiGHS a little before the deadline so that its incumbent
+		// comes back before ctx.Done wins the race below.
+		rem -= min(rem/10, 100*time.Millisecond)
 		if limit <= 0 || rem < limit {
-			limit = rem
+			limit, fromDeadline = rem, true
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -109,9 +116,24 @@ func SolveMIP(ctx context.Context, m MIP, o MIPOptions) (MIPSolution, error) {
 	case r := <-done:
 		return r.sol, r.err
 	case <-ctx.Done():
-		return MIPSolution{}, fmt.Errorf("solve mip: %w", ctx.Err())
 	}
+	if fromDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// HiGHS checks its clock only now and then; a busy machine makes it
+		// overrun. Its incumbent is worth a short wait past the deadline.
+		grace := time.NewTimer(deadlineGrace)
+		defer grace.Stop()
+		select {
+		case r := <-done:
+			return r.sol, r.err
+		case <-grace.C:
+		}
+	}
+	return MIPSolution{}, fmt.Errorf("solve mip: %w", ctx.Err())
 }
+
+// deadlineGrace is how long SolveMIP waits past a context deadline for a
+// HiGHS run whose time limit came from that deadline.
+const deadlineGrace = 500 * time.Millisecond
 
 func (m MIP) validate() error {
 	n := len(m.Cost)

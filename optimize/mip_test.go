@@ -184,10 +184,12 @@ func hardKnapsack(n int) MIP {
 }
 
 func TestSolveMIPReturnsTheIncumbentAtTheTimeLimit(t *testing.T) {
+	// HiGHS finds feasible points for this instance at once but needs far
+	// longer than 300 ms to prove optimality (measured: > 5 s).
 	m := hardKnapsack(200)
-	sol, err := SolveMIP(context.Background(), m, MIPOptions{TimeLimit: 50 * time.Millisecond})
+	sol, err := SolveMIP(context.Background(), m, MIPOptions{TimeLimit: 300 * time.Millisecond})
 	if !errors.Is(err, ErrTimeLimit) {
-		t.Skipf("HiGHS closed the instance within the limit (err=%v); nothing to test", err)
+		t.Fatalf("err = %v, want ErrTimeLimit", err)
 	}
 	if sol.X == nil {
 		t.Fatal("time limit lost the incumbent")
@@ -209,19 +211,26 @@ func TestSolveMIPReturnsTheIncumbentAtTheTimeLimit(t *testing.T) {
 	}
 }
 
-func TestSolveMIPHonoursTheContextDeadline(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+func TestSolveMIPTurnsTheContextDeadlineIntoATimeLimit(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	_, err := SolveMIP(ctx, hardKnapsack(200), MIPOptions{})
-	if err == nil {
-		t.Skip("HiGHS closed the instance before the deadline")
+	sol, err := SolveMIP(ctx, hardKnapsack(200), MIPOptions{})
+	el := time.Since(start)
+	switch {
+	case errors.Is(err, ErrTimeLimit):
+		if sol.X == nil {
+			t.Fatal("the deadline lost the incumbent")
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		// HiGHS overran even the grace period (a heavily loaded machine);
+		// returning on time is then all that can be asked.
+	default:
+		t.Fatalf("err = %v, want ErrTimeLimit or the deadline", err)
 	}
-	if !errors.Is(err, ErrTimeLimit) && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want a time limit or deadline", err)
-	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Fatalf("solve ran %v past a 50ms deadline", el)
+	if el > deadline+deadlineGrace+200*time.Millisecond {
+		t.Fatalf("solve returned %v after a %v deadline", el, deadline)
 	}
 }
 

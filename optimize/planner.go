@@ -133,3 +133,5 @@ func (pl *Planner) plan(ctx context.Context, r PlanRequest) (Plan, error) {
 	pl.log.Debug("optimizer planned", "id", plan.ID, "solver", plan.Solver, "objective", plan.Objective, "seconds", len(plan.Desired))
 	return plan, nil
 }
+
+func elapsedSeconds(start time.Time) float64 { return time.Since(start).Seconds() }

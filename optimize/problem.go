@@ -95,14 +95,17 @@ func (p Problem) Validate() error {
 	case p.StartupDelay < 0:
 		return errors.New("startup_delay must not be negative")
 	}
-	for name, c := range map[string]float64{
-		"replica_cost": p.ReplicaCost, "penalty": p.Penalty, "startup_cost": p.StartupCost,
-		"shutdown_cost": p.ShutdownCost, "extra_penalty": p.ExtraPenalty,
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{
+		{"replica_cost", p.ReplicaCost}, {"penalty", p.Penalty}, {"startup_cost", p.StartupCost},
+		{"shutdown_cost", p.ShutdownCost}, {"extra_penalty", p.ExtraPenalty},
 	} {
 		// Negative costs would make simultaneous start and stop profitable,
 		// which the net-change dynamic program cannot represent.
-		if !(c >= 0) || math.IsInf(c, 0) {
-			return fmt.Errorf("%s must be non-negative and finite", name)
+		if !(c.v >= 0) || math.IsInf(c.v, 0) {
+			return fmt.Errorf("%s must be non-negative and finite", c.name)
 		}
 	}
 	for t, d := range p.Demand {

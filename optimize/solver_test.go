@@ -125,3 +125,32 @@ func TestHiGHSObjectiveAgreesWithTheSharedObjective(t *testing.T) {
 		}
 	}
 }
+
+func TestDPAndHiGHSAgreeOnTheOneMinuteBenchmarkInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("HiGHS takes ~100 ms per instance")
+	}
+	for _, maxR := range []int{10, 100, 1000} {
+		p := benchProblem(60, maxR)
+		dp, err := DPSolver{}.Solve(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, err := HiGHSSolver{}.Solve(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if relDiff(dp.Objective, hs.Objective) > 1e-9 {
+			t.Fatalf("max %d: dp %v, highs %v", maxR, dp.Objective, hs.Objective)
+		}
+	}
+}
+
+func TestDPRefusesInstancesBeyondItsStateLimitInsteadOfExhaustingMemory(t *testing.T) {
+	p := DefaultProblem()
+	p.Demand = []float64{1, 1}
+	p.MaxReplicas, p.MaxScaleUp = 1_000_000_000, 1_000_000_000
+	if _, err := (DPSolver{}).Solve(context.Background(), p); err == nil {
+		t.Fatal("want an error for a billion states")
+	}
+}
