@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"gonum.org/v1/gonum/optimize"
@@ -30,6 +31,9 @@ type Result struct {
 // burned diffuse steps and a handful of counted ones per parameter.
 func (s spec) minObs() int { return s.kStates + s.nParams() + 3 }
 
+// maxRestarts bounds the L-BFGS restarts of one fit.
+const maxRestarts = 6
+
 // ErrTooShort is returned when the series is too short for the order.
 var ErrTooShort = errors.New("too few observations for the order")
 
@@ -49,8 +53,8 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		return nil, err
 	}
 	kx := exogWidth(exog)
-	if kx > 0 && len(exog) != len(y) {
-		return nil, fmt.Errorf("exog has %d rows for %d observations", len(exog), len(y))
+	if err := checkExog(exog, kx, len(y)); err != nil {
+		return nil, err
 	}
 	s := newSpec(o, kx)
 	if len(y) < s.minObs() {
@@ -61,15 +65,20 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 			return nil, fmt.Errorf("observation %d is not finite", i)
 		}
 	}
-	sp := s.startParams(y, exog)
-	if len(start) == s.nParams() && start[len(start)-1] > 0 {
+	computed := s.startParams(y, exog)
+	sp := computed
+	if usableStart(start, s.nParams()) {
 		sp = append([]float64(nil), start...)
 	}
 	ev := newEvaluator(s, y, exog)
 	narma := s.nARMA()
-	x0 := make([]float64, narma+1)
-	copy(x0, sp[kx:kx+narma])
-	x0[narma] = math.Log(sp[len(sp)-1])
+	toX := func(p []float64) []float64 {
+		x := make([]float64, narma+1)
+		copy(x, p[kx:kx+narma])
+		x[narma] = math.Log(p[len(p)-1])
+		return x
+	}
+	x0 := toX(sp)
 
 	nobs := float64(len(y))
 	best := struct {
@@ -89,22 +98,22 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		return f
 	}
 	if f0 := obj(x0); math.IsInf(f0, 1) {
-		return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
+		// A warm start that no longer fits the data falls back to the
+		// computed start.
+		sp, x0 = computed, toX(computed)
+		if f0 := obj(x0); math.IsInf(f0, 1) {
+			return nil, fmt.Errorf("order %s: likelihood not finite at the starting parameters", o)
+		}
 	}
-	xh := make([]float64, len(x0))
 	grad := func(g, x []float64) {
-		copy(xh, x)
-		for i := range x {
-			h := 1e-6 * math.Max(1, math.Abs(x[i]))
-			xh[i] = x[i] + h
-			fp := obj(xh)
-			xh[i] = x[i] - h
-			fm := obj(xh)
-			xh[i] = x[i]
-			g[i] = (fp - fm) / (2 * h)
-			if math.IsInf(fp, 0) || math.IsInf(fm, 0) {
+		if !ev.gradient(g, x) {
+			for i := range g {
 				g[i] = math.NaN()
 			}
+			return
+		}
+		for i := range g {
+			g[i] /= -nobs
 		}
 	}
 	stop := func() (optimize.Status, error) {
@@ -113,21 +122,45 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 		}
 		return optimize.NotTerminated, nil
 	}
-	settings := &optimize.Settings{
-		GradientThreshold: 1e-9,
-		MajorIterations:   500,
-		Converger:         &optimize.FunctionConverge{Absolute: 1e-13, Relative: 1e-13, Iterations: 5},
-	}
-	res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x0, settings, &optimize.LBFGS{Store: 10})
-	if cerr := ctx.Err(); cerr != nil {
-		return nil, cerr
-	}
-	// A failed line search near the optimum is normal with numerical
-	// gradients; the best point seen is still the estimate.
-	converged := err == nil && res != nil
-	iters := 0
-	if res != nil {
-		iters = res.MajorIterations
+	// L-BFGS can stop with a failed line search well before the optimum on
+	// ridges (near-unit roots) or in the noise floor of the numerical
+	// gradient. After such a stop it restarts from the best point with fresh
+	// memory, until a restart no longer improves.
+	var (
+		converged bool
+		iters     int
+		x         = x0
+	)
+	for restart := 0; restart < maxRestarts; restart++ {
+		before := best.f
+		settings := &optimize.Settings{
+			GradientThreshold: 1e-9,
+			FuncEvaluations:   2000,
+			MajorIterations:   500,
+			Converger:         &optimize.FunctionConverge{Relative: 1e-11, Iterations: 2},
+		}
+		res, err := optimize.Minimize(optimize.Problem{Func: obj, Grad: grad, Status: stop}, x, settings, &optimize.LBFGS{Store: 10, Linesearcher: &optimize.Bisection{}})
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if res != nil {
+			iters += res.MajorIterations
+		}
+		if best.x == nil {
+			break
+		}
+		x = append([]float64(nil), best.x...)
+		if err == nil && (res.Status == optimize.GradientThreshold || res.Status == optimize.FunctionConvergence) {
+			converged = true
+			break
+		}
+		// The run failed (typically its line search, on a ridge or in the
+		// noise floor of the numerical gradient). A restart that gains
+		// nothing measurable means the point is the optimum.
+		if restart > 0 && before-best.f <= 1e-10*math.Abs(best.f) {
+			converged = true
+			break
+		}
 	}
 	if best.x == nil {
 		return nil, fmt.Errorf("order %s: optimisation found no finite point", o)
@@ -153,6 +186,37 @@ func Fit(ctx context.Context, y []float64, exog [][]float64, o Order, start []fl
 	}, nil
 }
 
+// checkExog rejects ragged or non-finite exog rows.
+func checkExog(exog [][]float64, kx, n int) error {
+	if kx > 0 && len(exog) != n {
+		return fmt.Errorf("exog has %d rows for %d observations", len(exog), n)
+	}
+	for i, row := range exog {
+		if len(row) != kx {
+			return fmt.Errorf("exog row %d has %d columns, row 0 has %d", i, len(row), kx)
+		}
+		for _, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("exog row %d is not finite", i)
+			}
+		}
+	}
+	return nil
+}
+
+// usableStart reports whether warm-start parameters can seed a fit.
+func usableStart(p []float64, n int) bool {
+	if len(p) != n || !(p[n-1] > 0) {
+		return false
+	}
+	for _, v := range p {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func exogWidth(exog [][]float64) int {
 	if len(exog) == 0 {
 		return 0
@@ -162,10 +226,15 @@ func exogWidth(exog [][]float64) int {
 
 // evaluator computes the concentrated log-likelihood for one series.
 type evaluator struct {
-	s    spec
-	cols [][]float64 // y then the exog columns
-	w    *workspace
-	beta []float64
+	s      spec
+	cols   [][]float64 // y then the exog columns
+	w      *workspace
+	beta   []float64
+	w1     *workspace // single column y - X*beta, for gradients
+	resid  []float64
+	xh     []float64
+	lastX  []float64 // point of the last profileLLF into beta
+	lastOK bool
 }
 
 func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
@@ -177,7 +246,61 @@ func newEvaluator(s spec, y []float64, exog [][]float64) *evaluator {
 		}
 		cols = append(cols, c)
 	}
-	return &evaluator{s: s, cols: cols, w: newWorkspace(s.kStates, len(cols)), beta: make([]float64, s.kExog)}
+	w := newWorkspace(s.kStates, len(cols))
+	w.setData(cols)
+	return &evaluator{
+		s: s, cols: cols, w: w, beta: make([]float64, s.kExog),
+		w1: newWorkspace(s.kStates, 1), resid: make([]float64, len(y)),
+	}
+}
+
+// gradient stores the gradient of the concentrated log-likelihood at x in g.
+// By the envelope theorem it equals the partial gradient of the full
+// log-likelihood with beta held at its maximiser, so the central differences
+// filter the single column y - X*beta instead of y and every exog column.
+func (e *evaluator) gradient(g, x []float64) bool {
+	// gonum asks for the gradient at the point whose value it just had, so
+	// the maximising beta is usually cached.
+	if !e.lastOK || !slices.Equal(x, e.lastX) {
+		if _, ok := e.profileLLF(x, nil); !ok {
+			return false
+		}
+	}
+	copy(e.resid, e.cols[0])
+	for j, b := range e.beta {
+		c := e.cols[j+1]
+		for t := range e.resid {
+			e.resid[t] -= b * c[t]
+		}
+	}
+	e.w1.setData([][]float64{e.resid})
+	e.xh = append(e.xh[:0], x...)
+	xh := e.xh
+	narma := e.s.nARMA()
+	llf := func() (float64, bool) {
+		sigma2 := math.Exp(xh[narma])
+		if !(sigma2 > 0) || math.IsInf(sigma2, 0) {
+			return 0, false
+		}
+		if err := e.w1.run(e.s.newSystem(xh[:narma], sigma2), e.s.burn(), e.s.kExog == 0); err != nil {
+			return 0, false
+		}
+		v, ok := e.w1.profile(nil)
+		return v, ok && !math.IsNaN(v) && !math.IsInf(v, 0)
+	}
+	for i := range x {
+		h := 1e-6 * math.Max(1, math.Abs(x[i]))
+		xh[i] = x[i] + h
+		fp, ok1 := llf()
+		xh[i] = x[i] - h
+		fm, ok2 := llf()
+		xh[i] = x[i]
+		if !ok1 || !ok2 {
+			return false
+		}
+		g[i] = (fp - fm) / (2 * h)
+	}
+	return true
 }
 
 // profileLLF evaluates x = (ARMA params, log sigma2), maximising over beta.
@@ -188,15 +311,21 @@ func (e *evaluator) profileLLF(x []float64, beta []float64) (float64, bool) {
 		return 0, false
 	}
 	sys := e.s.newSystem(x[:narma], sigma2)
-	if err := e.w.run(sys, e.cols, e.s.burn(), e.s.kExog == 0); err != nil {
+	if err := e.w.run(sys, e.s.burn(), e.s.kExog == 0); err != nil {
 		return 0, false
 	}
-	if beta == nil {
+	cache := beta == nil
+	if cache {
 		beta = e.beta
+		e.lastOK = false
 	}
 	llf, ok := e.w.profile(beta)
 	if !ok || math.IsNaN(llf) || math.IsInf(llf, 0) {
 		return 0, false
+	}
+	if cache {
+		e.lastX = append(e.lastX[:0], x...)
+		e.lastOK = true
 	}
 	return llf, true
 }
@@ -228,7 +357,8 @@ func loglike(s spec, y []float64, xcols [][]float64, params []float64) (float64,
 	narma := s.nARMA()
 	sys := s.newSystem(params[s.kExog:s.kExog+narma], params[len(params)-1])
 	w := newWorkspace(s.kStates, 1)
-	if err := w.run(sys, [][]float64{r}, s.burn(), s.kExog == 0); err != nil {
+	w.setData([][]float64{r})
+	if err := w.run(sys, s.burn(), s.kExog == 0); err != nil {
 		return 0, false
 	}
 	llf, ok := w.profile(nil)

@@ -42,8 +42,11 @@ func forecastAt(s spec, params []float64, y []float64, exog, future [][]float64,
 		return nil, fmt.Errorf("forecast needs at least one step, got %d", steps)
 	}
 	kx := s.kExog
-	if exogWidth(exog) != kx || (kx > 0 && len(exog) != len(y)) {
-		return nil, fmt.Errorf("history exog does not match the model's %d columns", kx)
+	if exogWidth(exog) != kx {
+		return nil, fmt.Errorf("history exog has %d columns, the model %d", exogWidth(exog), kx)
+	}
+	if err := checkExog(exog, kx, len(y)); err != nil {
+		return nil, err
 	}
 	for i, row := range future {
 		if len(row) != kx {
@@ -62,7 +65,8 @@ func forecastAt(s spec, params []float64, y []float64, exog, future [][]float64,
 	narma := s.nARMA()
 	sys := s.newSystem(params[kx:kx+narma], params[len(params)-1])
 	w := newWorkspace(s.kStates, 1)
-	if err := w.run(sys, [][]float64{resid}, s.burn(), kx == 0); err != nil {
+	w.setData([][]float64{resid})
+	if err := w.run(sys, s.burn(), kx == 0); err != nil {
 		return nil, fmt.Errorf("forecast: %w", err)
 	}
 	k := s.kStates

@@ -337,3 +337,71 @@ func TestForecastAtStatsmodelsParamsMatchesItsForecast(t *testing.T) {
 		}
 	}
 }
+
+// TestSeasonalModelsMatchStatsmodelsAtItsStartParams checks seasonal
+// orders (which the reference script cannot fit) at statsmodels' own start
+// parameters: names, start values, log-likelihood and forecast.
+func TestSeasonalModelsMatchStatsmodelsAtItsStartParams(t *testing.T) {
+	b, err := os.ReadFile("testdata/seasonal.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Series     string    `json:"series"`
+		Order      []int     `json:"order"`
+		ParamNames []string  `json:"param_names"`
+		Params     []float64 `json:"params"`
+		LLF        float64   `json:"llf"`
+		Forecast   struct {
+			Mean     []float64 `json:"mean"`
+			Variance []float64 `json:"variance"`
+		} `json:"forecast"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		o := Order{P: c.Order[0], D: c.Order[1], Q: c.Order[2], SP: c.Order[3], SD: c.Order[4], SQ: c.Order[5], S: c.Order[6]}
+		h, err := ReadCSVFile(filepath.Join("testdata/golden", c.Series+".csv"), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newSpec(o, len(h.Names))
+		if got := strings.Join(s.paramNames(), ","); got != strings.Join(c.ParamNames, ",") {
+			t.Errorf("%s %s: names %s, statsmodels %s", c.Series, o, got, strings.Join(c.ParamNames, ","))
+		}
+		sp := s.startParams(h.Y, h.ExogRows())
+		for i := range sp {
+			if math.Abs(sp[i]-c.Params[i]) > 1e-6*math.Max(1, math.Abs(c.Params[i])) {
+				t.Errorf("%s %s: start %s = %.10g, statsmodels %.10g", c.Series, o, c.ParamNames[i], sp[i], c.Params[i])
+			}
+		}
+		llf, err := LogLikelihood(h.Y, h.ExogRows(), o, c.Params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := relDiff(llf, c.LLF); d > 1e-8 {
+			t.Errorf("%s %s: llf %.12g, statsmodels %.12g (rel %.2g)", c.Series, o, llf, c.LLF, d)
+		}
+		var future [][]float64
+		if len(h.Names) > 0 {
+			f, err := ReadCSVFile(filepath.Join("testdata/golden", c.Series+"_future.csv"), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			future = f.Exog[:5]
+		}
+		fc, err := ForecastAt(o, c.Params, h.Y, h.ExogRows(), future, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range fc.Mean {
+			if d := relDiff(fc.Mean[k], c.Forecast.Mean[k]); d > 1e-8 {
+				t.Errorf("%s %s h=%d: mean %.10g, statsmodels %.10g", c.Series, o, k+1, fc.Mean[k], c.Forecast.Mean[k])
+			}
+			if d := relDiff(fc.Variance[k], c.Forecast.Variance[k]); d > 1e-6 {
+				t.Errorf("%s %s h=%d: variance %.10g, statsmodels %.10g", c.Series, o, k+1, fc.Variance[k], c.Forecast.Variance[k])
+			}
+		}
+	}
+}

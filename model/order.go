@@ -78,3 +78,15 @@ func ParseOrders(s string) ([]Order, error) {
 	}
 	return out, nil
 }
+
+// MinObs is the shortest series Fit accepts for the order with kExog exog
+// columns.
+func (o Order) MinObs(kExog int) int { return newSpec(o, kExog).minObs() }
+
+// Ints renders the order as [p,d,q], or [p,d,q,P,D,Q,s] when seasonal.
+func (o Order) Ints() []int {
+	if o.seasonal() {
+		return []int{o.P, o.D, o.Q, o.SP, o.SD, o.SQ, o.S}
+	}
+	return []int{o.P, o.D, o.Q}
+}

@@ -112,7 +112,8 @@ type entry struct {
 type system struct {
 	k      int
 	z      []int   // indices where the design row is 1
-	t      []entry // nonzeros of the transition matrix
+	t      []entry // nonzeros of the transition matrix, row by row
+	rowEnd []int   // t[rowEnd[i-1]:rowEnd[i]] are row i's nonzeros
 	r      []float64
 	sigma2 float64
 }
@@ -172,6 +173,17 @@ func (s spec) newSystem(arma []float64, sigma2 float64) *system {
 				sys.t = append(sys.t, entry{i, j, v})
 			}
 		}
+	}
+	sys.rowEnd = make([]int, k)
+	for i := 0; i < k; i++ {
+		end := 0
+		if i > 0 {
+			end = sys.rowEnd[i-1]
+		}
+		for end < len(sys.t) && sys.t[end].i == i {
+			end++
+		}
+		sys.rowEnd[i] = end
 	}
 	sys.r[b] = 1
 	for i, v := range ma {

@@ -29,6 +29,7 @@ func commands() []*cli.Command {
 		versionCommand(),
 		backtestCommand(),
 		optimizeCommand(),
+		modelCommand(),
 	}
 }
 
