@@ -134,3 +134,40 @@ func TestMeanOracleRequestsTheLevelAheadOfTime(t *testing.T) {
 		t.Errorf("unmet %v, want 0", res.UnmetRequests)
 	}
 }
+
+func TestOracleInSegmentsCostsAlmostWhatOneSolveDoes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Max = 40
+	for name, demand := range syntheticTraces() {
+		whole, err := Run(context.Background(), cfg, demand, NewOracle(cfg, demand, nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := NewOracle(cfg, demand, nil)
+		// Segments of 400 s, each planned with 300 s beyond it.
+		o.Lookahead = 300
+		o.StateBudget = (400 + o.Lookahead) * (cfg.Max - cfg.Min + 1)
+		parts, err := Run(context.Background(), cfg, demand, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: in segments %.1f, in one solve %.1f", name, parts.Cost, whole.Cost)
+		if parts.Cost < whole.Cost-1e-6 || parts.Cost > whole.Cost*1.01 {
+			t.Errorf("%s: in segments %.1f, in one solve %.1f", name, parts.Cost, whole.Cost)
+		}
+	}
+}
+
+func TestFlatFromFindsASecondWithoutARiseAhead(t *testing.T) {
+	serving := []int{1, 2, 3, 3, 3, 4, 4, 4, 4, 2, 2}
+	for _, tt := range []struct{ from, d, want int }{
+		{1, 2, 6}, // 4,4,4 from second 6
+		{1, 1, 3}, // 3,3 from second 3
+		{7, 2, 7},
+		{1, 9, 1}, // none long enough
+	} {
+		if got := flatFrom(serving, tt.from, tt.d); got != tt.want {
+			t.Errorf("from %d, d %d: %d, want %d", tt.from, tt.d, got, tt.want)
+		}
+	}
+}
