@@ -24,14 +24,24 @@ type PredictiveConfig struct {
 	Solver optimize.Solver
 }
 
-// DefaultPredictiveConfig: 5-minute plans (a new one every 10 minutes),
-// two days of history, three daily Fourier pairs.
+// DefaultPredictiveConfig: 45-second plans (a new one every 90 s: a plan
+// cannot add serving replicas in its first StartupDelay seconds, and the
+// cache replays it once, so shorter is fresher), two days of history,
+// three daily Fourier pairs, refit hourly, the forecast mean plus 1.75
+// standard deviations. On the NASA trace (7 days from second 86400, scale
+// 100, 60 s rate window) horizons of 40 to 90 s, margins of 1.25 to 2,
+// one-minute or 20-second steps, one or two days of history and 0 or 3
+// Fourier pairs all cost within 3% of each other; this setting, with the
+// square-root model (0.4% cheaper than without), was among the cheapest
+// and leaves the most margin on unmet requests.
 func DefaultPredictiveConfig() PredictiveConfig {
-	return PredictiveConfig{
-		Horizon: 300, Window: 2 * 86400,
+	cfg := PredictiveConfig{
+		Horizon: 45, Window: 2 * 86400,
 		FourierPeriod: 86400, FourierTerms: 3,
 		Forecast: DefaultForecastConfig(),
 	}
+	cfg.Forecast.Margin = 1.75
+	return cfg
 }
 
 // Predictive is nomadscalerd's strategy: the plan cache (optimize.Serve)

@@ -54,32 +54,35 @@ func TestModelForecasterFollowsARampAndAddsItsMargin(t *testing.T) {
 	for s := range h {
 		h[s] = 20 + float64(s)/60 + rng.NormFloat64()*0.5
 	}
-	cfg := DefaultForecastConfig()
-	cfg.Margin = 0
-	mean, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
 	last := 20 + float64(len(h))/60
-	// Ten minutes on, the ramp is 10 higher.
-	if got := mean[599]; math.Abs(got-(last+10)) > 2 {
-		t.Errorf("forecast 600 s ahead %.1f, want about %.1f", got, last+10)
-	}
-	if math.Abs(mean[0]-last) > 2 {
-		t.Errorf("forecast 1 s ahead %.1f, want about %.1f", mean[0], last)
-	}
-	cfg.Margin = 2
-	upper, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for s := range upper {
-		if upper[s] < mean[s] {
-			t.Fatalf("second %d: forecast with margin %.2f below the mean %.2f", s, upper[s], mean[s])
+	for _, sqrt := range []bool{false, true} {
+		cfg := DefaultForecastConfig()
+		cfg.Sqrt = sqrt
+		cfg.Margin = 0
+		mean, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if upper[599] <= mean[599] {
-		t.Errorf("margin added nothing 600 s ahead")
+		// Ten minutes on, the ramp is 10 higher.
+		if got := mean[599]; math.Abs(got-(last+10)) > 2 {
+			t.Errorf("sqrt %v: forecast 600 s ahead %.1f, want about %.1f", sqrt, got, last+10)
+		}
+		if math.Abs(mean[0]-last) > 2 {
+			t.Errorf("sqrt %v: forecast 1 s ahead %.1f, want about %.1f", sqrt, mean[0], last)
+		}
+		cfg.Margin = 2
+		upper, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := range upper {
+			if upper[s] < mean[s] {
+				t.Fatalf("sqrt %v: second %d: forecast with margin %.2f below the mean %.2f", sqrt, s, upper[s], mean[s])
+			}
+		}
+		if upper[599] <= mean[599] {
+			t.Errorf("sqrt %v: margin added nothing 600 s ahead", sqrt)
+		}
 	}
 }
 

@@ -50,6 +50,7 @@ func backtestCommand() *cli.Command {
 			&cli.StringFlag{Name: "orders", Value: orderList(def.Forecast.Orders), Usage: "predictive: candidate SARIMAX orders, p,d,q[,P,D,Q,s] separated by ;"},
 			&cli.IntFlag{Name: "fourier-terms", Value: def.FourierTerms, Usage: "predictive: daily Fourier pairs as covariates (0 for none)"},
 			&cli.Float64Flag{Name: "margin", Value: def.Forecast.Margin, Usage: "predictive: plan for the forecast mean plus this many standard deviations (1.96: upper 95% band)"},
+			&cli.BoolFlag{Name: "sqrt", Value: def.Forecast.Sqrt, Usage: "predictive: model the square root of the rate (margins grow with the level)"},
 			&cli.StringFlag{Name: "solver", Value: "dp", Usage: "predictive: plan solver, dp (exact dynamic program) or highs (the MILP with DP fallback)"},
 		},
 		Action: runBacktest,
@@ -148,6 +149,7 @@ func predictiveConfig(c *cli.Context) (backtest.PredictiveConfig, error) {
 	}
 	pcfg.FourierTerms = c.Int("fourier-terms")
 	pcfg.Forecast.Margin = c.Float64("margin")
+	pcfg.Forecast.Sqrt = c.Bool("sqrt")
 	switch c.String("solver") {
 	case "dp":
 		pcfg.Solver = optimize.DPSolver{}

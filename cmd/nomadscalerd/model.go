@@ -19,7 +19,7 @@ func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "model",
 		Usage:       "fit and inspect SARIMAX forecasting models",
-		Subcommands: []*cli.Command{modelFitCommand(), modelLsCommand(), modelShowCommand()},
+		Subcommands: []*cli.Command{modelFitCommand(), modelLsCommand(), modelShowCommand(), modelPlotCommand()},
 	}
 }
 

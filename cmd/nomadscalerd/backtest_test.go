@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// writeTrace writes a gzip trace of a slow wave of requests per second.
+func writeTrace(t *testing.T, dir string, n int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for s := 0; s < n; s++ {
+		fmt.Fprintf(zw, "%d\n", int(math.Round(3+2*math.Sin(2*math.Pi*float64(s)/1200))))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "trace.txt.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runBacktestCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := &cli.App{Writer: &out, ErrWriter: &errOut, Commands: []*cli.Command{backtestCommand()}}
+	err := app.Run(append([]string{"nomadscalerd", "backtest"}, args...))
+	return out.String(), err
+}
+
+func TestBacktestPrintsOneJSONResultPerStrategyAndDrawsThePlot(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeTrace(t, dir, 4000)
+	png := filepath.Join(dir, "bt.png")
+	out, err := runBacktestCLI(t, "--trace", trace, "--start", "600", "--duration", "30m", "--scale", "20", "--rate-window", "60",
+		"--strategies", "target-value,hpa,oracle", "--json", "--plot", png)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Trace   string `json:"trace"`
+		Seconds int    `json:"seconds"`
+		Results []struct {
+			Strategy       string  `json:"strategy"`
+			ReplicaSeconds int64   `json:"replica_seconds"`
+			Cost           float64 `json:"cost"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	if report.Trace != trace || report.Seconds != 1800 || len(report.Results) != 3 {
+		t.Fatalf("report %+v: want the trace, 1800 seconds and three results", report)
+	}
+	for i, name := range []string{"target-value", "hpa", "oracle"} {
+		r := report.Results[i]
+		if r.Strategy != name || r.ReplicaSeconds < 1800 || r.Cost <= 0 {
+			t.Errorf("result %d: %+v", i, r)
+		}
+	}
+	if st, err := os.Stat(png); err != nil || st.Size() == 0 {
+		t.Errorf("no plot written: %v", err)
+	}
+}
+
+func TestBacktestPrintsATableByDefault(t *testing.T) {
+	trace := writeTrace(t, t.TempDir(), 1000)
+	out, err := runBacktestCLI(t, "--trace", trace, "--strategies", "hpa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "unmet_requests") || !strings.HasPrefix(strings.TrimSpace(lines[1]), "hpa") {
+		t.Errorf("table:\n%s", out)
+	}
+}
+
+func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
+	trace := writeTrace(t, t.TempDir(), 100)
+	for _, args := range [][]string{
+		{"--trace", trace, "--strategies", "magic"},
+		{"--trace", trace, "--duration", "7x"},
+		{"--trace", trace, "--start", "1000"},
+		{"--trace", trace, "--solver", "simplex"},
+	} {
+		if _, err := runBacktestCLI(t, args...); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

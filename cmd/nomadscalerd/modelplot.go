@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+// modelPlotCommand is "model plot": a picture of a fit, for people. It is a
+// subcommand of the model command.
+func modelPlotCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plot",
+		Usage:     "fit a history, forecast it and plan replicas, and draw all three into a PNG",
+		ArgsUsage: " ",
+		Description: "Reads HISTORY.csv (column y and any exogenous columns, one row a second), fits the\n" +
+			"candidate orders and keeps the lowest AIC, forecasts the rows of FUTURE.csv (or --steps\n" +
+			"rows), plans replicas for the forecast mean with the optimizer, and draws the history,\n" +
+			"the forecast with its 95% band, and below it on its own axis the planned replicas.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "input", Required: true, Usage: "history CSV with a y column"},
+			&cli.StringFlag{Name: "future", Usage: "future exogenous rows CSV (its rows set the forecast length)"},
+			&cli.StringFlag{Name: "out", Required: true, Usage: "PNG to write"},
+			&cli.IntFlag{Name: "steps", Value: 300, Usage: "rows to forecast when there is no --future"},
+			&cli.StringFlag{Name: "orders", Usage: "candidate orders p,d,q[,P,D,Q,s] separated by ; (default: the model's)"},
+			&cli.Float64Flag{Name: "capacity-per-replica", Value: optimize.DefaultCapacityPerReplica, Usage: "load one replica serves"},
+			&cli.IntFlag{Name: "startup-delay", Value: 0, Usage: "seconds from requesting a replica to its serving"},
+			&cli.IntFlag{Name: "min", Value: 1, Usage: "fewest replicas"},
+			&cli.IntFlag{Name: "max", Value: 100, Usage: "most replicas"},
+		},
+		Action: runModelPlot,
+	}
+}
+
+func runModelPlot(c *cli.Context) error {
+	hist, err := model.ReadCSVFile(c.String("input"), true)
+	if err != nil {
+		return err
+	}
+	exog := hist.ExogRows()
+	steps := c.Int("steps")
+	var future [][]float64
+	if path := c.String("future"); path != "" {
+		ft, err := model.ReadCSVFile(path, false)
+		if err != nil {
+			return err
+		}
+		future = ft.ExogRows()
+		if !c.IsSet("steps") {
+			steps = len(ft.Exog)
+		}
+	}
+	if steps < 1 {
+		return fmt.Errorf("--steps %d: must be positive", steps)
+	}
+	var orders []model.Order
+	if s := c.String("orders"); s != "" {
+		if orders, err = model.ParseOrders(s); err != nil {
+			return fmt.Errorf("--orders: %w", err)
+		}
+	}
+	sel, err := model.Select(c.Context, hist.Y, exog, orders, nil)
+	if err != nil {
+		return fmt.Errorf("fit: %w", err)
+	}
+	fc, err := sel.Best.Forecast(hist.Y, exog, future, steps)
+	if err != nil {
+		return fmt.Errorf("forecast: %w", err)
+	}
+
+	// The daemon's planner, handed the forecast just made.
+	p := optimize.DefaultProblem()
+	p.CapacityPerReplica = c.Float64("capacity-per-replica")
+	p.StartupDelay = c.Int("startup-delay")
+	p.MinReplicas, p.MaxReplicas = c.Int("min"), c.Int("max")
+	p.CurrentReplicas = min(max(p.MinReplicas, ceilDiv(hist.Y[len(hist.Y)-1], p.CapacityPerReplica)), p.MaxReplicas)
+	planner := optimize.NewPlanner(optimize.FixedForecaster(fc.Mean), optimize.DPSolver{}, nil, nil)
+	plan, err := planner.Plan(c.Context, optimize.PlanRequest{
+		History: optimize.History{Requests: hist.Y}, Problem: p, Horizon: steps, Start: time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+
+	title := fmt.Sprintf("%s: SARIMAX(%s), AIC %.1f", c.String("input"), sel.Best.Order, sel.Best.AIC)
+	if err := drawModelPlot(c.String("out"), title, hist.Y, fc, plan); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "order %s aic %.2f; forecast %d steps; plan %d replicas at the first step, peak %d; wrote %s\n",
+		sel.Best.Order, sel.Best.AIC, steps, plan.Desired[0], maxInt(plan.Desired), c.String("out"))
+	return nil
+}
+
+func ceilDiv(v, d float64) int {
+	n := int(v / d)
+	if float64(n)*d < v {
+		n++
+	}
+	return n
+}
+
+func maxInt(v []int) int {
+	m := 0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+// drawModelPlot stacks the history and forecast (top) over the planned
+// replicas (bottom), on a shared time axis. History older than four
+// forecast lengths is left out so the forecast stays readable.
+func drawModelPlot(path, title string, y []float64, fc *model.Forecast, plan optimize.Plan) error {
+	n, steps := len(y), len(fc.Mean)
+	from := max(0, n-4*steps)
+
+	top := plot.New()
+	top.Title.Text = title
+	top.Y.Label.Text = "requests/s"
+	top.Add(plotter.NewGrid())
+	hist := make(plotter.XYs, 0, n-from)
+	for t := from; t < n; t++ {
+		hist = append(hist, plotter.XY{X: float64(t - n), Y: y[t]})
+	}
+	mean := make(plotter.XYs, steps)
+	band := make(plotter.XYs, 0, 2*steps)
+	for h := 0; h < steps; h++ {
+		mean[h] = plotter.XY{X: float64(h), Y: fc.Mean[h]}
+		band = append(band, plotter.XY{X: float64(h), Y: fc.Upper95[h]})
+	}
+	for h := steps - 1; h >= 0; h-- {
+		band = append(band, plotter.XY{X: float64(h), Y: fc.Lower95[h]})
+	}
+	poly, err := plotter.NewPolygon(band)
+	if err != nil {
+		return fmt.Errorf("plot band: %w", err)
+	}
+	poly.Color = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0x40}
+	poly.LineStyle.Width = 0
+	hl, err := plotter.NewLine(hist)
+	if err != nil {
+		return fmt.Errorf("plot history: %w", err)
+	}
+	hl.Color = color.Gray{Y: 0x30}
+	ml, err := plotter.NewLine(mean)
+	if err != nil {
+		return fmt.Errorf("plot forecast: %w", err)
+	}
+	ml.Color = color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
+	ml.Width = vg.Points(1.5)
+	top.Add(poly, hl, ml)
+	top.Legend.Top = true
+	top.Legend.Left = true
+	top.Legend.Add("history", hl)
+	top.Legend.Add("forecast", ml)
+	top.Legend.Add("95% band", poly)
+
+	bottom := plot.New()
+	bottom.Y.Label.Text = "replicas"
+	bottom.X.Label.Text = "seconds from now"
+	bottom.Add(plotter.NewGrid())
+	desired := make(plotter.XYs, len(plan.Desired))
+	for t, v := range plan.Desired {
+		desired[t] = plotter.XY{X: float64(t), Y: float64(v)}
+	}
+	dl, err := plotter.NewLine(desired)
+	if err != nil {
+		return fmt.Errorf("plot plan: %w", err)
+	}
+	dl.StepStyle = plotter.PreStep
+	dl.Color = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	dl.Width = vg.Points(1.5)
+	bottom.Add(dl)
+	bottom.Legend.Top = true
+	bottom.Legend.Left = true
+	bottom.Legend.Add("planned replicas", dl)
+	bottom.Y.Min = 0
+	// Share the time axis.
+	bottom.X.Min, bottom.X.Max = float64(from-n), float64(steps)
+	top.X.Min, top.X.Max = bottom.X.Min, bottom.X.Max
+
+	width, height := 30*vg.Centimeter, 18*vg.Centimeter
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, draw.Tiles{Rows: 2, Cols: 1, PadY: 3 * vg.Millimeter,
+		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: 3 * vg.Millimeter}, dc)
+	top.Draw(canvases[0][0])
+	bottom.Draw(canvases[1][0])
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("save plot: %w", err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("save plot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save plot: %w", err)
+	}
+	return nil
+}
