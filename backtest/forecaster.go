@@ -62,6 +62,17 @@ type ModelForecaster struct {
 	fitted   *model.Result
 	fittedAt time.Time
 	warm     map[string][]float64
+
+	// OnFit, when set, receives every new fit (the daemon stores it in
+	// bbolt per policy, for `model ls/show` and the next start's warm start).
+	OnFit func(model.Record)
+}
+
+// Seed warm-starts the next fit from a stored record.
+func (f *ModelForecaster) Seed(r model.Record) {
+	if len(r.Params) > 0 {
+		f.warm[r.Order.String()] = append([]float64(nil), r.Params...)
+	}
 }
 
 // NewModelForecaster returns a forecaster that refits by the clock now.
@@ -116,6 +127,16 @@ func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, step
 			return nil, fmt.Errorf("fit: %w", serr)
 		}
 		f.fitted, f.fittedAt = sel.Best, now
+		if f.OnFit != nil {
+			names := make([]string, 0)
+			if len(exog) > 0 {
+				for i := range exog[0] {
+					names = append(names, fmt.Sprintf("x%d", i+1))
+				}
+			}
+			step := time.Duration(B) * time.Second
+			f.OnFit(model.NewRecord(sel.Best, names, model.Window{From: now.Add(-time.Duration(nb) * step), To: now}, now))
+		}
 		for _, c := range sel.Candidates {
 			if c.Result != nil {
 				f.warm[c.Order.String()] = c.Result.Params

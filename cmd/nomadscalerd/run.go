@@ -17,6 +17,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/api"
 	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
@@ -170,7 +171,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
-	planner := reconciler.NewHistoryPlanner(db, newForecaster, nil, solver, optMetrics, log)
+	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, nil, solver, optMetrics, log)
 
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
@@ -278,16 +279,29 @@ func (f freshness) LastSample(series string) (time.Time, bool) {
 	return t, ok
 }
 
-// newForecaster is the policy's SARIMAX forecaster with its settings.
-func newForecaster(p reconciler.Policy) optimize.Forecaster {
+// newForecaster is the policy's SARIMAX forecaster with its settings: the
+// same ModelForecaster the backtest measures. Each fit is stored per policy
+// in bbolt, and a stored fit warm-starts the first fit after a restart.
+func newForecaster(p reconciler.Policy, db *store.DB, log *slog.Logger) optimize.Forecaster {
 	orders, err := model.ParseOrders(p.Target.Orders)
 	if err != nil {
 		orders = model.DefaultOrders()
 	}
-	return backtest.NewModelForecaster(backtest.ForecastConfig{
+	f := backtest.NewModelForecaster(backtest.ForecastConfig{
 		Step:       int(p.Target.ModelStep.Seconds()),
 		Orders:     orders,
 		RefitEvery: p.Target.RefitInterval,
 		Margin:     p.Target.ForecastMargin,
 	}, time.Now)
+	var stored model.Record
+	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil {
+		f.Seed(stored)
+	}
+	f.OnFit = func(r model.Record) {
+		if err := db.PutJSON(migrations.BucketFits, p.Key, r); err != nil {
+			log.Error("store model fit", "policy", p.Key, "err", err)
+		}
+		log.Info("model fitted", "policy", p.Key, "order", r.Order.String(), "aic", r.AIC, "nobs", r.NObs, "took", r.FitDuration)
+	}
+	return f
 }
