@@ -13,9 +13,9 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
-// DemandFunc turns a forecast of the requests series into demand, given
-// the latest value of every other check (the seed's formula in model).
-type DemandFunc func(requests []float64, latest map[string]float64) []float64
+// DemandFunc turns a policy's forecast of the requests series into demand,
+// given the latest value of every other check (the seed's formula in model).
+type DemandFunc func(p Policy, requests []float64, latest map[string]float64) []float64
 
 // ForecasterFactory builds the forecaster of a policy; it is called once
 // per policy and kept, so it may hold fitted parameters between plans.
@@ -80,7 +80,7 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 	h := optimize.History{Requests: requests, Exog: knownRegressors(p.Target, times[0], len(times)+p.Target.ForecastHorizon+int(p.Target.ModelStep.Seconds())*2)}
 	fc := hp.forecasterFor(p)
 	if hp.demand != nil {
-		fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest}
+		fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest, policy: p}
 	}
 	prob := problemFor(p, current)
 	planner := optimize.NewPlanner(fc, hp.solver, hp.metrics, hp.log)
@@ -117,6 +117,7 @@ type demandForecaster struct {
 	inner  optimize.Forecaster
 	demand DemandFunc
 	latest map[string]float64
+	policy Policy
 }
 
 func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
@@ -124,7 +125,7 @@ func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, step
 	if err != nil {
 		return nil, err
 	}
-	return d.demand(f, d.latest), nil
+	return d.demand(d.policy, f, d.latest), nil
 }
 
 // knownRegressors are the exogenous rows known in advance, one per second

@@ -74,6 +74,13 @@ type Target struct {
 	Seasonality  []time.Duration `json:"seasonality,omitempty"`
 	FourierTerms int             `json:"fourier_terms"`
 	Events       []Event         `json:"events,omitempty"`
+	// Demand coefficients of the seed's formula, used when the policy has
+	// the avg_response_time check: demand = requests*avg_response_time*
+	// DemandResponseTime + queue_waiting*DemandQueue +
+	// authentication_awaiting_users*DemandAuthWaiting.
+	DemandResponseTime float64 `json:"demand_response_time"`
+	DemandQueue        float64 `json:"demand_queue"`
+	DemandAuthWaiting  float64 `json:"demand_auth_waiting"`
 }
 
 // Event is a known recurring event: the model sees an indicator that is 1
@@ -241,6 +248,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1, FourierTerms: 3,
+		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
 	}
 	if t.CacheSize == 0 {
 		t.CacheSize = 10
@@ -251,7 +259,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	var err error
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin}
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin,
+		"demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	for k, v := range body {

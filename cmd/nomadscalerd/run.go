@@ -171,7 +171,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
-	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, nil, solver, optMetrics, log)
+	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, seedDemand, solver, optMetrics, log)
 
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
@@ -258,6 +258,27 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	}
 	return &poolRunner{ctl: ctl, pools: s.Pools, nomad: nc.API(), leader: leader, interval: s.PoolInterval, log: log,
 		last: map[string]nodepool.Decision{}, seen: map[string]bool{}}, nil
+}
+
+// seedDemand applies the seed's demand formula when the policy records
+// avg_response_time; the exogenous checks are unknown in the future, so
+// their latest values are held over the horizon. Without that check the
+// demand is the request-rate forecast itself.
+func seedDemand(p reconciler.Policy, requests []float64, latest map[string]float64) []float64 {
+	if _, ok := latest[model.ExogAvgResponseTime]; !ok {
+		return requests
+	}
+	exog := map[string][]float64{}
+	for _, name := range model.ExogNames() {
+		if v, ok := latest[name]; ok {
+			col := make([]float64, len(requests))
+			for i := range col {
+				col[i] = v
+			}
+			exog[name] = col
+		}
+	}
+	return model.Demand(requests, exog, model.DemandCoeffs{ResponseTime: p.Target.DemandResponseTime, Queue: p.Target.DemandQueue, AuthWaiting: p.Target.DemandAuthWaiting})
 }
 
 // recordTargets lists every check of every active policy for the recorder.
