@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"os"
@@ -13,8 +14,10 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // modelPlotCommand is "model plot": a picture of a fit, for people. It is a
@@ -29,7 +32,10 @@ func modelPlotCommand() *cli.Command {
 			"rows), plans replicas for the forecast mean with the optimizer, and draws the history,\n" +
 			"the forecast with its 95% band, and below it on its own axis the planned replicas.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "input", Required: true, Usage: "history CSV with a y column"},
+			&cli.StringFlag{Name: "input", Usage: "history CSV with a y column"},
+			&cli.StringFlag{Name: "policy", Usage: "instead of --input: a policy (namespace/job/group) whose recorded history --db holds"},
+			&cli.StringFlag{Name: "metric", Value: "requests", Usage: "with --policy: the check to plot"},
+			&cli.DurationFlag{Name: "since", Value: time.Hour, Usage: "with --policy: how much history to read"},
 			&cli.StringFlag{Name: "future", Usage: "future exogenous rows CSV (its rows set the forecast length)"},
 			&cli.StringFlag{Name: "out", Required: true, Usage: "PNG to write"},
 			&cli.IntFlag{Name: "steps", Value: 300, Usage: "rows to forecast when there is no --future"},
@@ -44,7 +50,7 @@ func modelPlotCommand() *cli.Command {
 }
 
 func runModelPlot(c *cli.Context) error {
-	hist, err := model.ReadCSVFile(c.String("input"), true)
+	hist, err := plotHistory(c)
 	if err != nil {
 		return err
 	}
@@ -209,4 +215,35 @@ func drawModelPlot(path, title string, y []float64, fc *model.Forecast, plan opt
 		return fmt.Errorf("save plot: %w", err)
 	}
 	return nil
+}
+
+// plotHistory reads the history to plot: a CSV, or a policy's recorded
+// series from the database, one value a second.
+func plotHistory(c *cli.Context) (*model.Table, error) {
+	switch {
+	case c.String("policy") != "" && c.String("input") != "":
+		return nil, fmt.Errorf("give --input or --policy, not both")
+	case c.String("input") != "":
+		return model.ReadCSVFile(c.String("input"), true)
+	case c.String("policy") == "":
+		return nil, fmt.Errorf("give --input HISTORY.csv or --policy NS/JOB/GROUP")
+	}
+	db, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	series := store.SeriesName(c.String("policy"), c.String("metric"))
+	data, err := history.Load(db, []string{series}, time.Now().Add(-c.Duration("since")), time.Time{})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no history recorded for %s (see `nomadscalerd history ls`)", series)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, cols := history.Align(data, time.Second)
+	if len(cols[series]) == 0 {
+		return nil, fmt.Errorf("no history recorded for %s in the last %s", series, c.Duration("since"))
+	}
+	return &model.Table{Y: cols[series]}, nil
 }

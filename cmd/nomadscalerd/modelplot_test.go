@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nomadscalerd/nomadscalerd/store"
 	"github.com/urfave/cli/v2"
 )
 
@@ -60,5 +63,36 @@ func TestModelPlotRejectsAHistoryWithoutY(t *testing.T) {
 	app := &cli.App{Writer: &bytes.Buffer{}, Commands: []*cli.Command{{Name: "model", Subcommands: []*cli.Command{modelPlotCommand()}}}}
 	if err := app.Run([]string{"nomadscalerd", "model", "plot", "--input", in, "--out", filepath.Join(dir, "x.png")}); err == nil {
 		t.Fatal("history without y accepted")
+	}
+}
+
+func TestModelPlotReadsAPolicysHistoryFromTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.db")
+	db, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	var pts []store.Point
+	for i := 600; i > 0; i-- {
+		pts = append(pts, store.Point{Series: "default/shop/web/requests", T: now.Add(-time.Duration(i) * time.Second), V: 50 + 20*math.Sin(float64(i)/40)})
+	}
+	if err := db.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out := filepath.Join(dir, "fit.png")
+	app := newApp()
+	app.Writer, app.ErrWriter = io.Discard, io.Discard
+	if err := app.Run([]string{"nomadscalerd", "--db", path, "model", "plot", "--policy", "default/shop/web", "--out", out, "--steps", "60", "--orders", "1,0,0"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() < 1000 {
+		t.Fatalf("png: %v", err)
+	}
+	err = newApp().Run([]string{"nomadscalerd", "--db", path, "model", "plot", "--policy", "default/shop/nope", "--out", out})
+	if err == nil || !strings.Contains(err.Error(), "no history") {
+		t.Fatalf("unknown policy: err = %v", err)
 	}
 }
