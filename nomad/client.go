@@ -12,7 +12,8 @@ import (
 
 // Client wraps the Nomad API client.
 type Client struct {
-	api *nomadapi.Client
+	api         *nomadapi.Client
+	addr, token string
 }
 
 // NewClient connects to addr with token; empty values fall back to Nomad's
@@ -30,8 +31,13 @@ func NewClient(addr, token string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nomad client: %w", err)
 	}
-	return &Client{api: c}, nil
+	return &Client{api: c, addr: addr, token: token}, nil
 }
+
+// Clone returns a client of its own to the same Nomad: the api package's
+// lock helpers write to the client they are given, so each elector needs
+// one that nothing else shares.
+func (c *Client) Clone() (*Client, error) { return NewClient(c.addr, c.token) }
 
 // API exposes the underlying client for the few callers that need more.
 func (c *Client) API() *nomadapi.Client { return c.api }

@@ -36,7 +36,14 @@ func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logg
 		ttl = nomadapi.DefaultLockTTL
 	}
 	ttl = max(ttl, 10*time.Second) // Nomad refuses shorter lock TTLs
-	return &Leader{client: c.api, ttl: ttl, log: log, onChange: onChange}
+	// api.Client.Locks reconfigures the client it is called on, so the
+	// elector gets a client nothing else uses (NewClient cannot fail for an
+	// address that already built one).
+	own, err := c.Clone()
+	if err != nil {
+		own = c
+	}
+	return &Leader{client: own.api, ttl: ttl, log: log, onChange: onChange}
 }
 
 // IsLeader reports whether this replica holds the lock.
