@@ -77,8 +77,7 @@ job "shop" {
         target "nomadscaler" {
           requests_check       = "requests"
           capacity_per_replica = 50  # requests/s one replica serves
-          cpu_price            = 0.0001
-          memory_price         = 0.00001
+          replica_cost         = 1.0 # per replica-second
           penalty              = 1.0 # per unserved request/s per second
           startup_cost         = 0.5
           shutdown_cost        = 0.3
