@@ -104,7 +104,9 @@ telemetry {
   collection_interval        = "1s"
 }
 HCL
-"$nomad_bin" agent -dev -config "$dir/nomad-dev.hcl" > "$dir/nomad.log" 2>&1 &
+# Its own session, so a terminal's Ctrl-C does not stop the agent before
+# cleanup has stopped the demo job through it.
+setsid "$nomad_bin" agent -dev -config "$dir/nomad-dev.hcl" > "$dir/nomad.log" 2>&1 &
 pids+=($!)
 node_ready() { "$nomad_bin" node status 2>/dev/null | grep -q ready; }
 wait_for "nomad dev agent" 60 node_ready
@@ -129,7 +131,7 @@ wait_for prometheus 30 http_ok 127.0.0.1 "$prom_port" /-/ready
 echo "prometheus:       http://127.0.0.1:$prom_port (log: $dir/prometheus.log)"
 
 "$nomad_bin" job run -detach -var "nomadscalerd_bin=$bin" -var "load_port=$load_port" -var "day=$day" \
-  "$root/deploy/nomad/demo.nomad.hcl" > "$dir/job-run.log"
+  "$root/deploy/nomad/demo.nomad.hcl" > "$dir/job-run.log" 2>&1 || { cat "$dir/job-run.log" >&2; exit 1; }
 job_started=true
 wait_for "demo load generator" 60 http_ok 127.0.0.1 "$load_port" /metrics
 echo "demo job:         load follows a day compressed into $day at http://127.0.0.1:$load_port/metrics"
