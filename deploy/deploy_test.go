@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -321,6 +322,58 @@ func TestServiceJobRunsOnNomadAndPassesItsHealthCheck(t *testing.T) {
 	regs, _, err := c.Services().Get("nomadscalerd", nil)
 	if err != nil || len(regs) != 1 || regs[0].Port != port {
 		t.Errorf("service registration: %v %+v, want one on port %d", err, regs, port)
+	}
+}
+
+func TestTwoReplicasOfTheServiceJobElectOneLeader(t *testing.T) {
+	bin := nomadscalerdBinary(t)
+	agent := nomadtest.StartServer(t, nomadtest.Options{})
+	c := agent.Client(t)
+	if _, _, err := c.Variables().Create(&nomadapi.Variable{Path: "nomad/jobs/nomadscalerd",
+		Items: nomadapi.VariableItems{"nomad_token": "unused-without-acls", "api_token": "t"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("nomad/nomadscalerd-raw_exec.nomad.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := fmt.Sprintf("binary = %q\nnomad_addr = %q\nhttp_port = 0\ncount = 2\n", bin, agent.Addr)
+	job, err := c.Jobs().ParseHCLOpts(&nomadapi.JobsParseRequest{JobHCL: string(src), Variables: vars, Canonicalize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Jobs().Register(job, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _, _ = c.Jobs().Deregister("nomadscalerd", true, nil) })
+
+	// Both replicas register with Nomad's service discovery on their own
+	// ports, both are healthy, and exactly one leads.
+	var roles map[string]string
+	if !waitFor(90*time.Second, func() bool {
+		regs, _, err := c.Services().Get("nomadscalerd", nil)
+		if err != nil || len(regs) != 2 {
+			return false
+		}
+		roles = map[string]string{}
+		leaders := 0
+		for _, r := range regs {
+			code, body := get(fmt.Sprintf("http://%s:%d/health", r.Address, r.Port), "")
+			if code != http.StatusOK {
+				return false
+			}
+			var h struct{ Role string }
+			if json.Unmarshal([]byte(body), &h) != nil {
+				return false
+			}
+			roles[fmt.Sprintf("%s:%d", r.Address, r.Port)] = h.Role
+			if h.Role == "leader" {
+				leaders++
+			}
+		}
+		return leaders == 1
+	}) {
+		t.Fatalf("two healthy replicas with one leader never appeared (roles %v)\n%s", roles, allocReport(t, c))
 	}
 }
 

@@ -1,6 +1,7 @@
 # nomadscalerd.nomad.hcl for a single machine: raw_exec instead of exec, a
-# binary path and ports given as variables, one replica (a static port
-# cannot be shared on one node), loopback only. The end-to-end test in
+# binary path and ports given as variables, loopback only, one replica by
+# default (several need http_port = 0: a static port cannot be shared on one
+# node). The end-to-end test in
 # deploy/ runs it on a Nomad dev agent; it also suits trying the service
 # job locally:
 #
@@ -16,7 +17,12 @@ variable "binary" {
 variable "http_port" {
   type        = number
   default     = 8000
-  description = "Loopback port of the HTTP API and /metrics."
+  description = "Loopback port of the HTTP API and /metrics; 0 lets Nomad pick one per replica."
+}
+
+variable "count" {
+  type    = number
+  default = 1
 }
 
 variable "nomad_addr" {
@@ -41,7 +47,7 @@ job "nomadscalerd" {
   type        = "service"
 
   group "nomadscalerd" {
-    count = 1
+    count = var.count
 
     ephemeral_disk {
       size    = 200
