@@ -57,7 +57,9 @@ if ! command -v prometheus >/dev/null 2>&1; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
-rm -rf "$dir"
+# A fresh database each run: the dev agent starts empty, and a stored event
+# index from an earlier agent would be ahead of the new one's.
+rm -rf "$dir/prometheus" "$dir/nomadscalerd.db"
 mkdir -p "$dir/prometheus"
 
 pids=()
