@@ -17,6 +17,10 @@ type Metrics struct {
 	leader      prometheus.Gauge
 	planErrors  *prometheus.CounterVec
 	invalid     prometheus.Counter
+	forecast    *prometheus.GaugeVec
+	observed    *prometheus.GaugeVec
+	planned     *prometheus.GaugeVec
+	desired     *prometheus.GaugeVec
 }
 
 // NewMetrics registers the reconciler's metrics on reg.
@@ -38,8 +42,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Plans that could not be produced; the cached plan kept being served."}, []string{"policy"}),
 		invalid: prometheus.NewCounter(prometheus.CounterOpts{Name: "nomadscaler_invalid_policies_total",
 			Help: "Times a malformed policy was reported and skipped."}),
+		forecast: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_forecast_requests",
+			Help: "The latest plan's forecast of the requests check for its first second."}, []string{"policy"}),
+		observed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_observed_requests",
+			Help: "The requests check's latest recorded value when the latest plan was made."}, []string{"policy"}),
+		planned: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_planned_replicas",
+			Help: "The count the plan wants now (after bounds and conservative mode)."}, []string{"policy"}),
+		desired: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_desired_replicas",
+			Help: "Nomad's desired count of the group at the latest reconcile."}, []string{"policy"}),
 	}
-	for _, c := range []prometheus.Collector{m.evaluations, m.actions, m.duration, m.eventLag, m.policies, m.leader, m.planErrors, m.invalid} {
+	for _, c := range []prometheus.Collector{m.evaluations, m.actions, m.duration, m.eventLag, m.policies, m.leader, m.planErrors, m.invalid,
+		m.forecast, m.observed, m.planned, m.desired} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -102,4 +115,20 @@ func (m *Metrics) SetLeader(leader bool) {
 		v = 1
 	}
 	m.leader.Set(v)
+}
+
+func (m *Metrics) counts(policy string, desired, planned int) {
+	if m == nil {
+		return
+	}
+	m.desired.WithLabelValues(policy).Set(float64(desired))
+	m.planned.WithLabelValues(policy).Set(float64(planned))
+}
+
+func (m *Metrics) forecasted(policy string, next, observed float64) {
+	if m == nil {
+		return
+	}
+	m.forecast.WithLabelValues(policy).Set(next)
+	m.observed.WithLabelValues(policy).Set(observed)
 }

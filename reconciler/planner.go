@@ -34,6 +34,15 @@ type HistoryPlanner struct {
 	log        *slog.Logger
 	mu         sync.Mutex
 	forecaster map[string]optimize.Forecaster
+	gauges     *Metrics
+}
+
+// WithMetrics makes the planner publish each plan's forecast next to the
+// latest observation (nomadscaler_forecast_requests and
+// nomadscaler_observed_requests).
+func (hp *HistoryPlanner) WithMetrics(m *Metrics) *HistoryPlanner {
+	hp.gauges = m
+	return hp
 }
 
 // NewHistoryPlanner builds the planner; demand may be nil (demand is the
@@ -79,9 +88,12 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 	}
 	h := optimize.History{Requests: requests, Exog: knownRegressors(p.Target, times[0], len(times)+p.Target.ForecastHorizon+int(p.Target.ModelStep.Seconds())*2)}
 	fc := hp.forecasterFor(p)
-	if hp.demand != nil {
-		fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest, policy: p}
-	}
+	fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest, policy: p,
+		seen: func(f []float64) {
+			if len(f) > 0 {
+				hp.gauges.forecasted(p.Key, f[0], requests[len(requests)-1])
+			}
+		}}
 	prob := problemFor(p, current)
 	planner := optimize.NewPlanner(fc, hp.solver, hp.metrics, hp.log)
 	plan, err := planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: p.Target.ForecastHorizon, Start: now})
@@ -113,17 +125,24 @@ func problemFor(p Policy, current int) optimize.Problem {
 	return prob
 }
 
+// demandForecaster turns the requests forecast into demand (when a
+// DemandFunc is set) and shows the forecast to seen.
 type demandForecaster struct {
 	inner  optimize.Forecaster
 	demand DemandFunc
 	latest map[string]float64
 	policy Policy
+	seen   func([]float64)
 }
 
 func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
 	f, err := d.inner.Forecast(ctx, h, steps)
 	if err != nil {
 		return nil, err
+	}
+	d.seen(f)
+	if d.demand == nil {
+		return f, nil
 	}
 	return d.demand(d.policy, f, d.latest), nil
 }

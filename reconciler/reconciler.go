@@ -224,6 +224,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		}
 	}
 	dec.Want = want
+	r.d.Metrics.counts(p.Key, st.Desired, want)
 	if want == st.Desired {
 		dec.Action, dec.Reason = "none", "at plan"
 		if dec.Conservative {
