@@ -16,17 +16,15 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
-// readme is the README the docs tests check: the draft while it exists,
-// the merged README.md afterwards.
+// readme is the README the docs tests check.
 func readme(t *testing.T) (string, string) {
 	t.Helper()
-	for _, p := range []string{"../docs-draft/README.md", "../README.md"} {
-		if b, err := os.ReadFile(p); err == nil {
-			return p, string(b)
-		}
+	const p = "../README.md"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no README")
-	return "", ""
+	return p, string(b)
 }
 
 // tableRows maps every backticked word opening a code span in the first
