@@ -98,11 +98,11 @@ func WritePlot(path, title string, demand []float64, results []Result, capacity 
 		p.Legend.Add("serving capacity", l)
 		panels[i] = []*plot.Plot{p}
 	}
-	return savePanels(path, panels, 36*vg.Centimeter, 7*vg.Centimeter)
+	return SavePanels(path, panels, 36*vg.Centimeter, 7*vg.Centimeter)
 }
 
-// savePanels stacks plots (one column) into a PNG, their axes aligned.
-func savePanels(path string, panels [][]*plot.Plot, width, panelHeight vg.Length) error {
+// SavePanels stacks plots (one column) into a PNG, their axes aligned.
+func SavePanels(path string, panels [][]*plot.Plot, width, panelHeight vg.Length) error {
 	img := vgimg.New(width, panelHeight*vg.Length(len(panels)))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: len(panels), Cols: 1, PadX: vg.Millimeter, PadY: 2 * vg.Millimeter,

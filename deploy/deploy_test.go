@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -185,7 +184,7 @@ func TestExampleConfigFileStartsTheDaemon(t *testing.T) {
 	// production a Nomad job or a unit file would.
 	args := []string{"--db", filepath.Join(t.TempDir(), "n.db"), "run", "--config", "nomad/nomadscalerd.hcl",
 		"--nomad-addr", agent.Addr, "--http-addr", fmt.Sprintf("127.0.0.1:%d", port)}
-	var logs syncBuffer
+	var logs nomadtest.LockedBuffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -432,21 +431,4 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(250 * time.Millisecond)
 	}
 	return cond()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

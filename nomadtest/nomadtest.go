@@ -98,24 +98,28 @@ type Agent struct {
 	Opts    Options
 	bin     string
 	cmd     *exec.Cmd
-	log     *lockedBuffer
+	log     *LockedBuffer
 	done    chan struct{}
 	servers string // for clients: the server's RPC address
 	mu      sync.Mutex
 }
 
-type lockedBuffer struct {
+// LockedBuffer collects a child process's or a logger's output while a
+// test reads it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+// String is everything written so far.
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -243,7 +247,7 @@ func (a *Agent) start(t testing.TB) {
 	if err := os.WriteFile(cfg, []byte(a.config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a.log = &lockedBuffer{}
+	a.log = &LockedBuffer{}
 	a.cmd = exec.Command(a.bin, "agent", "-config", cfg)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	// Own process group: a test killed mid-run must not leave agents behind

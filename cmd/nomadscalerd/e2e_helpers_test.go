@@ -33,7 +33,7 @@ type daemon struct {
 	HTTP   string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *nomadtest.LockedBuffer
 }
 
 func startDaemon(t testing.TB, s settings) *daemon {
@@ -53,7 +53,7 @@ func startDaemon(t testing.TB, s settings) *daemon {
 	if s.HALockTTL == 0 {
 		s.HALockTTL = 10 * time.Second
 	}
-	d := &daemon{HTTP: "http://" + s.HTTPAddr, done: make(chan error, 1), logs: &syncBuffer{}}
+	d := &daemon{HTTP: "http://" + s.HTTPAddr, done: make(chan error, 1), logs: &nomadtest.LockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

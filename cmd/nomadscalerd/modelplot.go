@@ -4,16 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
@@ -196,25 +194,7 @@ func drawModelPlot(path, title string, y []float64, fc *model.Forecast, plan opt
 	bottom.X.Min, bottom.X.Max = float64(from-n), float64(steps)
 	top.X.Min, top.X.Max = bottom.X.Min, bottom.X.Max
 
-	width, height := 30*vg.Centimeter, 18*vg.Centimeter
-	img := vgimg.New(width, height)
-	dc := draw.New(img)
-	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, draw.Tiles{Rows: 2, Cols: 1, PadY: 3 * vg.Millimeter,
-		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: 3 * vg.Millimeter}, dc)
-	top.Draw(canvases[0][0])
-	bottom.Draw(canvases[1][0])
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("save plot: %w", err)
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("save plot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save plot: %w", err)
-	}
-	return nil
+	return backtest.SavePanels(path, [][]*plot.Plot{{top}, {bottom}}, 30*vg.Centimeter, 9*vg.Centimeter)
 }
 
 // plotHistory reads the history to plot: a CSV, or a policy's recorded

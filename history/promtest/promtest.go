@@ -5,20 +5,19 @@
 package promtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
 // Binary finds the Prometheus binary.
@@ -53,33 +52,6 @@ func Require(t testing.TB) string {
 	return p
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // Config is the scrape configuration StartPrometheus writes: one job,
 // "test", scraping targets (host:port, path /metrics) every second.
 func Config(targets []string) string {
@@ -108,8 +80,8 @@ func StartPrometheus(t testing.TB, scrapeTargets []string) string {
 	if err := os.WriteFile(cfg, []byte(Config(scrapeTargets)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	log := &lockedBuffer{}
+	addr := fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(t))
+	log := &nomadtest.LockedBuffer{}
 	cmd := exec.Command(bin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
