@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 )
 
@@ -19,7 +20,7 @@ type PredictiveConfig struct {
 	// FourierPeriod and FourierTerms give the time-of-day covariates (no
 	// covariates when FourierTerms is 0).
 	FourierPeriod, FourierTerms int
-	Forecast                    ForecastConfig
+	Forecast                    model.ForecastConfig
 	// Solver plans each forecast; nil means the exact optimize.DPSolver.
 	Solver optimize.Solver
 }
@@ -38,7 +39,7 @@ func DefaultPredictiveConfig() PredictiveConfig {
 	cfg := PredictiveConfig{
 		Horizon: 45, Window: 2 * 86400,
 		FourierPeriod: 86400, FourierTerms: 3,
-		Forecast: DefaultForecastConfig(),
+		Forecast: model.DefaultForecastConfig(),
 	}
 	cfg.Forecast.Margin = 1.75
 	return cfg
@@ -84,7 +85,7 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first, n 
 	if solver == nil {
 		solver = optimize.DPSolver{}
 	}
-	f := NewModelForecaster(pcfg.Forecast, func() time.Time { return p.clock })
+	f := model.NewForecaster(pcfg.Forecast, func() time.Time { return p.clock })
 	p.planner = optimize.NewPlanner(f, solver, nil, log)
 	return p
 }

@@ -2,13 +2,9 @@ package backtest
 
 import (
 	"context"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
-
-	"github.com/nomadscalerd/nomadscalerd/optimize"
 )
 
 // wave is a sine of the given period around 100 requests/s with noise,
@@ -36,53 +32,6 @@ func TestFourierRowsAreSinesAndCosinesOfTheTimeOfDay(t *testing.T) {
 	}
 	if len(rows) != 2 || len(rows[1]) != 4 {
 		t.Fatalf("got %d rows of %d columns, want 2 of 4", len(rows), len(rows[1]))
-	}
-}
-
-func TestModelForecasterRefusesTooShortAHistory(t *testing.T) {
-	f := NewModelForecaster(DefaultForecastConfig(), time.Now)
-	_, err := f.Forecast(context.Background(), optimize.History{Requests: make([]float64, 600)}, 60)
-	if !errors.Is(err, errShortHistory) {
-		t.Fatalf("err = %v, want errShortHistory", err)
-	}
-}
-
-func TestModelForecasterFollowsARampAndAddsItsMargin(t *testing.T) {
-	// 4 hours rising by 1 request/s every minute, plus a little noise.
-	rng := rand.New(rand.NewPCG(5, 8))
-	h := make([]float64, 4*3600)
-	for s := range h {
-		h[s] = 20 + float64(s)/60 + rng.NormFloat64()*0.5
-	}
-	last := 20 + float64(len(h))/60
-	for _, sqrt := range []bool{false, true} {
-		cfg := DefaultForecastConfig()
-		cfg.Sqrt = sqrt
-		cfg.Margin = 0
-		mean, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Ten minutes on, the ramp is 10 higher.
-		if got := mean[599]; math.Abs(got-(last+10)) > 2 {
-			t.Errorf("sqrt %v: forecast 600 s ahead %.1f, want about %.1f", sqrt, got, last+10)
-		}
-		if math.Abs(mean[0]-last) > 2 {
-			t.Errorf("sqrt %v: forecast 1 s ahead %.1f, want about %.1f", sqrt, mean[0], last)
-		}
-		cfg.Margin = 2
-		upper, err := NewModelForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for s := range upper {
-			if upper[s] < mean[s] {
-				t.Fatalf("sqrt %v: second %d: forecast with margin %.2f below the mean %.2f", sqrt, s, upper[s], mean[s])
-			}
-		}
-		if upper[599] <= mean[599] {
-			t.Errorf("sqrt %v: margin added nothing 600 s ahead", sqrt)
-		}
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nomadscalerd/nomadscalerd/api"
-	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
@@ -301,14 +300,14 @@ func (f freshness) LastSample(series string) (time.Time, bool) {
 }
 
 // newForecaster is the policy's SARIMAX forecaster with its settings: the
-// same ModelForecaster the backtest measures. Each fit is stored per policy
+// same model.Forecaster the backtest measures. Each fit is stored per policy
 // in bbolt, and a stored fit warm-starts the first fit after a restart.
 func newForecaster(p reconciler.Policy, db *store.DB, log *slog.Logger) optimize.Forecaster {
 	orders, err := model.ParseOrders(p.Target.Orders)
 	if err != nil {
 		orders = model.DefaultOrders()
 	}
-	f := backtest.NewModelForecaster(backtest.ForecastConfig{
+	f := model.NewForecaster(model.ForecastConfig{
 		Step:       int(p.Target.ModelStep.Seconds()),
 		Orders:     orders,
 		RefitEvery: p.Target.RefitInterval,

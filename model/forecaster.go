@@ -1,4 +1,4 @@
-package backtest
+package model
 
 import (
 	"context"
@@ -7,18 +7,17 @@ import (
 	"math"
 	"time"
 
-	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 )
 
-// ForecastConfig is how ModelForecaster turns a per-second history into a
-// per-second forecast with the model package.
+// ForecastConfig is how Forecaster turns a per-second history into a
+// per-second forecast.
 type ForecastConfig struct {
 	// Step is the seconds a model step averages: the history is fitted as
 	// Step-second means, which a SARIMAX over days of data can afford.
 	Step int
 	// Orders are the candidate SARIMAX orders; the lowest AIC is kept.
-	Orders []model.Order
+	Orders []Order
 	// RefitEvery is how often, by the clock, the parameters are
 	// re-estimated; in between the last parameters forecast from the
 	// up-to-date history (a Kalman filter pass, no optimisation).
@@ -43,53 +42,53 @@ type ForecastConfig struct {
 func DefaultForecastConfig() ForecastConfig {
 	return ForecastConfig{
 		Step:       60,
-		Orders:     []model.Order{{P: 1, D: 1, Q: 1}, {P: 2, D: 1, Q: 1}},
+		Orders:     []Order{{P: 1, D: 1, Q: 1}, {P: 2, D: 1, Q: 1}},
 		RefitEvery: time.Hour,
 		Margin:     1.5,
 		Sqrt:       true,
 	}
 }
 
-// ModelForecaster adapts the model package to optimize.Forecaster.
+// Forecaster adapts the model package to optimize.Forecaster.
 // Exogenous rows, when the history has them, are read at each step's
 // middle second, so known covariates such as Fourier terms of the time of
 // day (see FourierRows) enter the regression; rows past the history are the
 // future ones.
-type ModelForecaster struct {
+type Forecaster struct {
 	cfg ForecastConfig
 	now func() time.Time
 
-	fitted   *model.Result
+	fitted   *Result
 	fittedAt time.Time
 	warm     map[string][]float64
 
 	// OnFit, when set, receives every new fit (the daemon stores it in
 	// bbolt per policy, for `model ls/show` and the next start's warm start).
-	OnFit func(model.Record)
+	OnFit func(Record)
 }
 
 // Seed warm-starts the next fit from a stored record.
-func (f *ModelForecaster) Seed(r model.Record) {
+func (f *Forecaster) Seed(r Record) {
 	if len(r.Params) > 0 {
 		f.warm[r.Order.String()] = append([]float64(nil), r.Params...)
 	}
 }
 
-// NewModelForecaster returns a forecaster that refits by the clock now.
-func NewModelForecaster(cfg ForecastConfig, now func() time.Time) *ModelForecaster {
-	return &ModelForecaster{cfg: cfg, now: now, warm: map[string][]float64{}}
+// NewForecaster returns a forecaster that refits by the clock now.
+func NewForecaster(cfg ForecastConfig, now func() time.Time) *Forecaster {
+	return &Forecaster{cfg: cfg, now: now, warm: map[string][]float64{}}
 }
 
-// errShortHistory is returned while the history is too short to fit.
-var errShortHistory = errors.New("history too short to forecast")
+// ErrShortHistory is returned while the history is too short to fit.
+var ErrShortHistory = errors.New("history too short to forecast")
 
 // Forecast implements optimize.Forecaster.
-func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
 	B := max(f.cfg.Step, 1)
 	n := len(h.Requests)
 	nb := n / B
 	if nb < 30 {
-		return nil, fmt.Errorf("%d seconds of history: %w", n, errShortHistory)
+		return nil, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
 	}
 	off := n - nb*B // drop the oldest partial step
 	y := make([]float64, nb)
@@ -116,13 +115,13 @@ func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, step
 	}
 
 	now := f.now()
-	var fc *model.Forecast
+	var fc *Forecast
 	var err error
 	if f.fitted != nil && now.Sub(f.fittedAt) < f.cfg.RefitEvery {
-		fc, err = model.ForecastAt(f.fitted.Order, f.fitted.Params, y, exog, future, ahead)
+		fc, err = ForecastAt(f.fitted.Order, f.fitted.Params, y, exog, future, ahead)
 	}
 	if f.fitted == nil || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || err != nil {
-		sel, serr := model.Select(ctx, y, exog, f.cfg.Orders, f.warm)
+		sel, serr := Select(ctx, y, exog, f.cfg.Orders, f.warm)
 		if serr != nil {
 			return nil, fmt.Errorf("fit: %w", serr)
 		}
@@ -135,7 +134,7 @@ func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, step
 				}
 			}
 			step := time.Duration(B) * time.Second
-			f.OnFit(model.NewRecord(sel.Best, names, model.Window{From: now.Add(-time.Duration(nb) * step), To: now}, now))
+			f.OnFit(NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(nb) * step), To: now}, now))
 		}
 		for _, c := range sel.Candidates {
 			if c.Result != nil {
@@ -170,21 +169,4 @@ func (f *ModelForecaster) Forecast(ctx context.Context, h optimize.History, step
 		out[s] = math.Max(0, a+(b-a)*w)
 	}
 	return out, nil
-}
-
-// FourierRows are the known covariates of the times from first on, one row
-// per second for n seconds: sin and cos of 2πk·t/period for k = 1..terms.
-func FourierRows(first, n, period, terms int) [][]float64 {
-	flat := make([]float64, n*2*terms)
-	rows := make([][]float64, n)
-	for i := range rows {
-		row := flat[i*2*terms : (i+1)*2*terms : (i+1)*2*terms]
-		phase := 2 * math.Pi * float64((first+i)%period) / float64(period)
-		for k := 1; k <= terms; k++ {
-			s, c := math.Sincos(float64(k) * phase)
-			row[2*(k-1)], row[2*(k-1)+1] = s, c
-		}
-		rows[i] = row
-	}
-	return rows
 }
