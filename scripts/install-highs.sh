@@ -21,12 +21,15 @@ aptopts=(-o Dir::Etc::sourcelist="$work/apt/sources.list" -o Dir::Etc::sourcepar
          -o Dir::State::Lists="$work/apt/lists" -o APT::Get::List-Cleanup=0)
 cache_tar="$(dirname "$prefix")/$tarball"
 if [ ! -f "$cache_tar" ] || ! echo "$want_sha  $cache_tar" | sha256sum -c --status; then
-  apt-get "${aptopts[@]}" update -qq
-  (cd "$work" && apt-get "${aptopts[@]}" source --download-only highs) || true
-  [ -f "$work/$tarball" ] || { echo "highs: $tarball did not download" >&2; exit 1; }
+  apt-get "${aptopts[@]}" update -qq 2>"$work/apt-update.log" || { cat "$work/apt-update.log" >&2; exit 1; }
+  # The .dsc and debian.tar.xz may 404 on this mirror; only the upstream
+  # tarball is needed, so apt's complaints go to a log.
+  (cd "$work" && apt-get "${aptopts[@]}" source --download-only highs >"$work/apt-source.log" 2>&1) || true
+  [ -f "$work/$tarball" ] || { cat "$work/apt-source.log" >&2; echo "highs: $tarball did not download" >&2; exit 1; }
   mkdir -p "$(dirname "$cache_tar")"; cp "$work/$tarball" "$cache_tar"
 fi
 echo "$want_sha  $cache_tar" | sha256sum -c - || { echo "highs: checksum mismatch for $cache_tar" >&2; rm -f "$cache_tar"; exit 1; }
+echo "highs: building 1.10.0 (a few minutes on 2 cores)"
 tar -C "$work" -xf "$cache_tar"
 src=$(find "$work" -maxdepth 1 -type d -iname 'highs*' | head -1)
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
