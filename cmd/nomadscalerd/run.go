@@ -180,7 +180,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{recorder},
+	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{r: recorder, db: db},
 		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
 	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun}, recMetrics, log)
 
@@ -292,11 +292,23 @@ func recordTargets(ps []reconciler.Policy) []history.Target {
 	return out
 }
 
-type freshness struct{ r *history.Recorder }
+// freshness answers from the recorder, and before its first tick after a
+// restart from the last stored point, so a restart is not mistaken for
+// stale metrics.
+type freshness struct {
+	r  *history.Recorder
+	db *store.DB
+}
 
 func (f freshness) LastSample(series string) (time.Time, bool) {
-	t, _, ok := f.r.LastSample(series)
-	return t, ok
+	if t, _, ok := f.r.LastSample(series); ok {
+		return t, true
+	}
+	pts, err := f.db.Range(series, time.Now().Add(-time.Hour), time.Time{})
+	if err != nil || len(pts) == 0 {
+		return time.Time{}, false
+	}
+	return pts[len(pts)-1].T, true
 }
 
 // newForecaster is the policy's SARIMAX forecaster with its settings: the
