@@ -109,6 +109,16 @@ func (w *Watcher) stream(ctx context.Context) (progressed bool, err error) {
 		topics[t] = []string{"*"}
 	}
 	last := w.last.Load()
+	if last > 0 {
+		// A stored index past everything this cluster has written belongs to
+		// another cluster (a reused database, a rebuilt cluster): waiting for
+		// this one to catch up would drop every event until it does.
+		if cur, err := w.clusterIndex(sctx); err == nil && cur < last {
+			w.log.Warn("stored watch index is ahead of this Nomad cluster; starting from its present", "stored", last, "cluster", cur)
+			last = 0
+			w.last.Store(0)
+		}
+	}
 	from := uint64(0)
 	if last > 0 {
 		from = last + 1
@@ -147,4 +157,28 @@ func (w *Watcher) stream(ctx context.Context) (progressed bool, err error) {
 			progressed = true
 		}
 	}
+}
+
+// clusterIndex is the highest modify index among the tables the watcher
+// follows, read from the query metadata of one-item list calls.
+func (w *Watcher) clusterIndex(ctx context.Context) (uint64, error) {
+	q := func() *nomadapi.QueryOptions {
+		return (&nomadapi.QueryOptions{Namespace: "*", PerPage: 1}).WithContext(ctx)
+	}
+	var idx uint64
+	metas := []func() (*nomadapi.QueryMeta, error){
+		func() (*nomadapi.QueryMeta, error) { _, m, err := w.client.Jobs().List(q()); return m, err },
+		func() (*nomadapi.QueryMeta, error) { _, m, err := w.client.Nodes().List(q()); return m, err },
+		func() (*nomadapi.QueryMeta, error) { _, m, err := w.client.Evaluations().List(q()); return m, err },
+		func() (*nomadapi.QueryMeta, error) { _, m, err := w.client.Allocations().List(q()); return m, err },
+		func() (*nomadapi.QueryMeta, error) { _, m, err := w.client.Deployments().List(q()); return m, err },
+	}
+	for _, f := range metas {
+		m, err := f()
+		if err != nil {
+			return 0, err
+		}
+		idx = max(idx, m.LastIndex)
+	}
+	return idx, nil
 }

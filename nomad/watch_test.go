@@ -131,3 +131,29 @@ func TestWatcherDeliversJobAndAllocationEventsAndResumesWithoutReplayAfterNomadA
 		t.Errorf("stored index did not advance: %d -> %d", before, after)
 	}
 }
+
+func TestAStoredIndexFromAnotherClusterIsDroppedSoEventsStillArrive(t *testing.T) {
+	agent := nomadtest.StartServer(t, nomadtest.Options{})
+	db, err := store.Open(filepath.Join(t.TempDir(), "w.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.PutUint64Meta(IndexKey, 1_000_000_000); err != nil { // a long-lived cluster's index
+		t.Fatal(err)
+	}
+	c, err := NewClient(agent.Addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	stop := startWatcher(t, c, db, rec)
+	defer stop()
+	if _, _, err := agent.Client(t).Jobs().Register(nomadtest.RawExecJob("job-new", "g", 1, "/bin/sleep", "600"), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "job-new's Job event", func() bool { return rec.count(nomadapi.TopicJob, "JobRegistered", "job-new") >= 1 })
+	if idx, _ := db.GetUint64Meta(IndexKey); idx >= 1_000_000_000 {
+		t.Fatalf("stored index still %d", idx)
+	}
+}
