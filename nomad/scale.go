@@ -82,3 +82,30 @@ func isNotFound(err error) bool {
 	}
 	return false
 }
+
+// GroupResources sums the CPU (MHz) and memory (MiB) the group's tasks ask
+// for: what one replica is allocated.
+func (c *Client) GroupResources(ctx context.Context, namespace, job, group string) (cpuMHz, memoryMiB float64, err error) {
+	j, _, err := c.api.Jobs().Info(job, (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx))
+	if err != nil {
+		return 0, 0, fmt.Errorf("job %s: %w", job, err)
+	}
+	for _, tg := range j.TaskGroups {
+		if tg.Name == nil || *tg.Name != group {
+			continue
+		}
+		for _, t := range tg.Tasks {
+			if t.Resources == nil {
+				continue
+			}
+			if t.Resources.CPU != nil {
+				cpuMHz += float64(*t.Resources.CPU)
+			}
+			if t.Resources.MemoryMB != nil {
+				memoryMiB += float64(*t.Resources.MemoryMB)
+			}
+		}
+		return cpuMHz, memoryMiB, nil
+	}
+	return 0, 0, fmt.Errorf("job %s has no group %s", job, group)
+}

@@ -35,6 +35,21 @@ type HistoryPlanner struct {
 	mu         sync.Mutex
 	forecaster map[string]optimize.Forecaster
 	gauges     *Metrics
+	resources  GroupResources
+}
+
+// GroupResources reads what one replica of a group is allocated; satisfied
+// by the Nomad client wrapper. Needed only by policies that price CPU or
+// memory.
+type GroupResources interface {
+	GroupResources(ctx context.Context, namespace, job, group string) (cpuMHz, memoryMiB float64, err error)
+}
+
+// WithResources lets policies price a replica by its allocated CPU and
+// memory (cpu_price, memory_price).
+func (hp *HistoryPlanner) WithResources(r GroupResources) *HistoryPlanner {
+	hp.resources = r
+	return hp
 }
 
 // WithMetrics makes the planner publish each plan's forecast next to the
@@ -95,6 +110,16 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 			}
 		}}
 	prob := problemFor(p, current)
+	if (p.Target.CPUPrice > 0 || p.Target.MemoryPrice > 0) && p.Target.ReplicaCost == 0 {
+		if hp.resources == nil {
+			return optimize.Plan{}, fmt.Errorf("cpu_price/memory_price need the group's resources, and no reader is configured")
+		}
+		cpu, mem, err := hp.resources.GroupResources(ctx, p.Namespace, p.Job, p.Group)
+		if err != nil {
+			return optimize.Plan{}, fmt.Errorf("group resources: %w", err)
+		}
+		prob.ReplicaCost = optimize.ReplicaCost(cpu, mem, p.Target.CPUPrice, p.Target.MemoryPrice)
+	}
 	planner := optimize.NewPlanner(fc, hp.solver, hp.metrics, hp.log)
 	plan, err := planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: p.Target.ForecastHorizon, Start: now})
 	if err != nil {

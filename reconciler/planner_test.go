@@ -72,3 +72,43 @@ func TestHistoryPlannerPlansFromStoredHistoryAndServesTheCacheSize(t *testing.T)
 		t.Fatalf("unknown series: err = %v, want no history", err)
 	}
 }
+
+type fixedResources struct{ cpu, mem float64 }
+
+func (f fixedResources) GroupResources(context.Context, string, string, string) (float64, float64, error) {
+	return f.cpu, f.mem, nil
+}
+
+func TestCPUAndMemoryPricesSetTheReplicaCostFromTheGroupsAllocation(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "p.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	p := testPolicy()
+	p.Target.HistoryWindow, p.Target.ForecastHorizon, p.Target.CacheSize = time.Hour, 10, 5
+	p.Target.CapacityPerReplica, p.Target.MaxScaleUp, p.Target.MaxScaleDown, p.Target.Penalty = 10, 2, 2, 1
+	_ = db.WritePoints([]store.Point{{Series: store.SeriesName(p.Key, "requests"), T: now.Add(-time.Second), V: 50}})
+	hp := NewHistoryPlanner(db, func(Policy) optimize.Forecaster { return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
+	p.Target.CPUPrice = 0.01
+	if _, err := hp.Plan(context.Background(), p, 5, now); err == nil {
+		t.Fatal("pricing CPU without a resource reader should fail loudly")
+	}
+	// 500 MHz at 0.05 costs 25 per replica-second: more than the penalty of
+	// the 10 req/s one replica covers, so the optimum keeps only the minimum.
+	p.Target.CPUPrice = 0.05
+	hp.WithResources(fixedResources{cpu: 500, mem: 256})
+	plan, err := hp.Plan(context.Background(), p, 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := plan.Desired[len(plan.Desired)-1]; last != p.Min {
+		t.Fatalf("with replicas priced at 5/s the plan keeps %d, want the minimum %d", last, p.Min)
+	}
+	p.Target.CPUPrice = 0.0001 // 0.05 per replica-second: cover the demand
+	plan, _ = hp.Plan(context.Background(), p, 5, now)
+	if last := plan.Desired[len(plan.Desired)-1]; last != 5 {
+		t.Fatalf("cheap replicas: plan keeps %d, want 5", last)
+	}
+}
