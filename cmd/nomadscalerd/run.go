@@ -158,13 +158,9 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		recMetrics.SetLeader(true)
 	}
 
-	sources := history.Sources{"nomad-apm": history.NewNomadAPM(nc.API())}
-	if s.PrometheusAddr != "" {
-		prom, err := history.NewPrometheus(s.PrometheusAddr, log)
-		if err != nil {
-			return err
-		}
-		sources["prometheus"] = prom
+	sources, err := history.NewSources(nc.API(), s.PrometheusAddr, log)
+	if err != nil {
+		return err
 	}
 
 	// The daemon plans single groups with the exact DP; interpolation is
@@ -172,6 +168,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
 	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, seedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(nc)
 
+	// The recorder asks the controller for its policies on every tick; ctrl
+	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
 	recorder, err := history.NewRecorder(db, sources, targets, history.Config{
