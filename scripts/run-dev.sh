@@ -158,9 +158,7 @@ Where to look:
   curl -s http://127.0.0.1:$http_port/metrics        # nomadscaler_*, optimizer_*
   http://127.0.0.1:$prom_port/graph?g0.expr=sum(rate(demo_requests_total%5B10s%5D))
 EOF
-if "$bin" status --help >/dev/null 2>&1; then
-  echo "  $bin status"
-fi
+echo "  $bin status --addr http://127.0.0.1:$http_port   # the same as a table"
 echo
 echo "Ctrl-C to stop"
 echo
