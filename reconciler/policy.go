@@ -68,6 +68,9 @@ type Target struct {
 	// ForecastMargin is how many forecast standard deviations are added
 	// to the mean before planning (0: plan for the mean).
 	ForecastMargin float64 `json:"forecast_margin"`
+	// SqrtTransform models the square root of the step means, which
+	// steadies count-like traffic whose noise grows with its level.
+	SqrtTransform bool `json:"sqrt_transform"`
 	// Seasonality lists cycle lengths (e.g. 24h, 168h, or 3m for a test)
 	// entered as FourierTerms sine/cosine pairs each: known future
 	// regressors, so a daily peak is forecast before it starts.
@@ -287,6 +290,12 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 				return t, fmt.Errorf("%s must be a string, got %v", k, v)
 			}
 			*strs[k] = s
+		case k == "sqrt_transform":
+			b, ok := v.(bool)
+			if !ok {
+				return t, fmt.Errorf("sqrt_transform must be true or false, got %v", v)
+			}
+			t.SqrtTransform = b
 		case k == "dry_run":
 			b, ok := v.(bool)
 			if !ok {

@@ -322,6 +322,7 @@ func newForecaster(p reconciler.Policy, db *store.DB, log *slog.Logger) optimize
 		Orders:     orders,
 		RefitEvery: p.Target.RefitInterval,
 		Margin:     p.Target.ForecastMargin,
+		Sqrt:       p.Target.SqrtTransform,
 	}, time.Now)
 	var stored model.Record
 	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil {
