@@ -159,6 +159,8 @@ Where to look:
   http://127.0.0.1:$prom_port/graph?g0.expr=sum(rate(demo_requests_total%5B10s%5D))
 EOF
 echo "  $bin status --addr http://127.0.0.1:$http_port   # the same as a table"
+echo "  NOMADSCALERD_ADDR=http://127.0.0.1:$http_port $bin --db $dir/nomadscalerd.db history ls   # recorded series (read through the daemon)"
+echo "  NOMADSCALERD_ADDR=http://127.0.0.1:$http_port $bin --db $dir/nomadscalerd.db model ls     # stored model fits"
 echo
 echo "Ctrl-C to stop"
 echo
