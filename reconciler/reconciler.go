@@ -100,6 +100,11 @@ type Reconciler struct {
 	plans    map[string]optimize.Plan
 	backoffs map[string]backoff.BackOff
 	last     map[string]Decision
+	// settled marks policies whose journal was checked for half-done work
+	// since this process started; within a process every intent is followed
+	// by its outcome in the same reconcile, so once is enough (and the
+	// journal, which only grows, is not scanned every second).
+	settled map[string]bool
 }
 
 // Decision is the outcome of one reconcile, kept for status.
@@ -121,7 +126,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -182,8 +187,16 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		return Result{}, Decision{Action: "none", Reason: "group not found"}, nil
 	}
 	dec := Decision{Desired: st.Desired}
-	if err := r.finishJournal(p, st); err != nil {
-		return r.retry(p.Key), Decision{Action: "error", Reason: err.Error()}, err
+	r.mu.Lock()
+	settled := r.settled[p.Key]
+	r.mu.Unlock()
+	if !settled {
+		if err := r.finishJournal(p, st); err != nil {
+			return r.retry(p.Key), Decision{Action: "error", Reason: err.Error()}, err
+		}
+		r.mu.Lock()
+		r.settled[p.Key] = true
+		r.mu.Unlock()
 	}
 
 	cur, _ := r.CurrentPlan(p.Key)
