@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
@@ -177,32 +178,36 @@ func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, step
 // sine/cosine pair per Fourier term of each seasonality, and a 0/1
 // indicator per scheduled event. Nil when the target declares neither.
 func knownRegressors(t Target, first time.Time, n int) [][]float64 {
-	cols := len(t.Seasonality)*2*t.FourierTerms + len(t.Events)
-	if cols == 0 {
+	if (len(t.Seasonality) == 0 || t.FourierTerms == 0) && len(t.Events) == 0 {
 		return nil
 	}
-	rows := make([][]float64, n)
-	flat := make([]float64, n*cols)
-	for i := range rows {
-		row := flat[i*cols : (i+1)*cols : (i+1)*cols]
-		at := first.Add(time.Duration(i) * time.Second)
-		c := 0
-		for _, period := range t.Seasonality {
-			// Phase from absolute time, so the terms continue into the future
-			// and across restarts.
-			phase := 2 * math.Pi * float64(at.Unix()%int64(period.Seconds())) / period.Seconds()
-			for k := 1; k <= t.FourierTerms; k++ {
-				row[c], row[c+1] = math.Sincos(float64(k) * phase)
-				c += 2
+	times := make([]int64, n)
+	for i := range times {
+		times[i] = first.Unix() + int64(i)
+	}
+	var rows [][]float64
+	if len(t.Seasonality) > 0 && t.FourierTerms > 0 {
+		periods := make([]float64, len(t.Seasonality))
+		for i, d := range t.Seasonality {
+			periods[i] = d.Seconds()
+		}
+		// Phases from absolute unix time, so the terms continue into the
+		// future and across restarts.
+		rows = model.Fourier(times, periods, t.FourierTerms)
+	} else {
+		rows = make([][]float64, n)
+	}
+	if len(t.Events) > 0 {
+		for i := range rows {
+			at := first.Add(time.Duration(i) * time.Second)
+			for _, ev := range t.Events {
+				v := 0.0
+				if ev.Active(at) {
+					v = 1
+				}
+				rows[i] = append(rows[i], v)
 			}
 		}
-		for _, ev := range t.Events {
-			if ev.Active(at) {
-				row[c] = 1
-			}
-			c++
-		}
-		rows[i] = row
 	}
 	return rows
 }
