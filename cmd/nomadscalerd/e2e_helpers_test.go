@@ -13,6 +13,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -160,3 +161,15 @@ func desiredCount(t *testing.T, c *nomadapi.Client, job, group string) int {
 }
 
 func intp(i int) *int { return &i }
+
+// startLoadCluster starts a real Nomad agent with room for a scaled group,
+// picks the port the demo load task will serve on, and starts a Prometheus
+// scraping it; it returns the agent, its client, the port and Prometheus'
+// address.
+func startLoadCluster(t *testing.T) (*nomadtest.Agent, *nomadapi.Client, int, string) {
+	t.Helper()
+	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
+	loadPort := nomadtest.FreePort(t)
+	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
+	return agent, agent.Client(t), loadPort, prom
+}

@@ -7,9 +7,6 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
-
-	"github.com/nomadscalerd/nomadscalerd/history/promtest"
-	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
 // The step workload: 10 req/s, and 60 req/s for 20 s of every 60 s,
@@ -67,10 +64,7 @@ func nextStep(t time.Time) time.Time {
 
 func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing.T) {
 	t.Parallel() // mostly waiting on real agents; the package would take too long serially
-	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
-	c := agent.Client(t)
-	loadPort := nomadtest.FreePort(t)
-	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
+	agent, c, loadPort, prom := startLoadCluster(t)
 	d := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom})
 	registerStepJob(t, c, loadPort, stepPolicy())
 

@@ -12,7 +12,6 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
-	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -67,10 +66,7 @@ func waitDesired(t *testing.T, c *nomadapi.Client, job, group string, want int, 
 
 func TestAnInvalidPolicyIsReportedAndSkippedWhileAValidOneScales(t *testing.T) {
 	t.Parallel() // mostly waiting on real agents; the package would take too long serially
-	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
-	c := agent.Client(t)
-	loadPort := nomadtest.FreePort(t)
-	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
+	agent, c, loadPort, prom := startLoadCluster(t)
 	d := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom})
 
 	bad := constantPolicy(nil)
@@ -115,10 +111,7 @@ func TestAnInvalidPolicyIsReportedAndSkippedWhileAValidOneScales(t *testing.T) {
 
 func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *testing.T) {
 	t.Parallel() // mostly waiting on real agents; the package would take too long serially
-	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
-	c := agent.Client(t)
-	loadPort := nomadtest.FreePort(t)
-	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
+	agent, c, loadPort, prom := startLoadCluster(t)
 	d := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom})
 	if _, _, err := c.Jobs().Register(constantJob(t, "shop", loadPort, 50, scalingGroup("web", 1, 1, 8, constantPolicy(nil))), nil); err != nil {
 		t.Fatal(err)
@@ -158,10 +151,7 @@ func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *
 
 func TestOnlyTheLeaderOfTwoHAReplicasScalesAndTheOtherTakesOver(t *testing.T) {
 	t.Parallel() // mostly waiting on real agents; the package would take too long serially
-	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
-	c := agent.Client(t)
-	loadPort := nomadtest.FreePort(t)
-	prom := promtest.StartPrometheus(t, []string{fmt.Sprintf("127.0.0.1:%d", loadPort)})
+	agent, c, loadPort, prom := startLoadCluster(t)
 	a := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom, HA: true})
 	b := startDaemon(t, settings{NomadAddr: agent.Addr, PrometheusAddr: prom, HA: true})
 	role := func(d *daemon) string {
