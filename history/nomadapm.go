@@ -143,7 +143,7 @@ func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
 	if tg == nil {
 		return 0, fmt.Errorf("nomad-apm: job %s has no group %q", q.Job, q.Group)
 	}
-	cpu, mem := groupResources(tg)
+	cpu, mem := GroupAllocation(tg)
 	allocs, _, err := n.client.Jobs().Allocations(q.Job, false, opts)
 	if err != nil {
 		return 0, fmt.Errorf("nomad-apm: allocations of %s: %w", q.Job, err)
@@ -195,8 +195,9 @@ func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
 	return v, err
 }
 
-// groupResources sums what the group's tasks ask for.
-func groupResources(tg *nomadapi.TaskGroup) (cpuMHz, memMiB float64) {
+// GroupAllocation sums what the group's tasks ask for: the CPU (MHz) and
+// memory (MiB) one replica of the group is allocated.
+func GroupAllocation(tg *nomadapi.TaskGroup) (cpuMHz, memMiB float64) {
 	for _, t := range tg.Tasks {
 		if t.Resources == nil {
 			continue

@@ -6,6 +6,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
@@ -91,21 +92,10 @@ func (c *Client) GroupResources(ctx context.Context, namespace, job, group strin
 		return 0, 0, fmt.Errorf("job %s: %w", job, err)
 	}
 	for _, tg := range j.TaskGroups {
-		if tg.Name == nil || *tg.Name != group {
-			continue
+		if tg.Name != nil && *tg.Name == group {
+			cpuMHz, memoryMiB = history.GroupAllocation(tg)
+			return cpuMHz, memoryMiB, nil
 		}
-		for _, t := range tg.Tasks {
-			if t.Resources == nil {
-				continue
-			}
-			if t.Resources.CPU != nil {
-				cpuMHz += float64(*t.Resources.CPU)
-			}
-			if t.Resources.MemoryMB != nil {
-				memoryMiB += float64(*t.Resources.MemoryMB)
-			}
-		}
-		return cpuMHz, memoryMiB, nil
 	}
 	return 0, 0, fmt.Errorf("job %s has no group %s", job, group)
 }
