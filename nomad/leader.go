@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,22 @@ func (l *Leader) runOnce(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(3*time.Second, cancel) })
 	defer stop()
-	return leaser.Start(leaseCtx, func(fctx context.Context) error {
+	// The leaser does not wait for the protected function when it stops;
+	// this does, so no leadership change happens after Run has returned.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		running sync.WaitGroup
+	)
+	err = leaser.Start(leaseCtx, func(fctx context.Context) error {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return nil
+		}
+		running.Add(1)
+		mu.Unlock()
+		defer running.Done()
 		l.set(true)
 		select {
 		case <-ctx.Done():
@@ -102,6 +118,12 @@ func (l *Leader) runOnce(ctx context.Context) error {
 		l.set(false)
 		return nil
 	})
+	cancel()
+	mu.Lock()
+	stopped = true
+	mu.Unlock()
+	running.Wait()
+	return err
 }
 
 // AlwaysLeader is the single-replica mode without --ha.

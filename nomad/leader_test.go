@@ -19,10 +19,11 @@ func TestExactlyOneOfTwoReplicasLeadsAndTheOtherTakesOverWhenItStops(t *testing.
 	a, b := NewLeader(c, 10*time.Second, nil, log), NewLeader(c, 10*time.Second, nil, log)
 	ctxA, stopA := context.WithCancel(context.Background())
 	ctxB, stopB := context.WithCancel(context.Background())
-	defer stopB()
-	doneA := make(chan struct{})
+	doneA, doneB := make(chan struct{}), make(chan struct{})
 	go func() { _ = a.Run(ctxA); close(doneA) }()
-	go func() { _ = b.Run(ctxB) }()
+	go func() { _ = b.Run(ctxB); close(doneB) }()
+	// Both electors log through t: they must be gone before the test ends.
+	defer func() { stopA(); stopB(); <-doneA; <-doneB }()
 
 	waitFor(t, "a leader", func() bool { return a.IsLeader() || b.IsLeader() })
 	// Hold for a while: never two leaders.
@@ -34,14 +35,10 @@ func TestExactlyOneOfTwoReplicasLeadsAndTheOtherTakesOverWhenItStops(t *testing.
 	}
 	first, second, stopFirst, doneFirst := a, b, stopA, doneA
 	if b.IsLeader() {
-		first, second = b, a
-		stopFirst = stopB
-		doneFirst = nil
+		first, second, stopFirst, doneFirst = b, a, stopB, doneB
 	}
 	stopFirst()
-	if doneFirst != nil {
-		<-doneFirst
-	}
+	<-doneFirst
 	start := time.Now()
 	waitFor(t, "the other replica to take over", func() bool { return second.IsLeader() })
 	if first.IsLeader() {
