@@ -18,16 +18,20 @@ func BenchmarkSimulatorReplaysADayOfTargetValue(b *testing.B) {
 	}
 }
 
-// BenchmarkPredictivePlanFromTwoDaysOfHistory times one decision that
-// plans: a refit of two days of one-minute means, a forecast and a plan.
-func BenchmarkPredictivePlanFromTwoDaysOfHistory(b *testing.B) {
+// BenchmarkPredictiveFirstPlanFromAnHourOfHistory times one decision that
+// plans at the daemon's defaults: a fit of an hour of 10-second means, a
+// forecast and a plan.
+func BenchmarkPredictiveFirstPlanFromAnHourOfHistory(b *testing.B) {
 	cfg := DefaultConfig()
-	pcfg := DefaultPredictiveConfig()
-	all := wave(2*86400+60, 86400/24, 4)
-	prior, demand := all[:2*86400], all[2*86400:]
+	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	all := wave(3600+60, 86400/24, 4)
+	prior, demand := all[:3600], all[3600:]
 	b.ResetTimer()
 	for b.Loop() {
-		p := NewPredictive(cfg, pcfg, prior, 2*86400, len(demand), nil)
+		p, err := NewPredictive(cfg, pcfg, prior, 3600, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
 		d, err := p.Decide(context.Background(), Observation{Now: 0, Demand: demand[:0], Requested: 10})
 		if err != nil || !d.Evaluated {
 			b.Fatalf("decision %+v, %v", d, err)

@@ -7,122 +7,117 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
-// PredictiveConfig is how the predictive strategy runs the daemon's path.
+// PredictiveConfig is the policy the predictive strategy runs: a
+// `target "nomadscaler"` policy exactly as the daemon parses it.
 type PredictiveConfig struct {
-	// Horizon is the plan length in seconds (the seed's cache_size). The
-	// plan cache serves it in a loop and asks for a new plan after two
-	// passes, so a plan is made every 2*Horizon seconds.
-	Horizon int
-	// Window is the seconds of history a forecast reads.
-	Window int
-	// FourierPeriod and FourierTerms give the time-of-day covariates (no
-	// covariates when FourierTerms is 0).
-	FourierPeriod, FourierTerms int
-	Forecast                    model.ForecastConfig
-	// Solver plans each forecast; nil means the exact optimize.DPSolver.
+	Policy reconciler.Policy
+	// Solver plans each forecast; nil means the exact optimize.DPSolver,
+	// as the daemon plans groups.
 	Solver optimize.Solver
 }
 
-// DefaultPredictiveConfig: 45-second plans (a new one every 90 s: a plan
-// cannot add serving replicas in its first StartupDelay seconds, and the
-// cache replays it once, so shorter is fresher), two days of history,
-// three daily Fourier pairs, refit hourly, the forecast mean plus 1.75
-// standard deviations. On the NASA trace (7 days from second 86400, scale
-// 100, 60 s rate window) horizons of 40 to 90 s, margins of 1.25 to 2,
-// one-minute or 20-second steps, one or two days of history and 0 or 3
-// Fourier pairs all cost within 3% of each other; this setting, with the
-// square-root model (0.4% cheaper than without), was among the cheapest
-// and leaves the most margin on unmet requests.
-func DefaultPredictiveConfig() PredictiveConfig {
-	cfg := PredictiveConfig{
-		Horizon: 45, Window: 2 * 86400,
-		FourierPeriod: 86400, FourierTerms: 3,
-		Forecast: model.DefaultForecastConfig(),
-	}
-	cfg.Forecast.Margin = 1.75
-	return cfg
+// DefaultPredictiveConfig is a policy that sets nothing but its bounds:
+// the daemon's defaults for everything else.
+func DefaultPredictiveConfig(minReplicas, maxReplicas int) PredictiveConfig {
+	return PredictiveConfig{Policy: reconciler.DefaultPolicy(minReplicas, maxReplicas)}
 }
 
-// Predictive is nomadscalerd's strategy: the plan cache (optimize.Serve)
-// asks the optimize.Planner for a plan when due, and the Planner forecasts
-// the history with the model package and solves the plan. The simulated
-// clock stands in for the wall clock.
+// Predictive is nomadscalerd's strategy as the daemon runs it: the
+// policy's decider (predict.Decider: receding-horizon plans, the reactive
+// floor, re-plans when demand leaves the band, a measured startup delay)
+// planning through reconciler.PolicyPlanner with the policy's forecaster.
+// It evaluates when the daemon's worker would wake: at the decider's next
+// wake or after the policy's evaluation_interval, whichever is first; a
+// scale-down waits out the policy's cooldown as the daemon's does. The
+// simulated clock stands in for the wall clock.
 type Predictive struct {
-	cfg     Config
-	pcfg    PredictiveConfig
-	planner *optimize.Planner
+	pol     reconciler.Policy
+	dec     *predict.Decider
+	fc      *model.Forecaster
+	planner reconciler.PolicyPlanner
 	epoch   time.Time
 	clock   time.Time
 	// past is the demand before the replay (the history the daemon would
-	// have recorded) followed by the replay's seconds as they pass; exog
-	// the covariate rows of the same seconds and Horizon more.
-	prior int
-	past  []float64
-	exog  [][]float64
-	cache optimize.Plan
-	log   *slog.Logger
+	// have recorded) followed by the replay's seconds as they pass.
+	prior  int
+	past   []float64
+	window int
+
+	wake         int // the next second the worker runs
+	cooldownTill int
 }
 
-// NewPredictive builds the strategy for a replay of n seconds whose first
-// second is second first of the time-of-day cycle, with prior the demand
-// of the seconds just before the replay (nil for none). log may be nil.
-func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first, n int, log *slog.Logger) *Predictive {
+// NewPredictive builds the strategy for a replay whose second 0 is unix
+// second first (the phase of any seasonality), with prior the demand of the
+// seconds just before it (nil for none). log may be nil.
+func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int, log *slog.Logger) (*Predictive, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if len(prior) > pcfg.Window {
-		prior = prior[len(prior)-pcfg.Window:]
+	pol := pcfg.Policy
+	pol.Min, pol.Max = cfg.Min, cfg.Max
+	window := int(pol.Target.HistoryWindow.Seconds())
+	if len(prior) > window {
+		prior = prior[len(prior)-window:]
 	}
-	p := &Predictive{cfg: cfg, pcfg: pcfg, epoch: time.Unix(int64(first), 0).UTC(), log: log}
+	p := &Predictive{pol: pol, epoch: time.Unix(int64(first), 0).UTC(), window: window}
 	p.prior = len(prior)
-	p.past = append(make([]float64, 0, len(prior)+n), prior...)
-	if pcfg.FourierTerms > 0 {
-		p.exog = FourierRows(first-len(prior), len(prior)+n+pcfg.Horizon+pcfg.Forecast.Step+1, pcfg.FourierPeriod, pcfg.FourierTerms)
-	}
+	p.past = append([]float64(nil), prior...)
 	solver := pcfg.Solver
 	if solver == nil {
 		solver = optimize.DPSolver{}
 	}
-	f := model.NewForecaster(pcfg.Forecast, func() time.Time { return p.clock })
-	p.planner = optimize.NewPlanner(f, solver, nil, log)
-	return p
+	p.fc = model.NewForecaster(pol.Target.ForecastConfig(), func() time.Time { return p.clock })
+	p.planner = reconciler.PolicyPlanner{Policy: pol, Forecaster: p.fc, Solver: solver, Log: log}
+	var err error
+	p.dec, err = predict.NewDecider(pol.DeciderSettings(), pol.DelayEstimator(), p.plan)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Name implements Strategy.
 func (*Predictive) Name() string { return "predictive" }
 
+func (p *Predictive) plan(ctx context.Context, r predict.PlanRequest) (optimize.Plan, error) {
+	if r.Refit {
+		p.fc.Refit()
+	}
+	lo := max(0, len(p.past)-p.window)
+	first := p.epoch.Add(time.Duration(lo-p.prior) * time.Second)
+	return p.planner.Plan(ctx, first, p.past[lo:], r)
+}
+
 // Decide implements Strategy.
 func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	// Catch up with the seconds that passed since the last call.
 	p.past = append(p.past, obs.Demand[len(p.past)-p.prior:]...)
-	p.clock = p.epoch.Add(time.Duration(obs.Now) * time.Second)
-	evaluated := false
-	count, next, err := optimize.Serve(ctx, p.clock, p.cache, func(ctx context.Context) (optimize.Plan, error) {
-		evaluated = true
-		lo := max(0, len(p.past)-p.pcfg.Window)
-		h := optimize.History{Requests: p.past[lo:]}
-		if p.exog != nil {
-			h.Exog = p.exog[lo : len(p.past)+p.pcfg.Horizon+p.pcfg.Forecast.Step]
-		}
-		return p.planner.Plan(ctx, optimize.PlanRequest{
-			History: h,
-			// The daemon sees the job's count, replicas still starting
-			// included.
-			Problem: problem(p.cfg, nil, obs.Requested),
-			Horizon: p.pcfg.Horizon,
-			Start:   p.clock,
-		})
-	})
-	if err != nil {
-		// As the daemon: keep serving the cached plan, or hold the current
-		// count while there is none yet (too little history).
-		if len(p.cache.Desired) == 0 {
-			count = obs.Requested
-		}
-		p.log.Debug("predictive plan failed", "second", obs.Now, "err", err)
+	if len(p.past) > 2*p.window+86400 {
+		// Keep memory bounded on long replays.
+		drop := len(p.past) - p.window
+		p.past = append(p.past[:0], p.past[drop:]...)
+		p.prior -= drop
 	}
-	p.cache = next
-	return Decision{Desired: count, Evaluated: evaluated}, nil
+	hold := Decision{Desired: obs.Requested}
+	if obs.Now < p.wake {
+		return hold, nil
+	}
+	p.clock = p.epoch.Add(time.Duration(obs.Now) * time.Second)
+	d := p.dec.Decide(ctx, predict.Input{Now: p.clock, Current: obs.Requested, Running: obs.ServingNow, Recent: p.past})
+	wake := int(d.NextWake.Sub(p.epoch) / time.Second)
+	p.wake = min(max(wake, obs.Now+1), obs.Now+int(p.pol.EvaluationInterval.Seconds()))
+	want := d.Count
+	if want < obs.Requested && obs.Now < p.cooldownTill {
+		want = obs.Requested
+		p.wake = min(p.wake, p.cooldownTill)
+	}
+	if want != obs.Requested {
+		p.cooldownTill = obs.Now + int(p.pol.Cooldown.Seconds())
+	}
+	return Decision{Desired: want, Evaluated: true}, nil
 }

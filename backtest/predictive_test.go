@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // wave is a sine of the given period around 100 requests/s with noise,
@@ -35,39 +36,43 @@ func TestFourierRowsAreSinesAndCosinesOfTheTimeOfDay(t *testing.T) {
 	}
 }
 
-func TestPredictivePlansOnlyWhenThePlanCacheIsDue(t *testing.T) {
+func TestPredictiveEvaluatesAtLeastEveryReplanIntervalAndScalesFromTheFirstSecond(t *testing.T) {
 	cfg := DefaultConfig()
-	pcfg := DefaultPredictiveConfig()
-	pcfg.Horizon = 120
-	pcfg.Window = 6 * 3600
-	pcfg.FourierPeriod = 3600
-	all := wave(6*3600+1800, 3600, 1)
-	prior, demand := all[:6*3600], all[6*3600:]
-	p := NewPredictive(cfg, pcfg, prior, 6*3600, len(demand), nil)
-	plans := 0
+	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	demand := wave(1800, 600, 1)
+	// No prior history: the floor must carry the first seconds.
+	p, err := NewPredictive(cfg, pcfg, nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, first := -1, -1
+	requested := 1
 	for now := range demand {
-		d, err := p.Decide(context.Background(), Observation{Now: now, Demand: demand[:now], Requested: 10})
+		d, err := p.Decide(context.Background(), Observation{Now: now, Demand: demand[:now], Requested: requested, ServingNow: requested})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.Evaluated {
-			plans++
-			if now%(2*pcfg.Horizon) != 0 {
-				t.Errorf("planned at second %d, not a multiple of two passes of %d", now, pcfg.Horizon)
+			if gap := now - last; last >= 0 && gap > 10 {
+				t.Fatalf("%d s between evaluations at second %d, want at most the 10 s replan interval", gap, now)
 			}
+			last = now
 		}
+		if d.Desired > 1 && first < 0 {
+			first = now
+		}
+		requested = d.Desired
 	}
-	if want := (len(demand) + 2*pcfg.Horizon - 1) / (2 * pcfg.Horizon); plans != want {
-		t.Errorf("%d plans in %d s, want %d", plans, len(demand), want)
+	if first < 0 || first > 2 {
+		t.Errorf("first scale-up at second %d with ~100 requests/s from the start, want within 2 s", first)
 	}
 }
 
 func TestPredictiveBeatsReactiveScalingOnAForecastableWave(t *testing.T) {
 	cfg := DefaultConfig()
-	pcfg := DefaultPredictiveConfig()
-	pcfg.Horizon = 60
-	pcfg.Window = 6 * 3600
-	pcfg.FourierPeriod = 3600
+	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	pcfg.Policy.Target.HistoryWindow = 6 * time.Hour
+	pcfg.Policy.Target.Seasonality = []time.Duration{time.Hour}
 	all := wave(8*3600, 3600, 2)
 	replay := Replay{Prior: all[:6*3600], Demand: all[6*3600:], Start: 6 * 3600}
 	results := map[string]Result{}

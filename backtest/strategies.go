@@ -44,7 +44,7 @@ func NewStrategy(name string, cfg Config, pcfg PredictiveConfig, replay Replay, 
 	demand := replay.Demand
 	switch name {
 	case "predictive":
-		return NewPredictive(cfg, pcfg, replay.Prior, replay.Start, len(demand), log), nil
+		return NewPredictive(cfg, pcfg, replay.Prior, replay.Start, log)
 	case "target-value":
 		return NewTargetValue(cfg.Capacity), nil
 	case "hpa":

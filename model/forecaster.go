@@ -49,22 +49,26 @@ func DefaultForecastConfig() ForecastConfig {
 	}
 }
 
-// Forecaster adapts the model package to optimize.Forecaster.
-// Exogenous rows, when the history has them, are read at each step's
-// middle second, so known covariates such as Fourier terms of the time of
-// day (see FourierRows) enter the regression; rows past the history are the
-// future ones.
+// Forecaster adapts the model package to optimize.Forecaster and
+// optimize.BandForecaster. Exogenous rows, when the history has them, are
+// read at each step's middle second, so known covariates such as Fourier
+// terms of the time of day (see FourierRows) enter the regression; rows past
+// the history are the future ones.
 type Forecaster struct {
 	cfg ForecastConfig
 	now func() time.Time
 
 	fitted   *Result
 	fittedAt time.Time
+	refit    bool
 	warm     map[string][]float64
 
 	// OnFit, when set, receives every new fit (the daemon stores it in
 	// bbolt per policy, for `model ls/show` and the next start's warm start).
 	OnFit func(Record)
+	// OnFallback, when set, is told when no model could be fitted and the
+	// forecast is the series' recent level instead.
+	OnFallback func(error)
 }
 
 // Seed warm-starts the next fit from a stored record.
@@ -74,6 +78,10 @@ func (f *Forecaster) Seed(r Record) {
 	}
 }
 
+// Refit makes the next forecast re-estimate the parameters: the caller saw
+// the forecast's errors say the model is wrong.
+func (f *Forecaster) Refit() { f.refit = true }
+
 // NewForecaster returns a forecaster that refits by the clock now.
 func NewForecaster(cfg ForecastConfig, now func() time.Time) *Forecaster {
 	return &Forecaster{cfg: cfg, now: now, warm: map[string][]float64{}}
@@ -82,15 +90,41 @@ func NewForecaster(cfg ForecastConfig, now func() time.Time) *Forecaster {
 // ErrShortHistory is returned while the history is too short to fit.
 var ErrShortHistory = errors.New("history too short to forecast")
 
-// Forecast implements optimize.Forecaster.
+// MinSteps is the fewest model steps of history a forecast needs.
+const MinSteps = 30
+
+// MaxFitSteps bounds the model steps a fit reads (the most recent ones):
+// a fit's cost grows with them, and a month of 10-second steps says little
+// more about the next minutes than a day does.
+const MaxFitSteps = 10000
+
+// filterSteps is how many of the latest steps a forecast from already
+// fitted parameters filters: the state settles long before.
+const filterSteps = 720
+
+// bandZ is the width, in forecast standard deviations, of the band
+// outside which observed demand means the forecast is wrong.
+const bandZ = 2.5
+
+// Forecast implements optimize.Forecaster: the mean plus Margin standard
+// deviations, per second.
 func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+	b, err := f.ForecastBand(ctx, h, steps)
+	return b.Plan, err
+}
+
+// ForecastBand implements optimize.BandForecaster: what to plan for (the
+// mean plus Margin standard deviations) and a band of bandZ deviations
+// around the mean, per second.
+func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps int) (optimize.Band, error) {
 	B := max(f.cfg.Step, 1)
 	n := len(h.Requests)
 	nb := n / B
-	if nb < 30 {
-		return nil, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
+	if nb < MinSteps {
+		return optimize.Band{}, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
 	}
-	off := n - nb*B // drop the oldest partial step
+	nb = min(nb, MaxFitSteps)
+	off := n - nb*B // drop the oldest seconds: a partial step, or beyond MaxFitSteps
 	y := make([]float64, nb)
 	for i := range y {
 		sum := 0.0
@@ -99,7 +133,7 @@ func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int
 		}
 		y[i] = sum / float64(B)
 		if f.cfg.Sqrt {
-			y[i] = math.Sqrt(y[i])
+			y[i] = math.Sqrt(math.Max(y[i], 0))
 		}
 	}
 	ahead := (steps+B-1)/B + 1
@@ -114,16 +148,70 @@ func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int
 		}
 	}
 
+	mean, sd, err := f.steps(ctx, y, exog, future, ahead, B)
+	if err != nil {
+		return optimize.Band{}, err
+	}
+	back := func(v float64) float64 {
+		if f.cfg.Sqrt {
+			v = math.Max(v, 0)
+			return v * v
+		}
+		return v
+	}
+	// Step j's value holds at its middle second; seconds in between are
+	// interpolated, starting from the last observed step.
+	at := func(z float64) []float64 {
+		value := func(j int) float64 {
+			if j < 0 {
+				return back(y[nb-1])
+			}
+			return back(mean[j] + z*sd[j])
+		}
+		out := make([]float64, steps)
+		mid := float64(B-1) / 2
+		for s := range out {
+			pos := (float64(s) - mid) / float64(B)
+			j := int(math.Floor(pos))
+			w := pos - float64(j)
+			a, b := value(j), value(min(j+1, ahead-1))
+			out[s] = math.Max(0, a+(b-a)*w)
+		}
+		return out
+	}
+	return optimize.Band{Plan: at(f.cfg.Margin), Lower: at(-bandZ), Upper: at(bandZ)}, nil
+}
+
+// steps forecasts ahead model steps: the mean and standard deviation of
+// each. A series without variation forecasts as its level (no model can be
+// fitted to it), and so does one no candidate order fits, with the spread of
+// its recent changes as the deviation.
+func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]float64, ahead, B int) (mean, sd []float64, err error) {
+	if flat(y) {
+		return level(y, ahead)
+	}
 	now := f.now()
 	var fc *Forecast
-	var err error
-	if f.fitted != nil && now.Sub(f.fittedAt) < f.cfg.RefitEvery {
-		fc, err = ForecastAt(f.fitted.Order, f.fitted.Params, y, exog, future, ahead)
+	due := f.fitted == nil || f.refit || now.Sub(f.fittedAt) >= f.cfg.RefitEvery
+	if !due {
+		from := max(0, len(y)-filterSteps)
+		var ex [][]float64
+		if exog != nil {
+			ex = exog[from:]
+		}
+		fc, err = ForecastAt(f.fitted.Order, f.fitted.Params, y[from:], ex, future, ahead)
 	}
-	if f.fitted == nil || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || err != nil {
+	if due || err != nil {
+		f.refit = false
 		sel, serr := Select(ctx, y, exog, f.cfg.Orders, f.warm)
 		if serr != nil {
-			return nil, fmt.Errorf("fit: %w", serr)
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			if f.OnFallback != nil {
+				f.OnFallback(serr)
+			}
+			return level(y, ahead)
 		}
 		f.fitted, f.fittedAt = sel.Best, now
 		if f.OnFit != nil {
@@ -134,7 +222,7 @@ func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int
 				}
 			}
 			step := time.Duration(B) * time.Second
-			f.OnFit(NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(nb) * step), To: now}, now))
+			f.OnFit(NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(len(y)) * step), To: now}, now))
 		}
 		for _, c := range sel.Candidates {
 			if c.Result != nil {
@@ -144,29 +232,48 @@ func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int
 		fc, err = f.fitted.Forecast(y, exog, future, ahead)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("forecast: %w", err)
+		return nil, nil, fmt.Errorf("forecast: %w", err)
 	}
+	sd = make([]float64, ahead)
+	for j := range sd {
+		sd[j] = math.Sqrt(math.Max(fc.Variance[j], 0))
+		if math.IsNaN(fc.Mean[j]) || math.IsInf(fc.Mean[j], 0) || math.IsNaN(sd[j]) || math.IsInf(sd[j], 0) {
+			return level(y, ahead)
+		}
+	}
+	return fc.Mean, sd, nil
+}
 
-	// Step j's value holds at its middle second; seconds in between are
-	// interpolated, starting from the last observed step.
-	value := func(j int) float64 {
-		v := y[nb-1]
-		if j >= 0 {
-			v = fc.Mean[j] + f.cfg.Margin*math.Sqrt(math.Max(fc.Variance[j], 0))
-		}
-		if f.cfg.Sqrt {
-			return math.Max(v, 0) * math.Max(v, 0)
-		}
-		return v
+// flat reports a series with no variation worth modelling.
+func flat(y []float64) bool {
+	lo, hi := y[0], y[0]
+	for _, v := range y {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
 	}
-	out := make([]float64, steps)
-	mid := float64(B-1) / 2
-	for s := range out {
-		pos := (float64(s) - mid) / float64(B) // in steps after the first forecast step's middle
-		j := int(math.Floor(pos))
-		w := pos - float64(j)
-		a, b := value(j), value(min(j+1, ahead-1))
-		out[s] = math.Max(0, a+(b-a)*w)
+	return hi-lo <= 1e-9*math.Max(1, math.Abs(hi))
+}
+
+// level is the naive forecast: the mean of the latest steps, with the
+// spread of the step-to-step changes as its deviation.
+func level(y []float64, ahead int) (mean, sd []float64, err error) {
+	k := min(len(y), 6)
+	m := 0.0
+	for _, v := range y[len(y)-k:] {
+		m += v
 	}
-	return out, nil
+	m /= float64(k)
+	ss := 0.0
+	for i := 1; i < len(y); i++ {
+		d := y[i] - y[i-1]
+		ss += d * d
+	}
+	s := 0.0
+	if len(y) > 1 {
+		s = math.Sqrt(ss / float64(len(y)-1))
+	}
+	mean, sd = make([]float64, ahead), make([]float64, ahead)
+	for j := range mean {
+		mean[j], sd[j] = m, s
+	}
+	return mean, sd, nil
 }

@@ -33,6 +33,11 @@ type Plan struct {
 	// Solver names what produced the plan: "dp", "highs", "highs_incumbent"
 	// or "interpolation".
 	Solver string `json:"solver"`
+	// Lower and Upper are the forecast band of demand per second, when the
+	// forecaster gives one (see BandForecaster): demand outside it means
+	// the forecast is off and a new plan is due.
+	Lower []float64 `json:"lower,omitempty"`
+	Upper []float64 `json:"upper,omitempty"`
 }
 
 // newPlanID returns a sortable, unique plan id: the start time and 48
@@ -80,4 +85,68 @@ func Serve(ctx context.Context, now time.Time, cur Plan, produce func(context.Co
 	}
 	count, _ = fresh.Value(now)
 	return count, fresh, nil
+}
+
+// At returns the count the plan asks for at now, read at the second now
+// falls in (the first value before Start, the last after the end),
+// clamped to [MinReplicas, MaxReplicas]. This is how a plan is served when
+// it is re-made every few seconds; Value is the seed's looping cache.
+func (pl Plan) At(now time.Time) int {
+	if len(pl.Desired) == 0 {
+		return pl.MinReplicas
+	}
+	return clamp(pl.Desired[pl.index(now)], pl.MinReplicas, pl.MaxReplicas)
+}
+
+// MaxBetween is the highest count the plan asks for in [from, to].
+func (pl Plan) MaxBetween(from, to time.Time) int {
+	if len(pl.Desired) == 0 {
+		return pl.MinReplicas
+	}
+	i, j := pl.index(from), pl.index(to)
+	m := pl.Desired[i]
+	for _, v := range pl.Desired[i : j+1] {
+		m = max(m, v)
+	}
+	return clamp(m, pl.MinReplicas, pl.MaxReplicas)
+}
+
+// NextChange is the start of the first second after now whose count
+// differs from now's; ok is false when the plan holds to its end.
+func (pl Plan) NextChange(now time.Time) (at time.Time, ok bool) {
+	if len(pl.Desired) == 0 {
+		return time.Time{}, false
+	}
+	i := pl.index(now)
+	for j := i + 1; j < len(pl.Desired); j++ {
+		if pl.Desired[j] != pl.Desired[i] {
+			return pl.Start.Add(time.Duration(j) * time.Second), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// BandAt is the forecast band of demand at the second t falls in: lower
+// and upper edge. Without a band (Upper empty) both are 0.
+func (pl Plan) BandAt(t time.Time) (lower, upper float64) {
+	if len(pl.Upper) == 0 {
+		return 0, 0
+	}
+	d := t.Sub(pl.Start)
+	i := 0
+	if d > 0 {
+		i = min(int(d/time.Second), len(pl.Upper)-1)
+	}
+	if i < len(pl.Lower) {
+		lower = pl.Lower[i]
+	}
+	return lower, pl.Upper[i]
+}
+
+func (pl Plan) index(t time.Time) int {
+	d := t.Sub(pl.Start)
+	if d <= 0 {
+		return 0
+	}
+	return min(int(d/time.Second), len(pl.Desired)-1)
 }

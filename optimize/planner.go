@@ -24,6 +24,20 @@ type Forecaster interface {
 	Forecast(ctx context.Context, h History, steps int) ([]float64, error)
 }
 
+// Band is a forecast with its uncertainty, per second: Plan is what to plan
+// for (the mean plus a margin), Lower and Upper the band outside which
+// observed demand means the forecast is wrong.
+type Band struct {
+	Plan, Lower, Upper []float64
+}
+
+// BandForecaster is a Forecaster that also gives the band; the Planner
+// stores it in the plan, so the plan's server can tell when demand leaves it.
+type BandForecaster interface {
+	Forecaster
+	ForecastBand(ctx context.Context, h History, steps int) (Band, error)
+}
+
 // LastValueForecaster repeats the last observed value; it stands in for a
 // model in tests and in the test-data mode.
 type LastValueForecaster struct{}
@@ -105,7 +119,14 @@ func (pl *Planner) plan(ctx context.Context, r PlanRequest) (Plan, error) {
 		return Plan{}, fmt.Errorf("plan: horizon %d is not positive", r.Horizon)
 	}
 	start := time.Now()
-	forecast, err := pl.forecaster.Forecast(ctx, r.History, r.Horizon)
+	var band Band
+	var err error
+	if bf, ok := pl.forecaster.(BandForecaster); ok {
+		band, err = bf.ForecastBand(ctx, r.History, r.Horizon)
+	} else {
+		band.Plan, err = pl.forecaster.Forecast(ctx, r.History, r.Horizon)
+	}
+	forecast := band.Plan
 	pl.metrics.forecastTook(elapsedSeconds(start))
 	if err != nil {
 		return Plan{}, fmt.Errorf("forecast: %w", err)
@@ -130,6 +151,9 @@ func (pl *Planner) plan(ctx context.Context, r PlanRequest) (Plan, error) {
 	}
 	plan.Start = r.Start
 	plan.ID = newPlanID(r.Start)
+	if len(band.Upper) >= r.Horizon && len(band.Lower) >= r.Horizon {
+		plan.Lower, plan.Upper = band.Lower[:r.Horizon], band.Upper[:r.Horizon]
+	}
 	pl.log.Debug("optimizer planned", "id", plan.ID, "solver", plan.Solver, "objective", plan.Objective, "seconds", len(plan.Desired))
 	return plan, nil
 }

@@ -144,6 +144,7 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		if _, ok := valid[key]; !ok {
 			w.cancel()
 			delete(c.workers, key)
+			c.rec.Forget(key)
 			c.log.Info("policy removed", "policy", key)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -34,7 +35,7 @@ type HistoryPlanner struct {
 	metrics    *optimize.Metrics
 	log        *slog.Logger
 	mu         sync.Mutex
-	forecaster map[string]optimize.Forecaster
+	forecaster map[string]keyedForecaster
 	gauges     *Metrics
 	resources  GroupResources
 }
@@ -67,22 +68,58 @@ func NewHistoryPlanner(h history.RangeReader, f ForecasterFactory, demand Demand
 	if log == nil {
 		log = slog.Default()
 	}
-	return &HistoryPlanner{hist: h, newFC: f, demand: demand, solver: s, metrics: m, log: log, forecaster: map[string]optimize.Forecaster{}}
+	return &HistoryPlanner{hist: h, newFC: f, demand: demand, solver: s, metrics: m, log: log, forecaster: map[string]keyedForecaster{}}
 }
 
+type keyedForecaster struct {
+	fingerprint string
+	optimize.Forecaster
+}
+
+// forecasterFor returns the policy's forecaster, built again when the
+// policy's settings changed (a new model_step or orders is a new model).
 func (hp *HistoryPlanner) forecasterFor(p Policy) optimize.Forecaster {
+	fp := p.fingerprint()
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
 	f, ok := hp.forecaster[p.Key]
-	if !ok {
-		f = hp.newFC(p)
+	if !ok || f.fingerprint != fp {
+		f = keyedForecaster{fingerprint: fp, Forecaster: hp.newFC(p)}
 		hp.forecaster[p.Key] = f
 	}
-	return f
+	return f.Forecaster
 }
 
-// Plan implements Planner.
+// Forget drops a removed policy's forecaster.
+func (hp *HistoryPlanner) Forget(key string) {
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	delete(hp.forecaster, key)
+}
+
+// Plan is the seed's plan for a policy: ForecastHorizon seconds planned
+// from the current count with the policy's startup_delay, of which the
+// first CacheSize are returned (the POST /optimize answer).
 func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now time.Time) (optimize.Plan, error) {
+	plan, err := hp.PlanAhead(ctx, p, predict.PlanRequest{Now: now, Current: current, StartupDelay: p.Target.StartupDelay, Horizon: p.Target.ForecastHorizon})
+	if err != nil {
+		return plan, err
+	}
+	if n := p.Target.CacheSize; len(plan.Desired) > n {
+		plan.Desired = plan.Desired[:n]
+		if len(plan.Serving) > n {
+			plan.Serving = plan.Serving[:n]
+		}
+		plan.Lower, plan.Upper = plan.Lower[:min(n, len(plan.Lower))], plan.Upper[:min(n, len(plan.Upper))]
+	}
+	return plan, nil
+}
+
+// PlanAhead makes the plan a policy's decider serves: at least
+// r.Horizon seconds (and ForecastHorizon) from r.Now, planned with the
+// startup delay r gives; r.Refit re-estimates the model first.
+func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.PlanRequest) (optimize.Plan, error) {
+	now := r.Now
 	names := make([]string, 0, len(p.Checks))
 	for _, c := range p.Checks {
 		names = append(names, store.SeriesName(p.Key, c.Name))
@@ -102,15 +139,17 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 			latest[c.Name] = col[len(col)-1]
 		}
 	}
-	h := optimize.History{Requests: requests, Exog: knownRegressors(p.Target, times[0], len(times)+p.Target.ForecastHorizon+int(p.Target.ModelStep.Seconds())*2)}
-	fc := hp.forecasterFor(p)
-	fc = demandForecaster{inner: fc, demand: hp.demand, latest: latest, policy: p,
+	inner := hp.forecasterFor(p)
+	if rf, ok := inner.(interface{ Refit() }); ok && r.Refit {
+		rf.Refit()
+	}
+	fc := demandForecaster{inner: inner, demand: hp.demand, latest: latest, policy: p,
 		seen: func(f []float64) {
 			if len(f) > 0 {
 				hp.gauges.forecasted(p.Key, f[0], requests[len(requests)-1])
 			}
 		}}
-	prob := problemFor(p, current)
+	cost := 0.0
 	if (p.Target.CPUPrice > 0 || p.Target.MemoryPrice > 0) && p.Target.ReplicaCost == 0 {
 		if hp.resources == nil {
 			return optimize.Plan{}, fmt.Errorf("cpu_price/memory_price need the group's resources, and no reader is configured")
@@ -119,22 +158,71 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 		if err != nil {
 			return optimize.Plan{}, fmt.Errorf("group resources: %w", err)
 		}
-		prob.ReplicaCost = optimize.ReplicaCost(cpu, mem, p.Target.CPUPrice, p.Target.MemoryPrice)
+		cost = optimize.ReplicaCost(cpu, mem, p.Target.CPUPrice, p.Target.MemoryPrice)
 	}
-	planner := optimize.NewPlanner(fc, hp.solver, hp.metrics, hp.log)
-	plan, err := planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: p.Target.ForecastHorizon, Start: now})
-	if err != nil {
-		return plan, err
-	}
-	// The optimizer looks ForecastHorizon ahead (so a startup delay is
-	// planned for); the cache serves the first CacheSize seconds.
-	if n := p.Target.CacheSize; len(plan.Desired) > n {
-		plan.Desired = plan.Desired[:n]
-		if len(plan.Serving) > n {
-			plan.Serving = plan.Serving[:n]
+	pp := PolicyPlanner{Policy: p, Forecaster: fc, Solver: hp.solver, Metrics: hp.metrics, Log: hp.log, ReplicaCost: cost}
+	return pp.Plan(ctx, times[0], requests, r)
+}
+
+// Recent is the policy's observed demand per second over the window
+// before now, oldest first: the requests check, through the demand formula
+// when the policy has one. It feeds the decider's floor and band checks.
+func (hp *HistoryPlanner) Recent(_ context.Context, p Policy, now time.Time, window time.Duration) ([]float64, error) {
+	names := make([]string, 0, len(p.Checks))
+	for _, c := range p.Checks {
+		if hp.demand != nil || c.Name == p.Target.RequestsCheck {
+			names = append(names, store.SeriesName(p.Key, c.Name))
 		}
 	}
-	return plan, nil
+	data, err := history.Load(hp.hist, names, now.Add(-window), now)
+	if err != nil {
+		return nil, fmt.Errorf("load recent history: %w", err)
+	}
+	_, cols := history.Align(data, time.Second)
+	requests := cols[store.SeriesName(p.Key, p.Target.RequestsCheck)]
+	if hp.demand == nil || len(requests) == 0 {
+		return requests, nil
+	}
+	latest := map[string]float64{}
+	for _, c := range p.Checks {
+		if col := cols[store.SeriesName(p.Key, c.Name)]; len(col) > 0 {
+			latest[c.Name] = col[len(col)-1]
+		}
+	}
+	return hp.demand(p, requests, latest), nil
+}
+
+// PolicyPlanner makes one policy's plans from its per-second history: the
+// known regressors of its target, its forecaster and its cost model. The
+// daemon (through HistoryPlanner) and the backtest both plan through it.
+type PolicyPlanner struct {
+	Policy     Policy
+	Forecaster optimize.Forecaster
+	Solver     optimize.Solver
+	Metrics    *optimize.Metrics
+	Log        *slog.Logger
+	// ReplicaCost, when positive, prices a replica instead of the target's
+	// replica_cost (from cpu_price and memory_price).
+	ReplicaCost float64
+}
+
+// Plan plans from requests, one value per second from first up to r.Now.
+func (pp PolicyPlanner) Plan(ctx context.Context, first time.Time, requests []float64, r predict.PlanRequest) (optimize.Plan, error) {
+	p := pp.Policy
+	horizon := max(r.Horizon, p.Target.ForecastHorizon)
+	// What the model fits: the history, up to model.MaxFitSteps steps.
+	covered := time.Duration(min(len(requests), model.MaxFitSteps*max(int(p.Target.ModelStep.Seconds()), 1))) * time.Second
+	h := optimize.History{Requests: requests, Exog: knownRegressors(p.Target, first, len(requests)+horizon+int(p.Target.ModelStep.Seconds())*2, covered)}
+	prob := problemFor(p, r.Current)
+	prob.StartupDelay = int(math.Ceil(r.StartupDelay.Seconds()))
+	if pp.ReplicaCost > 0 {
+		prob.ReplicaCost = pp.ReplicaCost
+	}
+	if prob.StartupDelay >= horizon {
+		horizon = prob.StartupDelay + 1
+	}
+	planner := optimize.NewPlanner(pp.Forecaster, pp.Solver, pp.Metrics, pp.Log)
+	return planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: horizon, Start: r.Now})
 }
 
 func problemFor(p Policy, current int) optimize.Problem {
@@ -161,6 +249,25 @@ type demandForecaster struct {
 	seen   func([]float64)
 }
 
+// ForecastBand implements optimize.BandForecaster when the inner
+// forecaster gives a band (the band goes through the demand formula too).
+func (d demandForecaster) ForecastBand(ctx context.Context, h optimize.History, steps int) (optimize.Band, error) {
+	bf, ok := d.inner.(optimize.BandForecaster)
+	if !ok {
+		f, err := d.Forecast(ctx, h, steps)
+		return optimize.Band{Plan: f}, err
+	}
+	b, err := bf.ForecastBand(ctx, h, steps)
+	if err != nil {
+		return b, err
+	}
+	d.seen(b.Plan)
+	if d.demand != nil {
+		b.Plan, b.Lower, b.Upper = d.demand(d.policy, b.Plan, d.latest), d.demand(d.policy, b.Lower, d.latest), d.demand(d.policy, b.Upper, d.latest)
+	}
+	return b, nil
+}
+
 func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
 	f, err := d.inner.Forecast(ctx, h, steps)
 	if err != nil {
@@ -175,9 +282,18 @@ func (d demandForecaster) Forecast(ctx context.Context, h optimize.History, step
 
 // knownRegressors are the exogenous rows known in advance, one per second
 // from first for n seconds (past the history, through the horizon): a
-// sine/cosine pair per Fourier term of each seasonality, and a 0/1
-// indicator per scheduled event. Nil when the target declares neither.
-func knownRegressors(t Target, first time.Time, n int) [][]float64 {
+// sine/cosine pair per Fourier term of each seasonality the history covers
+// (covered: a cycle seen less than once cannot be told from a trend, and
+// its terms would be fitted to noise), and a 0/1 indicator per scheduled
+// event. Nil when there are none.
+func knownRegressors(t Target, first time.Time, n int, covered time.Duration) [][]float64 {
+	var seasons []time.Duration
+	for _, d := range t.Seasonality {
+		if covered >= d {
+			seasons = append(seasons, d)
+		}
+	}
+	t.Seasonality = seasons
 	if (len(t.Seasonality) == 0 || t.FourierTerms == 0) && len(t.Events) == 0 {
 		return nil
 	}

@@ -18,7 +18,7 @@ func TestKnownRegressorsMarkScheduledEventsAheadOfTimeAndRepeatSeasonally(t *tes
 	ev := Event{Name: "noon", Cron: "0 12 * * *", Duration: 30 * time.Minute, expr: cronexpr.MustParse("0 12 * * *")}
 	tg := Target{Seasonality: []time.Duration{time.Hour}, FourierTerms: 2, Events: []Event{ev}}
 	first := time.Date(2026, 11, 23, 11, 0, 0, 0, time.Local)
-	rows := knownRegressors(tg, first, 2*3600)
+	rows := knownRegressors(tg, first, 2*3600, 2*time.Hour)
 	if len(rows) != 7200 || len(rows[0]) != 5 {
 		t.Fatalf("shape %d x %d, want 7200 x 5", len(rows), len(rows[0]))
 	}
@@ -31,7 +31,7 @@ func TestKnownRegressorsMarkScheduledEventsAheadOfTimeAndRepeatSeasonally(t *tes
 			t.Errorf("Fourier column %d does not repeat with the 1h period", c)
 		}
 	}
-	if knownRegressors(Target{}, first, 10) != nil {
+	if knownRegressors(Target{}, first, 10, time.Hour) != nil {
 		t.Error("a target without seasonality or events has no regressors")
 	}
 }

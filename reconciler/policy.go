@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/hashicorp/cronexpr"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 )
 
 // TargetName is the scaling-policy target that marks a group as ours.
@@ -42,25 +46,37 @@ type Check struct {
 
 // Target is the `target "nomadscaler"` block: how to forecast and plan.
 type Target struct {
-	CacheSize          int           `json:"cache_size"`
-	ForecastHorizon    int           `json:"forecast_horizon"`
-	CapacityPerReplica float64       `json:"capacity_per_replica"`
-	ReplicaCost        float64       `json:"replica_cost"`
-	CPUPrice           float64       `json:"cpu_price"`    // per MHz-second of the group's allocated CPU
-	MemoryPrice        float64       `json:"memory_price"` // per MiB-second of the group's allocated memory
-	Penalty            float64       `json:"penalty"`
-	StartupCost        float64       `json:"startup_cost"`
-	ShutdownCost       float64       `json:"shutdown_cost"`
-	ExtraPenalty       float64       `json:"extra_penalty"`
-	MaxScaleUp         int           `json:"max_scale_up"`
-	MaxScaleDown       int           `json:"max_scale_down"`
-	StartupDelay       time.Duration `json:"startup_delay"`
-	DryRun             bool          `json:"dry_run"`
-	Orders             string        `json:"orders"`
-	RequestsCheck      string        `json:"requests_check"`
-	HistoryWindow      time.Duration `json:"history_window"`
-	RefitInterval      time.Duration `json:"refit_interval"`
-	StaleAfter         time.Duration `json:"stale_after"`
+	CacheSize          int     `json:"cache_size"`
+	ForecastHorizon    int     `json:"forecast_horizon"`
+	CapacityPerReplica float64 `json:"capacity_per_replica"`
+	ReplicaCost        float64 `json:"replica_cost"`
+	CPUPrice           float64 `json:"cpu_price"`    // per MHz-second of the group's allocated CPU
+	MemoryPrice        float64 `json:"memory_price"` // per MiB-second of the group's allocated memory
+	Penalty            float64 `json:"penalty"`
+	StartupCost        float64 `json:"startup_cost"`
+	ShutdownCost       float64 `json:"shutdown_cost"`
+	ExtraPenalty       float64 `json:"extra_penalty"`
+	MaxScaleUp         int     `json:"max_scale_up"`
+	MaxScaleDown       int     `json:"max_scale_down"`
+	// StartupDelay is how long a new replica takes to serve. Unless the
+	// policy sets it (StartupDelaySet), it is measured from the group's own
+	// scale-ups, starting from this value.
+	StartupDelay    time.Duration `json:"startup_delay"`
+	StartupDelaySet bool          `json:"startup_delay_set,omitempty"`
+	// ReplanInterval is the longest a plan is served before a new one is
+	// made; demand leaving the forecast band re-plans sooner.
+	ReplanInterval time.Duration `json:"replan_interval"`
+	// FloorWindow and FloorMargin are the reactive floor: never fewer
+	// replicas than FloorMargin times the mean demand of the last
+	// FloorWindow needs at CapacityPerReplica (0 turns it off).
+	FloorWindow   time.Duration `json:"floor_window"`
+	FloorMargin   float64       `json:"floor_margin"`
+	DryRun        bool          `json:"dry_run"`
+	Orders        string        `json:"orders"`
+	RequestsCheck string        `json:"requests_check"`
+	HistoryWindow time.Duration `json:"history_window"`
+	RefitInterval time.Duration `json:"refit_interval"`
+	StaleAfter    time.Duration `json:"stale_after"`
 	// ModelStep is the resolution the model fits: seconds are averaged
 	// into steps of this length (a SARIMAX over an hour of seconds is slow
 	// and noisy); the plan is still per second.
@@ -116,6 +132,29 @@ type Defaults struct {
 	DryRun          bool
 }
 
+// DefaultEvaluationInterval is the longest a worker waits between two
+// reconciles of a policy; DefaultCooldown holds scale-downs after an action.
+const (
+	DefaultEvaluationInterval = 10 * time.Second
+	DefaultCooldown           = 30 * time.Second
+)
+
+// DefaultPolicy is a policy with one check, "requests", that sets only its
+// bounds: every other setting is the daemon's default. The backtest runs it
+// when it is given no policy.
+func DefaultPolicy(minReplicas, maxReplicas int) Policy {
+	t, err := parseTarget(map[string]any{}, Defaults{})
+	if err != nil {
+		// The defaults are valid (a test says so); nothing a caller does
+		// can change that.
+		panic(fmt.Sprintf("default target: %v", err))
+	}
+	t.RequestsCheck = "requests"
+	return Policy{Key: PolicyKey("default", "backtest", "backtest"), Namespace: "default", Job: "backtest", Group: "backtest",
+		Min: minReplicas, Max: maxReplicas, Enabled: true, EvaluationInterval: DefaultEvaluationInterval, Cooldown: DefaultCooldown,
+		Checks: []Check{{Name: "requests", Source: "prometheus", Query: "requests"}}, Target: t}
+}
+
 // ErrNotOurs marks a policy without a nomadscaler target: it belongs to
 // another autoscaler and is ignored, not reported.
 var ErrNotOurs = errors.New("policy has no nomadscaler target")
@@ -134,7 +173,7 @@ func PolicyKey(namespace, job, group string) string {
 func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	p := Policy{
 		ID: sp.ID, Namespace: sp.Target["Namespace"], Job: sp.Target["Job"], Group: sp.Target["Group"],
-		Enabled: sp.Enabled == nil || *sp.Enabled, EvaluationInterval: 10 * time.Second, Cooldown: 30 * time.Second,
+		Enabled: sp.Enabled == nil || *sp.Enabled, EvaluationInterval: DefaultEvaluationInterval, Cooldown: DefaultCooldown,
 	}
 	p.Key = PolicyKey(p.Namespace, p.Job, p.Group)
 	if sp.Type != "" && sp.Type != "horizontal" {
@@ -235,6 +274,47 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	return p, nil
 }
 
+// DeciderSettings are the policy's serving settings for its decider.
+func (p Policy) DeciderSettings() predict.Settings {
+	s := predict.DefaultSettings()
+	s.Capacity, s.Min, s.Max = p.Target.CapacityPerReplica, p.Min, p.Max
+	s.ReplanInterval, s.FloorWindow, s.FloorMargin = p.Target.ReplanInterval, p.Target.FloorWindow, p.Target.FloorMargin
+	return s
+}
+
+// DelayEstimator tells the decider the startup delay: the policy's
+// startup_delay when it sets one, else measured from its scale-ups.
+func (p Policy) DelayEstimator() *predict.DelayEstimator {
+	return predict.NewDelayEstimator(p.Target.StartupDelay, p.Target.StartupDelaySet)
+}
+
+// ForecastConfig is the policy's model settings (orders were validated
+// when the policy was parsed).
+func (t Target) ForecastConfig() model.ForecastConfig {
+	orders, err := model.ParseOrders(t.Orders)
+	if err != nil {
+		orders = model.DefaultOrders()
+	}
+	return model.ForecastConfig{
+		Step:       max(int(t.ModelStep.Seconds()), 1),
+		Orders:     orders,
+		RefitEvery: t.RefitInterval,
+		Margin:     t.ForecastMargin,
+		Sqrt:       t.SqrtTransform,
+	}
+}
+
+// fingerprint identifies the policy's settings: a decider or forecaster
+// built from another fingerprint is stale.
+func (p Policy) fingerprint() string {
+	b, _ := json.Marshal(struct {
+		Min, Max int
+		Target   Target
+		Checks   []Check
+	}{p.Min, p.Max, p.Target, p.Checks})
+	return string(b)
+}
+
 func (p Policy) hasCheck(name string) bool {
 	for _, c := range p.Checks {
 		if c.Name == name {
@@ -245,12 +325,14 @@ func (p Policy) hasCheck(name string) bool {
 }
 
 func parseTarget(body map[string]any, d Defaults) (Target, error) {
+	ds := predict.DefaultSettings()
 	t := Target{
 		CacheSize: d.CacheSize, ForecastHorizon: d.ForecastHorizon, DryRun: d.DryRun,
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1, FourierTerms: 3,
+		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin,
 		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
 	}
 	if t.CacheSize == 0 {
@@ -263,8 +345,9 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
 		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin,
-		"demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
-	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep}
+		"floor_margin": &t.FloorMargin, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
+	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
+		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	for k, v := range body {
 		switch {
@@ -322,6 +405,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 			return t, fmt.Errorf("unknown key %q", k)
 		}
 	}
+	_, t.StartupDelaySet = body["startup_delay"]
 	events, err := namedBlocks(body, "event")
 	if err != nil {
 		return t, err
@@ -372,6 +456,15 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("fourier_terms must be within 0..20")
 	case t.ForecastMargin < 0:
 		return t, fmt.Errorf("forecast_margin must not be negative")
+	case t.ReplanInterval < time.Second || t.ReplanInterval > time.Hour:
+		return t, fmt.Errorf("replan_interval must be within 1s..1h")
+	case t.FloorWindow < time.Second || t.FloorWindow > time.Hour:
+		return t, fmt.Errorf("floor_window must be within 1s..1h")
+	case t.FloorMargin < 0 || t.FloorMargin > 10:
+		return t, fmt.Errorf("floor_margin must be within 0..10")
+	}
+	if _, err := model.ParseOrders(t.Orders); err != nil {
+		return t, fmt.Errorf("orders %q: %w", t.Orders, err)
 	}
 	return t, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -48,10 +49,14 @@ type Observer interface {
 	GroupStatus(ctx context.Context, namespace, job, group string) (GroupStatus, error)
 }
 
-// Planner produces a fresh plan for a policy from its history.
+// Planner makes a policy's plans from its history and reads its recent
+// demand; satisfied by *HistoryPlanner.
 type Planner interface {
-	Plan(ctx context.Context, p Policy, current int, now time.Time) (optimize.Plan, error)
+	PlanAhead(ctx context.Context, p Policy, r predict.PlanRequest) (optimize.Plan, error)
+	Recent(ctx context.Context, p Policy, now time.Time, window time.Duration) ([]float64, error)
 }
+
+var _ Planner = (*HistoryPlanner)(nil)
 
 // Freshness tells when a series was last sampled successfully.
 type Freshness interface {
@@ -98,6 +103,7 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	plans    map[string]optimize.Plan
+	deciders map[string]*policyDecider
 	backoffs map[string]backoff.BackOff
 	last     map[string]Decision
 	// settled marks policies whose journal was checked for half-done work
@@ -116,6 +122,11 @@ type Decision struct {
 	Action       string    `json:"action"` // none, scale, dry_run, cooldown, blocked, error, conservative
 	Reason       string    `json:"reason"`
 	Conservative bool      `json:"conservative,omitempty"`
+	// Planned is the plan's count for now, Floor the reactive floor, and
+	// Source which of them (or the bounds, or the cached plan) set Want.
+	Planned int    `json:"planned"`
+	Floor   int    `json:"floor"`
+	Source  string `json:"source,omitempty"`
 }
 
 // New builds a Reconciler.
@@ -126,7 +137,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -158,6 +169,45 @@ func cooldownKey(key string) string { return "cooldown/" + key }
 
 // ErrActiveDeployment is how Nomad refuses to scale a group mid-deployment.
 const activeDeployment = "active deployment"
+
+// policyDecider is a policy's decider with the settings it was built from:
+// an edited policy gets a new one.
+type policyDecider struct {
+	fingerprint string
+	*predict.Decider
+	lastErr string
+}
+
+// deciderFor returns the policy's decider, building it on first use and
+// again whenever the policy's settings change.
+func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
+	fp := p.fingerprint()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.deciders[p.Key]; ok && d.fingerprint == fp {
+		return d, nil
+	}
+	dec, err := predict.NewDecider(p.DeciderSettings(), p.DelayEstimator(), func(ctx context.Context, req predict.PlanRequest) (optimize.Plan, error) {
+		return r.d.Planner.PlanAhead(ctx, p, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &policyDecider{fingerprint: fp, Decider: dec}
+	r.deciders[p.Key] = d
+	return d, nil
+}
+
+// Forget drops what the reconciler holds for a removed policy.
+func (r *Reconciler) Forget(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.deciders, key)
+	delete(r.plans, key)
+	delete(r.backoffs, key)
+	delete(r.last, key)
+	delete(r.settled, key)
+}
 
 // Reconcile brings one group toward its plan. It is level-triggered: it
 // reads everything it decides from, so calling it twice is harmless.
@@ -199,19 +249,30 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		r.mu.Unlock()
 	}
 
-	cur, _ := r.CurrentPlan(p.Key)
-	count, next, perr := optimize.Serve(ctx, now, cur, func(ctx context.Context) (optimize.Plan, error) {
-		return r.d.Planner.Plan(ctx, p, st.Desired, now)
-	})
-	if perr != nil {
-		if len(cur.Desired) == 0 {
-			count = st.Desired // nothing cached: hold
-		}
-		r.d.Log.Warn("forecast or optimizer failed; serving the cached plan", "policy", p.Key, "err", perr, "plan", cur.ID)
-		r.d.Metrics.planFailed(p.Key)
+	pd, err := r.deciderFor(p)
+	if err != nil {
+		return Result{}, Decision{Action: "error", Reason: err.Error()}, err
 	}
-	if next.ID != cur.ID {
-		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "desired", next.Desired, "solver", next.Solver)
+	s := p.DeciderSettings()
+	recent, err := r.d.Planner.Recent(ctx, p, now, max(s.FloorWindow, s.BandWindow))
+	if err != nil {
+		return r.retry(p.Key), Decision{Action: "error", Reason: "history: " + err.Error()}, err
+	}
+	got := pd.Decide(ctx, predict.Input{Now: now, Current: st.Desired, Running: st.Running, Recent: recent})
+	if got.PlanErr != nil {
+		// Logged when the reason changes, not on every retry: a new policy
+		// without enough history says so once while its floor scales it.
+		if msg := got.PlanErr.Error(); msg != pd.lastErr {
+			pd.lastErr = msg
+			r.d.Log.Warn("no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
+		}
+		r.d.Metrics.planFailed(p.Key)
+	} else if got.Replanned {
+		pd.lastErr = ""
+	}
+	next := got.Plan
+	if got.Replanned {
+		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "why", got.Why, "desired", next.Desired, "solver", next.Solver, "startup_delay", got.StartupDelay)
 		r.mu.Lock()
 		r.plans[p.Key] = next
 		r.mu.Unlock()
@@ -220,7 +281,9 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		}
 	}
 	dec.PlanID = next.ID
-	want := clamp(count, p.Min, p.Max)
+	dec.Floor, dec.Planned, dec.Source = got.Floor, got.Planned, got.Source
+	want := got.Count
+	wake := max(got.NextWake.Sub(now), time.Second)
 
 	// Stale metrics: never scale down on them, and scale up only on fresh
 	// evidence, which stale metrics are not. Bounds are still enforced.
@@ -243,14 +306,20 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		if dec.Conservative {
 			dec.Action, dec.Reason = "conservative", "metrics stale; holding"
 		}
-		return Result{}, dec, nil
+		return Result{RequeueAfter: min(wake, p.EvaluationInterval)}, dec, nil
 	}
+	// The cooldown holds scale-downs only: capacity the plan or the floor
+	// needs is never held back by a recent action.
 	var cd cooldownState
-	if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err == nil && now.Before(cd.Until) {
+	if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err == nil && now.Before(cd.Until) && want < st.Desired {
 		dec.Action, dec.Reason = "cooldown", fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
-		return Result{RequeueAfter: min(cd.Until.Sub(now), p.EvaluationInterval)}, dec, nil
+		return Result{RequeueAfter: min(cd.Until.Sub(now), wake, p.EvaluationInterval)}, dec, nil
 	}
-	return r.act(ctx, p, st, next, want, dec, now)
+	res, d, err := r.act(ctx, p, st, next, want, dec, now)
+	if err == nil && (d.Action == "scale" || d.Action == "dry_run") {
+		res.RequeueAfter = min(wake, p.EvaluationInterval)
+	}
+	return res, d, err
 }
 
 func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan optimize.Plan, want int, dec Decision, now time.Time) (Result, Decision, error) {
@@ -259,7 +328,8 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 		dir = "down"
 	}
 	dry := r.d.DryRun || p.Target.DryRun
-	reason := fmt.Sprintf("plan %s wants %d replicas now (desired %d, running %d, pending %d)", plan.ID, want, st.Desired, st.Running, st.Pending)
+	reason := fmt.Sprintf("%s wants %d replicas now (plan %s: %d, floor %d; desired %d, running %d, pending %d)",
+		sourceName(dec.Source), want, plan.ID, dec.Planned, dec.Floor, st.Desired, st.Running, st.Pending)
 	actionID := fmt.Sprintf("%s@%d", p.Key, now.UnixNano())
 	kind := "scale"
 	if dry {
@@ -377,6 +447,19 @@ func planPreview(pl optimize.Plan, now time.Time) string {
 		fmt.Fprintf(&b, "%d", v)
 	}
 	return b.String()
+}
+
+// sourceName says in words what set a count.
+func sourceName(source string) string {
+	switch source {
+	case "floor":
+		return "the floor (recent demand)"
+	case "cached":
+		return "the cached plan"
+	case "bounds":
+		return "the policy's bounds"
+	}
+	return "the plan"
 }
 
 func clamp(v, lo, hi int) int {

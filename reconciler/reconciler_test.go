@@ -3,12 +3,14 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -42,18 +44,25 @@ func (f *fakeNomad) GroupStatus(context.Context, string, string, string) (GroupS
 	return GroupStatus{Exists: f.exists, Desired: f.desired, Running: f.desired}, nil
 }
 
+// fixedPlanner plans the counts a test gives it and reports the recent
+// demand the test sets.
 type fixedPlanner struct {
 	desired []int
 	err     error
 	calls   int
+	recent  []float64
 }
 
-func (p *fixedPlanner) Plan(_ context.Context, pol Policy, _ int, now time.Time) (optimize.Plan, error) {
+func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
 	p.calls++
 	if p.err != nil {
 		return optimize.Plan{}, p.err
 	}
-	return optimize.Plan{ID: now.Format("150405.000"), Start: now, Desired: p.desired, MinReplicas: pol.Min, MaxReplicas: pol.Max}, nil
+	return optimize.Plan{ID: r.Now.Format("150405.000"), Start: r.Now, Desired: p.desired, MinReplicas: pol.Min, MaxReplicas: pol.Max}, nil
+}
+
+func (p *fixedPlanner) Recent(context.Context, Policy, time.Time, time.Duration) ([]float64, error) {
+	return p.recent, nil
 }
 
 type freshAt map[string]time.Time
@@ -70,10 +79,11 @@ type follower struct{}
 func (follower) IsLeader() bool { return false }
 
 func testPolicy() Policy {
-	return Policy{Key: "default/web/api", Namespace: "default", Job: "web", Group: "api", Min: 1, Max: 8, Enabled: true,
-		EvaluationInterval: 10 * time.Second, Cooldown: 30 * time.Second,
-		Checks: []Check{{Name: "requests", Source: "prometheus", Query: "q"}},
-		Target: Target{CacheSize: 10, ForecastHorizon: 60, RequestsCheck: "requests", StaleAfter: 30 * time.Second}}
+	p := DefaultPolicy(1, 8)
+	p.Key, p.Job, p.Group = "default/web/api", "web", "api"
+	p.Checks = []Check{{Name: "requests", Source: "prometheus", Query: "q"}}
+	p.Target.StartupDelaySet = true // instant replicas: the plan's dips are taken as planned
+	return p
 }
 
 type harness struct {
@@ -109,10 +119,15 @@ func (h *harness) build(o DepsOverride) *Reconciler {
 		Leader: o.leader, DryRun: o.dryRun, Now: h.clock.now})
 }
 
-func (h *harness) reconcile(t *testing.T) Result {
+// reconcile runs one reconcile with fresh metrics; it fails the test on an
+// error unless the test expects one (wantErr).
+func (h *harness) reconcile(t *testing.T, wantErr ...bool) Result {
 	t.Helper()
 	h.fresh["default/web/api/requests"] = h.clock.t
-	res, _ := h.rec.Reconcile(context.Background(), testPolicy())
+	res, err := h.rec.Reconcile(context.Background(), testPolicy())
+	if err != nil && (len(wantErr) == 0 || !wantErr[0]) {
+		t.Fatalf("reconcile: %v", err)
+	}
 	return res
 }
 
@@ -211,7 +226,9 @@ func TestStaleMetricsNeverScaleDownAndScaleUpOnlyOnFreshEvidence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.desired, []int{tc.plan})
 			h.fresh["default/web/api/requests"] = h.clock.t.Add(-5 * time.Minute)
-			_, _ = h.rec.Reconcile(context.Background(), testPolicy())
+			if _, err := h.rec.Reconcile(context.Background(), testPolicy()); err != nil {
+				t.Fatal(err)
+			}
 			if len(h.nomad.calls) != 0 {
 				t.Fatalf("scaled %s on stale metrics: %+v", tc.name, h.nomad.calls)
 			}
@@ -225,8 +242,11 @@ func TestStaleMetricsNeverScaleDownAndScaleUpOnlyOnFreshEvidence(t *testing.T) {
 func TestAnIntentLeftByACrashIsSettledFromNomadWithoutScalingTwice(t *testing.T) {
 	h := newHarness(t, 5, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
 	// The previous process wrote its intent, Nomad applied it, then it died.
-	_, _ = h.db.Append(store.JournalEntry{ActionID: "a1", Kind: "scale", State: store.StateIntent, Target: "default/web/api",
+	_, err := h.db.Append(store.JournalEntry{ActionID: "a1", Kind: "scale", State: store.StateIntent, Target: "default/web/api",
 		Data: mustJSON(scaleData{From: 2, To: 5})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.reconcile(t)
 	if len(h.nomad.calls) != 0 {
 		t.Fatalf("scaled again: %+v", h.nomad.calls)
@@ -263,5 +283,69 @@ func TestThePlanIsStoredAndServedAfterARestart(t *testing.T) {
 	p, ok := h.rec.CurrentPlan("default/web/api")
 	if !ok || len(p.Desired) != 10 {
 		t.Fatalf("plan after restart = %+v, %v", p, ok)
+	}
+}
+
+func TestABurningGroupIsScaledAtItsFirstReconcileBeforeTheModelHasHistory(t *testing.T) {
+	h := newHarness(t, 1, nil)
+	h.planner.err = fmt.Errorf("forecast: %w", errors.New("history too short to forecast"))
+	h.planner.recent = []float64{64} // one sample: 64 requests/s at 10 per replica
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 7 {
+		t.Fatalf("calls = %+v, want one scale to the floor's 7", h.nomad.calls)
+	}
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Source != "floor" || d.Floor != 7 {
+		t.Errorf("decision %+v, want it set by the floor", d)
+	}
+}
+
+func TestAnIdleGroupScalesInToItsMinimum(t *testing.T) {
+	h := newHarness(t, 3, nil)
+	h.planner.err = errors.New("no model")
+	h.planner.recent = make([]float64, 60)
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 1 {
+		t.Fatalf("calls = %+v, want a scale in to the minimum 1", h.nomad.calls)
+	}
+}
+
+func TestTheCooldownHoldsScaleDownsButNeverAScaleUp(t *testing.T) {
+	h := newHarness(t, 2, []int{4})
+	h.reconcile(t)
+	h.planner.desired = []int{7}
+	h.clock.advance(11 * time.Second) // a new plan, inside the 30 s cooldown
+	h.reconcile(t)
+	if len(h.nomad.calls) != 2 || *h.nomad.calls[1].Count != 7 {
+		t.Fatalf("calls = %+v, want 4 then 7 within the cooldown", h.nomad.calls)
+	}
+}
+
+func TestTheWorkerIsWokenWhenThePlanChangesNotAfterTheFullInterval(t *testing.T) {
+	h := newHarness(t, 3, []int{3, 3, 3, 6, 6, 6, 6, 6, 6, 6, 6, 6})
+	res := h.reconcile(t)
+	if res.RequeueAfter != 3*time.Second {
+		t.Fatalf("requeue after %s, want 3s: the plan rises at its fourth second", res.RequeueAfter)
+	}
+	h.clock.advance(res.RequeueAfter)
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 6 {
+		t.Fatalf("calls = %+v, want a scale to 6 at the plan's change", h.nomad.calls)
+	}
+}
+
+func TestAnEditedPolicyGetsANewDecider(t *testing.T) {
+	h := newHarness(t, 2, []int{3})
+	h.reconcile(t)
+	p := testPolicy()
+	p.Target.FloorMargin = 2
+	h.planner.recent = []float64{30}
+	if _, err := h.rec.Reconcile(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if h.planner.calls != 2 {
+		t.Errorf("planner calls %d, want a new plan for the edited policy", h.planner.calls)
+	}
+	if d, _ := h.rec.LastDecision(p.Key); d.Floor != 6 {
+		t.Errorf("floor %d with floor_margin 2 at 30 requests/s, want 6", d.Floor)
 	}
 }

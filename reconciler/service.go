@@ -10,11 +10,19 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
+// SeedPlanner plans the seed's way: cache_size seconds of counts from a
+// policy's history; satisfied by *HistoryPlanner.
+type SeedPlanner interface {
+	Plan(ctx context.Context, p Policy, current int, now time.Time) (optimize.Plan, error)
+}
+
+var _ SeedPlanner = (*HistoryPlanner)(nil)
+
 // OptimizeService answers the seed's POST /optimize from a policy's stored
 // history, through the same planner the reconciler uses.
 type OptimizeService struct {
 	Controller *Controller
-	Planner    Planner
+	Planner    SeedPlanner
 	// TestData serves from the bundled sample series instead (the seed's
 	// only_test_data).
 	TestData bool

@@ -15,12 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/nomadscalerd/nomadscalerd/backtest"
-	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
 func backtestCommand() *cli.Command {
-	def := backtest.DefaultPredictiveConfig()
 	return &cli.Command{
 		Name:      "backtest",
 		Usage:     "replay a request-rate trace through the predictive planner and reactive baselines",
@@ -43,15 +42,9 @@ func backtestCommand() *cli.Command {
 			&cli.StringFlag{Name: "plot", Usage: "write demand and each strategy's serving capacity to this PNG"},
 			&cli.BoolFlag{Name: "progress", Usage: "draw a progress bar on stderr even when it is not a terminal"},
 			// The predictive strategy's configuration.
-			&cli.IntFlag{Name: "horizon", Value: def.Horizon, Usage: "predictive: plan length in seconds (cache_size; a new plan every two passes)"},
-			&cli.StringFlag{Name: "history", Value: fmt.Sprint(def.Window), Usage: "predictive: history a forecast reads (seconds, Go duration or 2d)"},
-			&cli.DurationFlag{Name: "refit", Value: def.Forecast.RefitEvery, Usage: "predictive: re-estimate the model this often (simulated time)"},
-			&cli.IntFlag{Name: "step", Value: def.Forecast.Step, Usage: "predictive: seconds a model step averages"},
-			&cli.StringFlag{Name: "orders", Value: orderList(def.Forecast.Orders), Usage: "predictive: candidate SARIMAX orders, p,d,q[,P,D,Q,s] separated by ;"},
-			&cli.IntFlag{Name: "fourier-terms", Value: def.FourierTerms, Usage: "predictive: daily Fourier pairs as covariates (0 for none)"},
-			&cli.Float64Flag{Name: "margin", Value: def.Forecast.Margin, Usage: "predictive: plan for the forecast mean plus this many standard deviations (1.96: upper 95% band)"},
-			&cli.BoolFlag{Name: "sqrt", Value: def.Forecast.Sqrt, Usage: "predictive: model the square root of the rate (margins grow with the level)"},
-			&cli.StringFlag{Name: "solver", Value: "dp", Usage: "predictive: plan solver, dp (exact dynamic program) or highs (the MILP with DP fallback)"},
+			&cli.StringFlag{Name: "policy", Usage: "predictive: the `target \"nomadscaler\"` policy to run, from a job file, a scaling block or a policy block (default: the daemon's defaults)"},
+			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
+			&cli.StringFlag{Name: "solver", Value: "dp", Usage: "predictive: plan solver, dp (exact dynamic program, as the daemon) or highs (the MILP with DP fallback)"},
 		},
 		Action: runBacktest,
 	}
@@ -82,16 +75,20 @@ func runBacktest(c *cli.Context) error {
 		return fmt.Errorf("--strategies: none given")
 	}
 
-	pcfg, err := predictiveConfig(c)
+	pcfg, err := predictiveConfig(c, cfg)
 	if err != nil {
 		return err
+	}
+	prior, err := backtest.ParseSeconds(c.String("history"))
+	if err != nil {
+		return fmt.Errorf("--history: %w", err)
 	}
 
 	trace, err := backtest.ReadTraceFile(c.String("trace"))
 	if err != nil {
 		return err
 	}
-	replay, err := backtest.NewReplay(trace, start, duration, c.Float64("scale"), c.Int("rate-window"), pcfg.Window)
+	replay, err := backtest.NewReplay(trace, start, duration, c.Float64("scale"), c.Int("rate-window"), prior)
 	if err != nil {
 		return err
 	}
@@ -129,27 +126,15 @@ func runBacktest(c *cli.Context) error {
 	return report.WriteTable(c.App.Writer)
 }
 
-func predictiveConfig(c *cli.Context) (backtest.PredictiveConfig, error) {
-	pcfg := backtest.DefaultPredictiveConfig()
-	var err error
-	pcfg.Horizon = c.Int("horizon")
-	if pcfg.Horizon < 1 {
-		return pcfg, fmt.Errorf("--horizon %d: must be positive", pcfg.Horizon)
+func predictiveConfig(c *cli.Context, cfg backtest.Config) (backtest.PredictiveConfig, error) {
+	pcfg := backtest.DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	if path := c.String("policy"); path != "" {
+		p, err := reconciler.ReadPolicyFile(path, reconciler.Defaults{})
+		if err != nil {
+			return pcfg, fmt.Errorf("--policy: %w", err)
+		}
+		pcfg.Policy = p
 	}
-	if pcfg.Window, err = backtest.ParseSeconds(c.String("history")); err != nil {
-		return pcfg, fmt.Errorf("--history: %w", err)
-	}
-	pcfg.Forecast.RefitEvery = c.Duration("refit")
-	pcfg.Forecast.Step = c.Int("step")
-	if pcfg.Forecast.Step < 1 {
-		return pcfg, fmt.Errorf("--step %d: must be positive", pcfg.Forecast.Step)
-	}
-	if pcfg.Forecast.Orders, err = model.ParseOrders(c.String("orders")); err != nil {
-		return pcfg, fmt.Errorf("--orders: %w", err)
-	}
-	pcfg.FourierTerms = c.Int("fourier-terms")
-	pcfg.Forecast.Margin = c.Float64("margin")
-	pcfg.Forecast.Sqrt = c.Bool("sqrt")
 	switch c.String("solver") {
 	case "dp":
 		pcfg.Solver = optimize.DPSolver{}
@@ -159,14 +144,6 @@ func predictiveConfig(c *cli.Context) (backtest.PredictiveConfig, error) {
 		return pcfg, fmt.Errorf("--solver %q: want dp or highs", c.String("solver"))
 	}
 	return pcfg, nil
-}
-
-func orderList(orders []model.Order) string {
-	s := make([]string, len(orders))
-	for i, o := range orders {
-		s[i] = o.String()
-	}
-	return strings.Join(s, ";")
 }
 
 // runStrategies replays demand through every strategy at once (each has

@@ -313,17 +313,10 @@ func (f freshness) LastSample(series string) (time.Time, bool) {
 // same model.Forecaster the backtest measures. Each fit is stored per policy
 // in bbolt, and a stored fit warm-starts the first fit after a restart.
 func newForecaster(p reconciler.Policy, db *store.DB, log *slog.Logger) optimize.Forecaster {
-	orders, err := model.ParseOrders(p.Target.Orders)
-	if err != nil {
-		orders = model.DefaultOrders()
+	f := model.NewForecaster(p.Target.ForecastConfig(), time.Now)
+	f.OnFallback = func(err error) {
+		log.Debug("no model fits the history; forecasting its recent level", "policy", p.Key, "err", err)
 	}
-	f := model.NewForecaster(model.ForecastConfig{
-		Step:       int(p.Target.ModelStep.Seconds()),
-		Orders:     orders,
-		RefitEvery: p.Target.RefitInterval,
-		Margin:     p.Target.ForecastMargin,
-		Sqrt:       p.Target.SqrtTransform,
-	}, time.Now)
 	var stored model.Record
 	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil {
 		f.Seed(stored)

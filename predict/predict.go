@@ -1,0 +1,333 @@
+// Package predict owns the receding-horizon decision of a predictive
+// policy: which replica count to run now, from a plan that is re-made every
+// few seconds (and at once when demand leaves the forecast band), with a
+// reactive floor under it so the count never falls below what recently
+// observed demand needs. It also learns how long a new replica takes to
+// serve. It is pure: the clock, the history and the plan maker come from the
+// caller, so the daemon's reconciler and the backtest run the same code.
+package predict
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+// Settings is how a policy serves its plans. DefaultSettings are the
+// daemon's defaults; the policy's target block overrides them.
+type Settings struct {
+	// Capacity is the demand one replica serves (capacity_per_replica).
+	Capacity float64
+	// Min and Max bound every count served.
+	Min, Max int
+	// ReplanInterval is the longest a plan is served before a new one is
+	// made from fresher history (replan_interval).
+	ReplanInterval time.Duration
+	// MinReplanGap is the shortest time between two plans, however often
+	// demand leaves the band: re-planning costs a forecast and a solve.
+	MinReplanGap time.Duration
+	// FloorWindow is how much recent demand the floor reads (floor_window).
+	FloorWindow time.Duration
+	// FloorMargin multiplies the floor's demand level (floor_margin): 1
+	// means exactly enough replicas for the recent level, 0 turns the
+	// floor off.
+	FloorMargin float64
+	// BandWindow is how many of the latest seconds are compared with the
+	// plan's forecast band.
+	BandWindow time.Duration
+	// BandSlack widens the band by this fraction of its upper edge before
+	// an observation counts as outside it.
+	BandSlack float64
+	// WrongAfter is how many band exits in a row mark the model as wrong:
+	// the next plan refits it instead of reusing its parameters.
+	WrongAfter int
+	// Disruption is what a change of the count costs beyond the replica's
+	// start: Nomad runs a deployment for it that blocks the next change
+	// (the group's update block: min_healthy_time and the health checks).
+	// A scale-down keeps the highest count the plan wants within the
+	// startup delay plus Disruption, so a plan never takes a replica away
+	// only to ask for it again before a new one could serve.
+	Disruption time.Duration
+}
+
+// DefaultSettings are the daemon's defaults (chosen with the backtest; see
+// the README's "Does it help?").
+func DefaultSettings() Settings {
+	return Settings{
+		Capacity: 10, Min: 0, Max: math.MaxInt32,
+		ReplanInterval: 10 * time.Second, MinReplanGap: 2 * time.Second,
+		FloorWindow: 60 * time.Second, FloorMargin: 1,
+		BandWindow: 5 * time.Second, BandSlack: 0.1, WrongAfter: 3,
+		Disruption: 5 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (s Settings) Validate() error {
+	switch {
+	case !(s.Capacity > 0):
+		return errors.New("capacity must be positive")
+	case s.Min < 0 || s.Max < s.Min:
+		return fmt.Errorf("bounds [%d, %d] are not a range", s.Min, s.Max)
+	case s.ReplanInterval < time.Second:
+		return errors.New("replan_interval must be at least 1s")
+	case s.FloorWindow < time.Second:
+		return errors.New("floor_window must be at least 1s")
+	case s.FloorMargin < 0 || math.IsInf(s.FloorMargin, 0) || math.IsNaN(s.FloorMargin):
+		return errors.New("floor_margin must not be negative")
+	case s.BandSlack < 0:
+		return errors.New("band slack must not be negative")
+	case s.Disruption < 0:
+		return errors.New("disruption must not be negative")
+	}
+	return nil
+}
+
+// Floor is the fewest replicas that serve the recent demand level: the mean
+// of recent, times margin, over capacity, rounded up. No demand, or a zero
+// margin, is no floor.
+func Floor(recent []float64, capacity, margin float64) int {
+	if len(recent) == 0 || margin <= 0 || capacity <= 0 {
+		return 0
+	}
+	sum := 0.0
+	for _, v := range recent {
+		if v > 0 && !math.IsInf(v, 0) {
+			sum += v
+		}
+	}
+	level := sum / float64(len(recent))
+	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
+	return int(math.Ceil(level*margin/capacity - 1e-9))
+}
+
+// PlanFunc makes a fresh plan starting at now for a group whose count is
+// current, assuming a replica serves startupDelay seconds after it is
+// requested; refit asks for the model's parameters to be re-estimated.
+type PlanFunc func(ctx context.Context, r PlanRequest) (optimize.Plan, error)
+
+// PlanRequest is one call of a PlanFunc.
+type PlanRequest struct {
+	Now          time.Time
+	Current      int
+	StartupDelay time.Duration
+	// Horizon is the shortest plan that covers the startup delay, what is
+	// served until the next plan, and the scale-down hold.
+	Horizon int
+	Refit   bool
+}
+
+// Input is what the decider sees at one evaluation.
+type Input struct {
+	Now time.Time
+	// Current is the count the group is asked to run (Nomad's desired
+	// count); Running how many of its replicas run.
+	Current, Running int
+	// Recent is the observed demand per second up to now, oldest first: at
+	// least FloorWindow and BandWindow seconds of it when there are.
+	Recent []float64
+}
+
+// Decision is what to run now and why.
+type Decision struct {
+	// Count is the replica count to run from now on, within the bounds.
+	Count int
+	// Planned is the plan's value for now (before the floor); Floor the
+	// reactive floor.
+	Planned, Floor int
+	// Plan is the plan served; Replanned says it was made by this call,
+	// and Why why (or why the plan could not be made: PlanErr).
+	Plan      optimize.Plan
+	Replanned bool
+	Why       string
+	PlanErr   error
+	// Source says what set Count: "plan", "floor", "cached" (the seed's
+	// cache semantics, after a failed re-plan) or "bounds".
+	Source string
+	// NextWake is when the decision can next change without new events:
+	// the plan's next change, the next re-plan, whichever is first.
+	NextWake time.Time
+	// StartupDelay is the delay the plan assumed.
+	StartupDelay time.Duration
+}
+
+// Decider serves one policy's plans; it is not safe for concurrent use.
+type Decider struct {
+	s     Settings
+	plan  PlanFunc
+	delay *DelayEstimator
+
+	cur      optimize.Plan
+	failed   bool // the last re-plan failed: cur is served as the seed's cache
+	lastPlan time.Time
+	exits    int
+}
+
+// NewDecider builds a decider. delay tells the startup delay to plan for
+// (see DelayEstimator); plan makes plans.
+func NewDecider(s Settings, delay *DelayEstimator, plan PlanFunc) (*Decider, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if delay == nil {
+		delay = NewDelayEstimator(0, false)
+	}
+	return &Decider{s: s, plan: plan, delay: delay}, nil
+}
+
+// Plan is the plan being served (empty before the first).
+func (d *Decider) Plan() optimize.Plan { return d.cur }
+
+// StartupDelay is the startup delay the decider plans with now.
+func (d *Decider) StartupDelay() time.Duration { return d.delay.Delay() }
+
+// Decide evaluates the policy at in.Now.
+func (d *Decider) Decide(ctx context.Context, in Input) Decision {
+	d.delay.Observe(in.Now, in.Current, in.Running)
+	s := d.s
+	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin), StartupDelay: d.delay.Delay()}
+
+	why := d.replanDue(in)
+	if why != "" {
+		hold := d.holdDown()
+		horizon := seconds(s.ReplanInterval) + seconds(d.delay.Delay()) + seconds(hold) + 1
+		refit := d.exits >= max(s.WrongAfter, 1)
+		plan, err := d.plan(ctx, PlanRequest{Now: in.Now, Current: in.Current, StartupDelay: d.delay.Delay(), Horizon: horizon, Refit: refit})
+		if err == nil && len(plan.Desired) == 0 {
+			err = errors.New("the plan is empty")
+		}
+		d.lastPlan = in.Now
+		if err != nil {
+			dec.PlanErr = err
+			d.failed = true
+		} else {
+			d.cur, d.failed, dec.Replanned = plan, false, true
+			if refit {
+				d.exits = 0
+			}
+		}
+		dec.Why = why
+	}
+	dec.Plan = d.cur
+
+	switch {
+	case len(d.cur.Desired) == 0:
+		dec.Planned, dec.Source = 0, "floor"
+	case d.failed:
+		// Planning failed: serve the cached plan as the seed's cache does.
+		dec.Planned, _ = d.cur.Value(in.Now)
+		dec.Source = "cached"
+	default:
+		dec.Planned, dec.Source = d.cur.At(in.Now), "plan"
+		if dec.Planned < in.Current {
+			// Scale down only as far as the plan stays for as long as a
+			// replica taken away now would need to come back.
+			dec.Planned = min(in.Current, d.cur.MaxBetween(in.Now, in.Now.Add(d.holdDown())))
+		}
+	}
+	dec.Count = dec.Planned
+	if dec.Floor > dec.Count {
+		dec.Count, dec.Source = dec.Floor, "floor"
+	}
+	if c := clamp(dec.Count, s.Min, s.Max); c != dec.Count {
+		dec.Count, dec.Source = c, "bounds"
+	}
+	if dec.Count > in.Current {
+		d.delay.Requested(in.Now, in.Current, dec.Count)
+	}
+	dec.NextWake = d.nextWake(in.Now, in.Current != in.Running || dec.Count != in.Current)
+	return dec
+}
+
+// holdDown is how long a replica taken away now would take to serve again.
+func (d *Decider) holdDown() time.Duration { return d.delay.Delay() + d.s.Disruption }
+
+// replanDue says why a new plan is due now, or "" when none is.
+func (d *Decider) replanDue(in Input) string {
+	if len(d.cur.Desired) == 0 {
+		if d.failed && in.Now.Sub(d.lastPlan) < d.s.MinReplanGap {
+			return ""
+		}
+		return "no plan yet"
+	}
+	age := in.Now.Sub(d.lastPlan)
+	if age >= d.s.ReplanInterval {
+		return "replan interval"
+	}
+	if in.Now.Sub(d.cur.Start) >= time.Duration(len(d.cur.Desired))*time.Second {
+		return "plan ran out"
+	}
+	if age < d.s.MinReplanGap || d.failed {
+		return ""
+	}
+	if out, how := d.outsideBand(in); out {
+		d.exits++
+		return how
+	}
+	d.exits = 0
+	return ""
+}
+
+// outsideBand compares the mean demand of the latest BandWindow seconds
+// with the plan's forecast band over the same seconds.
+func (d *Decider) outsideBand(in Input) (bool, string) {
+	p := d.cur
+	if len(p.Upper) == 0 || len(in.Recent) == 0 {
+		return false, ""
+	}
+	n := min(seconds(d.s.BandWindow), int(in.Now.Sub(p.Start)/time.Second), len(in.Recent))
+	if n < 1 {
+		return false, ""
+	}
+	obs, lo, hi := 0.0, 0.0, 0.0
+	for i := 0; i < n; i++ {
+		obs += in.Recent[len(in.Recent)-1-i]
+		at := in.Now.Add(-time.Duration(i+1) * time.Second)
+		l, h := p.BandAt(at)
+		lo += l
+		hi += h
+	}
+	obs, lo, hi = obs/float64(n), lo/float64(n), hi/float64(n)
+	slack := d.s.BandSlack * math.Max(hi, d.s.Capacity)
+	switch {
+	case obs > hi+slack:
+		return true, fmt.Sprintf("demand %.3g above the forecast band (upper %.3g)", obs, hi)
+	case obs < lo-slack:
+		return true, fmt.Sprintf("demand %.3g below the forecast band (lower %.3g)", obs, lo)
+	}
+	return false, ""
+}
+
+// nextWake is the next time the decision may change on its own: the
+// plan's next change point or the next re-plan, and within a second while
+// replicas are still starting (so their delay is measured).
+func (d *Decider) nextWake(now time.Time, starting bool) time.Time {
+	wake := d.lastPlan.Add(d.s.ReplanInterval)
+	if d.failed || len(d.cur.Desired) == 0 {
+		wake = now.Add(d.s.MinReplanGap)
+	} else if at, ok := d.cur.NextChange(now); ok && at.Before(wake) {
+		wake = at
+	}
+	if starting && now.Add(time.Second).Before(wake) {
+		wake = now.Add(time.Second)
+	}
+	if !wake.After(now) {
+		wake = now.Add(time.Second)
+	}
+	return wake
+}
+
+func tail(v []float64, n int) []float64 {
+	if n < len(v) {
+		return v[len(v)-n:]
+	}
+	return v
+}
+
+func seconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+func clamp(v, lo, hi int) int { return max(lo, min(hi, v)) }

@@ -1,0 +1,276 @@
+package predict
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+func TestFloorIsTheRecentMeanLevelOverCapacityRoundedUp(t *testing.T) {
+	cases := []struct {
+		name     string
+		recent   []float64
+		capacity float64
+		margin   float64
+		want     int
+	}{
+		{"no history is no floor", nil, 10, 1, 0},
+		{"an idle group needs nothing", []float64{0, 0, 0}, 10, 1, 0},
+		{"exactly one replica's worth needs one", []float64{10, 10}, 10, 1, 1},
+		{"a little more needs two", []float64{10, 11}, 10, 1, 2},
+		{"the margin scales the level", []float64{20, 20}, 10, 1.5, 3},
+		{"a zero margin turns the floor off", []float64{500}, 10, 0, 0},
+		{"negative samples count as none", []float64{-50, 30}, 10, 1, 2},
+		{"a burning job needs many at once", []float64{2600}, 100, 1, 26},
+	}
+	for _, c := range cases {
+		if got := Floor(c.recent, c.capacity, c.margin); got != c.want {
+			t.Errorf("%s: Floor(%v, %v, %v) = %d, want %d", c.name, c.recent, c.capacity, c.margin, got, c.want)
+		}
+	}
+}
+
+// scriptedPlanner returns the plans a test gives it and records the calls.
+type scriptedPlanner struct {
+	desired []int
+	lower   []float64
+	upper   []float64
+	err     error
+	calls   []PlanRequest
+}
+
+func (s *scriptedPlanner) plan(_ context.Context, r PlanRequest) (optimize.Plan, error) {
+	s.calls = append(s.calls, r)
+	if s.err != nil {
+		return optimize.Plan{}, s.err
+	}
+	return optimize.Plan{ID: r.Now.Format("150405"), Start: r.Now, Desired: s.desired, Lower: s.lower, Upper: s.upper, MinReplicas: 0, MaxReplicas: 100}, nil
+}
+
+func settings() Settings {
+	s := DefaultSettings()
+	s.Min, s.Max = 1, 20
+	s.Disruption = 0
+	return s
+}
+
+func steady(n int, v float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func TestThePlansValueForTheCurrentSecondIsServedNotALoopOfItsFirstSeconds(t *testing.T) {
+	sp := &scriptedPlanner{desired: []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = time.Minute
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ second, want int }{{0, 1}, {4, 5}, {9, 10}, {11, 12}} {
+		got := d.Decide(context.Background(), Input{Now: at(c.second), Current: c.want - 1, Running: c.want - 1})
+		if got.Count != c.want || got.Source != "plan" {
+			t.Errorf("second %d: count %d from %s, want %d from the plan", c.second, got.Count, got.Source, c.want)
+		}
+	}
+	if len(sp.calls) != 1 {
+		t.Errorf("%d plans within the replan interval, want 1", len(sp.calls))
+	}
+	// Past its end the plan is not replayed from its start: a new one is made.
+	if got := d.Decide(context.Background(), Input{Now: at(30), Current: 12, Running: 12}); !got.Replanned || got.Why != "plan ran out" {
+		t.Errorf("past the plan's end: replanned %v (%q), want a new plan because it ran out", got.Replanned, got.Why)
+	}
+}
+
+func TestANewPlanIsMadeEveryReplanIntervalAndCoversStartupAndHold(t *testing.T) {
+	sp := &scriptedPlanner{desired: make([]int, 60)}
+	for i := range sp.desired {
+		sp.desired[i] = 3
+	}
+	s := settings()
+	s.ReplanInterval = 10 * time.Second
+	s.Disruption = 5 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(30*time.Second, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sec := 0; sec < 35; sec++ {
+		d.Decide(context.Background(), Input{Now: at(sec), Current: 3, Running: 3})
+	}
+	if len(sp.calls) != 4 { // at 0, 10, 20, 30
+		t.Fatalf("%d plans in 35 s at a 10 s interval, want 4", len(sp.calls))
+	}
+	for i, c := range sp.calls {
+		if want := at(10 * i); !c.Now.Equal(want) {
+			t.Errorf("plan %d made at %s, want %s", i, c.Now, want)
+		}
+		if c.Horizon < 10+30+35 || c.StartupDelay != 30*time.Second {
+			t.Errorf("plan %d: horizon %d with startup %s; want at least replan 10 + startup 30 + hold 35", i, c.Horizon, c.StartupDelay)
+		}
+	}
+}
+
+func TestDemandLeavingTheForecastBandReplansAtOnceAndRepeatedExitsRefit(t *testing.T) {
+	sp := &scriptedPlanner{desired: []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5}, lower: steady(20, 30), upper: steady(20, 60)}
+	s := settings()
+	s.ReplanInterval = 10 * time.Second
+	s.MinReplanGap = 2 * time.Second
+	s.WrongAfter = 2
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inBand := steady(60, 45)
+	d.Decide(ctx, Input{Now: at(0), Current: 5, Running: 5, Recent: inBand})
+	for sec := 1; sec < 6; sec++ {
+		if got := d.Decide(ctx, Input{Now: at(sec), Current: 5, Running: 5, Recent: inBand}); got.Replanned {
+			t.Fatalf("re-planned at second %d with demand inside the band: %s", sec, got.Why)
+		}
+	}
+	// A surge far above the band: a new plan at once, not at second 10.
+	surge := append(steady(55, 45), steady(5, 200)...)
+	got := d.Decide(ctx, Input{Now: at(6), Current: 5, Running: 5, Recent: surge})
+	if !got.Replanned || sp.calls[len(sp.calls)-1].Refit {
+		t.Fatalf("demand above the band: replanned %v (%s), refit %v; want a plan without a refit", got.Replanned, got.Why, sp.calls[len(sp.calls)-1].Refit)
+	}
+	// Within the minimum gap nothing re-plans, however far off demand is.
+	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: surge}); got.Replanned {
+		t.Fatal("re-planned within the minimum gap")
+	}
+	// The floor carries the surge meanwhile.
+	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 200)}); got.Count != 20 || got.Source != "floor" {
+		t.Errorf("surge of 200/s at 10 per replica: count %d from %s, want the floor's 20 (the max)", got.Count, got.Source)
+	}
+	// A second exit in a row says the model is wrong: the plan refits.
+	got = d.Decide(ctx, Input{Now: at(9), Current: 5, Running: 5, Recent: surge})
+	if !got.Replanned || !sp.calls[len(sp.calls)-1].Refit {
+		t.Fatalf("second exit in a row: replanned %v, refit %v; want a refit", got.Replanned, sp.calls[len(sp.calls)-1].Refit)
+	}
+}
+
+func TestTheFloorCarriesANewPolicyUntilTheModelCanPlan(t *testing.T) {
+	sp := &scriptedPlanner{err: errors.New("history too short to forecast")}
+	s := settings()
+	s.Capacity = 100
+	d, err := NewDecider(s, nil, sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First evaluation, one sample: a job burning 26 cores' worth of its
+	// allocation is scaled at once.
+	got := d.Decide(context.Background(), Input{Now: at(0), Current: 1, Running: 1, Recent: []float64{2600}})
+	if got.Count != 20 || got.PlanErr == nil {
+		t.Errorf("count %d (plan error %v), want the max 20 from the floor with the plan's error reported", got.Count, got.PlanErr)
+	}
+	// An idle group scales in to its minimum.
+	got = d.Decide(context.Background(), Input{Now: at(5), Current: 3, Running: 3, Recent: steady(60, 0)})
+	if got.Count != 1 {
+		t.Errorf("idle group: count %d, want the min 1", got.Count)
+	}
+}
+
+func TestAFailedReplanServesTheCachedPlanAsTheSeedsCache(t *testing.T) {
+	sp := &scriptedPlanner{desired: []int{2, 4, 6}}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = 3 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 2, Running: 2})
+	sp.err = errors.New("solver down")
+	// Second 4 of a 3-second plan: the seed's cache reads 4 % 3 = 1.
+	got := d.Decide(context.Background(), Input{Now: at(4), Current: 2, Running: 2})
+	if got.PlanErr == nil || got.Source != "cached" || got.Count != 4 {
+		t.Errorf("count %d from %s (err %v), want 4 from the cached plan", got.Count, got.Source, got.PlanErr)
+	}
+}
+
+func TestAScaleDownTheHoldWouldUndoIsNotTaken(t *testing.T) {
+	// The plan dips to 2 for three seconds, then wants 6 again: a replica
+	// removed now would be needed back before a new one could serve.
+	sp := &scriptedPlanner{desired: []int{6, 2, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = time.Minute
+	d, err := NewDecider(s, NewDelayEstimator(5*time.Second, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 6, Running: 6})
+	if got := d.Decide(context.Background(), Input{Now: at(1), Current: 6, Running: 6}); got.Count != 6 {
+		t.Errorf("count %d during a dip shorter than the startup delay, want to keep 6", got.Count)
+	}
+	// The same dip with no startup delay and no disruption is taken.
+	d2, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2.Decide(context.Background(), Input{Now: at(0), Current: 6, Running: 6})
+	if got := d2.Decide(context.Background(), Input{Now: at(1), Current: 6, Running: 6}); got.Count != 2 {
+		t.Errorf("count %d with instant replicas, want the plan's 2", got.Count)
+	}
+}
+
+func TestTheWorkerWakesAtThePlansNextChange(t *testing.T) {
+	sp := &scriptedPlanner{desired: []int{3, 3, 3, 3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}}
+	s := settings()
+	s.FloorMargin = 0
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Decide(context.Background(), Input{Now: at(0), Current: 3, Running: 3})
+	if !got.NextWake.Equal(at(4)) {
+		t.Errorf("next wake %s, want the change at second 4", got.NextWake.Sub(t0))
+	}
+	got = d.Decide(context.Background(), Input{Now: at(4), Current: 3, Running: 3})
+	if got.Count != 7 || !got.NextWake.Equal(at(5)) {
+		t.Errorf("at the change: count %d, next wake %s; want 7 and a check a second later while replicas start", got.Count, got.NextWake.Sub(t0))
+	}
+}
+
+func TestTheStartupDelayIsMeasuredFromTheGroupsOwnScaleUps(t *testing.T) {
+	e := NewDelayEstimator(0, false)
+	for i, took := range []int{20, 40, 30} {
+		start := 1000 * i
+		e.Requested(at(start), 2, 4)
+		for s := start; s <= start+took; s++ {
+			running := 2
+			if s == start+took {
+				running = 4
+			}
+			e.Observe(at(s), 4, running)
+		}
+	}
+	if got := e.Delay(); got != 30*time.Second {
+		t.Errorf("delay %s after scale-ups of 20, 40 and 30 s, want their median 30s", got)
+	}
+	// A scale-up that was never applied is not measured.
+	e.Requested(at(5000), 2, 9)
+	e.Observe(at(5001), 2, 2)
+	e.Observe(at(6000), 9, 9)
+	if e.Samples() != 3 {
+		t.Errorf("%d samples, want 3: an unapplied scale-up measured nothing", e.Samples())
+	}
+	// A policy's own startup_delay is never overridden.
+	f := NewDelayEstimator(45*time.Second, true)
+	f.Requested(at(0), 1, 2)
+	f.Observe(at(3), 2, 2)
+	if f.Delay() != 45*time.Second {
+		t.Errorf("fixed delay moved to %s", f.Delay())
+	}
+}

@@ -1,0 +1,112 @@
+package reconciler
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTheDemoJobFilesPolicyReadsAsTheDaemonReadsIt(t *testing.T) {
+	p, err := ReadPolicyFile(filepath.Join("..", "deploy", "nomad", "demo.nomad.hcl"), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Job != "demo" || p.Group != "web" || p.Min != 1 || p.Max != 12 {
+		t.Errorf("policy %s [%d, %d], want demo/web [1, 12]", p.Key, p.Min, p.Max)
+	}
+	if p.EvaluationInterval != 2*time.Second || p.Target.ModelStep != 2*time.Second || p.Target.MaxScaleUp != 3 {
+		t.Errorf("settings not read: interval %s, model_step %s, max_scale_up %d", p.EvaluationInterval, p.Target.ModelStep, p.Target.MaxScaleUp)
+	}
+}
+
+func TestABarePolicyBlockAndAScalingBlockBothRead(t *testing.T) {
+	for name, src := range map[string]string{
+		"policy block": `policy {
+  check "requests" {
+    source = "prometheus"
+    query  = "q"
+  }
+  target "nomadscaler" {
+    capacity_per_replica = 25
+    seasonality          = ["24h"]
+  }
+}`,
+		"scaling block": `scaling {
+  min = 2
+  max = 9
+  policy {
+    check "requests" {
+      source = "prometheus"
+      query  = "q"
+    }
+    target "nomadscaler" {
+      capacity_per_replica = 25
+      seasonality          = ["24h"]
+    }
+  }
+}`,
+	} {
+		p, err := ParsePolicyHCL([]byte(src), name+".hcl", Defaults{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p.Target.CapacityPerReplica != 25 || len(p.Target.Seasonality) != 1 || p.Target.Seasonality[0] != 24*time.Hour {
+			t.Errorf("%s: target %+v", name, p.Target)
+		}
+	}
+}
+
+func TestAPolicyFileWithoutOurTargetOrWithABadKeySaysSo(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct{ src, want string }{
+		"other target": {`scaling {
+  max = 3
+  policy {
+    check "c" {
+      source = "prometheus"
+      query = "q"
+      strategy "target-value" { target = 1 }
+    }
+    target "aws-asg" {}
+  }
+}`, "no scaling policy with a target"},
+		"bad key": {`scaling {
+  max = 3
+  policy {
+    check "c" {
+      source = "prometheus"
+      query = "q"
+    }
+    target "nomadscaler" { floor_margni = 1 }
+  }
+}`, `:1: target "nomadscaler": unknown key "floor_margni"`},
+		"bad orders": {`policy {
+    check "c" {
+      source = "prometheus"
+      query = "q"
+    }
+    target "nomadscaler" { orders = "1,1" }
+}`, `orders "1,1"`},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".hcl")
+		if err := os.WriteFile(path, []byte(c.src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadPolicyFile(path, Defaults{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to mention %q", name, err, c.want)
+		}
+	}
+}
+
+func TestTheDefaultPolicyIsValidAndUsesTheDaemonsDefaults(t *testing.T) {
+	p := DefaultPolicy(1, 100)
+	if p.Target.ReplanInterval != 10*time.Second || p.Target.FloorMargin <= 0 || p.Target.StartupDelaySet {
+		t.Errorf("default target %+v", p.Target)
+	}
+	if err := p.DeciderSettings().Validate(); err != nil {
+		t.Errorf("default decider settings: %v", err)
+	}
+}
