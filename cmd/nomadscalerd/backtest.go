@@ -28,7 +28,7 @@ func backtestCommand() *cli.Command {
 			"clock through each strategy and prints replica-seconds, unmet requests, violation seconds,\n" +
 			"scale actions, cost (the planner's objective) and the 99th percentile time of a decision.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "trace", Required: true, Usage: "request-rate trace FILE"},
+			&cli.StringFlag{Name: "trace", Required: true, Usage: "request-rate trace FILE (plain or gzip), or synthetic:KIND[:DAYS[:SEED]] with KIND daily, flash-crowd, step or trend (default 7 days, seed 1)"},
 			&cli.StringFlag{Name: "start", Value: "0", Usage: "skip this much of the trace (seconds, Go duration or 1d)"},
 			&cli.StringFlag{Name: "duration", Usage: "replay this much (seconds, Go duration or 7d); default to the end"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply the trace by this"},
@@ -84,7 +84,7 @@ func runBacktest(c *cli.Context) error {
 		return fmt.Errorf("--history: %w", err)
 	}
 
-	trace, err := backtest.ReadTraceFile(c.String("trace"))
+	trace, err := backtest.LoadTrace(c.String("trace"))
 	if err != nil {
 		return err
 	}

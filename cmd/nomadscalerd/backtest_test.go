@@ -87,6 +87,31 @@ func TestBacktestPrintsATableByDefault(t *testing.T) {
 	}
 }
 
+func TestBacktestReplaysASyntheticTrace(t *testing.T) {
+	out, err := runBacktestCLI(t, "--trace", "synthetic:flash-crowd:0.25", "--duration", "2h", "--strategies", "hpa", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Trace   string `json:"trace"`
+		Seconds int    `json:"seconds"`
+		Results []struct {
+			Strategy       string `json:"strategy"`
+			ReplicaSeconds int64  `json:"replica_seconds"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	// Two hours at 30 requests/s or more need 3 replicas or more at 10/s.
+	if report.Trace != "synthetic:flash-crowd:0.25" || report.Seconds != 7200 || len(report.Results) != 1 || report.Results[0].ReplicaSeconds < 3*7200 {
+		t.Errorf("report %+v", report)
+	}
+	if _, err := runBacktestCLI(t, "--trace", "synthetic:sawtooth"); err == nil {
+		t.Error("synthetic:sawtooth accepted")
+	}
+}
+
 func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
 	trace := writeTrace(t, t.TempDir(), 100)
 	for _, args := range [][]string{
