@@ -12,7 +12,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model vet clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -53,6 +53,11 @@ bench-optimize: $(HIGHS)/lib/pkgconfig/highs.pc
 
 bench-reaction: deps
 	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
+
+# The predictive policy at the daemon's defaults across 81 settings on the
+# NASA week, against target-value (about half an hour on 2 cores).
+bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
+	go test -run '^$$' -bench PredictiveSweep -benchtime 1x -timeout 3h ./backtest/
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
 # (installs Debian's python3-statsmodels; the tests never need it).

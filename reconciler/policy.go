@@ -69,8 +69,19 @@ type Target struct {
 	// FloorWindow and FloorMargin are the reactive floor: never fewer
 	// replicas than FloorMargin times the mean demand of the last
 	// FloorWindow needs at CapacityPerReplica (0 turns it off).
-	FloorWindow   time.Duration `json:"floor_window"`
-	FloorMargin   float64       `json:"floor_margin"`
+	FloorWindow time.Duration `json:"floor_window"`
+	FloorMargin float64       `json:"floor_margin"`
+	// SelfTune replays the policy's own recorded history every
+	// TuneInterval (TuneWindow of it) with candidate forecast margins
+	// within [TuneMarginMin, TuneMarginMax] and model steps, and adopts
+	// the cheapest for the settings the policy does not set itself.
+	SelfTune      bool          `json:"self_tune"`
+	TuneInterval  time.Duration `json:"tune_interval"`
+	TuneWindow    time.Duration `json:"tune_window"`
+	TuneMarginMin float64       `json:"tune_margin_min"`
+	TuneMarginMax float64       `json:"tune_margin_max"`
+	// set holds the keys the policy wrote itself.
+	set           map[string]bool
 	DryRun        bool          `json:"dry_run"`
 	Orders        string        `json:"orders"`
 	RequestsCheck string        `json:"requests_check"`
@@ -333,6 +344,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin,
+		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
+		set:                map[string]bool{},
 		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
 	}
 	if t.CacheSize == 0 {
@@ -345,9 +358,9 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
 		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin,
-		"floor_margin": &t.FloorMargin, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
+		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
-		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow}
+		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	for k, v := range body {
 		switch {
@@ -379,6 +392,12 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 				return t, fmt.Errorf("sqrt_transform must be true or false, got %v", v)
 			}
 			t.SqrtTransform = b
+		case k == "self_tune":
+			b, ok := v.(bool)
+			if !ok {
+				return t, fmt.Errorf("self_tune must be true or false, got %v", v)
+			}
+			t.SelfTune = b
 		case k == "dry_run":
 			b, ok := v.(bool)
 			if !ok {
@@ -406,6 +425,9 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		}
 	}
 	_, t.StartupDelaySet = body["startup_delay"]
+	for k := range body {
+		t.set[k] = true
+	}
 	events, err := namedBlocks(body, "event")
 	if err != nil {
 		return t, err
@@ -462,6 +484,10 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("floor_window must be within 1s..1h")
 	case t.FloorMargin < 0 || t.FloorMargin > 10:
 		return t, fmt.Errorf("floor_margin must be within 0..10")
+	case t.TuneInterval < time.Minute || t.TuneWindow < 2*time.Hour || t.TuneWindow > 7*24*time.Hour:
+		return t, fmt.Errorf("tune_interval must be at least 1m and tune_window within 2h..7d")
+	case t.TuneMarginMin < 0 || t.TuneMarginMax < t.TuneMarginMin:
+		return t, fmt.Errorf("tune_margin_min and tune_margin_max must be a range of non-negative margins")
 	}
 	if _, err := model.ParseOrders(t.Orders); err != nil {
 		return t, fmt.Errorf("orders %q: %w", t.Orders, err)

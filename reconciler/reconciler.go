@@ -104,6 +104,9 @@ type Reconciler struct {
 	mu       sync.Mutex
 	plans    map[string]optimize.Plan
 	deciders map[string]*policyDecider
+	tunings  map[string]Tuning
+	// delays are the startup delays the deciders measured, for the tuner.
+	delays   map[string]time.Duration
 	backoffs map[string]backoff.BackOff
 	last     map[string]Decision
 	// settled marks policies whose journal was checked for half-done work
@@ -137,7 +140,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -203,10 +206,15 @@ func (r *Reconciler) Forget(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.deciders, key)
+	delete(r.tunings, key)
+	delete(r.delays, key)
 	delete(r.plans, key)
 	delete(r.backoffs, key)
 	delete(r.last, key)
 	delete(r.settled, key)
+	if f, ok := r.d.Planner.(interface{ Forget(string) }); ok {
+		f.Forget(key)
+	}
 }
 
 // Reconcile brings one group toward its plan. It is level-triggered: it
@@ -226,6 +234,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, p Policy) (Result, error) {
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Result, Decision, error) {
+	p = r.effective(p)
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "follower: the leader scales"}, nil
 	}
@@ -259,6 +268,9 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		return r.retry(p.Key), Decision{Action: "error", Reason: "history: " + err.Error()}, err
 	}
 	got := pd.Decide(ctx, predict.Input{Now: now, Current: st.Desired, Running: st.Running, Recent: recent})
+	r.mu.Lock()
+	r.delays[p.Key] = got.StartupDelay
+	r.mu.Unlock()
 	if got.PlanErr != nil {
 		// Logged when the reason changes, not on every retry: a new policy
 		// without enough history says so once while its floor scales it.

@@ -349,3 +349,62 @@ func TestAnEditedPolicyGetsANewDecider(t *testing.T) {
 		t.Errorf("floor %d with floor_margin 2 at 30 requests/s, want 6", d.Floor)
 	}
 }
+
+// fakeTuner stands in for the backtest's replay in unit tests of when
+// tuning runs and how its result is applied.
+type fakeTuner struct {
+	calls  int
+	margin float64
+}
+
+func (f *fakeTuner) Tune(_ context.Context, p Policy, demand []float64, _ time.Time, _ time.Duration) (Tuning, error) {
+	f.calls++
+	return Tuning{ForecastMargin: f.margin, ModelStep: p.Target.ModelStep, Cost: 90, PolicyCost: 100, Seconds: len(demand)}, nil
+}
+
+func TestSelfTuningIsStoredAppliedAndRepeatedOnlyAfterItsInterval(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3*3600)
+	tuner := &fakeTuner{margin: 1.75}
+	p := testPolicy()
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); !errors.Is(err, errNotDue) || tuner.calls != 1 {
+		t.Fatalf("second tuning within the interval: err %v, %d calls; want not due", err, tuner.calls)
+	}
+	// A restart reads the stored tuning and plans with it.
+	h.rec = h.build(DepsOverride{})
+	got, ok := h.rec.TuningOf(p.Key)
+	if !ok || got.ForecastMargin != 1.75 || got.Cost != 90 {
+		t.Fatalf("stored tuning %+v, %v", got, ok)
+	}
+	if e := h.rec.effective(p); e.Target.ForecastMargin != 1.75 {
+		t.Errorf("effective margin %g, want the tuned 1.75", e.Target.ForecastMargin)
+	}
+	h.clock.advance(p.Target.TuneInterval)
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); err != nil || tuner.calls != 2 {
+		t.Errorf("after the interval: err %v, %d calls; want a new tuning", err, tuner.calls)
+	}
+}
+
+func TestSelfTuningNeverOverridesWhatThePolicySetsOrRunsWhenOff(t *testing.T) {
+	sp := scalingPolicy(reqCheck, map[string]any{"forecast_margin": 0.8}, nil)
+	p, err := ParsePolicy(sp, Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Tuned(Tuning{At: time.Now(), ForecastMargin: 2, ModelStep: time.Minute}); got.Target.ForecastMargin != 0.8 || got.Target.ModelStep != time.Minute {
+		t.Errorf("tuned target %+v: the policy's own margin must stay, the default step may change", got.Target)
+	}
+	off, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"self_tune": false}, nil), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3*3600)
+	tuner := &fakeTuner{margin: 2}
+	if err := h.rec.TuneOnce(context.Background(), off, tuner); !errors.Is(err, errNotDue) || tuner.calls != 0 {
+		t.Errorf("self_tune = false: err %v, %d calls", err, tuner.calls)
+	}
+}

@@ -15,6 +15,7 @@ type PolicyStatus struct {
 	PlanValueNow *int                `json:"plan_value_now,omitempty"`
 	LastDecision *Decision           `json:"last_decision,omitempty"`
 	LastAction   *store.JournalEntry `json:"last_action,omitempty"`
+	Tuning       *Tuning             `json:"tuning,omitempty"`
 }
 
 // Status is the reconciler's part of GET /v1/status.
@@ -34,11 +35,14 @@ func (c *Controller) Status(_ context.Context) Status {
 		ps := PolicyStatus{Policy: p}
 		if plan, ok := c.rec.CurrentPlan(p.Key); ok {
 			ps.Plan = &plan
-			v, _ := plan.Value(now)
+			v := plan.At(now)
 			ps.PlanValueNow = &v
 		}
 		if d, ok := c.rec.LastDecision(p.Key); ok {
 			ps.LastDecision = &d
+		}
+		if t, ok := c.rec.TuningOf(p.Key); ok {
+			ps.Tuning = &t
 		}
 		if e, err := c.rec.d.State.LastAction(p.Key); err == nil {
 			ps.LastAction = &e

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nomadscalerd/nomadscalerd/api"
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
@@ -222,6 +223,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
+	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
 	}

@@ -1,0 +1,96 @@
+package backtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
+)
+
+// PolicyTuner is the daemon's self-tuning replay (reconciler.Tuner): it
+// replays a policy's own recorded demand through the predictive strategy,
+// exactly as a backtest would, once per candidate setting, and returns the
+// cheapest under the policy's own cost model.
+type PolicyTuner struct {
+	// Warmup is the history before the replayed part: what the model
+	// starts from. Zero means an hour, or half the history if that is less.
+	Warmup time.Duration
+}
+
+var _ reconciler.Tuner = PolicyTuner{}
+
+// tuneMargins and tuneStepFactors span the candidates: forecast margins
+// (within the policy's bounds) and model steps relative to the policy's.
+var (
+	tuneMargins     = []float64{0.5, 1, 1.5, 2, 2.5}
+	tuneStepFactors = []float64{1, 3}
+)
+
+// Tune implements reconciler.Tuner.
+func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []float64, first time.Time, startupDelay time.Duration) (reconciler.Tuning, error) {
+	warm := int(pt.Warmup.Seconds())
+	if warm <= 0 {
+		warm = min(3600, len(demand)/2)
+	}
+	if len(demand)-warm < 600 {
+		return reconciler.Tuning{}, fmt.Errorf("%d seconds of history: too little to replay after a %d s warm-up", len(demand), warm)
+	}
+	t := p.Target
+	cfg := Config{Capacity: t.CapacityPerReplica, StartupDelay: int(math.Ceil(startupDelay.Seconds())), Min: p.Min, Max: p.Max,
+		Cost: CostModel{ReplicaCost: max(t.ReplicaCost, 1), UnmetPenalty: t.Penalty, ScaleUpCost: t.StartupCost,
+			ScaleDownCost: t.ShutdownCost, EmptyPenalty: t.ExtraPenalty, PerReplica: true}}
+	if t.ReplicaCost == 0 {
+		cfg.Cost.ReplicaCost = 1
+	}
+	if cfg.Max > 10000 {
+		cfg.Max = 10000
+	}
+	prior, replay := demand[:warm], demand[warm:]
+	run := func(pol reconciler.Policy) (float64, error) {
+		pol.Target.SelfTune = false
+		s, err := NewPredictive(cfg, PredictiveConfig{Policy: pol}, prior, int(first.Unix())+warm, nil)
+		if err != nil {
+			return 0, err
+		}
+		r, err := Run(ctx, cfg, replay, s, nil)
+		return r.Cost, err
+	}
+	own, err := run(p)
+	if err != nil {
+		return reconciler.Tuning{}, err
+	}
+	best := reconciler.Tuning{ForecastMargin: t.ForecastMargin, ModelStep: t.ModelStep, Cost: own, PolicyCost: own, Seconds: len(replay), Candidates: 1}
+	margins := []float64{t.ForecastMargin}
+	for _, m := range tuneMargins {
+		if m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin {
+			margins = append(margins, m)
+		}
+	}
+	steps := []time.Duration{t.ModelStep}
+	for _, f := range tuneStepFactors {
+		if s := time.Duration(f * float64(t.ModelStep)).Round(time.Second); !slices.Contains(steps, s) && s <= time.Hour {
+			steps = append(steps, s)
+		}
+	}
+	for _, m := range margins {
+		for _, s := range steps {
+			if m == t.ForecastMargin && s == t.ModelStep {
+				continue
+			}
+			pol := p
+			pol.Target.ForecastMargin, pol.Target.ModelStep = m, s
+			cost, err := run(pol)
+			if err != nil {
+				return reconciler.Tuning{}, fmt.Errorf("margin %g, step %s: %w", m, s, err)
+			}
+			best.Candidates++
+			if cost < best.Cost {
+				best.Cost, best.ForecastMargin, best.ModelStep = cost, m, s
+			}
+		}
+	}
+	return best, nil
+}

@@ -1,0 +1,147 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// Tuning is what a policy's self-tuning chose: the settings that were
+// cheapest when its own recent history was replayed through the backtest
+// path, and the costs measured on that replay.
+type Tuning struct {
+	At             time.Time     `json:"at"`
+	ForecastMargin float64       `json:"forecast_margin"`
+	ModelStep      time.Duration `json:"model_step"`
+	// Cost is the chosen settings' cost on the replay; PolicyCost that of
+	// the policy's own settings on the same replay.
+	Cost       float64 `json:"cost"`
+	PolicyCost float64 `json:"policy_cost"`
+	// Seconds is how much history was replayed; Candidates how many
+	// settings were tried.
+	Seconds    int `json:"seconds"`
+	Candidates int `json:"candidates"`
+}
+
+// Tuner replays a policy's recorded demand (one value per second from
+// first) with candidate settings and returns the cheapest; the backtest
+// package provides it (wired in cmd).
+type Tuner interface {
+	Tune(ctx context.Context, p Policy, demand []float64, first time.Time, startupDelay time.Duration) (Tuning, error)
+}
+
+// Tuned is p with its tuning applied: the tuned keys replace the defaults,
+// never what the policy sets itself.
+func (p Policy) Tuned(t Tuning) Policy {
+	if !p.Target.SelfTune || t.At.IsZero() {
+		return p
+	}
+	if !p.Target.set["forecast_margin"] && t.ForecastMargin > 0 {
+		p.Target.ForecastMargin = t.ForecastMargin
+	}
+	if !p.Target.set["model_step"] && t.ModelStep > 0 {
+		p.Target.ModelStep = t.ModelStep
+	}
+	return p
+}
+
+func tuningKey(key string) string { return "tuning/" + key }
+
+// TuningOf returns the stored tuning of a policy.
+func (r *Reconciler) TuningOf(key string) (Tuning, bool) {
+	r.mu.Lock()
+	t, ok := r.tunings[key]
+	r.mu.Unlock()
+	if ok {
+		return t, !t.At.IsZero()
+	}
+	if err := r.d.State.GetJSON(migrations.BucketState, tuningKey(key), &t); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.d.Log.Warn("read tuning", "policy", key, "err", err)
+	}
+	r.mu.Lock()
+	r.tunings[key] = t
+	r.mu.Unlock()
+	return t, !t.At.IsZero()
+}
+
+// effective is the policy as the reconciler runs it: with its tuning.
+func (r *Reconciler) effective(p Policy) Policy {
+	if !p.Target.SelfTune {
+		return p
+	}
+	t, _ := r.TuningOf(p.Key)
+	return p.Tuned(t)
+}
+
+// minTuneHistory is the least recorded history a tuning replays: an hour
+// to warm the model up and an hour to measure.
+const minTuneHistory = 2 * time.Hour
+
+// RunTuner tunes each self-tuning policy once per its tune_interval, one
+// policy at a time (a replay costs seconds of CPU), until ctx ends. It
+// runs on every replica: the result only changes how this replica plans.
+func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tuner Tuner, check time.Duration) error {
+	t := time.NewTicker(check)
+	defer t.Stop()
+	for {
+		for _, p := range policies() {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := r.TuneOnce(ctx, p, tuner); err != nil && !errors.Is(err, errNotDue) && ctx.Err() == nil {
+				r.d.Log.Warn("self-tuning failed", "policy", p.Key, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+var errNotDue = errors.New("tuning not due")
+
+// TuneOnce tunes p if it is due: it replays the policy's recorded demand
+// over its tune_window and stores and adopts the cheapest settings.
+func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error {
+	if !p.Target.SelfTune {
+		return errNotDue
+	}
+	now := r.d.Now()
+	if last, ok := r.TuningOf(p.Key); ok && now.Sub(last.At) < p.Target.TuneInterval {
+		return errNotDue
+	}
+	demand, err := r.d.Planner.Recent(ctx, p, now, p.Target.TuneWindow)
+	if err != nil {
+		return err
+	}
+	if time.Duration(len(demand))*time.Second < minTuneHistory {
+		return errNotDue
+	}
+	delay := p.Target.StartupDelay
+	r.mu.Lock()
+	if d, ok := r.delays[p.Key]; ok {
+		delay = d
+	}
+	r.mu.Unlock()
+	first := now.Add(-time.Duration(len(demand)) * time.Second)
+	t, err := tuner.Tune(ctx, p, demand, first, delay)
+	if err != nil {
+		return fmt.Errorf("tune: %w", err)
+	}
+	t.At = now
+	if err := r.d.State.PutJSON(migrations.BucketState, tuningKey(p.Key), t); err != nil {
+		return fmt.Errorf("store tuning: %w", err)
+	}
+	r.mu.Lock()
+	r.tunings[p.Key] = t
+	r.mu.Unlock()
+	r.d.Log.Info("self-tuned", "policy", p.Key, "forecast_margin", t.ForecastMargin, "model_step", t.ModelStep,
+		"cost", t.Cost, "policy_cost", t.PolicyCost, "replayed", time.Duration(t.Seconds)*time.Second, "candidates", t.Candidates)
+	return nil
+}
