@@ -222,6 +222,9 @@ func TestReadmeDocumentsEveryPolicyKeyWithItsDefault(t *testing.T) {
 	tv := reflect.ValueOf(p.Target)
 	for i := 0; i < tv.NumField(); i++ {
 		key, _, _ := strings.Cut(tv.Type().Field(i).Tag.Get("json"), ",")
+		if !tv.Type().Field(i).IsExported() || key == "-" {
+			continue // not a key: derived from the others
+		}
 		if key == "events" {
 			key = "event" // a block: event "name" { ... }
 		}

@@ -159,14 +159,18 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 		}
 		return v
 	}
+	// A plan is for seconds, not step means: the seconds of a step scatter
+	// around its mean, and that scatter adds to the forecast's own
+	// uncertainty (the band compares 5-second means, so a fifth of it).
+	within := withinVariance(h.Requests[off:], B, f.cfg.Sqrt)
 	// Step j's value holds at its middle second; seconds in between are
 	// interpolated, starting from the last observed step.
-	at := func(z float64) []float64 {
+	at := func(z, wv float64) []float64 {
 		value := func(j int) float64 {
 			if j < 0 {
-				return back(y[nb-1])
+				return back(y[nb-1] + z*math.Sqrt(wv))
 			}
-			return back(mean[j] + z*sd[j])
+			return back(mean[j] + z*math.Sqrt(sd[j]*sd[j]+wv))
 		}
 		out := make([]float64, steps)
 		mid := float64(B-1) / 2
@@ -179,7 +183,43 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 		}
 		return out
 	}
-	return optimize.Band{Plan: at(f.cfg.Margin), Lower: at(-bandZ), Upper: at(bandZ)}, nil
+	return optimize.Band{Plan: at(f.cfg.Margin, within), Lower: at(-bandZ, within/5), Upper: at(bandZ, within/5)}, nil
+}
+
+// withinSteps is how many of the latest steps the within-step variance is
+// estimated from.
+const withinSteps = 360
+
+// withinVariance is the variance of single seconds around the mean of
+// their step (in the model's space: of square roots when sqrt), from the
+// latest withinSteps steps of x, which holds whole steps of b seconds.
+func withinVariance(x []float64, b int, sqrt bool) float64 {
+	if b < 2 {
+		return 0
+	}
+	n := len(x) / b
+	from := max(0, n-withinSteps)
+	ss, count := 0.0, 0
+	vals := make([]float64, b)
+	for i := from; i < n; i++ {
+		m := 0.0
+		for k, v := range x[i*b : (i+1)*b] {
+			if sqrt {
+				v = math.Sqrt(math.Max(v, 0))
+			}
+			vals[k] = v
+			m += v
+		}
+		m /= float64(b)
+		for _, v := range vals {
+			ss += (v - m) * (v - m)
+		}
+		count += b - 1
+	}
+	if count == 0 {
+		return 0
+	}
+	return ss / float64(count)
 }
 
 // steps forecasts ahead model steps: the mean and standard deviation of

@@ -222,12 +222,13 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 		dec.Planned, _ = d.cur.Value(in.Now)
 		dec.Source = "cached"
 	default:
-		dec.Planned, dec.Source = d.cur.At(in.Now), "plan"
-		if dec.Planned < in.Current {
-			// Scale down only as far as the plan stays for as long as a
-			// replica taken away now would need to come back.
-			dec.Planned = min(in.Current, d.cur.MaxBetween(in.Now, in.Now.Add(d.holdDown())))
-		}
+		// Every change starts a Nomad deployment that blocks the next one
+		// until the new replicas run, and a replica taken away takes as
+		// long to come back: so serve the plan's highest count over that
+		// time, not its value for this second. A plan never scales down
+		// to scale up again within it, and a rise is asked for in one
+		// action, early enough.
+		dec.Planned, dec.Source = d.windowMax(in.Now), "plan"
 	}
 	dec.Count = dec.Planned
 	if dec.Floor > dec.Count {
@@ -243,8 +244,12 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	return dec
 }
 
-// holdDown is how long a replica taken away now would take to serve again.
+// holdDown is how long a replica taken away now would take to serve
+// again, and how long after a change the next one can take effect.
 func (d *Decider) holdDown() time.Duration { return d.delay.Delay() + d.s.Disruption }
+
+// windowMax is the plan's highest count over [t, t+holdDown].
+func (d *Decider) windowMax(t time.Time) int { return d.cur.MaxBetween(t, t.Add(d.holdDown())) }
 
 // replanDue says why a new plan is due now, or "" when none is.
 func (d *Decider) replanDue(in Input) string {
@@ -309,8 +314,16 @@ func (d *Decider) nextWake(now time.Time, starting bool) time.Time {
 	wake := d.lastPlan.Add(d.s.ReplanInterval)
 	if d.failed || len(d.cur.Desired) == 0 {
 		wake = now.Add(d.s.MinReplanGap)
-	} else if at, ok := d.cur.NextChange(now); ok && at.Before(wake) {
-		wake = at
+	} else {
+		// The next second whose served count differs from now's.
+		cur := d.windowMax(now)
+		end := d.cur.Start.Add(time.Duration(len(d.cur.Desired)) * time.Second)
+		for t := now.Add(time.Second); t.Before(wake) && t.Before(end); t = t.Add(time.Second) {
+			if d.windowMax(t) != cur {
+				wake = t
+				break
+			}
+		}
 	}
 	if starting && now.Add(time.Second).Before(wake) {
 		wake = now.Add(time.Second)

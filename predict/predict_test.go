@@ -274,3 +274,44 @@ func TestTheStartupDelayIsMeasuredFromTheGroupsOwnScaleUps(t *testing.T) {
 		t.Errorf("fixed delay moved to %s", f.Delay())
 	}
 }
+
+func TestARiseIsAskedForInOneActionAStartupDelayAhead(t *testing.T) {
+	// The plan ramps 2 -> 6 over seconds 10..13. Nomad blocks a change
+	// while the previous one deploys (about a startup delay), so every
+	// count served covers the plan until the next change can land: with an
+	// 8 s startup delay and 2 s of disruption, second 0 already asks for
+	// what second 10 needs, and the whole rise is asked for by second 3.
+	desired := []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 4, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6}
+	sp := &scriptedPlanner{desired: desired}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = time.Minute
+	s.Disruption = 2 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(8*time.Second, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := d.Decide(context.Background(), Input{Now: at(0), Current: 2, Running: 2})
+	if got.Count != 3 || !got.NextWake.Equal(at(1)) {
+		t.Fatalf("second 0: count %d, next wake %s; want 3 and a wake when the window sees more (second 1)", got.Count, got.NextWake.Sub(t0))
+	}
+	counts := []int{}
+	for sec := 1; sec <= 5; sec++ {
+		counts = append(counts, d.Decide(context.Background(), Input{Now: at(sec), Current: 2, Running: 2}).Count)
+	}
+	if want := []int{4, 5, 6, 6, 6}; !equalInts(counts, want) {
+		t.Errorf("seconds 1..5 served %v, want %v: each second's count covers the plan 10 s ahead", counts, want)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -62,7 +62,7 @@ type Target struct {
 	// policy sets it (StartupDelaySet), it is measured from the group's own
 	// scale-ups, starting from this value.
 	StartupDelay    time.Duration `json:"startup_delay"`
-	StartupDelaySet bool          `json:"startup_delay_set,omitempty"`
+	StartupDelaySet bool          `json:"-"`
 	// ReplanInterval is the longest a plan is served before a new one is
 	// made; demand leaving the forecast band re-plans sooner.
 	ReplanInterval time.Duration `json:"replan_interval"`
@@ -319,10 +319,11 @@ func (t Target) ForecastConfig() model.ForecastConfig {
 // built from another fingerprint is stale.
 func (p Policy) fingerprint() string {
 	b, _ := json.Marshal(struct {
-		Min, Max int
-		Target   Target
-		Checks   []Check
-	}{p.Min, p.Max, p.Target, p.Checks})
+		Min, Max        int
+		Target          Target
+		Checks          []Check
+		StartupDelaySet bool
+	}{p.Min, p.Max, p.Target, p.Checks, p.Target.StartupDelaySet})
 	return string(b)
 }
 

@@ -321,10 +321,13 @@ func TestTheCooldownHoldsScaleDownsButNeverAScaleUp(t *testing.T) {
 }
 
 func TestTheWorkerIsWokenWhenThePlanChangesNotAfterTheFullInterval(t *testing.T) {
-	h := newHarness(t, 3, []int{3, 3, 3, 6, 6, 6, 6, 6, 6, 6, 6, 6})
+	// The plan rises at its 10th second; a change reaches Nomad's
+	// deployment 5 s (the default disruption, with instant replicas)
+	// before the count is due, so the worker wakes at second 5.
+	h := newHarness(t, 3, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 6, 6, 6, 6, 6, 6, 6, 6})
 	res := h.reconcile(t)
-	if res.RequeueAfter != 3*time.Second {
-		t.Fatalf("requeue after %s, want 3s: the plan rises at its fourth second", res.RequeueAfter)
+	if res.RequeueAfter != 5*time.Second {
+		t.Fatalf("requeue after %s, want 5s: the plan rises at its 10th second", res.RequeueAfter)
 	}
 	h.clock.advance(res.RequeueAfter)
 	h.reconcile(t)

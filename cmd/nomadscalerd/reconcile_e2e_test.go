@@ -37,6 +37,7 @@ func stepPolicy() map[string]any {
 		"orders":               "1,0,0;1,0,1",
 		"max_scale_up":         3.0,
 		"max_scale_down":       3.0,
+		"replan_interval":      "2s",
 	}, map[string]any{"evaluation_interval": "1s", "cooldown": "3s"})
 }
 
@@ -94,11 +95,10 @@ func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing
 	t.Logf("scaling events: %s", strings.Join(counts, " "))
 	for k := 0; k < 2; k++ {
 		step := judgeFrom.Add(time.Duration(k) * stepPeriod)
-		// Ahead: by the time the step arrives, at least half of the 6
-		// replicas it needs have been requested (measured: 3 to 7 after two
-		// cycles of history; the rest follow on the step's first seconds).
-		if got := countAt(evs, step); got < 3 {
-			t.Errorf("step at %s: %d replicas requested when it arrived, want >= 3 (requested ahead)", step.Format(time.TimeOnly), got)
+		// Ahead: by the time the step arrives, all 6 replicas it needs
+		// have been requested.
+		if got := countAt(evs, step); got < 6 {
+			t.Errorf("step at %s: %d replicas requested when it arrived, want all 6 (requested ahead)", step.Format(time.TimeOnly), got)
 		}
 		// The rise started before the step: some scale-up happened in the
 		// startup-delay window before it.
@@ -111,7 +111,7 @@ func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing
 		}
 	}
 	if t.Failed() {
-		t.Logf("daemon log tail:\n%s", tail(d.logs.String(), 60))
+		t.Logf("daemon log tail:\n%s", tail(d.logs.String(), 400))
 	}
 }
 
