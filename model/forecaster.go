@@ -25,6 +25,11 @@ type ForecastConfig struct {
 	// Margin is the number of forecast standard deviations added to the
 	// mean: 0 plans for the mean, 1.96 for the upper 95% band.
 	Margin float64
+	// NoiseMargin is the number of standard deviations of single seconds
+	// around their step's mean added on top (combined with the forecast's
+	// in quadrature): demand is served per second, and a step mean hides
+	// the seconds above it. 0 means Margin.
+	NoiseMargin float64
 	// Sqrt fits and forecasts the square root of the rate and squares the
 	// result back. Counts of requests vary about as the square root of
 	// their level, so the margin then shrinks at night and grows at peaks
@@ -165,12 +170,12 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 	within := withinVariance(h.Requests[off:], B, f.cfg.Sqrt)
 	// Step j's value holds at its middle second; seconds in between are
 	// interpolated, starting from the last observed step.
-	at := func(z, wv float64) []float64 {
+	at := func(z, zw, wv float64) []float64 {
 		value := func(j int) float64 {
 			if j < 0 {
-				return back(y[nb-1] + z*math.Sqrt(wv))
+				return back(y[nb-1] + zw*math.Sqrt(wv))
 			}
-			return back(mean[j] + z*math.Sqrt(sd[j]*sd[j]+wv))
+			return back(mean[j] + math.Copysign(math.Sqrt(z*z*sd[j]*sd[j]+zw*zw*wv), z))
 		}
 		out := make([]float64, steps)
 		mid := float64(B-1) / 2
@@ -183,7 +188,11 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 		}
 		return out
 	}
-	return optimize.Band{Plan: at(f.cfg.Margin, within), Lower: at(-bandZ, within/5), Upper: at(bandZ, within/5)}, nil
+	zw := f.cfg.NoiseMargin
+	if zw == 0 {
+		zw = f.cfg.Margin
+	}
+	return optimize.Band{Plan: at(f.cfg.Margin, zw, within), Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
 }
 
 // withinSteps is how many of the latest steps the within-step variance is

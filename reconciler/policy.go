@@ -95,6 +95,9 @@ type Target struct {
 	// ForecastMargin is how many forecast standard deviations are added
 	// to the mean before planning (0: plan for the mean).
 	ForecastMargin float64 `json:"forecast_margin"`
+	// NoiseMargin is how many standard deviations of single seconds around
+	// the model step's mean are planned for (see model.ForecastConfig).
+	NoiseMargin float64 `json:"noise_margin"`
 	// SqrtTransform models the square root of the step means, which
 	// steadies count-like traffic whose noise grows with its level.
 	SqrtTransform bool `json:"sqrt_transform"`
@@ -307,11 +310,12 @@ func (t Target) ForecastConfig() model.ForecastConfig {
 		orders = model.DefaultOrders()
 	}
 	return model.ForecastConfig{
-		Step:       max(int(t.ModelStep.Seconds()), 1),
-		Orders:     orders,
-		RefitEvery: t.RefitInterval,
-		Margin:     t.ForecastMargin,
-		Sqrt:       t.SqrtTransform,
+		Step:        max(int(t.ModelStep.Seconds()), 1),
+		Orders:      orders,
+		RefitEvery:  t.RefitInterval,
+		Margin:      t.ForecastMargin,
+		NoiseMargin: t.NoiseMargin,
+		Sqrt:        t.SqrtTransform,
 	}
 }
 
@@ -343,7 +347,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
-		ModelStep: 10 * time.Second, ForecastMargin: 1, FourierTerms: 3,
+		ModelStep: 10 * time.Second, ForecastMargin: 1, NoiseMargin: 1, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
@@ -358,7 +362,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	var err error
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin,
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin,
 		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
 		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
@@ -477,8 +481,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("model_step must be within 1s..1h")
 	case t.FourierTerms < 0 || t.FourierTerms > 20:
 		return t, fmt.Errorf("fourier_terms must be within 0..20")
-	case t.ForecastMargin < 0:
-		return t, fmt.Errorf("forecast_margin must not be negative")
+	case t.ForecastMargin < 0 || t.NoiseMargin < 0:
+		return t, fmt.Errorf("forecast_margin and noise_margin must not be negative")
 	case t.ReplanInterval < time.Second || t.ReplanInterval > time.Hour:
 		return t, fmt.Errorf("replan_interval must be within 1s..1h")
 	case t.FloorWindow < time.Second || t.FloorWindow > time.Hour:
