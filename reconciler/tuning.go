@@ -49,7 +49,8 @@ func (p Policy) Tuned(t Tuning) Policy {
 	return p
 }
 
-func tuningKey(key string) string { return "tuning/" + key }
+// TuningKey is where a policy's tuning is stored in the state bucket.
+func TuningKey(key string) string { return "tuning/" + key }
 
 // TuningOf returns the stored tuning of a policy.
 func (r *Reconciler) TuningOf(key string) (Tuning, bool) {
@@ -59,7 +60,7 @@ func (r *Reconciler) TuningOf(key string) (Tuning, bool) {
 	if ok {
 		return t, !t.At.IsZero()
 	}
-	if err := r.d.State.GetJSON(migrations.BucketState, tuningKey(key), &t); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := r.d.State.GetJSON(migrations.BucketState, TuningKey(key), &t); err != nil && !errors.Is(err, store.ErrNotFound) {
 		r.d.Log.Warn("read tuning", "policy", key, "err", err)
 	}
 	r.mu.Lock()
@@ -135,7 +136,7 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 		return fmt.Errorf("tune: %w", err)
 	}
 	t.At = now
-	if err := r.d.State.PutJSON(migrations.BucketState, tuningKey(p.Key), t); err != nil {
+	if err := r.d.State.PutJSON(migrations.BucketState, TuningKey(p.Key), t); err != nil {
 		return fmt.Errorf("store tuning: %w", err)
 	}
 	r.mu.Lock()

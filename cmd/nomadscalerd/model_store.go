@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // storedFits reads every model record in the fits bucket, by policy key.
@@ -20,6 +23,10 @@ func storedFits(path string, stderr io.Writer) (map[string]model.Record, []strin
 		return nil, nil, err
 	}
 	defer done()
+	return readFits(db)
+}
+
+func readFits(db *store.DB) (map[string]model.Record, []string, error) {
 	keys, err := db.Keys(migrations.BucketFits)
 	if err != nil {
 		return nil, nil, err
@@ -33,6 +40,16 @@ func storedFits(path string, stderr io.Writer) (map[string]model.Record, []strin
 		out[k] = r
 	}
 	return out, keys, nil
+}
+
+// readTuning reads a policy's self-tuning result, if it has one.
+func readTuning(db *store.DB, key string) (reconciler.Tuning, bool, error) {
+	var t reconciler.Tuning
+	err := db.GetJSON(migrations.BucketState, reconciler.TuningKey(key), &t)
+	if errors.Is(err, store.ErrNotFound) {
+		return t, false, nil
+	}
+	return t, err == nil, err
 }
 
 func modelLsCommand() *cli.Command {
@@ -72,7 +89,12 @@ func modelShowCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return fmt.Errorf("model show: want one POLICY (namespace/job/group), see `model ls`")
 			}
-			fits, _, err := storedFits(c.String("db"), c.App.ErrWriter)
+			db, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			defer done()
+			fits, _, err := readFits(db)
 			if err != nil {
 				return err
 			}
@@ -80,15 +102,30 @@ func modelShowCommand() *cli.Command {
 			if !ok {
 				return fmt.Errorf("model show: no fit stored for %q", c.Args().First())
 			}
+			tuning, tuned, err := readTuning(db, c.Args().First())
+			if err != nil {
+				return err
+			}
 			if c.Bool("json") {
 				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				out := struct {
+					model.Record
+					Tuning *reconciler.Tuning `json:"tuning,omitempty"`
+				}{Record: r}
+				if tuned {
+					out.Tuning = &tuning
+				}
+				return enc.Encode(out)
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "policy    %s\norder     %s\naic       %.6f\nllf       %.6f\nnobs      %d (effective %d)\nconverged %v\nwindow    %s .. %s\ntrained   %s in %s\n",
 				c.Args().First(), r.Order, r.AIC, r.LLF, r.NObs, r.NObsEffective, r.Converged,
 				r.Window.From.Format(time.RFC3339), r.Window.To.Format(time.RFC3339), r.TrainedAt.Format(time.RFC3339), r.FitDuration)
+			if tuned {
+				fmt.Fprintf(w, "tuned     forecast_margin %g, model_step %s: cost %.0f against the policy's own %.0f over %s of its history (%d candidates, %s)\n",
+					tuning.ForecastMargin, tuning.ModelStep, tuning.Cost, tuning.PolicyCost, time.Duration(tuning.Seconds)*time.Second, tuning.Candidates, tuning.At.Format(time.RFC3339))
+			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PARAM\tVALUE")
 			for i, n := range r.ParamNames {

@@ -64,12 +64,16 @@ func printStatus(w io.Writer, st reconciler.Status) {
 	}
 	fmt.Fprintf(w, "role: %s   time: %s\n\n", role, st.Time.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POLICY\tMIN\tMAX\tDESIRED\tPLAN NOW\tPLAN\tLAST DECISION\tLAST ACTION")
+	fmt.Fprintln(tw, "POLICY\tMIN\tMAX\tDESIRED\tPLAN NOW\tFLOOR\tPLAN\tTUNED\tLAST DECISION\tLAST ACTION")
 	for _, p := range st.Policies {
-		desired, planNow, planID, decision, action := "-", "-", "-", "-", "-"
+		desired, planNow, floor, planID, tuned, decision, action := "-", "-", "-", "-", "-", "-", "-"
 		if p.LastDecision != nil {
 			desired = fmt.Sprint(p.LastDecision.Desired)
+			floor = fmt.Sprint(p.LastDecision.Floor)
 			decision = p.LastDecision.Action + ": " + p.LastDecision.Reason
+		}
+		if t := p.Tuning; t != nil {
+			tuned = fmt.Sprintf("margin %g step %s (cost %.0f vs %.0f, %s)", t.ForecastMargin, t.ModelStep, t.Cost, t.PolicyCost, t.At.Format(time.TimeOnly))
 		}
 		if p.PlanValueNow != nil {
 			planNow = fmt.Sprint(*p.PlanValueNow)
@@ -80,7 +84,7 @@ func printStatus(w io.Writer, st reconciler.Status) {
 		if p.LastAction != nil {
 			action = fmt.Sprintf("%s %s %s", p.LastAction.Time.Format(time.TimeOnly), p.LastAction.Kind, p.LastAction.State)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Policy.Key, p.Policy.Min, p.Policy.Max, desired, planNow, planID, decision, action)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Policy.Key, p.Policy.Min, p.Policy.Max, desired, planNow, floor, planID, tuned, decision, action)
 	}
 	tw.Flush()
 	for k, reason := range st.Invalid {
