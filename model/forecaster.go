@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -93,7 +92,7 @@ func NewForecaster(cfg ForecastConfig, now func() time.Time) *Forecaster {
 }
 
 // ErrShortHistory is returned while the history is too short to fit.
-var ErrShortHistory = errors.New("history too short to forecast")
+var ErrShortHistory = optimize.ErrShortHistory
 
 // MinSteps is the fewest model steps of history a forecast needs.
 const MinSteps = 30

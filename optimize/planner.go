@@ -107,7 +107,11 @@ func (pl *Planner) Plan(ctx context.Context, r PlanRequest) (Plan, error) {
 	plan, err := pl.plan(ctx, r)
 	if err != nil {
 		pl.metrics.failed()
-		pl.log.Error("optimizer plan failed", "err", err)
+		if errors.Is(err, ErrShortHistory) {
+			pl.log.Debug("optimizer plan waits for history", "err", err)
+		} else {
+			pl.log.Error("optimizer plan failed", "err", err)
+		}
 		return Plan{}, err
 	}
 	pl.metrics.prediction()

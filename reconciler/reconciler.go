@@ -274,7 +274,11 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	if got.PlanErr != nil {
 		// Logged when the reason changes, not on every retry: a new policy
 		// without enough history says so once while its floor scales it.
-		if msg := got.PlanErr.Error(); msg != pd.lastErr {
+		msg := got.PlanErr.Error()
+		if errors.Is(got.PlanErr, optimize.ErrShortHistory) {
+			msg = optimize.ErrShortHistory.Error() // not "N seconds of history": once, not every evaluation
+		}
+		if msg != pd.lastErr {
 			pd.lastErr = msg
 			r.d.Log.Warn("no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
 		}
