@@ -16,9 +16,9 @@ func TestSelfTuningPicksTheCheapestCandidateWithinTheOperatorsBounds(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Margins 1 (the policy's), 0.5, 1.5 times steps 10 s and 30 s.
-	if got.Candidates != 6 {
-		t.Errorf("%d candidates, want 6", got.Candidates)
+	// Margins 1.15 (the policy's), 0.5, 1 and 1.5 times steps 10 s and 30 s.
+	if got.Candidates != 8 {
+		t.Errorf("%d candidates, want 8", got.Candidates)
 	}
 	if got.Cost > got.PolicyCost || got.PolicyCost <= 0 {
 		t.Errorf("chose cost %.0f against the policy's own %.0f: never worse, and measured", got.Cost, got.PolicyCost)
