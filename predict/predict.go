@@ -193,8 +193,9 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 
 	why := d.replanDue(in)
 	if why != "" {
-		hold := d.holdDown()
-		horizon := seconds(s.ReplanInterval) + seconds(d.delay.Delay()) + seconds(hold) + 1
+		// Served until the next plan, each served second looks a hold
+		// ahead, and a count asked for then serves a startup delay later.
+		horizon := seconds(s.ReplanInterval) + seconds(d.holdDown()) + seconds(d.delay.Delay()) + 1
 		refit := d.exits >= max(s.WrongAfter, 1)
 		plan, err := d.plan(ctx, PlanRequest{Now: in.Now, Current: in.Current, StartupDelay: d.delay.Delay(), Horizon: horizon, Refit: refit})
 		if err == nil && len(plan.Desired) == 0 {
@@ -263,10 +264,15 @@ func (d *Decider) replanDue(in Input) string {
 	if age >= d.s.ReplanInterval {
 		return "replan interval"
 	}
+	if d.failed {
+		// Retried once a replan interval: a broken model or solver must not
+		// be asked (and logged) on every wake.
+		return ""
+	}
 	if in.Now.Sub(d.cur.Start) >= time.Duration(len(d.cur.Desired))*time.Second {
 		return "plan ran out"
 	}
-	if age < d.s.MinReplanGap || d.failed {
+	if age < d.s.MinReplanGap {
 		return ""
 	}
 	if out, how := d.outsideBand(in); out {
