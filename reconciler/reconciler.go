@@ -170,8 +170,10 @@ type cooldownState struct {
 
 func cooldownKey(key string) string { return "cooldown/" + key }
 
-// ErrActiveDeployment is how Nomad refuses to scale a group mid-deployment.
-const activeDeployment = "active deployment"
+// ErrActiveDeployment is how a Scaler reports that Nomad refused to scale a
+// group because a deployment of its job is running: not a failure, the
+// change is retried when the deployment ends.
+var ErrActiveDeployment = errors.New("job scaling blocked due to active deployment")
 
 // policyDecider is a policy's decider with the settings it was built from:
 // an edited policy gets a new one.
@@ -369,7 +371,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	if err != nil {
 		_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateFailed, Target: p.Key, Reason: err.Error()})
 		outcome := "error"
-		if strings.Contains(err.Error(), activeDeployment) {
+		if errors.Is(err, ErrActiveDeployment) {
 			outcome = "blocked"
 		}
 		r.d.Metrics.action(dir, outcome)

@@ -185,7 +185,7 @@ func TestCooldownHoldsTheNextActionAndSurvivesARestart(t *testing.T) {
 
 func TestActiveDeploymentIsRetriedWithBackoffAndStartsNoCooldown(t *testing.T) {
 	h := newHarness(t, 2, []int{4, 4, 4, 4, 4, 4, 4, 4, 4, 4})
-	h.nomad.failErr = errors.New("Unexpected response code: 400 (job scaling blocked due to active deployment)")
+	h.nomad.failErr = fmt.Errorf("scale web/api: %w: Unexpected response code: 400", ErrActiveDeployment)
 	r1 := h.reconcile(t)
 	r2 := h.reconcile(t)
 	if r1.RequeueAfter <= 0 || r1.RequeueAfter >= testPolicy().EvaluationInterval || r2.RequeueAfter <= 0 {
