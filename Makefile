@@ -5,6 +5,8 @@ CACHE       := $(CURDIR)/.cache
 HIGHS       := $(CACHE)/highs
 NOMAD_DIR   := $(CACHE)/nomad
 NOMAD_BIN   := $(NOMAD_DIR)/nomad
+AUTOSCALER_DIR := $(CACHE)/nomad-autoscaler
+AUTOSCALER_BIN := $(AUTOSCALER_DIR)/nomad-autoscaler
 export PKG_CONFIG_PATH := $(HIGHS)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 export CGO_LDFLAGS     := -Wl,-rpath,$(HIGHS)/lib
 export LD_LIBRARY_PATH := $(HIGHS)/lib:$(LD_LIBRARY_PATH)
@@ -20,6 +22,10 @@ $(HIGHS)/lib/pkgconfig/highs.pc:
 
 $(NOMAD_BIN):
 	bash scripts/install-nomad.sh $(NOMAD_DIR)
+
+# HashiCorp's nomad-autoscaler, only for make bench-live (not part of deps).
+$(AUTOSCALER_BIN):
+	bash scripts/install-nomad-autoscaler.sh $(AUTOSCALER_DIR)
 
 # Prometheus (Debian's package) is what the end-to-end tests and make run
 # scrape with; the daemon itself does not need it.
