@@ -82,6 +82,7 @@ func demoLoadCommand() *cli.Command {
 			&cli.StringFlag{Name: "nomad-addr", Usage: "with --nomad-job: Nomad HTTP address to poll the job's scale status from"},
 			&cli.StringFlag{Name: "nomad-job", Usage: "export demo_group_running and demo_group_desired for this job's --nomad-group, polled from Nomad every second"},
 			&cli.StringFlag{Name: "nomad-group", Value: "web"},
+			&cli.StringFlag{Name: "nomad-namespace", Usage: "the --nomad-job's namespace (default: Nomad's default)"},
 		},
 		Action: func(c *cli.Context) error {
 			p := loadPattern{Kind: c.String("pattern"), Low: c.Float64("low"), High: c.Float64("high"), Period: c.Duration("period"),
@@ -100,7 +101,7 @@ func demoLoadCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				go pollGroup(ctx, reg, nc, job, c.String("nomad-group"))
+				go pollGroup(ctx, reg, nc, c.String("nomad-namespace"), job, c.String("nomad-group"))
 			}
 			return serveLoad(ctx, c.String("listen"), p, c.Uint64("seed"), reg)
 		},
@@ -110,23 +111,27 @@ func demoLoadCommand() *cli.Command {
 // pollGroup exports the group's desired and running counts from Nomad's
 // job scale status every second, for `make bench-live`: Prometheus then
 // holds demand and capacity on one clock. A failed poll leaves the last
-// values.
-func pollGroup(ctx context.Context, reg *prometheus.Registry, nc *nomad.Client, job, group string) {
+// values; before the first answer there are none.
+func pollGroup(ctx context.Context, reg *prometheus.Registry, nc *nomad.Client, namespace, job, group string) {
 	labels := prometheus.Labels{"nomad_job": job, "group": group}
 	running := prometheus.NewGauge(prometheus.GaugeOpts{Name: "demo_group_running", Help: "Running allocations of the group, from Nomad's job scale status.", ConstLabels: labels})
 	desired := prometheus.NewGauge(prometheus.GaugeOpts{Name: "demo_group_desired", Help: "The group's desired count, from Nomad's job scale status.", ConstLabels: labels})
-	reg.MustRegister(running, desired)
+	registered := false // absent until Nomad first answers, not 0
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 900*time.Millisecond)
-		st, err := nc.GroupStatus(qctx, "", job, group)
+		st, err := nc.GroupStatus(qctx, namespace, job, group)
 		cancel()
 		if err != nil {
 			slog.Warn("demo load: nomad scale status", "job", job, "err", err)
 		} else {
 			running.Set(float64(st.Running))
 			desired.Set(float64(st.Desired))
+			if !registered {
+				reg.MustRegister(running, desired)
+				registered = true
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -30,9 +30,10 @@ func demoCompareCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "compare",
 		Usage:     "compare the autoscalers of a make bench-live run from Prometheus and Nomad",
-		ArgsUsage: "NAME=JOB...",
-		Description: "Each argument names an autoscaler and the Nomad job it scaled (nomadscalerd=bench-a). The job's\n" +
-			"load generator must be scraped under the Prometheus job label of the same name.",
+		ArgsUsage: "NAME=[NAMESPACE/]JOB...",
+		Description: "Each argument names an autoscaler and the Nomad job it scaled (nomadscalerd=bench-a,\n" +
+			"nomad-autoscaler=bench-b/bench-b). The job's load generator must be scraped under the Prometheus\n" +
+			"job label of the job's name.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "prometheus-addr", EnvVars: []string{"PROMETHEUS_ADDR"}, Required: true},
 			&cli.StringFlag{Name: "nomad-addr", EnvVars: []string{"NOMAD_ADDR"}, Usage: "Nomad HTTP address, for the jobs' scaling events"},
@@ -78,14 +79,18 @@ func demoCompareCommand() *cli.Command {
 			var rows []compareRow
 			for _, arg := range c.Args().Slice() {
 				name, job, ok := strings.Cut(arg, "=")
+				namespace := ""
+				if ns, j, found := strings.Cut(job, "/"); found {
+					namespace, job = ns, j
+				}
 				if !ok || name == "" || job == "" {
-					return fmt.Errorf("argument %q: want NAME=JOB", arg)
+					return fmt.Errorf("argument %q: want NAME=[NAMESPACE/]JOB", arg)
 				}
 				s, err := readBenchSeries(c.Context, prom, job, group, start, end)
 				if err != nil {
 					return fmt.Errorf("%s: %w", job, err)
 				}
-				events, capped, err := countScalingEvents(c.Context, nc, job, group, start, end)
+				events, capped, err := countScalingEvents(c.Context, nc, namespace, job, group, start, end)
 				if err != nil {
 					return fmt.Errorf("%s: %w", job, err)
 				}
@@ -177,8 +182,8 @@ func rangeSeconds(ctx context.Context, prom promv1.API, q string, start, end tim
 // countScalingEvents counts the group's Nomad scaling events in the run
 // that changed its count. Nomad keeps only the latest 20 per group, so
 // capped says the count may be short.
-func countScalingEvents(ctx context.Context, nc *nomad.Client, job, group string, start, end time.Time) (int, bool, error) {
-	st, _, err := nc.API().Jobs().ScaleStatus(job, (&nomadapi.QueryOptions{}).WithContext(ctx))
+func countScalingEvents(ctx context.Context, nc *nomad.Client, namespace, job, group string, start, end time.Time) (int, bool, error) {
+	st, _, err := nc.API().Jobs().ScaleStatus(job, (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx))
 	if err != nil {
 		return 0, false, fmt.Errorf("scale status: %w", err)
 	}
