@@ -14,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model vet clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-live vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -59,6 +59,12 @@ bench-optimize: $(HIGHS)/lib/pkgconfig/highs.pc
 
 bench-reaction: deps
 	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
+
+# nomadscalerd against HashiCorp's nomad-autoscaler v0.4.7 on two copies of
+# the demo job, live on one Nomad dev agent (BENCH_LIVE_DURATION, default
+# 20m); not part of make test.
+bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
+	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/bench-live.sh bin/nomadscalerd
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
 # (installs Debian's python3-statsmodels; the tests never need it).
