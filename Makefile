@@ -5,6 +5,8 @@ CACHE       := $(CURDIR)/.cache
 HIGHS       := $(CACHE)/highs
 NOMAD_DIR   := $(CACHE)/nomad
 NOMAD_BIN   := $(NOMAD_DIR)/nomad
+AUTOSCALER_DIR := $(CACHE)/nomad-autoscaler
+AUTOSCALER_BIN := $(AUTOSCALER_DIR)/nomad-autoscaler
 export PKG_CONFIG_PATH := $(HIGHS)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 export CGO_LDFLAGS     := -Wl,-rpath,$(HIGHS)/lib
 export LD_LIBRARY_PATH := $(HIGHS)/lib:$(LD_LIBRARY_PATH)
@@ -12,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep vet clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -20,6 +22,10 @@ $(HIGHS)/lib/pkgconfig/highs.pc:
 
 $(NOMAD_BIN):
 	bash scripts/install-nomad.sh $(NOMAD_DIR)
+
+# HashiCorp's nomad-autoscaler, only for make bench-live (not part of deps).
+$(AUTOSCALER_BIN):
+	bash scripts/install-nomad-autoscaler.sh $(AUTOSCALER_DIR)
 
 # Prometheus (Debian's package) is what the end-to-end tests and make run
 # scrape with; the daemon itself does not need it.
@@ -58,6 +64,12 @@ bench-reaction: deps
 # NASA week, against target-value (about half an hour on 2 cores).
 bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -run '^$$' -bench PredictiveSweep -benchtime 1x -timeout 3h ./backtest/
+
+# nomadscalerd against HashiCorp's nomad-autoscaler v0.4.7 on two copies of
+# the demo job, live on one Nomad dev agent (BENCH_LIVE_DURATION, default
+# 20m); not part of make test.
+bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
+	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/bench-live.sh bin/nomadscalerd
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
 # (installs Debian's python3-statsmodels; the tests never need it).
