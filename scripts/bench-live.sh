@@ -39,9 +39,9 @@
 # namespace only and never sees bench-a. nomadscalerd lists every namespace
 # and takes only `target "nomadscaler"` policies, so it skips bench-b's.
 #
-# nomadscalerd's defaults (model_step 10s, 30 steps of history before the
-# first plan) hold bench-a at its count for about the first 5 minutes; a
-# run shorter than that (a 3m smoke run) shows nomadscalerd not scaling.
+# nomadscalerd's model needs 30 model steps of history (5 minutes at the
+# default 10 s step) before its first plan; until then its reactive floor
+# scales bench-a from the recorded demand.
 #
 # After BENCH_LIVE_DURATION (default 20m: two compressed days; e.g. 3m for a
 # smoke run) `nomadscalerd demo compare` prints one row per autoscaler for
