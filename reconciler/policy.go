@@ -216,7 +216,8 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	if p.Min < 0 || p.Max < p.Min {
 		return p, fmt.Errorf("min %d and max %d are not a valid range", p.Min, p.Max)
 	}
-	for k, v := range sp.Policy {
+	for _, k := range sortedKeys(sp.Policy) {
+		v := sp.Policy[k]
 		switch k {
 		case "target", "check":
 		case "evaluation_interval":
@@ -244,7 +245,8 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	}
 	for _, c := range checks {
 		ch := Check{Name: c.name}
-		for k, v := range c.body {
+		for _, k := range sortedKeys(c.body) {
+			v := c.body[k]
 			s, ok := v.(string)
 			switch {
 			case k == "source" && ok:
@@ -367,7 +369,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
 		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
-	for k, v := range body {
+	for _, k := range sortedKeys(body) {
+		v := body[k]
 		switch {
 		case ints[k] != nil:
 			f, ok := v.(float64)
@@ -439,7 +442,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	}
 	for _, e := range events {
 		ev := Event{Name: e.name}
-		for k, v := range e.body {
+		for _, k := range sortedKeys(e.body) {
+			v := e.body[k]
 			switch k {
 			case "cron":
 				s, _ := v.(string)
@@ -536,6 +540,17 @@ func namedBlocks(m map[string]any, kind string) ([]namedBlock, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
+}
+
+// sortedKeys are m's keys in order, so that of two bad keys the same one
+// is reported every time.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func durationValue(key string, v any) (time.Duration, error) {

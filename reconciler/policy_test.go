@@ -133,3 +133,22 @@ func TestEventIsActiveFromItsCronStartForItsDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestAPolicyWithSeveralBadKeysIsReportedTheSameWayEveryTime(t *testing.T) {
+	target := map[string]any{"optimizer_url": "http://x", "zeta": 1.0, "alpha": 2.0, "mid": "m", "capacity_per_replica": 5.0}
+	first := ""
+	for i := 0; i < 50; i++ {
+		_, err := ParsePolicy(scalingPolicy(reqCheck, target, map[string]any{"zz_unknown": 1.0, "aa_unknown": 2.0}), Defaults{})
+		if err == nil {
+			t.Fatal("accepted unknown keys")
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("run %d reported %q, the first run %q", i, err, first)
+		}
+	}
+	if !strings.Contains(first, `"aa_unknown"`) {
+		t.Errorf("reported %q, want the first bad key in order, aa_unknown", first)
+	}
+}

@@ -107,7 +107,8 @@ func hclScalingPolicy(b *hclsyntax.Body, job, group string, bare bool) (*nomadap
 		return nil, err
 	}
 	if !bare {
-		for k, v := range m {
+		for _, k := range sortedKeys(m) {
+			v := m[k]
 			switch k {
 			case "min", "max":
 				f, ok := v.(float64)
