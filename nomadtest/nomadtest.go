@@ -298,6 +298,10 @@ func (a *Agent) Stop() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+	// The agent's logmon plugins stay in its process group and outlive it
+	// (orphaned to init); the executors run in sessions of their own and
+	// are ReapDir's.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // Kill stops the agent without a graceful shutdown.
