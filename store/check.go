@@ -19,8 +19,15 @@ type CheckReport struct {
 
 // Check decodes every key and value of every bucket and reports the ones that
 // do not decode, together with bbolt's own page consistency check.
-func (d *DB) Check() (CheckReport, error) {
-	rep := CheckReport{Keys: map[string]int{}}
+func (d *DB) Check() (rep CheckReport, err error) {
+	rep = CheckReport{Keys: map[string]int{}}
+	defer func() {
+		// bbolt panics on some damaged pages instead of returning an error.
+		if r := recover(); r != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("bbolt: %v", r))
+			err = damaged(d.path, r)
+		}
+	}()
 	v, err := d.SchemaVersion()
 	if err != nil {
 		return rep, err
@@ -28,9 +35,6 @@ func (d *DB) Check() (CheckReport, error) {
 	rep.SchemaVersion = v
 	bad := func(format string, a ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...)) }
 	err = d.bolt.View(func(tx *bolt.Tx) error {
-		for e := range tx.Check() {
-			bad("bbolt: %v", e)
-		}
 		for _, name := range [][]byte{migrations.BucketSeries, migrations.BucketRollups} {
 			root := tx.Bucket(name)
 			if root == nil {
@@ -85,6 +89,18 @@ func (d *DB) Check() (CheckReport, error) {
 		}
 		if m := tx.Bucket(migrations.BucketMeta); m != nil {
 			rep.Keys["meta"] = m.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	// bbolt's own page check runs on a goroutine of its own, where a panic
+	// on a damaged page cannot be recovered: it runs only once the walk
+	// above read every page without one.
+	err = d.bolt.View(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			bad("bbolt: %v", e)
 		}
 		return nil
 	})

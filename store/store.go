@@ -22,6 +22,16 @@ import (
 // ErrNotFound is returned when a key has no value.
 var ErrNotFound = errors.New("not found")
 
+// ErrDamaged is returned when the file is not a readable bbolt database:
+// truncated, overwritten or empty. bbolt panics on some of these; Open and
+// Check turn the panic into this error.
+var ErrDamaged = errors.New("database file is damaged")
+
+// damaged is the error for a damaged file, with what to do about it.
+func damaged(path string, cause any) error {
+	return fmt.Errorf("%w: %s: %v (run `nomadscalerd --db %s db check` for details; restore it from a `db backup` copy or move it away to start empty)", ErrDamaged, path, cause, path)
+}
+
 // DB is an open nomadscalerd database.
 type DB struct {
 	bolt *bolt.DB
@@ -43,17 +53,31 @@ type Options struct {
 // Open opens (creating if needed) the database at path and brings its schema
 // up to date. A database from a newer binary is refused with
 // migrations.ErrSchemaTooNew.
-func Open(path string, o Options) (*DB, error) {
+func Open(path string, o Options) (db *DB, err error) {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
-	if o.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("open database %s: %w", path, err)
-		}
+	if st, err := os.Stat(path); err == nil && st.Size() == 0 {
+		// bbolt would initialise an empty file when writable and fail
+		// obscurely when not: an empty file is a lost database either way.
+		return nil, damaged(path, "the file is empty")
+	} else if err != nil && o.ReadOnly {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	var b *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			if b != nil {
+				_ = b.Close()
+			}
+			db, err = nil, damaged(path, r)
+		}
+	}()
+	b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
 	if err != nil {
+		if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) {
+			return nil, damaged(path, err)
+		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	d := &DB{bolt: b, path: path}

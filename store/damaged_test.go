@@ -1,0 +1,64 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// filledDB writes enough points for the file to span many pages.
+func filledDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "d.db")
+	db, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for tick := 0; tick < 200; tick++ {
+		var pts []Point
+		for s := 0; s < 20; s++ {
+			pts = append(pts, Point{Series: "default/web/api/s" + string(rune('a'+s)), T: at.Add(time.Duration(tick) * time.Second), V: float64(tick)})
+		}
+		if err := db.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestATruncatedOrEmptyDatabaseIsReportedDamagedNotAPanic(t *testing.T) {
+	path := filledDB(t)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		db, err := Open(path, Options{Migrate: true, ReadOnly: ro})
+		if err == nil {
+			// Some truncations leave the meta pages intact: the damage then
+			// shows when the data is read, and Check must say so.
+			_, err = db.Check()
+			db.Close()
+		}
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "db check") {
+			t.Errorf("read-only %v: truncated file gave %v; want ErrDamaged naming the file and db check", ro, err)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(empty, Options{ReadOnly: true}); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty file: %v, want ErrDamaged saying it is empty", err)
+	}
+}
