@@ -49,6 +49,14 @@ var (
 	apmMetrics = []string{"cpu_percent", "cpu_mhz", "memory_percent", "memory_mib"}
 )
 
+// ValidateAPMQuery reports whether q is a nomad-apm query this package
+// can answer, so a policy can be refused when it is read rather than fail
+// every sample.
+func ValidateAPMQuery(q string) error {
+	_, err := parseAPMQuery(q)
+	return err
+}
+
 func parseAPMQuery(q string) (apmQuery, error) {
 	op, metric, ok := strings.Cut(q, "_")
 	if !ok || !contains(apmOps, op) || !contains(apmMetrics, metric) {

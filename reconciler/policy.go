@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/cronexpr"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/predict"
 )
@@ -139,11 +140,16 @@ func (e Event) Active(t time.Time) bool {
 	return !start.IsZero() && !start.After(t)
 }
 
-// Defaults are the daemon-wide values a policy may leave out.
+// Defaults are the daemon-wide values a policy may leave out, and what
+// the daemon can sample.
 type Defaults struct {
 	CacheSize       int
 	ForecastHorizon int
 	DryRun          bool
+	// WithoutPrometheus says the daemon has no Prometheus address: a
+	// policy with a prometheus check could never be sampled, so it is
+	// invalid.
+	WithoutPrometheus bool
 }
 
 // DefaultEvaluationInterval is the longest a worker waits between two
@@ -262,7 +268,16 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 			}
 		}
 		switch ch.Source {
-		case "nomad-apm", "prometheus":
+		case "nomad-apm":
+			if ch.Query != "" {
+				if err := history.ValidateAPMQuery(ch.Query); err != nil {
+					return p, fmt.Errorf("check %q: %w", c.name, err)
+				}
+			}
+		case "prometheus":
+			if d.WithoutPrometheus {
+				return p, fmt.Errorf("check %q: source prometheus needs the daemon's --prometheus-addr, which is not set", c.name)
+			}
 		case "":
 			return p, fmt.Errorf("check %q: source is required (nomad-apm or prometheus)", c.name)
 		default:

@@ -152,3 +152,19 @@ func TestAPolicyWithSeveralBadKeysIsReportedTheSameWayEveryTime(t *testing.T) {
 		t.Errorf("reported %q, want the first bad key in order, aa_unknown", first)
 	}
 }
+
+func TestAPolicyTheDaemonCouldNeverSampleIsInvalid(t *testing.T) {
+	_, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{}, nil), Defaults{WithoutPrometheus: true})
+	if err == nil || !strings.Contains(err.Error(), "--prometheus-addr") {
+		t.Errorf("prometheus check without a Prometheus address: %v, want an error naming --prometheus-addr", err)
+	}
+	apm := map[string]map[string]any{"latency": {"source": "nomad-apm", "query": "p99_latency"}}
+	_, err = ParsePolicy(scalingPolicy(apm, map[string]any{}, nil), Defaults{})
+	if err == nil || !strings.Contains(err.Error(), `unknown query "p99_latency"`) {
+		t.Errorf("unknown nomad-apm query: %v, want it refused", err)
+	}
+	ok := map[string]map[string]any{"cpu": {"source": "nomad-apm", "query": "avg_cpu_percent"}}
+	if _, err := ParsePolicy(scalingPolicy(ok, map[string]any{}, nil), Defaults{WithoutPrometheus: true}); err != nil {
+		t.Errorf("a nomad-apm policy needs no Prometheus: %v", err)
+	}
+}

@@ -181,7 +181,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{r: recorder, db: db},
 		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
-	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun}, recMetrics, log)
+	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
 
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
