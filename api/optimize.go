@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -21,9 +22,15 @@ type StatusProvider interface {
 	Status(ctx context.Context) any
 }
 
+// MaxConcurrentPlans is how many POST /optimize requests are planned at once.
+const MaxConcurrentPlans = 4
+
 // HandleOptimize serves POST /optimize, compatible with the seed's
 // optimizer service: the token may come in the body or as a bearer header.
+// At most MaxConcurrentPlans are planned at once; more are refused with
+// 429, as each holds a forecast and a plan in memory.
 func (s *Server) HandleOptimize(o Optimizer) {
+	slots := make(chan struct{}, MaxConcurrentPlans)
 	s.mux.HandleFunc("POST /optimize", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -53,6 +60,14 @@ func (s *Server) HandleOptimize(o Optimizer) {
 		}
 		if err := req.Validate(); err != nil {
 			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			Error(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d optimize requests at once; retry", MaxConcurrentPlans))
 			return
 		}
 		res, err := o.Optimize(r.Context(), req)

@@ -121,3 +121,57 @@ func TestRootDescribesTheService(t *testing.T) {
 		t.Fatalf("GET / = %d %v", res.StatusCode, d)
 	}
 }
+
+// blockingOptimizer (a fake) holds every request until released, so a test
+// can fill the planning slots.
+type blockingOptimizer struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingOptimizer) Optimize(ctx context.Context, r optimize.Request) (optimize.Response, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return optimize.Response{Desired: make([]int, r.CacheSize)}, nil
+}
+
+func TestOptimizeRefusesHugeRangesAndMoreConcurrentPlansThanItsSlots(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := &blockingOptimizer{entered: make(chan struct{}, MaxConcurrentPlans), release: make(chan struct{})}
+	s.HandleOptimize(bo)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	post := func(body string) (int, string) {
+		resp, err := http.Post(ts.URL+"/optimize", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(`{"token": "tok", "max_replicas": 1000000000, "cache_size": 3600}`); code != 400 || !strings.Contains(body, "at most 10000") {
+		t.Errorf("max_replicas 1e9: %d %s, want 400 naming the bound", code, body)
+	}
+	const ok = `{"token": "tok", "max_replicas": 5, "cache_size": 3}`
+	done := make(chan int, MaxConcurrentPlans)
+	for range MaxConcurrentPlans {
+		go func() { code, _ := post(ok); done <- code }()
+	}
+	for range MaxConcurrentPlans {
+		<-bo.entered
+	}
+	if code, body := post(ok); code != 429 {
+		t.Errorf("with every slot busy: %d %s, want 429", code, body)
+	}
+	close(bo.release)
+	for range MaxConcurrentPlans {
+		if code := <-done; code != 200 {
+			t.Errorf("a request in a slot answered %d, want 200", code)
+		}
+	}
+}

@@ -16,6 +16,9 @@ import (
 const (
 	DefaultCacheSize = 10
 	MaxCacheSize     = 3600
+	// MaxRequestReplicas bounds a request's replica counts: a plan's cost
+	// grows with the range of counts, and no Nomad group runs more.
+	MaxRequestReplicas = 10000
 )
 
 // Check names the series a request plans for, as in the seed's body.
@@ -68,6 +71,8 @@ func (r Request) Validate() error {
 		return fmt.Errorf("max_replicas %d is negative", r.MaxReplicas)
 	case r.MinReplicas > r.MaxReplicas:
 		return fmt.Errorf("min_replicas %d exceeds max_replicas %d", r.MinReplicas, r.MaxReplicas)
+	case r.MaxReplicas > MaxRequestReplicas || r.CurrentReplicas > MaxRequestReplicas:
+		return fmt.Errorf("max_replicas and current_replicas must be at most %d", MaxRequestReplicas)
 	case r.CacheSize < 1 || r.CacheSize > MaxCacheSize:
 		return fmt.Errorf("cache_size %d is outside 1..%d", r.CacheSize, MaxCacheSize)
 	}
