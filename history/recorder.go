@@ -197,6 +197,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
+	var tickErrs errorLog
 	for {
 		select {
 		case <-ctx.Done():
@@ -204,7 +205,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.Error("history tick", "err", err)
+			tickErrs.report(r.cfg.Now(), err, r.cfg.Logger)
+		} else if err == nil {
+			tickErrs.recovered(r.cfg.Logger)
 		}
 		now := r.cfg.Now()
 		r.mu.Lock()
@@ -411,4 +414,32 @@ func RollUp(ctx context.Context, st RollupStore, step time.Duration, now time.Ti
 		written += len(rs)
 	}
 	return written, nil
+}
+
+// errorLog logs a repeated error once a minute with how many times it
+// happened, not once a tick: a full disk at a 100 ms interval would
+// otherwise write 600 lines a minute.
+type errorLog struct {
+	last       time.Time
+	suppressed int
+	failing    bool
+}
+
+const errorLogEvery = time.Minute
+
+func (e *errorLog) report(now time.Time, err error, log *slog.Logger) {
+	e.failing = true
+	if !e.last.IsZero() && now.Sub(e.last) < errorLogEvery {
+		e.suppressed++
+		return
+	}
+	log.Error("history tick failed", "err", err, "failures_since_last_log", e.suppressed+1)
+	e.last, e.suppressed = now, 0
+}
+
+func (e *errorLog) recovered(log *slog.Logger) {
+	if e.failing {
+		log.Info("history ticks work again", "failures_not_logged", e.suppressed)
+	}
+	*e = errorLog{}
 }

@@ -1,8 +1,10 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -350,5 +352,21 @@ func TestTickStampsAreRoundedToTheIntervalSoLateTicksStayOnTheirStep(t *testing.
 		if !got[i].T.Equal(want[i]) {
 			t.Errorf("sample %d at %v, want %v", i, got[i].T, want[i])
 		}
+	}
+}
+
+func TestARepeatedTickErrorIsLoggedOnceAMinuteWithACount(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var e errorLog
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 600; i++ { // a minute of failures at 100 ms, and one more
+		e.report(at.Add(time.Duration(i)*100*time.Millisecond), errors.New("disk full"), log)
+	}
+	e.report(at.Add(time.Minute), errors.New("disk full"), log)
+	e.recovered(log)
+	lines := strings.Count(buf.String(), "history tick failed")
+	if lines != 2 || !strings.Contains(buf.String(), "failures_since_last_log=600") || !strings.Contains(buf.String(), "history ticks work again") {
+		t.Errorf("%d error lines, want 2 (the first, then one with the 600 since):\n%s", lines, buf.String())
 	}
 }

@@ -2,6 +2,10 @@ package store
 
 import (
 	"errors"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,5 +64,42 @@ func TestATruncatedOrEmptyDatabaseIsReportedDamagedNotAPanic(t *testing.T) {
 	}
 	if _, err := Open(empty, Options{ReadOnly: true}); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("empty file: %v, want ErrDamaged saying it is empty", err)
+	}
+}
+
+func TestPingReportsTheDatabaseDegradedWhileWritesFailAndRecovers(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "w.db"), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// A transaction that fails in bbolt, not in the caller's code, is the
+	// storage's fault; a closed bbolt handle stands in for a full disk
+	// here (both refuse every write).
+	rw := db.bolt
+	ro, err := bolt.Open(db.path+".ro", 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.bolt = ro // closed: every transaction fails before the caller's code runs
+	for range 3 {
+		if err := db.PutJSON(migrations.BucketState, "k", 1); err == nil {
+			t.Fatal("a write to a closed database succeeded")
+		}
+	}
+	err = db.Ping()
+	if err == nil || !strings.Contains(err.Error(), "degraded: 3 writes failed") {
+		t.Fatalf("ping while writes fail: %v, want degraded with a count", err)
+	}
+	db.bolt = rw
+	if err := db.PutJSON(migrations.BucketState, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Errorf("ping after a write worked again: %v", err)
 	}
 }

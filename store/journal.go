@@ -40,7 +40,7 @@ func (d *DB) Append(e JournalEntry) (JournalEntry, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	err := d.bolt.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketJournal)
 		seq, err := b.NextSequence()
 		if err != nil {

@@ -39,7 +39,7 @@ func (d *DB) WritePoints(pts []Point) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
 		for _, p := range pts {
 			b, err := root.CreateBucketIfNotExists([]byte(p.Series))
@@ -124,7 +124,7 @@ func (d *DB) WriteRollups(series string, rs []Rollup) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(series))
 		if err != nil {
 			return fmt.Errorf("rollup %q: %w", series, err)
@@ -187,7 +187,7 @@ func decodeRollup(k, v []byte) (Rollup, error) {
 // rollupBefore, in one transaction, and returns how many keys went.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	n := 0
-	err := d.bolt.Update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) error {
 		for _, spec := range []struct {
 			bucket []byte
 			before time.Time

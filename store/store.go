@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,6 +37,36 @@ func damaged(path string, cause any) error {
 type DB struct {
 	bolt *bolt.DB
 	path string
+
+	mu sync.Mutex
+	// writeErr is the last failed commit (a full disk, an I/O error) and
+	// failing the number of failed commits since the last one that worked.
+	writeErr  error
+	failingAt time.Time
+	failing   int
+}
+
+// update runs fn in a write transaction and keeps track of whether the
+// file still takes writes: an error of fn's is the caller's, one of the
+// commit is the storage's.
+func (d *DB) update(fn func(*bolt.Tx) error) error {
+	var fnErr error
+	err := d.bolt.Update(func(tx *bolt.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case err == nil:
+		d.writeErr, d.failing = nil, 0
+	case fnErr == nil:
+		if d.failing == 0 {
+			d.failingAt = time.Now()
+		}
+		d.writeErr, d.failing = err, d.failing+1
+	}
+	return err
 }
 
 // Options control Open.
@@ -110,6 +141,12 @@ func (d *DB) SchemaVersion() (uint64, error) { return migrations.Check(d.bolt) }
 
 // Ping proves the database answers a read transaction.
 func (d *DB) Ping() error {
+	d.mu.Lock()
+	werr, n, since := d.writeErr, d.failing, d.failingAt
+	d.mu.Unlock()
+	if werr != nil {
+		return fmt.Errorf("degraded: %d writes failed since %s: %w", n, since.UTC().Format(time.RFC3339), werr)
+	}
 	return d.bolt.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(migrations.BucketMeta) == nil {
 			return errors.New("meta bucket missing")
@@ -165,7 +202,7 @@ func (d *DB) PutJSON(bucket []byte, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
 	}
-	return d.bolt.Update(func(tx *bolt.Tx) error {
+	return d.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).Put([]byte(key), data)
 	})
 }
@@ -186,7 +223,7 @@ func (d *DB) GetJSON(bucket []byte, key string, v any) error {
 
 // DeleteKey removes key from bucket; absent keys are not an error.
 func (d *DB) DeleteKey(bucket []byte, key string) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+	return d.update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
 }
 
 // Keys lists the keys of a JSON bucket in byte order.
@@ -203,7 +240,7 @@ func (d *DB) Keys(bucket []byte) ([]string, error) {
 
 // PutMeta stores a raw value in the meta bucket.
 func (d *DB) PutMeta(key string, v []byte) error {
-	return d.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(migrations.BucketMeta).Put([]byte(key), v) })
+	return d.update(func(tx *bolt.Tx) error { return tx.Bucket(migrations.BucketMeta).Put([]byte(key), v) })
 }
 
 // GetMeta reads a raw value from the meta bucket (nil when absent).
