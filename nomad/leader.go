@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +24,15 @@ type Leader struct {
 	log      *slog.Logger
 	leader   atomic.Bool
 	onChange func(bool)
+	now      func() time.Time
+
+	// validUntil is when the lock held may have expired on the servers:
+	// the TTL counted from when the last successful acquire or renewal was
+	// sent. Past it this replica is not the leader, whether or not the
+	// leaser noticed (a process paused past the TTL must not act on
+	// waking).
+	mu         sync.Mutex
+	validUntil time.Time
 }
 
 // NewLeader builds an elector with lock TTL ttl (Nomad's default is 15s,
@@ -44,11 +54,53 @@ func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logg
 	if err != nil {
 		own = c
 	}
-	return &Leader{client: own.api, ttl: ttl, log: log, onChange: onChange}
+	return &Leader{client: own.api, ttl: ttl, log: log, onChange: onChange, now: time.Now}
 }
 
-// IsLeader reports whether this replica holds the lock.
-func (l *Leader) IsLeader() bool { return l.leader.Load() }
+// leaseMargin is how long before the lock's TTL runs out a leader stops
+// acting: the servers' clock starts the TTL after the request was sent.
+const leaseMargin = time.Second
+
+// IsLeader reports whether this replica holds the lock and its lease has
+// not run out.
+func (l *Leader) IsLeader() bool {
+	if !l.leader.Load() {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now().Before(l.validUntil.Add(-leaseMargin))
+}
+
+// fencedLocker records when each successful acquire or renewal was sent.
+type fencedLocker struct {
+	nomadapi.Locker
+	l *Leader
+}
+
+func (f fencedLocker) Acquire(ctx context.Context) (string, error) {
+	sent := f.l.now()
+	id, err := f.Locker.Acquire(ctx)
+	if err == nil && id != "" {
+		f.l.extend(sent)
+	}
+	return id, err
+}
+
+func (f fencedLocker) Renew(ctx context.Context) error {
+	sent := f.l.now()
+	err := f.Locker.Renew(ctx)
+	if err == nil {
+		f.l.extend(sent)
+	}
+	return err
+}
+
+func (l *Leader) extend(sent time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.validUntil = sent.Add(l.ttl)
+}
 
 func (l *Leader) set(v bool) {
 	if l.leader.Swap(v) != v {
@@ -86,7 +138,7 @@ func (l *Leader) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("leader lock: %w", err)
 	}
-	leaser := l.client.NewLockLeaser(locker, nomadapi.LockLeaserOptionWithWaitPeriod(l.ttl/3))
+	leaser := l.client.NewLockLeaser(fencedLocker{Locker: locker, l: l}, nomadapi.LockLeaserOptionWithWaitPeriod(l.ttl/3))
 	// The leaser releases the lock with the context it was started with, so
 	// it gets one that outlives ctx by a few seconds: a clean shutdown hands
 	// over at once instead of after the TTL.
@@ -111,12 +163,24 @@ func (l *Leader) runOnce(ctx context.Context) error {
 		mu.Unlock()
 		defer running.Done()
 		l.set(true)
-		select {
-		case <-ctx.Done():
-		case <-fctx.Done():
+		// Step down when the lease runs out without a renewal, even if the
+		// leaser is still retrying it: then try again from scratch.
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for l.IsLeader() {
+			select {
+			case <-ctx.Done():
+				l.set(false)
+				return nil
+			case <-fctx.Done():
+				l.set(false)
+				return nil
+			case <-tick.C:
+			}
 		}
+		l.log.Warn("leader lease ran out without a renewal; stepping down")
 		l.set(false)
-		return nil
+		return errLeaseExpired
 	})
 	cancel()
 	mu.Lock()
@@ -125,6 +189,9 @@ func (l *Leader) runOnce(ctx context.Context) error {
 	running.Wait()
 	return err
 }
+
+// errLeaseExpired ends a term whose lease was not renewed in time.
+var errLeaseExpired = errors.New("leader lease expired before it was renewed")
 
 // AlwaysLeader is the single-replica mode without --ha.
 type AlwaysLeader struct{}

@@ -341,6 +341,11 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 }
 
 func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan optimize.Plan, want int, dec Decision, now time.Time) (Result, Decision, error) {
+	// Leadership is checked again right before acting: the reconcile may
+	// have started under a lease that has run out since (a paused process).
+	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
+		return Result{}, Decision{Action: "none", Reason: "lost leadership before acting"}, nil
+	}
 	dir := "up"
 	if want < st.Desired {
 		dir = "down"
