@@ -68,6 +68,8 @@ func BenchmarkPredictiveSweepOnTheNASAWeek(b *testing.B) {
 		work := make(chan *sweepCell)
 		errs := make(chan error, len(cells))
 		var wg sync.WaitGroup
+		var printMu sync.Mutex
+		began := time.Now()
 		for range runtime.GOMAXPROCS(0) {
 			wg.Add(1)
 			go func() {
@@ -84,7 +86,13 @@ func BenchmarkPredictiveSweepOnTheNASAWeek(b *testing.B) {
 					}
 					if err != nil {
 						errs <- fmt.Errorf("cell %+v: %w", *c, err)
+						continue
 					}
+					// Each cell as it finishes, so a long run shows progress.
+					printMu.Lock()
+					fmt.Printf("cell done after %s: startup %ds history %s step %s cache/horizon %d/%d: unmet %.0f cost %.0f\n",
+						time.Since(began).Round(time.Second), c.startup, days(c.history), c.step, c.cacheSize, c.horizon, c.pred.UnmetRequests, c.pred.Cost)
+					printMu.Unlock()
 				}
 			}()
 		}

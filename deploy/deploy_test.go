@@ -249,6 +249,23 @@ func TestConfigFileWithAnUnknownKeyIsRefusedWithItsLine(t *testing.T) {
 	}
 }
 
+// putJobVariable writes the service job's variable. A fresh server answers
+// 500 "keyring has not been initialized yet" for its first seconds, so it
+// retries that until the server takes variables.
+func putJobVariable(t *testing.T, c *nomadapi.Client, items nomadapi.VariableItems) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		_, _, err = c.Variables().Create(&nomadapi.Variable{Path: "nomad/jobs/nomadscalerd", Items: items}, nil)
+		if err == nil || !strings.Contains(err.Error(), "keyring") {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestServiceJobRunsOnNomadAndPassesItsHealthCheck(t *testing.T) {
 	bin := nomadscalerdBinary(t)
 	agent := nomadtest.StartServer(t, nomadtest.Options{})
@@ -257,10 +274,7 @@ func TestServiceJobRunsOnNomadAndPassesItsHealthCheck(t *testing.T) {
 	const apiToken = "e2e-api-token"
 	// The job reads its tokens from its own Nomad variable; the dev agent
 	// has no ACLs, so the Nomad token is ignored by it.
-	if _, _, err := c.Variables().Create(&nomadapi.Variable{Path: "nomad/jobs/nomadscalerd",
-		Items: nomadapi.VariableItems{"nomad_token": "unused-without-acls", "api_token": apiToken}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	putJobVariable(t, c, nomadapi.VariableItems{"nomad_token": "unused-without-acls", "api_token": apiToken})
 	src, err := os.ReadFile("nomad/nomadscalerd-raw_exec.nomad.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -328,10 +342,7 @@ func TestTwoReplicasOfTheServiceJobElectOneLeader(t *testing.T) {
 	bin := nomadscalerdBinary(t)
 	agent := nomadtest.StartServer(t, nomadtest.Options{})
 	c := agent.Client(t)
-	if _, _, err := c.Variables().Create(&nomadapi.Variable{Path: "nomad/jobs/nomadscalerd",
-		Items: nomadapi.VariableItems{"nomad_token": "unused-without-acls", "api_token": "t"}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	putJobVariable(t, c, nomadapi.VariableItems{"nomad_token": "unused-without-acls", "api_token": "t"})
 	src, err := os.ReadFile("nomad/nomadscalerd-raw_exec.nomad.hcl")
 	if err != nil {
 		t.Fatal(err)

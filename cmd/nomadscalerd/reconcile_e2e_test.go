@@ -31,6 +31,7 @@ func stepPolicy() map[string]any {
 		"seasonality":          []any{stepPeriod.String()},
 		"fourier_terms":        8.0,
 		"forecast_margin":      1.0,
+		"noise_margin":         1.0,
 		"history_window":       "10m",
 		"refit_interval":       "15s",
 		"stale_after":          "15s",
