@@ -128,12 +128,25 @@ func (l *LockedBuffer) String() string {
 // FreePort asks the kernel for an unused loopback port.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts asks the kernel for n distinct unused loopback ports at once:
+// each is held open until all are chosen, so the kernel cannot offer one
+// twice (an agent's RPC and serf ports once came out equal when asked for
+// one at a time).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 var nameSeq struct {
@@ -190,7 +203,8 @@ func newAgent(t testing.TB, bin string, server bool, o Options, servers string) 
 		o.DataDir = dir
 		t.Cleanup(func() { ReapDir(dir); os.RemoveAll(dir) })
 	}
-	ports := Ports{HTTP: FreePort(t), RPC: FreePort(t), Serf: FreePort(t)}
+	free := FreePorts(t, 3)
+	ports := Ports{HTTP: free[0], RPC: free[1], Serf: free[2]}
 	if o.Ports != nil {
 		ports = *o.Ports
 	}
