@@ -3,6 +3,7 @@ package predict
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -299,19 +300,7 @@ func TestARiseIsAskedForInOneActionAStartupDelayAhead(t *testing.T) {
 	for sec := 1; sec <= 5; sec++ {
 		counts = append(counts, d.Decide(context.Background(), Input{Now: at(sec), Current: 2, Running: 2}).Count)
 	}
-	if want := []int{4, 5, 6, 6, 6}; !equalInts(counts, want) {
+	if want := []int{4, 5, 6, 6, 6}; !slices.Equal(counts, want) {
 		t.Errorf("seconds 1..5 served %v, want %v: each second's count covers the plan 10 s ahead", counts, want)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
