@@ -363,7 +363,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CacheSize: d.CacheSize, ForecastHorizon: d.ForecastHorizon, DryRun: d.DryRun,
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
-		HistoryWindow: time.Hour, RefitInterval: 10 * time.Minute, StaleAfter: 30 * time.Second,
+		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
