@@ -61,7 +61,7 @@ bench-reaction: deps
 	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
 
 # The predictive policy at the daemon's defaults across 81 settings on the
-# NASA week, against target-value (about half an hour on 2 cores).
+# NASA week, against target-value (about 45 minutes on 2 cores).
 bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -run '^$$' -bench PredictiveSweep -benchtime 1x -timeout 3h ./backtest/
 
