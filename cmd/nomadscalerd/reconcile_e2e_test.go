@@ -101,10 +101,9 @@ func TestPredictiveScalingRisesAheadOfEachPeriodicStepAndFallsAfterIt(t *testing
 		if got := countAt(evs, step); got < 6 {
 			t.Errorf("step at %s: %d replicas requested when it arrived, want all 6 (requested ahead)", step.Format(time.TimeOnly), got)
 		}
-		// The rise started before the step: some scale-up happened within a
-		// startup delay before it; each count served covers the plan a
-		// startup delay plus 5 s of deployment ahead, so the rise may come
-		// up to about 20 s before the step.
+		// The rise started shortly before the step: each count served covers
+		// the plan a startup delay plus 5 s of deployment ahead, so a
+		// scale-up lands up to about 20 s before it.
 		if lead := startDelay + 20*time.Second; !scaledUpIn(evs, step.Add(-lead), step) {
 			t.Errorf("step at %s: no scale-up in the %s before it", step.Format(time.TimeOnly), lead)
 		}
