@@ -133,12 +133,7 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 	if len(requests) == 0 {
 		return optimize.Plan{}, fmt.Errorf("%w for %s yet", optimize.ErrNoHistory, p.Target.RequestsCheck)
 	}
-	latest := map[string]float64{}
-	for _, c := range p.Checks {
-		if col := cols[store.SeriesName(p.Key, c.Name)]; len(col) > 0 {
-			latest[c.Name] = col[len(col)-1]
-		}
-	}
+	latest := latestValues(p, cols)
 	inner := hp.forecasterFor(p)
 	if rf, ok := inner.(interface{ Refit() }); ok && r.Refit {
 		rf.Refit()
@@ -183,12 +178,7 @@ func (hp *HistoryPlanner) Recent(_ context.Context, p Policy, now time.Time, win
 	if hp.demand == nil || len(requests) == 0 {
 		return requests, nil
 	}
-	latest := map[string]float64{}
-	for _, c := range p.Checks {
-		if col := cols[store.SeriesName(p.Key, c.Name)]; len(col) > 0 {
-			latest[c.Name] = col[len(col)-1]
-		}
-	}
+	latest := latestValues(p, cols)
 	return hp.demand(p, requests, latest), nil
 }
 
@@ -326,4 +316,15 @@ func knownRegressors(t Target, first time.Time, n int, covered time.Duration) []
 		}
 	}
 	return rows
+}
+
+// latestValues is the last recorded value of each of the policy's checks.
+func latestValues(p Policy, cols map[string][]float64) map[string]float64 {
+	latest := map[string]float64{}
+	for _, c := range p.Checks {
+		if col := cols[store.SeriesName(p.Key, c.Name)]; len(col) > 0 {
+			latest[c.Name] = col[len(col)-1]
+		}
+	}
+	return latest
 }
