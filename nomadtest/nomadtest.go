@@ -7,6 +7,7 @@ package nomadtest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -131,22 +132,41 @@ func FreePort(t testing.TB) int {
 	return FreePorts(t, 1)[0]
 }
 
-// FreePorts asks the kernel for n distinct unused loopback ports at once:
-// each is held open until all are chosen, so the kernel cannot offer one
-// twice (an agent's RPC and serf ports once came out equal when asked for
-// one at a time).
+// FreePorts finds n distinct unused loopback ports, each free for TCP and
+// UDP (serf binds both), held open until all are chosen so none comes out
+// twice. They are drawn below the kernel's ephemeral range (32768-60999 by
+// default): a port the kernel offers for ":0" is one it may also hand to any
+// outgoing connection in the gap before the agent binds it, which once took
+// an agent's serf port in CI.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no free loopback port found in %d tries", tries)
+		}
+		p := 10000 + rand.IntN(22000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			t.Fatal(err)
+			continue
+		}
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			ln.Close()
+			continue
 		}
 		defer ln.Close()
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		defer pc.Close()
+		ports = append(ports, p)
 	}
 	return ports
+}
+
+// portTaken reports whether an agent failed because one of its ports was
+// bound by someone else between FreePorts and its own bind; such a start is
+// retried on new ports.
+func portTaken(log string) bool {
+	return strings.Contains(log, "address already in use")
 }
 
 var nameSeq struct {
@@ -166,10 +186,20 @@ func uniqueName(prefix string) string {
 func StartServer(t testing.TB, o Options) *Agent {
 	t.Helper()
 	a := newAgent(t, Require(t), true, o, "")
-	a.start(t)
 	t.Cleanup(a.Stop)
-	a.WaitReady(t, 90*time.Second)
-	return a
+	for attempt := 1; ; attempt++ {
+		a.start(t)
+		err := a.WaitNode(a.Name, 90*time.Second)
+		if err == nil {
+			return a
+		}
+		if o.Ports == nil && attempt < 4 && portTaken(a.Log()) {
+			a.Stop()
+			a.newPorts(t)
+			continue
+		}
+		t.Fatalf("nomad agent %s not ready: %v\n--- agent log ---\n%s", a.Name, err, a.Log())
+	}
 }
 
 // StartClient starts a client-only agent joined to the server s, as another
@@ -177,12 +207,20 @@ func StartServer(t testing.TB, o Options) *Agent {
 func (s *Agent) StartClient(t testing.TB, o Options) *Agent {
 	t.Helper()
 	c := newAgent(t, s.bin, false, o, fmt.Sprintf("127.0.0.1:%d", s.Ports.RPC))
-	c.start(t)
 	t.Cleanup(c.Stop)
-	if err := s.WaitNode(c.Name, 90*time.Second); err != nil {
+	for attempt := 1; ; attempt++ {
+		c.start(t)
+		err := s.WaitNodeWhile(c, c.Name, 90*time.Second)
+		if err == nil {
+			return c
+		}
+		if o.Ports == nil && attempt < 4 && portTaken(c.Log()) {
+			c.Stop()
+			c.newPorts(t)
+			continue
+		}
 		t.Fatalf("client %s: %v\n%s", c.Name, err, c.Log())
 	}
-	return c
 }
 
 func newAgent(t testing.TB, bin string, server bool, o Options, servers string) *Agent {
@@ -203,13 +241,22 @@ func newAgent(t testing.TB, bin string, server bool, o Options, servers string) 
 		o.DataDir = dir
 		t.Cleanup(func() { ReapDir(dir); os.RemoveAll(dir) })
 	}
-	free := FreePorts(t, 3)
-	ports := Ports{HTTP: free[0], RPC: free[1], Serf: free[2]}
+	a := &Agent{Name: o.Name, Server: server, DataDir: o.DataDir, Opts: o, bin: bin, servers: servers}
 	if o.Ports != nil {
-		ports = *o.Ports
+		a.Ports = *o.Ports
+		a.Addr = fmt.Sprintf("http://127.0.0.1:%d", a.Ports.HTTP)
+	} else {
+		a.newPorts(t)
 	}
-	return &Agent{Name: o.Name, Server: server, Ports: ports, DataDir: o.DataDir, Opts: o, bin: bin,
-		Addr: fmt.Sprintf("http://127.0.0.1:%d", ports.HTTP), servers: servers}
+	return a
+}
+
+// newPorts gives the agent fresh ports (before a first start, or after a
+// start lost one of its ports to another process).
+func (a *Agent) newPorts(t testing.TB) {
+	free := FreePorts(t, 3)
+	a.Ports = Ports{HTTP: free[0], RPC: free[1], Serf: free[2]}
+	a.Addr = fmt.Sprintf("http://127.0.0.1:%d", a.Ports.HTTP)
 }
 
 func (a *Agent) config() string {
@@ -359,6 +406,16 @@ func (a *Agent) WaitReady(t testing.TB, timeout time.Duration) {
 
 // WaitNode waits until the named node is registered and ready.
 func (a *Agent) WaitNode(name string, timeout time.Duration) error {
+	return a.WaitNodeWhile(a, name, timeout)
+}
+
+// WaitNodeWhile waits, asking a, until the named node is registered and
+// ready, and gives up early when the agent that should bring the node
+// (proc) exits.
+func (a *Agent) WaitNodeWhile(proc *Agent, name string, timeout time.Duration) error {
+	proc.mu.Lock()
+	exited := proc.done
+	proc.mu.Unlock()
 	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
 	if err != nil {
 		return err
@@ -367,8 +424,8 @@ func (a *Agent) WaitNode(name string, timeout time.Duration) error {
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-a.done:
-			return fmt.Errorf("agent exited")
+		case <-exited:
+			return fmt.Errorf("agent %s exited", proc.Name)
 		default:
 		}
 		nodes, _, err := c.Nodes().List(nil)

@@ -1,6 +1,8 @@
 package nomadtest
 
 import (
+	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -40,4 +42,23 @@ func TestAServerAndAClientAgentFormATwoNodeClusterThatRunsRawExecJobs(t *testing
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("allocations never ran\n%s", s.Log())
+}
+
+func TestFreePortsAreDistinctBindableAndBelowTheEphemeralRange(t *testing.T) {
+	ports := FreePorts(t, 50)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d came out twice", p)
+		}
+		seen[p] = true
+		if p < 10000 || p >= 32768 {
+			t.Fatalf("port %d outside [10000, 32768)", p)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("port %d not bindable: %v", p, err)
+		}
+		ln.Close()
+	}
 }
