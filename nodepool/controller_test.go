@@ -119,12 +119,14 @@ func (p *fakeProvider) launched() int {
 	return n
 }
 
-// clock is a settable time source.
-type clock struct{ t time.Time }
+// settableClock is a settable time source.
+type settableClock struct{ t time.Time }
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
-func newClock() *clock                   { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+func (c *settableClock) now() time.Time          { return c.t }
+func (c *settableClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func newClock() *settableClock {
+	return &settableClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
 func poolNode(id string, total, alloc Resources) Node {
 	return Node{ID: id, Name: "name-" + id, NodePool: "web", InstanceType: "small", Status: NodeStatusReady, Eligible: true, Total: total, Allocated: alloc}
 }
@@ -149,7 +151,7 @@ type harness struct {
 	provider *fakeProvider
 	journal  *MemJournal
 	idle     *MemIdleStore
-	clock    *clock
+	clock    *settableClock
 	reg      *prometheus.Registry
 	ctl      *Controller
 }

@@ -212,3 +212,30 @@ func failureReason(m *nomadapi.AllocationMetric) FailureReason {
 		return ReasonCPU
 	}
 }
+
+var _ BlockedSource = (*NomadAdapter)(nil)
+
+// BlockedEvaluations implements BlockedSource: every blocked evaluation in
+// every namespace, in one filtered list call.
+func (a *NomadAdapter) BlockedEvaluations(ctx context.Context) ([]*nomadapi.Evaluation, error) {
+	q := (&nomadapi.QueryOptions{Namespace: "*", Filter: `Status == "blocked"`}).WithContext(ctx)
+	evs, _, err := a.client.Evaluations().List(q)
+	if err != nil {
+		return nil, fmt.Errorf("list blocked evaluations: %w", err)
+	}
+	return evs, nil
+}
+
+// JobState implements BlockedSource with a job read and a summary read.
+func (a *NomadAdapter) JobState(ctx context.Context, namespace, id string) (*nomadapi.Job, *nomadapi.JobSummary, error) {
+	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
+	job, _, err := a.client.Jobs().Info(id, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read job: %w", err)
+	}
+	summary, _, err := a.client.Jobs().Summary(id, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read job summary: %w", err)
+	}
+	return job, summary, nil
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/api"
 	"github.com/nomadscalerd/nomadscalerd/backtest"
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/model"
@@ -195,7 +196,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver})
 	srv.HandleSnapshot(db)
-	var pools *poolRunner
+	var pools *nodepool.Runner
 	if len(s.Pools) > 0 {
 		if pools, err = newPoolRunner(s, nc, db, leader, reg, log); err != nil {
 			return err
@@ -236,7 +237,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	return err
 }
 
-func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, reg *prometheus.Registry, log *slog.Logger) (*poolRunner, error) {
+func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
 	providers, err := nodepool.NewProviders(s.Pools, log)
 	if err != nil {
 		return nil, err
@@ -255,8 +256,7 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	for _, p := range s.Pools {
 		log.Info("node pool configured", "pool", p.Name, "min", p.Min, "max", p.Max)
 	}
-	return &poolRunner{ctl: ctl, pools: s.Pools, nomad: nc.API(), leader: leader, interval: s.PoolInterval, log: log,
-		last: map[string]nodepool.Decision{}, seen: map[string]bool{}}, nil
+	return nodepool.NewRunner(ctl, adapter, leader, clock.Real{}, nodepool.RunnerConfig{Pools: s.Pools, Interval: s.PoolInterval}, log), nil
 }
 
 // seedDemand applies the seed's demand formula when the policy records
