@@ -2,9 +2,7 @@ package nomad
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
@@ -28,23 +26,9 @@ func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
 	}
 	w := (&nomadapi.WriteOptions{Namespace: r.Namespace}).WithContext(ctx)
 	if _, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w); err != nil {
-		if isActiveDeployment(err) {
-			return fmt.Errorf("scale %s/%s: %w: %v", r.Job, r.Group, reconciler.ErrActiveDeployment, err)
-		}
-		return fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, err)
+		return fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, Classify(err))
 	}
 	return nil
-}
-
-// isActiveDeployment recognises Nomad's refusal to scale a group while a
-// deployment of its job runs: a 400 whose body says so (the API has no
-// code of its own for it). This is the one place its text is matched.
-func isActiveDeployment(err error) bool {
-	var e nomadapi.UnexpectedResponseError
-	if !errors.As(err, &e) || e.StatusCode() != 400 {
-		return false
-	}
-	return strings.Contains(e.Body(), "active deployment") || strings.Contains(e.Error(), "active deployment")
 }
 
 // GroupStatus reads the group's desired count and allocation counts from the

@@ -175,6 +175,34 @@ func cooldownKey(key string) string { return "cooldown/" + key }
 // change is retried when the deployment ends.
 var ErrActiveDeployment = errors.New("job scaling blocked due to active deployment")
 
+// Errors a Scaler (and the Nomad client behind it) classifies its failures
+// into, so callers branch with errors.Is and outcomes are named for what
+// happened.
+var (
+	// ErrNotFound: the job or group no longer exists.
+	ErrNotFound = errors.New("not found in Nomad")
+	// ErrRateLimited: Nomad refused the request for too many requests or
+	// connections (HTTP 429).
+	ErrRateLimited = errors.New("rate limited by Nomad")
+	// ErrUnavailable: Nomad could not be reached or failed (5xx).
+	ErrUnavailable = errors.New("nomad unavailable")
+)
+
+// scaleOutcome names a failed scale for metrics and the decision.
+func scaleOutcome(err error) string {
+	switch {
+	case errors.Is(err, ErrActiveDeployment):
+		return "blocked"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	}
+	return "error"
+}
+
 // policyDecider is a policy's decider with the settings it was built from:
 // an edited policy gets a new one.
 type policyDecider struct {
@@ -375,10 +403,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	err := r.d.Scaler.Scale(ctx, req)
 	if err != nil {
 		_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateFailed, Target: p.Key, Reason: err.Error()})
-		outcome := "error"
-		if errors.Is(err, ErrActiveDeployment) {
-			outcome = "blocked"
-		}
+		outcome := scaleOutcome(err)
 		r.d.Metrics.action(dir, outcome)
 		dec.Action, dec.Reason = outcome, err.Error()
 		r.d.Log.Warn("scaling failed; retrying with backoff", "policy", p.Key, "to", want, "outcome", outcome, "err", err)

@@ -411,3 +411,18 @@ func TestSelfTuningNeverOverridesWhatThePolicySetsOrRunsWhenOff(t *testing.T) {
 		t.Errorf("self_tune = false: err %v, %d calls", err, tuner.calls)
 	}
 }
+
+func TestAFailedScaleIsNamedForWhatNomadAnswered(t *testing.T) {
+	cases := map[error]string{
+		fmt.Errorf("scale: %w", ErrActiveDeployment): "blocked",
+		fmt.Errorf("scale: %w", ErrRateLimited):      "rate_limited",
+		fmt.Errorf("scale: %w", ErrUnavailable):      "unavailable",
+		fmt.Errorf("scale: %w", ErrNotFound):         "not_found",
+		errors.New("scale: invalid count"):           "error",
+	}
+	for err, want := range cases {
+		if got := scaleOutcome(err); got != want {
+			t.Errorf("scaleOutcome(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
