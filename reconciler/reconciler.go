@@ -393,7 +393,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	}
 	req := ScaleRequest{Namespace: p.Namespace, Job: p.Job, Group: p.Group,
 		Message: fmt.Sprintf("nomadscalerd: scale %s %d -> %d: %s", dir, st.Desired, want, reason),
-		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd",
+		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd", "action_id": actionID,
 			"direction": dir, "from": st.Desired, "to": want}}
 	if dry {
 		req.Message = fmt.Sprintf("nomadscalerd dry-run: would scale %s %d -> %d: %s", dir, st.Desired, want, reason)
