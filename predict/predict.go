@@ -34,7 +34,9 @@ type Settings struct {
 	FloorWindow time.Duration
 	// FloorMargin multiplies the floor's demand level (floor_margin): 1
 	// means exactly enough replicas for the recent level, 0 turns the
-	// floor off.
+	// floor off. The default 1.2 is what kept a smooth, slowly rising
+	// trace (WorldCup98) from running short where the forecast lags
+	// behind a rise, at 0.05% more cost on the NASA week.
 	FloorMargin float64
 	// BandWindow is how many of the latest seconds are compared with the
 	// plan's forecast band.
@@ -60,7 +62,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Capacity: 10, Min: 0, Max: math.MaxInt32,
 		ReplanInterval: 10 * time.Second, MinReplanGap: 2 * time.Second,
-		FloorWindow: 60 * time.Second, FloorMargin: 1,
+		FloorWindow: 60 * time.Second, FloorMargin: 1.2,
 		BandWindow: 5 * time.Second, BandSlack: 0.1, WrongAfter: 3,
 		Disruption: 5 * time.Second,
 	}

@@ -151,8 +151,8 @@ func TestDemandLeavingTheForecastBandReplansAtOnceAndRepeatedExitsRefit(t *testi
 		t.Fatal("re-planned within the minimum gap")
 	}
 	// The floor carries the surge meanwhile.
-	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 200)}); got.Count != 20 || got.Source != "floor" {
-		t.Errorf("surge of 200/s at 10 per replica: count %d from %s, want the floor's 20 (the max)", got.Count, got.Source)
+	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 150)}); got.Count != 18 || got.Source != "floor" {
+		t.Errorf("surge of 150/s at 10 per replica: count %d from %s, want the floor's 18 (150 x 1.2 / 10)", got.Count, got.Source)
 	}
 	// A second exit in a row says the model is wrong: the plan refits.
 	got = d.Decide(ctx, Input{Now: at(9), Current: 5, Running: 5, Recent: surge})

@@ -289,12 +289,12 @@ func TestThePlanIsStoredAndServedAfterARestart(t *testing.T) {
 func TestABurningGroupIsScaledAtItsFirstReconcileBeforeTheModelHasHistory(t *testing.T) {
 	h := newHarness(t, 1, nil)
 	h.planner.err = fmt.Errorf("forecast: %w", errors.New("history too short to forecast"))
-	h.planner.recent = []float64{64} // one sample: 64 requests/s at 10 per replica
+	h.planner.recent = []float64{64} // one sample: 64 requests/s at 10 per replica, 1.2 margin: 76.8
 	h.reconcile(t)
-	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 7 {
-		t.Fatalf("calls = %+v, want one scale to the floor's 7", h.nomad.calls)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 8 {
+		t.Fatalf("calls = %+v, want one scale to the floor's 8", h.nomad.calls)
 	}
-	if d, _ := h.rec.LastDecision("default/web/api"); d.Source != "floor" || d.Floor != 7 {
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Source != "floor" || d.Floor != 8 {
 		t.Errorf("decision %+v, want it set by the floor", d)
 	}
 }
