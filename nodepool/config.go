@@ -26,6 +26,7 @@ type PoolConfig struct {
 	InstanceTypes        []InstanceTypeConfig `hcl:"instance_type,block"`
 	SpotMaxShare         *float64             `hcl:"spot_max_share,optional"`
 	ScaleOutGrace        string               `hcl:"scale_out_grace,optional"`
+	Predictive           *PredictiveConfig    `hcl:"predictive,block"`
 	Provider             ProviderConfig       `hcl:"provider,block"`
 }
 
@@ -101,7 +102,11 @@ type Pool struct {
 	// count as pending capacity, so level-triggered reconciles do not launch
 	// them again.
 	ScaleOutGrace time.Duration
-	Provider      ProviderSpec
+	// LeadTime makes the pool predictive: nodes are launched for the
+	// allocations the job groups' plans will ask for within it (0: only
+	// for allocations already queued).
+	LeadTime time.Duration
+	Provider ProviderSpec
 }
 
 // DrainSpec is how a node is drained.
@@ -206,6 +211,13 @@ func (c PoolConfig) Resolve() (Pool, error) {
 	}
 	fraction("spot_max_share", c.SpotMaxShare, &p.SpotMaxShare)
 	dur("scale_out_grace", c.ScaleOutGrace, &p.ScaleOutGrace)
+	if c.Predictive != nil {
+		lead := c.Predictive.LeadTime
+		if lead == "" {
+			lead = DefaultLeadTime
+		}
+		dur("predictive.lead_time", lead, &p.LeadTime)
+	}
 
 	if len(c.InstanceTypes) == 0 {
 		bad("instance_type", "at least one instance_type block is required")

@@ -18,6 +18,9 @@ const (
 	ScaleOutHeadroom = "headroom"
 	ScaleOutMin      = "min"
 	ScaleOutBlocked  = "blocked"
+	// ScaleOutPredictive: for allocations the job groups' plans will ask
+	// for within the pool's lead time.
+	ScaleOutPredictive = "predictive"
 )
 
 // Step actions on journalled work.
@@ -73,6 +76,10 @@ type DecideInput struct {
 	Pending    []Entry   // the pool's unfinished journal entries
 	SelfNodeID string
 	Now        time.Time
+	// Planned are the allocations the plans of the pool's job groups will
+	// add within the pool's lead time (PlannedAllocations); empty for a
+	// pool that is not predictive.
+	Planned []QueuedGroup
 }
 
 // observed is the pool's state after accounting for journalled work.
@@ -216,15 +223,57 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 			}
 		}
 	}
-	if h.Enabled() {
-		// Nodes being drained are excluded: their capacity is going away.
-		var staying []Node
+	// Nodes being drained are excluded: their capacity is going away.
+	var staying []Node
+	for _, n := range in.Nodes {
+		if !o.inFlight[n.ID] && n.Schedulable() {
+			staying = append(staying, n)
+		}
+	}
+	// Planned allocations take free capacity first (schedulable nodes,
+	// then nodes still initializing); headroom is kept on top of them,
+	// and what fits nowhere is packed onto nodes launched now, so they
+	// have joined when the plans ask for it.
+	free := make([]Resources, 0, len(staying))
+	for _, n := range staying {
+		free = append(free, n.Free())
+	}
+	var predLaunch []Launch
+	if len(in.Planned) > 0 {
+		initializing := 0
 		for _, n := range in.Nodes {
-			if !o.inFlight[n.ID] {
-				staying = append(staying, n)
+			if n.Status == NodeStatusInitializing && !o.inFlight[n.ID] {
+				free = append(free, n.Total)
+				initializing++
 			}
 		}
-		d.Headroom = HeadroomReport{Free: FreeUnits(staying, h.Unit), Pending: pendingUnits, Required: h.Units}
+		left, rest := FitPlanned(free, in.Planned)
+		free = rest[:len(rest)-initializing]
+		if len(left) > 0 {
+			plan, err := PlanBlocked(ctx, ch, BlockedInput{Queued: left, Types: capacityTypes(p, o), MaxNodes: o.maxNew(p),
+				SpotMaxShare: p.SpotMaxShare, PoolSchedulable: d.Schedulable, Pending: o.launching})
+			if err != nil {
+				return d, fmt.Errorf("plan capacity for planned allocations of pool %s: %w", p.Name, err)
+			}
+			predLaunch = plan.Launches
+			n := 0
+			for _, q := range left {
+				n += q.Count
+			}
+			if len(predLaunch) > 0 {
+				why = append(why, fmt.Sprintf("plans ask for %d allocations within %s that do not fit: launching %s for %.4g",
+					n, p.LeadTime, describeLaunches(predLaunch), LaunchCost(predLaunch)))
+			} else {
+				why = append(why, fmt.Sprintf("plans ask for %d allocations within %s: they fit in nodes already launching", n, p.LeadTime))
+			}
+		}
+	}
+	if h.Enabled() {
+		units := 0
+		for _, f := range free {
+			units += UnitsIn(f, h.Unit)
+		}
+		d.Headroom = HeadroomReport{Free: units, Pending: pendingUnits, Required: h.Units}
 	}
 	unitShort := 0
 	if h.Enabled() {
@@ -232,8 +281,13 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 	}
 	minShort := max(p.Min-o.active-o.initNodes-o.launchingNodes(), 0)
 
+	minShort = max(minShort-LaunchCount(predLaunch), 0)
+	d.ScaleOut = predLaunch
+	if len(predLaunch) > 0 {
+		d.ScaleOutReason = ScaleOutPredictive
+	}
 	if unitShort > 0 || minShort > 0 {
-		prob := CapacityProblem{MaxNodes: o.maxNew(p), SpotMaxShare: p.SpotMaxShare}
+		prob := CapacityProblem{MaxNodes: max(o.maxNew(p)-LaunchCount(predLaunch), 0), SpotMaxShare: p.SpotMaxShare}
 		types := capacityTypes(p, o)
 		for i := range types {
 			types[i].Provides = nil
@@ -255,7 +309,7 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		if err != nil {
 			return d, fmt.Errorf("choose capacity for pool %s: %w", p.Name, err)
 		}
-		d.ScaleOut, d.Method = choice.Launches, choice.Method
+		d.ScaleOut, d.Method = append(d.ScaleOut, choice.Launches...), choice.Method
 		d.ScaleOutReason = ScaleOutHeadroom
 		if unitShort == 0 {
 			d.ScaleOutReason = ScaleOutMin
@@ -272,10 +326,16 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		if !choice.Covered {
 			why = append(why, fmt.Sprintf("pool max %d nodes or instance type limits prevent covering the shortfall", p.Max))
 		}
+	} else if len(predLaunch) > 0 {
+		// Launching for the plans: no drains meanwhile.
 	} else if len(o.launching) > 0 {
 		why = append(why, fmt.Sprintf("waiting for %d launched nodes to join; no drains meanwhile", o.launchingNodes()))
 	} else {
 		drains, none := SelectDrains(DrainInput{Nodes: in.Nodes, Idle: in.Idle, Policy: p.DrainPolicy(), SelfNodeID: in.SelfNodeID, InFlight: o.inFlight})
+		if kept := keepForPlans(staying, drains, in.Planned); kept > 0 {
+			drains = drains[:len(drains)-kept]
+			why = append(why, fmt.Sprintf("kept %d idle nodes: the plans need their capacity within %s", kept, p.LeadTime))
+		}
 		for _, c := range drains {
 			d.Drains = append(d.Drains, DrainAction{NodeID: c.Node.ID, NodeName: c.Node.Name, Reason: c.Reason})
 		}
@@ -300,6 +360,33 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 	}
 	d.Reason = strings.Join(why, "; ")
 	return d, nil
+}
+
+// keepForPlans is how many of the chosen drains (from the last) must not
+// happen because the planned allocations and the drained nodes' own work
+// would no longer fit on the nodes that stay.
+func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup) int {
+	if len(planned) == 0 {
+		return 0
+	}
+	for k := len(drains); k > 0; k-- {
+		gone := map[string]bool{}
+		work := slices.Clone(planned)
+		for _, c := range drains[:k] {
+			gone[c.Node.ID] = true
+			work = append(work, QueuedGroup{Job: "drained", Group: c.Node.ID, Count: 1, Resources: c.Node.Allocated})
+		}
+		var free []Resources
+		for _, n := range staying {
+			if !gone[n.ID] {
+				free = append(free, n.Free())
+			}
+		}
+		if left, _ := FitPlanned(free, work); len(left) == 0 {
+			return len(drains) - k
+		}
+	}
+	return len(drains)
 }
 
 func describeLaunches(ls []Launch) string {
