@@ -53,6 +53,16 @@ type Deps struct {
 	SelfNodeID string
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Plans are the job groups' plans, read by predictive pools; nil
+	// makes every pool reactive.
+	Plans PlanSource
+}
+
+// PlanSource gives the plans of the job groups whose jobs may be placed in
+// a pool: each group's count now and its plan's highest count between from
+// and to.
+type PlanSource interface {
+	PlannedGroups(ctx context.Context, sel Selector, from, to time.Time) ([]PlannedGroup, error)
 }
 
 // Controller keeps pools sized: Reconcile is level-triggered and safe to
@@ -130,7 +140,23 @@ func (c *Controller) Plan(ctx context.Context, p Pool) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	return Decide(ctx, c.d.Chooser, DecideInput{Pool: p, Nodes: s.nodes, Idle: s.idle, Pending: s.pending, SelfNodeID: c.d.SelfNodeID, Now: now})
+	return Decide(ctx, c.d.Chooser, DecideInput{Pool: p, Nodes: s.nodes, Idle: s.idle, Pending: s.pending, SelfNodeID: c.d.SelfNodeID, Now: now,
+		Planned: c.planned(ctx, p, now)})
+}
+
+// planned reads what the plans add within a predictive pool's lead time.
+// Without plans the pool is reactive for this round: an unreadable plan
+// must not stop headroom, blocked scale-out or drains.
+func (c *Controller) planned(ctx context.Context, p Pool, now time.Time) []QueuedGroup {
+	if p.LeadTime <= 0 || c.d.Plans == nil {
+		return nil
+	}
+	gs, err := c.d.Plans.PlannedGroups(ctx, p.Selector, now, now.Add(p.LeadTime))
+	if err != nil {
+		c.d.Logger.Warn("predictive pool: plans unreadable; reactive this round", "pool", p.Name, "err", err)
+		return nil
+	}
+	return PlannedAllocations(gs)
 }
 
 // Reconcile observes pool, decides, and acts: it finishes journalled
@@ -147,7 +173,8 @@ func (c *Controller) Reconcile(ctx context.Context, p Pool) (Decision, error) {
 	if err := c.d.Idle.SaveIdle(ctx, p.Name, s.idle); err != nil {
 		return Decision{}, fmt.Errorf("save idle state of pool %s: %w", p.Name, err)
 	}
-	d, err := Decide(ctx, c.d.Chooser, DecideInput{Pool: p, Nodes: s.nodes, Idle: s.idle, Pending: s.pending, SelfNodeID: c.d.SelfNodeID, Now: now})
+	d, err := Decide(ctx, c.d.Chooser, DecideInput{Pool: p, Nodes: s.nodes, Idle: s.idle, Pending: s.pending, SelfNodeID: c.d.SelfNodeID, Now: now,
+		Planned: c.planned(ctx, p, now)})
 	if err != nil {
 		return d, err
 	}

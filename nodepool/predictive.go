@@ -2,7 +2,14 @@ package nodepool
 
 import (
 	"cmp"
+	"context"
+	"errors"
+	"fmt"
 	"slices"
+	"sync"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 // PredictiveConfig is the pool's `predictive { lead_time = "3m" }` block.
@@ -79,4 +86,108 @@ func FitPlanned(free []Resources, planned []QueuedGroup) (left []QueuedGroup, re
 		}
 	}
 	return left, rest
+}
+
+// JobReader reads a job's definition (its node pool, datacenters and task
+// resources).
+type JobReader interface {
+	JobState(ctx context.Context, namespace, id string) (*nomadapi.Job, *nomadapi.JobSummary, error)
+}
+
+// PeakPlans is a PlanSource over the groups' planned peaks (the
+// reconciler's, without resources): it reads each rising group's job to
+// know whether the pool may host it and what one replica is allocated,
+// caching the job for jobTTL so a pool interval costs no request per
+// policy.
+type PeakPlans struct {
+	peaks func(from, to time.Time) []PlannedGroup
+	jobs  JobReader
+	now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedJob
+}
+
+type cachedJob struct {
+	job *nomadapi.Job
+	at  time.Time
+}
+
+const jobTTL = time.Minute
+
+var _ PlanSource = (*PeakPlans)(nil)
+
+// NewPeakPlans builds the source; now is the clock the job cache ages by.
+func NewPeakPlans(peaks func(from, to time.Time) []PlannedGroup, jobs JobReader, now func() time.Time) *PeakPlans {
+	return &PeakPlans{peaks: peaks, jobs: jobs, now: now, cache: map[string]cachedJob{}}
+}
+
+// PlannedGroups implements PlanSource. Only groups whose plans rise are
+// read: the others add nothing to a pool.
+func (s *PeakPlans) PlannedGroups(ctx context.Context, sel Selector, from, to time.Time) ([]PlannedGroup, error) {
+	var out []PlannedGroup
+	var errs []error
+	for _, g := range s.peaks(from, to) {
+		if g.Peak <= g.Current {
+			continue
+		}
+		job, err := s.job(ctx, g.Namespace, g.Job)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !JobTargetsPool(job, sel) {
+			continue
+		}
+		g.Resources = groupResources(job, g.Group)
+		out = append(out, g)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *PeakPlans) job(ctx context.Context, namespace, id string) (*nomadapi.Job, error) {
+	key := namespace + "/" + id
+	now := s.now()
+	s.mu.Lock()
+	c, ok := s.cache[key]
+	s.mu.Unlock()
+	if ok && now.Sub(c.at) < jobTTL {
+		return c.job, nil
+	}
+	job, _, err := s.jobs.JobState(ctx, namespace, id)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.cache { // bounded: stale entries go on every miss
+		if now.Sub(v.at) >= jobTTL {
+			delete(s.cache, k)
+		}
+	}
+	s.cache[key] = cachedJob{job: job, at: now}
+	return job, nil
+}
+
+// groupResources is what one replica of the group is allocated: the sum of
+// its tasks' CPU and memory.
+func groupResources(job *nomadapi.Job, group string) Resources {
+	var r Resources
+	for _, tg := range job.TaskGroups {
+		if tg == nil || tg.Name == nil || *tg.Name != group {
+			continue
+		}
+		for _, t := range tg.Tasks {
+			if t == nil || t.Resources == nil {
+				continue
+			}
+			if t.Resources.CPU != nil {
+				r.CPUMHz += int64(*t.Resources.CPU)
+			}
+			if t.Resources.MemoryMB != nil {
+				r.MemoryMiB += int64(*t.Resources.MemoryMB)
+			}
+		}
+	}
+	return r
 }

@@ -2,9 +2,12 @@ package nodepool
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 )
 
 func TestPlannedAllocationsAreThePlansPeaksAboveTheCurrentCounts(t *testing.T) {
@@ -125,5 +128,49 @@ pool "plain" {
 	_, err = ParsePools([]byte(strings.Replace(src, `"5m"`, `"soon"`, 1)), "pools.hcl")
 	if err == nil || !strings.Contains(err.Error(), "predictive.lead_time") {
 		t.Fatalf("a bad lead_time gave %v, want an error naming predictive.lead_time", err)
+	}
+}
+
+// fakeJobs counts reads of a fixed set of jobs.
+type fakeJobs struct {
+	jobs  map[string]*nomadapi.Job
+	reads int
+}
+
+func (f *fakeJobs) JobState(_ context.Context, _, id string) (*nomadapi.Job, *nomadapi.JobSummary, error) {
+	f.reads++
+	j, ok := f.jobs[id]
+	if !ok {
+		return nil, nil, errors.New("job not found")
+	}
+	return j, nil, nil
+}
+
+func TestPeakPlansWithFakeJobsSizeRisingGroupsOfThePoolsJobsAndCacheTheJobs(t *testing.T) {
+	web := testJob("web", "api") // 500 MHz, 256 MiB a replica, datacenter dc1, node pool default
+	other := testJob("other", "api")
+	pool := "gpu"
+	other.NodePool = &pool
+	jobs := &fakeJobs{jobs: map[string]*nomadapi.Job{"web": web, "other": other}}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	src := NewPeakPlans(func(from, to time.Time) []PlannedGroup {
+		return []PlannedGroup{
+			{Namespace: "default", Job: "web", Group: "api", Current: 2, Peak: 5},
+			{Namespace: "default", Job: "other", Group: "api", Current: 1, Peak: 4}, // another node pool
+			{Namespace: "default", Job: "flat", Group: "api", Current: 3, Peak: 3},  // not rising: never read
+		}
+	}, jobs, func() time.Time { return now })
+	sel := Selector{NodePool: "default"}
+	for range 3 {
+		gs, err := src.PlannedGroups(context.Background(), sel, now, now.Add(3*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) != 1 || gs[0].Job != "web" || gs[0].Resources != (Resources{CPUMHz: 500, MemoryMiB: 256}) {
+			t.Fatalf("groups %+v, want web/api sized 500 MHz / 256 MiB", gs)
+		}
+	}
+	if jobs.reads != 2 {
+		t.Fatalf("%d job reads for three rounds, want 2 (web and other once each, cached)", jobs.reads)
 	}
 }

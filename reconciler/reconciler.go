@@ -114,6 +114,8 @@ type Reconciler struct {
 	// by its outcome in the same reconcile, so once is enough (and the
 	// journal, which only grows, is not scanned every second).
 	settled map[string]bool
+	// groups names each policy's group, for PlannedPeaks.
+	groups map[string]groupRef
 }
 
 // Decision is the outcome of one reconcile, kept for status.
@@ -140,7 +142,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -242,6 +244,7 @@ func (r *Reconciler) Forget(key string) {
 	delete(r.backoffs, key)
 	delete(r.last, key)
 	delete(r.settled, key)
+	delete(r.groups, key)
 	if f, ok := r.d.Planner.(interface{ Forget(string) }); ok {
 		f.Forget(key)
 	}
@@ -321,6 +324,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "why", got.Why, "desired", next.Desired, "solver", next.Solver, "startup_delay", got.StartupDelay)
 		r.mu.Lock()
 		r.plans[p.Key] = next
+		r.groups[p.Key] = groupRef{p.Namespace, p.Job, p.Group}
 		r.mu.Unlock()
 		if err := r.d.State.PutJSON(migrations.BucketPlans, p.Key, next); err != nil {
 			r.d.Log.Error("store plan", "policy", p.Key, "err", err)

@@ -426,3 +426,24 @@ func TestAFailedScaleIsNamedForWhatNomadAnswered(t *testing.T) {
 		}
 	}
 }
+
+func TestPlannedPeaksReportEachGroupsCountAndItsPlansHighestCountAhead(t *testing.T) {
+	h := newHarness(t, 2, []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 6, 6})
+	h.reconcile(t)
+	now := h.clock.t
+	peaks := h.rec.PlannedPeaks(now, now.Add(30*time.Second))
+	if len(peaks) != 1 {
+		t.Fatalf("peaks %+v, want one group", peaks)
+	}
+	g := peaks[0]
+	if g.Namespace != "default" || g.Job != "web" || g.Group != "api" || g.Current != 2 || g.Peak != 6 {
+		t.Fatalf("peak %+v, want default/web/api at 2 rising to 6", g)
+	}
+	if near := h.rec.PlannedPeaks(now, now.Add(5*time.Second)); near[0].Peak != 2 {
+		t.Errorf("peak over the next 5 s = %d, want 2 (the rise is 18 s away)", near[0].Peak)
+	}
+	h.rec.Forget("default/web/api")
+	if after := h.rec.PlannedPeaks(now, now.Add(30*time.Second)); len(after) != 0 {
+		t.Errorf("a forgotten policy still has peaks: %+v", after)
+	}
+}

@@ -198,7 +198,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	srv.HandleSnapshot(db)
 	var pools *nodepool.Runner
 	if len(s.Pools) > 0 {
-		if pools, err = newPoolRunner(s, nc, db, leader, reg, log); err != nil {
+		if pools, err = newPoolRunner(s, nc, db, leader, rec, reg, log); err != nil {
 			return err
 		}
 		ctrl.SetBlockedHandler(pools)
@@ -237,7 +237,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	return err
 }
 
-func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
+func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
 	providers, err := nodepool.NewProviders(s.Pools, log)
 	if err != nil {
 		return nil, err
@@ -249,7 +249,14 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	adapter := nodepool.NewNomadAdapter(nc.API(), "")
 	st := nodepoolState{db: db}
 	ctl, err := nodepool.NewController(nodepool.Deps{Nomad: adapter, Drainer: adapter, Providers: providers, Idle: st, Journal: st,
-		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID})
+		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID,
+		Plans: nodepool.NewPeakPlans(func(from, to time.Time) []nodepool.PlannedGroup {
+			var out []nodepool.PlannedGroup
+			for _, g := range rec.PlannedPeaks(from, to) {
+				out = append(out, nodepool.PlannedGroup{Namespace: g.Namespace, Job: g.Job, Group: g.Group, Current: g.Current, Peak: g.Peak})
+			}
+			return out
+		}, adapter, time.Now)})
 	if err != nil {
 		return nil, err
 	}
