@@ -49,7 +49,20 @@ type Predictive struct {
 
 	wake         int // the next second the worker runs
 	cooldownTill int
+
+	// lead > 0 records peaks: every second, the plan's highest count
+	// within lead seconds (what a predictive node pool reads).
+	lead  int
+	peaks []int
 }
+
+// RecordPeaks makes the replay record, every second, the current plan's
+// highest count within lead seconds, never below the count asked for: the
+// peaks a predictive node pool provisions for (see SimulatePool).
+func (p *Predictive) RecordPeaks(lead int) { p.lead, p.peaks = lead, nil }
+
+// Peaks are the recorded peaks, one a second of the replay.
+func (p *Predictive) Peaks() []int { return p.peaks }
 
 // NewPredictive builds the strategy for a replay whose second 0 is unix
 // second first (the phase of any seasonality), with prior the demand of the
@@ -104,6 +117,13 @@ func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, err
 		p.prior -= drop
 	}
 	hold := Decision{Desired: obs.Requested}
+	if p.lead > 0 {
+		defer func() {
+			now := p.epoch.Add(time.Duration(obs.Now) * time.Second)
+			peak := max(obs.Requested, p.dec.Plan().MaxBetween(now, now.Add(time.Duration(p.lead)*time.Second)))
+			p.peaks = append(p.peaks, peak)
+		}()
+	}
 	if obs.Now < p.wake {
 		return hold, nil
 	}

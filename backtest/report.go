@@ -12,6 +12,8 @@ type Report struct {
 	Trace   string   `json:"trace"`
 	Seconds int      `json:"seconds"`
 	Results []Result `json:"results"`
+	// Pools are the node-pool simulations (--pool-sim), if any.
+	Pools []PoolResult `json:"pools,omitempty"`
 }
 
 // WriteJSON writes the report as one indented JSON document.
@@ -31,6 +33,18 @@ func (r Report) WriteTable(w io.Writer) error {
 	for _, res := range r.Results {
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%.3f\t\n",
 			res.Strategy, res.ReplicaSeconds, res.UnmetRequests, res.ViolationSeconds, res.ScaleActions, res.Cost, res.DecisionMsP99)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if len(r.Pools) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "pool\tnode_hours\tpending_allocation_seconds\tnodes_launched\tnodes_drained\tpeak_nodes\t\n")
+	for _, p := range r.Pools {
+		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%d\t%d\t\n", p.Pool, p.NodeHours, p.PendingAllocationSeconds, p.Launches, p.Drains, p.PeakNodes)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)

@@ -44,6 +44,9 @@ func backtestCommand() *cli.Command {
 			// The predictive strategy's configuration.
 			&cli.StringFlag{Name: "policy", Usage: "predictive: the `target \"nomadscaler\"` policy to run, from a job file, a scaling block or a policy block (default: the daemon's defaults)"},
 			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
+			&cli.BoolFlag{Name: "pool-sim", Usage: "also replay the groups' counts on a simulated node pool (8 replicas a node): reactive scale-out on blocked allocations against a predictive pool reading the plans"},
+			&cli.StringFlag{Name: "node-boot", Value: "3m", Usage: "pool simulation: time from launching a node to it being ready"},
+			&cli.StringFlag{Name: "lead-time", Value: "3m", Usage: "pool simulation: the predictive pool's lead_time"},
 			&cli.StringFlag{Name: "solver", Value: "dp", Usage: "predictive: plan solver, dp (exact dynamic program, as the daemon) or highs (the MILP with DP fallback)"},
 		},
 		Action: runBacktest,
@@ -101,6 +104,20 @@ func runBacktest(c *cli.Context) error {
 			return err
 		}
 	}
+	poolCfg := backtest.DefaultPoolSimConfig()
+	if c.Bool("pool-sim") {
+		if poolCfg.Boot, err = backtest.ParseSeconds(c.String("node-boot")); err != nil {
+			return fmt.Errorf("--node-boot: %w", err)
+		}
+		if poolCfg.LeadTime, err = backtest.ParseSeconds(c.String("lead-time")); err != nil {
+			return fmt.Errorf("--lead-time: %w", err)
+		}
+		for _, s := range strategies {
+			if p, ok := s.(*backtest.Predictive); ok {
+				p.RecordPeaks(poolCfg.LeadTime)
+			}
+		}
+	}
 
 	var bar *progressBar
 	if c.Bool("progress") || isTerminal(os.Stderr) {
@@ -114,6 +131,11 @@ func runBacktest(c *cli.Context) error {
 	bar.stop()
 
 	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results}
+	if c.Bool("pool-sim") {
+		if report.Pools, err = simulatePools(c.Context, strategies, results, poolCfg); err != nil {
+			return err
+		}
+	}
 	if out := c.String("plot"); out != "" {
 		title := fmt.Sprintf("%s from second %d, %d s, scale %g", c.String("trace"), start, len(demand), c.Float64("scale"))
 		if err := backtest.WritePlot(out, title, demand, results, cfg.Capacity); err != nil {
@@ -247,4 +269,31 @@ func (b *progressBar) stop() {
 		close(b.quit)
 		b.wg.Wait()
 	})
+}
+
+// simulatePools replays the groups' counts on node pools: the predictive
+// strategy's counts on a reactive pool and on a predictive one reading its
+// plans, and each reactive strategy's counts on a reactive pool.
+func simulatePools(ctx context.Context, strategies []backtest.Strategy, results []backtest.Result, cfg backtest.PoolSimConfig) ([]backtest.PoolResult, error) {
+	var out []backtest.PoolResult
+	reactive := cfg
+	reactive.LeadTime = 0
+	for i, s := range strategies {
+		if s.Name() == "oracle" || s.Name() == "mean-oracle" {
+			continue
+		}
+		r, err := backtest.SimulatePool(ctx, "reactive pool, "+s.Name()+" group", results[i].Requested, nil, reactive)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+		if p, ok := s.(*backtest.Predictive); ok {
+			r, err := backtest.SimulatePool(ctx, fmt.Sprintf("predictive pool (lead %ds), %s group", cfg.LeadTime, s.Name()), results[i].Requested, p.Peaks(), cfg)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
