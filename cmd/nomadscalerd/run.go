@@ -44,6 +44,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "rollup-retention", EnvVars: []string{"NOMADSCALERD_ROLLUP_RETENTION"}, Value: 30 * 24 * time.Hour, Usage: "how long 1-minute rollups are kept"},
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
+		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
 }
@@ -68,6 +69,7 @@ type settings struct {
 	SampleInterval, RawRetention               time.Duration
 	RollupRetention                            time.Duration
 	OnlyTestData                               bool
+	Workers                                    int
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
@@ -95,6 +97,10 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
+		Workers: c.Int("workers"),
+	}
+	if s.Workers < 1 {
+		return s, fmt.Errorf("workers %d: must be at least 1", s.Workers)
 	}
 	if s.PoolInterval < time.Second {
 		return s, fmt.Errorf("pool-interval %s: must be at least 1s", s.PoolInterval)
@@ -182,6 +188,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{r: recorder, db: db},
 		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
 	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
+
+	ctrl.SetWorkers(s.Workers)
 
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
