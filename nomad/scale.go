@@ -15,6 +15,13 @@ import (
 // Scale calls Nomad's job scale API; a nil count records a scaling event
 // without changing anything (dry run).
 func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
+	_, err := c.ScaleIndex(ctx, r)
+	return err
+}
+
+// ScaleIndex is Scale that also returns the job's modify index after the
+// change, for views that must not be rolled back by older events.
+func (c *Client) ScaleIndex(ctx context.Context, r reconciler.ScaleRequest) (uint64, error) {
 	var count *int64
 	if r.Count != nil {
 		v := int64(*r.Count)
@@ -27,13 +34,14 @@ func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
 		Meta:    r.Meta,
 	}
 	w := (&nomadapi.WriteOptions{Namespace: r.Namespace}).WithContext(ctx)
-	if _, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w); err != nil {
+	resp, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w)
+	if err != nil {
 		if isActiveDeployment(err) {
-			return fmt.Errorf("scale %s/%s: %w: %v", r.Job, r.Group, reconciler.ErrActiveDeployment, err)
+			return 0, fmt.Errorf("scale %s/%s: %w: %v", r.Job, r.Group, reconciler.ErrActiveDeployment, err)
 		}
-		return fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, err)
+		return 0, fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, err)
 	}
-	return nil
+	return resp.JobModifyIndex, nil
 }
 
 // isActiveDeployment recognises Nomad's refusal to scale a group while a

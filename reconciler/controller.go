@@ -134,14 +134,21 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.apply(list)
+	c.apply(list, "")
 	return nil
 }
 
-// apply makes list the set of policies: new ones are scheduled at once,
-// edited ones read at their next run, removed ones unscheduled (their run
-// in flight is cancelled and the reconciler forgets them once it ends).
-func (c *Controller) apply(list []*nomadapi.ScalingPolicy) {
+// JobPolicySource reads one job's policies from memory; implemented by the
+// cluster state, so a Job event re-reads that job alone.
+type JobPolicySource interface {
+	JobPolicies(namespace, job string) []*nomadapi.ScalingPolicy
+}
+
+// apply makes list the set of policies whose keys start with scope (all
+// of them for ""): new ones are scheduled at once, edited ones read at
+// their next run, removed ones unscheduled (their run in flight is
+// cancelled and the reconciler forgets them once it ends).
+func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	valid := map[string]Policy{}
 	invalid := map[string]string{}
 	disabled := map[string]bool{}
@@ -167,11 +174,27 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy) {
 			c.metrics.invalidPolicy()
 		}
 	}
-	c.invalid, c.disabled = invalid, disabled
+	for key := range c.invalid {
+		if _, ok := invalid[key]; !ok && strings.HasPrefix(key, scope) {
+			delete(c.invalid, key)
+		}
+	}
+	for key := range c.disabled {
+		if strings.HasPrefix(key, scope) {
+			delete(c.disabled, key)
+		}
+	}
+	for key, reason := range invalid {
+		c.invalid[key] = reason
+	}
+	for key := range disabled {
+		c.disabled[key] = true
+	}
 	var removed, added []string
 	for key := range c.policies {
-		if _, ok := valid[key]; !ok {
+		if _, ok := valid[key]; !ok && strings.HasPrefix(key, scope) {
 			removed = append(removed, key)
+			delete(c.policies, key)
 		}
 	}
 	for key, p := range valid {
@@ -179,9 +202,9 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy) {
 			added = append(added, key)
 			c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
 		}
+		c.policies[key] = p
 	}
-	c.policies = valid
-	c.metrics.setPolicies(len(valid), len(disabled), len(invalid))
+	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))
 	c.mu.Unlock()
 	for _, key := range removed {
 		c.pool.Remove(key)
@@ -263,7 +286,11 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 			}
 		}
 	}
-	if refresh {
+	if js, ok := c.src.(JobPolicySource); ok && refresh {
+		for j := range jobs {
+			c.apply(js.JobPolicies(j[0], j[1]), PolicyKey(j[0], j[1], ""))
+		}
+	} else if refresh {
 		if err := c.Refresh(ctx); err != nil {
 			c.log.Warn("policy refresh after job event failed", "err", err)
 		}
