@@ -38,7 +38,9 @@ func TestSeveralNomadAPMChecksOfOneGroupReadEachAllocationsStatsOncePerTickFromA
 		t.Fatal(err)
 	}
 	apm := NewNomadAPM(c)
-	q := func(s string) Query { return Query{Source: SourceNomadAPM, Query: s, Namespace: "default", Job: "web", Group: "g"} }
+	q := func(s string) Query {
+		return Query{Source: SourceNomadAPM, Query: s, Namespace: "default", Job: "web", Group: "g"}
+	}
 	res := Sources{SourceNomadAPM: apm}.SampleBatch(context.Background(),
 		[]Query{q("avg_cpu_percent"), q("sum_cpu_mhz"), q("max_memory_mib"), q("bogus")}, 4)
 	want := []float64{50, 100, 32}
