@@ -45,6 +45,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.IntFlag{Name: "nomad-max-conns", EnvVars: []string{"NOMADSCALERD_NOMAD_MAX_CONNS"}, Value: nomad.DefaultMaxConns, Usage: "connections (and requests in flight) to Nomad at most; Nomad refuses more than 100 per client by default"},
+		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
 		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
@@ -72,6 +73,7 @@ type settings struct {
 	OnlyTestData                               bool
 	Workers                                    int
 	NomadMaxConns                              int
+	JournalRetention                           time.Duration
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
@@ -100,6 +102,10 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
 		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"),
+		JournalRetention: c.Duration("journal-retention"),
+	}
+	if s.JournalRetention < time.Hour {
+		return s, fmt.Errorf("journal-retention %s: must be at least 1h", s.JournalRetention)
 	}
 	if s.NomadMaxConns < 2 {
 		return s, fmt.Errorf("nomad-max-conns %d: must be at least 2 (the event stream keeps one)", s.NomadMaxConns)
@@ -240,6 +246,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
+	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
 	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
@@ -274,6 +281,26 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	}
 	return &poolRunner{ctl: ctl, pools: s.Pools, nomad: nc.API(), leader: leader, interval: s.PoolInterval, log: log,
 		last: map[string]nodepool.Decision{}, seen: map[string]bool{}}, nil
+}
+
+// compactJournal drops settled actions older than retention every
+// interval, so the journal's size follows its retention.
+func compactJournal(ctx context.Context, db *store.DB, retention, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := db.CompactJournal(time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Error("journal compaction", "err", err)
+		} else if n > 0 {
+			log.Debug("journal compacted", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // seedDemand applies the seed's demand formula when the policy records
