@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/reconciler"
@@ -17,6 +18,9 @@ import (
 // ErrNotSynced is returned by reads of the cluster state before its first
 // list has completed: nothing may act on an empty view of the cluster.
 var ErrNotSynced = errors.New("cluster state not synced with nomad yet")
+
+// syncParallel bounds the job GETs of a sync.
+const syncParallel = 8
 
 // ErrNoGroup means the view holds no such job or group.
 var ErrNoGroup = errors.New("no such group")
@@ -132,15 +136,25 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 		}
 	}
 	s.mu.RUnlock()
+	// A few GETs at once: the first sync reads every job with a policy,
+	// and the client's connection limit bounds them anyway.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(syncParallel)
 	for _, k := range stale {
-		j, _, err := s.c.api.Jobs().Info(k.id, (&nomadapi.QueryOptions{Namespace: k.ns}).WithContext(ctx))
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("get job %s/%s: %w", k.ns, k.id, err)
-		}
-		s.upsertJob(j)
+		g.Go(func() error {
+			j, _, err := s.c.api.Jobs().Info(k.id, (&nomadapi.QueryOptions{Namespace: k.ns}).WithContext(gctx))
+			if isNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("get job %s/%s: %w", k.ns, k.id, err)
+			}
+			s.upsertJob(j)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	allocs, _, err := s.c.api.Allocations().List(all)
 	if err != nil {

@@ -295,10 +295,19 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 			c.log.Warn("policy refresh after job event failed", "err", err)
 		}
 	}
-	for _, p := range c.Policies() {
-		if jobs[[2]string{p.Namespace, p.Job}] || groups[p.Key] {
-			c.Trigger(p.Key, at)
+	if len(jobs) == 0 && len(groups) == 0 {
+		return
+	}
+	c.mu.Lock()
+	var due []string
+	for key, p := range c.policies {
+		if jobs[[2]string{p.Namespace, p.Job}] || groups[key] {
+			due = append(due, key)
 		}
+	}
+	c.mu.Unlock()
+	for _, key := range due {
+		c.Trigger(key, at)
 	}
 }
 

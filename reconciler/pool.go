@@ -49,8 +49,11 @@ type pool struct {
 	mu    sync.Mutex
 	items map[string]*item
 	due   timerHeap
-	queue []string
-	gen   uint64
+	// urgent holds triggered keys and goes first: an event's reconcile
+	// does not wait behind every timed one that came due before it.
+	urgent []string
+	queue  []string
+	gen    uint64
 }
 
 type item struct {
@@ -60,7 +63,9 @@ type item struct {
 	// skipped when they come due.
 	gen     uint64
 	queued  bool
-	running bool
+	// inUrgent is set while the item has an entry in the urgent queue.
+	inUrgent bool
+	running  bool
 	removed bool
 	// triggered is the earliest trigger not yet served; a trigger during a
 	// run is served right after it.
@@ -96,13 +101,13 @@ func (p *pool) Add(key string) {
 	if it, ok := p.items[key]; ok {
 		if it.removed {
 			it.removed = false
-			p.enqueueLocked(it)
+			p.enqueueLocked(it, false)
 		}
 		return
 	}
 	it := &item{key: key, done: make(chan struct{})}
 	p.items[key] = it
-	p.enqueueLocked(it)
+	p.enqueueLocked(it, false)
 }
 
 // Remove stops scheduling key and cancels its run in flight; the returned
@@ -145,18 +150,28 @@ func (p *pool) Trigger(key string, at time.Time) {
 	if it.triggered.IsZero() || at.Before(it.triggered) {
 		it.triggered = at
 	}
-	p.enqueueLocked(it)
+	p.enqueueLocked(it, true)
 	p.mu.Unlock()
 }
 
-// enqueueLocked puts it on the ready queue unless it is already there or
-// running (a running item re-queues itself when done if triggered).
-func (p *pool) enqueueLocked(it *item) {
-	if it.queued || it.running {
+// enqueueLocked puts it on a ready queue unless it is already there or
+// running (a running item re-queues itself when done if triggered). An
+// urgent enqueue of an item waiting in the timed queue moves it ahead; the
+// entry left behind is skipped when it comes up.
+func (p *pool) enqueueLocked(it *item, urgent bool) {
+	if it.running {
 		return
 	}
-	it.queued = true
-	p.queue = append(p.queue, it.key)
+	switch {
+	case urgent && !it.inUrgent:
+		it.queued, it.inUrgent = true, true
+		p.urgent = append(p.urgent, it.key)
+	case it.queued:
+		return
+	default:
+		it.queued = true
+		p.queue = append(p.queue, it.key)
+	}
 	p.poke()
 }
 
@@ -190,7 +205,7 @@ func (p *pool) dispatch(ctx context.Context) {
 		for len(p.due) > 0 && !p.due[0].at.After(now) {
 			e := heap.Pop(&p.due).(timerEntry)
 			if it, ok := p.items[e.key]; ok && it.gen == e.gen && !it.removed {
-				p.enqueueLocked(it)
+				p.enqueueLocked(it, false)
 			}
 		}
 		var timer <-chan time.Time
@@ -199,7 +214,11 @@ func (p *pool) dispatch(ctx context.Context) {
 		}
 		var out chan string
 		var head string
-		if len(p.queue) > 0 {
+		fromUrgent := len(p.urgent) > 0
+		switch {
+		case fromUrgent:
+			out, head = p.work, p.urgent[0]
+		case len(p.queue) > 0:
 			out, head = p.work, p.queue[0]
 		}
 		p.mu.Unlock()
@@ -210,7 +229,11 @@ func (p *pool) dispatch(ctx context.Context) {
 		case <-timer:
 		case out <- head:
 			p.mu.Lock()
-			p.queue = p.queue[1:]
+			if fromUrgent {
+				p.urgent = p.urgent[1:]
+			} else {
+				p.queue = p.queue[1:]
+			}
 			p.mu.Unlock()
 		}
 	}
@@ -232,7 +255,7 @@ func (p *pool) worker(ctx context.Context) {
 			p.mu.Unlock()
 			continue
 		}
-		it.queued, it.running = false, true
+		it.queued, it.inUrgent, it.running = false, false, true
 		at := it.triggered
 		it.triggered = time.Time{}
 		rctx, cancel := context.WithCancel(ctx)
@@ -251,7 +274,7 @@ func (p *pool) worker(ctx context.Context) {
 			p.gen++
 			it.gen = p.gen
 			if !it.triggered.IsZero() {
-				p.enqueueLocked(it)
+				p.enqueueLocked(it, true)
 			} else {
 				heap.Push(&p.due, timerEntry{at: p.clock.Now().Add(after), key: key, gen: it.gen})
 			}

@@ -249,3 +249,32 @@ func TestRemovingAFakePolicyCancelsItsRunAndItsDoneChannelWaitsForIt(t *testing.
 	clk.Advance(time.Hour)
 	noRun(t, runs)
 }
+
+func TestATriggeredFakePolicyRunsBeforeTimedOnesThatCameDueEarlier(t *testing.T) {
+	clk := newFakeClock()
+	runs := make(chan fakeRun, 16)
+	release := make(chan struct{})
+	p := startFakePool(t, 1, clk, func(_ context.Context, key string, by time.Time) time.Duration {
+		runs <- fakeRun{key: key, by: by}
+		if key == "blocker" {
+			<-release
+		}
+		return time.Hour
+	}, nil)
+	p.Add("blocker")
+	nextRun(t, runs) // the only worker is busy
+	for _, k := range []string{"t1", "t2", "t3"} {
+		p.Add(k) // new policies wait in the timed queue
+	}
+	p.Trigger("t3", clk.Now())
+	p.Trigger("t2", clk.Now())
+	release <- struct{}{}
+	var order []string
+	for range 3 {
+		order = append(order, nextRun(t, runs).key)
+	}
+	if order[0] != "t3" || order[1] != "t2" || order[2] != "t1" {
+		t.Errorf("run order %v, want the triggered t3 and t2 first, then t1", order)
+	}
+	noRun(t, runs) // t2 and t3 were not run twice
+}

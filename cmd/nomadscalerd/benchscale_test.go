@@ -186,8 +186,8 @@ loop:
 	if err != nil {
 		b.Fatal(err)
 	}
-	too := bytes.Count(logs, []byte("429")) + bytes.Count(logs, []byte("too many concurrent"))
-	agentToo := strings.Count(agent.Log(), "too many concurrent") + strings.Count(agent.Log(), " 429 ")
+	too := tooMany(string(logs))
+	agentToo := tooMany(agent.Log())
 	warnLines := bytes.Count(logs, []byte("level=WARN")) + bytes.Count(logs, []byte("level=ERROR"))
 
 	pct := 100 * float64(stored) / float64(max(expected, 1))
@@ -217,19 +217,34 @@ loop:
 		lagP99*1000, lagN, updates,
 		warnLines, len(logs),
 		hostBusy, host1.cpus)
-	for _, w := range topMessages(logs, 5) {
-		fmt.Printf("  logged %5d x %s\n", w.n, w.msg)
+	for _, w := range topMessages(logs, 6) {
+		fmt.Printf("  logged %5d x %s\n    e.g. %s\n", w.n, w.msg, w.example)
 	}
 }
 
+// tooMany counts Nomad's refusals of too many connections: its 429 with
+// the "too many concurrent connections" body.
+func tooMany(logs string) int {
+	n := 0
+	for _, line := range strings.Split(logs, "\n") {
+		l := strings.ToLower(line)
+		if strings.Contains(l, "too many concurrent") || strings.Contains(l, "response code: 429") || strings.Contains(l, "status code 429") {
+			n++
+		}
+	}
+	return n
+}
+
 type msgCount struct {
-	msg string
-	n   int
+	msg     string
+	n       int
+	example string
 }
 
 // topMessages counts the log's warning and error lines by message.
 func topMessages(logs []byte, n int) []msgCount {
 	counts := map[string]int{}
+	examples := map[string]string{}
 	for _, line := range strings.Split(string(logs), "\n") {
 		if !strings.Contains(line, "level=WARN") && !strings.Contains(line, "level=ERROR") {
 			continue
@@ -246,10 +261,13 @@ func topMessages(logs []byte, n int) []msgCount {
 			}
 		}
 		counts[msg]++
+		if _, ok := examples[msg]; !ok {
+			examples[msg] = line[:min(len(line), 400)]
+		}
 	}
 	out := make([]msgCount, 0, len(counts))
 	for m, c := range counts {
-		out = append(out, msgCount{m, c})
+		out = append(out, msgCount{m, c, examples[m]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].n > out[j].n })
 	return out[:min(n, len(out))]
