@@ -14,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live vet clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -70,6 +70,15 @@ bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
 # 20m); not part of make test.
 bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/bench-live.sh bin/nomadscalerd
+
+# 1,000 policies (one Prometheus check each, dry run, groups of count 0,
+# 1 s sampling) on a real Nomad dev agent and a real Prometheus, the daemon
+# in its own process, measured for BENCH_SCALE_DURATION (default 3m) once
+# all are active; BENCH_SCALE_POLICIES changes the count. Prints policies
+# active, samples stored, CPU, RSS, bytes per point, 429s and the
+# event-to-reconcile p99.
+bench-scale: deps
+	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 30m ./cmd/nomadscalerd/
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
 # (installs Debian's python3-statsmodels; the tests never need it).

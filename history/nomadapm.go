@@ -142,23 +142,80 @@ func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
 	if q.Job == "" || q.Group == "" {
 		return 0, fmt.Errorf("nomad-apm: query %q needs a job and a group", q.Query)
 	}
-	opts := (&nomadapi.QueryOptions{Namespace: q.Namespace}).WithContext(ctx)
-	job, _, err := n.client.Jobs().Info(q.Job, opts)
+	us, err := n.usages(ctx, q.Namespace, q.Job, q.Group)
 	if err != nil {
-		return 0, fmt.Errorf("nomad-apm: job %s: %w", q.Job, err)
+		return 0, err
 	}
-	tg := job.LookupTaskGroup(q.Group)
+	return aq.aggregateGroup(us, q)
+}
+
+// SampleBatch reads each group's allocations and their stats once for all
+// the checks on that group, however many there are, at most concurrency
+// groups at a time.
+func (n *NomadAPM) SampleBatch(ctx context.Context, qs []Query, concurrency int) []Result {
+	out := make([]Result, len(qs))
+	type groupKey struct{ ns, job, group string }
+	byGroup := map[groupKey][]int{}
+	for i, q := range qs {
+		if _, err := parseAPMQuery(q.Query); err != nil {
+			out[i].Err = err
+			continue
+		}
+		if q.Job == "" || q.Group == "" {
+			out[i].Err = fmt.Errorf("nomad-apm: query %q needs a job and a group", q.Query)
+			continue
+		}
+		k := groupKey{q.Namespace, q.Job, q.Group}
+		byGroup[k] = append(byGroup[k], i)
+	}
+	var g errgroup.Group
+	g.SetLimit(max(concurrency, 1))
+	for k, idx := range byGroup {
+		g.Go(func() error {
+			us, err := n.usages(ctx, k.ns, k.job, k.group)
+			for _, i := range idx {
+				if err != nil {
+					out[i].Err = err
+					continue
+				}
+				aq, _ := parseAPMQuery(qs[i].Query)
+				out[i].V, out[i].Err = aq.aggregateGroup(us, qs[i])
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+func (aq apmQuery) aggregateGroup(us []allocUsage, q Query) (float64, error) {
+	v, err := aq.aggregate(us)
+	if errors.Is(err, ErrNoData) {
+		return 0, fmt.Errorf("nomad-apm: %s/%s has no running allocations: %w", q.Job, q.Group, err)
+	}
+	return v, err
+}
+
+// usages reads what each running allocation of the group uses and asks
+// for; nil (no error) when none runs.
+func (n *NomadAPM) usages(ctx context.Context, namespace, jobID, group string) ([]allocUsage, error) {
+	opts := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
+	job, _, err := n.client.Jobs().Info(jobID, opts)
+	if err != nil {
+		return nil, fmt.Errorf("nomad-apm: job %s: %w", jobID, err)
+	}
+	tg := job.LookupTaskGroup(group)
 	if tg == nil {
-		return 0, fmt.Errorf("nomad-apm: job %s has no group %q", q.Job, q.Group)
+		return nil, fmt.Errorf("nomad-apm: job %s has no group %q", jobID, group)
 	}
 	cpu, mem := GroupAllocation(tg)
-	allocs, _, err := n.client.Jobs().Allocations(q.Job, false, opts)
+	allocs, _, err := n.client.Jobs().Allocations(jobID, false, opts)
 	if err != nil {
-		return 0, fmt.Errorf("nomad-apm: allocations of %s: %w", q.Job, err)
+		return nil, fmt.Errorf("nomad-apm: allocations of %s: %w", jobID, err)
 	}
 	var running []*nomadapi.AllocationListStub
 	for _, a := range allocs {
-		if a.ClientStatus == nomadapi.AllocClientStatusRunning && a.TaskGroup == q.Group {
+		if a.ClientStatus == nomadapi.AllocClientStatusRunning && a.TaskGroup == group {
 			running = append(running, a)
 		}
 	}
@@ -194,13 +251,9 @@ func (n *NomadAPM) Sample(ctx context.Context, q Query) (float64, error) {
 		}
 	}
 	if len(usages) == 0 && lastErr != nil {
-		return 0, fmt.Errorf("nomad-apm: allocation stats of %s/%s: %w", q.Job, q.Group, lastErr)
+		return nil, fmt.Errorf("nomad-apm: allocation stats of %s/%s: %w", jobID, group, lastErr)
 	}
-	v, err := aq.aggregate(usages)
-	if errors.Is(err, ErrNoData) {
-		return 0, fmt.Errorf("nomad-apm: %s/%s has no running allocations: %w", q.Job, q.Group, err)
-	}
-	return v, err
+	return usages, nil
 }
 
 // GroupAllocation sums what the group's tasks ask for: the CPU (MHz) and

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	promapi "github.com/prometheus/client_golang/api"
@@ -12,12 +15,31 @@ import (
 )
 
 // Prometheus answers PromQL instant queries evaluated at the time of the
-// call.
+// call. A tick's queries are deduplicated and sent joined, BatchSize to a
+// request, at most MaxInFlight requests at once across the process.
 type Prometheus struct {
 	api promv1.API
 	log *slog.Logger
 	now func() time.Time
+	// sem bounds the requests in flight to Prometheus.
+	sem chan struct{}
+	// batchSize is how many distinct queries one request carries.
+	batchSize int
+
+	mu sync.Mutex
+	// solo holds queries that are asked alone: a batch containing them
+	// failed and they were isolated (a scalar result cannot be labelled,
+	// and a broken query should not break its neighbours every tick).
+	solo map[string]bool
+	// requests counts requests sent, for tests and the bench.
+	requests int64
 }
+
+// Defaults of the Prometheus source.
+const (
+	DefaultPromBatchSize   = 50
+	DefaultPromMaxInFlight = 4
+)
 
 // NewPrometheus connects to the Prometheus HTTP API at address
 // (e.g. http://127.0.0.1:9090).
@@ -32,7 +54,177 @@ func NewPrometheus(address string, log *slog.Logger) (*Prometheus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Prometheus{api: promv1.NewAPI(c), log: log, now: time.Now}, nil
+	return &Prometheus{api: promv1.NewAPI(c), log: log, now: time.Now, sem: make(chan struct{}, DefaultPromMaxInFlight),
+		batchSize: DefaultPromBatchSize, solo: map[string]bool{}}, nil
+}
+
+// Requests is how many queries were sent to Prometheus so far.
+func (p *Prometheus) Requests() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.requests
+}
+
+// query sends one instant query, holding a slot of the global limit.
+func (p *Prometheus) query(ctx context.Context, q string, at time.Time) (model.Value, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a prometheus slot: %w", ctx.Err())
+	}
+	defer func() { <-p.sem }()
+	p.mu.Lock()
+	p.requests++
+	p.mu.Unlock()
+	res, warnings, err := p.api.Query(ctx, q, at)
+	for _, w := range warnings {
+		p.log.Debug("prometheus query warning", "query", q, "warning", w)
+	}
+	return res, err
+}
+
+// batchLabel tells a joined query's parts apart in its result.
+const batchLabel = "nomadscalerd_q"
+
+// SampleBatch evaluates every distinct query once, at one instant, with
+// up to batchSize of them joined into one request as
+// label_replace((q0), "nomadscalerd_q", "0", "", "") or ..., each part
+// tagged so its series are told apart. A joined request that fails is
+// split in halves until the failing query stands alone; queries that
+// needed that are asked alone from then on.
+func (p *Prometheus) SampleBatch(ctx context.Context, qs []Query, _ int) []Result {
+	at := p.now()
+	byText := map[string][]int{}
+	var texts []string
+	for i, q := range qs {
+		if _, ok := byText[q.Query]; !ok {
+			texts = append(texts, q.Query)
+		}
+		byText[q.Query] = append(byText[q.Query], i)
+	}
+	p.mu.Lock()
+	for t := range p.solo {
+		if _, ok := byText[t]; !ok {
+			delete(p.solo, t) // no longer recorded
+		}
+	}
+	var joined, alone []string
+	for _, t := range texts {
+		if p.solo[t] || t == "" {
+			alone = append(alone, t)
+		} else {
+			joined = append(joined, t)
+		}
+	}
+	p.mu.Unlock()
+	results := make(map[string]Result, len(texts))
+	var mu sync.Mutex
+	put := func(rs map[string]Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k, v := range rs {
+			results[k] = v
+		}
+	}
+	var wg sync.WaitGroup
+	for start := 0; start < len(joined); start += p.batchSize {
+		part := joined[start:min(start+p.batchSize, len(joined))]
+		wg.Go(func() { put(p.evalJoined(ctx, part, at)) })
+	}
+	for _, t := range alone {
+		wg.Go(func() { put(map[string]Result{t: p.evalOne(ctx, t, at)}) })
+	}
+	wg.Wait()
+	out := make([]Result, len(qs))
+	for t, idx := range byText {
+		for _, i := range idx {
+			out[i] = results[t]
+		}
+	}
+	return out
+}
+
+func (p *Prometheus) evalOne(ctx context.Context, q string, at time.Time) Result {
+	if q == "" {
+		return Result{Err: fmt.Errorf("prometheus: empty query")}
+	}
+	res, err := p.query(ctx, q, at)
+	if err != nil {
+		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}
+	}
+	v, err := promValue(res)
+	if err != nil {
+		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}
+	}
+	return Result{V: v}
+}
+
+// evalJoined answers texts with one request, or by halves if it fails.
+func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Time) map[string]Result {
+	if len(texts) == 1 {
+		// Isolated by a failed batch (or a batch of one): asked alone.
+		return map[string]Result{texts[0]: p.evalOne(ctx, texts[0], at)}
+	}
+	var b strings.Builder
+	for i, t := range texts {
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		fmt.Fprintf(&b, "label_replace((\n%s\n), %q, \"%d\", \"\", \"\")", t, batchLabel, i)
+	}
+	res, err := p.query(ctx, b.String(), at)
+	if err != nil {
+		if ctx.Err() != nil {
+			out := make(map[string]Result, len(texts))
+			for _, t := range texts {
+				out[t] = Result{Err: fmt.Errorf("prometheus query %q: %w", t, err)}
+			}
+			return out
+		}
+		half := len(texts) / 2
+		out := p.evalJoined(ctx, texts[:half], at)
+		for k, v := range p.evalJoined(ctx, texts[half:], at) {
+			out[k] = v
+		}
+		if half == 1 || len(texts)-half == 1 {
+			p.mu.Lock()
+			if half == 1 {
+				p.solo[texts[0]] = true
+			}
+			if len(texts)-half == 1 {
+				p.solo[texts[len(texts)-1]] = true
+			}
+			p.mu.Unlock()
+		}
+		return out
+	}
+	vec, ok := res.(model.Vector)
+	if !ok {
+		// A joined query always yields a vector; anything else is a
+		// Prometheus this code does not understand: ask each alone.
+		out := make(map[string]Result, len(texts))
+		for _, t := range texts {
+			out[t] = p.evalOne(ctx, t, at)
+		}
+		return out
+	}
+	parts := make([]model.Vector, len(texts))
+	for _, s := range vec {
+		i, err := strconv.Atoi(string(s.Metric[batchLabel]))
+		if err != nil || i < 0 || i >= len(texts) {
+			continue
+		}
+		parts[i] = append(parts[i], s)
+	}
+	out := make(map[string]Result, len(texts))
+	for i, t := range texts {
+		v, err := promValue(parts[i])
+		if err != nil {
+			err = fmt.Errorf("prometheus query %q: %w", t, err)
+		}
+		out[t] = Result{V: v, Err: err}
+	}
+	return out
 }
 
 // Sample evaluates q.Query at now. A scalar or a one-element vector is the
@@ -44,12 +236,9 @@ func (p *Prometheus) Sample(ctx context.Context, q Query) (float64, error) {
 	if q.Query == "" {
 		return 0, fmt.Errorf("prometheus: empty query")
 	}
-	res, warnings, err := p.api.Query(ctx, q.Query, p.now())
+	res, err := p.query(ctx, q.Query, p.now())
 	if err != nil {
 		return 0, fmt.Errorf("prometheus query %q: %w", q.Query, err)
-	}
-	for _, w := range warnings {
-		p.log.Debug("prometheus query warning", "query", q.Query, "warning", w)
 	}
 	v, err := promValue(res)
 	if err != nil {

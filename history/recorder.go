@@ -107,6 +107,11 @@ type Recorder struct {
 	last         map[string]lastSample
 	failures     map[string]*failureLog
 	lastMaintain time.Time
+	// lastTick is the grid time of the latest tick; gapLogged and
+	// gapsUnlogged rate-limit the missed-interval warning.
+	lastTick     time.Time
+	gapLogged    time.Time
+	gapsUnlogged int
 }
 
 type lastSample struct {
@@ -127,6 +132,7 @@ type recorderMetrics struct {
 	rollups     prometheus.Counter
 	pruned      prometheus.Counter
 	targets     prometheus.Gauge
+	gaps        prometheus.Counter
 }
 
 func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
@@ -156,12 +162,16 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 			Name: "nomadscaler_history_targets",
 			Help: "Series sampled in the last tick.",
 		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_missed_intervals_total",
+			Help: "Sampling intervals no tick covered because the one before overran (each misses one point per series).",
+		}),
 	}
 	for _, o := range []string{"ok", "error", "timeout"} {
 		m.samples.WithLabelValues(o)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets} {
+		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets, m.gaps} {
 			if err := reg.Register(c); err != nil {
 				return m, fmt.Errorf("register history metrics: %w", err)
 			}
@@ -232,31 +242,13 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	start := time.Now()
 	defer func() { r.m.tick.Observe(time.Since(start).Seconds()) }()
 	at := r.cfg.Now().Round(r.cfg.Interval).UTC()
+	r.noteGap(at)
 	targets := dedupe(r.targets.Targets())
 	r.m.targets.Set(float64(len(targets)))
 	if len(targets) == 0 {
 		return nil
 	}
-	values := make([]float64, len(targets))
-	errs := make([]error, len(targets))
-	var g errgroup.Group
-	g.SetLimit(r.cfg.Concurrency)
-	for i, tg := range targets {
-		g.Go(func() error {
-			sctx, cancel := context.WithTimeout(ctx, r.cfg.SampleTimeout)
-			defer cancel()
-			v, err := r.src.Sample(sctx, tg.Query)
-			if err == nil {
-				v, err = finite(v)
-			}
-			if err != nil && sctx.Err() != nil && ctx.Err() == nil {
-				err = fmt.Errorf("timed out after %s: %w", r.cfg.SampleTimeout, err)
-			}
-			values[i], errs[i] = v, err
-			return nil
-		})
-	}
-	_ = g.Wait()
+	values, errs := r.sample(ctx, targets)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -292,6 +284,81 @@ func (r *Recorder) Tick(ctx context.Context) error {
 		return fmt.Errorf("write %d points: %w", len(pts), err)
 	}
 	return nil
+}
+
+// sample measures every target: through one SampleBatch call when the
+// source can batch (a bounded number of requests per tick), else one Sample
+// per target, at most Concurrency at once.
+func (r *Recorder) sample(ctx context.Context, targets []Target) ([]float64, []error) {
+	values := make([]float64, len(targets))
+	errs := make([]error, len(targets))
+	if bs, ok := r.src.(BatchSource); ok {
+		sctx, cancel := context.WithTimeout(ctx, r.cfg.SampleTimeout)
+		defer cancel()
+		qs := make([]Query, len(targets))
+		for i, tg := range targets {
+			qs[i] = tg.Query
+		}
+		for i, res := range bs.SampleBatch(sctx, qs, r.cfg.Concurrency) {
+			v, err := res.V, res.Err
+			if err == nil {
+				v, err = finite(v)
+			}
+			if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("timed out after %s: %w", r.cfg.SampleTimeout, err)
+			}
+			values[i], errs[i] = v, err
+		}
+		return values, errs
+	}
+	var g errgroup.Group
+	g.SetLimit(r.cfg.Concurrency)
+	for i, tg := range targets {
+		g.Go(func() error {
+			sctx, cancel := context.WithTimeout(ctx, r.cfg.SampleTimeout)
+			defer cancel()
+			v, err := r.src.Sample(sctx, tg.Query)
+			if err == nil {
+				v, err = finite(v)
+			}
+			if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("timed out after %s: %w", r.cfg.SampleTimeout, err)
+			}
+			values[i], errs[i] = v, err
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return values, errs
+}
+
+// noteGap counts the grid steps between the previous tick and this one
+// that no tick sampled (a tick overran, or the process stalled), and warns
+// about them at most once a LogEvery with the total since the last
+// warning: missed samples are reported, never silent.
+func (r *Recorder) noteGap(at time.Time) {
+	r.mu.Lock()
+	prev := r.lastTick
+	if at.After(prev) {
+		r.lastTick = at
+	}
+	if prev.IsZero() || !at.After(prev.Add(r.cfg.Interval)) {
+		r.mu.Unlock()
+		return
+	}
+	missed := int(at.Sub(prev)/r.cfg.Interval) - 1
+	r.gapsUnlogged += missed
+	if !r.gapLogged.IsZero() && at.Sub(r.gapLogged) < r.cfg.LogEvery {
+		r.mu.Unlock()
+		r.m.gaps.Add(float64(missed))
+		return
+	}
+	total := r.gapsUnlogged
+	r.gapLogged, r.gapsUnlogged = at, 0
+	r.mu.Unlock()
+	r.m.gaps.Add(float64(missed))
+	r.cfg.Logger.Warn("history ticks overran: sampling intervals were missed", "missed", total,
+		"since", prev, "interval", r.cfg.Interval)
 }
 
 // dedupe keeps the first target of each series: two policies cannot share a

@@ -370,3 +370,28 @@ func TestARepeatedTickErrorIsLoggedOnceAMinuteWithACount(t *testing.T) {
 		t.Errorf("%d error lines, want 2 (the first, then one with the 600 since):\n%s", lines, buf.String())
 	}
 }
+
+func TestTicksAFakeClockShowsOverrunAreCountedAsMissedIntervalsAndWarnedOnce(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0}
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	r, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
+		Config{Now: clock.Now, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, step := range []time.Duration{0, time.Second, 4 * time.Second, 3 * time.Second, time.Second} {
+		clock.Add(step)
+		if err := r.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(r.m.gaps); got != 5 {
+		t.Errorf("missed intervals = %v after gaps of 4 s and 3 s at a 1 s interval, want 3 + 2 = 5", got)
+	}
+	if n := strings.Count(logs.String(), "history ticks overran"); n != 1 {
+		t.Errorf("%d overrun warnings within a minute, want 1:\n%s", n, logs.String())
+	}
+}

@@ -9,6 +9,7 @@ package migrations
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,6 +25,12 @@ var (
 	BucketPlans   = []byte("plans")   // policy -> JSON plan
 	BucketJournal = []byte("journal") // big-endian sequence -> JSON action entry, append-only
 	BucketState   = []byte("state")   // name -> JSON controller state (cooldowns, idle counters)
+	// BucketJournalOpen indexes the actions whose latest entry is an
+	// intent: action ID -> big-endian first seq, latest seq.
+	BucketJournalOpen = []byte("journal_open")
+	// BucketJournalLast indexes each target's latest entry: target ->
+	// big-endian seq.
+	BucketJournalLast = []byte("journal_last")
 )
 
 // KeySchemaVersion is the key in BucketMeta holding the schema version as a
@@ -46,6 +53,7 @@ func All() []Migration {
 	return []Migration{
 		{Version: 1, Name: "initial buckets", Apply: createBuckets(BucketMeta, BucketSeries, BucketFits, BucketPlans, BucketJournal)},
 		{Version: 2, Name: "rollups and controller state", Apply: createBuckets(BucketRollups, BucketState)},
+		{Version: 3, Name: "journal indexes of open actions and of each target's last entry", Apply: indexJournal},
 	}
 }
 
@@ -61,6 +69,48 @@ func createBuckets(names ...[]byte) func(tx *bolt.Tx) error {
 		}
 		return nil
 	}
+}
+
+// indexJournal builds the journal's indexes from the entries already in
+// it, so open-action and last-action reads need not scan it again.
+func indexJournal(tx *bolt.Tx) error {
+	if err := createBuckets(BucketJournalOpen, BucketJournalLast)(tx); err != nil {
+		return err
+	}
+	open, last := tx.Bucket(BucketJournalOpen), tx.Bucket(BucketJournalLast)
+	return tx.Bucket(BucketJournal).ForEach(func(k, v []byte) error {
+		var e struct {
+			ActionID string `json:"action_id"`
+			State    string `json:"state"`
+			Target   string `json:"target"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("journal entry %x: %w", k, err)
+		}
+		return IndexJournalEntry(open, last, binary.BigEndian.Uint64(k), e.ActionID, e.State, e.Target)
+	})
+}
+
+// IndexJournalEntry records entry seq in the journal's indexes: the store
+// calls it in the transaction of every append, the migration for each old
+// entry.
+func IndexJournalEntry(open, last *bolt.Bucket, seq uint64, actionID, state, target string) error {
+	var s [8]byte
+	binary.BigEndian.PutUint64(s[:], seq)
+	if err := last.Put([]byte(target), s[:]); err != nil {
+		return err
+	}
+	if state != "intent" {
+		return open.Delete([]byte(actionID))
+	}
+	v := make([]byte, 16)
+	if cur := open.Get([]byte(actionID)); len(cur) == 16 {
+		copy(v[:8], cur[:8]) // still open: keep when it started
+	} else {
+		copy(v[:8], s[:])
+	}
+	copy(v[8:], s[:])
+	return open.Put([]byte(actionID), v)
 }
 
 // Version reads the schema version; 0 for an empty database.

@@ -1,6 +1,7 @@
 package migrations
 
 import (
+	"encoding/binary"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -87,5 +88,50 @@ func TestCheckRefusesADatabaseFromANewerBinary(t *testing.T) {
 	}
 	if _, _, err := Migrate(db); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Migrate = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+func TestMigratingAVersion2JournalIndexesItsOpenActionsAndEachTargetsLastEntry(t *testing.T) {
+	db := openTemp(t)
+	if _, _, err := migrate(db, All()[:2]); err != nil {
+		t.Fatal(err)
+	}
+	entries := []string{
+		`{"seq":1,"action_id":"a","state":"intent","target":"p/x"}`,
+		`{"seq":2,"action_id":"a","state":"done","target":"p/x"}`,
+		`{"seq":3,"action_id":"b","state":"intent","target":"p/y"}`,
+		`{"seq":4,"action_id":"b","state":"intent","target":"p/y"}`,
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(BucketJournal)
+		for i, e := range entries {
+			k := make([]byte, 8)
+			binary.BigEndian.PutUint64(k, uint64(i+1))
+			if err := b.Put(k, []byte(e)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := Migrate(db); err != nil || to != Latest() {
+		t.Fatalf("migrate: %v (to %d)", err, to)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		open, last := tx.Bucket(BucketJournalOpen), tx.Bucket(BucketJournalLast)
+		if open.Get([]byte("a")) != nil {
+			t.Error("a settled action is indexed as open")
+		}
+		v := open.Get([]byte("b"))
+		if len(v) != 16 || binary.BigEndian.Uint64(v[:8]) != 3 || binary.BigEndian.Uint64(v[8:]) != 4 {
+			t.Errorf("open index of b = %x, want first seq 3 and latest 4", v)
+		}
+		if s := last.Get([]byte("p/x")); binary.BigEndian.Uint64(s) != 2 {
+			t.Errorf("last entry of p/x = %x, want seq 2", s)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -77,10 +77,12 @@ type IdleStore interface {
 }
 
 // MemJournal is an in-memory Journal for tests and dry runs; it round-trips
-// entries through JSON, as a persistent journal would.
+// entries through JSON, as a persistent journal would. Pending reads only
+// the unfinished actions, however many finished ones there are.
 type MemJournal struct {
-	mu     sync.Mutex
-	order  []string
+	mu sync.Mutex
+	// open lists the unfinished actions in the order they began.
+	open   []string
 	latest map[string][]byte
 }
 
@@ -95,8 +97,18 @@ func (j *MemJournal) Append(_ context.Context, e Entry) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, ok := j.latest[e.ID]; !ok {
-		j.order = append(j.order, e.ID)
+	at := -1
+	for i, id := range j.open {
+		if id == e.ID {
+			at = i
+			break
+		}
+	}
+	switch {
+	case e.Phase.Final() && at >= 0:
+		j.open = append(j.open[:at], j.open[at+1:]...)
+	case !e.Phase.Final() && at < 0:
+		j.open = append(j.open, e.ID)
 	}
 	j.latest[e.ID] = b
 	return nil
@@ -106,15 +118,13 @@ func (j *MemJournal) Append(_ context.Context, e Entry) error {
 func (j *MemJournal) Pending(_ context.Context) ([]Entry, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	var out []Entry
-	for _, id := range j.order {
+	out := make([]Entry, 0, len(j.open))
+	for _, id := range j.open {
 		var e Entry
 		if err := json.Unmarshal(j.latest[id], &e); err != nil {
 			return nil, err
 		}
-		if !e.Phase.Final() {
-			out = append(out, e)
-		}
+		out = append(out, e)
 	}
 	return out, nil
 }

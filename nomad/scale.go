@@ -13,6 +13,13 @@ import (
 // Scale calls Nomad's job scale API; a nil count records a scaling event
 // without changing anything (dry run).
 func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
+	_, err := c.ScaleIndex(ctx, r)
+	return err
+}
+
+// ScaleIndex is Scale that also returns the job's modify index after the
+// change, for views that must not be rolled back by older events.
+func (c *Client) ScaleIndex(ctx context.Context, r reconciler.ScaleRequest) (uint64, error) {
 	var count *int64
 	if r.Count != nil {
 		v := int64(*r.Count)
@@ -25,10 +32,11 @@ func (c *Client) Scale(ctx context.Context, r reconciler.ScaleRequest) error {
 		Meta:    r.Meta,
 	}
 	w := (&nomadapi.WriteOptions{Namespace: r.Namespace}).WithContext(ctx)
-	if _, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w); err != nil {
-		return fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, Classify(err))
+	resp, _, err := c.api.Jobs().ScaleWithRequest(r.Job, req, w)
+	if err != nil {
+		return 0, fmt.Errorf("scale %s/%s: %w", r.Job, r.Group, Classify(err))
 	}
-	return nil
+	return resp.JobModifyIndex, nil
 }
 
 // GroupStatus reads the group's desired count and allocation counts from the

@@ -38,6 +38,17 @@ func (f HandlerFunc) HandleEvents(ctx context.Context, index uint64, events []no
 	f(ctx, index, events)
 }
 
+// Handlers calls each handler in order: the cluster state first, so the
+// controller it feeds reads the state the events made.
+type Handlers []Handler
+
+// HandleEvents calls every handler.
+func (hs Handlers) HandleEvents(ctx context.Context, index uint64, events []nomadapi.Event) {
+	for _, h := range hs {
+		h.HandleEvents(ctx, index, events)
+	}
+}
+
 // IndexKey is the meta key holding the watcher's last processed index.
 const IndexKey = "watch_index"
 
@@ -52,7 +63,13 @@ type Watcher struct {
 	newBackOff func() backoff.BackOff
 	connected  atomic.Bool
 	last       atomic.Uint64
+	onConnect  func(ctx context.Context) error
 }
+
+// OnConnect runs f each time the stream opens, before its first event is
+// handled (the cluster state lists there, so events missed while
+// disconnected are made up for); an error reconnects.
+func (w *Watcher) OnConnect(f func(ctx context.Context) error) { w.onConnect = f }
 
 // NewWatcher builds a watcher; it does nothing until Run.
 func NewWatcher(c *Client, store IndexStore, h Handler, log *slog.Logger) *Watcher {
@@ -126,6 +143,11 @@ func (w *Watcher) stream(ctx context.Context) (progressed bool, err error) {
 	ch, err := w.client.EventStream().Stream(sctx, topics, from, &nomadapi.QueryOptions{Namespace: "*"})
 	if err != nil {
 		return false, fmt.Errorf("open event stream: %w", err)
+	}
+	if w.onConnect != nil {
+		if err := w.onConnect(sctx); err != nil {
+			return false, fmt.Errorf("sync on connect: %w", err)
+		}
 	}
 	w.connected.Store(true)
 	w.log.Info("watching nomad event stream", "addr", w.client.Address(), "from_index", from)

@@ -24,8 +24,8 @@ type BlockedHandler interface {
 	OnBlockedEvaluation(ctx context.Context, eval *nomadapi.Evaluation)
 }
 
-// Controller keeps one worker per valid policy and routes Nomad events to
-// them.
+// Controller schedules every valid policy on a bounded worker pool and
+// routes Nomad events to them.
 type Controller struct {
 	rec      *Reconciler
 	src      PolicySource
@@ -34,47 +34,51 @@ type Controller struct {
 	log      *slog.Logger
 	blocked  BlockedHandler
 	resync   time.Duration
+	pool     *pool
+	clock    Clock
 
 	mu       sync.Mutex
-	ctx      context.Context
-	workers  map[string]*worker
+	policies map[string]Policy
 	invalid  map[string]string
 	disabled map[string]bool
 }
 
-type worker struct {
-	mu      sync.Mutex
-	policy  Policy
-	trigger chan time.Time
-	cancel  context.CancelFunc
-	done    chan struct{}
-}
-
-func (w *worker) get() Policy {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.policy
-}
-
-// NewController builds a controller; Run starts it.
+// NewController builds a controller with DefaultWorkers workers; Run starts
+// it.
 func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, log *slog.Logger) *Controller {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute,
-		workers: map[string]*worker{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{},
+		policies: map[string]Policy{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
+	return c
+}
+
+// SetWorkers sets how many policies are reconciled at once (before Run;
+// 0 keeps DefaultWorkers).
+func (c *Controller) SetWorkers(n int) {
+	if n > 0 {
+		c.pool.size = n
+	}
+}
+
+// SetClock replaces the wall clock the pool schedules by (before Run).
+func (c *Controller) SetClock(clk Clock) {
+	c.clock = clk
+	c.pool.clock = clk
 }
 
 // SetBlockedHandler routes blocked evaluations to h.
 func (c *Controller) SetBlockedHandler(h BlockedHandler) { c.blocked = h }
 
-// Run discovers policies (retrying with backoff while Nomad is down),
-// resyncs them every minute as a safety net behind the event stream, and
-// stops every worker when ctx ends.
+// Run starts the worker pool, discovers policies (retrying with backoff
+// while Nomad is down), resyncs them every minute as a safety net behind
+// the event stream, and waits for every reconcile in flight when ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	c.mu.Lock()
-	c.ctx = ctx
-	c.mu.Unlock()
+	poolDone := make(chan struct{})
+	go func() { c.pool.Run(ctx); close(poolDone) }()
+	defer func() { <-poolDone }()
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 10*time.Second, 0
 	for {
@@ -95,7 +99,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			c.stopAll()
 			return nil
 		case <-t.C:
 			if err := c.Refresh(ctx); err != nil {
@@ -103,6 +106,24 @@ func (c *Controller) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// reconcileKey is one pool run: the policy as it is now, reconciled once.
+func (c *Controller) reconcileKey(ctx context.Context, key string, triggeredAt time.Time) time.Duration {
+	if !triggeredAt.IsZero() {
+		c.metrics.lag(c.clock.Now().Sub(triggeredAt))
+	}
+	c.mu.Lock()
+	p, ok := c.policies[key]
+	c.mu.Unlock()
+	if !ok {
+		return time.Minute // removed meanwhile; the pool drops it
+	}
+	res, err := c.rec.Reconcile(ctx, p)
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("reconcile failed", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
+	}
+	return res.RequeueAfter
 }
 
 // Refresh lists policies from Nomad and starts, updates or stops workers.
@@ -113,6 +134,21 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.apply(list, "")
+	return nil
+}
+
+// JobPolicySource reads one job's policies from memory; implemented by the
+// cluster state, so a Job event re-reads that job alone.
+type JobPolicySource interface {
+	JobPolicies(namespace, job string) []*nomadapi.ScalingPolicy
+}
+
+// apply makes list the set of policies whose keys start with scope (all
+// of them for ""): new ones are scheduled at once, edited ones read at
+// their next run, removed ones unscheduled (their run in flight is
+// cancelled and the reconciler forgets them once it ends).
+func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	valid := map[string]Policy{}
 	invalid := map[string]string{}
 	disabled := map[string]bool{}
@@ -131,7 +167,6 @@ func (c *Controller) Refresh(ctx context.Context) error {
 		valid[p.Key] = p
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for key, reason := range invalid {
 		if c.invalid[key] != reason {
 			ns, job, group := splitKey(key)
@@ -139,100 +174,59 @@ func (c *Controller) Refresh(ctx context.Context) error {
 			c.metrics.invalidPolicy()
 		}
 	}
-	c.invalid, c.disabled = invalid, disabled
-	for key, w := range c.workers {
-		if _, ok := valid[key]; !ok {
-			w.cancel()
-			delete(c.workers, key)
-			c.rec.Forget(key)
-			c.log.Info("policy removed", "policy", key)
+	for key := range c.invalid {
+		if _, ok := invalid[key]; !ok && strings.HasPrefix(key, scope) {
+			delete(c.invalid, key)
+		}
+	}
+	for key := range c.disabled {
+		if strings.HasPrefix(key, scope) {
+			delete(c.disabled, key)
+		}
+	}
+	for key, reason := range invalid {
+		c.invalid[key] = reason
+	}
+	for key := range disabled {
+		c.disabled[key] = true
+	}
+	var removed, added []string
+	for key := range c.policies {
+		if _, ok := valid[key]; !ok && strings.HasPrefix(key, scope) {
+			removed = append(removed, key)
+			delete(c.policies, key)
 		}
 	}
 	for key, p := range valid {
-		if w, ok := c.workers[key]; ok {
-			w.mu.Lock()
-			w.policy = p
-			w.mu.Unlock()
-			continue
+		if _, ok := c.policies[key]; !ok {
+			added = append(added, key)
+			c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
 		}
-		c.startWorker(p)
+		c.policies[key] = p
 	}
-	c.metrics.setPolicies(len(valid), len(disabled), len(invalid))
-	return nil
-}
-
-func (c *Controller) startWorker(p Policy) {
-	parent := c.ctx
-	if parent == nil {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithCancel(parent)
-	w := &worker{policy: p, trigger: make(chan time.Time, 1), cancel: cancel, done: make(chan struct{})}
-	c.workers[p.Key] = w
-	c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
-	go c.runWorker(ctx, w)
-}
-
-func (c *Controller) runWorker(ctx context.Context, w *worker) {
-	defer close(w.done)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case at := <-w.trigger:
-			c.metrics.lag(time.Since(at))
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-		}
-		p := w.get()
-		res, err := c.rec.Reconcile(ctx, p)
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("reconcile failed", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
-		}
-		timer.Reset(res.RequeueAfter)
-	}
-}
-
-func (c *Controller) stopAll() {
-	c.mu.Lock()
-	ws := c.workers
-	c.workers = map[string]*worker{}
+	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))
 	c.mu.Unlock()
-	for _, w := range ws {
-		w.cancel()
-		<-w.done
+	for _, key := range removed {
+		c.pool.Remove(key)
+		c.log.Info("policy removed", "policy", key)
+	}
+	for _, key := range added {
+		c.pool.Add(key)
 	}
 }
 
 // Trigger asks for an immediate reconcile of a policy; at is when the cause
-// arrived (for the event-lag metric).
-func (c *Controller) Trigger(key string, at time.Time) {
-	c.mu.Lock()
-	w := c.workers[key]
-	c.mu.Unlock()
-	if w == nil {
-		return
-	}
-	select {
-	case w.trigger <- at:
-	default: // one is already pending: level-triggered, one is enough
-	}
-}
+// arrived (for the event-lag metric). Triggers before the run starts
+// coalesce into it: reconciles are level-triggered, one is enough.
+func (c *Controller) Trigger(key string, at time.Time) { c.pool.Trigger(key, at) }
 
 // Policies returns the active policies, sorted by key.
 func (c *Controller) Policies() []Policy {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Policy, 0, len(c.workers))
-	for _, w := range c.workers {
-		out = append(out, w.get())
+	out := make([]Policy, 0, len(c.policies))
+	for _, p := range c.policies {
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
@@ -292,15 +286,28 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 			}
 		}
 	}
-	if refresh {
+	if js, ok := c.src.(JobPolicySource); ok && refresh {
+		for j := range jobs {
+			c.apply(js.JobPolicies(j[0], j[1]), PolicyKey(j[0], j[1], ""))
+		}
+	} else if refresh {
 		if err := c.Refresh(ctx); err != nil {
 			c.log.Warn("policy refresh after job event failed", "err", err)
 		}
 	}
-	for _, p := range c.Policies() {
-		if jobs[[2]string{p.Namespace, p.Job}] || groups[p.Key] {
-			c.Trigger(p.Key, at)
+	if len(jobs) == 0 && len(groups) == 0 {
+		return
+	}
+	c.mu.Lock()
+	var due []string
+	for key, p := range c.policies {
+		if jobs[[2]string{p.Namespace, p.Job}] || groups[key] {
+			due = append(due, key)
 		}
+	}
+	c.mu.Unlock()
+	for _, key := range due {
+		c.Trigger(key, at)
 	}
 }
 

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,9 +55,26 @@ func (d *DB) Append(e JournalEntry) (JournalEntry, error) {
 		}
 		var k [8]byte
 		binary.BigEndian.PutUint64(k[:], seq)
-		return b.Put(k[:], data)
+		if err := b.Put(k[:], data); err != nil {
+			return err
+		}
+		return migrations.IndexJournalEntry(tx.Bucket(migrations.BucketJournalOpen), tx.Bucket(migrations.BucketJournalLast),
+			seq, e.ActionID, e.State, e.Target)
 	})
 	return e, err
+}
+
+// entryAt reads the entry with sequence seq.
+func entryAt(tx *bolt.Tx, seq []byte) (JournalEntry, bool, error) {
+	v := tx.Bucket(migrations.BucketJournal).Get(seq)
+	if v == nil {
+		return JournalEntry{}, false, nil
+	}
+	var e JournalEntry
+	if err := json.Unmarshal(v, &e); err != nil {
+		return e, false, fmt.Errorf("journal entry %x: %w", seq, err)
+	}
+	return e, true, nil
 }
 
 // Entries returns journal entries with Seq > after, oldest first, at most
@@ -81,51 +100,94 @@ func (d *DB) Entries(after uint64, limit int) ([]JournalEntry, error) {
 	return out, err
 }
 
-// Open returns the last entry of every action whose last state is intent:
-// work a crash may have cut off.
+// OpenActions returns the last entry of every action whose last state is
+// intent (work a crash may have cut off), in the order the actions began.
+// It reads the open-action index: its cost follows the open actions, not
+// the journal's length.
 func (d *DB) OpenActions() ([]JournalEntry, error) {
-	all, err := d.Entries(0, 0)
+	type open struct {
+		first uint64
+		e     JournalEntry
+	}
+	var found []open
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(migrations.BucketJournalOpen).ForEach(func(id, v []byte) error {
+			if len(v) != 16 {
+				return fmt.Errorf("open-action index of %s: %d bytes, want 16", id, len(v))
+			}
+			e, ok, err := entryAt(tx, v[8:])
+			if err != nil || !ok {
+				return err
+			}
+			found = append(found, open{first: binary.BigEndian.Uint64(v[:8]), e: e})
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
-	last := map[string]JournalEntry{}
-	var order []string
-	for _, e := range all {
-		if _, ok := last[e.ActionID]; !ok {
-			order = append(order, e.ActionID)
-		}
-		last[e.ActionID] = e
+	sort.Slice(found, func(i, j int) bool { return found[i].first < found[j].first })
+	out := make([]JournalEntry, len(found))
+	for i, f := range found {
+		out[i] = f.e
 	}
-	var open []JournalEntry
-	for _, id := range order {
-		if e := last[id]; e.State == StateIntent {
-			open = append(open, e)
-		}
-	}
-	return open, nil
+	return out, nil
 }
 
 // LastAction returns the most recent entry for target (any state), or
-// ErrNotFound.
+// ErrNotFound, from the per-target index.
 func (d *DB) LastAction(target string) (JournalEntry, error) {
 	var out JournalEntry
 	found := false
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(migrations.BucketJournal).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			var e JournalEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("journal entry %x: %w", k, err)
-			}
-			if e.Target == target {
-				out, found = e, true
-				return nil
-			}
+		seq := tx.Bucket(migrations.BucketJournalLast).Get([]byte(target))
+		if seq == nil {
+			return nil
 		}
-		return nil
+		var err error
+		out, found, err = entryAt(tx, seq)
+		return err
 	})
 	if err == nil && !found {
 		err = fmt.Errorf("journal for %s: %w", target, ErrNotFound)
 	}
 	return out, err
+}
+
+// CompactJournal deletes the entries older than before of actions that
+// are settled (their latest entry is not an intent), keeping each target's
+// last entry so status can still say what was done last. It returns how
+// many entries it deleted. What it reads is what it deletes plus what it
+// keeps (open actions and one entry per target), so the journal stays as
+// long as its retention, not the daemon's life.
+func (d *DB) CompactJournal(before time.Time) (int, error) {
+	deleted := 0
+	err := d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(migrations.BucketJournal)
+		open, last := tx.Bucket(migrations.BucketJournalOpen), tx.Bucket(migrations.BucketJournalLast)
+		var doomed [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var e JournalEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("journal entry %x: %w", k, err)
+			}
+			if !e.Time.Before(before) {
+				break // entries are appended in time order
+			}
+			if open.Get([]byte(e.ActionID)) != nil || bytes.Equal(last.Get([]byte(e.Target)), k) {
+				continue
+			}
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		// Deleting behind a cursor skips keys in bbolt: collect, then delete.
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(doomed)
+		return nil
+	})
+	return deleted, err
 }

@@ -5,8 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nomadscalerd/nomadscalerd/logging"
 )
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -15,13 +18,18 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 	}
-	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+	// A thousand policies failing the same way write one line each a
+	// minute, with a count, not one a reconcile.
+	return slog.New(logging.NewDedupe(h, time.Minute, nil)), nil
 }
 
 func loggerFrom(c *cli.Context) (*slog.Logger, error) {

@@ -45,6 +45,9 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "rollup-retention", EnvVars: []string{"NOMADSCALERD_ROLLUP_RETENTION"}, Value: 30 * 24 * time.Hour, Usage: "how long 1-minute rollups are kept"},
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
+		&cli.IntFlag{Name: "nomad-max-conns", EnvVars: []string{"NOMADSCALERD_NOMAD_MAX_CONNS"}, Value: nomad.DefaultMaxConns, Usage: "connections (and requests in flight) to Nomad at most; Nomad refuses more than 100 per client by default"},
+		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
+		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
 }
@@ -69,6 +72,9 @@ type settings struct {
 	SampleInterval, RawRetention               time.Duration
 	RollupRetention                            time.Duration
 	OnlyTestData                               bool
+	Workers                                    int
+	NomadMaxConns                              int
+	JournalRetention                           time.Duration
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
@@ -96,6 +102,17 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
+		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"),
+		JournalRetention: c.Duration("journal-retention"),
+	}
+	if s.JournalRetention < time.Hour {
+		return s, fmt.Errorf("journal-retention %s: must be at least 1h", s.JournalRetention)
+	}
+	if s.NomadMaxConns < 2 {
+		return s, fmt.Errorf("nomad-max-conns %d: must be at least 2 (the event stream keeps one)", s.NomadMaxConns)
+	}
+	if s.Workers < 1 {
+		return s, fmt.Errorf("workers %d: must be at least 1", s.Workers)
 	}
 	if s.PoolInterval < time.Second {
 		return s, fmt.Errorf("pool-interval %s: must be at least 1s", s.PoolInterval)
@@ -135,10 +152,13 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	v, _ := db.SchemaVersion()
 	log.Info("database open", "path", s.DB, "schema", v)
 
-	nc, err := nomad.NewClient(s.NomadAddr, s.NomadToken)
+	nc, err := nomad.NewClientLimited(s.NomadAddr, s.NomadToken, s.NomadMaxConns)
 	if err != nil {
 		return err
 	}
+	// Reconciles read group counts and policies from this view, kept
+	// current by the event stream, instead of asking Nomad per policy.
+	cluster := nomad.NewClusterState(nc, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -168,7 +188,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
-	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, seedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(nc)
+	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, seedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(cluster)
 
 	// The recorder asks the controller for its policies on every tick; ctrl
 	// is set below, before anything runs.
@@ -180,9 +200,11 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rec := reconciler.New(reconciler.Deps{Scaler: nc, Observer: nc, Planner: planner, Freshness: freshness{r: recorder, db: db},
+	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: freshness{r: recorder, db: db},
 		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
-	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
+	ctrl = reconciler.NewController(rec, cluster, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
+
+	ctrl.SetWorkers(s.Workers)
 
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
@@ -214,7 +236,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		return st
 	}))
 
-	watcher := nomad.NewWatcher(nc, db, ctrl, log)
+	watcher := nomad.NewWatcher(nc, db, nomad.Handlers{cluster, ctrl}, log)
+	watcher.OnConnect(cluster.Sync)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if pools != nil {
@@ -224,6 +247,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return ctrl.Run(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
+	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
 	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
@@ -264,6 +288,26 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 		log.Info("node pool configured", "pool", p.Name, "min", p.Min, "max", p.Max)
 	}
 	return nodepool.NewRunner(ctl, adapter, leader, clock.Real{}, nodepool.RunnerConfig{Pools: s.Pools, Interval: s.PoolInterval}, log), nil
+}
+
+// compactJournal drops settled actions older than retention every
+// interval, so the journal's size follows its retention.
+func compactJournal(ctx context.Context, db *store.DB, retention, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := db.CompactJournal(time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Error("journal compaction", "err", err)
+		} else if n > 0 {
+			log.Debug("journal compacted", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // seedDemand applies the seed's demand formula when the policy records

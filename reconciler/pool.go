@@ -1,0 +1,311 @@
+package reconciler
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// Clock is the time the worker pool schedules by; tests inject a fake one
+// so wake-ups are deterministic.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+var _ Clock = realClock{}
+
+// DefaultWorkers is the worker pool's default size: reconciles mostly wait
+// on bbolt and on Nomad's scale API, so a few more workers than cores keep
+// the CPU busy without letting a thousand policies open a thousand
+// connections at once.
+const DefaultWorkers = 16
+
+// runFunc reconciles one key and says when to run it again; triggeredAt is
+// the arrival of the earliest event coalesced into this run (zero for a
+// timed run).
+type runFunc func(ctx context.Context, key string, triggeredAt time.Time) time.Duration
+
+// pool runs keyed work on a fixed number of goroutines. Each key behaves
+// like the goroutine per policy it replaces: it runs at its own wake time
+// (what its last run returned), triggers coalesce into one pending run, and
+// a key never runs on two workers at once.
+type pool struct {
+	clock     Clock
+	size      int
+	run       runFunc
+	onRemoved func(key string)
+
+	work chan string
+	wake chan struct{}
+
+	mu    sync.Mutex
+	items map[string]*item
+	due   timerHeap
+	// urgent holds triggered keys and goes first: an event's reconcile
+	// does not wait behind every timed one that came due before it.
+	urgent []string
+	queue  []string
+	gen    uint64
+}
+
+type item struct {
+	key string
+	// gen identifies the item's current heap entry; older entries (from
+	// before a trigger, or of an earlier item with the same key) are
+	// skipped when they come due.
+	gen    uint64
+	queued bool
+	// inUrgent is set while the item has an entry in the urgent queue.
+	inUrgent bool
+	running  bool
+	removed  bool
+	// triggered is the earliest trigger not yet served; a trigger during a
+	// run is served right after it.
+	triggered time.Time
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func newPool(size int, clock Clock, run runFunc, onRemoved func(string)) *pool {
+	if size <= 0 {
+		size = DefaultWorkers
+	}
+	if clock == nil {
+		clock = realClock{}
+	}
+	return &pool{clock: clock, size: size, run: run, onRemoved: onRemoved,
+		work: make(chan string), wake: make(chan struct{}, 1), items: map[string]*item{}}
+}
+
+// poke wakes the dispatcher; one pending wake is enough.
+func (p *pool) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Add schedules key to run at once, or cancels a pending removal of a key
+// whose last run is still going.
+func (p *pool) Add(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if it, ok := p.items[key]; ok {
+		if it.removed {
+			it.removed = false
+			p.enqueueLocked(it, false)
+		}
+		return
+	}
+	it := &item{key: key, done: make(chan struct{})}
+	p.items[key] = it
+	p.enqueueLocked(it, false)
+}
+
+// Remove stops scheduling key and cancels its run in flight; the returned
+// channel closes once no run of key is left, after onRemoved.
+func (p *pool) Remove(key string) <-chan struct{} {
+	p.mu.Lock()
+	it, ok := p.items[key]
+	if !ok {
+		p.mu.Unlock()
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	it.removed = true
+	if it.running {
+		if it.cancel != nil {
+			it.cancel()
+		}
+		p.mu.Unlock()
+		return it.done
+	}
+	delete(p.items, key)
+	p.mu.Unlock()
+	if p.onRemoved != nil {
+		p.onRemoved(key)
+	}
+	close(it.done)
+	return it.done
+}
+
+// Trigger asks for a run of key as soon as a worker is free; triggers that
+// arrive before it starts are served by that one run.
+func (p *pool) Trigger(key string, at time.Time) {
+	p.mu.Lock()
+	it, ok := p.items[key]
+	if !ok || it.removed {
+		p.mu.Unlock()
+		return
+	}
+	if it.triggered.IsZero() || at.Before(it.triggered) {
+		it.triggered = at
+	}
+	p.enqueueLocked(it, true)
+	p.mu.Unlock()
+}
+
+// enqueueLocked puts it on a ready queue unless it is already there or
+// running (a running item re-queues itself when done if triggered). An
+// urgent enqueue of an item waiting in the timed queue moves it ahead; the
+// entry left behind is skipped when it comes up.
+func (p *pool) enqueueLocked(it *item, urgent bool) {
+	if it.running {
+		return
+	}
+	switch {
+	case urgent && !it.inUrgent:
+		it.queued, it.inUrgent = true, true
+		p.urgent = append(p.urgent, it.key)
+	case it.queued:
+		return
+	default:
+		it.queued = true
+		p.queue = append(p.queue, it.key)
+	}
+	p.poke()
+}
+
+// Len is the number of keys scheduled.
+func (p *pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, it := range p.items {
+		if !it.removed {
+			n++
+		}
+	}
+	return n
+}
+
+// Run dispatches until ctx ends, then waits for every run in flight.
+func (p *pool) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range p.size {
+		wg.Go(func() { p.worker(ctx) })
+	}
+	p.dispatch(ctx)
+	wg.Wait()
+}
+
+func (p *pool) dispatch(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		now := p.clock.Now()
+		for len(p.due) > 0 && !p.due[0].at.After(now) {
+			e := heap.Pop(&p.due).(timerEntry)
+			if it, ok := p.items[e.key]; ok && it.gen == e.gen && !it.removed {
+				p.enqueueLocked(it, false)
+			}
+		}
+		var timer <-chan time.Time
+		if len(p.due) > 0 {
+			timer = p.clock.After(p.due[0].at.Sub(now))
+		}
+		var out chan string
+		var head string
+		fromUrgent := len(p.urgent) > 0
+		switch {
+		case fromUrgent:
+			out, head = p.work, p.urgent[0]
+		case len(p.queue) > 0:
+			out, head = p.work, p.queue[0]
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-timer:
+		case out <- head:
+			p.mu.Lock()
+			if fromUrgent {
+				p.urgent = p.urgent[1:]
+			} else {
+				p.queue = p.queue[1:]
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *pool) worker(ctx context.Context) {
+	for {
+		var key string
+		select {
+		case <-ctx.Done():
+			return
+		case key = <-p.work:
+		}
+		p.mu.Lock()
+		it, ok := p.items[key]
+		// A queue entry of an item since removed, or a second entry left by
+		// a remove and re-add, is skipped: the item runs once per queueing.
+		if !ok || it.removed || !it.queued || it.running {
+			p.mu.Unlock()
+			continue
+		}
+		it.queued, it.inUrgent, it.running = false, false, true
+		at := it.triggered
+		it.triggered = time.Time{}
+		rctx, cancel := context.WithCancel(ctx)
+		it.cancel = cancel
+		p.mu.Unlock()
+
+		after := p.run(rctx, key, at)
+		cancel()
+
+		p.mu.Lock()
+		it.running, it.cancel = false, nil
+		removed := it.removed
+		if removed {
+			delete(p.items, key)
+		} else {
+			p.gen++
+			it.gen = p.gen
+			if !it.triggered.IsZero() {
+				p.enqueueLocked(it, true)
+			} else {
+				heap.Push(&p.due, timerEntry{at: p.clock.Now().Add(after), key: key, gen: it.gen})
+			}
+		}
+		p.mu.Unlock()
+		if removed {
+			if p.onRemoved != nil {
+				p.onRemoved(key)
+			}
+			close(it.done)
+		}
+		p.poke()
+	}
+}
+
+type timerEntry struct {
+	at  time.Time
+	key string
+	gen uint64
+}
+
+// timerHeap orders wake-ups, earliest first.
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
