@@ -1,12 +1,17 @@
 package store
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // Point is one sample of one series.
@@ -34,65 +39,292 @@ type SeriesInfo struct {
 func SeriesName(policy, metric string) string { return policy + "/" + metric }
 
 // WritePoints stores every point in one transaction: one tick, one commit,
-// however many series it touches. A crash leaves all or none of them.
+// however many series it touches. A crash leaves all or none of them, and
+// once it returns nil the points survive a crash (see headState). Points
+// may come in any order; a later write at a series' time replaces the
+// value there, as does a later point in the same call. Any float64 is
+// kept bit for bit, NaN and infinities included.
 func (d *DB) WritePoints(pts []Point) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	return d.update(func(tx *bolt.Tx) error {
+	in := sortedPoints(pts)
+	newest := in[0].s.T
+	for _, p := range in {
+		newest = max(newest, p.s.T)
+	}
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	h := &d.heads
+	sealTo := max(h.sealed, chunk.WindowStart(newest))
+	// staged is the new head of every series this write changes, installed
+	// only once the transaction commits, so a failed write leaves memory as
+	// it leaves the file.
+	staged := map[string][]chunk.Sample{}
+	headOf := func(name string) []chunk.Sample {
+		if s, ok := staged[name]; ok {
+			return s
+		}
+		return h.series[name]
+	}
+	var logged []headPoint
+	var newLog []logRecord
+	err := d.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
-		for _, p := range pts {
-			b, err := root.CreateBucketIfNotExists([]byte(p.Series))
-			if err != nil {
-				return fmt.Errorf("series %q: %w", p.Series, err)
+		for i := 0; i < len(in); {
+			name := in[i].series
+			head := headOf(name)
+			var late []chunk.Sample
+			for ; i < len(in) && in[i].series == name; i++ {
+				p := in[i]
+				switch {
+				case p.s.T < h.sealed:
+					late = append(late, p.s)
+				default:
+					head = chunk.Insert(head, p.s)
+					if p.s.T >= sealTo {
+						logged = append(logged, p)
+					}
+				}
 			}
-			if err := b.Put(timeKey(p.T), floatValue(p.V)); err != nil {
-				return fmt.Errorf("series %q: %w", p.Series, err)
+			staged[name] = head
+			if err := mergeWindows(root, name, late); err != nil {
+				return err
 			}
 		}
-		return nil
+		if sealTo > h.sealed {
+			if err := d.seal(root, sealTo, headOf, staged); err != nil {
+				return err
+			}
+		}
+		var err error
+		newLog, err = d.rewriteLog(tx.Bucket(migrations.BucketHead), sealTo, logged)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	for name, s := range staged {
+		if len(s) == 0 {
+			delete(h.series, name)
+		} else {
+			h.series[name] = s
+		}
+	}
+	h.sealed, h.log = sealTo, newLog
+	return nil
+}
+
+// seal moves every head sample before sealTo into chunks and stages what
+// is left of each head.
+func (d *DB) seal(root *bolt.Bucket, sealTo int64, headOf func(string) []chunk.Sample, staged map[string][]chunk.Sample) error {
+	names := make([]string, 0, len(d.heads.series)+len(staged))
+	for name := range d.heads.series {
+		names = append(names, name)
+	}
+	for name := range staged {
+		if _, ok := d.heads.series[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	// Series in name order: each series' chunks are appended to its own
+	// bucket, and visiting the buckets in key order touches the root's
+	// pages once each.
+	slices.Sort(names)
+	for _, name := range names {
+		head := headOf(name)
+		n, _ := slices.BinarySearchFunc(head, sealTo, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
+		if n == 0 {
+			continue
+		}
+		if err := mergeWindows(root, name, head[:n]); err != nil {
+			return err
+		}
+		// A copy, so the sealed samples' memory is not held by the rest.
+		staged[name] = slices.Clone(head[n:])
+	}
+	return nil
+}
+
+// rewriteLog appends this write's logged points as a record and drops, or
+// cuts down, the records that sealing at sealTo made obsolete; it returns
+// the log as memory should know it after the commit.
+func (d *DB) rewriteLog(b *bolt.Bucket, sealTo int64, logged []headPoint) ([]logRecord, error) {
+	out := make([]logRecord, 0, len(d.heads.log)+1)
+	for _, rec := range d.heads.log {
+		k := binary.BigEndian.AppendUint64(nil, rec.seq)
+		switch {
+		case rec.max < sealTo:
+			if err := b.Delete(k); err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+		case rec.min < sealTo:
+			// A write that spanned the new boundary: keep its samples
+			// that are still open. Rare; ticks carry one time.
+			pts, err := decodeLog(b.Get(k))
+			if err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+			pts = slices.DeleteFunc(pts, func(p headPoint) bool { return p.s.T < sealTo })
+			rec.min = sealTo
+			if err := b.Put(k, encodeLog(pts)); err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+			out = append(out, rec)
+		default:
+			out = append(out, rec)
+		}
+	}
+	if len(logged) == 0 {
+		return out, nil
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return nil, fmt.Errorf("head record: %w", err)
+	}
+	rec := logRecord{seq: seq, min: math.MaxInt64, max: math.MinInt64}
+	for _, p := range logged {
+		rec.min, rec.max = min(rec.min, p.s.T), max(rec.max, p.s.T)
+	}
+	// Records go in at the end of the bucket: full pages.
+	b.FillPercent = 1
+	if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), encodeLog(logged)); err != nil {
+		return nil, fmt.Errorf("head record %d: %w", seq, err)
+	}
+	return append(out, rec), nil
 }
 
 // Range returns the samples of series with from <= t < to, oldest first.
 // A zero to means no upper bound.
 func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
-	var out []Sample
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	var stored []chunk.Sample
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	head := d.heads.series[series]
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
 		if b == nil {
-			return fmt.Errorf("series %q: %w", series, ErrNotFound)
+			if len(head) == 0 {
+				return fmt.Errorf("series %q: %w", series, ErrNotFound)
+			}
+			return nil
 		}
 		c := b.Cursor()
-		for k, v := seek(c, from); k != nil; k, v = c.Next() {
-			t, err := keyTime(k)
+		// A chunk never spans two windows, so the first one that can
+		// hold from starts at or after from's window.
+		k, v := c.First()
+		if lo > 0 {
+			k, v = c.Seek(chunk.Key(chunk.WindowStart(lo)))
+		}
+		for ; k != nil; k, v = c.Next() {
+			t, err := chunk.KeyTime(k)
 			if err != nil {
-				return err
+				return fmt.Errorf("series %q: %w", series, err)
 			}
-			if !to.IsZero() && !t.Before(to) {
+			if t >= hi {
 				break
 			}
-			f, err := valueFloat(v)
-			if err != nil {
-				return err
+			if stored, err = chunk.Decode(stored, v); err != nil {
+				return fmt.Errorf("series %q chunk at %d: %w", series, t, err)
 			}
-			out = append(out, Sample{T: t, V: f})
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	all := stored
+	if len(head) > 0 {
+		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
+			// Only after a hand-edited file: see loadHeads.
+			all = chunk.Merge(stored, head)
+		} else {
+			all = append(stored, head...)
+		}
+	}
+	out := make([]Sample, 0, len(all))
+	for _, s := range all {
+		if s.T >= lo && s.T < hi {
+			out = append(out, Sample{T: time.UnixMilli(s.T).UTC(), V: s.V})
+		}
+	}
+	return out, nil
 }
 
-// ListSeries summarises every raw series.
-func (d *DB) ListSeries() ([]SeriesInfo, error) { return d.listNested(migrations.BucketSeries) }
+// ListSeries summarises every raw series. Count reads every chunk's header,
+// so it costs one read per 2 minutes of history per series.
+func (d *DB) ListSeries() ([]SeriesInfo, error) {
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	var out []SeriesInfo
+	seen := map[string]bool{}
+	err := d.bolt.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(migrations.BucketSeries)
+		return root.ForEachBucket(func(name []byte) error {
+			b := root.Bucket(name)
+			info := SeriesInfo{Name: string(name)}
+			first, last := int64(math.MaxInt64), int64(math.MinInt64)
+			err := b.ForEach(func(k, v []byte) error {
+				n, err := chunk.NumSamples(v)
+				if err != nil {
+					return fmt.Errorf("series %q chunk %x: %w", name, k, err)
+				}
+				info.Count += n
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			c := b.Cursor()
+			if k, _ := c.First(); k != nil {
+				if first, err = chunk.KeyTime(k); err != nil {
+					return fmt.Errorf("series %q: %w", name, err)
+				}
+			}
+			if _, v := c.Last(); v != nil {
+				s, err := chunk.Decode(nil, v)
+				if err != nil {
+					return fmt.Errorf("series %q: %w", name, err)
+				}
+				last = s[len(s)-1].T
+			}
+			head := d.heads.series[info.Name]
+			info.Count += len(head)
+			if len(head) > 0 {
+				first, last = min(first, head[0].T), max(last, head[len(head)-1].T)
+			}
+			if info.Count > 0 {
+				info.First, info.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
+			}
+			seen[info.Name] = true
+			out = append(out, info)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for name, head := range d.heads.series {
+		if !seen[name] && len(head) > 0 {
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(head[0].T).UTC(), Last: time.UnixMilli(head[len(head)-1].T).UTC(), Count: len(head)})
+		}
+	}
+	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
 
 // ListRollups summarises every rollup series.
-func (d *DB) ListRollups() ([]SeriesInfo, error) { return d.listNested(migrations.BucketRollups) }
-
-func (d *DB) listNested(bucket []byte) ([]SeriesInfo, error) {
+func (d *DB) ListRollups() ([]SeriesInfo, error) {
 	var out []SeriesInfo
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucket)
+		root := tx.Bucket(migrations.BucketRollups)
 		return root.ForEachBucket(func(name []byte) error {
 			b := root.Bucket(name)
 			info := SeriesInfo{Name: string(name), Count: b.Stats().KeyN}
@@ -183,44 +415,78 @@ func decodeRollup(k, v []byte) (Rollup, error) {
 	return Rollup{T: t, Mean: f(0), Min: f(1), Max: f(2), Count: uint64(f(3))}, nil
 }
 
-// Prune deletes raw points older than rawBefore and rollups older than
-// rollupBefore, in one transaction, and returns how many keys went.
+// Prune deletes raw history older than rawBefore and rollups older than
+// rollupBefore, in one transaction, and returns how many points and rollups
+// went. Raw history goes a whole chunk at a time: a chunk goes once its
+// 2-minute window ends at or before rawBefore, so up to one window of
+// points older than rawBefore stays until the next prune. The open window
+// in memory is not pruned; it is never older than the newest write.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
+	// Chunks leave the file while a reader might be between reading them
+	// and the open window.
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
 	n := 0
 	err := d.update(func(tx *bolt.Tx) error {
-		for _, spec := range []struct {
-			bucket []byte
-			before time.Time
-		}{{migrations.BucketSeries, rawBefore}, {migrations.BucketRollups, rollupBefore}} {
-			root := tx.Bucket(spec.bucket)
-			var empty [][]byte
-			err := root.ForEachBucket(func(name []byte) error {
-				b := root.Bucket(name)
-				c := b.Cursor()
-				limit := timeKey(spec.before)
-				for k, _ := c.First(); k != nil && string(k) < string(limit); k, _ = c.First() {
-					if err := c.Delete(); err != nil {
-						return err
-					}
-					n++
-				}
-				if k, _ := c.First(); k == nil {
-					empty = append(empty, append([]byte(nil), name...))
-				}
-				return nil
-			})
-			if err != nil {
-				return err
+		limit := chunk.WindowStart(rawBefore.UnixMilli())
+		if err := pruneNested(tx.Bucket(migrations.BucketSeries), func(k, v []byte) (bool, error) {
+			t, err := chunk.KeyTime(k)
+			if err != nil || t >= limit {
+				return false, err
 			}
-			for _, name := range empty {
-				if err := root.DeleteBucket(name); err != nil {
-					return err
-				}
+			c, err := chunk.NumSamples(v)
+			n += c
+			return true, err
+		}); err != nil {
+			return fmt.Errorf("prune raw history: %w", err)
+		}
+		limitKey := string(timeKey(rollupBefore))
+		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(k, _ []byte) (bool, error) {
+			if string(k) >= limitKey {
+				return false, nil
 			}
+			n++
+			return true, nil
+		}); err != nil {
+			return fmt.Errorf("prune rollups: %w", err)
 		}
 		return nil
 	})
 	return n, err
+}
+
+// pruneNested deletes, in every nested bucket of root, keys from the first
+// one while old says so, and deletes buckets left empty.
+func pruneNested(root *bolt.Bucket, old func(k, v []byte) (bool, error)) error {
+	var empty [][]byte
+	err := root.ForEachBucket(func(name []byte) error {
+		c := root.Bucket(name).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			drop, err := old(k, v)
+			if err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+			if !drop {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+		}
+		if k, _ := c.First(); k == nil {
+			empty = append(empty, append([]byte(nil), name...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range empty {
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // seek positions c at the first key at or after from; a zero from means the
