@@ -77,7 +77,7 @@ func TestPruneDropsWholeChunksWhoseWindowEndedAndOldRollupsSeparately(t *testing
 		t.Fatal(err)
 	}
 	// t0's window runs to t0+2m: a cut inside it keeps the whole chunk.
-	n, err := d.Prune(t0.Add(90*time.Second), time.Time{})
+	n, err := d.Prune(t0.Add(90*time.Second), t0)
 	if err != nil || n != 0 {
 		t.Fatalf("pruned %d, %v inside the first window; want 0", n, err)
 	}
