@@ -13,6 +13,9 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // BenchmarkStoreWrite drives WritePoints the way the recorder does, one
@@ -89,19 +92,36 @@ func valueGen(b *testing.B, kind string, series int) func(s, i int) float64 {
 	return nil
 }
 
-// usedBytes is the part of the file holding data: pages up to the high
-// water mark less the free ones. The file itself is larger by bbolt's
-// preallocation (up to 16 MiB ahead of the high water mark).
-func usedBytes(b *testing.B, d *DB) int64 {
-	var used int64
+// footprint is where the file's bytes are: sealed history (chunks) as
+// payload (chunk, key and bbolt's 16-byte element header) and as the pages
+// its buckets occupy, the open window's log, and free pages.
+type footprint struct {
+	chunkPoints, payload, seriesPages, headPages, freeBytes int64
+}
+
+func measure(b *testing.B, d *DB) footprint {
+	var f footprint
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		used = tx.Size() - int64(d.bolt.Stats().FreePageN+d.bolt.Stats().PendingPageN)*int64(d.bolt.Info().PageSize)
-		return nil
+		root := tx.Bucket(migrations.BucketSeries)
+		st := root.Stats()
+		f.seriesPages = int64(st.BranchAlloc + st.LeafAlloc)
+		hs := tx.Bucket(migrations.BucketHead).Stats()
+		f.headPages = int64(hs.BranchAlloc + hs.LeafAlloc)
+		return root.ForEachBucket(func(name []byte) error {
+			return root.Bucket(name).ForEach(func(k, v []byte) error {
+				n, err := chunk.NumSamples(v)
+				f.chunkPoints += int64(n)
+				f.payload += int64(len(k) + len(v) + 16)
+				return err
+			})
+		})
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return used
+	st := d.bolt.Stats()
+	f.freeBytes = int64(st.FreePageN+st.PendingPageN) * int64(d.bolt.Info().PageSize)
+	return f
 }
 
 func benchWrite(b *testing.B, kind string, series, ticks int) {
@@ -118,8 +138,6 @@ func benchWrite(b *testing.B, kind string, series, ticks int) {
 	}
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	costs := make([]time.Duration, 0, ticks)
-	var halfUsed int64
-	var halfPoints int
 	pts := make([]Point, series)
 	for i := range ticks {
 		at := start.Add(time.Duration(i) * time.Second)
@@ -131,13 +149,10 @@ func benchWrite(b *testing.B, kind string, series, ticks int) {
 			b.Fatal(err)
 		}
 		costs = append(costs, time.Since(t0))
-		if i == ticks/2-1 {
-			halfUsed, halfPoints = usedBytes(b, d), (i+1)*series
-		}
 	}
 	b.StopTimer()
 	points := ticks * series
-	used := usedBytes(b, d)
+	f := measure(b, d)
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)
@@ -146,12 +161,24 @@ func benchWrite(b *testing.B, kind string, series, ticks int) {
 	pct := func(p float64) float64 {
 		return float64(costs[int(math.Ceil(p*float64(len(costs))))-1].Microseconds()) / 1000
 	}
-	perPoint := func(n int64, pts int) float64 { return float64(n) / float64(pts) }
+	per := func(n, pts int64) float64 { return float64(n) / float64(pts) }
 	fmt.Printf("bench-store values=%s series=%d ticks=%d (1 s apart): write per tick p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		kind, series, ticks, pct(0.50), pct(0.99), pct(1))
-	fmt.Printf("bench-store values=%s: %d points; file %d bytes = %.2f bytes/point; in use %d bytes = %.2f bytes/point; second half grew %.2f bytes/point (steady state)\n",
-		kind, points, st.Size(), perPoint(st.Size(), points), used, perPoint(used, points), perPoint(used-halfUsed, points-halfPoints))
+	fmt.Printf("bench-store values=%s: sealed chunks hold %d points: %.2f bytes/point of chunk+key+bbolt header, %.2f bytes/point of pages (part-filled last page per series included)\n",
+		kind, f.chunkPoints, per(f.payload, f.chunkPoints), per(f.seriesPages, f.chunkPoints))
+	fmt.Printf("bench-store values=%s: whole file %d bytes for %d points = %.2f bytes/point (open-window log %d bytes, free pages %d bytes, preallocated tail %d bytes)\n",
+		kind, st.Size(), points, per(st.Size(), int64(points)), f.headPages, f.freeBytes, st.Size()-f.usedEnd(b, d))
 	b.ReportMetric(pct(0.50), "p50-ms/tick")
 	b.ReportMetric(pct(0.99), "p99-ms/tick")
-	b.ReportMetric(perPoint(used-halfUsed, points-halfPoints), "steady-bytes/point")
+	b.ReportMetric(per(f.seriesPages, f.chunkPoints), "chunk-page-bytes/point")
+}
+
+// usedEnd is the file offset past the last page in use: bbolt grows the
+// file ahead of it in steps of up to 16 MiB.
+func (footprint) usedEnd(b *testing.B, d *DB) int64 {
+	var n int64
+	if err := d.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
