@@ -15,20 +15,27 @@ import (
 )
 
 // headState is the part of raw history not yet in chunks: the samples of
-// the open window (and of any window a restart left open) per series, kept
-// sorted in memory and logged write by write in the head bucket, so a
-// crash loses nothing a WritePoints call acknowledged. When a write brings
-// the first sample of a later window, every earlier window is sealed: its
-// samples become one chunk per series and their log records are deleted,
-// in the same transaction.
+// the open window per series, kept sorted in memory and logged write by
+// write in the head bucket, so a crash loses nothing a WritePoints call
+// acknowledged. When a write brings the first sample of a later window, a
+// sealing round begins: every series with samples before it is due, and
+// each write seals a share of the due series into one chunk per window
+// (see sealSpread). Once none is due, the records holding only sealed
+// samples are deleted.
 //
-// Invariant: every chunk lies in a window before sealed, and every sample
-// in series and in the log is at or after sealed. A point older than that
-// is merged into its window's chunk directly.
+// A point older than sealed goes straight into its window's chunk, unless
+// its series is still due. So every chunk lies before the samples of its
+// series' head, except after a crash in the middle of a round, when the
+// replayed log repeats samples already sealed; reads merge then, and the
+// next round merges them into their chunks again.
 type headState struct {
 	series map[string][]chunk.Sample
 	sealed int64
-	log    []logRecord
+	// due lists, sorted, the series whose samples before sealed are still
+	// in memory; round is how many there were when the round began.
+	due   []string
+	round int
+	log   []logRecord
 }
 
 // logRecord is what memory keeps of one head-bucket record: its key and the
@@ -167,9 +174,9 @@ func (d *DB) loadHeads() error {
 				rec.min, rec.max = min(rec.min, p.s.T), max(rec.max, p.s.T)
 			}
 			if len(pts) > 0 {
-				// Writes only log samples at or after sealed, so this
-				// changes nothing unless the file was edited; if it was,
-				// a lower sealed is still correct (sealing merges).
+				// Samples the log repeats from a sealed window (a crash
+				// in a round) are sealed again by the next round: it
+				// merges them into their chunks.
 				h.sealed = min(h.sealed, chunk.WindowStart(rec.min))
 			}
 			h.log = append(h.log, rec)

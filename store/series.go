@@ -56,10 +56,10 @@ func (d *DB) WritePoints(pts []Point) error {
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	h := &d.heads
-	sealTo := max(h.sealed, chunk.WindowStart(newest))
-	// staged is the new head of every series this write changes, installed
-	// only once the transaction commits, so a failed write leaves memory as
-	// it leaves the file.
+	// staged is the new head of every series this write changes, and the
+	// round's fields below its new state; memory takes them only once the
+	// transaction commits, so a failed write leaves memory as it leaves
+	// the file.
 	staged := map[string][]chunk.Sample{}
 	headOf := func(name string) []chunk.Sample {
 		if s, ok := staged[name]; ok {
@@ -67,24 +67,37 @@ func (d *DB) WritePoints(pts []Point) error {
 		}
 		return h.series[name]
 	}
+	sealed, due, round := h.sealed, h.due, h.round
+	if w := chunk.WindowStart(newest); w > sealed {
+		// A later window began: every series with samples before it is
+		// due, including any the last round had not reached yet.
+		sealed, due = w, nil
+		for name, head := range h.series {
+			if len(head) > 0 && head[0].T < w {
+				due = append(due, name)
+			}
+		}
+		slices.Sort(due)
+		round = len(due)
+	}
+	isDue := func(name string) bool {
+		_, found := slices.BinarySearch(due, name)
+		return found
+	}
 	var logged []headPoint
 	var newLog []logRecord
 	err := d.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
 		for i := 0; i < len(in); {
 			name := in[i].series
+			toHead := isDue(name)
 			head := headOf(name)
 			var late []chunk.Sample
 			for ; i < len(in) && in[i].series == name; i++ {
-				p := in[i]
-				switch {
-				case p.s.T < h.sealed:
+				if p := in[i]; p.s.T < sealed && !toHead {
 					late = append(late, p.s)
-				default:
+				} else {
 					head = chunk.Insert(head, p.s)
-					if p.s.T >= sealTo {
-						logged = append(logged, p)
-					}
 				}
 			}
 			staged[name] = head
@@ -92,13 +105,32 @@ func (d *DB) WritePoints(pts []Point) error {
 				return err
 			}
 		}
-		if sealTo > h.sealed {
-			if err := d.seal(root, sealTo, headOf, staged); err != nil {
+		// This write's share of the round: sealing every series at once
+		// would rewrite a page of every series' bucket in one commit
+		// (hundreds of ms at 5,000 series); a share per write spreads
+		// that over sealSpread writes.
+		n := min(len(due), (round+sealSpread-1)/sealSpread)
+		for _, name := range due[:n] {
+			head := headOf(name)
+			k, _ := slices.BinarySearchFunc(head, sealed, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
+			if err := mergeWindows(root, name, head[:k]); err != nil {
 				return err
+			}
+			// A copy, so the sealed samples' memory is not held by the rest.
+			staged[name] = slices.Clone(head[k:])
+		}
+		due = due[n:]
+		// Log what a replay needs: samples still open, and while a round
+		// runs everything, because records from before the window ended
+		// are kept until the round is over and a replay must apply a
+		// late write after them.
+		for _, p := range in {
+			if len(due) > 0 || p.s.T >= sealed {
+				logged = append(logged, p)
 			}
 		}
 		var err error
-		newLog, err = d.rewriteLog(tx.Bucket(migrations.BucketHead), sealTo, logged)
+		newLog, err = d.rewriteLog(tx.Bucket(migrations.BucketHead), sealed, len(due) == 0, logged)
 		return err
 	})
 	if err != nil {
@@ -111,67 +143,41 @@ func (d *DB) WritePoints(pts []Point) error {
 			h.series[name] = s
 		}
 	}
-	h.sealed, h.log = sealTo, newLog
+	h.sealed, h.due, h.round, h.log = sealed, due, round, newLog
 	return nil
 }
 
-// seal moves every head sample before sealTo into chunks and stages what
-// is left of each head.
-func (d *DB) seal(root *bolt.Bucket, sealTo int64, headOf func(string) []chunk.Sample, staged map[string][]chunk.Sample) error {
-	names := make([]string, 0, len(d.heads.series)+len(staged))
-	for name := range d.heads.series {
-		names = append(names, name)
-	}
-	for name := range staged {
-		if _, ok := d.heads.series[name]; !ok {
-			names = append(names, name)
-		}
-	}
-	// Series in name order: each series' chunks are appended to its own
-	// bucket, and visiting the buckets in key order touches the root's
-	// pages once each.
-	slices.Sort(names)
-	for _, name := range names {
-		head := headOf(name)
-		n, _ := slices.BinarySearchFunc(head, sealTo, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
-		if n == 0 {
-			continue
-		}
-		if err := mergeWindows(root, name, head[:n]); err != nil {
-			return err
-		}
-		// A copy, so the sealed samples' memory is not held by the rest.
-		staged[name] = slices.Clone(head[n:])
-	}
-	return nil
-}
+// sealSpread is how many writes a sealing round is spread over: at 1 s
+// ticks every series' last window is in a chunk 20 s after it ended.
+const sealSpread = 20
 
-// rewriteLog appends this write's logged points as a record and drops, or
-// cuts down, the records that sealing at sealTo made obsolete; it returns
-// the log as memory should know it after the commit.
-func (d *DB) rewriteLog(b *bolt.Bucket, sealTo int64, logged []headPoint) ([]logRecord, error) {
+// rewriteLog appends this write's logged points as a record and, once a
+// round is over (done), drops or cuts down the records holding only
+// sealed samples; it returns the log as memory should know it after the
+// commit.
+func (d *DB) rewriteLog(b *bolt.Bucket, sealed int64, done bool, logged []headPoint) ([]logRecord, error) {
 	out := make([]logRecord, 0, len(d.heads.log)+1)
 	for _, rec := range d.heads.log {
 		k := binary.BigEndian.AppendUint64(nil, rec.seq)
 		switch {
-		case rec.max < sealTo:
+		case !done || rec.min >= sealed:
+			out = append(out, rec)
+		case rec.max < sealed:
 			if err := b.Delete(k); err != nil {
 				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
 			}
-		case rec.min < sealTo:
-			// A write that spanned the new boundary: keep its samples
-			// that are still open. Rare; ticks carry one time.
+		default:
+			// A write that spanned the boundary: keep its samples that
+			// are still open. Rare; ticks carry one time.
 			pts, err := decodeLog(b.Get(k))
 			if err != nil {
 				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
 			}
-			pts = slices.DeleteFunc(pts, func(p headPoint) bool { return p.s.T < sealTo })
-			rec.min = sealTo
+			pts = slices.DeleteFunc(pts, func(p headPoint) bool { return p.s.T < sealed })
+			rec.min = sealed
 			if err := b.Put(k, encodeLog(pts)); err != nil {
 				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
 			}
-			out = append(out, rec)
-		default:
 			out = append(out, rec)
 		}
 	}

@@ -224,18 +224,27 @@ func TestReopeningAfterAnUncleanCloseKeepsEveryAcknowledgedPointOfChunksAndOpenW
 		}
 		sameSamples(t, name+" after crash", got, want.want(time.Time{}, time.Time{}))
 	}
-	// Writing on after the crash seals the replayed window like any other.
-	if err := c.WritePoints([]Point{{"p0/m", t0.Add(10 * time.Minute), 5}}); err != nil {
-		t.Fatal(err)
+	// Writing on after the crash seals the replayed window like any
+	// other, a share of the series per write.
+	for i := range 3 {
+		at := t0.Add(10*time.Minute + time.Duration(i)*time.Second)
+		if err := c.WritePoints([]Point{{"p0/m", at, 5}}); err != nil {
+			t.Fatal(err)
+		}
+		m["p0/m"][at.UnixMilli()] = 5
 	}
-	m["p0/m"][t0.Add(10*time.Minute).UnixMilli()] = 5
 	got, err := c.Range("p0/m", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameSamples(t, "p0/m after writing on", got, m["p0/m"].want(time.Time{}, time.Time{}))
 	if n := len(c.heads.series["p1/m"]); n != 0 {
-		t.Errorf("p1/m still has %d samples in the open window after a later window began", n)
+		t.Errorf("p1/m still has %d samples in the open window after a round of writes in a later window", n)
+	}
+	// The records from before the crash are gone; the three writes of
+	// the new window remain.
+	if rep, err := c.Check(); err != nil || len(rep.Problems) > 0 || rep.Keys["head"] != 3 {
+		t.Errorf("after the round: %+v, %v; want no problems and 3 records", rep, err)
 	}
 }
 
@@ -318,5 +327,80 @@ func TestRangeOfASeriesOnlyInTheOpenWindowIsFoundAndOfNoneIsNotFound(t *testing.
 	}
 	if _, err := d.Range("q/m", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown series: %v, want ErrNotFound", err)
+	}
+}
+
+func TestSealingAWindowIsSpreadOverSealSpreadWritesAndACrashInTheRoundLosesNoLateWrite(t *testing.T) {
+	d := openTemp(t)
+	const series = 2 * sealSpread // two series sealed per write
+	m := map[string]model{}
+	name := func(s int) string { return fmt.Sprintf("s%02d/m", s) }
+	tick := func(db *DB, at time.Time) {
+		t.Helper()
+		var pts []Point
+		for s := range series {
+			v := float64(at.Unix()%100 + int64(s))
+			pts = append(pts, Point{name(s), at, v})
+			if m[name(s)] == nil {
+				m[name(s)] = model{}
+			}
+			m[name(s)][at.UnixMilli()] = v
+		}
+		if err := db.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunks := func(db *DB) int {
+		t.Helper()
+		rep, err := db.Check()
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("check: %v, %v", rep.Problems, err)
+		}
+		return rep.Keys["series"]
+	}
+	for i := range 120 { // window A, whole
+		tick(d, t0.Add(time.Duration(i)*time.Second))
+	}
+	tick(d, t0.Add(2*time.Minute)) // window B begins
+	if n := chunks(d); n != 2 {
+		t.Fatalf("%d chunks after the first write of a later window, want 2", n)
+	}
+	// s00 is sealed already: this late write goes into its chunk, and
+	// must outlive the older records a crash now would replay.
+	late := Point{name(0), t0.Add(30 * time.Second), -7}
+	if err := d.WritePoints([]Point{late}); err != nil {
+		t.Fatal(err)
+	}
+	m[name(0)][late.T.UnixMilli()] = late.V
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, db := range []*DB{d, c} {
+		for s := range series {
+			got, err := db.Range(name(s), time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSamples(t, name(s)+" mid-round", got, m[name(s)].want(time.Time{}, time.Time{}))
+		}
+	}
+	// The reopened file finishes sealing within a round of writes.
+	for i := 1; i <= sealSpread; i++ {
+		tick(c, t0.Add(2*time.Minute+time.Duration(i)*time.Second))
+	}
+	if n := chunks(c); n != series {
+		t.Fatalf("%d chunks after a round, want one per series (%d)", n, series)
+	}
+	for s := range series {
+		if n := len(c.heads.series[name(s)]); n != sealSpread+1 {
+			t.Fatalf("%s has %d samples in memory, want the %d of window B", name(s), n, sealSpread+1)
+		}
+		got, err := c.Range(name(s), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, name(s)+" after the round", got, m[name(s)].want(time.Time{}, time.Time{}))
 	}
 }
