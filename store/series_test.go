@@ -88,10 +88,10 @@ func TestPointsOutOfOrderOrAtATimeWrittenBeforeKeepTimeOrderAndTheLastValueWritt
 	}
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	write(Point{"p/m", at(10), 1}, Point{"p/m", at(5), 2}, Point{"p/m", at(10), 3}) // the later of two in one call wins
-	write(Point{"p/m", at(7), 4}, Point{"p/m", at(5), 5})                          // into the open window, out of order
-	write(Point{"p/m", at(200), 6})                                                // seals the first window
-	write(Point{"p/m", at(7), 7}, Point{"p/m", at(8), 8})                          // late: into a sealed chunk
-	write(Point{"p/m", at(400), 9}, Point{"p/m", at(130), 10})                     // seals again, one late point in the same call
+	write(Point{"p/m", at(7), 4}, Point{"p/m", at(5), 5})                           // into the open window, out of order
+	write(Point{"p/m", at(200), 6})                                                 // seals the first window
+	write(Point{"p/m", at(7), 7}, Point{"p/m", at(8), 8})                           // late: into a sealed chunk
+	write(Point{"p/m", at(400), 9}, Point{"p/m", at(130), 10})                      // seals again, one late point in the same call
 	got, err := d.Range("p/m", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
