@@ -86,6 +86,7 @@ func (d *DB) WritePoints(pts []Point) error {
 	}
 	var logged []headPoint
 	var newLog []logRecord
+	gained := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
 		for i := 0; i < len(in); {
@@ -101,7 +102,7 @@ func (d *DB) WritePoints(pts []Point) error {
 				}
 			}
 			staged[name] = head
-			if err := mergeWindows(root, name, late); err != nil {
+			if err := mergeWindows(root, name, late, gained); err != nil {
 				return err
 			}
 		}
@@ -113,7 +114,7 @@ func (d *DB) WritePoints(pts []Point) error {
 		for _, name := range due[:n] {
 			head := headOf(name)
 			k, _ := slices.BinarySearchFunc(head, sealed, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
-			if err := mergeWindows(root, name, head[:k]); err != nil {
+			if err := mergeWindows(root, name, head[:k], gained); err != nil {
 				return err
 			}
 			// A copy, so the sealed samples' memory is not held by the rest.
@@ -144,6 +145,11 @@ func (d *DB) WritePoints(pts []Point) error {
 		}
 	}
 	h.sealed, h.due, h.round, h.log = sealed, due, round, newLog
+	if h.sums != nil {
+		for name, g := range gained {
+			h.sums[name] = h.sums[name].add(g)
+		}
+	}
 	return nil
 }
 
@@ -264,62 +270,33 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	return out, nil
 }
 
-// ListSeries summarises every raw series. Count reads every chunk's header,
-// so it costs one read per 2 minutes of history per series.
+// ListSeries summarises every raw series. The first call reads every
+// chunk's header; later ones answer from memory.
 func (d *DB) ListSeries() ([]SeriesInfo, error) {
-	d.hmu.RLock()
-	defer d.hmu.RUnlock()
-	var out []SeriesInfo
-	seen := map[string]bool{}
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(migrations.BucketSeries)
-		return root.ForEachBucket(func(name []byte) error {
-			b := root.Bucket(name)
-			info := SeriesInfo{Name: string(name)}
-			first, last := int64(math.MaxInt64), int64(math.MinInt64)
-			err := b.ForEach(func(k, v []byte) error {
-				n, err := chunk.NumSamples(v)
-				if err != nil {
-					return fmt.Errorf("series %q chunk %x: %w", name, k, err)
-				}
-				info.Count += n
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			c := b.Cursor()
-			if k, _ := c.First(); k != nil {
-				if first, err = chunk.KeyTime(k); err != nil {
-					return fmt.Errorf("series %q: %w", name, err)
-				}
-			}
-			if _, v := c.Last(); v != nil {
-				s, err := chunk.Decode(nil, v)
-				if err != nil {
-					return fmt.Errorf("series %q: %w", name, err)
-				}
-				last = s[len(s)-1].T
-			}
-			head := d.heads.series[info.Name]
-			info.Count += len(head)
-			if len(head) > 0 {
-				first, last = min(first, head[0].T), max(last, head[len(head)-1].T)
-			}
-			if info.Count > 0 {
-				info.First, info.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
-			}
-			seen[info.Name] = true
-			out = append(out, info)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	if d.heads.sums == nil {
+		sums, err := d.loadSums()
+		if err != nil {
+			return nil, err
+		}
+		d.heads.sums = sums
 	}
-	for name, head := range d.heads.series {
-		if !seen[name] && len(head) > 0 {
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(head[0].T).UTC(), Last: time.UnixMilli(head[len(head)-1].T).UTC(), Count: len(head)})
+	out := make([]SeriesInfo, 0, len(d.heads.sums))
+	add := func(name string, sum chunkSum) {
+		if head := d.heads.series[name]; len(head) > 0 {
+			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
+		}
+		if sum.set {
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
+		}
+	}
+	for name, sum := range d.heads.sums {
+		add(name, sum)
+	}
+	for name := range d.heads.series {
+		if _, ok := d.heads.sums[name]; !ok {
+			add(name, chunkSum{})
 		}
 	}
 	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
@@ -433,21 +410,44 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	n := 0
+	// What is left of each series that lost chunks, for ListSeries.
+	left := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
 		limit := chunk.WindowStart(rawBefore.UnixMilli())
-		if err := pruneNested(tx.Bucket(migrations.BucketSeries), func(k, v []byte) (bool, error) {
+		root := tx.Bucket(migrations.BucketSeries)
+		if err := pruneNested(root, func(name, k, v []byte) (bool, error) {
 			t, err := chunk.KeyTime(k)
 			if err != nil || t >= limit {
 				return false, err
 			}
 			c, err := chunk.NumSamples(v)
 			n += c
+			sum := d.heads.sums[string(name)]
+			if l, ok := left[string(name)]; ok {
+				sum = l
+			}
+			sum.count -= c
+			left[string(name)] = sum
 			return true, err
 		}); err != nil {
 			return fmt.Errorf("prune raw history: %w", err)
 		}
+		for name, sum := range left {
+			b := root.Bucket([]byte(name))
+			if b == nil {
+				left[name] = chunkSum{}
+				continue
+			}
+			k, _ := b.Cursor().First()
+			first, err := chunk.KeyTime(k)
+			if err != nil {
+				return fmt.Errorf("prune raw history: series %q: %w", name, err)
+			}
+			sum.first = first
+			left[name] = sum
+		}
 		limitKey := string(timeKey(rollupBefore))
-		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(k, _ []byte) (bool, error) {
+		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(_, k, _ []byte) (bool, error) {
 			if string(k) >= limitKey {
 				return false, nil
 			}
@@ -458,17 +458,26 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 		}
 		return nil
 	})
+	if err == nil && d.heads.sums != nil {
+		for name, sum := range left {
+			if sum.set {
+				d.heads.sums[name] = sum
+			} else {
+				delete(d.heads.sums, name)
+			}
+		}
+	}
 	return n, err
 }
 
 // pruneNested deletes, in every nested bucket of root, keys from the first
 // one while old says so, and deletes buckets left empty.
-func pruneNested(root *bolt.Bucket, old func(k, v []byte) (bool, error)) error {
+func pruneNested(root *bolt.Bucket, old func(bucket, k, v []byte) (bool, error)) error {
 	var empty [][]byte
 	err := root.ForEachBucket(func(name []byte) error {
 		c := root.Bucket(name).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
-			drop, err := old(k, v)
+			drop, err := old(name, k, v)
 			if err != nil {
 				return fmt.Errorf("%q: %w", name, err)
 			}

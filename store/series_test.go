@@ -404,3 +404,51 @@ func TestSealingAWindowIsSpreadOverSealSpreadWritesAndACrashInTheRoundLosesNoLat
 		sameSamples(t, name(s)+" after the round", got, m[name(s)].want(time.Time{}, time.Time{}))
 	}
 }
+
+func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWritesAndPrunes(t *testing.T) {
+	d := openTemp(t)
+	tick := func(i int) {
+		t.Helper()
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := d.WritePoints([]Point{{"a/x", at, float64(i)}, {"b/y", at, 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 130 {
+		tick(i)
+	}
+	if _, err := d.ListSeries(); err != nil { // from here on, kept in memory
+		t.Fatal(err)
+	}
+	for i := 130; i < 500; i++ {
+		tick(i)
+	}
+	late := []Point{{"a/x", t0.Add(2500 * time.Millisecond), 9}, {"a/x", t0.Add(3 * time.Second), 9}, {"c/late-only", t0, 1}}
+	if err := d.WritePoints(late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(3*time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want, err := c.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kept in memory:\n%v\nread from the file:\n%v", got, want)
+	}
+	// The prune took a/x's first window (120 points and the late one),
+	// and c/late-only with it.
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 380 || !got[0].First.Equal(t0.Add(2*time.Minute)) || !got[0].Last.Equal(t0.Add(499*time.Second)) {
+		t.Fatalf("series = %v", got)
+	}
+}
