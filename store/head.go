@@ -278,7 +278,7 @@ func mergeWindows(root *bolt.Bucket, series string, s []chunk.Sample, sums map[s
 		if err != nil {
 			return err
 		}
-		sum = sum.add(chunkSum{count: added, first: s[0].T, last: s[n-1].T})
+		sum = sum.add(chunkSum{count: added, first: s[0].T, last: s[n-1].T, set: true})
 		s = s[n:]
 	}
 	sums[series] = sum
