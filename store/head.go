@@ -200,12 +200,16 @@ func sortedPoints(pts []Point) []headPoint {
 	for i, p := range pts {
 		out[i] = headPoint{series: p.Series, s: chunk.Sample{T: p.T.UnixMilli(), V: p.V}}
 	}
-	slices.SortStableFunc(out, func(a, b headPoint) int {
+	byName := func(a, b headPoint) int {
 		if c := cmp.Compare(a.series, b.series); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.s.T, b.s.T)
-	})
+	}
+	// A tick's points usually come in one order, tick after tick.
+	if !slices.IsSortedFunc(out, byName) {
+		slices.SortStableFunc(out, byName)
+	}
 	w := 0
 	for i := range out {
 		if w > 0 && out[w-1].series == out[i].series && out[w-1].s.T == out[i].s.T {
