@@ -14,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale vet clean
+.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -59,6 +59,12 @@ bench-optimize: $(HIGHS)/lib/pkgconfig/highs.pc
 
 bench-reaction: deps
 	go test -run '^$$' -bench BenchmarkReactionFromJobEventToReconcile -benchtime 1x ./cmd/nomadscalerd/
+
+# History store: 5,000 series written at 1 s ticks through store.WritePoints
+# (BENCH_STORE_SERIES, BENCH_STORE_TICKS, BENCH_STORE_VALUES change it);
+# prints the write cost per tick and bytes per stored point. A few minutes.
+bench-store: $(HIGHS)/lib/pkgconfig/highs.pc
+	go test -run '^$$' -bench BenchmarkStoreWrite -benchtime 1x -timeout 1h ./store/
 
 # The predictive policy at the daemon's defaults across 81 settings on the
 # NASA week, against target-value (about 45 minutes on 2 cores).

@@ -12,14 +12,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // Top-level bucket names.
 var (
 	BucketMeta    = []byte("meta")    // schema version, watcher index, leader info
-	BucketSeries  = []byte("series")  // one nested bucket per series: big-endian time key -> float64
+	BucketSeries  = []byte("series")  // one nested bucket per series: big-endian first time of a chunk -> compressed chunk (store/chunk)
 	BucketRollups = []byte("rollups") // one nested bucket per series: 1-minute aggregates
 	BucketFits    = []byte("fits")    // policy -> JSON model fit
 	BucketPlans   = []byte("plans")   // policy -> JSON plan
@@ -31,6 +34,7 @@ var (
 	// BucketJournalLast indexes each target's latest entry: target ->
 	// big-endian seq.
 	BucketJournalLast = []byte("journal_last")
+	BucketHead        = []byte("head") // big-endian sequence -> one write's points of the open window, the write-ahead log of the chunks
 )
 
 // KeySchemaVersion is the key in BucketMeta holding the schema version as a
@@ -54,6 +58,7 @@ func All() []Migration {
 		{Version: 1, Name: "initial buckets", Apply: createBuckets(BucketMeta, BucketSeries, BucketFits, BucketPlans, BucketJournal)},
 		{Version: 2, Name: "rollups and controller state", Apply: createBuckets(BucketRollups, BucketState)},
 		{Version: 3, Name: "journal indexes of open actions and of each target's last entry", Apply: indexJournal},
+		{Version: 4, Name: "compressed series chunks", Apply: chunkSeries},
 	}
 }
 
@@ -185,4 +190,62 @@ func migrate(db *bolt.DB, steps []Migration) (from, to uint64, err error) {
 		to = m.Version
 	}
 	return from, to, nil
+}
+
+// chunkSeries rewrites every raw series of schema 2, one key per point
+// (8-byte big-endian unix milliseconds -> 8-byte float64 bits), as
+// compressed chunks, one per 2-minute window, and creates the head bucket
+// that logs the window still open. It runs in one transaction like every
+// migration, holding one series' points in memory at a time; a point that
+// is not 8+8 bytes fails the migration (db check names it) rather than
+// being dropped.
+func chunkSeries(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists(BucketHead); err != nil {
+		return fmt.Errorf("create bucket %s: %w", BucketHead, err)
+	}
+	root := tx.Bucket(BucketSeries)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing", BucketSeries)
+	}
+	var names [][]byte
+	if err := root.ForEachBucket(func(name []byte) error {
+		names = append(names, append([]byte(nil), name...))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list series: %w", err)
+	}
+	for _, name := range names {
+		var points []chunk.Sample
+		err := root.Bucket(name).ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) != 8 {
+				return fmt.Errorf("key %x (%d bytes) with a value of %d bytes is not a point", k, len(k), len(v))
+			}
+			points = append(points, chunk.Sample{T: int64(binary.BigEndian.Uint64(k)), V: math.Float64frombits(binary.BigEndian.Uint64(v))})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("series %q: %w", name, err)
+		}
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("series %q: %w", name, err)
+		}
+		b, err := root.CreateBucket(name)
+		if err != nil {
+			return fmt.Errorf("series %q: %w", name, err)
+		}
+		// Keys go in in time order: full pages, not half-empty ones.
+		b.FillPercent = 1
+		for len(points) > 0 {
+			end := chunk.WindowStart(points[0].T) + chunk.WindowMillis
+			n := 1
+			for n < len(points) && points[n].T < end {
+				n++
+			}
+			if err := chunk.Split(points[:n], func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
+				return fmt.Errorf("series %q: %w", name, err)
+			}
+			points = points[n:]
+		}
+	}
+	return nil
 }

@@ -3,10 +3,15 @@ package migrations
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 func openTemp(t *testing.T) *bolt.DB {
@@ -29,7 +34,7 @@ func TestMigrateTakesAnEmptyDatabaseToLatestAndCreatesEveryBucket(t *testing.T) 
 		t.Fatalf("migrated %d -> %d, want 0 -> %d", from, to, Latest())
 	}
 	err = db.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{BucketMeta, BucketSeries, BucketRollups, BucketFits, BucketPlans, BucketJournal, BucketState} {
+		for _, b := range [][]byte{BucketMeta, BucketSeries, BucketRollups, BucketFits, BucketPlans, BucketJournal, BucketState, BucketHead, BucketJournalOpen, BucketJournalLast} {
 			if tx.Bucket(b) == nil {
 				t.Errorf("bucket %s missing", b)
 			}
@@ -88,6 +93,121 @@ func TestCheckRefusesADatabaseFromANewerBinary(t *testing.T) {
 	}
 	if _, _, err := Migrate(db); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Migrate = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// writeSchema2 writes points the way schema 2's store did: one key per
+// point, 8-byte big-endian unix milliseconds -> 8-byte float64 bits.
+func writeSchema2(t *testing.T, db *bolt.DB, series string, pts map[int64]float64) {
+	t.Helper()
+	err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(BucketSeries).CreateBucketIfNotExists([]byte(series))
+		if err != nil {
+			return err
+		}
+		for at, v := range pts {
+			var k, val [8]byte
+			binary.BigEndian.PutUint64(k[:], uint64(at))
+			binary.BigEndian.PutUint64(val[:], math.Float64bits(v))
+			if err := b.Put(k[:], val[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTheChunkMigrationRewritesEveryPointOfSchema2AsOneChunkPerWindow(t *testing.T) {
+	db := openTemp(t)
+	if _, to, err := migrate(db, All()[:2]); err != nil || to != 2 {
+		t.Fatalf("to schema 2: %d, %v", to, err)
+	}
+	start := int64(1_764_547_200_000) // 2025-12-01T00:00:00Z, a window boundary
+	want := map[int64]float64{}
+	for i := range 500 { // 500 s: windows of 120, 120, 120, 120 and 20 points
+		want[start+int64(i)*1000] = float64(i % 17)
+	}
+	want[start+7000] = math.NaN()
+	writeSchema2(t, db, "default/web/requests", want)
+	writeSchema2(t, db, "other/one-point", map[int64]float64{start + 1: math.Inf(-1)})
+	if _, to, err := Migrate(db); err != nil || to != Latest() {
+		t.Fatalf("migrate: %d, %v", to, err)
+	}
+	err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketHead) == nil {
+			t.Error("head bucket missing")
+		}
+		b := tx.Bucket(BucketSeries).Bucket([]byte("default/web/requests"))
+		var firsts []int64
+		got := map[int64]float64{}
+		err := b.ForEach(func(k, v []byte) error {
+			first, err := chunk.KeyTime(k)
+			if err != nil {
+				return err
+			}
+			firsts = append(firsts, first)
+			s, err := chunk.Decode(nil, v)
+			if err != nil {
+				return err
+			}
+			for _, x := range s {
+				if chunk.WindowStart(x.T) != chunk.WindowStart(first) {
+					t.Errorf("chunk at %d holds %d from another window", first, x.T)
+				}
+				got[x.T] = x.V
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(firsts) != 5 || firsts[0] != start || firsts[4] != start+480_000 {
+			t.Errorf("chunks start at %v, want 5 two-minute windows from %d", firsts, start)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%d points after migration, want %d", len(got), len(want))
+		}
+		for at, v := range want {
+			if math.Float64bits(got[at]) != math.Float64bits(v) {
+				t.Errorf("point at %d = %v, want %v", at, got[at], v)
+			}
+		}
+		k, v := tx.Bucket(BucketSeries).Bucket([]byte("other/one-point")).Cursor().First()
+		s, err := chunk.Decode(nil, v)
+		if at, _ := chunk.KeyTime(k); err != nil || len(s) != 1 || at != start+1 || !math.IsInf(s[0].V, -1) {
+			t.Errorf("one-point series = %v at %d, %v", s, at, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTheChunkMigrationFailsOnAPointThatIsNotEightPlusEightBytesAndKeepsTheSchemaBeforeIt(t *testing.T) {
+	db := openTemp(t)
+	if _, _, err := migrate(db, All()[:2]); err != nil {
+		t.Fatal(err)
+	}
+	writeSchema2(t, db, "p/m", map[int64]float64{1000: 1})
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(BucketSeries).Bucket([]byte("p/m")).Put([]byte("bad"), []byte{1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := Migrate(db); err == nil || to != 3 || !strings.Contains(err.Error(), `"p/m"`) {
+		t.Fatalf("migrate = %d, %v; want to stay at 3 (the journal indexes) with an error naming the series", to, err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(BucketSeries).Bucket([]byte("p/m")).Get(binary.BigEndian.AppendUint64(nil, 1000)); len(v) != 8 {
+			return fmt.Errorf("the good point is gone: %x", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

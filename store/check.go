@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // CheckReport counts what Check decoded, per bucket.
@@ -35,27 +36,46 @@ func (d *DB) Check() (rep CheckReport, err error) {
 	rep.SchemaVersion = v
 	bad := func(format string, a ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, a...)) }
 	err = d.bolt.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{migrations.BucketSeries, migrations.BucketRollups} {
-			root := tx.Bucket(name)
-			if root == nil {
-				bad("bucket %s missing", name)
-				continue
-			}
+		if root := tx.Bucket(migrations.BucketSeries); root == nil {
+			bad("bucket series missing")
+		} else {
 			_ = root.ForEachBucket(func(series []byte) error {
 				return root.Bucket(series).ForEach(func(k, v []byte) error {
-					rep.Keys[string(name)]++
-					if _, err := keyTime(k); err != nil {
-						bad("%s/%s: key %x: %v", name, series, k, err)
-					}
-					want := 8
-					if string(name) == string(migrations.BucketRollups) {
-						want = 32
-					}
-					if len(v) != want {
-						bad("%s/%s: value at %x has %d bytes, want %d", name, series, k, len(v), want)
+					rep.Keys["series"]++
+					if p := checkChunk(k, v); p != "" {
+						bad("series/%s: %s", series, p)
 					}
 					return nil
 				})
+			})
+		}
+		if root := tx.Bucket(migrations.BucketRollups); root == nil {
+			bad("bucket rollups missing")
+		} else {
+			_ = root.ForEachBucket(func(series []byte) error {
+				return root.Bucket(series).ForEach(func(k, v []byte) error {
+					rep.Keys["rollups"]++
+					if _, err := keyTime(k); err != nil {
+						bad("rollups/%s: key %x: %v", series, k, err)
+					}
+					if len(v) != 32 {
+						bad("rollups/%s: value at %x has %d bytes, want 32", series, k, len(v))
+					}
+					return nil
+				})
+			})
+		}
+		if h := tx.Bucket(migrations.BucketHead); h == nil {
+			bad("bucket head missing")
+		} else {
+			_ = h.ForEach(func(k, v []byte) error {
+				rep.Keys["head"]++
+				if len(k) != 8 {
+					bad("head: key %x is not a sequence", k)
+				} else if _, err := decodeLog(v); err != nil {
+					bad("head/%d: %v", binary.BigEndian.Uint64(k), err)
+				}
+				return nil
 			})
 		}
 		for _, name := range [][]byte{migrations.BucketFits, migrations.BucketPlans, migrations.BucketState} {
@@ -105,4 +125,23 @@ func (d *DB) Check() (rep CheckReport, err error) {
 		return nil
 	})
 	return rep, err
+}
+
+// checkChunk says what is wrong with one stored chunk, or "".
+func checkChunk(k, v []byte) string {
+	t, err := chunk.KeyTime(k)
+	if err != nil {
+		return fmt.Sprintf("key %x: %v", k, err)
+	}
+	s, err := chunk.Decode(nil, v)
+	if err != nil {
+		return fmt.Sprintf("chunk at %d: %v", t, err)
+	}
+	if s[0].T != t {
+		return fmt.Sprintf("chunk at %d starts at %d", t, s[0].T)
+	}
+	if end := chunk.WindowStart(t) + chunk.WindowMillis; s[len(s)-1].T >= end {
+		return fmt.Sprintf("chunk at %d runs past its window into %d", t, s[len(s)-1].T)
+	}
+	return ""
 }

@@ -1,12 +1,17 @@
 package store
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // Point is one sample of one series.
@@ -34,65 +39,275 @@ type SeriesInfo struct {
 func SeriesName(policy, metric string) string { return policy + "/" + metric }
 
 // WritePoints stores every point in one transaction: one tick, one commit,
-// however many series it touches. A crash leaves all or none of them.
+// however many series it touches. A crash leaves all or none of them, and
+// once it returns nil the points survive a crash (see headState). Points
+// may come in any order; a later write at a series' time replaces the
+// value there, as does a later point in the same call. Any float64 is
+// kept bit for bit, NaN and infinities included.
 func (d *DB) WritePoints(pts []Point) error {
 	if len(pts) == 0 {
 		return nil
 	}
-	return d.update(func(tx *bolt.Tx) error {
-		root := tx.Bucket(migrations.BucketSeries)
-		for _, p := range pts {
-			b, err := root.CreateBucketIfNotExists([]byte(p.Series))
-			if err != nil {
-				return fmt.Errorf("series %q: %w", p.Series, err)
-			}
-			if err := b.Put(timeKey(p.T), floatValue(p.V)); err != nil {
-				return fmt.Errorf("series %q: %w", p.Series, err)
+	in := sortedPoints(pts)
+	newest := in[0].s.T
+	for _, p := range in {
+		newest = max(newest, p.s.T)
+	}
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	h := &d.heads
+	// staged is the new head of every series this write changes, and the
+	// round's fields below its new state; memory takes them only once the
+	// transaction commits, so a failed write leaves memory as it leaves
+	// the file.
+	staged := map[string][]chunk.Sample{}
+	headOf := func(name string) []chunk.Sample {
+		if s, ok := staged[name]; ok {
+			return s
+		}
+		return h.series[name]
+	}
+	sealed, due, round := h.sealed, h.due, h.round
+	if w := chunk.WindowStart(newest); w > sealed {
+		// A later window began: every series with samples before it is
+		// due, including any the last round had not reached yet.
+		sealed, due = w, nil
+		for name, head := range h.series {
+			if len(head) > 0 && head[0].T < w {
+				due = append(due, name)
 			}
 		}
-		return nil
+		slices.Sort(due)
+		round = len(due)
+	}
+	isDue := func(name string) bool {
+		_, found := slices.BinarySearch(due, name)
+		return found
+	}
+	var logged []headPoint
+	var newLog []logRecord
+	gained := map[string]chunkSum{}
+	err := d.update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(migrations.BucketSeries)
+		for i := 0; i < len(in); {
+			name := in[i].series
+			toHead := isDue(name)
+			head := headOf(name)
+			var late []chunk.Sample
+			for ; i < len(in) && in[i].series == name; i++ {
+				if p := in[i]; p.s.T < sealed && !toHead {
+					late = append(late, p.s)
+				} else {
+					head = chunk.Insert(head, p.s)
+				}
+			}
+			staged[name] = head
+			if err := mergeWindows(root, name, late, gained); err != nil {
+				return err
+			}
+		}
+		// This write's share of the round: sealing every series at once
+		// would rewrite a page of every series' bucket in one commit
+		// (hundreds of ms at 5,000 series); a share per write spreads
+		// that over sealSpread writes.
+		n := min(len(due), (round+sealSpread-1)/sealSpread)
+		for _, name := range due[:n] {
+			head := headOf(name)
+			k, _ := slices.BinarySearchFunc(head, sealed, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
+			if err := mergeWindows(root, name, head[:k], gained); err != nil {
+				return err
+			}
+			// A copy, so the sealed samples' memory is not held by the rest.
+			staged[name] = slices.Clone(head[k:])
+		}
+		due = due[n:]
+		// Log what a replay needs: samples still open, and while a round
+		// runs everything, because records from before the window ended
+		// are kept until the round is over and a replay must apply a
+		// late write after them.
+		for _, p := range in {
+			if len(due) > 0 || p.s.T >= sealed {
+				logged = append(logged, p)
+			}
+		}
+		var err error
+		newLog, err = d.rewriteLog(tx.Bucket(migrations.BucketHead), sealed, len(due) == 0, logged)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	for name, s := range staged {
+		if len(s) == 0 {
+			delete(h.series, name)
+		} else {
+			h.series[name] = s
+		}
+	}
+	h.sealed, h.due, h.round, h.log = sealed, due, round, newLog
+	if h.sums != nil {
+		for name, g := range gained {
+			h.sums[name] = h.sums[name].add(g)
+		}
+	}
+	return nil
+}
+
+// sealSpread is how many writes a sealing round is spread over: at 1 s
+// ticks every series' last window is in a chunk 20 s after it ended.
+const sealSpread = 20
+
+// rewriteLog appends this write's logged points as a record and, once a
+// round is over (done), drops or cuts down the records holding only
+// sealed samples; it returns the log as memory should know it after the
+// commit.
+func (d *DB) rewriteLog(b *bolt.Bucket, sealed int64, done bool, logged []headPoint) ([]logRecord, error) {
+	out := make([]logRecord, 0, len(d.heads.log)+1)
+	for _, rec := range d.heads.log {
+		k := binary.BigEndian.AppendUint64(nil, rec.seq)
+		switch {
+		case !done || rec.min >= sealed:
+			out = append(out, rec)
+		case rec.max < sealed:
+			if err := b.Delete(k); err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+		default:
+			// A write that spanned the boundary: keep its samples that
+			// are still open. Rare; ticks carry one time.
+			pts, err := decodeLog(b.Get(k))
+			if err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+			pts = slices.DeleteFunc(pts, func(p headPoint) bool { return p.s.T < sealed })
+			rec.min = sealed
+			if err := b.Put(k, encodeLog(pts)); err != nil {
+				return nil, fmt.Errorf("head record %d: %w", rec.seq, err)
+			}
+			out = append(out, rec)
+		}
+	}
+	if len(logged) == 0 {
+		return out, nil
+	}
+	seq, err := b.NextSequence()
+	if err != nil {
+		return nil, fmt.Errorf("head record: %w", err)
+	}
+	rec := logRecord{seq: seq, min: math.MaxInt64, max: math.MinInt64}
+	for _, p := range logged {
+		rec.min, rec.max = min(rec.min, p.s.T), max(rec.max, p.s.T)
+	}
+	// Records go in at the end of the bucket: full pages.
+	b.FillPercent = 1
+	if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), encodeLog(logged)); err != nil {
+		return nil, fmt.Errorf("head record %d: %w", seq, err)
+	}
+	return append(out, rec), nil
 }
 
 // Range returns the samples of series with from <= t < to, oldest first.
 // A zero to means no upper bound.
 func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
-	var out []Sample
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	var stored []chunk.Sample
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	head := d.heads.series[series]
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
 		if b == nil {
-			return fmt.Errorf("series %q: %w", series, ErrNotFound)
+			if len(head) == 0 {
+				return fmt.Errorf("series %q: %w", series, ErrNotFound)
+			}
+			return nil
 		}
 		c := b.Cursor()
-		for k, v := seek(c, from); k != nil; k, v = c.Next() {
-			t, err := keyTime(k)
+		// A chunk never spans two windows, so the first one that can
+		// hold from starts at or after from's window.
+		k, v := c.First()
+		if lo > 0 {
+			k, v = c.Seek(chunk.Key(chunk.WindowStart(lo)))
+		}
+		for ; k != nil; k, v = c.Next() {
+			t, err := chunk.KeyTime(k)
 			if err != nil {
-				return err
+				return fmt.Errorf("series %q: %w", series, err)
 			}
-			if !to.IsZero() && !t.Before(to) {
+			if t >= hi {
 				break
 			}
-			f, err := valueFloat(v)
-			if err != nil {
-				return err
+			if stored, err = chunk.Decode(stored, v); err != nil {
+				return fmt.Errorf("series %q chunk at %d: %w", series, t, err)
 			}
-			out = append(out, Sample{T: t, V: f})
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	all := stored
+	if len(head) > 0 {
+		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
+			// Only after a hand-edited file: see loadHeads.
+			all = chunk.Merge(stored, head)
+		} else {
+			all = append(stored, head...)
+		}
+	}
+	out := make([]Sample, 0, len(all))
+	for _, s := range all {
+		if s.T >= lo && s.T < hi {
+			out = append(out, Sample{T: time.UnixMilli(s.T).UTC(), V: s.V})
+		}
+	}
+	return out, nil
 }
 
-// ListSeries summarises every raw series.
-func (d *DB) ListSeries() ([]SeriesInfo, error) { return d.listNested(migrations.BucketSeries) }
+// ListSeries summarises every raw series. The first call reads every
+// chunk's header; later ones answer from memory.
+func (d *DB) ListSeries() ([]SeriesInfo, error) {
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	if d.heads.sums == nil {
+		sums, err := d.loadSums()
+		if err != nil {
+			return nil, err
+		}
+		d.heads.sums = sums
+	}
+	out := make([]SeriesInfo, 0, len(d.heads.sums))
+	add := func(name string, sum chunkSum) {
+		if head := d.heads.series[name]; len(head) > 0 {
+			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
+		}
+		if sum.set {
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
+		}
+	}
+	for name, sum := range d.heads.sums {
+		add(name, sum)
+	}
+	for name := range d.heads.series {
+		if _, ok := d.heads.sums[name]; !ok {
+			add(name, chunkSum{})
+		}
+	}
+	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
 
 // ListRollups summarises every rollup series.
-func (d *DB) ListRollups() ([]SeriesInfo, error) { return d.listNested(migrations.BucketRollups) }
-
-func (d *DB) listNested(bucket []byte) ([]SeriesInfo, error) {
+func (d *DB) ListRollups() ([]SeriesInfo, error) {
 	var out []SeriesInfo
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucket)
+		root := tx.Bucket(migrations.BucketRollups)
 		return root.ForEachBucket(func(name []byte) error {
 			b := root.Bucket(name)
 			info := SeriesInfo{Name: string(name), Count: b.Stats().KeyN}
@@ -183,44 +398,110 @@ func decodeRollup(k, v []byte) (Rollup, error) {
 	return Rollup{T: t, Mean: f(0), Min: f(1), Max: f(2), Count: uint64(f(3))}, nil
 }
 
-// Prune deletes raw points older than rawBefore and rollups older than
-// rollupBefore, in one transaction, and returns how many keys went.
+// Prune deletes raw history older than rawBefore and rollups older than
+// rollupBefore, in one transaction, and returns how many points and rollups
+// went. Raw history goes a whole chunk at a time: a chunk goes once its
+// 2-minute window ends at or before rawBefore, so up to one window of
+// points older than rawBefore stays until the next prune. The open window
+// in memory is not pruned; it is never older than the newest write.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
+	// Chunks leave the file while a reader might be between reading them
+	// and the open window.
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
 	n := 0
+	// What is left of each series that lost chunks, for ListSeries.
+	left := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
-		for _, spec := range []struct {
-			bucket []byte
-			before time.Time
-		}{{migrations.BucketSeries, rawBefore}, {migrations.BucketRollups, rollupBefore}} {
-			root := tx.Bucket(spec.bucket)
-			var empty [][]byte
-			err := root.ForEachBucket(func(name []byte) error {
-				b := root.Bucket(name)
-				c := b.Cursor()
-				limit := timeKey(spec.before)
-				for k, _ := c.First(); k != nil && string(k) < string(limit); k, _ = c.First() {
-					if err := c.Delete(); err != nil {
-						return err
-					}
-					n++
-				}
-				if k, _ := c.First(); k == nil {
-					empty = append(empty, append([]byte(nil), name...))
-				}
-				return nil
-			})
+		limit := chunk.WindowStart(rawBefore.UnixMilli())
+		root := tx.Bucket(migrations.BucketSeries)
+		if err := pruneNested(root, func(name, k, v []byte) (bool, error) {
+			t, err := chunk.KeyTime(k)
+			if err != nil || t >= limit {
+				return false, err
+			}
+			c, err := chunk.NumSamples(v)
+			n += c
+			sum := d.heads.sums[string(name)]
+			if l, ok := left[string(name)]; ok {
+				sum = l
+			}
+			sum.count -= c
+			left[string(name)] = sum
+			return true, err
+		}); err != nil {
+			return fmt.Errorf("prune raw history: %w", err)
+		}
+		for name, sum := range left {
+			b := root.Bucket([]byte(name))
+			if b == nil {
+				left[name] = chunkSum{}
+				continue
+			}
+			k, _ := b.Cursor().First()
+			first, err := chunk.KeyTime(k)
 			if err != nil {
-				return err
+				return fmt.Errorf("prune raw history: series %q: %w", name, err)
 			}
-			for _, name := range empty {
-				if err := root.DeleteBucket(name); err != nil {
-					return err
-				}
+			sum.first = first
+			left[name] = sum
+		}
+		limitKey := string(timeKey(rollupBefore))
+		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(_, k, _ []byte) (bool, error) {
+			if string(k) >= limitKey {
+				return false, nil
 			}
+			n++
+			return true, nil
+		}); err != nil {
+			return fmt.Errorf("prune rollups: %w", err)
 		}
 		return nil
 	})
+	if err == nil && d.heads.sums != nil {
+		for name, sum := range left {
+			if sum.set {
+				d.heads.sums[name] = sum
+			} else {
+				delete(d.heads.sums, name)
+			}
+		}
+	}
 	return n, err
+}
+
+// pruneNested deletes, in every nested bucket of root, keys from the first
+// one while old says so, and deletes buckets left empty.
+func pruneNested(root *bolt.Bucket, old func(bucket, k, v []byte) (bool, error)) error {
+	var empty [][]byte
+	err := root.ForEachBucket(func(name []byte) error {
+		c := root.Bucket(name).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			drop, err := old(name, k, v)
+			if err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+			if !drop {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+		}
+		if k, _ := c.First(); k == nil {
+			empty = append(empty, append([]byte(nil), name...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range empty {
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // seek positions c at the first key at or after from; a zero from means the

@@ -1,5 +1,6 @@
-// Package store owns nomadscalerd's single bbolt file: metric series with
-// big-endian time keys, their 1-minute rollups, model fits, plans, controller
+// Package store owns nomadscalerd's single bbolt file: metric series as
+// compressed 2-minute chunks (store/chunk) plus a logged open window (see
+// headState), their 1-minute rollups, model fits, plans, controller
 // state and the append-only action journal. Every write is one explicit
 // transaction; a tick's samples for all series go in one.
 package store
@@ -44,6 +45,12 @@ type DB struct {
 	writeErr  error
 	failingAt time.Time
 	failing   int
+
+	// hmu orders writes of raw points against reads of them: a write may
+	// move samples from heads into chunks, and a reader must see both
+	// sides from before it or both from after.
+	hmu   sync.RWMutex
+	heads headState
 }
 
 // update runs fn in a write transaction and keeps track of whether the
@@ -126,6 +133,10 @@ func Open(path string, o Options) (db *DB, err error) {
 			b.Close()
 			return nil, fmt.Errorf("migrate %s: %w", path, err)
 		}
+	}
+	if err := d.loadHeads(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
 	return d, nil
 }

@@ -68,24 +68,33 @@ func TestListSeriesReportsFirstLastAndCount(t *testing.T) {
 	}
 }
 
-func TestPruneDropsOldRawPointsAndOldRollupsSeparately(t *testing.T) {
+func TestPruneDropsWholeChunksWhoseWindowEndedAndOldRollupsSeparately(t *testing.T) {
 	d := openTemp(t)
-	_ = d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Hour), 2}, {"old/z", t0, 9}})
-	_ = d.WriteRollups("a/x", []Rollup{{T: t0, Mean: 1, Min: 1, Max: 1, Count: 1}, {T: t0.Add(48 * time.Hour), Mean: 2, Count: 1}})
-	n, err := d.Prune(t0.Add(time.Minute), t0.Add(time.Hour))
-	if err != nil || n != 3 {
-		t.Fatalf("pruned %d, %v; want 3", n, err)
+	if err := d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Minute), 1.5}, {"a/x", t0.Add(time.Hour), 2}, {"old/z", t0, 9}}); err != nil {
+		t.Fatal(err)
 	}
-	raw, _ := d.Range("a/x", time.Time{}, time.Time{})
-	if len(raw) != 1 || raw[0].V != 2 {
-		t.Fatalf("raw after prune = %+v", raw)
+	if err := d.WriteRollups("a/x", []Rollup{{T: t0, Mean: 1, Min: 1, Max: 1, Count: 1}, {T: t0.Add(48 * time.Hour), Mean: 2, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// t0's window runs to t0+2m: a cut inside it keeps the whole chunk.
+	n, err := d.Prune(t0.Add(90*time.Second), t0)
+	if err != nil || n != 0 {
+		t.Fatalf("pruned %d, %v inside the first window; want 0", n, err)
+	}
+	n, err = d.Prune(t0.Add(2*time.Minute), t0.Add(time.Hour))
+	if err != nil || n != 4 { // a/x's first chunk (2 points), old/z's (1), one rollup
+		t.Fatalf("pruned %d, %v; want 4", n, err)
+	}
+	raw, err := d.Range("a/x", time.Time{}, time.Time{})
+	if err != nil || len(raw) != 1 || raw[0].V != 2 {
+		t.Fatalf("raw after prune = %+v, %v", raw, err)
 	}
 	if _, err := d.Range("old/z", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
-		t.Fatal("an emptied series should be removed")
+		t.Fatalf("an emptied series is still there: %v", err)
 	}
-	ru, _ := d.RangeRollups("a/x", time.Time{}, time.Time{})
-	if len(ru) != 1 || ru[0].Mean != 2 {
-		t.Fatalf("rollups after prune = %+v", ru)
+	ru, err := d.RangeRollups("a/x", time.Time{}, time.Time{})
+	if err != nil || len(ru) != 1 || ru[0].Mean != 2 {
+		t.Fatalf("rollups after prune = %+v, %v", ru, err)
 	}
 }
 
@@ -114,23 +123,35 @@ func TestJournalIsAppendOnlyAndOpenActionsAreThoseEndingInIntent(t *testing.T) {
 	}
 }
 
-func TestCheckFindsAValueThatDoesNotDecode(t *testing.T) {
+func TestCheckFindsAChunkOrValueThatDoesNotDecode(t *testing.T) {
 	d := openTemp(t)
-	_ = d.WritePoints([]Point{{"a/x", t0, 1}})
+	// Two windows: the first becomes a chunk, the second stays logged.
+	if err := d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(3 * time.Minute), 2}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.PutJSON(migrations.BucketFits, "good", map[string]int{"a": 1}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := d.Check()
-	if err != nil || len(rep.Problems) != 0 || rep.Keys["series"] != 1 || rep.Keys["fits"] != 1 {
+	if err != nil || len(rep.Problems) != 0 || rep.Keys["series"] != 1 || rep.Keys["head"] != 1 || rep.Keys["fits"] != 1 {
 		t.Fatalf("clean check = %+v, %v", rep, err)
 	}
-	_ = d.bolt.Update(func(tx *bolt.Tx) error {
-		_ = tx.Bucket(migrations.BucketPlans).Put([]byte("bad"), []byte("{not json"))
-		return tx.Bucket(migrations.BucketSeries).Bucket([]byte("a/x")).Put([]byte("short"), []byte{1})
+	err = d.bolt.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(migrations.BucketPlans).Put([]byte("bad"), []byte("{not json")); err != nil {
+			return err
+		}
+		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte("a/x"))
+		if err := b.Put([]byte("short"), []byte{1}); err != nil {
+			return err
+		}
+		return b.Put(timeKey(t0.Add(time.Hour)), []byte{1, 0, 9, 7})
 	})
-	rep, _ = d.Check()
-	if len(rep.Problems) != 3 { // bad key, bad value length, bad JSON
-		t.Fatalf("problems = %v, want 3", rep.Problems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = d.Check()
+	if err != nil || len(rep.Problems) != 3 { // bad key, garbled chunk, bad JSON
+		t.Fatalf("problems = %v, %v; want 3", rep.Problems, err)
 	}
 }
 

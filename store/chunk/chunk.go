@@ -1,0 +1,205 @@
+// Package chunk is the on-disk encoding of raw metric history: the samples
+// of one series in one fixed time window, compressed with the Gorilla
+// encoding (delta-of-delta timestamps, XOR'd values) of Prometheus' tsdb.
+// It has no knowledge of bbolt so that both the store and the schema
+// migrations can use it.
+package chunk
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// WindowMillis is the span every chunk belongs to: a chunk holds samples of
+// [start, start+WindowMillis) for a start that is a multiple of it. Two
+// minutes is 120 samples at the recorder's default 1 s interval, the size
+// Prometheus found best for Gorilla chunks: big enough that the first
+// sample's full timestamp and value (about 15 bytes) are paid rarely, small
+// enough that the open window kept in memory and in the write-ahead log is
+// small.
+const WindowMillis int64 = 2 * 60 * 1000
+
+// MaxSamples caps one chunk: the encoding counts samples in a uint16, so a
+// window written faster than that is split into several chunks.
+const MaxSamples = 1 << 14
+
+// formatXOR is the first byte of a chunk value, so another encoding can be
+// added later without guessing from the bytes.
+const formatXOR = byte(chunkenc.EncXOR)
+
+// ErrCorrupt is returned for a chunk value that does not decode.
+var ErrCorrupt = errors.New("corrupt chunk")
+
+// Sample is one timestamp in unix milliseconds and its value.
+type Sample struct {
+	T int64
+	V float64
+}
+
+// WindowStart is the start of the window holding t (unix milliseconds),
+// rounding down also for times before 1970.
+func WindowStart(t int64) int64 {
+	w := t / WindowMillis * WindowMillis
+	if w > t {
+		w -= WindowMillis
+	}
+	return w
+}
+
+// Key encodes t as 8 big-endian bytes, the same time keys as the rest of
+// the store, so byte order is time order (for times after 1970) and a
+// cursor Seek finds a time range.
+func Key(t int64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(t))
+	return k[:]
+}
+
+// KeyTime decodes Key.
+func KeyTime(k []byte) (int64, error) {
+	if len(k) != 8 {
+		return 0, fmt.Errorf("time key has %d bytes, want 8", len(k))
+	}
+	return int64(binary.BigEndian.Uint64(k)), nil
+}
+
+// Encode compresses samples, which must be sorted by time without
+// duplicates and number at most MaxSamples.
+func Encode(s []Sample) ([]byte, error) {
+	if len(s) == 0 || len(s) > MaxSamples {
+		return nil, fmt.Errorf("chunk of %d samples, want 1 to %d", len(s), MaxSamples)
+	}
+	c := chunkenc.NewXORChunk()
+	app, err := c.Appender()
+	if err != nil {
+		return nil, fmt.Errorf("chunk appender: %w", err)
+	}
+	for i, x := range s {
+		if i > 0 && x.T <= s[i-1].T {
+			return nil, fmt.Errorf("chunk sample %d at %d is not after %d", i, x.T, s[i-1].T)
+		}
+		app.Append(x.T, x.V)
+	}
+	b := c.Bytes()
+	out := make([]byte, 1+len(b))
+	out[0] = formatXOR
+	copy(out[1:], b)
+	return out, nil
+}
+
+// NumSamples reads the sample count from a chunk's header without decoding
+// it.
+func NumSamples(b []byte) (int, error) {
+	if len(b) < 3 || b[0] != formatXOR {
+		return 0, fmt.Errorf("%w: %d bytes, format %x", ErrCorrupt, len(b), firstByte(b))
+	}
+	return int(binary.BigEndian.Uint16(b[1:3])), nil
+}
+
+// Decode appends the samples of chunk b to dst. Garbage must give an
+// error, not a panic, because db check decodes whatever is on disk.
+func Decode(dst []Sample, b []byte) (out []Sample, err error) {
+	n, err := NumSamples(b)
+	if err != nil {
+		return dst, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	c, err := chunkenc.FromData(chunkenc.EncXOR, b[1:])
+	if err != nil {
+		return dst, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	it := c.Iterator(nil)
+	start := len(dst)
+	for it.Next() == chunkenc.ValFloat {
+		t, v := it.At()
+		dst = append(dst, Sample{T: t, V: v})
+	}
+	if err := it.Err(); err != nil {
+		return dst[:start], fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if got := len(dst) - start; got != n {
+		return dst[:start], fmt.Errorf("%w: decoded %d samples, header says %d", ErrCorrupt, got, n)
+	}
+	return dst, nil
+}
+
+// Split encodes a window's samples (sorted, unique) into as few chunks as
+// MaxSamples allows, calling put with each chunk's first time and bytes.
+func Split(s []Sample, put func(first int64, b []byte) error) error {
+	for len(s) > 0 {
+		n := min(len(s), MaxSamples)
+		b, err := Encode(s[:n])
+		if err != nil {
+			return err
+		}
+		if err := put(s[0].T, b); err != nil {
+			return err
+		}
+		s = s[n:]
+	}
+	return nil
+}
+
+// Merge returns the union of a and b, both sorted and unique, in time
+// order; where both hold a time, b's value wins (it is the newer write).
+func Merge(a, b []Sample) []Sample {
+	out := make([]Sample, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i].T < b[j].T:
+			out = append(out, a[i])
+			i++
+		case a[i].T > b[j].T:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, b[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// Insert puts x into s (sorted, unique) and returns the result; a sample
+// already at x.T is replaced. Appending in order, the common case, does
+// not copy.
+func Insert(s []Sample, x Sample) []Sample {
+	if n := len(s); n == 0 || s[n-1].T < x.T {
+		return append(s, x)
+	}
+	lo, hi := 0, len(s)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s[m].T < x.T {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	// Copy rather than shift in place: s may be shared with a reader or
+	// with state that stands if the caller's transaction fails.
+	out := make([]Sample, 0, len(s)+1)
+	out = append(out, s[:lo]...)
+	out = append(out, x)
+	if s[lo].T == x.T {
+		lo++
+	}
+	return append(out, s[lo:]...)
+}
+
+func firstByte(b []byte) any {
+	if len(b) == 0 {
+		return "none"
+	}
+	return b[0]
+}

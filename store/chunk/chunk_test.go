@@ -1,0 +1,111 @@
+package chunk
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestEncodeThenDecodeGivesBackEveryBitIncludingNaNAndInfinities(t *testing.T) {
+	in := []Sample{{1000, 1.5}, {2000, math.NaN()}, {3000, math.Inf(1)}, {3500, math.Inf(-1)}, {9000, -0.0}, {9001, 42}}
+	b, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Decode(nil, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("decoded %d samples, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i].T != in[i].T || math.Float64bits(out[i].V) != math.Float64bits(in[i].V) {
+			t.Errorf("sample %d = %+v, want %+v", i, out[i], in[i])
+		}
+	}
+	if n, err := NumSamples(b); err != nil || n != len(in) {
+		t.Errorf("NumSamples = %d, %v; want %d", n, err, len(in))
+	}
+}
+
+func TestEncodeRefusesSamplesOutOfOrderOrDuplicated(t *testing.T) {
+	for _, in := range [][]Sample{{{2, 1}, {1, 1}}, {{1, 1}, {1, 2}}, nil} {
+		if _, err := Encode(in); err == nil {
+			t.Errorf("Encode(%v) succeeded", in)
+		}
+	}
+}
+
+func TestDecodeOfTruncatedOrForeignBytesIsAnErrorNotAPanic(t *testing.T) {
+	b, err := Encode([]Sample{{1, 1}, {2, 2}, {3, 3.25}, {4, 7.125}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-2], {1}, {9, 0, 1, 2}, {}} {
+		if _, err := Decode(nil, bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Decode(%x) = %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
+func TestSplitCutsAWindowIntoChunksOfAtMostMaxSamples(t *testing.T) {
+	s := make([]Sample, MaxSamples+5)
+	for i := range s {
+		s[i] = Sample{T: int64(i), V: float64(i % 7)}
+	}
+	var firsts []int64
+	var total int
+	err := Split(s, func(first int64, b []byte) error {
+		firsts = append(firsts, first)
+		n, err := NumSamples(b)
+		total += n
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(firsts) != 2 || firsts[0] != 0 || firsts[1] != MaxSamples || total != len(s) {
+		t.Fatalf("chunks start at %v holding %d samples; want [0 %d] holding %d", firsts, total, MaxSamples, len(s))
+	}
+}
+
+func TestMergeKeepsTimeOrderAndTheNewerValueOfADuplicate(t *testing.T) {
+	got := Merge([]Sample{{1, 1}, {3, 3}, {5, 5}}, []Sample{{2, 20}, {3, 30}, {6, 60}})
+	want := []Sample{{1, 1}, {2, 20}, {3, 30}, {5, 5}, {6, 60}}
+	if len(got) != len(want) {
+		t.Fatalf("merge = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("merge = %v, want %v", got, want)
+		}
+	}
+}
+
+func TestInsertPlacesALateSampleAndReplacesADuplicateWithoutTouchingTheOriginal(t *testing.T) {
+	orig := []Sample{{1, 1}, {3, 3}}
+	got := Insert(orig, Sample{2, 2})
+	got = Insert(got, Sample{3, 33})
+	got = Insert(got, Sample{4, 4})
+	want := []Sample{{1, 1}, {2, 2}, {3, 33}, {4, 4}}
+	if len(got) != len(want) {
+		t.Fatalf("insert = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("insert = %v, want %v", got, want)
+		}
+	}
+	if orig[1] != (Sample{3, 3}) {
+		t.Errorf("the original slice changed: %v", orig)
+	}
+}
+
+func TestWindowStartRoundsDownToTheWindowIncludingBefore1970(t *testing.T) {
+	for _, c := range []struct{ t, want int64 }{{0, 0}, {WindowMillis - 1, 0}, {WindowMillis, WindowMillis}, {-1, -WindowMillis}} {
+		if got := WindowStart(c.t); got != c.want {
+			t.Errorf("WindowStart(%d) = %d, want %d", c.t, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,458 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
+)
+
+// model is what a series should hold: the last value written per time.
+type model map[int64]float64
+
+func (m model) want(from, to time.Time) []Sample {
+	var out []Sample
+	for t, v := range m {
+		at := time.UnixMilli(t).UTC()
+		if (from.IsZero() || !at.Before(from)) && (to.IsZero() || at.Before(to)) {
+			out = append(out, Sample{T: at, V: v})
+		}
+	}
+	sortSamples(out)
+	return out
+}
+
+func sortSamples(s []Sample) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j].T.Before(s[j-1].T); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func sameSamples(t *testing.T, what string, got, want []Sample) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d samples, want %d\n got %v\nwant %v", what, len(got), len(want), got, want)
+	}
+	for i := range want {
+		if !got[i].T.Equal(want[i].T) || math.Float64bits(got[i].V) != math.Float64bits(want[i].V) {
+			t.Fatalf("%s: sample %d = %v %v, want %v %v", what, i, got[i].T, got[i].V, want[i].T, want[i].V)
+		}
+	}
+}
+
+func TestEveryValueReadsBackBitForBitFromChunksAndFromTheOpenWindowIncludingNaNAndInfinities(t *testing.T) {
+	d := openTemp(t)
+	special := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), math.MaxFloat64, math.SmallestNonzeroFloat64, 0.1, -3}
+	m := model{}
+	// Five minutes at 1 s: two sealed windows and an open one.
+	for i := range 300 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		v := special[i%len(special)]
+		if err := d.WritePoints([]Point{{"p/m", at, v}}); err != nil {
+			t.Fatal(err)
+		}
+		m[at.UnixMilli()] = v
+	}
+	if len(d.heads.series["p/m"]) == 0 {
+		t.Fatal("nothing is in the open window; the test does not cover it")
+	}
+	got, err := d.Range("p/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, "whole series", got, m.want(time.Time{}, time.Time{}))
+}
+
+func TestPointsOutOfOrderOrAtATimeWrittenBeforeKeepTimeOrderAndTheLastValueWritten(t *testing.T) {
+	d := openTemp(t)
+	m := model{}
+	write := func(pts ...Point) {
+		t.Helper()
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pts {
+			m[p.T.UnixMilli()] = p.V
+		}
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	write(Point{"p/m", at(10), 1}, Point{"p/m", at(5), 2}, Point{"p/m", at(10), 3}) // the later of two in one call wins
+	write(Point{"p/m", at(7), 4}, Point{"p/m", at(5), 5})                           // into the open window, out of order
+	write(Point{"p/m", at(200), 6})                                                 // seals the first window
+	write(Point{"p/m", at(7), 7}, Point{"p/m", at(8), 8})                           // late: into a sealed chunk
+	write(Point{"p/m", at(400), 9}, Point{"p/m", at(130), 10})                      // seals again, one late point in the same call
+	got, err := d.Range("p/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, "after late and repeated writes", got, m.want(time.Time{}, time.Time{}))
+	rep, err := d.Check()
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check: %v, %v", rep.Problems, err)
+	}
+}
+
+func TestRangeAcrossChunkBoundariesReturnsExactlyThePointsWithinBounds(t *testing.T) {
+	d := openTemp(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	m := model{}
+	// Irregular times, 0.5 s to 4 s apart, over about 20 windows.
+	at := t0
+	for range 100 {
+		var pts []Point
+		for range 10 {
+			at = at.Add(time.Duration(500+r.IntN(3500)) * time.Millisecond)
+			v := math.Round(100 + 10*r.NormFloat64())
+			pts = append(pts, Point{"p/m", at, v})
+			m[at.UnixMilli()] = v
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	span := at.Sub(t0)
+	bounds := [][2]time.Time{
+		{time.Time{}, time.Time{}},
+		{t0.Add(2 * time.Minute), t0.Add(4 * time.Minute)}, // exactly one window
+		{t0.Add(2*time.Minute - time.Millisecond), t0.Add(4*time.Minute + time.Millisecond)},
+		{at.Add(-time.Minute), time.Time{}}, // the open window and the one before
+		{at.Add(time.Second), time.Time{}},  // after everything
+	}
+	for range 50 {
+		a := t0.Add(time.Duration(r.Int64N(int64(span))))
+		bounds = append(bounds, [2]time.Time{a, a.Add(time.Duration(r.Int64N(int64(10 * time.Minute))))})
+	}
+	for _, b := range bounds {
+		got, err := d.Range("p/m", b[0], b[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, fmt.Sprintf("range [%v, %v)", b[0], b[1]), got, m.want(b[0], b[1]))
+	}
+}
+
+func TestListSeriesCountsChunksAndTheOpenWindowTogether(t *testing.T) {
+	d := openTemp(t)
+	for i := range 250 {
+		if err := d.WritePoints([]Point{{"a/x", t0.Add(time.Duration(i) * time.Second), float64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.WritePoints([]Point{{"b/only-open", t0.Add(249 * time.Second), 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 250 || !got[0].First.Equal(t0) || !got[0].Last.Equal(t0.Add(249*time.Second)) {
+		t.Fatalf("a/x = %+v", got)
+	}
+	if got[1].Name != "b/only-open" || got[1].Count != 1 {
+		t.Fatalf("b/only-open = %+v", got[1])
+	}
+}
+
+// crashCopy copies the file as it is on disk now, with d still open and
+// nothing closed or flushed: what a crash at this moment leaves behind.
+func crashCopy(t *testing.T, d *DB) string {
+	t.Helper()
+	data, err := os.ReadFile(d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "crashed.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestReopeningAfterAnUncleanCloseKeepsEveryAcknowledgedPointOfChunksAndOpenWindow(t *testing.T) {
+	d := openTemp(t)
+	m := map[string]model{}
+	for i := range 200 {
+		var pts []Point
+		for s := range 3 {
+			name := fmt.Sprintf("p%d/m", s)
+			v := float64(i*10 + s)
+			if i == 150 && s == 0 {
+				v = math.NaN()
+			}
+			pts = append(pts, Point{name, t0.Add(time.Duration(i) * time.Second), v})
+			if m[name] == nil {
+				m[name] = model{}
+			}
+			m[name][pts[s].T.UnixMilli()] = v
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A late point into the sealed window is part of what was acknowledged.
+	if err := d.WritePoints([]Point{{"p1/m", t0.Add(3 * time.Second), -1}}); err != nil {
+		t.Fatal(err)
+	}
+	m["p1/m"][t0.Add(3*time.Second).UnixMilli()] = -1
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer c.Close()
+	rep, err := c.Check()
+	if err != nil || len(rep.Problems) > 0 {
+		t.Fatalf("check after crash: %v, %v", rep.Problems, err)
+	}
+	if rep.Keys["head"] == 0 {
+		t.Fatal("nothing was in the open window at the crash; the test does not cover it")
+	}
+	for name, want := range m {
+		got, err := c.Range(name, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, name+" after crash", got, want.want(time.Time{}, time.Time{}))
+	}
+	// Writing on after the crash seals the replayed window like any
+	// other, a share of the series per write.
+	for i := range 3 {
+		at := t0.Add(10*time.Minute + time.Duration(i)*time.Second)
+		if err := c.WritePoints([]Point{{"p0/m", at, 5}}); err != nil {
+			t.Fatal(err)
+		}
+		m["p0/m"][at.UnixMilli()] = 5
+	}
+	got, err := c.Range("p0/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, "p0/m after writing on", got, m["p0/m"].want(time.Time{}, time.Time{}))
+	if n := len(c.heads.series["p1/m"]); n != 0 {
+		t.Errorf("p1/m still has %d samples in the open window after a round of writes in a later window", n)
+	}
+	// The records from before the crash are gone; the three writes of
+	// the new window remain.
+	if rep, err := c.Check(); err != nil || len(rep.Problems) > 0 || rep.Keys["head"] != 3 {
+		t.Errorf("after the round: %+v, %v; want no problems and 3 records", rep, err)
+	}
+}
+
+func TestAWriteWhoseCommitFailsLeavesNoTraceInMemoryOrFile(t *testing.T) {
+	d := openTemp(t)
+	if err := d.WritePoints([]Point{{"p/m", t0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	rw := d.bolt
+	closed, err := bolt.Open(d.path+".closed", 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d.bolt = closed
+	// A point of a later window: the failed write would also have sealed.
+	if err := d.WritePoints([]Point{{"p/m", t0.Add(time.Second), 2}, {"p/m", t0.Add(5 * time.Minute), 3}}); err == nil {
+		t.Fatal("a write to a closed database succeeded")
+	}
+	d.bolt = rw
+	got, err := d.Range("p/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, "after a failed write", got, []Sample{{T: t0, V: 1}})
+	if err := d.WritePoints([]Point{{"p/m", t0.Add(5 * time.Minute), 4}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = d.Range("p/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSamples(t, "after writing again", got, []Sample{{T: t0, V: 1}, {T: t0.Add(5 * time.Minute), V: 4}})
+}
+
+func TestPruneAfterSealingLeavesTheOpenWindowAndReadsStillWork(t *testing.T) {
+	d := openTemp(t)
+	// Five full windows sealed, one point in the sixth (open) window.
+	for i := range 601 {
+		if err := d.WritePoints([]Point{{"p/m", t0.Add(time.Duration(i) * time.Second), float64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cut inside the fifth window: the four before it go.
+	n, err := d.Prune(t0.Add(9*time.Minute), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 480 { // four full 2-minute windows of 120 points
+		t.Fatalf("pruned %d points, want 480", n)
+	}
+	got, err := d.Range("p/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 121 || !got[0].T.Equal(t0.Add(8*time.Minute)) || got[120].V != 600 {
+		t.Fatalf("after prune: %d samples from %v", len(got), got[0].T)
+	}
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(migrations.BucketSeries).Bucket([]byte("p/m")).Cursor().First()
+		if at, err := chunk.KeyTime(k); err != nil || at != t0.Add(8*time.Minute).UnixMilli() {
+			return fmt.Errorf("first chunk at %d, %v; want the 8th minute", at, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRangeOfASeriesOnlyInTheOpenWindowIsFoundAndOfNoneIsNotFound(t *testing.T) {
+	d := openTemp(t)
+	if err := d.WritePoints([]Point{{"p/m", t0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Range("p/m", t0, t0.Add(time.Second))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("open-window series: %v, %v", got, err)
+	}
+	if _, err := d.Range("q/m", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown series: %v, want ErrNotFound", err)
+	}
+}
+
+func TestSealingAWindowIsSpreadOverSealSpreadWritesAndACrashInTheRoundLosesNoLateWrite(t *testing.T) {
+	d := openTemp(t)
+	const series = 2 * sealSpread // two series sealed per write
+	m := map[string]model{}
+	name := func(s int) string { return fmt.Sprintf("s%02d/m", s) }
+	tick := func(db *DB, at time.Time) {
+		t.Helper()
+		var pts []Point
+		for s := range series {
+			v := float64(at.Unix()%100 + int64(s))
+			pts = append(pts, Point{name(s), at, v})
+			if m[name(s)] == nil {
+				m[name(s)] = model{}
+			}
+			m[name(s)][at.UnixMilli()] = v
+		}
+		if err := db.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunks := func(db *DB) int {
+		t.Helper()
+		rep, err := db.Check()
+		if err != nil || len(rep.Problems) > 0 {
+			t.Fatalf("check: %v, %v", rep.Problems, err)
+		}
+		return rep.Keys["series"]
+	}
+	for i := range 120 { // window A, whole
+		tick(d, t0.Add(time.Duration(i)*time.Second))
+	}
+	tick(d, t0.Add(2*time.Minute)) // window B begins
+	if n := chunks(d); n != 2 {
+		t.Fatalf("%d chunks after the first write of a later window, want 2", n)
+	}
+	// s00 is sealed already: this late write goes into its chunk, and
+	// must outlive the older records a crash now would replay.
+	late := Point{name(0), t0.Add(30 * time.Second), -7}
+	if err := d.WritePoints([]Point{late}); err != nil {
+		t.Fatal(err)
+	}
+	m[name(0)][late.T.UnixMilli()] = late.V
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, db := range []*DB{d, c} {
+		for s := range series {
+			got, err := db.Range(name(s), time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameSamples(t, name(s)+" mid-round", got, m[name(s)].want(time.Time{}, time.Time{}))
+		}
+	}
+	// The reopened file finishes sealing within a round of writes.
+	for i := 1; i <= sealSpread; i++ {
+		tick(c, t0.Add(2*time.Minute+time.Duration(i)*time.Second))
+	}
+	if n := chunks(c); n != series {
+		t.Fatalf("%d chunks after a round, want one per series (%d)", n, series)
+	}
+	for s := range series {
+		if n := len(c.heads.series[name(s)]); n != sealSpread+1 {
+			t.Fatalf("%s has %d samples in memory, want the %d of window B", name(s), n, sealSpread+1)
+		}
+		got, err := c.Range(name(s), time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, name(s)+" after the round", got, m[name(s)].want(time.Time{}, time.Time{}))
+	}
+}
+
+func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWritesAndPrunes(t *testing.T) {
+	d := openTemp(t)
+	tick := func(i int) {
+		t.Helper()
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := d.WritePoints([]Point{{"a/x", at, float64(i)}, {"b/y", at, 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Listed before any chunk exists, then again with one sealed window:
+	// from the first call on, the summary is kept in memory.
+	for i := range 130 {
+		if i == 0 || i == 125 {
+			if _, err := d.ListSeries(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tick(i)
+	}
+	for i := 130; i < 500; i++ {
+		tick(i)
+	}
+	late := []Point{{"a/x", t0.Add(2500 * time.Millisecond), 9}, {"a/x", t0.Add(3 * time.Second), 9}, {"c/late-only", t0, 1}}
+	if err := d.WritePoints(late); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(3*time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want, err := c.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("kept in memory:\n%v\nread from the file:\n%v", got, want)
+	}
+	// The prune took a/x's first window (120 points and the late one),
+	// and c/late-only with it.
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 380 || !got[0].First.Equal(t0.Add(2*time.Minute)) || !got[0].Last.Equal(t0.Add(499*time.Second)) {
+		t.Fatalf("series = %v", got)
+	}
+}
