@@ -163,6 +163,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A target-value check is recorded as its group total.
+	totals := history.GroupTotals{Inner: sources, Counts: nc}
 
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
@@ -173,7 +175,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
-	recorder, err := history.NewRecorder(db, sources, targets, history.Config{
+	recorder, err := history.NewRecorder(db, totals, targets, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -286,7 +288,7 @@ func recordTargets(ps []reconciler.Policy) []history.Target {
 	for _, p := range ps {
 		for _, c := range p.Checks {
 			out = append(out, history.Target{Series: store.SeriesName(p.Key, c.Name),
-				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group}})
+				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group, TimesCount: c.TargetValue > 0}})
 		}
 	}
 	return out
