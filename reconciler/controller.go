@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -34,6 +35,11 @@ type Controller struct {
 	log      *slog.Logger
 	blocked  BlockedHandler
 	resync   time.Duration
+	// files, when set, adds a policy directory's policies to Nomad's; it
+	// is polled every filePoll for changes.
+	files    *PolicyDir
+	filePoll time.Duration
+	reload   chan struct{}
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -62,7 +68,21 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 		log = slog.Default()
 	}
 	return &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute,
+		filePoll: 2 * time.Second, reload: make(chan struct{}, 1),
 		workers: map[string]*worker{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+}
+
+// SetPolicyDir adds the policies of a directory (nomad-autoscaler's
+// policy_dir layout) to the ones Nomad's jobs hold; the directory is
+// re-read when a file in it changes and on Reload. Call it before Run.
+func (c *Controller) SetPolicyDir(d *PolicyDir) { c.files = d }
+
+// Reload asks Run to re-read every policy now (SIGHUP).
+func (c *Controller) Reload() {
+	select {
+	case c.reload <- struct{}{}:
+	default: // one is pending: it will read the latest files
+	}
 }
 
 // SetBlockedHandler routes blocked evaluations to h.
@@ -75,6 +95,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.ctx = ctx
 	c.mu.Unlock()
+	// The fingerprint is taken before the first read, so an edit made
+	// while it runs is read again.
+	seen := ""
+	if c.files != nil {
+		seen, _ = c.files.Fingerprint() // an unreadable dir is reported by Refresh
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 10*time.Second, 0
 	for {
@@ -92,6 +118,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(c.resync)
 	defer t.Stop()
+	// Without a policy directory the poll channel stays nil: never ready.
+	var poll <-chan time.Time
+	if c.files != nil {
+		pt := time.NewTicker(c.filePoll)
+		defer pt.Stop()
+		poll = pt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,6 +134,26 @@ func (c *Controller) Run(ctx context.Context) error {
 			if err := c.Refresh(ctx); err != nil {
 				c.log.Warn("policy resync failed", "err", err)
 			}
+		case <-c.reload:
+			c.log.Info("reloading policies")
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy reload failed", "err", err)
+			}
+		case <-poll:
+			fp, err := c.files.Fingerprint()
+			if err != nil {
+				c.log.Warn("policy dir unreadable", "dir", c.files.Dir(), "err", err)
+				continue
+			}
+			if fp == seen {
+				continue
+			}
+			c.log.Info("policy files changed; reloading", "dir", c.files.Dir())
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy reload failed", "err", err)
+				continue
+			}
+			seen = fp
 		}
 	}
 }
@@ -116,6 +169,9 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	valid := map[string]Policy{}
 	invalid := map[string]string{}
 	disabled := map[string]bool{}
+	// from says where each group's policy came from, so that a second
+	// policy for a group is refused naming the first.
+	from := map[string]string{}
 	for _, sp := range list {
 		p, err := ParsePolicy(sp, c.defaults)
 		switch {
@@ -123,21 +179,58 @@ func (c *Controller) Refresh(ctx context.Context) error {
 			continue
 		case err != nil:
 			invalid[p.Key] = err.Error()
-			continue
 		case !p.Enabled:
 			disabled[p.Key] = true
-			continue
+		default:
+			valid[p.Key] = p
 		}
-		valid[p.Key] = p
+		from[p.Key] = "job " + p.Job
+	}
+	fileEntries := map[string]bool{}
+	if c.files != nil {
+		fps, err := c.files.List()
+		if err != nil {
+			return err
+		}
+		for _, fp := range fps {
+			where := fp.Where()
+			if fp.Err != nil {
+				invalid[where], fileEntries[where] = fp.Err.Error(), true
+				continue
+			}
+			fp.Policy.ID = "file:" + where
+			p, err := ParsePolicy(fp.Policy, c.defaults)
+			switch {
+			case errors.Is(err, ErrNotOurs):
+				continue
+			case err != nil:
+				invalid[where], fileEntries[where] = err.Error(), true
+				continue
+			case from[p.Key] != "":
+				invalid[where], fileEntries[where] = fmt.Sprintf("group %s already has a policy, in %s; one policy per group", p.Key, from[p.Key]), true
+				continue
+			case !p.Enabled:
+				disabled[p.Key] = true
+			default:
+				valid[p.Key] = p
+			}
+			from[p.Key] = where
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for key, reason := range invalid {
-		if c.invalid[key] != reason {
+	for _, key := range sortedKeys(anyMap(invalid)) {
+		reason := invalid[key]
+		if c.invalid[key] == reason {
+			continue
+		}
+		if fileEntries[key] {
+			c.log.Error("invalid scaling policy file entry skipped", "at", key, "reason", reason)
+		} else {
 			ns, job, group := splitKey(key)
 			c.log.Error("invalid scaling policy skipped", "namespace", ns, "job", job, "group", group, "reason", reason)
-			c.metrics.invalidPolicy()
 		}
+		c.metrics.invalidPolicy()
 	}
 	c.invalid, c.disabled = invalid, disabled
 	for key, w := range c.workers {
@@ -302,6 +395,15 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 			c.Trigger(p.Key, at)
 		}
 	}
+}
+
+// anyMap lets sortedKeys order a map of reasons.
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func deref(s *string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
+		&cli.StringFlag{Name: "policy-dir", EnvVars: []string{"NOMADSCALERD_POLICY_DIR"}, Usage: "directory of scaling policy files (nomad-autoscaler's policy_dir layout), re-read on change and on SIGHUP"},
 	}
 }
 
@@ -71,6 +73,7 @@ type settings struct {
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
+	PolicyDir                                  string
 }
 
 func resolveSettings(c *cli.Context) (settings, error) {
@@ -95,6 +98,7 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
+		PolicyDir: c.String("policy-dir"),
 	}
 	if s.PoolInterval < time.Second {
 		return s, fmt.Errorf("pool-interval %s: must be at least 1s", s.PoolInterval)
@@ -185,6 +189,15 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
 	ctrl = reconciler.NewController(rec, nc, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
 
+	if s.PolicyDir != "" {
+		dir, err := reconciler.NewPolicyDir(s.PolicyDir)
+		if err != nil {
+			return err
+		}
+		ctrl.SetPolicyDir(dir)
+		log.Info("reading policy files", "dir", s.PolicyDir)
+	}
+
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
 		Nomad:    nc,
@@ -223,6 +236,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return ctrl.Run(gctx) })
+	hangups := onHangup(ctrl.Reload)
+	g.Go(func() error { return hangups(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
 	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
@@ -236,6 +251,24 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	log.Info("nomadscalerd stopped")
 	return err
+}
+
+// onHangup catches SIGHUP from now on (it would otherwise end the process)
+// and returns the loop that calls reload on each until ctx ends.
+func onHangup(reload func()) func(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return func(ctx context.Context) error {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				reload()
+			}
+		}
+	}
 }
 
 func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, reg *prometheus.Registry, log *slog.Logger) (*poolRunner, error) {
