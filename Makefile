@@ -23,7 +23,8 @@ $(HIGHS)/lib/pkgconfig/highs.pc:
 $(NOMAD_BIN):
 	bash scripts/install-nomad.sh $(NOMAD_DIR)
 
-# HashiCorp's nomad-autoscaler, only for make bench-live (not part of deps).
+# HashiCorp's nomad-autoscaler: make test runs it beside nomadscalerd in one
+# namespace, and make bench-live against it (not part of deps).
 $(AUTOSCALER_BIN):
 	bash scripts/install-nomad-autoscaler.sh $(AUTOSCALER_DIR)
 
@@ -45,8 +46,8 @@ vet: $(HIGHS)/lib/pkgconfig/highs.pc
 test-unit: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -short ./...
 
-test: deps
-	bash scripts/test.sh
+test: deps $(AUTOSCALER_BIN)
+	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/test.sh
 
 run: build $(NOMAD_BIN)
 	bash scripts/run-dev.sh bin/nomadscalerd

@@ -97,8 +97,8 @@ type Target struct {
 	OptimizerURL string `json:"optimizer_url,omitempty"`
 	// TargetValue is the target of the check that is the demand when that
 	// check has a target-value strategy (0 otherwise); the capacity per
-	// replica is then this target.
-	TargetValue float64 `json:"target_value,omitempty"`
+	// replica is then this target. Not a key of its own: the check shows it.
+	TargetValue float64 `json:"-"`
 	// set holds the keys the policy wrote itself.
 	set           map[string]bool
 	DryRun        bool          `json:"dry_run"`

@@ -13,8 +13,8 @@ func TestTheDemoJobFilesPolicyReadsAsTheDaemonReadsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Job != "demo" || p.Group != "web" || p.Min != 1 || p.Max != 12 {
-		t.Errorf("policy %s [%d, %d], want demo/web [1, 12]", p.Key, p.Min, p.Max)
+	if p.Job != "demo" || p.Group != "web" || p.Min != 1 || p.Max != 12 || !p.Enabled {
+		t.Errorf("policy %s [%d, %d] enabled %v, want demo/web [1, 12] enabled by its target", p.Key, p.Min, p.Max, p.Enabled)
 	}
 	if p.EvaluationInterval != 2*time.Second || p.Target.ModelStep != 2*time.Second || p.Target.MaxScaleUp != 3 {
 		t.Errorf("settings not read: interval %s, model_step %s, max_scale_up %d", p.EvaluationInterval, p.Target.ModelStep, p.Target.MaxScaleUp)
