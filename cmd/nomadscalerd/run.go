@@ -46,6 +46,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
+		&cli.StringFlag{Name: "config-ini", EnvVars: []string{"NOMADSCALERD_CONFIG_INI"}, Usage: "the seed optimizer's config.ini: its [main] keys loglevel, api_loglevel, only_test_data and token (below flags, environment and --config)"},
+		&cli.StringFlag{Name: "api-log-level", EnvVars: []string{"NOMADSCALERD_API_LOG_LEVEL"}, Usage: "log level of the HTTP API (requests are logged at debug); default: --log-level"},
+		&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"NOMADSCALERD_METRICS_ADDR"}, Usage: "also serve GET /metrics alone on this address (e.g. :9090, the seed's metrics port)"},
 		&cli.StringFlag{Name: "policy-dir", EnvVars: []string{"NOMADSCALERD_POLICY_DIR"}, Usage: "directory of scaling policy files (nomad-autoscaler's policy_dir layout), re-read on change and on SIGHUP"},
 	}
 }
@@ -74,6 +77,9 @@ type settings struct {
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
 	PolicyDir                                  string
+	MetricsAddr                                string
+	// APILog logs the HTTP API (--api-log-level); nil: the daemon's logger.
+	APILog *slog.Logger
 }
 
 func resolveSettings(c *cli.Context) (settings, error) {
@@ -90,6 +96,11 @@ func resolveSettings(c *cli.Context) (settings, error) {
 			return settings{}, err
 		}
 	}
+	if path := c.String("config-ini"); path != "" {
+		if err := applyINI(c, path); err != nil {
+			return settings{}, err
+		}
+	}
 	s := settings{
 		DB: c.String("db"), NomadAddr: c.String("nomad-addr"), NomadToken: c.String("nomad-token"),
 		HTTPAddr: c.String("http-addr"), Token: c.String("token"),
@@ -98,7 +109,7 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
-		PolicyDir: c.String("policy-dir"),
+		PolicyDir: c.String("policy-dir"), MetricsAddr: c.String("metrics-addr"),
 	}
 	if s.PoolInterval < time.Second {
 		return s, fmt.Errorf("pool-interval %s: must be at least 1s", s.PoolInterval)
@@ -122,6 +133,9 @@ func runAction(c *cli.Context) error {
 	}
 	log, err := loggerFrom(c)
 	if err != nil {
+		return err
+	}
+	if s.APILog, err = apiLoggerFrom(c); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
@@ -198,12 +212,16 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		log.Info("reading policy files", "dir", s.PolicyDir)
 	}
 
+	apiLog := s.APILog
+	if apiLog == nil {
+		apiLog = log
+	}
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
 		Nomad:    nc,
 		Roles:    leader,
 		Registry: reg,
-		Logger:   log,
+		Logger:   apiLog,
 	})
 	if err != nil {
 		return err
@@ -235,6 +253,10 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		g.Go(func() error { return pools.Run(gctx) })
 	}
 	g.Go(func() error { return srv.Serve(gctx) })
+	if s.MetricsAddr != "" {
+		ms := api.NewMetricsServer(s.MetricsAddr, reg, apiLog)
+		g.Go(func() error { return ms.Serve(gctx) })
+	}
 	g.Go(func() error { return ctrl.Run(gctx) })
 	hangups := onHangup(ctrl.Reload)
 	g.Go(func() error { return hangups(gctx) })
