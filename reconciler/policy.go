@@ -92,8 +92,8 @@ type Target struct {
 	TuneWindow    time.Duration `json:"tune_window"`
 	TuneMarginMin float64       `json:"tune_margin_min"`
 	TuneMarginMax float64       `json:"tune_margin_max"`
-	// OptimizerURL is the seed plugin's optimizer address. nomadscalerd is
-	// the optimizer, so it is kept only to be shown.
+	// OptimizerURL is the seed plugin's optimizer address: a policy that
+	// has it is the plugin's to scale (see PluginOwned).
 	OptimizerURL string `json:"optimizer_url,omitempty"`
 	// TargetValue is the target of the check that is the demand when that
 	// check has a target-value strategy (0 otherwise); the capacity per
@@ -475,6 +475,13 @@ func (p *Policy) applyTargetValue() error {
 	t.CapacityPerReplica = t.TargetValue
 	return nil
 }
+
+// PluginOwned reports whether the seed's Nomadscaler target plugin scales
+// the group: the policy names the optimizer the plugin asks
+// (optimizer_url). Then nomadscalerd records the group's history and
+// answers the plugin's POST /optimize, and never scales the group itself:
+// one owner per group.
+func (p Policy) PluginOwned() bool { return p.Target.OptimizerURL != "" }
 
 // DeciderSettings are the policy's serving settings for its decider.
 func (p Policy) DeciderSettings() predict.Settings {
