@@ -14,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live vet clean
+.PHONY: all deps prometheus build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -37,6 +37,12 @@ deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN) prometheus
 
 build: $(HIGHS)/lib/pkgconfig/highs.pc
 	go build -ldflags "$(LDFLAGS)" -o bin/nomadscalerd ./cmd/nomadscalerd
+
+# The seed's Nomadscaler target plugin for nomad-autoscaler: its own module
+# (cmd/nomadscaler/go.mod), so nomad-autoscaler's dependencies stay out of
+# nomadscalerd's. Copy bin/nomadscaler into nomad-autoscaler's plugin_dir.
+plugin:
+	cd cmd/nomadscaler && go build -o $(CURDIR)/bin/nomadscaler .
 
 vet: $(HIGHS)/lib/pkgconfig/highs.pc
 	go vet ./...
