@@ -14,7 +14,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
+.PHONY: all deps prometheus build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -23,7 +23,8 @@ $(HIGHS)/lib/pkgconfig/highs.pc:
 $(NOMAD_BIN):
 	bash scripts/install-nomad.sh $(NOMAD_DIR)
 
-# HashiCorp's nomad-autoscaler, only for make bench-live (not part of deps).
+# HashiCorp's nomad-autoscaler: make test runs it beside nomadscalerd in one
+# namespace, and make bench-live against it (not part of deps).
 $(AUTOSCALER_BIN):
 	bash scripts/install-nomad-autoscaler.sh $(AUTOSCALER_DIR)
 
@@ -37,6 +38,12 @@ deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN) prometheus
 build: $(HIGHS)/lib/pkgconfig/highs.pc
 	go build -ldflags "$(LDFLAGS)" -o bin/nomadscalerd ./cmd/nomadscalerd
 
+# The seed's Nomadscaler target plugin for nomad-autoscaler: its own module
+# (cmd/nomadscaler/go.mod), so nomad-autoscaler's dependencies stay out of
+# nomadscalerd's. Copy bin/nomadscaler into nomad-autoscaler's plugin_dir.
+plugin:
+	cd cmd/nomadscaler && go build -o $(CURDIR)/bin/nomadscaler .
+
 vet: $(HIGHS)/lib/pkgconfig/highs.pc
 	go vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -45,8 +52,8 @@ vet: $(HIGHS)/lib/pkgconfig/highs.pc
 test-unit: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -short ./...
 
-test: deps
-	bash scripts/test.sh
+test: deps $(AUTOSCALER_BIN)
+	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/test.sh
 
 run: build $(NOMAD_BIN)
 	bash scripts/run-dev.sh bin/nomadscalerd

@@ -84,7 +84,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.mux.HandleFunc("GET /{$}", s.describe)
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
-		Handler:           http.MaxBytesHandler(s.mux, MaxBodyBytes),
+		Handler:           logRequests(http.MaxBytesHandler(s.mux, MaxBodyBytes), deps.Logger),
 		ReadTimeout:       10 * time.Second,
 		ReadHeaderTimeout: 5 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -156,6 +156,71 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return s.srv.Shutdown(sctx)
+	}
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logRequests logs every request at debug level: the seed's api_loglevel
+// (the daemon's --api-log-level) decides whether they show.
+func logRequests(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		log.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "took", time.Since(start))
+	})
+}
+
+// MetricsServer serves only GET /metrics, on a port of its own (the seed's
+// optimizer exposed its metrics on 9090). Metrics are read-only, so it
+// needs no token.
+type MetricsServer struct {
+	srv *http.Server
+	log *slog.Logger
+}
+
+// NewMetricsServer serves reg's metrics at addr.
+func NewMetricsServer(addr string, reg *prometheus.Registry, log *slog.Logger) *MetricsServer {
+	if log == nil {
+		log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return &MetricsServer{log: log, srv: &http.Server{Addr: addr, Handler: logRequests(mux, log),
+		ReadTimeout: 10 * time.Second, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}}
+}
+
+// Serve listens until ctx ends, then shuts down gracefully.
+func (m *MetricsServer) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("metrics listen %s: %w", m.srv.Addr, err)
+	}
+	return m.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx ends.
+func (m *MetricsServer) ServeListener(ctx context.Context, ln net.Listener) error {
+	m.log.Info("metrics listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- m.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return m.srv.Shutdown(sctx)
 	}
 }
 

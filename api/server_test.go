@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -144,5 +147,62 @@ func TestStartupRefusesANonLoopbackAddressWithoutAToken(t *testing.T) {
 	}
 	if _, err := New(Config{Addr: "0.0.0.0:8000", Token: "t"}, Deps{}); err != nil {
 		t.Errorf("with token: %v", err)
+	}
+}
+
+func TestTheMetricsServerServesOnlyMetricsOnItsOwnListener(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "seed_metric_total", Help: "x"})
+	reg.MustRegister(c)
+	c.Add(3)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewMetricsServer(ln.Addr().String(), reg, nil).ServeListener(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	get := func(path string) (int, string) {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "seed_metric_total 3") {
+		t.Errorf("/metrics = %d %q, want the registry", code, body)
+	}
+	if code, _ := get("/health"); code != http.StatusNotFound {
+		t.Errorf("/health on the metrics port = %d, want 404: only metrics are served there", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+func TestRequestsAreLoggedAtDebugLevelOnly(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  bool
+	}{{slog.LevelDebug, true}, {slog.LevelWarn, false}} {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: tc.level}))
+		ts := newTestServer(t, "", Deps{Logger: log})
+		res, err := http.Get(ts.URL + "/nope")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		got := strings.Contains(buf.String(), `msg="http request" method=GET path=/nope status=404`)
+		if got != tc.want {
+			t.Errorf("level %s: request logged = %v, want %v (log %q)", tc.level, got, tc.want, buf.String())
+		}
 	}
 }

@@ -32,6 +32,18 @@ const apmParallelStats = 8
 // memory_percent are on one scale (nomad-autoscaler's "cpu-allocated").
 // Memory used is RSS, or the cgroup's total usage where RSS is not measured
 // (cgroups v2 reports 0 RSS for some drivers).
+//
+// nomad-autoscaler's nomad-apm metrics are answered too, computed as its
+// v0.4.7 plugin computes them (plugins/builtin/apm/nomad/plugin/job.go), so
+// a policy written for it means the same here:
+//
+//	cpu               CpuStats.Percent (percent of one core)
+//	cpu-allocated     TotalTicks / allocated MHz * 100
+//	memory            memory usage in bytes (MemoryStats.Usage)
+//	memory-allocated  usage in whole MiB / allocated MiB * 100
+//
+// Its long form taskgroup_<op>_<metric>/<group>/<job>@<namespace> is read
+// as <op>_<metric>: the group is always the policy's own.
 type NomadAPM struct {
 	client *nomadapi.Client
 }
@@ -46,7 +58,8 @@ type apmQuery struct {
 
 var (
 	apmOps     = []string{"avg", "sum", "min", "max"}
-	apmMetrics = []string{"cpu_percent", "cpu_mhz", "memory_percent", "memory_mib"}
+	apmMetrics = []string{"cpu_percent", "cpu_mhz", "memory_percent", "memory_mib",
+		"cpu", "cpu-allocated", "memory", "memory-allocated"}
 )
 
 // ValidateAPMQuery reports whether q is a nomad-apm query this package
@@ -58,7 +71,11 @@ func ValidateAPMQuery(q string) error {
 }
 
 func parseAPMQuery(q string) (apmQuery, error) {
-	op, metric, ok := strings.Cut(q, "_")
+	short := q
+	if rest, ok := strings.CutPrefix(q, "taskgroup_"); ok {
+		short, _, _ = strings.Cut(rest, "/")
+	}
+	op, metric, ok := strings.Cut(short, "_")
 	if !ok || !contains(apmOps, op) || !contains(apmMetrics, metric) {
 		return apmQuery{}, fmt.Errorf("nomad-apm: unknown query %q, want <%s>_<%s> (e.g. avg_cpu_percent)",
 			q, strings.Join(apmOps, "|"), strings.Join(apmMetrics, "|"))
@@ -79,6 +96,9 @@ func contains(list []string, s string) bool {
 type allocUsage struct {
 	cpuMHz, memBytes         float64
 	allocCPUMHz, allocMemMiB float64
+	// cpuCorePercent and memUsageBytes are the raw stats nomad-autoscaler's
+	// queries read (percent of one core; usage without the RSS preference).
+	cpuCorePercent, memUsageBytes float64
 }
 
 // value is the metric of one allocation.
@@ -98,6 +118,21 @@ func (q apmQuery) value(u allocUsage) (float64, error) {
 			return 0, fmt.Errorf("group allocates no memory, memory_percent is undefined")
 		}
 		return u.memBytes / (1 << 20) / u.allocMemMiB * 100, nil
+	case "cpu":
+		return u.cpuCorePercent, nil
+	case "cpu-allocated":
+		if u.allocCPUMHz <= 0 {
+			return 0, fmt.Errorf("group allocates no CPU, cpu-allocated is undefined")
+		}
+		return u.cpuMHz / u.allocCPUMHz * 100, nil
+	case "memory":
+		return u.memUsageBytes, nil
+	case "memory-allocated":
+		if u.allocMemMiB <= 0 {
+			return 0, fmt.Errorf("group allocates no memory, memory-allocated is undefined")
+		}
+		// Whole MiB, as nomad-autoscaler divides integers.
+		return math.Floor(u.memUsageBytes/(1<<20)) / u.allocMemMiB * 100, nil
 	}
 	return 0, fmt.Errorf("nomad-apm: unknown metric %q", q.metric)
 }
@@ -277,8 +312,10 @@ func usageOf(ru *nomadapi.ResourceUsage, allocCPU, allocMem float64) allocUsage 
 	u := allocUsage{allocCPUMHz: allocCPU, allocMemMiB: allocMem}
 	if ru.CpuStats != nil {
 		u.cpuMHz = ru.CpuStats.TotalTicks
+		u.cpuCorePercent = ru.CpuStats.Percent
 	}
 	if m := ru.MemoryStats; m != nil {
+		u.memUsageBytes = float64(m.Usage)
 		u.memBytes = float64(m.RSS)
 		if m.RSS == 0 {
 			u.memBytes = float64(m.Usage)

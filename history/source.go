@@ -22,6 +22,9 @@ type Query struct {
 	Namespace string `json:"namespace"`
 	Job       string `json:"job"`
 	Group     string `json:"group"`
+	// TimesCount asks for the group's total of a per-replica metric: the
+	// value times the group's current count (see GroupTotals).
+	TimesCount bool `json:"times_count,omitempty"`
 }
 
 // Source turns a query into the current value of a metric.
@@ -71,4 +74,32 @@ func finite(v float64) (float64, error) {
 		return 0, fmt.Errorf("value %v is not a finite number", v)
 	}
 	return v, nil
+}
+
+// GroupCounter reads a task group's current count, the count
+// nomad-autoscaler hands its strategies.
+type GroupCounter interface {
+	GroupCount(ctx context.Context, namespace, job, group string) (int, error)
+}
+
+// GroupTotals answers a query with TimesCount as Inner's value times the
+// group's current count, and any other query as Inner does. A count of 0
+// counts as 1, as nomad-autoscaler's target-value plugin does: it then
+// reads the metric as one replica's.
+type GroupTotals struct {
+	Inner  Source
+	Counts GroupCounter
+}
+
+// Sample implements Source.
+func (g GroupTotals) Sample(ctx context.Context, q Query) (float64, error) {
+	v, err := g.Inner.Sample(ctx, q)
+	if err != nil || !q.TimesCount {
+		return v, err
+	}
+	n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
+	if err != nil {
+		return 0, fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)
+	}
+	return v * float64(max(n, 1)), nil
 }

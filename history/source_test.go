@@ -85,8 +85,48 @@ func TestNomadAPMQueriesAggregateAllocationsRelativeToWhatTheyAskedFor(t *testin
 	}
 }
 
+// The expected values follow nomad-autoscaler v0.4.7's nomad-apm plugin
+// (plugins/builtin/apm/nomad/plugin/job.go, getTaskGroupResourceUsage):
+// cpu is CpuStats.Percent, cpu-allocated TotalTicks over the group's
+// allocated MHz, memory MemoryStats.Usage in bytes, memory-allocated whole
+// MiB of usage over allocated MiB.
+func TestNomadAutoscalersNomadAPMQueriesMeanWhatTheyMeanThere(t *testing.T) {
+	const mib = 1 << 20
+	us := []allocUsage{
+		{cpuMHz: 50, cpuCorePercent: 2.5, memBytes: 8 * mib, memUsageBytes: 32*mib + 1000, allocCPUMHz: 100, allocMemMiB: 64},
+		{cpuMHz: 150, cpuCorePercent: 7.5, memBytes: 8 * mib, memUsageBytes: 16 * mib, allocCPUMHz: 100, allocMemMiB: 64},
+	}
+	tests := []struct {
+		query string
+		want  float64
+	}{
+		{"avg_cpu", 5},
+		{"max_cpu", 7.5},
+		{"avg_cpu-allocated", 100},
+		{"min_cpu-allocated", 50},
+		{"sum_memory", 48*mib + 1000},
+		{"avg_memory-allocated", 37.5},
+		{"taskgroup_avg_cpu-allocated/api/web@default", 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			if err := ValidateAPMQuery(tt.query); err != nil {
+				t.Fatalf("ValidateAPMQuery: %v", err)
+			}
+			q, err := parseAPMQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := q.aggregate(us)
+			if err != nil || math.Abs(got-tt.want) > 1e-9 {
+				t.Fatalf("%s = %v, %v; want %v", tt.query, got, err, tt.want)
+			}
+		})
+	}
+}
+
 func TestNomadAPMRefusesUnknownQueriesAndReportsNoRunningAllocations(t *testing.T) {
-	for _, q := range []string{"avg_cpu", "cpu_percent", "median_cpu_percent", "avg_disk_percent", ""} {
+	for _, q := range []string{"cpu_percent", "median_cpu_percent", "avg_disk_percent", "avg_cpu-percent", "taskgroup_avg_gpu/web/api@default", ""} {
 		if _, err := parseAPMQuery(q); err == nil || !strings.Contains(err.Error(), "unknown query") {
 			t.Errorf("parseAPMQuery(%q) err = %v, want unknown query", q, err)
 		}
@@ -121,5 +161,46 @@ func TestAKnownSourceThatIsNotConfiguredSaysSo(t *testing.T) {
 	}
 	if _, err := s.Sample(context.Background(), Query{Source: SourcePrometheus}); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Fatalf("err = %v, want prometheus not configured", err)
+	}
+}
+
+type fixedSource float64
+
+func (f fixedSource) Sample(context.Context, Query) (float64, error) { return float64(f), nil }
+
+type fixedCount struct {
+	n   int
+	err error
+}
+
+func (f fixedCount) GroupCount(context.Context, string, string, string) (int, error) {
+	return f.n, f.err
+}
+
+func TestGroupTotalsMultiplyOnlyMarkedQueriesByTheCountAndReadZeroReplicasAsOne(t *testing.T) {
+	q := Query{Source: SourceNomadAPM, Query: "avg_cpu_percent", Job: "web", Group: "api"}
+	tests := []struct {
+		name  string
+		times bool
+		count int
+		want  float64
+	}{
+		{"an unmarked query is the metric itself", false, 4, 60},
+		{"a marked query is the group's total", true, 4, 240},
+		{"a marked query of a group at zero is one replica's", true, 0, 60},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q.TimesCount = tt.times
+			got, err := GroupTotals{Inner: fixedSource(60), Counts: fixedCount{n: tt.count}}.Sample(context.Background(), q)
+			if err != nil || got != tt.want {
+				t.Fatalf("Sample = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	boom := errors.New("boom")
+	q.TimesCount = true
+	if _, err := (GroupTotals{Inner: fixedSource(60), Counts: fixedCount{err: boom}}).Sample(context.Background(), q); !errors.Is(err, boom) {
+		t.Fatalf("count failure: err = %v, want it wrapped", err)
 	}
 }

@@ -64,6 +64,16 @@ func (c *Client) GroupStatus(ctx context.Context, namespace, job, group string) 
 	return reconciler.GroupStatus{Exists: true, Desired: tg.Desired, Running: tg.Running, Pending: pending}, nil
 }
 
+// GroupCount is the group's desired count, the count nomad-autoscaler's
+// Nomad target reports to its strategies; 0 when the job or group is gone.
+func (c *Client) GroupCount(ctx context.Context, namespace, job, group string) (int, error) {
+	st, err := c.GroupStatus(ctx, namespace, job, group)
+	if err != nil {
+		return 0, err
+	}
+	return st.Desired, nil
+}
+
 // ListPolicies returns every scaling policy in every namespace, with bodies.
 func (c *Client) ListPolicies(ctx context.Context) ([]*nomadapi.ScalingPolicy, error) {
 	q := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -36,9 +37,17 @@ type Controller struct {
 	resync   time.Duration
 	pool     *pool
 	clock    Clock
+	// files, when set, adds a policy directory's policies to Nomad's; it
+	// is polled every filePoll for changes.
+	files    *PolicyDir
+	filePoll time.Duration
+	reload   chan struct{}
 
 	mu       sync.Mutex
 	policies map[string]Policy
+	// fileList is the policy directory as last read (on every full
+	// refresh), so a job event does not read the directory again.
+	fileList []FilePolicy
 	invalid  map[string]string
 	disabled map[string]bool
 }
@@ -50,6 +59,7 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 		log = slog.Default()
 	}
 	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{},
+		filePoll: 2 * time.Second, reload: make(chan struct{}, 1),
 		policies: map[string]Policy{}, invalid: map[string]string{}, disabled: map[string]bool{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
 	return c
@@ -69,6 +79,19 @@ func (c *Controller) SetClock(clk Clock) {
 	c.pool.clock = clk
 }
 
+// SetPolicyDir adds the policies of a directory (nomad-autoscaler's
+// policy_dir layout) to the ones Nomad's jobs hold; the directory is
+// re-read when a file in it changes and on Reload. Call it before Run.
+func (c *Controller) SetPolicyDir(d *PolicyDir) { c.files = d }
+
+// Reload asks Run to re-read every policy now (SIGHUP).
+func (c *Controller) Reload() {
+	select {
+	case c.reload <- struct{}{}:
+	default: // one is pending: it will read the latest files
+	}
+}
+
 // SetBlockedHandler routes blocked evaluations to h.
 func (c *Controller) SetBlockedHandler(h BlockedHandler) { c.blocked = h }
 
@@ -79,6 +102,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	poolDone := make(chan struct{})
 	go func() { c.pool.Run(ctx); close(poolDone) }()
 	defer func() { <-poolDone }()
+	// The fingerprint is taken before the first read, so an edit made
+	// while it runs is read again.
+	seen := ""
+	if c.files != nil {
+		seen, _ = c.files.Fingerprint() // an unreadable dir is reported by Refresh
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 250*time.Millisecond, 10*time.Second, 0
 	for {
@@ -96,6 +125,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(c.resync)
 	defer t.Stop()
+	// Without a policy directory the poll channel stays nil: never ready.
+	var poll <-chan time.Time
+	if c.files != nil {
+		pt := time.NewTicker(c.filePoll)
+		defer pt.Stop()
+		poll = pt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,6 +140,26 @@ func (c *Controller) Run(ctx context.Context) error {
 			if err := c.Refresh(ctx); err != nil {
 				c.log.Warn("policy resync failed", "err", err)
 			}
+		case <-c.reload:
+			c.log.Info("reloading policies")
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy reload failed", "err", err)
+			}
+		case <-poll:
+			fp, err := c.files.Fingerprint()
+			if err != nil {
+				c.log.Warn("policy dir unreadable", "dir", c.files.Dir(), "err", err)
+				continue
+			}
+			if fp == seen {
+				continue
+			}
+			c.log.Info("policy files changed; reloading", "dir", c.files.Dir())
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy reload failed", "err", err)
+				continue
+			}
+			seen = fp
 		}
 	}
 }
@@ -134,6 +190,15 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.files != nil {
+		fps, err := c.files.List()
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.fileList = fps
+		c.mu.Unlock()
+	}
 	c.apply(list, "")
 	return nil
 }
@@ -152,6 +217,9 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	valid := map[string]Policy{}
 	invalid := map[string]string{}
 	disabled := map[string]bool{}
+	// from says where each group's policy came from, so that a second
+	// policy for a group is refused naming the first.
+	from := map[string]string{}
 	for _, sp := range list {
 		p, err := ParsePolicy(sp, c.defaults)
 		switch {
@@ -159,23 +227,67 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			continue
 		case err != nil:
 			invalid[p.Key] = err.Error()
+		case !p.Enabled:
+			disabled[p.Key] = true
+		default:
+			valid[p.Key] = p
+		}
+		from[p.Key] = "job " + p.Job
+	}
+	// File policies (as last read) in scope join them; a file entry's
+	// problems are keyed by its file and line, and only a full refresh
+	// (scope "") revisits those.
+	c.mu.Lock()
+	files := c.fileList
+	c.mu.Unlock()
+	fileEntries := map[string]bool{}
+	for _, fp := range files {
+		where := fp.Where()
+		if fp.Err != nil {
+			if scope == "" {
+				invalid[where], fileEntries[where] = fp.Err.Error(), true
+			}
+			continue
+		}
+		fp.Policy.ID = "file:" + where
+		p, err := ParsePolicy(fp.Policy, c.defaults)
+		if err == nil && !strings.HasPrefix(p.Key, scope) {
+			continue
+		}
+		switch {
+		case errors.Is(err, ErrNotOurs):
+			continue
+		case err != nil:
+			if scope == "" {
+				invalid[where], fileEntries[where] = err.Error(), true
+			}
+			continue
+		case from[p.Key] != "":
+			invalid[where], fileEntries[where] = fmt.Sprintf("group %s already has a policy, in %s; one policy per group", p.Key, from[p.Key]), true
 			continue
 		case !p.Enabled:
 			disabled[p.Key] = true
-			continue
+		default:
+			valid[p.Key] = p
 		}
-		valid[p.Key] = p
+		from[p.Key] = where
 	}
 	c.mu.Lock()
-	for key, reason := range invalid {
-		if c.invalid[key] != reason {
+	for _, key := range sortedKeys(anyMap(invalid)) {
+		reason := invalid[key]
+		if c.invalid[key] == reason {
+			continue
+		}
+		if fileEntries[key] {
+			c.log.Error("invalid scaling policy file entry skipped", "at", key, "reason", reason)
+		} else {
 			ns, job, group := splitKey(key)
 			c.log.Error("invalid scaling policy skipped", "namespace", ns, "job", job, "group", group, "reason", reason)
-			c.metrics.invalidPolicy()
 		}
+		c.metrics.invalidPolicy()
 	}
 	for key := range c.invalid {
-		if _, ok := invalid[key]; !ok && strings.HasPrefix(key, scope) {
+		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "") {
 			delete(c.invalid, key)
 		}
 	}
@@ -309,6 +421,15 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 	for _, key := range due {
 		c.Trigger(key, at)
 	}
+}
+
+// anyMap lets sortedKeys order a map of reasons.
+func anyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 func deref(s *string) string {

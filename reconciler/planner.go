@@ -208,6 +208,7 @@ func (pp PolicyPlanner) Plan(ctx context.Context, first time.Time, requests []fl
 	if pp.ReplicaCost > 0 {
 		prob.ReplicaCost = pp.ReplicaCost
 	}
+	prob.Penalty = penaltyFor(p, prob.ReplicaCost)
 	if prob.StartupDelay >= horizon {
 		horizon = prob.StartupDelay + 1
 	}
@@ -227,6 +228,25 @@ func problemFor(p Policy, current int) optimize.Problem {
 	prob.MinReplicas, prob.MaxReplicas, prob.CurrentReplicas = p.Min, p.Max, current
 	prob.StartupDelay = int(math.Ceil(t.StartupDelay.Seconds()))
 	return prob
+}
+
+// targetValueShortfall is the shortfall, in replicas, below which a
+// target-value policy's plan may leave demand uncovered: one millionth of a
+// replica, so rounding noise in the metric does not start a replica.
+const targetValueShortfall = 1e-6
+
+// penaltyFor is the price of a unit of uncovered demand. A target-value
+// policy that does not set penalty plans as target-value chooses: enough
+// replicas that the demand per replica is at most the target, so missing
+// even targetValueShortfall of a replica costs more than one more replica
+// for the whole horizon would.
+func penaltyFor(p Policy, replicaCost float64) float64 {
+	t := p.Target
+	if t.TargetValue <= 0 || t.set["penalty"] {
+		return t.Penalty
+	}
+	perReplica := max(replicaCost, optimize.DefaultReplicaCost) * float64(max(t.ForecastHorizon, 1)+1)
+	return perReplica / (targetValueShortfall * t.CapacityPerReplica)
 }
 
 // demandForecaster turns the requests forecast into demand (when a

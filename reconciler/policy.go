@@ -43,7 +43,18 @@ type Check struct {
 	Name   string `json:"name"`
 	Source string `json:"source"` // "nomad-apm" or "prometheus"
 	Query  string `json:"query"`
+	// TargetValue is T of `strategy "target-value" { target = T }`: the
+	// check is a per-replica metric whose group total (value x current
+	// count) is the demand, planned at T per replica. 0 is no strategy.
+	TargetValue float64 `json:"target_value,omitempty"`
+	// Threshold is target-value's dead band, kept to be shown: a plan has
+	// no dead band (see the README).
+	Threshold float64 `json:"threshold,omitempty"`
 }
+
+// TargetValueStrategy is the one nomad-autoscaler strategy nomadscalerd
+// plans with.
+const TargetValueStrategy = "target-value"
 
 // Target is the `target "nomadscaler"` block: how to forecast and plan.
 type Target struct {
@@ -81,6 +92,13 @@ type Target struct {
 	TuneWindow    time.Duration `json:"tune_window"`
 	TuneMarginMin float64       `json:"tune_margin_min"`
 	TuneMarginMax float64       `json:"tune_margin_max"`
+	// OptimizerURL is the seed plugin's optimizer address: a policy that
+	// has it is the plugin's to scale (see PluginOwned).
+	OptimizerURL string `json:"optimizer_url,omitempty"`
+	// TargetValue is the target of the check that is the demand when that
+	// check has a target-value strategy (0 otherwise); the capacity per
+	// replica is then this target. Not a key of its own: the check shows it.
+	TargetValue float64 `json:"-"`
 	// set holds the keys the policy wrote itself.
 	set           map[string]bool
 	DryRun        bool          `json:"dry_run"`
@@ -261,7 +279,11 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 				ch.Query = s
 			case k == "source" || k == "query":
 				return p, fmt.Errorf("check %q: %s must be a string", c.name, k)
-			case k == "strategy" || k == "query_window" || k == "on_error" || k == "group":
+			case k == "strategy":
+				if err := parseStrategy(c.body, &ch); err != nil {
+					return p, fmt.Errorf("check %q: %w", c.name, err)
+				}
+			case k == "query_window" || k == "query_window_offset" || k == "on_error" || k == "group":
 				// nomad-autoscaler keys; meaningless to a planner, tolerated.
 			default:
 				return p, fmt.Errorf("check %q: unknown key %q", c.name, k)
@@ -289,9 +311,23 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 		p.Checks = append(p.Checks, ch)
 	}
 	sort.Slice(p.Checks, func(i, j int) bool { return p.Checks[i].Name < p.Checks[j].Name })
+	tbody, ident, err := splitTargetIdentity(tbody)
+	if err != nil {
+		return p, fmt.Errorf("target %q: %w", TargetName, err)
+	}
+	if err := ident.matches(p); err != nil {
+		return p, fmt.Errorf("target %q: %w", TargetName, err)
+	}
+	if ident.enabled != nil {
+		p.Enabled = *ident.enabled
+	}
 	p.Target, err = parseTarget(tbody, d)
 	if err != nil {
 		return p, fmt.Errorf("target %q: %w", TargetName, err)
+	}
+	p.Target.OptimizerURL = ident.optimizerURL
+	if err := p.applyTargetValue(); err != nil {
+		return p, err
 	}
 	if p.Target.RequestsCheck == "" {
 		p.Target.RequestsCheck = "requests"
@@ -304,6 +340,148 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	}
 	return p, nil
 }
+
+// targetIdentity is what the seed's target block says about the group it
+// scales, read before the planning keys.
+type targetIdentity struct {
+	namespace, job, group string
+	optimizerURL          string
+	enabled               *bool
+}
+
+// splitTargetIdentity takes namespace, job, group, optimizer_url and
+// enabled out of a target body, returning the rest.
+func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, error) {
+	var id targetIdentity
+	rest := make(map[string]any, len(body))
+	for _, k := range sortedKeys(body) {
+		v := body[k]
+		var dst *string
+		switch k {
+		case "namespace":
+			dst = &id.namespace
+		case "job":
+			dst = &id.job
+		case "group":
+			dst = &id.group
+		case "optimizer_url":
+			dst = &id.optimizerURL
+		case "enabled":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, id, fmt.Errorf("enabled must be true or false, got %v", v)
+			}
+			id.enabled = &b
+			continue
+		default:
+			rest[k] = v
+			continue
+		}
+		str, ok := v.(string)
+		if !ok || str == "" {
+			return nil, id, fmt.Errorf("%s must be a non-empty string, got %v", k, v)
+		}
+		*dst = str
+	}
+	return rest, id, nil
+}
+
+// matches checks the target's namespace, job and group against the group
+// the policy belongs to: a policy copied from another group would
+// otherwise scale this one while naming that one.
+func (id targetIdentity) matches(p Policy) error {
+	ns := p.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	for _, f := range []struct{ key, said, is string }{{"namespace", id.namespace, ns}, {"job", id.job, p.Job}, {"group", id.group, p.Group}} {
+		if f.said != "" && f.said != f.is {
+			return fmt.Errorf("%s %q does not match the group the policy belongs to (%s)", f.key, f.said, p.Key)
+		}
+	}
+	return nil
+}
+
+// parseStrategy reads a check's strategy blocks into ch. Only target-value
+// has a meaning for a planner; any other is refused rather than ignored.
+func parseStrategy(body map[string]any, ch *Check) error {
+	blocks, err := namedBlocks(body, "strategy")
+	if err != nil {
+		return err
+	}
+	if len(blocks) != 1 {
+		return fmt.Errorf("want one strategy block, got %d", len(blocks))
+	}
+	b := blocks[0]
+	if b.name != TargetValueStrategy {
+		return fmt.Errorf("strategy %q is not supported: nomadscalerd plans with %q or with no strategy", b.name, TargetValueStrategy)
+	}
+	for _, k := range sortedKeys(b.body) {
+		v := b.body[k]
+		f, ok := v.(float64)
+		switch {
+		case k != "target" && k != "threshold":
+			return fmt.Errorf("strategy %q: unknown key %q (max_scale_up and max_scale_down belong in the target block, per second)", b.name, k)
+		case !ok:
+			return fmt.Errorf("strategy %q: %s must be a number, got %v", b.name, k, v)
+		case k == "target":
+			ch.TargetValue = f
+		default:
+			ch.Threshold = f
+		}
+	}
+	if _, ok := b.body["target"]; !ok {
+		return fmt.Errorf("strategy %q: target is required", b.name)
+	}
+	if ch.TargetValue <= 0 || math.IsInf(ch.TargetValue, 0) {
+		return fmt.Errorf("strategy %q: target must be a positive number, got %v", b.name, ch.TargetValue)
+	}
+	if ch.Threshold < 0 || ch.Threshold >= 1 {
+		return fmt.Errorf("strategy %q: threshold must be within [0, 1), got %v", b.name, ch.Threshold)
+	}
+	return nil
+}
+
+// applyTargetValue makes the check with a target-value strategy the
+// policy's demand: its group total is what is forecast (requests_check),
+// and its target is the capacity of one replica.
+func (p *Policy) applyTargetValue() error {
+	var tv []string
+	for _, c := range p.Checks {
+		if c.TargetValue > 0 {
+			tv = append(tv, c.Name)
+		}
+	}
+	switch {
+	case len(tv) == 0:
+		return nil
+	case len(tv) > 1:
+		return fmt.Errorf("checks %s all have a target-value strategy; nomadscalerd plans one demand, so keep one", strings.Join(tv, ", "))
+	}
+	name := tv[0]
+	t := &p.Target
+	if t.RequestsCheck != "" && t.RequestsCheck != name {
+		return fmt.Errorf("target %q: requests_check %q and check %q's target-value strategy both name the demand; keep one", TargetName, t.RequestsCheck, name)
+	}
+	if t.set["capacity_per_replica"] {
+		return fmt.Errorf("target %q: capacity_per_replica and check %q's target-value strategy both set the capacity of a replica; keep one", TargetName, name)
+	}
+	for i := range p.Checks {
+		if p.Checks[i].Name == name {
+			t.TargetValue = p.Checks[i].TargetValue
+		}
+	}
+	t.RequestsCheck = name
+	t.CapacityPerReplica = t.TargetValue
+	return nil
+}
+
+// PluginOwned reports whether the seed's Nomadscaler target plugin scales
+// the group: the policy names the optimizer the plugin asks
+// (optimizer_url). Then nomadscalerd records the group's history and
+// answers the plugin's POST /optimize, and never scales the group itself:
+// one owner per group.
+func (p Policy) PluginOwned() bool { return p.Target.OptimizerURL != "" }
 
 // DeciderSettings are the policy's serving settings for its decider.
 func (p Policy) DeciderSettings() predict.Settings {

@@ -34,9 +34,9 @@ func ParsePolicyHCL(src []byte, filename string, d Defaults) (Policy, error) {
 	var found bool
 	var pol Policy
 	// walk visits scaling blocks with the job and group they belong to.
-	var walk func(b *hclsyntax.Body, job, group string) bool
-	try := func(sb *hclsyntax.Body, job, group string, bare bool) bool {
-		sp, err := hclScalingPolicy(sb, job, group, bare)
+	var walk func(b *hclsyntax.Body, ns, job, group string) bool
+	try := func(sb *hclsyntax.Body, ns, job, group string, bare bool) bool {
+		sp, err := hclScalingPolicy(sb, ns, job, group, bare)
 		if err == nil {
 			pol, err = ParsePolicy(sp, d)
 		}
@@ -52,30 +52,30 @@ func ParsePolicyHCL(src []byte, filename string, d Defaults) (Policy, error) {
 		found = true
 		return true
 	}
-	walk = func(b *hclsyntax.Body, job, group string) bool {
+	walk = func(b *hclsyntax.Body, ns, job, group string) bool {
 		for _, blk := range b.Blocks {
 			switch blk.Type {
 			case "job":
-				if walk(blk.Body, label(blk), group) {
+				if walk(blk.Body, jobNamespace(blk.Body), label(blk), group) {
 					return true
 				}
 			case "group":
-				if walk(blk.Body, job, label(blk)) {
+				if walk(blk.Body, ns, job, label(blk)) {
 					return true
 				}
 			case "scaling":
-				if try(blk.Body, job, group, false) {
+				if try(blk.Body, ns, job, group, false) {
 					return true
 				}
 			case "policy":
-				if try(b, job, group, true) {
+				if try(b, ns, job, group, true) {
 					return true
 				}
 			}
 		}
 		return false
 	}
-	walk(body, "", "")
+	walk(body, "", "", "")
 	if !found {
 		if firstErr != nil {
 			return Policy{}, firstErr
@@ -92,20 +92,73 @@ func label(b *hclsyntax.Block) string {
 	return ""
 }
 
+// jobNamespace is a job's namespace attribute when it is a literal, else
+// Nomad's default.
+func jobNamespace(b *hclsyntax.Body) string {
+	if attr, ok := b.Attributes["namespace"]; ok {
+		if v, diags := attr.Expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String && !v.IsNull() {
+			return v.AsString()
+		}
+	}
+	return "default"
+}
+
 // hclScalingPolicy turns a scaling block (or, bare, a body holding a policy
-// block) into the form Nomad's API returns.
-func hclScalingPolicy(b *hclsyntax.Body, job, group string, bare bool) (*nomadapi.ScalingPolicy, error) {
-	sp := &nomadapi.ScalingPolicy{Type: "horizontal", Target: map[string]string{"Namespace": "default", "Job": job, "Group": group}}
-	if job == "" {
-		sp.Target["Job"] = "file"
+// block) into the form Nomad's API returns. Inside a job the group is the
+// block's own; outside one (a policy file, as nomad-autoscaler reads them)
+// it is what the nomadscaler target's namespace, job and group name.
+func hclScalingPolicy(b *hclsyntax.Body, ns, job, group string, bare bool) (*nomadapi.ScalingPolicy, error) {
+	if ns == "" {
+		ns = "default"
 	}
-	if group == "" {
-		sp.Target["Group"] = "file"
-	}
+	sp := &nomadapi.ScalingPolicy{Type: "horizontal", Target: map[string]string{"Namespace": ns, "Job": job, "Group": group}}
 	m, err := bodyMap(b)
 	if err != nil {
 		return nil, err
 	}
+	if job == "" {
+		sp.ID = "file"
+		sp.Target["Namespace"], sp.Target["Job"], sp.Target["Group"] = fileTarget(m, bare)
+	}
+	if err := fillScalingPolicy(sp, m, bare); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+// fileTarget is the group a policy outside a job is about: its target's
+// namespace, job and group, or placeholders ("file") for a bare policy the
+// backtest runs without a cluster.
+func fileTarget(m map[string]any, bare bool) (ns, job, group string) {
+	ns, job, group = "default", "file", "file"
+	pol := m
+	if !bare {
+		list, _ := m["policy"].([]any)
+		if len(list) != 1 {
+			return
+		}
+		pol, _ = list[0].(map[string]any)
+	}
+	targets, err := namedBlocks(pol, "target")
+	if err != nil {
+		return
+	}
+	for _, t := range targets {
+		if t.name != TargetName {
+			continue
+		}
+		for key, dst := range map[string]*string{"namespace": &ns, "job": &job, "group": &group} {
+			if s, ok := t.body[key].(string); ok && s != "" {
+				*dst = s
+			}
+		}
+	}
+	return
+}
+
+// fillScalingPolicy sets sp's bounds, enabled and policy body from m, a
+// scaling block's body (or, bare, a body holding only a policy block).
+func fillScalingPolicy(sp *nomadapi.ScalingPolicy, m map[string]any, bare bool) error {
 	if !bare {
 		for _, k := range sortedKeys(m) {
 			v := m[k]
@@ -113,7 +166,7 @@ func hclScalingPolicy(b *hclsyntax.Body, job, group string, bare bool) (*nomadap
 			case "min", "max":
 				f, ok := v.(float64)
 				if !ok {
-					return nil, fmt.Errorf("scaling: %s must be a number", k)
+					return fmt.Errorf("scaling: %s must be a number", k)
 				}
 				n := int64(f)
 				if k == "min" {
@@ -124,12 +177,18 @@ func hclScalingPolicy(b *hclsyntax.Body, job, group string, bare bool) (*nomadap
 			case "enabled":
 				e, ok := v.(bool)
 				if !ok {
-					return nil, errors.New("scaling: enabled must be true or false")
+					return errors.New("scaling: enabled must be true or false")
 				}
 				sp.Enabled = &e
-			case "policy", "type":
+			case "type":
+				t, ok := v.(string)
+				if !ok {
+					return errors.New("scaling: type must be a string")
+				}
+				sp.Type = t
+			case "policy":
 			default:
-				return nil, fmt.Errorf("scaling: unknown key %q", k)
+				return fmt.Errorf("scaling: unknown key %q", k)
 			}
 		}
 	} else {
@@ -139,14 +198,14 @@ func hclScalingPolicy(b *hclsyntax.Body, job, group string, bare bool) (*nomadap
 	}
 	list, _ := m["policy"].([]any)
 	if len(list) != 1 {
-		return nil, errors.New("scaling: want exactly one policy block")
+		return errors.New("scaling: want exactly one policy block")
 	}
 	pol, ok := list[0].(map[string]any)
 	if !ok {
-		return nil, errors.New("scaling: policy must be a block")
+		return errors.New("scaling: policy must be a block")
 	}
 	sp.Policy = pol
-	return sp, nil
+	return nil
 }
 
 // bodyMap is an HCL body as Nomad stores a scaling policy: attributes as

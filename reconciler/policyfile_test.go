@@ -13,8 +13,8 @@ func TestTheDemoJobFilesPolicyReadsAsTheDaemonReadsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Job != "demo" || p.Group != "web" || p.Min != 1 || p.Max != 12 {
-		t.Errorf("policy %s [%d, %d], want demo/web [1, 12]", p.Key, p.Min, p.Max)
+	if p.Job != "demo" || p.Group != "web" || p.Min != 1 || p.Max != 12 || !p.Enabled {
+		t.Errorf("policy %s [%d, %d] enabled %v, want demo/web [1, 12] enabled by its target", p.Key, p.Min, p.Max, p.Enabled)
 	}
 	if p.EvaluationInterval != 2*time.Second || p.Target.ModelStep != 2*time.Second || p.Target.MaxScaleUp != 3 {
 		t.Errorf("settings not read: interval %s, model_step %s, max_scale_up %d", p.EvaluationInterval, p.Target.ModelStep, p.Target.MaxScaleUp)
@@ -108,5 +108,60 @@ func TestTheDefaultPolicyIsValidAndUsesTheDaemonsDefaults(t *testing.T) {
 	}
 	if err := p.DeciderSettings().Validate(); err != nil {
 		t.Errorf("default decider settings: %v", err)
+	}
+}
+
+func TestTheSeedsPolicyFileReadsAsWrittenForTheGroupItsTargetNames(t *testing.T) {
+	p, err := ReadPolicyFile(filepath.Join("testdata", "seed-web-app.hcl"), Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Key != "production/web-app/frontend" || p.Min != 2 || p.Max != 20 || !p.Enabled {
+		t.Errorf("policy %s [%d, %d] enabled %v, want production/web-app/frontend [2, 20]", p.Key, p.Min, p.Max, p.Enabled)
+	}
+	if p.Target.RequestsCheck != "cpu" || p.Target.CapacityPerReplica != 75 || p.Target.OptimizerURL != "http://optimizer:8000" {
+		t.Errorf("target %+v, want cpu planned at 75 per replica", p.Target)
+	}
+}
+
+func TestTheSeedsPolicyInAJobsScalingBlockIsCheckedAgainstThatJobsGroup(t *testing.T) {
+	job := func(ns, name string) string {
+		return `job "` + name + `" {
+  namespace = "` + ns + `"
+  group "frontend" {
+    scaling {
+      min = 2
+      max = 20
+      policy {
+        target "nomadscaler" {
+          namespace     = "production"
+          job           = "web-app"
+          group         = "frontend"
+          optimizer_url = "http://optimizer:8000"
+          cache_size    = 10
+        }
+        check "cpu" {
+          source = "nomad-apm"
+          query  = "avg_cpu_percent"
+          strategy "target-value" {
+            target = 75
+          }
+        }
+      }
+    }
+  }
+}`
+	}
+	p, err := ParsePolicyHCL([]byte(job("production", "web-app")), "web-app.nomad.hcl", Defaults{})
+	if err != nil || p.Key != "production/web-app/frontend" {
+		t.Fatalf("policy %s, %v; want production/web-app/frontend", p.Key, err)
+	}
+	_, err = ParsePolicyHCL([]byte(job("production", "shop")), "shop.nomad.hcl", Defaults{})
+	if err == nil || !strings.Contains(err.Error(), `shop.nomad.hcl:4: target "nomadscaler": job "web-app" does not match the group the policy belongs to (production/shop/frontend)`) {
+		t.Fatalf("a copied policy: err = %v, want the mismatch with file and line", err)
+	}
+	_, err = ParsePolicyHCL([]byte(job("default", "web-app")), "web-app.nomad.hcl", Defaults{})
+	if err == nil || !strings.Contains(err.Error(), `namespace "production" does not match`) {
+		t.Fatalf("another namespace: err = %v, want the mismatch", err)
 	}
 }

@@ -268,6 +268,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, p Policy) (Result, error) {
 
 func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Result, Decision, error) {
 	p = r.effective(p)
+	if p.PluginOwned() {
+		return Result{}, Decision{Action: "none", Reason: "owned by the nomadscaler plugin (optimizer_url is set): it scales, nomadscalerd records the history and answers its POST /optimize"}, nil
+	}
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "follower: the leader scales"}, nil
 	}

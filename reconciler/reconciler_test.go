@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -445,5 +446,21 @@ func TestPlannedPeaksReportEachGroupsCountAndItsPlansHighestCountAhead(t *testin
 	h.rec.Forget("default/web/api")
 	if after := h.rec.PlannedPeaks(now, now.Add(30*time.Second)); len(after) != 0 {
 		t.Errorf("a forgotten policy still has peaks: %+v", after)
+	}
+}
+
+func TestAPolicyOwnedByTheNomadscalerPluginIsNeverScaledByTheDaemon(t *testing.T) {
+	h := newHarness(t, 2, []int{5, 5, 5})
+	p := testPolicy()
+	p.Target.OptimizerURL = "http://nomadscalerd:8000"
+	h.fresh["default/web/api/requests"] = h.clock.t
+	if _, err := h.rec.Reconcile(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.nomad.calls) != 0 {
+		t.Fatalf("scaled a plugin-owned group: %+v", h.nomad.calls)
+	}
+	if d, ok := h.rec.LastDecision(p.Key); !ok || !strings.Contains(d.Reason, "owned by the nomadscaler plugin") {
+		t.Errorf("decision = %+v, want it to name the plugin as the owner", d)
 	}
 }

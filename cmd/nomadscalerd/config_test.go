@@ -124,3 +124,26 @@ func TestSeedDemandUsesTheExogenousChecksWhenThePolicyRecordsThem(t *testing.T) 
 		t.Fatalf("without exogenous checks demand = %v, want the forecast itself", plain)
 	}
 }
+
+func TestPolicyDirComesFromTheFlagTheEnvironmentOrTheConfigFile(t *testing.T) {
+	t.Setenv("NOMADSCALERD_POLICY_DIR", "")
+	os.Unsetenv("NOMADSCALERD_POLICY_DIR")
+	cfg := writeConfig(t, `policy_dir = "/etc/nomad-autoscaler/policies"`)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"config key", nil, []string{"run", "--config", cfg}, "/etc/nomad-autoscaler/policies"},
+		{"environment over the file", map[string]string{"NOMADSCALERD_POLICY_DIR": "/env"}, []string{"run", "--config", cfg}, "/env"},
+		{"flag over both", map[string]string{"NOMADSCALERD_POLICY_DIR": "/env"}, []string{"run", "--config", cfg, "--policy-dir", "/flag"}, "/flag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := resolve(t, tc.env, tc.args...)
+			if err != nil || s.PolicyDir != tc.want {
+				t.Fatalf("PolicyDir = %q, %v; want %q", s.PolicyDir, err, tc.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -49,6 +50,10 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
 		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
+		&cli.StringFlag{Name: "config-ini", EnvVars: []string{"NOMADSCALERD_CONFIG_INI"}, Usage: "the seed optimizer's config.ini: its [main] keys loglevel, api_loglevel, only_test_data and token (below flags, environment and --config)"},
+		&cli.StringFlag{Name: "api-log-level", EnvVars: []string{"NOMADSCALERD_API_LOG_LEVEL"}, Usage: "log level of the HTTP API (requests are logged at debug); default: --log-level"},
+		&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"NOMADSCALERD_METRICS_ADDR"}, Usage: "also serve GET /metrics alone on this address (e.g. :9090, the seed's metrics port)"},
+		&cli.StringFlag{Name: "policy-dir", EnvVars: []string{"NOMADSCALERD_POLICY_DIR"}, Usage: "directory of scaling policy files (nomad-autoscaler's policy_dir layout), re-read on change and on SIGHUP"},
 	}
 }
 
@@ -78,6 +83,10 @@ type settings struct {
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
+	PolicyDir                                  string
+	MetricsAddr                                string
+	// APILog logs the HTTP API (--api-log-level); nil: the daemon's logger.
+	APILog *slog.Logger
 }
 
 func resolveSettings(c *cli.Context) (settings, error) {
@@ -94,6 +103,11 @@ func resolveSettings(c *cli.Context) (settings, error) {
 			return settings{}, err
 		}
 	}
+	if path := c.String("config-ini"); path != "" {
+		if err := applyINI(c, path); err != nil {
+			return settings{}, err
+		}
+	}
 	s := settings{
 		DB: c.String("db"), NomadAddr: c.String("nomad-addr"), NomadToken: c.String("nomad-token"),
 		HTTPAddr: c.String("http-addr"), Token: c.String("token"),
@@ -104,6 +118,7 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
 		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"),
 		JournalRetention: c.Duration("journal-retention"),
+		PolicyDir:        c.String("policy-dir"), MetricsAddr: c.String("metrics-addr"),
 	}
 	if s.JournalRetention < time.Hour {
 		return s, fmt.Errorf("journal-retention %s: must be at least 1h", s.JournalRetention)
@@ -136,6 +151,9 @@ func runAction(c *cli.Context) error {
 	}
 	log, err := loggerFrom(c)
 	if err != nil {
+		return err
+	}
+	if s.APILog, err = apiLoggerFrom(c); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
@@ -184,6 +202,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A target-value check is recorded as its group total.
+	totals := history.GroupTotals{Inner: sources, Counts: nc}
 
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
@@ -194,7 +214,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
-	recorder, err := history.NewRecorder(db, sources, targets, history.Config{
+	recorder, err := history.NewRecorder(db, totals, targets, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -206,12 +226,25 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 
 	ctrl.SetWorkers(s.Workers)
 
+	if s.PolicyDir != "" {
+		dir, err := reconciler.NewPolicyDir(s.PolicyDir)
+		if err != nil {
+			return err
+		}
+		ctrl.SetPolicyDir(dir)
+		log.Info("reading policy files", "dir", s.PolicyDir)
+	}
+
+	apiLog := s.APILog
+	if apiLog == nil {
+		apiLog = log
+	}
 	srv, err := api.New(api.Config{Addr: s.HTTPAddr, Token: s.Token, Version: version}, api.Deps{
 		DB:       api.PingFunc(func(context.Context) error { return db.Ping() }),
 		Nomad:    nc,
 		Roles:    leader,
 		Registry: reg,
-		Logger:   log,
+		Logger:   apiLog,
 	})
 	if err != nil {
 		return err
@@ -244,7 +277,13 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		g.Go(func() error { return pools.Run(gctx) })
 	}
 	g.Go(func() error { return srv.Serve(gctx) })
+	if s.MetricsAddr != "" {
+		ms := api.NewMetricsServer(s.MetricsAddr, reg, apiLog)
+		g.Go(func() error { return ms.Serve(gctx) })
+	}
 	g.Go(func() error { return ctrl.Run(gctx) })
+	hangups := onHangup(ctrl.Reload)
+	g.Go(func() error { return hangups(gctx) })
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
 	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
@@ -259,6 +298,24 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	log.Info("nomadscalerd stopped")
 	return err
+}
+
+// onHangup catches SIGHUP from now on (it would otherwise end the process)
+// and returns the loop that calls reload on each until ctx ends.
+func onHangup(reload func()) func(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return func(ctx context.Context) error {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-hup:
+				reload()
+			}
+		}
+	}
 }
 
 func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
@@ -337,7 +394,7 @@ func recordTargets(ps []reconciler.Policy) []history.Target {
 	for _, p := range ps {
 		for _, c := range p.Checks {
 			out = append(out, history.Target{Series: store.SeriesName(p.Key, c.Name),
-				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group}})
+				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group, TimesCount: c.TargetValue > 0}})
 		}
 	}
 	return out

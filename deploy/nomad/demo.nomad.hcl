@@ -77,7 +77,11 @@ job "demo" {
     }
 
     scaling {
-      enabled = true
+      # Disabled for every other autoscaler: nomad-autoscaler (v0.4.7)
+      # skips disabled policies, and would crash on an enabled one whose
+      # target it has no plugin for. nomadscalerd follows the target's
+      # own `enabled` below.
+      enabled = false
       min     = 1
       max     = 12
 
@@ -94,6 +98,7 @@ job "demo" {
         }
 
         target "nomadscaler" {
+          enabled              = true
           capacity_per_replica = 10
           model_step           = "2s"
           history_window       = "5m"

@@ -1,6 +1,8 @@
 # An application scaled by nomadscalerd: the `target "nomadscaler"` block
-# marks the policy as nomadscalerd's (nomad-autoscaler ignores targets it
-# has no plugin for; remove its own policy from a group you hand over).
+# marks the policy as nomadscalerd's. The scaling block is disabled and the
+# target enabled, so that nomad-autoscaler, if it runs in this namespace,
+# skips the policy (see the README, "Sharing a namespace with
+# nomad-autoscaler"); remove its own policy from a group you hand over.
 #
 # The plan follows the forecast of the `requests` check: replicas are
 # chosen so that capacity_per_replica * replicas covers the forecast,
@@ -39,7 +41,11 @@ job "shop" {
     }
 
     scaling {
-      enabled = true
+      # Disabled for every other autoscaler: nomad-autoscaler (v0.4.7)
+      # skips disabled policies, and would crash on an enabled one whose
+      # target it has no plugin for. nomadscalerd follows the target's
+      # own `enabled` below.
+      enabled = false
       min     = 2
       max     = 40
 
@@ -75,6 +81,7 @@ job "shop" {
         }
 
         target "nomadscaler" {
+          enabled              = true
           requests_check       = "requests"
           capacity_per_replica = 50  # requests/s one replica serves
           replica_cost         = 1.0 # per replica-second

@@ -1,0 +1,199 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	nomadapi "github.com/hashicorp/nomad/api"
+)
+
+// FilePolicy is one `scaling "name" {}` block of a policy directory, in the
+// form Nomad's API returns a job's policy, or the reason it could not be
+// read.
+type FilePolicy struct {
+	// File and Line locate the block (Line 0: the file as a whole); a
+	// malformed policy is reported under Where().
+	File   string
+	Line   int
+	Name   string
+	Policy *nomadapi.ScalingPolicy
+	Err    error
+}
+
+// Where is "file:line", or the file when the file as a whole is at fault.
+func (fp FilePolicy) Where() string {
+	if fp.Line == 0 {
+		return fp.File
+	}
+	return fmt.Sprintf("%s:%d", fp.File, fp.Line)
+}
+
+// PolicyDir reads scaling policies from the .hcl files of a directory, as
+// nomad-autoscaler's policy_dir is laid out: each file holds any number of
+// `scaling "name" { enabled, min, max, policy { ... } }` blocks, and the
+// target "nomadscaler" block names the group with namespace, job and group.
+type PolicyDir struct {
+	dir string
+}
+
+// NewPolicyDir reads dir; it must be a directory.
+func NewPolicyDir(dir string) (*PolicyDir, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("policy dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("policy dir %s is not a directory", dir)
+	}
+	return &PolicyDir{dir: dir}, nil
+}
+
+// Dir is the directory read.
+func (d *PolicyDir) Dir() string { return d.dir }
+
+// files are the directory's policy files, sorted, so every listing and
+// every report comes in one order.
+func (d *PolicyDir) files() ([]os.DirEntry, error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("policy dir: %w", err)
+	}
+	var out []os.DirEntry
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.Type().IsRegular() && (ext == ".hcl" || ext == ".json") {
+			out = append(out, e)
+		}
+	}
+	return out, nil // os.ReadDir sorts by name
+}
+
+// Fingerprint changes when a policy file is added, removed or rewritten:
+// polling it is how edits are noticed without another dependency.
+func (d *PolicyDir) Fingerprint() (string, error) {
+	files, err := d.files()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, e := range files {
+		fi, err := e.Info()
+		if err != nil {
+			// Removed between the listing and now: the next poll sees it.
+			continue
+		}
+		fmt.Fprintf(&b, "%s\x00%d\x00%d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+// List reads every policy of the directory. A file that does not parse is
+// one entry with Err; so is each scaling block that cannot be read. Only a
+// directory that cannot be listed is an error.
+func (d *PolicyDir) List() ([]FilePolicy, error) {
+	files, err := d.files()
+	if err != nil {
+		return nil, err
+	}
+	var out []FilePolicy
+	for _, e := range files {
+		path := filepath.Join(d.dir, e.Name())
+		if filepath.Ext(path) == ".json" {
+			out = append(out, FilePolicy{File: path, Err: errors.New("JSON policy files are not read; write the policy in HCL")})
+			continue
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			out = append(out, FilePolicy{File: path, Err: err})
+			continue
+		}
+		out = append(out, ParseScalingFile(src, path)...)
+	}
+	return out, nil
+}
+
+// ParseScalingFile reads the top-level scaling blocks of one policy file.
+func ParseScalingFile(src []byte, filename string) []FilePolicy {
+	f, diags := hclsyntax.ParseConfig(src, filename, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return []FilePolicy{{File: filename, Err: errors.New(firstError(diags))}}
+	}
+	body := f.Body.(*hclsyntax.Body)
+	var out []FilePolicy
+	for _, name := range sortedAttrNames(body) {
+		out = append(out, FilePolicy{File: filename, Line: body.Attributes[name].SrcRange.Start.Line, Err: fmt.Errorf("unexpected attribute %q: a policy file holds scaling blocks", name)})
+	}
+	for _, blk := range body.Blocks {
+		line := blk.TypeRange.Start.Line
+		if blk.Type != "scaling" {
+			out = append(out, FilePolicy{File: filename, Line: line, Err: fmt.Errorf("unexpected block %q: a policy file holds scaling blocks", blk.Type)})
+			continue
+		}
+		fp := FilePolicy{File: filename, Line: line, Name: label(blk)}
+		fp.Policy, fp.Err = fileScalingPolicy(blk.Body, fp.Name)
+		out = append(out, fp)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// fileScalingPolicy is one scaling block of a policy file in Nomad's API
+// form. The target block must name the group: outside a job nothing else
+// does.
+func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy, error) {
+	m, err := bodyMap(b)
+	if err != nil {
+		return nil, err
+	}
+	sp := &nomadapi.ScalingPolicy{ID: "file:" + name, Type: "horizontal", Target: map[string]string{}}
+	if err := fillScalingPolicy(sp, m, false); err != nil {
+		return nil, err
+	}
+	targets, err := namedBlocks(sp.Policy, "target")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if t.name != TargetName {
+			continue
+		}
+		ns, _ := t.body["namespace"].(string)
+		if ns == "" {
+			ns = "default"
+		}
+		job, _ := t.body["job"].(string)
+		group, _ := t.body["group"].(string)
+		if job == "" || group == "" {
+			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\")", TargetName)
+		}
+		sp.Target = map[string]string{"Namespace": ns, "Job": job, "Group": group}
+	}
+	return sp, nil
+}
+
+func sortedAttrNames(b *hclsyntax.Body) []string {
+	names := make([]string, 0, len(b.Attributes))
+	for n := range b.Attributes {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return b.Attributes[names[i]].SrcRange.Start.Line < b.Attributes[names[j]].SrcRange.Start.Line
+	})
+	return names
+}
+
+// firstError is the first error diagnostic, one line with file and line.
+func firstError(diags hcl.Diagnostics) string {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError {
+			return d.Error()
+		}
+	}
+	return diags.Error()
+}

@@ -1,0 +1,196 @@
+package reconciler
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+type listedPolicies []*nomadapi.ScalingPolicy
+
+func (l listedPolicies) ListPolicies(context.Context) ([]*nomadapi.ScalingPolicy, error) {
+	return l, nil
+}
+
+// filePolicy is a policy file of the nomad-autoscaler layout for one group.
+func filePolicy(name, job, group, extraTarget string) string {
+	return `scaling "` + name + `" {
+  enabled = true
+  min     = 1
+  max     = 5
+  policy {
+    check "cpu" {
+      source = "nomad-apm"
+      query  = "avg_cpu-allocated"
+      strategy "target-value" {
+        target = 70
+      }
+    }
+    target "nomadscaler" {
+      namespace = "default"
+      job       = "` + job + `"
+      group     = "` + group + `"
+      ` + extraTarget + `
+    }
+  }
+}
+`
+}
+
+func writeFile(t *testing.T, path, src string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testController is a controller whose workers never scale (a follower),
+// reading dir and the given Nomad policies.
+func testController(t *testing.T, dir string, nomadPolicies listedPolicies, log *slog.Logger) *Controller {
+	t.Helper()
+	d, err := NewPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := NewController(New(Deps{Leader: follower{}, State: db, Log: log}), nomadPolicies, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, log)
+	c.SetPolicyDir(d)
+	return c
+}
+
+func keysOf(ps []Policy) string {
+	var ks []string
+	for _, p := range ps {
+		ks = append(ks, p.Key)
+	}
+	return strings.Join(ks, " ")
+}
+
+func TestPolicyFilesRunBesideJobPoliciesAndMalformedOnesAreReportedAndSkipped(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a-web.hcl"), filePolicy("web", "shop", "web", "")+filePolicy("api", "shop", "api", `cache_sise = 3`))
+	writeFile(t, filepath.Join(dir, "b-broken.hcl"), `scaling "x" {`)
+	writeFile(t, filepath.Join(dir, "c-taken.hcl"), filePolicy("again", "shop", "web", ""))
+	writeFile(t, filepath.Join(dir, "d-job-owned.hcl"), filePolicy("owned", "billing", "worker", ""))
+	writeFile(t, filepath.Join(dir, "e-other.hcl"), strings.Replace(filePolicy("theirs", "shop", "cart", ""), `target "nomadscaler"`, `target "nomad-target"`, 1))
+	writeFile(t, filepath.Join(dir, "f.json"), `{}`)
+	writeFile(t, filepath.Join(dir, "notes.txt"), `not a policy`)
+	job := seedPolicy()
+	job.Target = map[string]string{"Namespace": "default", "Job": "billing", "Group": "worker"}
+	delete(targetBody(job), "namespace")
+	delete(targetBody(job), "job")
+	delete(targetBody(job), "group")
+	c := testController(t, dir, listedPolicies{job}, slog.New(slog.DiscardHandler))
+	var first map[string]string
+	for i := 0; i < 5; i++ {
+		if err := c.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := keysOf(c.Policies()); got != "default/billing/worker default/shop/web" {
+			t.Fatalf("active = %q, want the job's policy and the one good file policy", got)
+		}
+		inv := c.Invalid()
+		if i == 0 {
+			first = inv
+		} else if len(inv) != len(first) {
+			t.Fatalf("refresh %d reported %v, the first %v", i, inv, first)
+		}
+		for k, v := range first {
+			if inv[k] != v {
+				t.Fatalf("refresh %d reported %q for %s, the first %q", i, inv[k], k, v)
+			}
+		}
+	}
+	want := map[string]string{
+		filepath.Join(dir, "a-web.hcl") + ":21":      `target "nomadscaler": unknown key "cache_sise"`,
+		filepath.Join(dir, "b-broken.hcl"):           "b-broken.hcl:1,",
+		filepath.Join(dir, "c-taken.hcl") + ":1":     "group default/shop/web already has a policy, in " + filepath.Join(dir, "a-web.hcl") + ":1",
+		filepath.Join(dir, "d-job-owned.hcl") + ":1": "group default/billing/worker already has a policy, in job billing",
+		filepath.Join(dir, "f.json"):                 "JSON policy files are not read",
+	}
+	if len(first) != len(want) {
+		t.Errorf("invalid = %v, want %d entries", first, len(want))
+	}
+	for where, frag := range want {
+		if !strings.Contains(first[where], frag) {
+			t.Errorf("invalid[%s] = %q, want it to contain %q", where, first[where], frag)
+		}
+	}
+}
+
+// runController runs c until the test ends.
+func runController(t *testing.T, c *Controller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAnEditedPolicyFileIsReadWithinAPoll(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.hcl")
+	writeFile(t, path, filePolicy("web", "shop", "web", ""))
+	c := testController(t, dir, nil, slog.New(slog.DiscardHandler))
+	c.filePoll = 20 * time.Millisecond
+	runController(t, c)
+	waitFor(t, "the first policy", func() bool { return keysOf(c.Policies()) == "default/shop/web" })
+	writeFile(t, path, filePolicy("web", "shop", "web", "")+filePolicy("api", "shop", "api", ""))
+	waitFor(t, "the added policy", func() bool { return keysOf(c.Policies()) == "default/shop/api default/shop/web" })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed policies", func() bool { return keysOf(c.Policies()) == "" })
+}
+
+func TestAReloadRereadsPolicyFilesAtOnceEvenWhenTheirTimesAreUnchanged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.hcl")
+	writeFile(t, path, filePolicy("web", "shop", "web", ""))
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testController(t, dir, nil, slog.New(slog.DiscardHandler))
+	c.filePoll = time.Hour
+	runController(t, c)
+	waitFor(t, "the first policy", func() bool { return keysOf(c.Policies()) == "default/shop/web" })
+	// Same size, same modification time: only a reload can tell.
+	writeFile(t, path, strings.Replace(filePolicy("web", "shop", "web", ""), "max     = 5", "max     = 6", 1))
+	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	c.Reload()
+	waitFor(t, "max 6 after the reload", func() bool {
+		ps := c.Policies()
+		return len(ps) == 1 && ps[0].Max == 6
+	})
+}
