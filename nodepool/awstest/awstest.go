@@ -127,7 +127,9 @@ func start(t *testing.T, port int) (*Moto, error) {
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
-			t.Logf("moto output:\n%s", out.String())
+			// moto logs a line per request; the end is what explains a failure.
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			t.Logf("moto output (last %d lines):\n%s", min(len(lines), 40), strings.Join(lines[max(len(lines)-40, 0):], "\n"))
 		}
 	})
 	return m, nil
