@@ -7,6 +7,7 @@ NOMAD_DIR   := $(CACHE)/nomad
 NOMAD_BIN   := $(NOMAD_DIR)/nomad
 AUTOSCALER_DIR := $(CACHE)/nomad-autoscaler
 AUTOSCALER_BIN := $(AUTOSCALER_DIR)/nomad-autoscaler
+MOTO_DIR    := $(CACHE)/moto
 export PKG_CONFIG_PATH := $(HIGHS)/lib/pkgconfig:$(PKG_CONFIG_PATH)
 export CGO_LDFLAGS     := -Wl,-rpath,$(HIGHS)/lib
 export LD_LIBRARY_PATH := $(HIGHS)/lib:$(LD_LIBRARY_PATH)
@@ -14,7 +15,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
+.PHONY: all deps prometheus moto build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -33,7 +34,12 @@ $(AUTOSCALER_BIN):
 prometheus:
 	@bash scripts/install-apt.sh prometheus
 
-deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN) prometheus
+# moto, the AWS API emulator the AWS provider's tests run against (trixie's
+# packages on Debian 12; fast when already installed).
+moto:
+	@bash scripts/install-moto.sh $(MOTO_DIR)
+
+deps: $(HIGHS)/lib/pkgconfig/highs.pc $(NOMAD_BIN) prometheus moto
 
 build: $(HIGHS)/lib/pkgconfig/highs.pc
 	go build -ldflags "$(LDFLAGS)" -o bin/nomadscalerd ./cmd/nomadscalerd

@@ -61,13 +61,25 @@ type InstanceTypeConfig struct {
 	Max       int     `hcl:"max,optional"`
 }
 
-// ProviderConfig is the `provider "command" { ... }` or `provider "noop" {}`
-// block.
+// ProviderConfig is the `provider "command" { ... }`, `provider "aws" { ... }`
+// or `provider "noop" {}` block.
 type ProviderConfig struct {
 	Kind      string `hcl:"kind,label"`
 	ScaleOut  string `hcl:"scale_out,optional"`
 	Terminate string `hcl:"terminate,optional"`
 	Timeout   string `hcl:"timeout,optional"`
+	// aws only.
+	Region            string                   `hcl:"region,optional"`
+	Endpoint          string                   `hcl:"endpoint,optional"`
+	AutoScalingGroups []AutoScalingGroupConfig `hcl:"auto_scaling_group,block"`
+}
+
+// AutoScalingGroupConfig is one `auto_scaling_group "instance type" { ... }`
+// block of an aws provider: the groups that launch that instance type.
+type AutoScalingGroupConfig struct {
+	InstanceType string `hcl:"instance_type,label"`
+	OnDemand     string `hcl:"on_demand"`
+	Spot         string `hcl:"spot,optional"`
 }
 
 // Defaults for unset pool settings.
@@ -84,6 +96,7 @@ const (
 // Provider kinds.
 const (
 	ProviderCommand = "command"
+	ProviderAWS     = "aws"
 	ProviderNoop    = "noop"
 )
 
@@ -115,12 +128,33 @@ type DrainSpec struct {
 	IgnoreSystemJobs bool
 }
 
-// ProviderSpec is a resolved provider block.
+// ProviderSpec is a resolved provider block. Timeout bounds one action,
+// retries included.
 type ProviderSpec struct {
 	Kind      string
 	ScaleOut  string
 	Terminate string
 	Timeout   time.Duration
+	// AWS is set for the aws kind only (a pointer keeps the spec
+	// comparable).
+	AWS *AWSSpec
+}
+
+// AWSSpec is the aws provider's part of a ProviderSpec. Region and Endpoint
+// empty mean the SDK's own resolution (environment, shared config, instance
+// metadata for the region is not consulted).
+type AWSSpec struct {
+	Region   string
+	Endpoint string
+	// Groups maps each instance type to its Auto Scaling groups.
+	Groups map[string]AWSGroups
+}
+
+// AWSGroups names the Auto Scaling groups of one instance type; Spot is
+// empty when the type is never bought on spot.
+type AWSGroups struct {
+	OnDemand string
+	Spot     string
 }
 
 // DrainPolicy extracts the drain limits of the pool.
@@ -251,14 +285,49 @@ func (c PoolConfig) Resolve() (Pool, error) {
 		if c.Provider.ScaleOut == "" || c.Provider.Terminate == "" {
 			bad(`provider "command"`, "scale_out and terminate are required")
 		}
+	case ProviderAWS:
+		aws := c.resolveAWS(p, bad)
+		p.Provider.AWS = &aws
 	case ProviderNoop:
 	default:
-		bad("provider", "unknown kind %q, want %q or %q", c.Provider.Kind, ProviderCommand, ProviderNoop)
+		bad("provider", "unknown kind %q, want %q, %q or %q", c.Provider.Kind, ProviderCommand, ProviderAWS, ProviderNoop)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Pool{}, err
 	}
 	return p, nil
+}
+
+// resolveAWS checks that every instance type the pool may launch has a
+// group to launch it in, and a spot group when the chooser may pick spot.
+func (c PoolConfig) resolveAWS(p Pool, bad func(key, format string, args ...any)) AWSSpec {
+	spec := AWSSpec{Region: c.Provider.Region, Endpoint: c.Provider.Endpoint, Groups: map[string]AWSGroups{}}
+	types := map[string]InstanceType{}
+	for _, it := range p.InstanceTypes {
+		types[it.Name] = it
+	}
+	for _, g := range c.Provider.AutoScalingGroups {
+		key := fmt.Sprintf(`provider "aws": auto_scaling_group %q`, g.InstanceType)
+		switch _, known := types[g.InstanceType]; {
+		case !known:
+			bad(key, "no instance_type block of that name")
+		case spec.Groups[g.InstanceType] != AWSGroups{}:
+			bad(key, "defined twice")
+		case g.OnDemand == "":
+			bad(key+".on_demand", "must name a group")
+		}
+		spec.Groups[g.InstanceType] = AWSGroups{OnDemand: g.OnDemand, Spot: g.Spot}
+	}
+	for _, it := range p.InstanceTypes {
+		g, ok := spec.Groups[it.Name]
+		switch {
+		case !ok:
+			bad(`provider "aws"`, "instance_type %q has no auto_scaling_group block", it.Name)
+		case g.Spot == "" && it.SpotPrice > 0 && p.SpotMaxShare > 0:
+			bad(fmt.Sprintf(`provider "aws": auto_scaling_group %q.spot`, it.Name), "is required: the instance type has a spot_price and spot_max_share allows spot")
+		}
+	}
+	return spec
 }
 
 // ResolvePools resolves every pool and rejects duplicate names.

@@ -1,6 +1,7 @@
 package nodepool
 
 import (
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -154,8 +155,42 @@ func TestParsePoolsRejectsBadSettingsNamingTheKey(t *testing.T) {
     memory_mib = 1024
     price = 1
   }
+  provider "ssh" {}
+}`, `unknown kind "ssh"`},
+		{"aws provider without a group for a type", `pool "p" {
+  max = 1
+  instance_type "t" {
+    cpu_mhz = 1000
+    memory_mib = 1024
+    price = 1
+  }
   provider "aws" {}
-}`, `unknown kind "aws"`},
+}`, `instance_type "t" has no auto_scaling_group block`},
+		{"aws group for an unknown type", `pool "p" {
+  max = 1
+  instance_type "t" {
+    cpu_mhz = 1000
+    memory_mib = 1024
+    price = 1
+  }
+  provider "aws" {
+    auto_scaling_group "t" { on_demand = "g" }
+    auto_scaling_group "u" { on_demand = "h" }
+  }
+}`, `auto_scaling_group "u": no instance_type block of that name`},
+		{"aws type offered on spot without a spot group", `pool "p" {
+  max = 1
+  spot_max_share = 0.5
+  instance_type "t" {
+    cpu_mhz = 1000
+    memory_mib = 1024
+    price = 1
+    spot_price = 0.3
+  }
+  provider "aws" {
+    auto_scaling_group "t" { on_demand = "g" }
+  }
+}`, `auto_scaling_group "t".spot: is required`},
 		{"missing provider", `pool "p" {
   max = 1
   instance_type "t" {
@@ -177,6 +212,46 @@ func TestParsePoolsRejectsBadSettingsNamingTheKey(t *testing.T) {
 	}
 }
 
+func TestParsePoolsMapsEachInstanceTypeOfAnAWSPoolToItsGroups(t *testing.T) {
+	pools, err := ParsePools([]byte(`pool "web" {
+  max = 4
+  spot_max_share = 0.5
+  instance_type "m5.large" {
+    cpu_mhz = 4000
+    memory_mib = 7680
+    price = 0.096
+    spot_price = 0.035
+  }
+  instance_type "m5.xlarge" {
+    cpu_mhz = 8000
+    memory_mib = 15360
+    price = 0.192
+  }
+  provider "aws" {
+    region   = "eu-west-1"
+    endpoint = "http://127.0.0.1:5000"
+    timeout  = "1m"
+    auto_scaling_group "m5.large" {
+      on_demand = "nomad-web-m5-large"
+      spot      = "nomad-web-m5-large-spot"
+    }
+    auto_scaling_group "m5.xlarge" { on_demand = "nomad-web-m5-xlarge" }
+  }
+}`), "aws.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := pools[0].Provider
+	want := AWSSpec{Region: "eu-west-1", Endpoint: "http://127.0.0.1:5000", Groups: map[string]AWSGroups{
+		"m5.large":  {OnDemand: "nomad-web-m5-large", Spot: "nomad-web-m5-large-spot"},
+		"m5.xlarge": {OnDemand: "nomad-web-m5-xlarge"},
+	}}
+	if got.Kind != ProviderAWS || got.Timeout != time.Minute || got.AWS == nil || got.AWS.Region != want.Region ||
+		got.AWS.Endpoint != want.Endpoint || !maps.Equal(got.AWS.Groups, want.Groups) {
+		t.Fatalf("provider = %+v, want kind aws, timeout 1m and %+v", got, want)
+	}
+}
+
 func TestTheConfigExampleInThePackageDocParses(t *testing.T) {
 	src, err := os.ReadFile("doc.go")
 	if err != nil {
@@ -194,5 +269,29 @@ func TestTheConfigExampleInThePackageDocParses(t *testing.T) {
 	}
 	if len(pools) != 1 || pools[0].Headroom.Units != 10 || pools[0].Provider.Kind != ProviderCommand {
 		t.Fatalf("doc example decoded to %+v", pools)
+	}
+}
+
+func TestTheAWSPoolExampleInTheREADMEParses(t *testing.T) {
+	src, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(src), "### A pool on AWS")
+	if !ok {
+		t.Fatal(`README has no "### A pool on AWS" section`)
+	}
+	_, block, ok := strings.Cut(section, "```hcl\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("the AWS section has no hcl example")
+	}
+	pools, err := ParsePools([]byte(block), "README.md")
+	if err != nil {
+		t.Fatalf("README's AWS example does not parse: %v", err)
+	}
+	if len(pools) != 1 || pools[0].Provider.Kind != ProviderAWS || pools[0].Provider.AWS == nil ||
+		pools[0].Provider.AWS.Groups["m5.large"].Spot == "" {
+		t.Fatalf("README's AWS example decoded to %+v", pools)
 	}
 }

@@ -284,7 +284,8 @@ func (c *Controller) step(ctx context.Context, p Pool, pr Provider, st Step, now
 		if err := c.append(ctx, e); err != nil {
 			return err
 		}
-		terr := pr.Terminate(ctx, TerminateRequest{Pool: p.Name, NodeID: e.NodeID, NodeName: e.NodeName, InstanceType: e.InstanceType})
+		terr := pr.Terminate(ctx, TerminateRequest{Pool: p.Name, NodeID: e.NodeID, NodeName: e.NodeName,
+			InstanceType: e.InstanceType, InstanceID: e.InstanceID, Address: e.Address})
 		if terr != nil {
 			e.Phase, e.Reason = PhaseFailed, "termination failed: "+terr.Error()
 			errs := []error{fmt.Errorf("terminate node %s: %w", e.NodeID, terr)}
@@ -333,7 +334,8 @@ func (c *Controller) drain(ctx context.Context, p Pool, dr DrainAction, nodes []
 		}
 	}
 	e := Entry{ID: fmt.Sprintf("%s/drain/%s/%d/%s", p.Name, dr.NodeID, now.UnixNano(), randomSuffix()), Pool: p.Name, Kind: KindDrain,
-		Phase: PhaseDraining, At: now, NodeID: dr.NodeID, NodeName: dr.NodeName, InstanceType: node.InstanceType, Reason: dr.Reason}
+		Phase: PhaseDraining, At: now, NodeID: dr.NodeID, NodeName: dr.NodeName, InstanceType: node.InstanceType,
+		InstanceID: node.InstanceID, Address: node.Address, Reason: dr.Reason}
 	if err := c.append(ctx, e); err != nil {
 		return err
 	}

@@ -45,8 +45,12 @@ type Entry struct {
 	NodeID       string    `json:"node_id,omitempty"`
 	NodeName     string    `json:"node_name,omitempty"`
 	InstanceType string    `json:"instance_type,omitempty"`
-	Count        int       `json:"count,omitempty"`
-	Spot         bool      `json:"spot,omitempty"`
+	// InstanceID and Address of a drained node, kept so it can be
+	// terminated after it has left Nomad's view or after a restart.
+	InstanceID string `json:"instance_id,omitempty"`
+	Address    string `json:"address,omitempty"`
+	Count      int    `json:"count,omitempty"`
+	Spot       bool   `json:"spot,omitempty"`
 	// KnownNodes are the pool's node IDs when a scale-out was requested;
 	// nodes outside it that appear later are the launched ones.
 	KnownNodes []string `json:"known_nodes,omitempty"`

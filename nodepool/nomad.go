@@ -13,6 +13,13 @@ import (
 // DefaultInstanceTypeMeta is the node meta key naming a node's instance type.
 const DefaultInstanceTypeMeta = "nomadscaler_instance_type"
 
+// AWSInstanceIDAttribute is the node attribute Nomad's AWS fingerprint sets
+// to the EC2 instance ID.
+const AWSInstanceIDAttribute = "unique.platform.aws.instance-id"
+
+// nodeFacts are the parts of a node only its full read returns.
+type nodeFacts struct{ instanceType, instanceID string }
+
 // NomadAdapter implements NomadView and Drainer on the Nomad HTTP API.
 type NomadAdapter struct {
 	client *nomadapi.Client
@@ -20,9 +27,9 @@ type NomadAdapter struct {
 	metaKey string
 
 	mu sync.Mutex
-	// instanceTypes caches node ID -> instance type: the list endpoint
-	// does not return meta, and a node's meta rarely changes.
-	instanceTypes map[string]string
+	// facts caches node ID -> instance type and instance ID: the list
+	// endpoint returns neither meta nor attributes, and they rarely change.
+	facts map[string]nodeFacts
 }
 
 // NewNomadAdapter wraps c; metaKey empty means DefaultInstanceTypeMeta.
@@ -30,12 +37,12 @@ func NewNomadAdapter(c *nomadapi.Client, metaKey string) *NomadAdapter {
 	if metaKey == "" {
 		metaKey = DefaultInstanceTypeMeta
 	}
-	return &NomadAdapter{client: c, metaKey: metaKey, instanceTypes: map[string]string{}}
+	return &NomadAdapter{client: c, metaKey: metaKey, facts: map[string]nodeFacts{}}
 }
 
 // PoolNodes implements NomadView with two list calls (nodes and
 // allocations, both with resources) plus one node read per node not seen
-// before, for its instance type.
+// before, for its instance type and instance ID.
 func (a *NomadAdapter) PoolNodes(ctx context.Context, sel Selector) ([]Node, error) {
 	q := (&nomadapi.QueryOptions{Params: map[string]string{"resources": "true"}}).WithContext(ctx)
 	stubs, _, err := a.client.Nodes().List(q)
@@ -62,31 +69,33 @@ func (a *NomadAdapter) PoolNodes(ctx context.Context, sel Selector) ([]Node, err
 	}
 	nodes := make([]Node, 0, len(picked))
 	for _, s := range picked {
-		it, err := a.instanceType(ctx, s.ID)
+		f, err := a.nodeFacts(ctx, s.ID)
 		if err != nil {
 			return nil, err
 		}
-		nodes = append(nodes, NodeFromNomad(s, byNode[s.ID], it))
+		n := NodeFromNomad(s, byNode[s.ID], f.instanceType)
+		n.InstanceID = f.instanceID
+		nodes = append(nodes, n)
 	}
 	return nodes, nil
 }
 
-func (a *NomadAdapter) instanceType(ctx context.Context, id string) (string, error) {
+func (a *NomadAdapter) nodeFacts(ctx context.Context, id string) (nodeFacts, error) {
 	a.mu.Lock()
-	it, ok := a.instanceTypes[id]
+	f, ok := a.facts[id]
 	a.mu.Unlock()
 	if ok {
-		return it, nil
+		return f, nil
 	}
 	n, _, err := a.client.Nodes().Info(id, (&nomadapi.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return "", fmt.Errorf("read nomad node %s: %w", id, err)
+		return nodeFacts{}, fmt.Errorf("read nomad node %s: %w", id, err)
 	}
-	it = n.Meta[a.metaKey]
+	f = nodeFacts{instanceType: n.Meta[a.metaKey], instanceID: n.Attributes[AWSInstanceIDAttribute]}
 	a.mu.Lock()
-	a.instanceTypes[id] = it
+	a.facts[id] = f
 	a.mu.Unlock()
-	return it, nil
+	return f, nil
 }
 
 // Drain implements Drainer; Nomad marks the node ineligible as it drains.
@@ -116,7 +125,7 @@ func (a *NomadAdapter) SetEligibility(ctx context.Context, nodeID string, eligib
 func NodeFromNomad(s *nomadapi.NodeListStub, allocs []*nomadapi.AllocationListStub, instanceType string) Node {
 	n := Node{
 		ID: s.ID, Name: s.Name, Datacenter: s.Datacenter, NodePool: s.NodePool, NodeClass: s.NodeClass,
-		InstanceType: instanceType, Status: s.Status,
+		InstanceType: instanceType, Address: s.Address, Status: s.Status,
 		Eligible: s.SchedulingEligibility == nomadapi.NodeSchedulingEligible, Draining: s.Drain,
 	}
 	if r := s.NodeResources; r != nil {

@@ -22,12 +22,15 @@ type ScaleOutRequest struct {
 	Spot         bool
 }
 
-// TerminateRequest asks a provider to remove one drained node.
+// TerminateRequest asks a provider to remove one drained node. InstanceID
+// and Address identify the machine when known (see Node).
 type TerminateRequest struct {
 	Pool         string
 	NodeID       string
 	NodeName     string
 	InstanceType string
+	InstanceID   string
+	Address      string
 }
 
 // Provider launches and removes the machines behind a pool. Terminate must
@@ -43,6 +46,8 @@ func NewProvider(p Pool, logger *slog.Logger) (Provider, error) {
 	switch p.Provider.Kind {
 	case ProviderCommand:
 		return NewCommandProvider(p.Provider, logger), nil
+	case ProviderAWS:
+		return NewAWSProvider(p, logger)
 	case ProviderNoop:
 		return NewNoopProvider(logger), nil
 	}

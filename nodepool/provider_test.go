@@ -3,12 +3,16 @@ package nodepool
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go"
 )
 
 func writeScript(t *testing.T, dir, name, body string) string {
@@ -115,5 +119,50 @@ func TestNewProvidersBuildsOneProviderPerPool(t *testing.T) {
 	}
 	if _, err := NewProviders([]Pool{{Name: "x", Provider: ProviderSpec{Kind: "ssh"}}}, nil); err == nil {
 		t.Error("unknown provider kind accepted")
+	}
+}
+
+func TestNewProviderBuildsAnAWSProviderAndNeedsARegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "credentials"))
+	pool := Pool{Name: "p", Provider: ProviderSpec{Kind: ProviderAWS, AWS: &AWSSpec{Groups: map[string]AWSGroups{"t": {OnDemand: "g"}}}}}
+	if _, err := NewProvider(pool, nil); err == nil || !strings.Contains(err.Error(), "no aws region") {
+		t.Fatalf("err = %v, want a missing region named", err)
+	}
+	pool.Provider.AWS.Region = "eu-west-1"
+	p, err := NewProvider(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := p.(*AWSProvider); !ok || !a.own["g"] || a.timeout != DefaultProviderTimeout {
+		t.Fatalf("provider = %#v, want an AWSProvider owning group g with the default timeout", p)
+	}
+}
+
+func TestAWSErrorsAreClassifiedByTheirCode(t *testing.T) {
+	cases := []struct {
+		code string
+		want error
+	}{
+		{"Throttling", ErrThrottled},
+		{"RequestLimitExceeded", ErrThrottled},
+		{"InsufficientInstanceCapacity", ErrInsufficientCapacity},
+		{"ScalingActivityInProgress", errTransient},
+		{"ValidationError", nil},
+	}
+	for _, c := range cases {
+		err := classify(fmt.Errorf("call: %w", &smithy.GenericAPIError{Code: c.code, Message: "m"}))
+		for _, sentinel := range []error{ErrThrottled, ErrInsufficientCapacity, errTransient} {
+			if errors.Is(err, sentinel) != (sentinel == c.want) {
+				t.Errorf("%s: errors.Is(%v, %v) = %v", c.code, err, sentinel, !(sentinel == c.want))
+			}
+		}
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != c.code {
+			t.Errorf("%s: the AWS error is no longer reachable in %v", c.code, err)
+		}
 	}
 }

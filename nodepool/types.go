@@ -40,11 +40,16 @@ type Node struct {
 	NodePool     string
 	NodeClass    string
 	InstanceType string // from node meta; empty when unknown
-	Status       string
-	Eligible     bool
-	Draining     bool
-	Total        Resources
-	Allocated    Resources
+	// InstanceID is the cloud instance behind the node, from the node
+	// attribute AWSInstanceIDAttribute; empty off AWS. Address is the
+	// node's IP, which providers match on when InstanceID is empty.
+	InstanceID string
+	Address    string
+	Status     string
+	Eligible   bool
+	Draining   bool
+	Total      Resources
+	Allocated  Resources
 }
 
 // Schedulable reports whether Nomad may place new work on the node: the only
