@@ -10,6 +10,9 @@
 // Journal) which the daemon wires to the real Nomad client and bbolt.
 // NomadAdapter implements NomadView and Drainer on the Nomad HTTP API;
 // MemJournal and MemIdleStore are in-memory stand-ins for tests and dry runs.
+// Providers: CommandProvider runs scripts, AWSProvider drives EC2 Auto
+// Scaling groups (tested against moto through package awstest),
+// NoopProvider only logs.
 //
 // A pool is one `pool "name" { ... }` block of the config file:
 //
