@@ -76,9 +76,15 @@ nomad {
 	}
 	go func() { a.done <- a.cmd.Wait() }()
 	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Kill() // ours, by its pid; it may have exited already
-			<-a.done
+		if exited, _ := a.exited(); !exited {
+			// Interrupt first, so that it stops its plugins; ours, by pid.
+			_ = a.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-a.done:
+			case <-time.After(10 * time.Second):
+				_ = a.cmd.Process.Kill()
+				<-a.done
+			}
 		}
 		if t.Failed() {
 			t.Logf("nomad-autoscaler log:\n%s", tail(a.log.String(), 80))
