@@ -74,6 +74,11 @@ func (s *Server) HandleOptimize(o Optimizer) {
 		switch {
 		case errors.Is(err, optimize.ErrNoHistory):
 			Error(w, http.StatusNotFound, err.Error())
+		case errors.Is(err, optimize.ErrShortHistory):
+			// Every new policy starts so: not a failure of the service, and
+			// a client (the nomadscaler plugin) asks again.
+			w.Header().Set("Retry-After", "10")
+			Error(w, http.StatusServiceUnavailable, err.Error())
 		case err != nil:
 			s.deps.Logger.Error("optimize request failed", "err", err)
 			Error(w, http.StatusInternalServerError, err.Error())

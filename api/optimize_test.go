@@ -20,6 +20,9 @@ func (f *fakeOptimizer) Optimize(_ context.Context, r optimize.Request) (optimiz
 	if r.Check.MetricAppName == "unknown" {
 		return optimize.Response{}, fmt.Errorf("%w for %q", optimize.ErrNoHistory, "unknown")
 	}
+	if r.Check.MetricAppName == "new" {
+		return optimize.Response{}, fmt.Errorf("forecast: 12 seconds of history: %w", optimize.ErrShortHistory)
+	}
 	out := make([]int, r.CacheSize)
 	for i := range out {
 		out[i] = r.MinReplicas
@@ -55,6 +58,7 @@ func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
 		{"cache size too big", `{"token": "tok", "max_replicas": 2, "cache_size": 3601}`, "", 400, "cache_size"},
 		{"body over 1 MiB", `{"token": "tok", "pad": "` + strings.Repeat("x", MaxBodyBytes) + `"}`, "", 400, "1 MiB"},
 		{"unknown history", `{"token": "tok", "check": {"metric_app_name": "unknown"}, "max_replicas": 2}`, "", 404, "no history"},
+		{"history too short yet", `{"token": "tok", "check": {"metric_app_name": "new"}, "max_replicas": 2}`, "", 503, "too short"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

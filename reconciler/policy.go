@@ -50,6 +50,8 @@ type Check struct {
 	// Threshold is target-value's dead band, kept to be shown: a plan has
 	// no dead band (see the README).
 	Threshold float64 `json:"threshold,omitempty"`
+	// Strategy names the check's strategy block, if any.
+	Strategy string `json:"strategy,omitempty"`
 }
 
 // TargetValueStrategy is the one nomad-autoscaler strategy nomadscalerd
@@ -326,6 +328,11 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 		return p, fmt.Errorf("target %q: %w", TargetName, err)
 	}
 	p.Target.OptimizerURL = ident.optimizerURL
+	for _, c := range p.Checks {
+		if c.Strategy != "" && c.Strategy != TargetValueStrategy && !p.PluginOwned() {
+			return p, fmt.Errorf("check %q: strategy %q is not supported: nomadscalerd plans with %q or with no strategy (a policy with optimizer_url may use any: nomad-autoscaler evaluates it)", c.Name, c.Strategy, TargetValueStrategy)
+		}
+	}
 	if err := p.applyTargetValue(); err != nil {
 		return p, err
 	}
@@ -403,7 +410,8 @@ func (id targetIdentity) matches(p Policy) error {
 }
 
 // parseStrategy reads a check's strategy blocks into ch. Only target-value
-// has a meaning for a planner; any other is refused rather than ignored.
+// has a meaning for a planner; any other is refused (by ParsePolicy)
+// rather than ignored, unless nomad-autoscaler evaluates the policy.
 func parseStrategy(body map[string]any, ch *Check) error {
 	blocks, err := namedBlocks(body, "strategy")
 	if err != nil {
@@ -413,8 +421,11 @@ func parseStrategy(body map[string]any, ch *Check) error {
 		return fmt.Errorf("want one strategy block, got %d", len(blocks))
 	}
 	b := blocks[0]
+	ch.Strategy = b.name
 	if b.name != TargetValueStrategy {
-		return fmt.Errorf("strategy %q is not supported: nomadscalerd plans with %q or with no strategy", b.name, TargetValueStrategy)
+		// Only a policy the nomadscaler plugin owns may have it (checked
+		// once the target is read): nomad-autoscaler evaluates it there.
+		return nil
 	}
 	for _, k := range sortedKeys(b.body) {
 		v := b.body[k]

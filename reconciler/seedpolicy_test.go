@@ -56,9 +56,10 @@ func TestATargetNamingAnotherGroupOrAStrategyThatCannotBePlannedIsAClearError(t 
 			`namespace "default" does not match`},
 		{"another group", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["group"] = "backend" }, `group "backend" does not match`},
 		{"group not a string", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["group"] = 3.0 }, "group must be a non-empty string"},
-		{"another strategy", func(sp *nomadapi.ScalingPolicy) {
+		{"another strategy in nomadscalerd's policy", func(sp *nomadapi.ScalingPolicy) {
+			delete(targetBody(sp), "optimizer_url")
 			checkBody(sp, "cpu")["strategy"] = []any{map[string]any{"threshold": []any{map[string]any{"upper_bound": 3.0}}}}
-		}, `strategy "threshold" is not supported`},
+		}, `check "cpu": strategy "threshold" is not supported`},
 		{"no target value", func(sp *nomadapi.ScalingPolicy) {
 			checkBody(sp, "cpu")["strategy"] = []any{map[string]any{"target-value": []any{map[string]any{}}}}
 		}, "target is required"},
@@ -87,6 +88,18 @@ func TestATargetNamingAnotherGroupOrAStrategyThatCannotBePlannedIsAClearError(t 
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestAPolicyThePluginOwnsMayUseAnyStrategyNomadAutoscalerEvaluates(t *testing.T) {
+	sp := seedPolicy() // has optimizer_url
+	checkBody(sp, "cpu")["strategy"] = []any{map[string]any{"threshold": []any{map[string]any{"upper_bound": 3.0, "delta": 1.0}}}}
+	p, err := ParsePolicy(sp, Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.PluginOwned() || p.Checks[0].Strategy != "threshold" || p.Target.RequestsCheck != "cpu" || p.Target.TargetValue != 0 {
+		t.Errorf("policy %+v, want the plugin's, recording cpu without a target value", p)
 	}
 }
 

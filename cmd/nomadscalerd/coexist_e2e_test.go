@@ -39,10 +39,16 @@ type autoscaler struct {
 	done chan error
 }
 
-func startAutoscaler(t *testing.T, nomadAddr string) *autoscaler {
+// startAutoscaler runs nomad-autoscaler against nomadAddr with an empty
+// plugin directory, or pluginDir and extra agent config when given.
+func startAutoscaler(t *testing.T, nomadAddr string, pluginDirAndExtra ...string) *autoscaler {
 	t.Helper()
 	bin := autoscalerBinary(t)
 	dir := t.TempDir()
+	plugins, extra := filepath.Join(dir, "plugins"), ""
+	if len(pluginDirAndExtra) == 2 {
+		plugins, extra = pluginDirAndExtra[0], pluginDirAndExtra[1]
+	}
 	port := nomadtest.FreePort(t)
 	cfg := fmt.Sprintf(`log_level  = "debug"
 plugin_dir = %q
@@ -53,8 +59,9 @@ http {
 nomad {
   address = %q
 }
-`, filepath.Join(dir, "plugins"), port, nomadAddr)
-	if err := os.MkdirAll(filepath.Join(dir, "plugins"), 0o755); err != nil {
+%s
+`, plugins, port, nomadAddr, extra)
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "agent.hcl")
@@ -69,9 +76,15 @@ nomad {
 	}
 	go func() { a.done <- a.cmd.Wait() }()
 	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			_ = a.cmd.Process.Kill() // ours, by its pid; it may have exited already
-			<-a.done
+		if exited, _ := a.exited(); !exited {
+			// Interrupt first, so that it stops its plugins; ours, by pid.
+			_ = a.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-a.done:
+			case <-time.After(10 * time.Second):
+				_ = a.cmd.Process.Kill()
+				<-a.done
+			}
 		}
 		if t.Failed() {
 			t.Logf("nomad-autoscaler log:\n%s", tail(a.log.String(), 80))
