@@ -32,8 +32,21 @@ type BlockedSource interface {
 	JobState(ctx context.Context, namespace, id string) (*nomadapi.Job, *nomadapi.JobSummary, error)
 }
 
-// Leadership gates acting: only the leader changes the pools.
+// Leadership gates acting: only the leader changes the pools. A
+// leadership that also has a Context (the lease's term) ends pool work in
+// flight when the lock is lost.
 type Leadership interface{ IsLeader() bool }
+
+// underLease is ctx, also ended when the leader's term ends.
+func underLease(ctx context.Context, l Leadership) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	lease, ok := l.(interface{ Context() context.Context })
+	if !ok {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(lease.Context(), cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 // RunnerConfig shapes a Runner.
 type RunnerConfig struct {
@@ -169,6 +182,8 @@ func (r *Runner) interval(ctx context.Context) {
 	if !r.leader.IsLeader() {
 		return
 	}
+	ctx, cancel := underLease(ctx, r.leader)
+	defer cancel()
 	evs, err := r.src.BlockedEvaluations(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -228,6 +243,8 @@ func (r *Runner) blocked(ctx context.Context, evs []*nomadapi.Evaluation, listed
 	if !r.leader.IsLeader() {
 		return
 	}
+	ctx, cancel := underLease(ctx, r.leader)
+	defer cancel()
 	perPool, err := r.queuedPerPool(ctx, evs)
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("blocked evaluations: read jobs", "err", err)

@@ -320,3 +320,50 @@ func TestQueuedFromStateTrustsTheJobSummary(t *testing.T) {
 		})
 	}
 }
+
+// endingLease is a leadership whose term the test ends.
+type endingLease struct{ ctx context.Context }
+
+func (l endingLease) IsLeader() bool           { return l.ctx.Err() == nil }
+func (l endingLease) Context() context.Context { return l.ctx }
+
+// hangingCtl is a pool controller whose scale-out hangs until its context
+// ends, reporting why it ended.
+type hangingCtl struct {
+	fakePoolCtl
+	started chan struct{}
+	ended   chan error
+}
+
+func (h *hangingCtl) OnBlocked(ctx context.Context, p Pool, _ []QueuedGroup) (Decision, error) {
+	close(h.started)
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return Decision{Pool: p.Name}, ctx.Err()
+}
+
+func TestPoolWorkInFlightStopsWhenTheLeadersTermEnds(t *testing.T) {
+	term, endTerm := context.WithCancel(context.Background())
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	ctl := &hangingCtl{fakePoolCtl: fakePoolCtl{clk: clk}, started: make(chan struct{}), ended: make(chan error, 1)}
+	src := &fakeBlockedSource{jobs: map[string]*nomadapi.Job{"web": testJob("web", "api")},
+		summaries: map[string]*nomadapi.JobSummary{"web": {Summary: map[string]nomadapi.TaskGroupSummary{"api": {Queued: 2}}}},
+		evals:     []*nomadapi.Evaluation{blockedEval("e1", "web", "api", 2)}}
+	r := NewRunner(ctl, src, endingLease{term}, clk, RunnerConfig{Pools: []Pool{{Name: "general", Selector: Selector{NodePool: "default"}}}, Interval: time.Hour},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	start(t, r)
+	select {
+	case <-ctl.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the runner never scaled out for the listed blocked evaluation")
+	}
+	endTerm()
+	select {
+	case err := <-ctl.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("scale-out ended with %v, want it cancelled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the scale-out kept running after the term ended")
+	}
+}

@@ -33,6 +33,10 @@ type Leader struct {
 	// waking).
 	mu         sync.Mutex
 	validUntil time.Time
+	// term is cancelled when the current term ends (endTerm); outside a
+	// term it is an already cancelled context.
+	term    context.Context
+	endTerm context.CancelFunc
 }
 
 // NewLeader builds an elector with lock TTL ttl (Nomad's default is 15s,
@@ -55,6 +59,22 @@ func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logg
 		own = c
 	}
 	return &Leader{client: own.api, ttl: ttl, log: log, onChange: onChange, now: time.Now}
+}
+
+// Context is the current term's: it is cancelled when the term ends (the
+// lease ran out or could not be renewed, or the replica stopped), and
+// outside a term it is cancelled already. Work that acts for the leader
+// runs under it, so losing the lock stops it in flight (within a second of
+// the lease running out) instead of letting it finish beside a new leader.
+func (l *Leader) Context() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.term == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return l.term
 }
 
 // leaseMargin is how long before the lock's TTL runs out a leader stops
@@ -103,6 +123,14 @@ func (l *Leader) extend(sent time.Time) {
 }
 
 func (l *Leader) set(v bool) {
+	l.mu.Lock()
+	switch {
+	case v && (l.term == nil || l.term.Err() != nil):
+		l.term, l.endTerm = context.WithCancel(context.Background())
+	case !v && l.endTerm != nil:
+		l.endTerm()
+	}
+	l.mu.Unlock()
 	if l.leader.Swap(v) != v {
 		l.log.Info("leadership changed", "leader", v)
 		if l.onChange != nil {
@@ -198,3 +226,6 @@ type AlwaysLeader struct{}
 
 // IsLeader implements reconciler.Leadership.
 func (AlwaysLeader) IsLeader() bool { return true }
+
+// Context implements reconciler.Lease: a single replica's term never ends.
+func (AlwaysLeader) Context() context.Context { return context.Background() }

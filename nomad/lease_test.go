@@ -62,3 +62,28 @@ func TestALeaderWhoseLeaseRanOutIsNotLeaderEvenBeforeTheLeaserNotices(t *testing
 		t.Error("at +24 s with the last renewal at +10 s: still leader")
 	}
 }
+
+func TestTheLeadersContextEndsWithItsTermAndANewTermGetsANewOne(t *testing.T) {
+	l := &Leader{ttl: 15 * time.Second, log: slog.New(slog.DiscardHandler), now: time.Now}
+	if l.Context().Err() == nil {
+		t.Fatal("a replica that never led has a live term context")
+	}
+	l.set(true)
+	first := l.Context()
+	if first.Err() != nil {
+		t.Fatal("the term context is cancelled while leading")
+	}
+	l.set(false)
+	select {
+	case <-first.Done():
+	case <-time.After(time.Second):
+		t.Fatal("stepping down did not cancel the term's context")
+	}
+	l.set(true)
+	if second := l.Context(); second.Err() != nil || second == first {
+		t.Fatalf("a new term reuses the old context or starts cancelled (err %v)", second.Err())
+	}
+	if (AlwaysLeader{}).Context().Err() != nil {
+		t.Fatal("a single replica's term ended")
+	}
+}

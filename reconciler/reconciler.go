@@ -77,6 +77,25 @@ type Leadership interface {
 	IsLeader() bool
 }
 
+// Lease is leadership that can say when it ends: work that acts for the
+// leader runs under its Context, so a lost lock stops it in flight.
+type Lease interface {
+	Leadership
+	Context() context.Context
+}
+
+// UnderLease derives from ctx a context that also ends when l's term ends
+// (when l is a Lease; otherwise ctx's own lifetime).
+func UnderLease(ctx context.Context, l Leadership) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	lease, ok := l.(Lease)
+	if !ok {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(lease.Context(), cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 // Result tells the worker when to reconcile again.
 type Result struct {
 	RequeueAfter time.Duration
@@ -407,7 +426,20 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	} else {
 		req.Count = &want
 	}
-	err := r.d.Scaler.Scale(ctx, req)
+	// The scale runs under the lease: if the lock is lost meanwhile the
+	// call is abandoned, and its intent stays open for whoever leads next
+	// to settle from what Nomad shows.
+	leaseCtx, endLease := UnderLease(ctx, r.d.Leader)
+	err := r.d.Scaler.Scale(leaseCtx, req)
+	lost := err != nil && leaseCtx.Err() != nil && ctx.Err() == nil
+	endLease()
+	if lost {
+		r.mu.Lock()
+		delete(r.settled, p.Key) // the open intent must be settled when this replica leads again
+		r.mu.Unlock()
+		r.d.Log.Warn("lost leadership while scaling; the intent is left for the next leader to settle", "policy", p.Key, "action", actionID)
+		return Result{}, Decision{Action: "none", Reason: "lost leadership while scaling"}, nil
+	}
 	if err != nil {
 		_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateFailed, Target: p.Key, Reason: err.Error()})
 		outcome := scaleOutcome(err)

@@ -464,3 +464,77 @@ func TestAPolicyOwnedByTheNomadscalerPluginIsNeverScaledByTheDaemon(t *testing.T
 		t.Errorf("decision = %+v, want it to name the plugin as the owner", d)
 	}
 }
+
+// fakeLease is a leadership whose term the test ends.
+type fakeLease struct {
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newFakeLease() *fakeLease {
+	l := &fakeLease{}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	return l
+}
+
+func (l *fakeLease) IsLeader() bool { return l.Context().Err() == nil }
+func (l *fakeLease) Context() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ctx
+}
+func (l *fakeLease) newTerm() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+}
+
+// hangingScaler is a Nomad whose scale call hangs until its context ends,
+// after announcing that it started.
+type hangingScaler struct {
+	*fakeNomad
+	started chan struct{}
+}
+
+func (h hangingScaler) Scale(ctx context.Context, r ScaleRequest) error {
+	close(h.started)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestAScaleInFlightIsAbandonedWhenTheLeaseEndsAndItsIntentSettledInTheNextTerm(t *testing.T) {
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	lease := newFakeLease()
+	hs := hangingScaler{fakeNomad: h.nomad, started: make(chan struct{})}
+	rec := New(Deps{Scaler: hs, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: h.db, Leader: lease, Now: h.clock.now})
+	go func() { <-hs.started; lease.cancel() }()
+	h.fresh["default/web/api/requests"] = h.clock.t
+	if _, err := rec.Reconcile(context.Background(), testPolicy()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if d, _ := rec.LastDecision("default/web/api"); d.Reason != "lost leadership while scaling" {
+		t.Fatalf("decision %+v, want the scale abandoned for the lost lease", d)
+	}
+	last, err := h.db.LastAction("default/web/api")
+	if err != nil || last.State != store.StateIntent {
+		t.Fatalf("journal's last entry %+v (%v), want the intent left open", last, err)
+	}
+	// Nomad did apply it before the lease ended; in the next term the
+	// intent is settled from Nomad, and nothing is scaled twice.
+	h.nomad.desired = 5
+	lease.newTerm()
+	rec.d.Scaler = h.nomad
+	h.clock.advance(time.Second)
+	h.fresh["default/web/api/requests"] = h.clock.t
+	if _, err := rec.Reconcile(context.Background(), testPolicy()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if len(h.nomad.calls) != 0 {
+		t.Fatalf("scaled again after settling: %+v", h.nomad.calls)
+	}
+	last, err = h.db.LastAction("default/web/api")
+	if err != nil || last.State != store.StateDone {
+		t.Fatalf("journal's last entry %+v (%v), want the intent settled done", last, err)
+	}
+}
