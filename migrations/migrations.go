@@ -144,7 +144,7 @@ func migrate(db *bolt.DB, steps []Migration) (from, to uint64, err error) {
 
 // chunkSeries rewrites every raw series of schema 2, one key per point
 // (8-byte big-endian unix milliseconds -> 8-byte float64 bits), as
-// compressed chunks, one per 2-minute window, and creates the head bucket
+// compressed chunks of up to 2,000 bytes (store/chunk), and creates the head bucket
 // that logs the window still open. It runs in one transaction like every
 // migration, holding one series' points in memory at a time; a point that
 // is not 8+8 bytes fails the migration (db check names it) rather than
@@ -185,16 +185,8 @@ func chunkSeries(tx *bolt.Tx) error {
 		}
 		// Keys go in in time order: full pages, not half-empty ones.
 		b.FillPercent = 1
-		for len(points) > 0 {
-			end := chunk.WindowStart(points[0].T) + chunk.WindowMillis
-			n := 1
-			for n < len(points) && points[n].T < end {
-				n++
-			}
-			if err := chunk.Split(points[:n], func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
-				return fmt.Errorf("series %q: %w", name, err)
-			}
-			points = points[n:]
+		if err := chunk.Split(points, func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
+			return fmt.Errorf("series %q: %w", name, err)
 		}
 	}
 	return nil

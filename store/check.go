@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -40,9 +41,10 @@ func (d *DB) Check() (rep CheckReport, err error) {
 			bad("bucket series missing")
 		} else {
 			_ = root.ForEachBucket(func(series []byte) error {
+				prevLast := int64(math.MinInt64)
 				return root.Bucket(series).ForEach(func(k, v []byte) error {
 					rep.Keys["series"]++
-					if p := checkChunk(k, v); p != "" {
+					if p := checkChunk(k, v, &prevLast); p != "" {
 						bad("series/%s: %s", series, p)
 					}
 					return nil
@@ -127,8 +129,10 @@ func (d *DB) Check() (rep CheckReport, err error) {
 	return rep, err
 }
 
-// checkChunk says what is wrong with one stored chunk, or "".
-func checkChunk(k, v []byte) string {
+// checkChunk says what is wrong with one stored chunk, or "": it must
+// decode, start at its key, and start after the series' previous chunk
+// ended (*prevLast, updated).
+func checkChunk(k, v []byte, prevLast *int64) string {
 	t, err := chunk.KeyTime(k)
 	if err != nil {
 		return fmt.Sprintf("key %x: %v", k, err)
@@ -140,8 +144,9 @@ func checkChunk(k, v []byte) string {
 	if s[0].T != t {
 		return fmt.Sprintf("chunk at %d starts at %d", t, s[0].T)
 	}
-	if end := chunk.WindowStart(t) + chunk.WindowMillis; s[len(s)-1].T >= end {
-		return fmt.Sprintf("chunk at %d runs past its window into %d", t, s[len(s)-1].T)
+	if t <= *prevLast {
+		return fmt.Sprintf("chunk at %d overlaps the one before, which ends at %d", t, *prevLast)
 	}
+	*prevLast = s[len(s)-1].T
 	return ""
 }

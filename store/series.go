@@ -219,6 +219,7 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	var stored []chunk.Sample
 	d.hmu.RLock()
 	defer d.hmu.RUnlock()
+	lo = max(lo, d.heads.rawCut)
 	head := d.heads.series[series]
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
@@ -229,11 +230,23 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 			return nil
 		}
 		c := b.Cursor()
-		// A chunk never spans two windows, so the first one that can
-		// hold from starts at or after from's window.
+		// The first chunk that can hold lo is the last one starting at or
+		// before it.
 		k, v := c.First()
 		if lo > 0 {
-			k, v = c.Seek(chunk.Key(chunk.WindowStart(lo)))
+			start := chunk.Key(lo)
+			if k, _ := c.Seek(start); k == nil || string(k) > string(start) {
+				var pk []byte
+				if k == nil {
+					pk, _ = c.Last()
+				} else {
+					pk, _ = c.Prev()
+				}
+				if pk != nil {
+					start = append([]byte(nil), pk...)
+				}
+			}
+			k, v = c.Seek(start)
 		}
 		for ; k != nil; k, v = c.Next() {
 			t, err := chunk.KeyTime(k)
@@ -288,7 +301,10 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
 		}
 		if sum.set {
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
+			// Count includes points past the retention cut whose chunk
+			// is not yet all old; they are not read.
+			first := max(sum.first, min(d.heads.rawCut, sum.last))
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
 		}
 	}
 	for name, sum := range d.heads.sums {
@@ -400,27 +416,30 @@ func decodeRollup(k, v []byte) (Rollup, error) {
 
 // Prune deletes raw history older than rawBefore and rollups older than
 // rollupBefore, in one transaction, and returns how many points and rollups
-// went. Raw history goes a whole chunk at a time: a chunk goes once its
-// 2-minute window ends at or before rawBefore, so up to one window of
-// points older than rawBefore stays until the next prune. The open window
-// in memory is not pruned; it is never older than the newest write.
+// it deleted. Raw points older than rawBefore are gone for Range at once;
+// on disk they go a whole chunk at a time, once all the chunk's points are
+// older than rawBefore (rewriting every series' oldest chunk at every
+// prune would write far more than the history itself), so up to one
+// chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of 1 s
+// request counts) stays in the file. The open window in memory is not
+// pruned; it is never older than the newest write.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	// Chunks leave the file while a reader might be between reading them
 	// and the open window.
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	n := 0
+	cut := rawBefore.UnixMilli()
 	// What is left of each series that lost chunks, for ListSeries.
 	left := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
-		limit := chunk.WindowStart(rawBefore.UnixMilli())
-		root := tx.Bucket(migrations.BucketSeries)
-		if err := pruneNested(root, func(name, k, v []byte) (bool, error) {
-			t, err := chunk.KeyTime(k)
-			if err != nil || t >= limit {
-				return false, err
+		if cut > d.heads.rawCut {
+			if err := tx.Bucket(migrations.BucketMeta).Put(keyRawCut, binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
+				return fmt.Errorf("prune raw history: %w", err)
 			}
-			c, err := chunk.NumSamples(v)
+		}
+		root := tx.Bucket(migrations.BucketSeries)
+		if err := pruneChunks(root, cut, func(name []byte, c int) {
 			n += c
 			sum := d.heads.sums[string(name)]
 			if l, ok := left[string(name)]; ok {
@@ -428,7 +447,6 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			}
 			sum.count -= c
 			left[string(name)] = sum
-			return true, err
 		}); err != nil {
 			return fmt.Errorf("prune raw history: %w", err)
 		}
@@ -458,6 +476,9 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		d.heads.rawCut = max(d.heads.rawCut, cut)
+	}
 	if err == nil && d.heads.sums != nil {
 		for name, sum := range left {
 			if sum.set {
@@ -468,6 +489,59 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// pruneChunks deletes, in every series, the chunks whose samples are all
+// before cut (a chunk's samples are before the next chunk's first time),
+// telling gone how many samples each series lost, and deletes series left
+// empty.
+func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) error {
+	var empty [][]byte
+	err := root.ForEachBucket(func(name []byte) error {
+		b := root.Bucket(name)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			k = append([]byte(nil), k...)
+			n, err := chunk.NumSamples(v)
+			if err != nil {
+				return fmt.Errorf("%q chunk %x: %w", name, k, err)
+			}
+			var before bool
+			if nk, _ := c.Next(); nk != nil {
+				next, err := chunk.KeyTime(nk)
+				if err != nil {
+					return fmt.Errorf("%q: %w", name, err)
+				}
+				before = next <= cut
+			} else {
+				s, err := chunk.Decode(nil, v)
+				if err != nil {
+					return fmt.Errorf("%q chunk %x: %w", name, k, err)
+				}
+				before = s[len(s)-1].T < cut
+			}
+			if !before {
+				break
+			}
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+			gone(name, n)
+		}
+		if k, _ := c.First(); k == nil {
+			empty = append(empty, append([]byte(nil), name...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range empty {
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("%q: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // pruneNested deletes, in every nested bucket of root, keys from the first

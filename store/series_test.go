@@ -113,7 +113,7 @@ func TestRangeAcrossChunkBoundariesReturnsExactlyThePointsWithinBounds(t *testin
 		var pts []Point
 		for range 10 {
 			at = at.Add(time.Duration(500+r.IntN(3500)) * time.Millisecond)
-			v := math.Round(100 + 10*r.NormFloat64())
+			v := 100 + 10*r.NormFloat64() // full precision: a chunk per ~250 points
 			pts = append(pts, Point{"p/m", at, v})
 			m[at.UnixMilli()] = v
 		}
@@ -121,10 +121,13 @@ func TestRangeAcrossChunkBoundariesReturnsExactlyThePointsWithinBounds(t *testin
 			t.Fatal(err)
 		}
 	}
+	if rep, err := d.Check(); err != nil || rep.Keys["series"] < 3 {
+		t.Fatalf("%d chunks, %v; the test needs several", rep.Keys["series"], err)
+	}
 	span := at.Sub(t0)
 	bounds := [][2]time.Time{
 		{time.Time{}, time.Time{}},
-		{t0.Add(2 * time.Minute), t0.Add(4 * time.Minute)}, // exactly one window
+		{t0.Add(2 * time.Minute), t0.Add(4 * time.Minute)},
 		{t0.Add(2*time.Minute - time.Millisecond), t0.Add(4*time.Minute + time.Millisecond)},
 		{at.Add(-time.Minute), time.Time{}}, // the open window and the one before
 		{at.Add(time.Second), time.Time{}},  // after everything
@@ -282,37 +285,53 @@ func TestAWriteWhoseCommitFailsLeavesNoTraceInMemoryOrFile(t *testing.T) {
 	sameSamples(t, "after writing again", got, []Sample{{T: t0, V: 1}, {T: t0.Add(5 * time.Minute), V: 4}})
 }
 
-func TestPruneAfterSealingLeavesTheOpenWindowAndReadsStillWork(t *testing.T) {
+func TestPruneDropsEveryChunkEndingBeforeTheCutAndLeavesTheRestAndTheOpenWindow(t *testing.T) {
 	d := openTemp(t)
-	// Five full windows sealed, one point in the sixth (open) window.
-	for i := range 601 {
-		if err := d.WritePoints([]Point{{"p/m", t0.Add(time.Duration(i) * time.Second), float64(i)}}); err != nil {
+	// Full-precision values, about 8 bytes each: a chunk every 4 minutes
+	// or so.
+	const n = 2000
+	for i := 0; i < n; i += 10 {
+		var pts []Point
+		for j := i; j < i+10; j++ {
+			pts = append(pts, Point{"p/m", t0.Add(time.Duration(j) * time.Second), 100 * math.Sin(float64(j)*1.7)})
+		}
+		if err := d.WritePoints(pts); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A cut inside the fifth window: the four before it go.
-	n, err := d.Prune(t0.Add(9*time.Minute), t0)
+	var firsts []int64
+	var counts []int
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(migrations.BucketSeries).Bucket([]byte("p/m")).ForEach(func(k, v []byte) error {
+			at, err := chunk.KeyTime(k)
+			firsts = append(firsts, at)
+			c, _ := chunk.NumSamples(v)
+			counts = append(counts, c)
+			return err
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(firsts) < 5 {
+		t.Fatalf("%d chunks; the test needs at least 5", len(firsts))
+	}
+	// One second into the fourth chunk: the three before it end before
+	// the cut, the fourth does not.
+	cut := time.UnixMilli(firsts[3]).Add(time.Second)
+	pruned, err := d.Prune(cut, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 480 { // four full 2-minute windows of 120 points
-		t.Fatalf("pruned %d points, want 480", n)
+	if want := counts[0] + counts[1] + counts[2]; pruned != want {
+		t.Fatalf("pruned %d points, want the first three chunks' %d", pruned, want)
 	}
 	got, err := d.Range("p/m", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 121 || !got[0].T.Equal(t0.Add(8*time.Minute)) || got[120].V != 600 {
-		t.Fatalf("after prune: %d samples from %v", len(got), got[0].T)
-	}
-	if err := d.bolt.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(migrations.BucketSeries).Bucket([]byte("p/m")).Cursor().First()
-		if at, err := chunk.KeyTime(k); err != nil || at != t0.Add(8*time.Minute).UnixMilli() {
-			return fmt.Errorf("first chunk at %d, %v; want the 8th minute", at, err)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	// The fourth chunk stays, but its point before the cut is not read.
+	if len(got) != n-pruned-1 || !got[0].T.Equal(cut) || !got[len(got)-1].T.Equal(t0.Add((n-1)*time.Second)) {
+		t.Fatalf("after prune: %d samples from %v to %v", len(got), got[0].T, got[len(got)-1].T)
 	}
 }
 
@@ -410,7 +429,7 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	tick := func(i int) {
 		t.Helper()
 		at := t0.Add(time.Duration(i) * time.Second)
-		if err := d.WritePoints([]Point{{"a/x", at, float64(i)}, {"b/y", at, 1}}); err != nil {
+		if err := d.WritePoints([]Point{{"a/x", at, 100 * math.Sin(float64(i)*1.7)}, {"b/y", at, 1}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -431,7 +450,7 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	if err := d.WritePoints(late); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Prune(t0.Add(3*time.Minute), t0); err != nil {
+	if _, err := d.Prune(t0.Add(5*time.Minute), t0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.ListSeries()
@@ -450,9 +469,10 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("kept in memory:\n%v\nread from the file:\n%v", got, want)
 	}
-	// The prune took a/x's first window (120 points and the late one),
-	// and c/late-only with it.
-	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 380 || !got[0].First.Equal(t0.Add(2*time.Minute)) || !got[0].Last.Equal(t0.Add(499*time.Second)) {
+	// The prune took a/x's first chunk (about 250 of its full-precision
+	// values), and c/late-only; b/y's constant values are one chunk that
+	// runs past the cut.
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count >= 500 || !got[0].First.After(t0) || !got[0].Last.Equal(t0.Add(499*time.Second)) || got[1].Count != 500 {
 		t.Fatalf("series = %v", got)
 	}
 }

@@ -1,5 +1,5 @@
 // Package store owns nomadscalerd's single bbolt file: metric series as
-// compressed 2-minute chunks (store/chunk) plus a logged open window (see
+// compressed chunks of up to 2,000 bytes (store/chunk) plus a logged open window (see
 // headState), their 1-minute rollups, model fits, plans, controller
 // state and the append-only action journal. Every write is one explicit
 // transaction; a tick's samples for all series go in one.
