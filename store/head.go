@@ -45,7 +45,7 @@ type headState struct {
 }
 
 // keyRawCut is the meta key keeping headState.rawCut across restarts.
-var keyRawCut = []byte("raw_retention_cut")
+const keyRawCut = "raw_retention_cut"
 
 // logRecord is what memory keeps of one head-bucket record: its key and the
 // span of its samples, to know when sealing makes it obsolete.
@@ -153,7 +153,7 @@ func (r *logReader) varint() int64 {
 func (d *DB) loadHeads() error {
 	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(migrations.BucketMeta).Get(keyRawCut); v != nil {
+		if v := tx.Bucket(migrations.BucketMeta).Get([]byte(keyRawCut)); v != nil {
 			if len(v) != 8 {
 				return fmt.Errorf("meta %s has %d bytes, want 8", keyRawCut, len(v))
 			}

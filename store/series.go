@@ -436,7 +436,7 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	left := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
 		if cut > d.heads.rawCut {
-			if err := tx.Bucket(migrations.BucketMeta).Put(keyRawCut, binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
+			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRawCut), binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
 				return fmt.Errorf("prune raw history: %w", err)
 			}
 		}
