@@ -32,10 +32,16 @@ type headState struct {
 	series map[string][]chunk.Sample
 	sealed int64
 	// due lists, sorted, the series whose samples before sealed are still
-	// in memory; round is how many there were when the round began.
-	due   []string
-	round int
-	log   []logRecord
+	// in memory; round is how many there were when the round began, and
+	// spread over how many writes it is sealed. writes counts the writes
+	// since the round began; counted, whether they span a whole window
+	// (not the first round since Open).
+	due     []string
+	round   int
+	spread  int
+	writes  int
+	counted bool
+	log     []logRecord
 	// sums is nil until the first ListSeries.
 	sums map[string]chunkSum
 	// rawCut is the latest Prune's raw cut: points before it are gone for
@@ -151,7 +157,7 @@ func (r *logReader) varint() int64 {
 // it was made). This is also what happens after a crash: a write either
 // committed its record or left no trace.
 func (d *DB) loadHeads() error {
-	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64}
+	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64, spread: sealSpread}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(migrations.BucketMeta).Get([]byte(keyRawCut)); v != nil {
 			if len(v) != 8 {

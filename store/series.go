@@ -67,21 +67,36 @@ func (d *DB) WritePoints(pts []Point) error {
 		}
 		return h.series[name]
 	}
-	sealed, due, round := h.sealed, h.due, h.round
+	sealed, due, round, spread, writes := h.sealed, h.due, h.round, h.spread, h.writes+1
+	// catchUp is the last round's series it had not reached when a later
+	// window began (writes came slower than its spread assumed): this
+	// write seals them whole, so none waits more than a window.
+	var catchUp []string
+	started := false
 	if w := chunk.WindowStart(newest); w > sealed {
+		started = true
 		// A later window began: every series with samples before it is
-		// due, including any the last round had not reached yet.
+		// due. The round is spread over half the writes the last window
+		// had, at most sealSpread, so it ends well within this window.
+		catchUp = due
 		sealed, due = w, nil
 		for name, head := range h.series {
-			if len(head) > 0 && head[0].T < w {
+			if _, late := slices.BinarySearch(catchUp, name); len(head) > 0 && head[0].T < w && !late {
 				due = append(due, name)
 			}
 		}
 		slices.Sort(due)
-		round = len(due)
+		round, spread = len(due), sealSpread
+		if h.counted {
+			spread = min(max(writes/2, 1), sealSpread)
+		}
+		writes = 1
 	}
 	isDue := func(name string) bool {
 		_, found := slices.BinarySearch(due, name)
+		if !found {
+			_, found = slices.BinarySearch(catchUp, name)
+		}
 		return found
 	}
 	var logged []headPoint
@@ -110,8 +125,8 @@ func (d *DB) WritePoints(pts []Point) error {
 		// would rewrite a page of every series' bucket in one commit
 		// (hundreds of ms at 5,000 series); a share per write spreads
 		// that over sealSpread writes.
-		n := min(len(due), (round+sealSpread-1)/sealSpread)
-		for _, name := range due[:n] {
+		n := min(len(due), (round+spread-1)/spread)
+		for _, name := range slices.Concat(catchUp, due[:n]) {
 			head := headOf(name)
 			k, _ := slices.BinarySearchFunc(head, sealed, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
 			if err := mergeWindows(root, name, head[:k], gained); err != nil {
@@ -144,7 +159,9 @@ func (d *DB) WritePoints(pts []Point) error {
 			h.series[name] = s
 		}
 	}
-	h.sealed, h.due, h.round, h.log = sealed, due, round, newLog
+	// From the first round on, writes counts whole windows.
+	h.counted = h.counted || started
+	h.sealed, h.due, h.round, h.spread, h.writes, h.log = sealed, due, round, spread, writes, newLog
 	if h.sums != nil {
 		for name, g := range gained {
 			h.sums[name] = h.sums[name].add(g)
@@ -153,10 +170,10 @@ func (d *DB) WritePoints(pts []Point) error {
 	return nil
 }
 
-// sealSpread is how many writes a sealing round is spread over: at 1 s
-// ticks every series' last window is in a chunk a minute after it ended,
-// and a write seals 1/60 of the series (83 of 5,000), a few hundred KiB of
-// pages, instead of all of them.
+// sealSpread is how many writes a sealing round is spread over at most:
+// at 1 s ticks every series' last window is in a chunk a minute after it
+// ended, and a write seals 1/60 of the series (83 of 5,000), a few hundred
+// KiB of pages, instead of all of them.
 const sealSpread = 60
 
 // rewriteLog appends this write's logged points as a record and, once a

@@ -476,3 +476,42 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 		t.Fatalf("series = %v", got)
 	}
 }
+
+func TestWritesEveryTenSecondsSealEverySeriesEachWindowAndKeepMemoryAndLogBounded(t *testing.T) {
+	d := openTemp(t)
+	const series = 3 * sealSpread // more than one a write even at the widest spread
+	m := map[string]model{}
+	// 30 minutes at 10 s: 12 writes a window, fewer than sealSpread.
+	for i := range 180 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		var pts []Point
+		for s := range series {
+			name := fmt.Sprintf("s%03d/m", s)
+			v := float64((i*7 + s) % 50)
+			pts = append(pts, Point{name, at, v})
+			if m[name] == nil {
+				m[name] = model{}
+			}
+			m[name][at.UnixMilli()] = v
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// At most this window and the last: 24 samples, 24 records.
+	for name, head := range d.heads.series {
+		if len(head) > 24 {
+			t.Fatalf("%s holds %d samples in memory after 15 windows", name, len(head))
+		}
+	}
+	if len(d.heads.log) > 24 {
+		t.Fatalf("%d head records after 15 windows", len(d.heads.log))
+	}
+	for name, want := range m {
+		got, err := d.Range(name, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, name, got, want.want(time.Time{}, time.Time{}))
+	}
+}
