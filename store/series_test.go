@@ -515,3 +515,68 @@ func TestWritesEveryTenSecondsSealEverySeriesEachWindowAndKeepMemoryAndLogBounde
 		sameSamples(t, name, got, want.want(time.Time{}, time.Time{}))
 	}
 }
+
+func TestReadersDuringWritesSealsAndPrunesAlwaysSeeSortedUniqueSamples(t *testing.T) {
+	d := openTemp(t)
+	const series, ticks = 30, 400
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() {
+		defer close(done)
+		for i := range ticks {
+			var pts []Point
+			for s := range series {
+				pts = append(pts, Point{fmt.Sprintf("s%02d/m", s), t0.Add(time.Duration(i) * time.Second), float64(i)})
+			}
+			if err := d.WritePoints(pts); err != nil {
+				errs <- err
+				return
+			}
+			if i%100 == 99 {
+				if _, err := d.Prune(t0.Add(time.Duration(i-150)*time.Second), t0); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	read := func(s int) error {
+		for {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+			got, err := d.Range(fmt.Sprintf("s%02d/m", s), time.Time{}, time.Time{})
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			for i := 1; i < len(got); i++ {
+				if !got[i].T.After(got[i-1].T) || got[i].V != got[i-1].V+1 {
+					return fmt.Errorf("s%02d: sample %d (%v %v) after %v %v: not the next second", s, i, got[i].T, got[i].V, got[i-1].T, got[i-1].V)
+				}
+			}
+			if _, err := d.ListSeries(); err != nil {
+				return err
+			}
+		}
+	}
+	for r := range 2 {
+		go func() { errs <- read(r * 7) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	got, err := d.Range("s00/m", time.Time{}, time.Time{})
+	if err != nil || len(got) == 0 || got[len(got)-1].V != ticks-1 {
+		t.Fatalf("after the writes: %d samples, %v", len(got), err)
+	}
+}
