@@ -171,11 +171,11 @@ func (d *DB) loadHeads() error {
 			if v == nil {
 				return nil
 			}
-			s, err := chunk.Decode(nil, v)
-			if err != nil {
-				return fmt.Errorf("series %q: %w", name, err)
+			// A chunk that does not decode is db check's to report; the
+			// file must still open so that it can.
+			if s, err := chunk.Decode(nil, v); err == nil {
+				h.sealed = max(h.sealed, chunk.WindowStart(s[len(s)-1].T)+chunk.WindowMillis)
 			}
-			h.sealed = max(h.sealed, chunk.WindowStart(s[len(s)-1].T)+chunk.WindowMillis)
 			return nil
 		})
 		if err != nil {
@@ -187,7 +187,9 @@ func (d *DB) loadHeads() error {
 			}
 			pts, err := decodeLog(v)
 			if err != nil {
-				return fmt.Errorf("head record %d: %w", binary.BigEndian.Uint64(k), err)
+				// Lost either way; db check names it, and leaving it out
+				// of the log keeps writes from tripping over it.
+				return nil
 			}
 			rec := logRecord{seq: binary.BigEndian.Uint64(k), min: math.MaxInt64, max: math.MinInt64}
 			for _, p := range pts {
@@ -274,14 +276,14 @@ func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map
 		if err != nil {
 			return fmt.Errorf("series %q: %w", series, err)
 		}
-		prev, err := chunk.Decode(nil, pv)
-		if err != nil {
-			return fmt.Errorf("series %q chunk at %d: %w", series, first, err)
-		}
-		last := prev[len(prev)-1].T
-		if last >= lo || !chunk.Full(len(pv), len(prev), first, last) {
-			old = prev
-			keys = append(keys, append([]byte(nil), pk...))
+		// A chunk that does not decode is left as it is (db check
+		// names it): one damaged chunk must not stop every write.
+		if prev, err := chunk.Decode(nil, pv); err == nil {
+			last := prev[len(prev)-1].T
+			if last >= lo || !chunk.Full(len(pv), len(prev), first, last) {
+				old = prev
+				keys = append(keys, append([]byte(nil), pk...))
+			}
 		}
 	}
 	for k, v := c.Seek(chunk.Key(lo)); k != nil; k, v = c.Next() {
@@ -292,8 +294,11 @@ func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map
 		if t > hi {
 			break
 		}
-		if old, err = chunk.Decode(old, v); err != nil {
-			return fmt.Errorf("series %q chunk at %d: %w", series, t, err)
+		// A damaged chunk among the times written is replaced: what it
+		// held cannot be read, and keeping it would leave two chunks
+		// covering the same times.
+		if dec, err := chunk.Decode(old, v); err == nil {
+			old = dec
 		}
 		keys = append(keys, append([]byte(nil), k...))
 	}
@@ -342,12 +347,11 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 		return root.ForEachBucket(func(name []byte) error {
 			b := root.Bucket(name)
 			var sum chunkSum
-			err := b.ForEach(func(k, v []byte) error {
-				n, err := chunk.NumSamples(v)
-				if err != nil {
-					return fmt.Errorf("series %q chunk %x: %w", name, k, err)
+			// Damaged chunks (db check names them) count for nothing.
+			err := b.ForEach(func(_, v []byte) error {
+				if n, err := chunk.NumSamples(v); err == nil {
+					sum.count += n
 				}
-				sum.count += n
 				return nil
 			})
 			if err != nil {
@@ -355,7 +359,7 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 			}
 			c := b.Cursor()
 			k, _ := c.First()
-			_, v := c.Last()
+			lk, v := c.Last()
 			if k == nil {
 				return nil
 			}
@@ -363,11 +367,14 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
-			s, err := chunk.Decode(nil, v)
+			last, err := chunk.KeyTime(lk)
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
-			sum.first, sum.last, sum.set = first, s[len(s)-1].T, true
+			if s, err := chunk.Decode(nil, v); err == nil {
+				last = s[len(s)-1].T
+			}
+			sum.first, sum.last, sum.set = first, last, true
 			sums[string(name)] = sum
 			return nil
 		})

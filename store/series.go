@@ -287,7 +287,9 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	all := stored
 	if len(head) > 0 {
 		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
-			// Only after a hand-edited file: see loadHeads.
+			// The head holds times the chunks hold too after a crash in
+			// a sealing round (see headState), or times older than the
+			// chunks' newest written late to a series still due.
 			all = chunk.Merge(stored, head)
 		} else {
 			all = append(stored, head...)
@@ -521,10 +523,9 @@ func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) er
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
 			k = append([]byte(nil), k...)
-			n, err := chunk.NumSamples(v)
-			if err != nil {
-				return fmt.Errorf("%q chunk %x: %w", name, k, err)
-			}
+			// A damaged chunk (db check names it) counts for nothing and
+			// goes like any other once a later chunk starts before cut.
+			n, _ := chunk.NumSamples(v)
 			var before bool
 			if nk, _ := c.Next(); nk != nil {
 				next, err := chunk.KeyTime(nk)
@@ -532,11 +533,7 @@ func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) er
 					return fmt.Errorf("%q: %w", name, err)
 				}
 				before = next <= cut
-			} else {
-				s, err := chunk.Decode(nil, v)
-				if err != nil {
-					return fmt.Errorf("%q chunk %x: %w", name, k, err)
-				}
+			} else if s, err := chunk.Decode(nil, v); err == nil {
 				before = s[len(s)-1].T < cut
 			}
 			if !before {

@@ -580,3 +580,55 @@ func TestReadersDuringWritesSealsAndPrunesAlwaysSeeSortedUniqueSamples(t *testin
 		t.Fatalf("after the writes: %d samples, %v", len(got), err)
 	}
 }
+
+func TestADamagedChunkOrHeadRecordIsReportedByCheckAndStopsNeitherOpeningNorWritingNorOtherSeries(t *testing.T) {
+	d := openTemp(t)
+	for i := range 150 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := d.WritePoints([]Point{{"bad/m", at, float64(i)}, {"good/m", at, float64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.bolt.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(migrations.BucketSeries).Bucket([]byte("bad/m")).Cursor().Last()
+		if err := tx.Bucket(migrations.BucketSeries).Bucket([]byte("bad/m")).Put(k, []byte{1, 0, 200, 7}); err != nil {
+			return err
+		}
+		hk, _ := tx.Bucket(migrations.BucketHead).Cursor().Last()
+		return tx.Bucket(migrations.BucketHead).Put(hk, []byte{0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("open with a damaged chunk and record: %v", err)
+	}
+	defer c.Close()
+	rep, err := c.Check()
+	if err != nil || len(rep.Problems) != 2 {
+		t.Fatalf("check = %v, %v; want the chunk and the record", rep.Problems, err)
+	}
+	for i := 150; i < 400; i++ {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := c.WritePoints([]Point{{"bad/m", at, float64(i)}, {"good/m", at, float64(i)}}); err != nil {
+			t.Fatalf("write %d after damage: %v", i, err)
+		}
+	}
+	if _, err := c.ListSeries(); err != nil {
+		t.Fatalf("list with a damaged chunk: %v", err)
+	}
+	if _, err := c.Prune(t0.Add(time.Second), t0); err != nil {
+		t.Fatalf("prune with a damaged chunk: %v", err)
+	}
+	if _, err := c.Range("bad/m", time.Time{}, time.Time{}); err == nil {
+		t.Error("reading the damaged series gave no error")
+	}
+	got, err := c.Range("good/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The damaged record was the last write before the copy: tick 149.
+	if len(got) != 398 || got[len(got)-1].V != 399 {
+		t.Fatalf("good/m = %d samples ending %v; want 0..399 but the lost tick 149 and the pruned tick 0", len(got), got[len(got)-1].V)
+	}
+}
