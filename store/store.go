@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -103,6 +104,10 @@ func Open(path string, o Options) (db *DB, err error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	var b *bolt.DB
+	// Opening replays the head log and reads each series' last chunk: on
+	// a truncated file those pages lie past its end, and touching them
+	// faults. As a panic, the fault is recovered below like bbolt's own.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			if b != nil {
