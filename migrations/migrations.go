@@ -50,7 +50,7 @@ func All() []Migration {
 	return []Migration{
 		{Version: 1, Name: "initial buckets", Apply: createBuckets(BucketMeta, BucketSeries, BucketFits, BucketPlans, BucketJournal)},
 		{Version: 2, Name: "rollups and controller state", Apply: createBuckets(BucketRollups, BucketState)},
-		{Version: 3, Name: "compressed series chunks", Apply: chunkSeries},
+		{Version: 3, Name: "compressed series and rollup chunks", Apply: chunkSeries},
 	}
 }
 
@@ -187,6 +187,65 @@ func chunkSeries(tx *bolt.Tx) error {
 		b.FillPercent = 1
 		if err := chunk.Split(points, func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
 			return fmt.Errorf("series %q: %w", name, err)
+		}
+	}
+	return chunkRollups(tx)
+}
+
+// RollupFields are the sub-buckets of a rollup series from schema 3 on,
+// one chunked series per field of store.Rollup, in the order of schema
+// 2's 32-byte value.
+func RollupFields() [][]byte {
+	return [][]byte{[]byte("mean"), []byte("min"), []byte("max"), []byte("count")}
+}
+
+// chunkRollups rewrites every rollup series of schema 2, one key per
+// minute (8-byte big-endian unix milliseconds -> mean, min, max and count
+// as big-endian float64 bits), as four chunked series in a bucket of the
+// series' name.
+func chunkRollups(tx *bolt.Tx) error {
+	root := tx.Bucket(BucketRollups)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing", BucketRollups)
+	}
+	var names [][]byte
+	if err := root.ForEachBucket(func(name []byte) error {
+		names = append(names, append([]byte(nil), name...))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list rollups: %w", err)
+	}
+	for _, name := range names {
+		var fields [4][]chunk.Sample
+		err := root.Bucket(name).ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) != 32 {
+				return fmt.Errorf("key %x (%d bytes) with a value of %d bytes is not a rollup", k, len(k), len(v))
+			}
+			t := int64(binary.BigEndian.Uint64(k))
+			for f := range fields {
+				fields[f] = append(fields[f], chunk.Sample{T: t, V: math.Float64frombits(binary.BigEndian.Uint64(v[f*8:]))})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		b, err := root.CreateBucket(name)
+		if err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		for f, field := range RollupFields() {
+			fb, err := b.CreateBucket(field)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
+			fb.FillPercent = 1
+			if err := chunk.SplitSpan(fields[f], chunk.RollupMaxSpanMillis, func(first int64, c []byte) error { return fb.Put(chunk.Key(first), c) }); err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
 		}
 	}
 	return nil

@@ -215,3 +215,58 @@ func TestMigration3FailsOnAPointThatIsNotEightPlusEightBytesAndKeepsSchema2(t *t
 		t.Fatal(err)
 	}
 }
+
+func TestMigration3RewritesSchema2RollupsAsFourChunkedFields(t *testing.T) {
+	db := openTemp(t)
+	if _, _, err := migrate(db, All()[:2]); err != nil {
+		t.Fatal(err)
+	}
+	start := int64(1_764_547_200_000)
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(BucketRollups).CreateBucket([]byte("p/m"))
+		if err != nil {
+			return err
+		}
+		for i := range 3000 {
+			var v []byte
+			for _, f := range []float64{float64(i) + 0.5, float64(i), float64(i + 1), 60} {
+				v = binary.BigEndian.AppendUint64(v, math.Float64bits(f))
+			}
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, uint64(start+int64(i)*60_000)), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := Migrate(db); err != nil || to != 3 {
+		t.Fatalf("migrate: %d, %v", to, err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(BucketRollups).Bucket([]byte("p/m"))
+		for f, field := range RollupFields() {
+			var got []chunk.Sample
+			err := b.Bucket(field).ForEach(func(_, v []byte) error {
+				var err error
+				got, err = chunk.Decode(got, v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if len(got) != 3000 {
+				return fmt.Errorf("%s: %d rollups, want 3000", field, len(got))
+			}
+			for i, x := range got {
+				want := []float64{float64(i) + 0.5, float64(i), float64(i + 1), 60}[f]
+				if x.T != start+int64(i)*60_000 || x.V != want {
+					return fmt.Errorf("%s %d = %+v, want %v", field, i, x, want)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -23,6 +24,9 @@ type CheckReport struct {
 // do not decode, together with bbolt's own page consistency check.
 func (d *DB) Check() (rep CheckReport, err error) {
 	rep = CheckReport{Keys: map[string]int{}}
+	// A page past the end of a truncated file faults when read; as a
+	// panic it is recovered below.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		// bbolt panics on some damaged pages instead of returning an error.
 		if r := recover(); r != nil {
@@ -55,16 +59,31 @@ func (d *DB) Check() (rep CheckReport, err error) {
 			bad("bucket rollups missing")
 		} else {
 			_ = root.ForEachBucket(func(series []byte) error {
-				return root.Bucket(series).ForEach(func(k, v []byte) error {
-					rep.Keys["rollups"]++
-					if _, err := keyTime(k); err != nil {
-						bad("rollups/%s: key %x: %v", series, k, err)
+				counts := map[string]int{}
+				fields := migrations.RollupFields()
+				for _, f := range fields {
+					fb := root.Bucket(series).Bucket(f)
+					if fb == nil {
+						bad("rollups/%s: field %s missing", series, f)
+						continue
 					}
-					if len(v) != 32 {
-						bad("rollups/%s: value at %x has %d bytes, want 32", series, k, len(v))
+					prevLast := int64(math.MinInt64)
+					_ = fb.ForEach(func(k, v []byte) error {
+						rep.Keys["rollups"]++
+						if p := checkChunk(k, v, &prevLast); p != "" {
+							bad("rollups/%s/%s: %s", series, f, p)
+						}
+						n, _ := chunk.NumSamples(v)
+						counts[string(f)] += n
+						return nil
+					})
+				}
+				for _, f := range fields[1:] {
+					if counts[string(f)] != counts[string(fields[0])] {
+						bad("rollups/%s: %d %s, %d %s", series, counts[string(fields[0])], fields[0], counts[string(f)], f)
 					}
-					return nil
-				})
+				}
+				return nil
 			})
 		}
 		if h := tx.Bucket(migrations.BucketHead); h == nil {

@@ -46,12 +46,16 @@ type headState struct {
 	sums map[string]chunkSum
 	// rawCut is the latest Prune's raw cut: points before it are gone for
 	// readers at once, though their chunk stays until all its points are
-	// (see Prune).
-	rawCut int64
+	// (see Prune). rollupCut is the same for rollups.
+	rawCut, rollupCut int64
 }
 
-// keyRawCut is the meta key keeping headState.rawCut across restarts.
-const keyRawCut = "raw_retention_cut"
+// keyRawCut and keyRollupCut are the meta keys keeping headState's cuts
+// across restarts.
+const (
+	keyRawCut    = "raw_retention_cut"
+	keyRollupCut = "rollup_retention_cut"
+)
 
 // logRecord is what memory keeps of one head-bucket record: its key and the
 // span of its samples, to know when sealing makes it obsolete.
@@ -157,13 +161,15 @@ func (r *logReader) varint() int64 {
 // it was made). This is also what happens after a crash: a write either
 // committed its record or left no trace.
 func (d *DB) loadHeads() error {
-	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64, spread: sealSpread}
+	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64, rollupCut: math.MinInt64, spread: sealSpread}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(migrations.BucketMeta).Get([]byte(keyRawCut)); v != nil {
-			if len(v) != 8 {
-				return fmt.Errorf("meta %s has %d bytes, want 8", keyRawCut, len(v))
+		for key, cut := range map[string]*int64{keyRawCut: &h.rawCut, keyRollupCut: &h.rollupCut} {
+			if v := tx.Bucket(migrations.BucketMeta).Get([]byte(key)); v != nil {
+				if len(v) != 8 {
+					return fmt.Errorf("meta %s has %d bytes, want 8", key, len(v))
+				}
+				*cut = int64(binary.BigEndian.Uint64(v))
 			}
-			h.rawCut = int64(binary.BigEndian.Uint64(v))
 		}
 		root := tx.Bucket(migrations.BucketSeries)
 		err := root.ForEachBucket(func(name []byte) error {
@@ -251,6 +257,11 @@ func sortedPoints(pts []Point) []headPoint {
 // last key of the bucket, until the chunk is full (chunk.Full). A point
 // older than that costs one read and rewrite of its chunk.
 func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map[string]chunkSum) error {
+	return mergeSpan(root, series, add, chunk.MaxSpanMillis, sums)
+}
+
+// mergeSpan is mergeWindows with another cap on a chunk's span.
+func mergeSpan(root *bolt.Bucket, series string, add []chunk.Sample, maxSpan int64, sums map[string]chunkSum) error {
 	if len(add) == 0 {
 		return nil
 	}
@@ -280,7 +291,7 @@ func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map
 		// names it): one damaged chunk must not stop every write.
 		if prev, err := chunk.Decode(nil, pv); err == nil {
 			last := prev[len(prev)-1].T
-			if last >= lo || !chunk.Full(len(pv), len(prev), first, last) {
+			if last >= lo || !chunk.FullSpan(len(pv), len(prev), first, last, maxSpan) {
 				old = prev
 				keys = append(keys, append([]byte(nil), pk...))
 			}
@@ -308,7 +319,7 @@ func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map
 		}
 	}
 	merged := chunk.Merge(old, add)
-	if err := chunk.Split(merged, func(first int64, data []byte) error {
+	if err := chunk.SplitSpan(merged, maxSpan, func(first int64, data []byte) error {
 		return b.Put(chunk.Key(first), data)
 	}); err != nil {
 		return fmt.Errorf("series %q: %w", series, err)

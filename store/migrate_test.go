@@ -45,7 +45,12 @@ func schema2File(t *testing.T, pts []Point) string {
 		if err != nil {
 			return err
 		}
-		return r.Put(timeKey(t0), encodeRollup(Rollup{T: t0, Mean: 1, Min: 0, Max: 2, Count: 60}))
+		// Schema 2's rollup value: mean, min, max and count as float64s.
+		var v []byte
+		for _, f := range []float64{1, 0, 2, 60} {
+			v = binary.BigEndian.AppendUint64(v, math.Float64bits(f))
+		}
+		return r.Put(timeKey(t0), v)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -248,36 +248,9 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 			}
 			return nil
 		}
-		c := b.Cursor()
-		// The first chunk that can hold lo is the last one starting at or
-		// before it.
-		k, v := c.First()
-		if lo > 0 {
-			start := chunk.Key(lo)
-			if k, _ := c.Seek(start); k == nil || string(k) > string(start) {
-				var pk []byte
-				if k == nil {
-					pk, _ = c.Last()
-				} else {
-					pk, _ = c.Prev()
-				}
-				if pk != nil {
-					start = append([]byte(nil), pk...)
-				}
-			}
-			k, v = c.Seek(start)
-		}
-		for ; k != nil; k, v = c.Next() {
-			t, err := chunk.KeyTime(k)
-			if err != nil {
-				return fmt.Errorf("series %q: %w", series, err)
-			}
-			if t >= hi {
-				break
-			}
-			if stored, err = chunk.Decode(stored, v); err != nil {
-				return fmt.Errorf("series %q chunk at %d: %w", series, t, err)
-			}
+		var err error
+		if stored, err = readChunks(b, lo, hi); err != nil {
+			return fmt.Errorf("series %q: %w", series, err)
 		}
 		return nil
 	})
@@ -340,21 +313,47 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 	return out, nil
 }
 
-// ListRollups summarises every rollup series.
+// ListRollups summarises every rollup series. Count reads the header of
+// every chunk of the series' means (about one per 3 hours of minutes).
 func (d *DB) ListRollups() ([]SeriesInfo, error) {
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
 	var out []SeriesInfo
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketRollups)
 		return root.ForEachBucket(func(name []byte) error {
-			b := root.Bucket(name)
-			info := SeriesInfo{Name: string(name), Count: b.Stats().KeyN}
+			b := root.Bucket(name).Bucket(migrations.RollupFields()[0])
+			if b == nil {
+				return nil
+			}
+			info := SeriesInfo{Name: string(name)}
+			if err := b.ForEach(func(_, v []byte) error {
+				if n, err := chunk.NumSamples(v); err == nil {
+					info.Count += n
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
 			c := b.Cursor()
-			if k, _ := c.First(); k != nil {
-				info.First, _ = keyTime(k)
+			k, _ := c.First()
+			lk, v := c.Last()
+			if k == nil {
+				return nil
 			}
-			if k, _ := c.Last(); k != nil {
-				info.Last, _ = keyTime(k)
+			first, err := chunk.KeyTime(k)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
 			}
+			last, err := chunk.KeyTime(lk)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
+			if s, err := chunk.Decode(nil, v); err == nil {
+				last = s[len(s)-1].T
+			}
+			first = max(first, min(d.heads.rollupCut, last))
+			info.First, info.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
 			out = append(out, info)
 			return nil
 		})
@@ -371,19 +370,43 @@ type Rollup struct {
 	Count uint64    `json:"count"`
 }
 
-// WriteRollups stores aggregates in one transaction, keyed by interval start.
+// WriteRollups stores aggregates in one transaction, keyed by interval
+// start; a later rollup of an interval replaces the earlier one. Each field
+// is a chunked series of its own (migrations.RollupFields; Count as a
+// float64, exact to 2^53): four Gorilla streams take far less than one
+// 32-byte value per minute, whose 30 days of retention outweighed a day of
+// raw points twenty times.
 func (d *DB) WriteRollups(series string, rs []Rollup) error {
 	if len(rs) == 0 {
 		return nil
+	}
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
+	w := 0
+	for i := range rs {
+		if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
+			rs[w-1] = rs[i]
+			continue
+		}
+		rs[w] = rs[i]
+		w++
+	}
+	rs = rs[:w]
+	fields := [4][]chunk.Sample{}
+	for _, r := range rs {
+		t := r.T.UnixMilli()
+		for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
+			fields[f] = append(fields[f], chunk.Sample{T: t, V: v})
+		}
 	}
 	return d.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(series))
 		if err != nil {
 			return fmt.Errorf("rollup %q: %w", series, err)
 		}
-		for _, r := range rs {
-			if err := b.Put(timeKey(r.T), encodeRollup(r)); err != nil {
-				return err
+		for f, name := range migrations.RollupFields() {
+			if err := mergeSpan(b, string(name), fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
+				return fmt.Errorf("rollup %q: %w", series, err)
 			}
 		}
 		return nil
@@ -392,53 +415,97 @@ func (d *DB) WriteRollups(series string, rs []Rollup) error {
 
 // RangeRollups returns the rollups of series with from <= t < to.
 func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
-	var out []Rollup
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	lo = max(lo, d.heads.rollupCut)
+	var fields [4][]chunk.Sample
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketRollups).Bucket([]byte(series))
 		if b == nil {
 			return fmt.Errorf("rollup %q: %w", series, ErrNotFound)
 		}
-		c := b.Cursor()
-		for k, v := seek(c, from); k != nil; k, v = c.Next() {
-			r, err := decodeRollup(k, v)
+		for f, name := range migrations.RollupFields() {
+			fb := b.Bucket(name)
+			if fb == nil {
+				return fmt.Errorf("rollup %q: field %s missing", series, name)
+			}
+			all, err := readChunks(fb, lo, hi)
 			if err != nil {
-				return err
+				return fmt.Errorf("rollup %q %s: %w", series, name, err)
 			}
-			if !to.IsZero() && !r.T.Before(to) {
-				break
-			}
-			out = append(out, r)
+			// Each field's chunks are cut where its own bytes run out.
+			fields[f] = slices.DeleteFunc(all, func(x chunk.Sample) bool { return x.T < lo || x.T >= hi })
 		}
 		return nil
 	})
-	return out, err
-}
-
-func encodeRollup(r Rollup) []byte {
-	b := make([]byte, 0, 32)
-	b = append(b, floatValue(r.Mean)...)
-	b = append(b, floatValue(r.Min)...)
-	b = append(b, floatValue(r.Max)...)
-	b = append(b, floatValue(float64(r.Count))...)
-	return b
-}
-
-func decodeRollup(k, v []byte) (Rollup, error) {
-	t, err := keyTime(k)
 	if err != nil {
-		return Rollup{}, err
+		return nil, err
 	}
-	if len(v) != 32 {
-		return Rollup{}, fmt.Errorf("rollup value has %d bytes, want 32", len(v))
+	out := make([]Rollup, 0, len(fields[0]))
+	for f := 1; f < 4; f++ {
+		if len(fields[f]) != len(fields[0]) {
+			return nil, fmt.Errorf("rollup %q: %d %s, %d %s", series, len(fields[0]), migrations.RollupFields()[0], len(fields[f]), migrations.RollupFields()[f])
+		}
 	}
-	f := func(i int) float64 { x, _ := valueFloat(v[i*8 : i*8+8]); return x }
-	return Rollup{T: t, Mean: f(0), Min: f(1), Max: f(2), Count: uint64(f(3))}, nil
+	for i, m := range fields[0] {
+		for f := 1; f < 4; f++ {
+			if fields[f][i].T != m.T {
+				return nil, fmt.Errorf("rollup %q: %s and %s disagree at %d", series, migrations.RollupFields()[0], migrations.RollupFields()[f], m.T)
+			}
+		}
+		out = append(out, Rollup{T: time.UnixMilli(m.T).UTC(), Mean: m.V, Min: fields[1][i].V, Max: fields[2][i].V, Count: uint64(fields[3][i].V)})
+	}
+	return out, nil
+}
+
+// readChunks decodes the chunks of b that may hold times in [lo, hi): from
+// the last one starting at or before lo.
+func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
+	var out []chunk.Sample
+	c := b.Cursor()
+	k, v := c.First()
+	if lo > 0 {
+		start := chunk.Key(lo)
+		if k, _ := c.Seek(start); k == nil || string(k) > string(start) {
+			var pk []byte
+			if k == nil {
+				pk, _ = c.Last()
+			} else {
+				pk, _ = c.Prev()
+			}
+			if pk != nil {
+				start = append([]byte(nil), pk...)
+			}
+		}
+		k, v = c.Seek(start)
+	}
+	for ; k != nil; k, v = c.Next() {
+		t, err := chunk.KeyTime(k)
+		if err != nil {
+			return nil, err
+		}
+		if t >= hi {
+			break
+		}
+		if out, err = chunk.Decode(out, v); err != nil {
+			return nil, fmt.Errorf("chunk at %d: %w", t, err)
+		}
+	}
+	return out, nil
 }
 
 // Prune deletes raw history older than rawBefore and rollups older than
 // rollupBefore, in one transaction, and returns how many points and rollups
-// it deleted. Raw points older than rawBefore are gone for Range at once;
-// on disk they go a whole chunk at a time, once all the chunk's points are
+// it deleted. Raw points older than rawBefore are gone for Range at once
+// (rollups likewise for RangeRollups); on disk they go a whole chunk at a
+// time, once all the chunk's points are
 // older than rawBefore (rewriting every series' oldest chunk at every
 // prune would write far more than the history itself), so up to one
 // chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of 1 s
@@ -485,20 +552,40 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			sum.first = first
 			left[name] = sum
 		}
-		limitKey := string(timeKey(rollupBefore))
-		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(_, k, _ []byte) (bool, error) {
-			if string(k) >= limitKey {
-				return false, nil
+		rcut := rollupBefore.UnixMilli()
+		if rcut > d.heads.rollupCut {
+			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRollupCut), binary.BigEndian.AppendUint64(nil, uint64(rcut))); err != nil {
+				return fmt.Errorf("prune rollups: %w", err)
 			}
-			n++
-			return true, nil
+		}
+		rollups := tx.Bucket(migrations.BucketRollups)
+		var emptied [][]byte
+		if err := rollups.ForEachBucket(func(name []byte) error {
+			b := rollups.Bucket(name)
+			if err := pruneChunks(b, rcut, func(field []byte, c int) {
+				if string(field) == string(migrations.RollupFields()[0]) {
+					n += c
+				}
+			}); err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+			if k, _ := b.Cursor().First(); k == nil {
+				emptied = append(emptied, append([]byte(nil), name...))
+			}
+			return nil
 		}); err != nil {
 			return fmt.Errorf("prune rollups: %w", err)
+		}
+		for _, name := range emptied {
+			if err := rollups.DeleteBucket(name); err != nil {
+				return fmt.Errorf("prune rollups: %q: %w", name, err)
+			}
 		}
 		return nil
 	})
 	if err == nil {
 		d.heads.rawCut = max(d.heads.rawCut, cut)
+		d.heads.rollupCut = max(d.heads.rollupCut, rollupBefore.UnixMilli())
 	}
 	if err == nil && d.heads.sums != nil {
 		for name, sum := range left {
@@ -526,6 +613,10 @@ func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) er
 			// A damaged chunk (db check names it) counts for nothing and
 			// goes like any other once a later chunk starts before cut.
 			n, _ := chunk.NumSamples(v)
+			first, err := chunk.KeyTime(k)
+			if err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
 			var before bool
 			if nk, _ := c.Next(); nk != nil {
 				next, err := chunk.KeyTime(nk)
@@ -533,8 +624,12 @@ func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) er
 					return fmt.Errorf("%q: %w", name, err)
 				}
 				before = next <= cut
-			} else if s, err := chunk.Decode(nil, v); err == nil {
-				before = s[len(s)-1].T < cut
+			}
+			if !before && first < cut {
+				// The chunk the cut falls in, or one before a gap.
+				if s, err := chunk.Decode(nil, v); err == nil {
+					before = s[len(s)-1].T < cut
+				}
 			}
 			if !before {
 				break
@@ -543,40 +638,6 @@ func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) er
 				return fmt.Errorf("%q: %w", name, err)
 			}
 			gone(name, n)
-		}
-		if k, _ := c.First(); k == nil {
-			empty = append(empty, append([]byte(nil), name...))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, name := range empty {
-		if err := root.DeleteBucket(name); err != nil {
-			return fmt.Errorf("%q: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// pruneNested deletes, in every nested bucket of root, keys from the first
-// one while old says so, and deletes buckets left empty.
-func pruneNested(root *bolt.Bucket, old func(bucket, k, v []byte) (bool, error)) error {
-	var empty [][]byte
-	err := root.ForEachBucket(func(name []byte) error {
-		c := root.Bucket(name).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.First() {
-			drop, err := old(name, k, v)
-			if err != nil {
-				return fmt.Errorf("%q: %w", name, err)
-			}
-			if !drop {
-				break
-			}
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("%q: %w", name, err)
-			}
 		}
 		if k, _ := c.First(); k == nil {
 			empty = append(empty, append([]byte(nil), name...))

@@ -632,3 +632,46 @@ func TestADamagedChunkOrHeadRecordIsReportedByCheckAndStopsNeitherOpeningNorWrit
 		t.Fatalf("good/m = %d samples ending %v; want 0..399 but the lost tick 149 and the pruned tick 0", len(got), got[len(got)-1].V)
 	}
 }
+
+func TestRollupsOfTwoDaysReadBackExactlyAcrossChunksAndALaterRollupOfAMinuteReplacesIt(t *testing.T) {
+	d := openTemp(t)
+	var all []Rollup
+	for i := range 2 * 1440 {
+		mean := 100 + 10*math.Sin(float64(i)*0.37)
+		all = append(all, Rollup{T: t0.Add(time.Duration(i) * time.Minute), Mean: mean, Min: math.Floor(mean - 7), Max: math.Ceil(mean + 9), Count: 60})
+	}
+	// Written a minute at a time, as the recorder does.
+	for i := 0; i < len(all); i += 60 {
+		if err := d.WriteRollups("p/m", all[i:i+60]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := all[100]
+	again.Mean, again.Count = -1, 59
+	if err := d.WriteRollups("p/m", []Rollup{again}); err != nil {
+		t.Fatal(err)
+	}
+	all[100] = again
+	rep, err := d.Check()
+	if err != nil || len(rep.Problems) > 0 || rep.Keys["rollups"] < 8 {
+		t.Fatalf("check = %+v, %v; want several chunks per field and no problems", rep, err)
+	}
+	for _, b := range [][2]int{{0, len(all)}, {100, 101}, {1439, 1441}, {1000, 2000}} {
+		got, err := d.RangeRollups("p/m", all[b[0]].T, all[b[1]-1].T.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != b[1]-b[0] {
+			t.Fatalf("rollups %v: %d, want %d", b, len(got), b[1]-b[0])
+		}
+		for i, r := range got {
+			if r != all[b[0]+i] {
+				t.Fatalf("rollup %d = %+v, want %+v", b[0]+i, r, all[b[0]+i])
+			}
+		}
+	}
+	list, err := d.ListRollups()
+	if err != nil || len(list) != 1 || list[0].Count != len(all) || !list[0].First.Equal(t0) || !list[0].Last.Equal(all[len(all)-1].T) {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+}

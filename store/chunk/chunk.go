@@ -145,14 +145,29 @@ func Decode(dst []Sample, b []byte) (out []Sample, err error) {
 // Full says whether no sample would be appended to a chunk of this many
 // bytes and samples spanning first to last: Split would start a new one.
 func Full(size, n int, first, last int64) bool {
-	return size+maxSampleBytes > MaxBytes || n >= MaxSamples || last-first >= MaxSpanMillis
+	return FullSpan(size, n, first, last, MaxSpanMillis)
 }
+
+// FullSpan is Full with another cap on the time a chunk covers.
+func FullSpan(size, n int, first, last, maxSpan int64) bool {
+	return size+maxSampleBytes > MaxBytes || n >= MaxSamples || last-first >= maxSpan
+}
+
+// RollupMaxSpanMillis caps the span of a chunk of 1-minute rollups: a day
+// is 1,440 of them, so a chunk is cut at MaxBytes first unless they
+// barely change.
+const RollupMaxSpanMillis int64 = 24 * 60 * 60 * 1000
 
 // Split encodes samples (sorted, unique) into chunks, each as full as Full
 // allows, calling put with each chunk's first time and bytes. Cut points
 // depend only on the samples from a chunk's first one, so splitting a run
 // that starts with a full chunk's samples gives that chunk back unchanged.
 func Split(s []Sample, put func(first int64, b []byte) error) error {
+	return SplitSpan(s, MaxSpanMillis, put)
+}
+
+// SplitSpan is Split with another cap on the time a chunk covers.
+func SplitSpan(s []Sample, maxSpan int64, put func(first int64, b []byte) error) error {
 	for len(s) > 0 {
 		c := chunkenc.NewXORChunk()
 		app, err := c.Appender()
@@ -160,11 +175,11 @@ func Split(s []Sample, put func(first int64, b []byte) error) error {
 			return fmt.Errorf("chunk appender: %w", err)
 		}
 		n := 0
-		for n < len(s) && (n == 0 || !Full(1+len(c.Bytes()), n, s[0].T, s[n-1].T)) {
+		for n < len(s) && (n == 0 || !FullSpan(1+len(c.Bytes()), n, s[0].T, s[n-1].T, maxSpan)) {
 			if n > 0 && s[n].T <= s[n-1].T {
 				return fmt.Errorf("chunk sample at %d is not after %d", s[n].T, s[n-1].T)
 			}
-			if s[n].T-s[0].T >= MaxSpanMillis {
+			if s[n].T-s[0].T >= maxSpan {
 				break
 			}
 			app.Append(s[n].T, s[n].V)
