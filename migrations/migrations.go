@@ -58,7 +58,7 @@ func All() []Migration {
 		{Version: 1, Name: "initial buckets", Apply: createBuckets(BucketMeta, BucketSeries, BucketFits, BucketPlans, BucketJournal)},
 		{Version: 2, Name: "rollups and controller state", Apply: createBuckets(BucketRollups, BucketState)},
 		{Version: 3, Name: "journal indexes of open actions and of each target's last entry", Apply: indexJournal},
-		{Version: 4, Name: "compressed series chunks", Apply: chunkSeries},
+		{Version: 4, Name: "compressed series and rollup chunks", Apply: chunkSeries},
 	}
 }
 
@@ -194,7 +194,7 @@ func migrate(db *bolt.DB, steps []Migration) (from, to uint64, err error) {
 
 // chunkSeries rewrites every raw series of schema 2, one key per point
 // (8-byte big-endian unix milliseconds -> 8-byte float64 bits), as
-// compressed chunks, one per 2-minute window, and creates the head bucket
+// compressed chunks of up to 2,000 bytes (store/chunk), and creates the head bucket
 // that logs the window still open. It runs in one transaction like every
 // migration, holding one series' points in memory at a time; a point that
 // is not 8+8 bytes fails the migration (db check names it) rather than
@@ -235,16 +235,67 @@ func chunkSeries(tx *bolt.Tx) error {
 		}
 		// Keys go in in time order: full pages, not half-empty ones.
 		b.FillPercent = 1
-		for len(points) > 0 {
-			end := chunk.WindowStart(points[0].T) + chunk.WindowMillis
-			n := 1
-			for n < len(points) && points[n].T < end {
-				n++
+		if err := chunk.Split(points, func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
+			return fmt.Errorf("series %q: %w", name, err)
+		}
+	}
+	return chunkRollups(tx)
+}
+
+// RollupFields are the sub-buckets of a rollup series from schema 3 on,
+// one chunked series per field of store.Rollup, in the order of schema
+// 2's 32-byte value.
+func RollupFields() [][]byte {
+	return [][]byte{[]byte("mean"), []byte("min"), []byte("max"), []byte("count")}
+}
+
+// chunkRollups rewrites every rollup series of schema 2, one key per
+// minute (8-byte big-endian unix milliseconds -> mean, min, max and count
+// as big-endian float64 bits), as four chunked series in a bucket of the
+// series' name.
+func chunkRollups(tx *bolt.Tx) error {
+	root := tx.Bucket(BucketRollups)
+	if root == nil {
+		return fmt.Errorf("bucket %s missing", BucketRollups)
+	}
+	var names [][]byte
+	if err := root.ForEachBucket(func(name []byte) error {
+		names = append(names, append([]byte(nil), name...))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list rollups: %w", err)
+	}
+	for _, name := range names {
+		var fields [4][]chunk.Sample
+		err := root.Bucket(name).ForEach(func(k, v []byte) error {
+			if len(k) != 8 || len(v) != 32 {
+				return fmt.Errorf("key %x (%d bytes) with a value of %d bytes is not a rollup", k, len(k), len(v))
 			}
-			if err := chunk.Split(points[:n], func(first int64, c []byte) error { return b.Put(chunk.Key(first), c) }); err != nil {
-				return fmt.Errorf("series %q: %w", name, err)
+			t := int64(binary.BigEndian.Uint64(k))
+			for f := range fields {
+				fields[f] = append(fields[f], chunk.Sample{T: t, V: math.Float64frombits(binary.BigEndian.Uint64(v[f*8:]))})
 			}
-			points = points[n:]
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		if err := root.DeleteBucket(name); err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		b, err := root.CreateBucket(name)
+		if err != nil {
+			return fmt.Errorf("rollup %q: %w", name, err)
+		}
+		for f, field := range RollupFields() {
+			fb, err := b.CreateBucket(field)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
+			fb.FillPercent = 1
+			if err := chunk.SplitSpan(fields[f], chunk.RollupMaxSpanMillis, func(first int64, c []byte) error { return fb.Put(chunk.Key(first), c) }); err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
 		}
 	}
 	return nil

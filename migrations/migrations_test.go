@@ -120,15 +120,15 @@ func writeSchema2(t *testing.T, db *bolt.DB, series string, pts map[int64]float6
 	}
 }
 
-func TestTheChunkMigrationRewritesEveryPointOfSchema2AsOneChunkPerWindow(t *testing.T) {
+func TestTheChunkMigrationRewritesEveryPointOfSchema2AsChunksOfAtMostMaxBytesInTimeOrder(t *testing.T) {
 	db := openTemp(t)
 	if _, to, err := migrate(db, All()[:2]); err != nil || to != 2 {
 		t.Fatalf("to schema 2: %d, %v", to, err)
 	}
-	start := int64(1_764_547_200_000) // 2025-12-01T00:00:00Z, a window boundary
+	start := int64(1_764_547_200_000) // 2025-12-01T00:00:00Z
 	want := map[int64]float64{}
-	for i := range 500 { // 500 s: windows of 120, 120, 120, 120 and 20 points
-		want[start+int64(i)*1000] = float64(i % 17)
+	for i := range 5000 { // full-precision values: about 8 bytes each, 20 chunks
+		want[start+int64(i)*1000] = 100 * math.Sin(float64(i)*1.7)
 	}
 	want[start+7000] = math.NaN()
 	writeSchema2(t, db, "default/web/requests", want)
@@ -141,22 +141,27 @@ func TestTheChunkMigrationRewritesEveryPointOfSchema2AsOneChunkPerWindow(t *test
 			t.Error("head bucket missing")
 		}
 		b := tx.Bucket(BucketSeries).Bucket([]byte("default/web/requests"))
-		var firsts []int64
+		chunks := 0
+		last := int64(math.MinInt64)
 		got := map[int64]float64{}
 		err := b.ForEach(func(k, v []byte) error {
 			first, err := chunk.KeyTime(k)
 			if err != nil {
 				return err
 			}
-			firsts = append(firsts, first)
+			chunks++
+			if len(v) > chunk.MaxBytes {
+				t.Errorf("chunk at %d has %d bytes", first, len(v))
+			}
 			s, err := chunk.Decode(nil, v)
 			if err != nil {
 				return err
 			}
+			if s[0].T != first || first <= last {
+				t.Errorf("chunk at %d starts at %d, after a chunk ending at %d", first, s[0].T, last)
+			}
+			last = s[len(s)-1].T
 			for _, x := range s {
-				if chunk.WindowStart(x.T) != chunk.WindowStart(first) {
-					t.Errorf("chunk at %d holds %d from another window", first, x.T)
-				}
 				got[x.T] = x.V
 			}
 			return nil
@@ -164,8 +169,8 @@ func TestTheChunkMigrationRewritesEveryPointOfSchema2AsOneChunkPerWindow(t *test
 		if err != nil {
 			return err
 		}
-		if len(firsts) != 5 || firsts[0] != start || firsts[4] != start+480_000 {
-			t.Errorf("chunks start at %v, want 5 two-minute windows from %d", firsts, start)
+		if chunks < 10 {
+			t.Errorf("%d chunks for 5,000 full-precision points, want about 20", chunks)
 		}
 		if len(got) != len(want) {
 			t.Errorf("%d points after migration, want %d", len(got), len(want))
@@ -204,6 +209,61 @@ func TestTheChunkMigrationFailsOnAPointThatIsNotEightPlusEightBytesAndKeepsTheSc
 	if err := db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(BucketSeries).Bucket([]byte("p/m")).Get(binary.BigEndian.AppendUint64(nil, 1000)); len(v) != 8 {
 			return fmt.Errorf("the good point is gone: %x", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTheChunkMigrationRewritesSchema2RollupsAsFourChunkedFields(t *testing.T) {
+	db := openTemp(t)
+	if _, _, err := migrate(db, All()[:2]); err != nil {
+		t.Fatal(err)
+	}
+	start := int64(1_764_547_200_000)
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(BucketRollups).CreateBucket([]byte("p/m"))
+		if err != nil {
+			return err
+		}
+		for i := range 3000 {
+			var v []byte
+			for _, f := range []float64{float64(i) + 0.5, float64(i), float64(i + 1), 60} {
+				v = binary.BigEndian.AppendUint64(v, math.Float64bits(f))
+			}
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, uint64(start+int64(i)*60_000)), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := Migrate(db); err != nil || to != Latest() {
+		t.Fatalf("migrate: %d, %v", to, err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(BucketRollups).Bucket([]byte("p/m"))
+		for f, field := range RollupFields() {
+			var got []chunk.Sample
+			err := b.Bucket(field).ForEach(func(_, v []byte) error {
+				var err error
+				got, err = chunk.Decode(got, v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if len(got) != 3000 {
+				return fmt.Errorf("%s: %d rollups, want 3000", field, len(got))
+			}
+			for i, x := range got {
+				want := []float64{float64(i) + 0.5, float64(i), float64(i + 1), 60}[f]
+				if x.T != start+int64(i)*60_000 || x.V != want {
+					return fmt.Errorf("%s %d = %+v, want %v", field, i, x, want)
+				}
+			}
 		}
 		return nil
 	}); err != nil {

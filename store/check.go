@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -22,6 +24,9 @@ type CheckReport struct {
 // do not decode, together with bbolt's own page consistency check.
 func (d *DB) Check() (rep CheckReport, err error) {
 	rep = CheckReport{Keys: map[string]int{}}
+	// A page past the end of a truncated file faults when read; as a
+	// panic it is recovered below.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		// bbolt panics on some damaged pages instead of returning an error.
 		if r := recover(); r != nil {
@@ -40,9 +45,10 @@ func (d *DB) Check() (rep CheckReport, err error) {
 			bad("bucket series missing")
 		} else {
 			_ = root.ForEachBucket(func(series []byte) error {
+				prevLast := int64(math.MinInt64)
 				return root.Bucket(series).ForEach(func(k, v []byte) error {
 					rep.Keys["series"]++
-					if p := checkChunk(k, v); p != "" {
+					if p := checkChunk(k, v, &prevLast); p != "" {
 						bad("series/%s: %s", series, p)
 					}
 					return nil
@@ -53,16 +59,31 @@ func (d *DB) Check() (rep CheckReport, err error) {
 			bad("bucket rollups missing")
 		} else {
 			_ = root.ForEachBucket(func(series []byte) error {
-				return root.Bucket(series).ForEach(func(k, v []byte) error {
-					rep.Keys["rollups"]++
-					if _, err := keyTime(k); err != nil {
-						bad("rollups/%s: key %x: %v", series, k, err)
+				counts := map[string]int{}
+				fields := migrations.RollupFields()
+				for _, f := range fields {
+					fb := root.Bucket(series).Bucket(f)
+					if fb == nil {
+						bad("rollups/%s: field %s missing", series, f)
+						continue
 					}
-					if len(v) != 32 {
-						bad("rollups/%s: value at %x has %d bytes, want 32", series, k, len(v))
+					prevLast := int64(math.MinInt64)
+					_ = fb.ForEach(func(k, v []byte) error {
+						rep.Keys["rollups"]++
+						if p := checkChunk(k, v, &prevLast); p != "" {
+							bad("rollups/%s/%s: %s", series, f, p)
+						}
+						n, _ := chunk.NumSamples(v)
+						counts[string(f)] += n
+						return nil
+					})
+				}
+				for _, f := range fields[1:] {
+					if counts[string(f)] != counts[string(fields[0])] {
+						bad("rollups/%s: %d %s, %d %s", series, counts[string(fields[0])], fields[0], counts[string(f)], f)
 					}
-					return nil
-				})
+				}
+				return nil
 			})
 		}
 		if h := tx.Bucket(migrations.BucketHead); h == nil {
@@ -127,8 +148,10 @@ func (d *DB) Check() (rep CheckReport, err error) {
 	return rep, err
 }
 
-// checkChunk says what is wrong with one stored chunk, or "".
-func checkChunk(k, v []byte) string {
+// checkChunk says what is wrong with one stored chunk, or "": it must
+// decode, start at its key, and start after the series' previous chunk
+// ended (*prevLast, updated).
+func checkChunk(k, v []byte, prevLast *int64) string {
 	t, err := chunk.KeyTime(k)
 	if err != nil {
 		return fmt.Sprintf("key %x: %v", k, err)
@@ -140,8 +163,9 @@ func checkChunk(k, v []byte) string {
 	if s[0].T != t {
 		return fmt.Sprintf("chunk at %d starts at %d", t, s[0].T)
 	}
-	if end := chunk.WindowStart(t) + chunk.WindowMillis; s[len(s)-1].T >= end {
-		return fmt.Sprintf("chunk at %d runs past its window into %d", t, s[len(s)-1].T)
+	if t <= *prevLast {
+		return fmt.Sprintf("chunk at %d overlaps the one before, which ends at %d", t, *prevLast)
 	}
+	*prevLast = s[len(s)-1].T
 	return ""
 }

@@ -19,11 +19,11 @@ import (
 // write in the head bucket, so a crash loses nothing a WritePoints call
 // acknowledged. When a write brings the first sample of a later window, a
 // sealing round begins: every series with samples before it is due, and
-// each write seals a share of the due series into one chunk per window
-// (see sealSpread). Once none is due, the records holding only sealed
-// samples are deleted.
+// each write seals a share of the due series (see sealSpread), appending
+// their samples to the series' last chunk until it is full (chunk.Full).
+// Once none is due, the records holding only sealed samples are deleted.
 //
-// A point older than sealed goes straight into its window's chunk, unless
+// A point older than sealed goes straight into the chunks, unless
 // its series is still due. So every chunk lies before the samples of its
 // series' head, except after a crash in the middle of a round, when the
 // replayed log repeats samples already sealed; reads merge then, and the
@@ -32,13 +32,30 @@ type headState struct {
 	series map[string][]chunk.Sample
 	sealed int64
 	// due lists, sorted, the series whose samples before sealed are still
-	// in memory; round is how many there were when the round began.
-	due   []string
-	round int
-	log   []logRecord
+	// in memory; round is how many there were when the round began, and
+	// spread over how many writes it is sealed. writes counts the writes
+	// since the round began; counted, whether they span a whole window
+	// (not the first round since Open).
+	due     []string
+	round   int
+	spread  int
+	writes  int
+	counted bool
+	log     []logRecord
 	// sums is nil until the first ListSeries.
 	sums map[string]chunkSum
+	// rawCut is the latest Prune's raw cut: points before it are gone for
+	// readers at once, though their chunk stays until all its points are
+	// (see Prune). rollupCut is the same for rollups.
+	rawCut, rollupCut int64
 }
+
+// keyRawCut and keyRollupCut are the meta keys keeping headState's cuts
+// across restarts.
+const (
+	keyRawCut    = "raw_retention_cut"
+	keyRollupCut = "rollup_retention_cut"
+)
 
 // logRecord is what memory keeps of one head-bucket record: its key and the
 // span of its samples, to know when sealing makes it obsolete.
@@ -144,19 +161,27 @@ func (r *logReader) varint() int64 {
 // it was made). This is also what happens after a crash: a write either
 // committed its record or left no trace.
 func (d *DB) loadHeads() error {
-	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64}
+	h := headState{series: map[string][]chunk.Sample{}, sealed: math.MinInt64, rawCut: math.MinInt64, rollupCut: math.MinInt64, spread: sealSpread}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
+		for key, cut := range map[string]*int64{keyRawCut: &h.rawCut, keyRollupCut: &h.rollupCut} {
+			if v := tx.Bucket(migrations.BucketMeta).Get([]byte(key)); v != nil {
+				if len(v) != 8 {
+					return fmt.Errorf("meta %s has %d bytes, want 8", key, len(v))
+				}
+				*cut = int64(binary.BigEndian.Uint64(v))
+			}
+		}
 		root := tx.Bucket(migrations.BucketSeries)
 		err := root.ForEachBucket(func(name []byte) error {
-			k, _ := root.Bucket(name).Cursor().Last()
-			if k == nil {
+			_, v := root.Bucket(name).Cursor().Last()
+			if v == nil {
 				return nil
 			}
-			t, err := chunk.KeyTime(k)
-			if err != nil {
-				return fmt.Errorf("series %q: %w", name, err)
+			// A chunk that does not decode is db check's to report; the
+			// file must still open so that it can.
+			if s, err := chunk.Decode(nil, v); err == nil {
+				h.sealed = max(h.sealed, chunk.WindowStart(s[len(s)-1].T)+chunk.WindowMillis)
 			}
-			h.sealed = max(h.sealed, chunk.WindowStart(t)+chunk.WindowMillis)
 			return nil
 		})
 		if err != nil {
@@ -168,7 +193,9 @@ func (d *DB) loadHeads() error {
 			}
 			pts, err := decodeLog(v)
 			if err != nil {
-				return fmt.Errorf("head record %d: %w", binary.BigEndian.Uint64(k), err)
+				// Lost either way; db check names it, and leaving it out
+				// of the log keeps writes from tripping over it.
+				return nil
 			}
 			rec := logRecord{seq: binary.BigEndian.Uint64(k), min: math.MaxInt64, max: math.MinInt64}
 			for _, p := range pts {
@@ -222,70 +249,82 @@ func sortedPoints(pts []Point) []headPoint {
 	return out[:w]
 }
 
-// mergeWindow adds samples (sorted, unique, all in window w) to the chunks
-// of series in w, replacing any at the same times, and rewrites the
-// window's chunks. Sealing an open window is the common case and finds no
-// chunk to merge with; a point older than the open window costs one read
-// and rewrite of its window.
-func mergeWindow(root *bolt.Bucket, series string, w int64, add []chunk.Sample) (added int, err error) {
+// mergeWindows adds samples (sorted, unique) to the chunks of series,
+// replacing any at the same times, and notes in sums what the series'
+// chunks gained. The chunks it rewrites are those holding times from the
+// first sample to the last, and the chunk before them unless it is full:
+// sealing a window appends to the series' last chunk, which stays the
+// last key of the bucket, until the chunk is full (chunk.Full). A point
+// older than that costs one read and rewrite of its chunk.
+func mergeWindows(root *bolt.Bucket, series string, add []chunk.Sample, sums map[string]chunkSum) error {
+	return mergeSpan(root, series, add, chunk.MaxSpanMillis, sums)
+}
+
+// mergeSpan is mergeWindows with another cap on a chunk's span.
+func mergeSpan(root *bolt.Bucket, series string, add []chunk.Sample, maxSpan int64, sums map[string]chunkSum) error {
+	if len(add) == 0 {
+		return nil
+	}
 	b, err := root.CreateBucketIfNotExists([]byte(series))
 	if err != nil {
-		return 0, fmt.Errorf("series %q: %w", series, err)
+		return fmt.Errorf("series %q: %w", series, err)
 	}
 	// Chunks are appended in time order, so full pages waste nothing.
 	b.FillPercent = 1
+	lo, hi := add[0].T, add[len(add)-1].T
 	var old []chunk.Sample
 	var keys [][]byte
 	c := b.Cursor()
-	for k, v := c.Seek(chunk.Key(w)); k != nil; k, v = c.Next() {
+	// The chunk before lo may hold lo, or have room for more.
+	var pk, pv []byte
+	if k, _ := c.Seek(chunk.Key(lo)); k == nil {
+		pk, pv = c.Last()
+	} else {
+		pk, pv = c.Prev()
+	}
+	if pk != nil {
+		first, err := chunk.KeyTime(pk)
+		if err != nil {
+			return fmt.Errorf("series %q: %w", series, err)
+		}
+		// A chunk that does not decode is left as it is (db check
+		// names it): one damaged chunk must not stop every write.
+		if prev, err := chunk.Decode(nil, pv); err == nil {
+			last := prev[len(prev)-1].T
+			if last >= lo || !chunk.FullSpan(len(pv), len(prev), first, last, maxSpan) {
+				old = prev
+				keys = append(keys, append([]byte(nil), pk...))
+			}
+		}
+	}
+	for k, v := c.Seek(chunk.Key(lo)); k != nil; k, v = c.Next() {
 		t, err := chunk.KeyTime(k)
 		if err != nil {
-			return 0, fmt.Errorf("series %q: %w", series, err)
+			return fmt.Errorf("series %q: %w", series, err)
 		}
-		if t >= w+chunk.WindowMillis {
+		if t > hi {
 			break
 		}
-		if old, err = chunk.Decode(old, v); err != nil {
-			return 0, fmt.Errorf("series %q chunk at %d: %w", series, t, err)
+		// A damaged chunk among the times written is replaced: what it
+		// held cannot be read, and keeping it would leave two chunks
+		// covering the same times.
+		if dec, err := chunk.Decode(old, v); err == nil {
+			old = dec
 		}
 		keys = append(keys, append([]byte(nil), k...))
 	}
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
-			return 0, fmt.Errorf("series %q: %w", series, err)
+			return fmt.Errorf("series %q: %w", series, err)
 		}
 	}
 	merged := chunk.Merge(old, add)
-	err = chunk.Split(merged, func(first int64, data []byte) error {
+	if err := chunk.SplitSpan(merged, maxSpan, func(first int64, data []byte) error {
 		return b.Put(chunk.Key(first), data)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("series %q: %w", series, err)
+	}); err != nil {
+		return fmt.Errorf("series %q: %w", series, err)
 	}
-	return len(merged) - len(old), nil
-}
-
-// mergeWindows splits samples (sorted, unique) by window, merges each,
-// and notes in sums what the series' chunks gained.
-func mergeWindows(root *bolt.Bucket, series string, s []chunk.Sample, sums map[string]chunkSum) error {
-	if len(s) == 0 {
-		return nil
-	}
-	sum := sums[series]
-	for len(s) > 0 {
-		w := chunk.WindowStart(s[0].T)
-		n := 1
-		for n < len(s) && s[n].T < w+chunk.WindowMillis {
-			n++
-		}
-		added, err := mergeWindow(root, series, w, s[:n])
-		if err != nil {
-			return err
-		}
-		sum = sum.add(chunkSum{count: added, first: s[0].T, last: s[n-1].T, set: true})
-		s = s[n:]
-	}
-	sums[series] = sum
+	sums[series] = sums[series].add(chunkSum{count: len(merged) - len(old), first: lo, last: hi, set: true})
 	return nil
 }
 
@@ -319,12 +358,11 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 		return root.ForEachBucket(func(name []byte) error {
 			b := root.Bucket(name)
 			var sum chunkSum
-			err := b.ForEach(func(k, v []byte) error {
-				n, err := chunk.NumSamples(v)
-				if err != nil {
-					return fmt.Errorf("series %q chunk %x: %w", name, k, err)
+			// Damaged chunks (db check names them) count for nothing.
+			err := b.ForEach(func(_, v []byte) error {
+				if n, err := chunk.NumSamples(v); err == nil {
+					sum.count += n
 				}
-				sum.count += n
 				return nil
 			})
 			if err != nil {
@@ -332,7 +370,7 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 			}
 			c := b.Cursor()
 			k, _ := c.First()
-			_, v := c.Last()
+			lk, v := c.Last()
 			if k == nil {
 				return nil
 			}
@@ -340,11 +378,14 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
-			s, err := chunk.Decode(nil, v)
+			last, err := chunk.KeyTime(lk)
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
-			sum.first, sum.last, sum.set = first, s[len(s)-1].T, true
+			if s, err := chunk.Decode(nil, v); err == nil {
+				last = s[len(s)-1].T
+			}
+			sum.first, sum.last, sum.set = first, last, true
 			sums[string(name)] = sum
 			return nil
 		})

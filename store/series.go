@@ -60,28 +60,43 @@ func (d *DB) WritePoints(pts []Point) error {
 	// round's fields below its new state; memory takes them only once the
 	// transaction commits, so a failed write leaves memory as it leaves
 	// the file.
-	staged := map[string][]chunk.Sample{}
+	staged := make(map[string][]chunk.Sample, len(in))
 	headOf := func(name string) []chunk.Sample {
 		if s, ok := staged[name]; ok {
 			return s
 		}
 		return h.series[name]
 	}
-	sealed, due, round := h.sealed, h.due, h.round
+	sealed, due, round, spread, writes := h.sealed, h.due, h.round, h.spread, h.writes+1
+	// catchUp is the last round's series it had not reached when a later
+	// window began (writes came slower than its spread assumed): this
+	// write seals them whole, so none waits more than a window.
+	var catchUp []string
+	started := false
 	if w := chunk.WindowStart(newest); w > sealed {
+		started = true
 		// A later window began: every series with samples before it is
-		// due, including any the last round had not reached yet.
+		// due. The round is spread over half the writes the last window
+		// had, at most sealSpread, so it ends well within this window.
+		catchUp = due
 		sealed, due = w, nil
 		for name, head := range h.series {
-			if len(head) > 0 && head[0].T < w {
+			if _, late := slices.BinarySearch(catchUp, name); len(head) > 0 && head[0].T < w && !late {
 				due = append(due, name)
 			}
 		}
 		slices.Sort(due)
-		round = len(due)
+		round, spread = len(due), sealSpread
+		if h.counted {
+			spread = min(max(writes/2, 1), sealSpread)
+		}
+		writes = 1
 	}
 	isDue := func(name string) bool {
 		_, found := slices.BinarySearch(due, name)
+		if !found {
+			_, found = slices.BinarySearch(catchUp, name)
+		}
 		return found
 	}
 	var logged []headPoint
@@ -110,8 +125,8 @@ func (d *DB) WritePoints(pts []Point) error {
 		// would rewrite a page of every series' bucket in one commit
 		// (hundreds of ms at 5,000 series); a share per write spreads
 		// that over sealSpread writes.
-		n := min(len(due), (round+sealSpread-1)/sealSpread)
-		for _, name := range due[:n] {
+		n := min(len(due), (round+spread-1)/spread)
+		for _, name := range slices.Concat(catchUp, due[:n]) {
 			head := headOf(name)
 			k, _ := slices.BinarySearchFunc(head, sealed, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) })
 			if err := mergeWindows(root, name, head[:k], gained); err != nil {
@@ -144,7 +159,9 @@ func (d *DB) WritePoints(pts []Point) error {
 			h.series[name] = s
 		}
 	}
-	h.sealed, h.due, h.round, h.log = sealed, due, round, newLog
+	// From the first round on, writes counts whole windows.
+	h.counted = h.counted || started
+	h.sealed, h.due, h.round, h.spread, h.writes, h.log = sealed, due, round, spread, writes, newLog
 	if h.sums != nil {
 		for name, g := range gained {
 			h.sums[name] = h.sums[name].add(g)
@@ -153,9 +170,11 @@ func (d *DB) WritePoints(pts []Point) error {
 	return nil
 }
 
-// sealSpread is how many writes a sealing round is spread over: at 1 s
-// ticks every series' last window is in a chunk 20 s after it ended.
-const sealSpread = 20
+// sealSpread is how many writes a sealing round is spread over at most:
+// at 1 s ticks every series' last window is in a chunk a minute after it
+// ended, and a write seals 1/60 of the series (83 of 5,000), a few hundred
+// KiB of pages, instead of all of them.
+const sealSpread = 60
 
 // rewriteLog appends this write's logged points as a record and, once a
 // round is over (done), drops or cuts down the records holding only
@@ -219,6 +238,7 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	var stored []chunk.Sample
 	d.hmu.RLock()
 	defer d.hmu.RUnlock()
+	lo = max(lo, d.heads.rawCut)
 	head := d.heads.series[series]
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
@@ -228,24 +248,9 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 			}
 			return nil
 		}
-		c := b.Cursor()
-		// A chunk never spans two windows, so the first one that can
-		// hold from starts at or after from's window.
-		k, v := c.First()
-		if lo > 0 {
-			k, v = c.Seek(chunk.Key(chunk.WindowStart(lo)))
-		}
-		for ; k != nil; k, v = c.Next() {
-			t, err := chunk.KeyTime(k)
-			if err != nil {
-				return fmt.Errorf("series %q: %w", series, err)
-			}
-			if t >= hi {
-				break
-			}
-			if stored, err = chunk.Decode(stored, v); err != nil {
-				return fmt.Errorf("series %q chunk at %d: %w", series, t, err)
-			}
+		var err error
+		if stored, err = readChunks(b, lo, hi); err != nil {
+			return fmt.Errorf("series %q: %w", series, err)
 		}
 		return nil
 	})
@@ -255,7 +260,9 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	all := stored
 	if len(head) > 0 {
 		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
-			// Only after a hand-edited file: see loadHeads.
+			// The head holds times the chunks hold too after a crash in
+			// a sealing round (see headState), or times older than the
+			// chunks' newest written late to a series still due.
 			all = chunk.Merge(stored, head)
 		} else {
 			all = append(stored, head...)
@@ -288,7 +295,10 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
 		}
 		if sum.set {
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
+			// Count includes points past the retention cut whose chunk
+			// is not yet all old; they are not read.
+			first := max(sum.first, min(d.heads.rawCut, sum.last))
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
 		}
 	}
 	for name, sum := range d.heads.sums {
@@ -303,21 +313,47 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 	return out, nil
 }
 
-// ListRollups summarises every rollup series.
+// ListRollups summarises every rollup series. Count reads the header of
+// every chunk of the series' means (about one per 3 hours of minutes).
 func (d *DB) ListRollups() ([]SeriesInfo, error) {
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
 	var out []SeriesInfo
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketRollups)
 		return root.ForEachBucket(func(name []byte) error {
-			b := root.Bucket(name)
-			info := SeriesInfo{Name: string(name), Count: b.Stats().KeyN}
+			b := root.Bucket(name).Bucket(migrations.RollupFields()[0])
+			if b == nil {
+				return nil
+			}
+			info := SeriesInfo{Name: string(name)}
+			if err := b.ForEach(func(_, v []byte) error {
+				if n, err := chunk.NumSamples(v); err == nil {
+					info.Count += n
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
 			c := b.Cursor()
-			if k, _ := c.First(); k != nil {
-				info.First, _ = keyTime(k)
+			k, _ := c.First()
+			lk, v := c.Last()
+			if k == nil {
+				return nil
 			}
-			if k, _ := c.Last(); k != nil {
-				info.Last, _ = keyTime(k)
+			first, err := chunk.KeyTime(k)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
 			}
+			last, err := chunk.KeyTime(lk)
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", name, err)
+			}
+			if s, err := chunk.Decode(nil, v); err == nil {
+				last = s[len(s)-1].T
+			}
+			first = max(first, min(d.heads.rollupCut, last))
+			info.First, info.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
 			out = append(out, info)
 			return nil
 		})
@@ -334,19 +370,43 @@ type Rollup struct {
 	Count uint64    `json:"count"`
 }
 
-// WriteRollups stores aggregates in one transaction, keyed by interval start.
+// WriteRollups stores aggregates in one transaction, keyed by interval
+// start; a later rollup of an interval replaces the earlier one. Each field
+// is a chunked series of its own (migrations.RollupFields; Count as a
+// float64, exact to 2^53): four Gorilla streams take far less than one
+// 32-byte value per minute, whose 30 days of retention outweighed a day of
+// raw points twenty times.
 func (d *DB) WriteRollups(series string, rs []Rollup) error {
 	if len(rs) == 0 {
 		return nil
+	}
+	rs = slices.Clone(rs)
+	slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
+	w := 0
+	for i := range rs {
+		if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
+			rs[w-1] = rs[i]
+			continue
+		}
+		rs[w] = rs[i]
+		w++
+	}
+	rs = rs[:w]
+	fields := [4][]chunk.Sample{}
+	for _, r := range rs {
+		t := r.T.UnixMilli()
+		for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
+			fields[f] = append(fields[f], chunk.Sample{T: t, V: v})
+		}
 	}
 	return d.update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(series))
 		if err != nil {
 			return fmt.Errorf("rollup %q: %w", series, err)
 		}
-		for _, r := range rs {
-			if err := b.Put(timeKey(r.T), encodeRollup(r)); err != nil {
-				return err
+		for f, name := range migrations.RollupFields() {
+			if err := mergeSpan(b, string(name), fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
+				return fmt.Errorf("rollup %q: %w", series, err)
 			}
 		}
 		return nil
@@ -355,72 +415,119 @@ func (d *DB) WriteRollups(series string, rs []Rollup) error {
 
 // RangeRollups returns the rollups of series with from <= t < to.
 func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
-	var out []Rollup
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	if !from.IsZero() {
+		lo = from.UnixMilli()
+	}
+	if !to.IsZero() {
+		hi = to.UnixMilli()
+	}
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	lo = max(lo, d.heads.rollupCut)
+	var fields [4][]chunk.Sample
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(migrations.BucketRollups).Bucket([]byte(series))
 		if b == nil {
 			return fmt.Errorf("rollup %q: %w", series, ErrNotFound)
 		}
-		c := b.Cursor()
-		for k, v := seek(c, from); k != nil; k, v = c.Next() {
-			r, err := decodeRollup(k, v)
+		for f, name := range migrations.RollupFields() {
+			fb := b.Bucket(name)
+			if fb == nil {
+				return fmt.Errorf("rollup %q: field %s missing", series, name)
+			}
+			all, err := readChunks(fb, lo, hi)
 			if err != nil {
-				return err
+				return fmt.Errorf("rollup %q %s: %w", series, name, err)
 			}
-			if !to.IsZero() && !r.T.Before(to) {
-				break
-			}
-			out = append(out, r)
+			// Each field's chunks are cut where its own bytes run out.
+			fields[f] = slices.DeleteFunc(all, func(x chunk.Sample) bool { return x.T < lo || x.T >= hi })
 		}
 		return nil
 	})
-	return out, err
-}
-
-func encodeRollup(r Rollup) []byte {
-	b := make([]byte, 0, 32)
-	b = append(b, floatValue(r.Mean)...)
-	b = append(b, floatValue(r.Min)...)
-	b = append(b, floatValue(r.Max)...)
-	b = append(b, floatValue(float64(r.Count))...)
-	return b
-}
-
-func decodeRollup(k, v []byte) (Rollup, error) {
-	t, err := keyTime(k)
 	if err != nil {
-		return Rollup{}, err
+		return nil, err
 	}
-	if len(v) != 32 {
-		return Rollup{}, fmt.Errorf("rollup value has %d bytes, want 32", len(v))
+	out := make([]Rollup, 0, len(fields[0]))
+	for f := 1; f < 4; f++ {
+		if len(fields[f]) != len(fields[0]) {
+			return nil, fmt.Errorf("rollup %q: %d %s, %d %s", series, len(fields[0]), migrations.RollupFields()[0], len(fields[f]), migrations.RollupFields()[f])
+		}
 	}
-	f := func(i int) float64 { x, _ := valueFloat(v[i*8 : i*8+8]); return x }
-	return Rollup{T: t, Mean: f(0), Min: f(1), Max: f(2), Count: uint64(f(3))}, nil
+	for i, m := range fields[0] {
+		for f := 1; f < 4; f++ {
+			if fields[f][i].T != m.T {
+				return nil, fmt.Errorf("rollup %q: %s and %s disagree at %d", series, migrations.RollupFields()[0], migrations.RollupFields()[f], m.T)
+			}
+		}
+		out = append(out, Rollup{T: time.UnixMilli(m.T).UTC(), Mean: m.V, Min: fields[1][i].V, Max: fields[2][i].V, Count: uint64(fields[3][i].V)})
+	}
+	return out, nil
+}
+
+// readChunks decodes the chunks of b that may hold times in [lo, hi): from
+// the last one starting at or before lo.
+func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
+	var out []chunk.Sample
+	c := b.Cursor()
+	k, v := c.First()
+	if lo > 0 {
+		start := chunk.Key(lo)
+		if k, _ := c.Seek(start); k == nil || string(k) > string(start) {
+			var pk []byte
+			if k == nil {
+				pk, _ = c.Last()
+			} else {
+				pk, _ = c.Prev()
+			}
+			if pk != nil {
+				start = append([]byte(nil), pk...)
+			}
+		}
+		k, v = c.Seek(start)
+	}
+	for ; k != nil; k, v = c.Next() {
+		t, err := chunk.KeyTime(k)
+		if err != nil {
+			return nil, err
+		}
+		if t >= hi {
+			break
+		}
+		if out, err = chunk.Decode(out, v); err != nil {
+			return nil, fmt.Errorf("chunk at %d: %w", t, err)
+		}
+	}
+	return out, nil
 }
 
 // Prune deletes raw history older than rawBefore and rollups older than
 // rollupBefore, in one transaction, and returns how many points and rollups
-// went. Raw history goes a whole chunk at a time: a chunk goes once its
-// 2-minute window ends at or before rawBefore, so up to one window of
-// points older than rawBefore stays until the next prune. The open window
-// in memory is not pruned; it is never older than the newest write.
+// it deleted. Raw points older than rawBefore are gone for Range at once
+// (rollups likewise for RangeRollups); on disk they go a whole chunk at a
+// time, once all the chunk's points are
+// older than rawBefore (rewriting every series' oldest chunk at every
+// prune would write far more than the history itself), so up to one
+// chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of 1 s
+// request counts) stays in the file. The open window in memory is not
+// pruned; it is never older than the newest write.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	// Chunks leave the file while a reader might be between reading them
 	// and the open window.
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	n := 0
+	cut := rawBefore.UnixMilli()
 	// What is left of each series that lost chunks, for ListSeries.
 	left := map[string]chunkSum{}
 	err := d.update(func(tx *bolt.Tx) error {
-		limit := chunk.WindowStart(rawBefore.UnixMilli())
-		root := tx.Bucket(migrations.BucketSeries)
-		if err := pruneNested(root, func(name, k, v []byte) (bool, error) {
-			t, err := chunk.KeyTime(k)
-			if err != nil || t >= limit {
-				return false, err
+		if cut > d.heads.rawCut {
+			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRawCut), binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
+				return fmt.Errorf("prune raw history: %w", err)
 			}
-			c, err := chunk.NumSamples(v)
+		}
+		root := tx.Bucket(migrations.BucketSeries)
+		if err := pruneChunks(root, cut, func(name []byte, c int) {
 			n += c
 			sum := d.heads.sums[string(name)]
 			if l, ok := left[string(name)]; ok {
@@ -428,7 +535,6 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			}
 			sum.count -= c
 			left[string(name)] = sum
-			return true, err
 		}); err != nil {
 			return fmt.Errorf("prune raw history: %w", err)
 		}
@@ -446,18 +552,41 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			sum.first = first
 			left[name] = sum
 		}
-		limitKey := string(timeKey(rollupBefore))
-		if err := pruneNested(tx.Bucket(migrations.BucketRollups), func(_, k, _ []byte) (bool, error) {
-			if string(k) >= limitKey {
-				return false, nil
+		rcut := rollupBefore.UnixMilli()
+		if rcut > d.heads.rollupCut {
+			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRollupCut), binary.BigEndian.AppendUint64(nil, uint64(rcut))); err != nil {
+				return fmt.Errorf("prune rollups: %w", err)
 			}
-			n++
-			return true, nil
+		}
+		rollups := tx.Bucket(migrations.BucketRollups)
+		var emptied [][]byte
+		if err := rollups.ForEachBucket(func(name []byte) error {
+			b := rollups.Bucket(name)
+			if err := pruneChunks(b, rcut, func(field []byte, c int) {
+				if string(field) == string(migrations.RollupFields()[0]) {
+					n += c
+				}
+			}); err != nil {
+				return fmt.Errorf("%q: %w", name, err)
+			}
+			if k, _ := b.Cursor().First(); k == nil {
+				emptied = append(emptied, append([]byte(nil), name...))
+			}
+			return nil
 		}); err != nil {
 			return fmt.Errorf("prune rollups: %w", err)
 		}
+		for _, name := range emptied {
+			if err := rollups.DeleteBucket(name); err != nil {
+				return fmt.Errorf("prune rollups: %q: %w", name, err)
+			}
+		}
 		return nil
 	})
+	if err == nil {
+		d.heads.rawCut = max(d.heads.rawCut, cut)
+		d.heads.rollupCut = max(d.heads.rollupCut, rollupBefore.UnixMilli())
+	}
 	if err == nil && d.heads.sums != nil {
 		for name, sum := range left {
 			if sum.set {
@@ -470,23 +599,45 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	return n, err
 }
 
-// pruneNested deletes, in every nested bucket of root, keys from the first
-// one while old says so, and deletes buckets left empty.
-func pruneNested(root *bolt.Bucket, old func(bucket, k, v []byte) (bool, error)) error {
+// pruneChunks deletes, in every series, the chunks whose samples are all
+// before cut (a chunk's samples are before the next chunk's first time),
+// telling gone how many samples each series lost, and deletes series left
+// empty.
+func pruneChunks(root *bolt.Bucket, cut int64, gone func(name []byte, n int)) error {
 	var empty [][]byte
 	err := root.ForEachBucket(func(name []byte) error {
-		c := root.Bucket(name).Cursor()
+		b := root.Bucket(name)
+		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
-			drop, err := old(name, k, v)
+			k = append([]byte(nil), k...)
+			// A damaged chunk (db check names it) counts for nothing and
+			// goes like any other once a later chunk starts before cut.
+			n, _ := chunk.NumSamples(v)
+			first, err := chunk.KeyTime(k)
 			if err != nil {
 				return fmt.Errorf("%q: %w", name, err)
 			}
-			if !drop {
+			var before bool
+			if nk, _ := c.Next(); nk != nil {
+				next, err := chunk.KeyTime(nk)
+				if err != nil {
+					return fmt.Errorf("%q: %w", name, err)
+				}
+				before = next <= cut
+			}
+			if !before && first < cut {
+				// The chunk the cut falls in, or one before a gap.
+				if s, err := chunk.Decode(nil, v); err == nil {
+					before = s[len(s)-1].T < cut
+				}
+			}
+			if !before {
 				break
 			}
-			if err := c.Delete(); err != nil {
+			if err := b.Delete(k); err != nil {
 				return fmt.Errorf("%q: %w", name, err)
 			}
+			gone(name, n)
 		}
 		if k, _ := c.First(); k == nil {
 			empty = append(empty, append([]byte(nil), name...))

@@ -113,7 +113,7 @@ func TestRangeAcrossChunkBoundariesReturnsExactlyThePointsWithinBounds(t *testin
 		var pts []Point
 		for range 10 {
 			at = at.Add(time.Duration(500+r.IntN(3500)) * time.Millisecond)
-			v := math.Round(100 + 10*r.NormFloat64())
+			v := 100 + 10*r.NormFloat64() // full precision: a chunk per ~250 points
 			pts = append(pts, Point{"p/m", at, v})
 			m[at.UnixMilli()] = v
 		}
@@ -121,10 +121,13 @@ func TestRangeAcrossChunkBoundariesReturnsExactlyThePointsWithinBounds(t *testin
 			t.Fatal(err)
 		}
 	}
+	if rep, err := d.Check(); err != nil || rep.Keys["series"] < 3 {
+		t.Fatalf("%d chunks, %v; the test needs several", rep.Keys["series"], err)
+	}
 	span := at.Sub(t0)
 	bounds := [][2]time.Time{
 		{time.Time{}, time.Time{}},
-		{t0.Add(2 * time.Minute), t0.Add(4 * time.Minute)}, // exactly one window
+		{t0.Add(2 * time.Minute), t0.Add(4 * time.Minute)},
 		{t0.Add(2*time.Minute - time.Millisecond), t0.Add(4*time.Minute + time.Millisecond)},
 		{at.Add(-time.Minute), time.Time{}}, // the open window and the one before
 		{at.Add(time.Second), time.Time{}},  // after everything
@@ -282,37 +285,53 @@ func TestAWriteWhoseCommitFailsLeavesNoTraceInMemoryOrFile(t *testing.T) {
 	sameSamples(t, "after writing again", got, []Sample{{T: t0, V: 1}, {T: t0.Add(5 * time.Minute), V: 4}})
 }
 
-func TestPruneAfterSealingLeavesTheOpenWindowAndReadsStillWork(t *testing.T) {
+func TestPruneDropsEveryChunkEndingBeforeTheCutAndLeavesTheRestAndTheOpenWindow(t *testing.T) {
 	d := openTemp(t)
-	// Five full windows sealed, one point in the sixth (open) window.
-	for i := range 601 {
-		if err := d.WritePoints([]Point{{"p/m", t0.Add(time.Duration(i) * time.Second), float64(i)}}); err != nil {
+	// Full-precision values, about 8 bytes each: a chunk every 4 minutes
+	// or so.
+	const n = 2000
+	for i := 0; i < n; i += 10 {
+		var pts []Point
+		for j := i; j < i+10; j++ {
+			pts = append(pts, Point{"p/m", t0.Add(time.Duration(j) * time.Second), 100 * math.Sin(float64(j)*1.7)})
+		}
+		if err := d.WritePoints(pts); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// A cut inside the fifth window: the four before it go.
-	n, err := d.Prune(t0.Add(9*time.Minute), t0)
+	var firsts []int64
+	var counts []int
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(migrations.BucketSeries).Bucket([]byte("p/m")).ForEach(func(k, v []byte) error {
+			at, err := chunk.KeyTime(k)
+			firsts = append(firsts, at)
+			c, _ := chunk.NumSamples(v)
+			counts = append(counts, c)
+			return err
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(firsts) < 5 {
+		t.Fatalf("%d chunks; the test needs at least 5", len(firsts))
+	}
+	// One second into the fourth chunk: the three before it end before
+	// the cut, the fourth does not.
+	cut := time.UnixMilli(firsts[3]).Add(time.Second)
+	pruned, err := d.Prune(cut, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 480 { // four full 2-minute windows of 120 points
-		t.Fatalf("pruned %d points, want 480", n)
+	if want := counts[0] + counts[1] + counts[2]; pruned != want {
+		t.Fatalf("pruned %d points, want the first three chunks' %d", pruned, want)
 	}
 	got, err := d.Range("p/m", time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 121 || !got[0].T.Equal(t0.Add(8*time.Minute)) || got[120].V != 600 {
-		t.Fatalf("after prune: %d samples from %v", len(got), got[0].T)
-	}
-	if err := d.bolt.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(migrations.BucketSeries).Bucket([]byte("p/m")).Cursor().First()
-		if at, err := chunk.KeyTime(k); err != nil || at != t0.Add(8*time.Minute).UnixMilli() {
-			return fmt.Errorf("first chunk at %d, %v; want the 8th minute", at, err)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	// The fourth chunk stays, but its point before the cut is not read.
+	if len(got) != n-pruned-1 || !got[0].T.Equal(cut) || !got[len(got)-1].T.Equal(t0.Add((n-1)*time.Second)) {
+		t.Fatalf("after prune: %d samples from %v to %v", len(got), got[0].T, got[len(got)-1].T)
 	}
 }
 
@@ -410,7 +429,7 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	tick := func(i int) {
 		t.Helper()
 		at := t0.Add(time.Duration(i) * time.Second)
-		if err := d.WritePoints([]Point{{"a/x", at, float64(i)}, {"b/y", at, 1}}); err != nil {
+		if err := d.WritePoints([]Point{{"a/x", at, 100 * math.Sin(float64(i)*1.7)}, {"b/y", at, 1}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -431,7 +450,7 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	if err := d.WritePoints(late); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Prune(t0.Add(3*time.Minute), t0); err != nil {
+	if _, err := d.Prune(t0.Add(5*time.Minute), t0); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.ListSeries()
@@ -450,9 +469,209 @@ func TestListSeriesKeptInMemoryAgreesWithOneReadFromTheFileAfterWritesLateWrites
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("kept in memory:\n%v\nread from the file:\n%v", got, want)
 	}
-	// The prune took a/x's first window (120 points and the late one),
-	// and c/late-only with it.
-	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 380 || !got[0].First.Equal(t0.Add(2*time.Minute)) || !got[0].Last.Equal(t0.Add(499*time.Second)) {
+	// The prune took a/x's first chunk (about 250 of its full-precision
+	// values), and c/late-only; b/y's constant values are one chunk that
+	// runs past the cut.
+	if len(got) != 2 || got[0].Name != "a/x" || got[0].Count >= 500 || !got[0].First.After(t0) || !got[0].Last.Equal(t0.Add(499*time.Second)) || got[1].Count != 500 {
 		t.Fatalf("series = %v", got)
+	}
+}
+
+func TestWritesEveryTenSecondsSealEverySeriesEachWindowAndKeepMemoryAndLogBounded(t *testing.T) {
+	d := openTemp(t)
+	const series = 3 * sealSpread // more than one a write even at the widest spread
+	m := map[string]model{}
+	// 30 minutes at 10 s: 12 writes a window, fewer than sealSpread.
+	for i := range 180 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		var pts []Point
+		for s := range series {
+			name := fmt.Sprintf("s%03d/m", s)
+			v := float64((i*7 + s) % 50)
+			pts = append(pts, Point{name, at, v})
+			if m[name] == nil {
+				m[name] = model{}
+			}
+			m[name][at.UnixMilli()] = v
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// At most this window and the last: 24 samples, 24 records.
+	for name, head := range d.heads.series {
+		if len(head) > 24 {
+			t.Fatalf("%s holds %d samples in memory after 15 windows", name, len(head))
+		}
+	}
+	if len(d.heads.log) > 24 {
+		t.Fatalf("%d head records after 15 windows", len(d.heads.log))
+	}
+	for name, want := range m {
+		got, err := d.Range(name, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSamples(t, name, got, want.want(time.Time{}, time.Time{}))
+	}
+}
+
+func TestReadersDuringWritesSealsAndPrunesAlwaysSeeSortedUniqueSamples(t *testing.T) {
+	d := openTemp(t)
+	const series, ticks = 30, 400
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	go func() {
+		defer close(done)
+		for i := range ticks {
+			var pts []Point
+			for s := range series {
+				pts = append(pts, Point{fmt.Sprintf("s%02d/m", s), t0.Add(time.Duration(i) * time.Second), float64(i)})
+			}
+			if err := d.WritePoints(pts); err != nil {
+				errs <- err
+				return
+			}
+			if i%100 == 99 {
+				if _, err := d.Prune(t0.Add(time.Duration(i-150)*time.Second), t0); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	read := func(s int) error {
+		for {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+			got, err := d.Range(fmt.Sprintf("s%02d/m", s), time.Time{}, time.Time{})
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			for i := 1; i < len(got); i++ {
+				if !got[i].T.After(got[i-1].T) || got[i].V != got[i-1].V+1 {
+					return fmt.Errorf("s%02d: sample %d (%v %v) after %v %v: not the next second", s, i, got[i].T, got[i].V, got[i-1].T, got[i-1].V)
+				}
+			}
+			if _, err := d.ListSeries(); err != nil {
+				return err
+			}
+		}
+	}
+	for r := range 2 {
+		go func() { errs <- read(r * 7) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	got, err := d.Range("s00/m", time.Time{}, time.Time{})
+	if err != nil || len(got) == 0 || got[len(got)-1].V != ticks-1 {
+		t.Fatalf("after the writes: %d samples, %v", len(got), err)
+	}
+}
+
+func TestADamagedChunkOrHeadRecordIsReportedByCheckAndStopsNeitherOpeningNorWritingNorOtherSeries(t *testing.T) {
+	d := openTemp(t)
+	for i := range 150 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := d.WritePoints([]Point{{"bad/m", at, float64(i)}, {"good/m", at, float64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.bolt.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(migrations.BucketSeries).Bucket([]byte("bad/m")).Cursor().Last()
+		if err := tx.Bucket(migrations.BucketSeries).Bucket([]byte("bad/m")).Put(k, []byte{1, 0, 200, 7}); err != nil {
+			return err
+		}
+		hk, _ := tx.Bucket(migrations.BucketHead).Cursor().Last()
+		return tx.Bucket(migrations.BucketHead).Put(hk, []byte{0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("open with a damaged chunk and record: %v", err)
+	}
+	defer c.Close()
+	rep, err := c.Check()
+	if err != nil || len(rep.Problems) != 2 {
+		t.Fatalf("check = %v, %v; want the chunk and the record", rep.Problems, err)
+	}
+	for i := 150; i < 400; i++ {
+		at := t0.Add(time.Duration(i) * time.Second)
+		if err := c.WritePoints([]Point{{"bad/m", at, float64(i)}, {"good/m", at, float64(i)}}); err != nil {
+			t.Fatalf("write %d after damage: %v", i, err)
+		}
+	}
+	if _, err := c.ListSeries(); err != nil {
+		t.Fatalf("list with a damaged chunk: %v", err)
+	}
+	if _, err := c.Prune(t0.Add(time.Second), t0); err != nil {
+		t.Fatalf("prune with a damaged chunk: %v", err)
+	}
+	if _, err := c.Range("bad/m", time.Time{}, time.Time{}); err == nil {
+		t.Error("reading the damaged series gave no error")
+	}
+	got, err := c.Range("good/m", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The damaged record was the last write before the copy: tick 149.
+	if len(got) != 398 || got[len(got)-1].V != 399 {
+		t.Fatalf("good/m = %d samples ending %v; want 0..399 but the lost tick 149 and the pruned tick 0", len(got), got[len(got)-1].V)
+	}
+}
+
+func TestRollupsOfTwoDaysReadBackExactlyAcrossChunksAndALaterRollupOfAMinuteReplacesIt(t *testing.T) {
+	d := openTemp(t)
+	var all []Rollup
+	for i := range 2 * 1440 {
+		mean := 100 + 10*math.Sin(float64(i)*0.37)
+		all = append(all, Rollup{T: t0.Add(time.Duration(i) * time.Minute), Mean: mean, Min: math.Floor(mean - 7), Max: math.Ceil(mean + 9), Count: 60})
+	}
+	// Written a minute at a time, as the recorder does.
+	for i := 0; i < len(all); i += 60 {
+		if err := d.WriteRollups("p/m", all[i:i+60]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := all[100]
+	again.Mean, again.Count = -1, 59
+	if err := d.WriteRollups("p/m", []Rollup{again}); err != nil {
+		t.Fatal(err)
+	}
+	all[100] = again
+	rep, err := d.Check()
+	if err != nil || len(rep.Problems) > 0 || rep.Keys["rollups"] < 8 {
+		t.Fatalf("check = %+v, %v; want several chunks per field and no problems", rep, err)
+	}
+	for _, b := range [][2]int{{0, len(all)}, {100, 101}, {1439, 1441}, {1000, 2000}} {
+		got, err := d.RangeRollups("p/m", all[b[0]].T, all[b[1]-1].T.Add(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != b[1]-b[0] {
+			t.Fatalf("rollups %v: %d, want %d", b, len(got), b[1]-b[0])
+		}
+		for i, r := range got {
+			if r != all[b[0]+i] {
+				t.Fatalf("rollup %d = %+v, want %+v", b[0]+i, r, all[b[0]+i])
+			}
+		}
+	}
+	list, err := d.ListRollups()
+	if err != nil || len(list) != 1 || list[0].Count != len(all) || !list[0].First.Equal(t0) || !list[0].Last.Equal(all[len(all)-1].T) {
+		t.Fatalf("list = %+v, %v", list, err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package store owns nomadscalerd's single bbolt file: metric series as
-// compressed 2-minute chunks (store/chunk) plus a logged open window (see
+// compressed chunks of up to 2,000 bytes (store/chunk) plus a logged open window (see
 // headState), their 1-minute rollups, model fits, plans, controller
 // state and the append-only action journal. Every write is one explicit
 // transaction; a tick's samples for all series go in one.
@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -103,6 +104,10 @@ func Open(path string, o Options) (db *DB, err error) {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	var b *bolt.DB
+	// Opening replays the head log and reads each series' last chunk: on
+	// a truncated file those pages lie past its end, and touching them
+	// faults. As a panic, the fault is recovered below like bbolt's own.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			if b != nil {

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 func openTemp(t *testing.T) *DB {
@@ -68,7 +69,7 @@ func TestListSeriesReportsFirstLastAndCount(t *testing.T) {
 	}
 }
 
-func TestPruneDropsWholeChunksWhoseWindowEndedAndOldRollupsSeparately(t *testing.T) {
+func TestPruneDropsAChunkOnlyOnceAllItsPointsAreOldAndOldRollupsSeparately(t *testing.T) {
 	d := openTemp(t)
 	if err := d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Minute), 1.5}, {"a/x", t0.Add(time.Hour), 2}, {"old/z", t0, 9}}); err != nil {
 		t.Fatal(err)
@@ -76,14 +77,35 @@ func TestPruneDropsWholeChunksWhoseWindowEndedAndOldRollupsSeparately(t *testing
 	if err := d.WriteRollups("a/x", []Rollup{{T: t0, Mean: 1, Min: 1, Max: 1, Count: 1}, {T: t0.Add(48 * time.Hour), Mean: 2, Count: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	// t0's window runs to t0+2m: a cut inside it keeps the whole chunk.
-	n, err := d.Prune(t0.Add(90*time.Second), t0)
-	if err != nil || n != 0 {
-		t.Fatalf("pruned %d, %v inside the first window; want 0", n, err)
+	// a/x's chunk holds t0 and t0+1m: a cut between them keeps it on
+	// disk but hides t0 from readers, also after a restart; old/z's t0
+	// goes.
+	n, err := d.Prune(t0.Add(30*time.Second), t0)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v at t0+30s; want old/z's 1", n, err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, db := range []*DB{d, c} {
+		if got, err := db.Range("a/x", time.Time{}, t0.Add(time.Hour)); err != nil || len(got) != 1 || got[0].V != 1.5 {
+			t.Fatalf("a/x after a cut inside its chunk = %v, %v; want t0+1m only", got, err)
+		}
+	}
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		_, v := tx.Bucket(migrations.BucketSeries).Bucket([]byte("a/x")).Cursor().First()
+		if n, err := chunk.NumSamples(v); err != nil || n != 2 {
+			return fmt.Errorf("a/x's chunk holds %d samples, %v; want 2", n, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	n, err = d.Prune(t0.Add(2*time.Minute), t0.Add(time.Hour))
-	if err != nil || n != 4 { // a/x's first chunk (2 points), old/z's (1), one rollup
-		t.Fatalf("pruned %d, %v; want 4", n, err)
+	if err != nil || n != 3 { // a/x's chunk (2 points), one rollup
+		t.Fatalf("pruned %d, %v; want 3", n, err)
 	}
 	raw, err := d.Range("a/x", time.Time{}, time.Time{})
 	if err != nil || len(raw) != 1 || raw[0].V != 2 {

@@ -1,5 +1,5 @@
-// Package chunk is the on-disk encoding of raw metric history: the samples
-// of one series in one fixed time window, compressed with the Gorilla
+// Package chunk is the on-disk encoding of raw metric history: a run of
+// samples of one series, compressed with the Gorilla
 // encoding (delta-of-delta timestamps, XOR'd values) of Prometheus' tsdb.
 // It has no knowledge of bbolt so that both the store and the schema
 // migrations can use it.
@@ -13,17 +13,29 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
-// WindowMillis is the span every chunk belongs to: a chunk holds samples of
+// WindowMillis is the span of a window, the unit in which the store keeps
+// the newest samples open in memory and seals them into chunks: samples of
 // [start, start+WindowMillis) for a start that is a multiple of it. Two
-// minutes is 120 samples at the recorder's default 1 s interval, the size
-// Prometheus found best for Gorilla chunks: big enough that the first
-// sample's full timestamp and value (about 15 bytes) are paid rarely, small
-// enough that the open window kept in memory and in the write-ahead log is
-// small.
+// minutes is 120 samples at the recorder's default 1 s interval.
 const WindowMillis int64 = 2 * 60 * 1000
 
-// MaxSamples caps one chunk: the encoding counts samples in a uint16, so a
-// window written faster than that is split into several chunks.
+// MaxBytes caps a chunk value. A chunk is appended to, window after
+// window, until it nears this; two such values with their 8-byte keys and
+// bbolt's 16-byte element headers fill a 4 KiB page (2x2024+16 = 4064).
+// Smaller chunks one per window leave pages less than half full: bbolt
+// splits a node that grew by one entry per transaction near its middle.
+const MaxBytes = 2000
+
+// maxSampleBytes is the most one sample can add to a chunk: a 68-bit
+// timestamp delta-of-delta and a 77-bit XOR'd value.
+const maxSampleBytes = 19
+
+// MaxSpanMillis caps the time a chunk covers, so retention, which drops
+// whole chunks, keeps at most this much past its cut (a constant series
+// compresses so well that MaxBytes would take hours).
+const MaxSpanMillis int64 = 60 * 60 * 1000
+
+// MaxSamples caps one chunk: the encoding counts samples in a uint16.
 const MaxSamples = 1 << 14
 
 // formatXOR is the first byte of a chunk value, so another encoding can be
@@ -130,16 +142,54 @@ func Decode(dst []Sample, b []byte) (out []Sample, err error) {
 	return dst, nil
 }
 
-// Split encodes a window's samples (sorted, unique) into as few chunks as
-// MaxSamples allows, calling put with each chunk's first time and bytes.
+// Full says whether no sample would be appended to a chunk of this many
+// bytes and samples spanning first to last: Split would start a new one.
+func Full(size, n int, first, last int64) bool {
+	return FullSpan(size, n, first, last, MaxSpanMillis)
+}
+
+// FullSpan is Full with another cap on the time a chunk covers.
+func FullSpan(size, n int, first, last, maxSpan int64) bool {
+	return size+maxSampleBytes > MaxBytes || n >= MaxSamples || last-first >= maxSpan
+}
+
+// RollupMaxSpanMillis caps the span of a chunk of 1-minute rollups: a day
+// is 1,440 of them, so a chunk is cut at MaxBytes first unless they
+// barely change.
+const RollupMaxSpanMillis int64 = 24 * 60 * 60 * 1000
+
+// Split encodes samples (sorted, unique) into chunks, each as full as Full
+// allows, calling put with each chunk's first time and bytes. Cut points
+// depend only on the samples from a chunk's first one, so splitting a run
+// that starts with a full chunk's samples gives that chunk back unchanged.
 func Split(s []Sample, put func(first int64, b []byte) error) error {
+	return SplitSpan(s, MaxSpanMillis, put)
+}
+
+// SplitSpan is Split with another cap on the time a chunk covers.
+func SplitSpan(s []Sample, maxSpan int64, put func(first int64, b []byte) error) error {
 	for len(s) > 0 {
-		n := min(len(s), MaxSamples)
-		b, err := Encode(s[:n])
+		c := chunkenc.NewXORChunk()
+		app, err := c.Appender()
 		if err != nil {
-			return err
+			return fmt.Errorf("chunk appender: %w", err)
 		}
-		if err := put(s[0].T, b); err != nil {
+		n := 0
+		for n < len(s) && (n == 0 || !FullSpan(1+len(c.Bytes()), n, s[0].T, s[n-1].T, maxSpan)) {
+			if n > 0 && s[n].T <= s[n-1].T {
+				return fmt.Errorf("chunk sample at %d is not after %d", s[n].T, s[n-1].T)
+			}
+			if s[n].T-s[0].T >= maxSpan {
+				break
+			}
+			app.Append(s[n].T, s[n].V)
+			n++
+		}
+		b := c.Bytes()
+		out := make([]byte, 1+len(b))
+		out[0] = formatXOR
+		copy(out[1:], b)
+		if err := put(s[0].T, out); err != nil {
 			return err
 		}
 		s = s[n:]

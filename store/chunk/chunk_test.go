@@ -49,24 +49,55 @@ func TestDecodeOfTruncatedOrForeignBytesIsAnErrorNotAPanic(t *testing.T) {
 	}
 }
 
-func TestSplitCutsAWindowIntoChunksOfAtMostMaxSamples(t *testing.T) {
-	s := make([]Sample, MaxSamples+5)
-	for i := range s {
-		s[i] = Sample{T: int64(i), V: float64(i % 7)}
-	}
-	var firsts []int64
-	var total int
-	err := Split(s, func(first int64, b []byte) error {
-		firsts = append(firsts, first)
-		n, err := NumSamples(b)
-		total += n
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(firsts) != 2 || firsts[0] != 0 || firsts[1] != MaxSamples || total != len(s) {
-		t.Fatalf("chunks start at %v holding %d samples; want [0 %d] holding %d", firsts, total, MaxSamples, len(s))
+func TestSplitCutsChunksNearMaxBytesOrAtMaxSpanAndCutsTheSameWayAgain(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		v    func(i int) float64
+	}{
+		{"noisy", func(i int) float64 { return 100 * (1 + math.Sin(float64(i)*1.7)) }},
+		{"constant", func(int) float64 { return 5 }},
+	} {
+		s := make([]Sample, 20000)
+		for i := range s {
+			s[i] = Sample{T: int64(i) * 1000, V: c.v(i)}
+		}
+		var firsts []int64
+		var sizes []int
+		total := 0
+		err := Split(s, func(first int64, b []byte) error {
+			firsts = append(firsts, first)
+			sizes = append(sizes, len(b))
+			n, err := NumSamples(b)
+			total += n
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != len(s) || len(firsts) < 2 {
+			t.Fatalf("%s: %d chunks holding %d samples, want several holding %d", c.name, len(firsts), total, len(s))
+		}
+		for i, size := range sizes {
+			if size > MaxBytes {
+				t.Errorf("%s: chunk %d has %d bytes, more than %d", c.name, i, size, MaxBytes)
+			}
+			if i+1 < len(firsts) && firsts[i+1]-firsts[i] > MaxSpanMillis {
+				t.Errorf("%s: chunk %d spans %d ms", c.name, i, firsts[i+1]-firsts[i])
+			}
+			if c.name == "noisy" && i+1 < len(sizes) && size < MaxBytes-2*maxSampleBytes {
+				t.Errorf("noisy: chunk %d was cut at %d bytes", i, size)
+			}
+		}
+		// Splitting again from the second chunk's first sample gives the
+		// same cuts: a full chunk is rewritten unchanged.
+		var again []int64
+		from := int(firsts[1] / 1000)
+		if err := Split(s[from:], func(first int64, _ []byte) error { again = append(again, first); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(again) != len(firsts)-1 || again[0] != firsts[1] || again[len(again)-1] != firsts[len(firsts)-1] {
+			t.Errorf("%s: cut again at %v, first time at %v", c.name, again, firsts[1:])
+		}
 	}
 }
 
