@@ -114,6 +114,10 @@ type Deps struct {
 	Now       func() time.Time
 	// DryRun forces every policy into dry-run mode (--dry-run).
 	DryRun bool
+	// Replica names this process in the scaling events it writes (meta
+	// "replica"), so an operator, or a test, can tell which replica of an
+	// HA pair acted.
+	Replica string
 }
 
 // Reconciler decides and acts for one policy at a time.
@@ -419,7 +423,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	}
 	req := ScaleRequest{Namespace: p.Namespace, Job: p.Job, Group: p.Group,
 		Message: fmt.Sprintf("nomadscalerd: scale %s %d -> %d: %s", dir, st.Desired, want, reason),
-		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd", "action_id": actionID,
+		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd", "action_id": actionID, "replica": r.d.Replica,
 			"direction": dir, "from": st.Desired, "to": want}}
 	if dry {
 		req.Message = fmt.Sprintf("nomadscalerd dry-run: would scale %s %d -> %d: %s", dir, st.Desired, want, reason)

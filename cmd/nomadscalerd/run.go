@@ -221,7 +221,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		return err
 	}
 	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: freshness{r: recorder, db: db},
-		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun})
+		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr)})
 	ctrl = reconciler.NewController(rec, cluster, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
 
 	ctrl.SetWorkers(s.Workers)
@@ -298,6 +298,16 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	}
 	log.Info("nomadscalerd stopped")
 	return err
+}
+
+// replicaName identifies this process among HA replicas: host, process
+// and API address.
+func replicaName(httpAddr string) string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), httpAddr)
 }
 
 // onHangup catches SIGHUP from now on (it would otherwise end the process)
