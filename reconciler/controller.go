@@ -11,6 +11,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // PolicySource lists every scaling policy with its body; satisfied by the
@@ -120,7 +122,13 @@ func (c *Controller) reconcileKey(ctx context.Context, key string, triggeredAt t
 		return time.Minute // removed meanwhile; the pool drops it
 	}
 	res, err := c.rec.Reconcile(ctx, p)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, store.ErrNotFound):
+		// A new policy before its first sample: expected, retried shortly;
+		// a thousand new policies must not write a thousand warnings.
+		c.log.Debug("reconcile waits for the first sample", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
+	default:
 		c.log.Warn("reconcile failed", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
 	}
 	return res.RequeueAfter

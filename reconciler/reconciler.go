@@ -282,7 +282,13 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		}
 		if msg != pd.lastErr {
 			pd.lastErr = msg
-			r.d.Log.Warn("no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
+			// Too little history is every new policy's first minutes, not
+			// a fault: info, so a thousand new policies do not warn.
+			level := slog.LevelWarn
+			if errors.Is(got.PlanErr, optimize.ErrShortHistory) {
+				level = slog.LevelInfo
+			}
+			r.d.Log.Log(ctx, level, "no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
 		}
 		r.d.Metrics.planFailed(p.Key)
 	} else if got.Replanned {
