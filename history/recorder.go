@@ -126,8 +126,7 @@ type Recorder struct {
 	gapsUnlogged int
 	// missing holds, per series, the grid times a tick could not sample,
 	// for the next back-fill.
-	missing      map[string]*missingPoints
-	lastBackfill time.Time
+	missing map[string]*missingPoints
 }
 
 type missingPoints struct {
@@ -236,6 +235,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+	// Back-fills run beside the ticks: a slow source makes them slow too,
+	// and a tick must not wait for one.
+	if _, ok := r.src.(RangeSource); ok {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			bt := time.NewTicker(r.cfg.BackfillEvery)
+			defer bt.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-bt.C:
+					r.Backfill(ctx)
+				}
+			}
+		})
+	}
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	var tickErrs errorLog
@@ -253,11 +270,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		now := r.cfg.Now()
 		r.mu.Lock()
 		due := now.Sub(r.lastMaintain) >= r.cfg.MaintainEvery
-		backfill := now.Sub(r.lastBackfill) >= r.cfg.BackfillEvery
 		r.mu.Unlock()
-		if backfill {
-			r.Backfill(ctx)
-		}
 		if due {
 			if err := r.Maintain(ctx); err != nil && ctx.Err() == nil {
 				r.cfg.Logger.Error("history maintenance", "err", err)
@@ -433,7 +446,6 @@ func (r *Recorder) markMissingLocked(tg Target, ts time.Time) {
 func (r *Recorder) Backfill(ctx context.Context) {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	r.lastBackfill = now
 	pending := r.missing
 	r.missing = map[string]*missingPoints{}
 	r.mu.Unlock()
@@ -473,7 +485,9 @@ func (r *Recorder) Backfill(ctx context.Context) {
 	for i, s := range series {
 		qs[i] = pending[s].q
 	}
-	bctx, cancel := context.WithTimeout(ctx, r.cfg.SampleTimeout)
+	// A back-fill may take until the next one is due: it runs beside the
+	// ticks, and its source was slow when it missed these points.
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.BackfillEvery)
 	defer cancel()
 	results := rs.SampleRange(bctx, qs, from, to, r.cfg.Interval)
 	var pts []store.Point

@@ -46,7 +46,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.IntFlag{Name: "nomad-max-conns", EnvVars: []string{"NOMADSCALERD_NOMAD_MAX_CONNS"}, Value: nomad.DefaultMaxConns, Usage: "connections (and requests in flight) to Nomad at most; Nomad refuses more than 100 per client by default"},
 		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
-		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
+		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once, plus a reserve of workers/8 (at least 1) for event-triggered reconciles"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 	}
 }
