@@ -65,12 +65,12 @@ type item struct {
 	// gen identifies the item's current heap entry; older entries (from
 	// before a trigger, or of an earlier item with the same key) are
 	// skipped when they come due.
-	gen     uint64
-	queued  bool
+	gen    uint64
+	queued bool
 	// inUrgent is set while the item has an entry in the urgent queue.
 	inUrgent bool
 	running  bool
-	removed bool
+	removed  bool
 	// triggered is the earliest trigger not yet served; a trigger during a
 	// run is served right after it.
 	triggered time.Time
