@@ -127,6 +127,11 @@ type Recorder struct {
 	// missing holds, per series, the grid times a tick could not sample,
 	// for the next back-fill.
 	missing map[string]*missingPoints
+	// failWindow, failLines, failHeld, failExample and failSummary cap the
+	// per-series failure lines across all series (see sampleFailed).
+	failWindow, failSummary time.Time
+	failLines, failHeld     int
+	failExample             string
 }
 
 type missingPoints struct {
@@ -312,6 +317,7 @@ func (r *Recorder) Tick(ctx context.Context) error {
 		r.m.samples.WithLabelValues("ok").Inc()
 		pts = append(pts, store.Point{Series: tg.Series, T: at, V: values[i]})
 	}
+	r.logHeldFailures(at)
 	r.mu.Lock()
 	for _, p := range pts {
 		r.last[p.Series] = lastSample{t: p.T, v: p.V}
@@ -561,9 +567,42 @@ func (r *Recorder) sampleFailed(tg Target, err error, at time.Time) {
 	}
 	suppressed := f.suppressed
 	f.logged, f.suppressed = at, 0
+	// A slow source fails every series at once: past the first few a
+	// window, series go into one summary line instead of a line each.
+	if at.Sub(r.failWindow) >= r.cfg.LogEvery {
+		r.failWindow, r.failLines = at, 0
+	}
+	if r.failLines >= maxSeriesFailureLines {
+		r.failHeld++
+		if r.failExample == "" {
+			r.failExample = tg.Series + ": " + err.Error()
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.failLines++
 	r.mu.Unlock()
 	r.cfg.Logger.Warn("metric sample failed", "series", tg.Series, "source", tg.Query.Source,
 		"query", tg.Query.Query, "err", err, "suppressed", suppressed)
+}
+
+// maxSeriesFailureLines is how many series' failures are logged one by one
+// per LogEvery; the rest are summed up in one line.
+const maxSeriesFailureLines = 10
+
+// logHeldFailures writes the summary of the failures not logged one by
+// one, at most once per LogEvery.
+func (r *Recorder) logHeldFailures(at time.Time) {
+	r.mu.Lock()
+	if r.failHeld == 0 || (!r.failSummary.IsZero() && at.Sub(r.failSummary) < r.cfg.LogEvery) {
+		r.mu.Unlock()
+		return
+	}
+	held, example := r.failHeld, r.failExample
+	r.failHeld, r.failExample, r.failSummary = 0, "", at
+	r.mu.Unlock()
+	r.cfg.Logger.Warn("metric samples failed for more series than are logged one by one", "series_failures", held,
+		"example", example, "per_series_lines_per_window", maxSeriesFailureLines, "window", r.cfg.LogEvery)
 }
 
 // LastSample is the time and value of the series' last successful sample in

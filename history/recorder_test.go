@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -470,5 +471,39 @@ func TestPointsAFakeSourceTimedOutOnOrAnOverrunSkippedAreBackfilledFromItsRange(
 	r.Backfill(ctx)
 	if src.ranges != 1 {
 		t.Errorf("%d range requests, want 1: nothing was left to fill", src.ranges)
+	}
+}
+
+func TestWhenEverySeriesFailsOnlyTenAreLoggedOneByOneAndTheRestInOneSummaryAMinute(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slogTo(&lockedWriter{w: &logs, mu: &mu})
+	fail := map[string]error{}
+	var targets []Target
+	for i := range 100 {
+		q := fmt.Sprintf("q%d", i)
+		fail[q] = errors.New("slow")
+		targets = append(targets, target(fmt.Sprintf("p/%d", i), q))
+	}
+	clock := &fakeClock{now: t0}
+	r, err := NewRecorder(&countingStore{DB: openDB(t)}, &scriptedSource{fail: fail}, TargetsFunc(func() []Target { return targets }),
+		Config{Now: clock.Now, Logger: logger, LogEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Second)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, `msg="metric sample failed"`); n != 10 {
+		t.Errorf("%d per-series failure lines for 100 failing series in 30 s, want 10", n)
+	}
+	if n := strings.Count(out, "more series than are logged one by one"); n != 1 || !strings.Contains(out, "series_failures=90") {
+		t.Errorf("%d summaries, want 1 counting the other 90 series:\n%s", n, out)
 	}
 }
