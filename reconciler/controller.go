@@ -38,6 +38,9 @@ type Controller struct {
 	resync   time.Duration
 	pool     *pool
 	clock    Clock
+	owner    Owner
+	// refresh asks Run for a refresh (the shards held changed).
+	refresh chan struct{}
 
 	mu       sync.Mutex
 	policies map[string]Policy
@@ -51,7 +54,7 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{},
+	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{}, refresh: make(chan struct{}, 1),
 		policies: map[string]Policy{}, invalid: map[string]string{}, disabled: map[string]bool{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
 	return c
@@ -69,6 +72,18 @@ func (c *Controller) SetWorkers(n int) {
 func (c *Controller) SetClock(clk Clock) {
 	c.clock = clk
 	c.pool.clock = clk
+}
+
+// SetOwner limits the policies scheduled to those o owns (before Run).
+func (c *Controller) SetOwner(o Owner) { c.owner = o }
+
+// RequestRefresh asks Run to re-read the policies soon: the shards this
+// replica holds changed.
+func (c *Controller) RequestRefresh() {
+	select {
+	case c.refresh <- struct{}{}:
+	default:
+	}
 }
 
 // SetBlockedHandler routes blocked evaluations to h.
@@ -105,6 +120,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-t.C:
 			if err := c.Refresh(ctx); err != nil {
 				c.log.Warn("policy resync failed", "err", err)
+			}
+		case <-c.refresh:
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy refresh after a shard change failed", "err", err)
 			}
 		}
 	}
@@ -171,6 +190,8 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		case !p.Enabled:
 			disabled[p.Key] = true
 			continue
+		case c.owner != nil && !c.owner.Owns(p.Key):
+			continue // another replica's shard
 		}
 		valid[p.Key] = p
 	}

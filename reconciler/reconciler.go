@@ -77,6 +77,12 @@ type Leadership interface {
 	IsLeader() bool
 }
 
+// Owner says whether this replica owns a policy (holds its shard);
+// satisfied by *nomad.Shards. Without one every policy is this replica's.
+type Owner interface {
+	Owns(key string) bool
+}
+
 // Result tells the worker when to reconcile again.
 type Result struct {
 	RequeueAfter time.Duration
@@ -90,9 +96,11 @@ type Deps struct {
 	Freshness Freshness
 	State     State
 	Leader    Leadership
-	Metrics   *Metrics
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Owner, when set, limits acting to the policies of shards held.
+	Owner   Owner
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 	// DryRun forces every policy into dry-run mode (--dry-run).
 	DryRun bool
 }
@@ -240,6 +248,9 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "follower: the leader scales"}, nil
 	}
+	if r.d.Owner != nil && !r.d.Owner.Owns(p.Key) {
+		return Result{}, Decision{Action: "none", Reason: "another replica holds this policy's shard"}, nil
+	}
 	st, err := r.d.Observer.GroupStatus(ctx, p.Namespace, p.Job, p.Group)
 	if err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "observe: " + err.Error()}, fmt.Errorf("observe %s: %w", p.Key, err)
@@ -351,6 +362,9 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	// have started under a lease that has run out since (a paused process).
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "lost leadership before acting"}, nil
+	}
+	if r.d.Owner != nil && !r.d.Owner.Owns(p.Key) {
+		return Result{}, Decision{Action: "none", Reason: "lost the policy's shard before acting"}, nil
 	}
 	dir := "up"
 	if want < st.Desired {
