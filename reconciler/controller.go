@@ -41,6 +41,9 @@ type Controller struct {
 	owner    Owner
 	// refresh asks Run for a refresh (the shards held changed).
 	refresh chan struct{}
+	// applyMu serialises reading a policy list and applying it, so a full
+	// refresh and a job's refresh never apply out of order.
+	applyMu sync.Mutex
 
 	mu       sync.Mutex
 	policies map[string]Policy
@@ -157,6 +160,8 @@ func (c *Controller) reconcileKey(ctx context.Context, key string, triggeredAt t
 // A malformed policy is logged with its job, group and reason, counted, and
 // skipped; the others keep running.
 func (c *Controller) Refresh(ctx context.Context) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	list, err := c.src.ListPolicies(ctx)
 	if err != nil {
 		return err
@@ -316,9 +321,11 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 		}
 	}
 	if js, ok := c.src.(JobPolicySource); ok && refresh {
+		c.applyMu.Lock()
 		for j := range jobs {
 			c.apply(js.JobPolicies(j[0], j[1]), PolicyKey(j[0], j[1], ""))
 		}
+		c.applyMu.Unlock()
 	} else if refresh {
 		if err := c.Refresh(ctx); err != nil {
 			c.log.Warn("policy refresh after job event failed", "err", err)
