@@ -2,9 +2,14 @@ package history
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // Result is one query's outcome in a batch.
@@ -73,3 +78,50 @@ func sampleEach(ctx context.Context, src Source, qs []Query, concurrency int) []
 	_ = g.Wait()
 	return out
 }
+
+// RangeResult is one query's points over a range.
+type RangeResult struct {
+	Points []store.Sample
+	Err    error
+}
+
+// RangeSource evaluates queries over a past range at a fixed step: what
+// the recorder back-fills missed samples from.
+type RangeSource interface {
+	SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult
+}
+
+var (
+	_ RangeSource = Sources(nil)
+	_ RangeSource = (*Prometheus)(nil)
+)
+
+// SampleRange hands range queries to the sources that answer them; the
+// others (nomad-apm has no past) fail with ErrNoRange.
+func (s Sources) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	out := make([]RangeResult, len(qs))
+	bySource := map[string][]int{}
+	for i, q := range qs {
+		bySource[q.Source] = append(bySource[q.Source], i)
+	}
+	for name, idx := range bySource {
+		rs, ok := s[name].(RangeSource)
+		if !ok {
+			for _, i := range idx {
+				out[i].Err = fmt.Errorf("source %q: %w", name, ErrNoRange)
+			}
+			continue
+		}
+		sub := make([]Query, len(idx))
+		for j, i := range idx {
+			sub[j] = qs[i]
+		}
+		for j, r := range rs.SampleRange(ctx, sub, from, to, step) {
+			out[idx[j]] = r
+		}
+	}
+	return out
+}
+
+// ErrNoRange means a source cannot say what a metric was in the past.
+var ErrNoRange = errors.New("source cannot evaluate past ranges")

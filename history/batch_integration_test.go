@@ -80,4 +80,21 @@ func TestABatchOfATickAnswersEachQueryAsAloneWithAFewRequestsToARealPrometheus(t
 		t.Errorf("%d requests on the next tick, want the joined 3 plus the isolated few (at most 8)", again)
 	}
 	t.Logf("requests: %d on the first tick, %d on the next, for %d checks", first, src.Requests()-before, len(qs))
+
+	// The same queries over the past seconds, as a back-fill asks: one
+	// point a second (as far back as this young Prometheus has data).
+	time.Sleep(2 * time.Second) // two more scrapes: some past to ask for
+	to := time.Now().Truncate(time.Second)
+	from := to.Add(-5 * time.Second)
+	rr := Sources{SourcePrometheus: src}.SampleRange(ctx, qs[:2*jobs], from, to, time.Second)
+	for k, r := range rr {
+		if r.Err != nil || len(r.Points) == 0 {
+			t.Fatalf("range of query %d: %+v, want points", k, r)
+		}
+		for _, p := range r.Points {
+			if p.V != float64(k/2) || p.T.Before(from) || p.T.After(to) || p.T.Nanosecond() != 0 {
+				t.Fatalf("range of query %d has %+v, want %d on a whole second in [%s, %s]", k, p, k/2, from, to)
+			}
+		}
+	}
 }

@@ -12,6 +12,8 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // Prometheus answers PromQL instant queries evaluated at the time of the
@@ -269,4 +271,118 @@ func promValue(res model.Value) (float64, error) {
 	default:
 		return 0, fmt.Errorf("result type %s is not supported, want a scalar or an instant vector", res.Type())
 	}
+}
+
+// SampleRange evaluates each distinct query over [from, to] at step, up to
+// batchSize of them joined into one range request as SampleBatch does. A
+// joined request that fails fails its queries (a back-fill tries again
+// later); queries known to need asking alone are asked alone.
+func (p *Prometheus) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	byText := map[string][]int{}
+	var texts []string
+	for i, q := range qs {
+		if _, ok := byText[q.Query]; !ok {
+			texts = append(texts, q.Query)
+		}
+		byText[q.Query] = append(byText[q.Query], i)
+	}
+	p.mu.Lock()
+	var joined, alone []string
+	for _, t := range texts {
+		if p.solo[t] || t == "" {
+			alone = append(alone, t)
+		} else {
+			joined = append(joined, t)
+		}
+	}
+	p.mu.Unlock()
+	rng := promv1.Range{Start: from, End: to, Step: step}
+	results := make(map[string]RangeResult, len(texts))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	run := func(part []string) {
+		expr := part[0]
+		if len(part) > 1 {
+			var b strings.Builder
+			for i, t := range part {
+				if i > 0 {
+					b.WriteString(" or ")
+				}
+				fmt.Fprintf(&b, "label_replace((\n%s\n), %q, \"%d\", \"\", \"\")", t, batchLabel, i)
+			}
+			expr = b.String()
+		}
+		res, err := p.queryRange(ctx, expr, rng)
+		out := make(map[string]RangeResult, len(part))
+		m, ok := res.(model.Matrix)
+		switch {
+		case err != nil:
+		case res == nil || !ok:
+			err = fmt.Errorf("range result is %v, want a matrix", res)
+		}
+		for i, t := range part {
+			if err != nil {
+				out[t] = RangeResult{Err: fmt.Errorf("prometheus range query %q: %w", t, err)}
+				continue
+			}
+			var mine []*model.SampleStream
+			for _, s := range m {
+				if len(part) == 1 || string(s.Metric[batchLabel]) == strconv.Itoa(i) {
+					mine = append(mine, s)
+				}
+			}
+			switch len(mine) {
+			case 0:
+				out[t] = RangeResult{Err: ErrNoData}
+			case 1:
+				pts := make([]store.Sample, 0, len(mine[0].Values))
+				for _, v := range mine[0].Values {
+					if f, err := finite(float64(v.Value)); err == nil {
+						pts = append(pts, store.Sample{T: v.Timestamp.Time().UTC(), V: f})
+					}
+				}
+				out[t] = RangeResult{Points: pts}
+			default:
+				out[t] = RangeResult{Err: fmt.Errorf("prometheus range query %q: result has %d series, want 1", t, len(mine))}
+			}
+		}
+		mu.Lock()
+		for k, v := range out {
+			results[k] = v
+		}
+		mu.Unlock()
+	}
+	for start := 0; start < len(joined); start += p.batchSize {
+		part := joined[start:min(start+p.batchSize, len(joined))]
+		wg.Go(func() { run(part) })
+	}
+	for _, t := range alone {
+		wg.Go(func() { run([]string{t}) })
+	}
+	wg.Wait()
+	out := make([]RangeResult, len(qs))
+	for t, idx := range byText {
+		for _, i := range idx {
+			out[i] = results[t]
+		}
+	}
+	return out
+}
+
+// queryRange sends one range query, holding a slot of the global limit.
+func (p *Prometheus) queryRange(ctx context.Context, q string, r promv1.Range) (model.Value, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a prometheus slot: %w", ctx.Err())
+	}
+	defer func() { <-p.sem }()
+	p.mu.Lock()
+	p.requests++
+	p.mu.Unlock()
+	res, warnings, err := p.api.QueryRange(ctx, q, r)
+	for _, w := range warnings {
+		p.log.Debug("prometheus range query warning", "query", q, "warning", w)
+	}
+	return res, err
 }

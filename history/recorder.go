@@ -57,9 +57,15 @@ type Config struct {
 	RollupStep      time.Duration // default 1 min
 	MaintainEvery   time.Duration // rollups and pruning; default 1 min
 	LogEvery        time.Duration // at most one failure log per series; default 1 min
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer // nil: metrics are not registered
-	Now             func() time.Time      // default time.Now
+	// BackfillEvery is how often samples a tick missed (a timeout, an
+	// overrun) are asked again of a source that can evaluate the past
+	// (Prometheus); default 10 s. BackfillWindow is how far back they are
+	// still asked; default 5 min.
+	BackfillEvery  time.Duration
+	BackfillWindow time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer // nil: metrics are not registered
+	Now            func() time.Time      // default time.Now
 }
 
 func (c *Config) defaults() {
@@ -87,6 +93,12 @@ func (c *Config) defaults() {
 	if c.LogEvery <= 0 {
 		c.LogEvery = time.Minute
 	}
+	if c.BackfillEvery <= 0 {
+		c.BackfillEvery = 10 * time.Second
+	}
+	if c.BackfillWindow <= 0 {
+		c.BackfillWindow = 5 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -112,6 +124,19 @@ type Recorder struct {
 	lastTick     time.Time
 	gapLogged    time.Time
 	gapsUnlogged int
+	// missing holds, per series, the grid times a tick could not sample,
+	// for the next back-fill.
+	missing map[string]*missingPoints
+	// failWindow, failLines, failHeld, failExample and failSummary cap the
+	// per-series failure lines across all series (see sampleFailed).
+	failWindow, failSummary time.Time
+	failLines, failHeld     int
+	failExample             string
+}
+
+type missingPoints struct {
+	q  Query
+	ts []time.Time
 }
 
 type lastSample struct {
@@ -133,6 +158,8 @@ type recorderMetrics struct {
 	pruned      prometheus.Counter
 	targets     prometheus.Gauge
 	gaps        prometheus.Counter
+	backfilled  prometheus.Counter
+	lost        prometheus.Counter
 }
 
 func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
@@ -162,6 +189,14 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 			Name: "nomadscaler_history_targets",
 			Help: "Series sampled in the last tick.",
 		}),
+		backfilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_backfilled_total",
+			Help: "Points a tick missed that a later range query recovered.",
+		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_lost_total",
+			Help: "Points a tick missed and no back-fill recovered within the back-fill window.",
+		}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nomadscaler_history_missed_intervals_total",
 			Help: "Sampling intervals no tick covered because the one before overran (each misses one point per series).",
@@ -171,7 +206,7 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 		m.samples.WithLabelValues(o)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets, m.gaps} {
+		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets, m.gaps, m.backfilled, m.lost} {
 			if err := reg.Register(c); err != nil {
 				return m, fmt.Errorf("register history metrics: %w", err)
 			}
@@ -189,7 +224,7 @@ func NewRecorder(st Store, src Source, targets Targets, cfg Config) (*Recorder, 
 		return nil, err
 	}
 	return &Recorder{st: st, src: src, targets: targets, cfg: cfg, m: m,
-		last: map[string]lastSample{}, failures: map[string]*failureLog{}}, nil
+		last: map[string]lastSample{}, failures: map[string]*failureLog{}, missing: map[string]*missingPoints{}}, nil
 }
 
 // Run ticks every interval until ctx is cancelled, and rolls up and prunes
@@ -204,6 +239,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
+	}
+	// Back-fills run beside the ticks: a slow source makes them slow too,
+	// and a tick must not wait for one.
+	if _, ok := r.src.(RangeSource); ok {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			bt := time.NewTicker(r.cfg.BackfillEvery)
+			defer bt.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-bt.C:
+					r.Backfill(ctx)
+				}
+			}
+		})
 	}
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
@@ -242,8 +295,8 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	start := time.Now()
 	defer func() { r.m.tick.Observe(time.Since(start).Seconds()) }()
 	at := r.cfg.Now().Round(r.cfg.Interval).UTC()
-	r.noteGap(at)
 	targets := dedupe(r.targets.Targets())
+	r.noteGap(at, targets)
 	r.m.targets.Set(float64(len(targets)))
 	if len(targets) == 0 {
 		return nil
@@ -256,11 +309,15 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	for i, tg := range targets {
 		if errs[i] != nil {
 			r.sampleFailed(tg, errs[i], at)
+			if !errors.Is(errs[i], ErrNoData) {
+				r.markMissing(tg, at)
+			}
 			continue
 		}
 		r.m.samples.WithLabelValues("ok").Inc()
 		pts = append(pts, store.Point{Series: tg.Series, T: at, V: values[i]})
 	}
+	r.logHeldFailures(at)
 	r.mu.Lock()
 	for _, p := range pts {
 		r.last[p.Series] = lastSample{t: p.T, v: p.V}
@@ -336,7 +393,7 @@ func (r *Recorder) sample(ctx context.Context, targets []Target) ([]float64, []e
 // that no tick sampled (a tick overran, or the process stalled), and warns
 // about them at most once a LogEvery with the total since the last
 // warning: missed samples are reported, never silent.
-func (r *Recorder) noteGap(at time.Time) {
+func (r *Recorder) noteGap(at time.Time, targets []Target) {
 	r.mu.Lock()
 	prev := r.lastTick
 	if at.After(prev) {
@@ -347,6 +404,13 @@ func (r *Recorder) noteGap(at time.Time) {
 		return
 	}
 	missed := int(at.Sub(prev)/r.cfg.Interval) - 1
+	if _, ok := r.src.(RangeSource); ok && at.Sub(prev) <= r.cfg.BackfillWindow {
+		for ts := prev.Add(r.cfg.Interval); ts.Before(at); ts = ts.Add(r.cfg.Interval) {
+			for _, tg := range targets {
+				r.markMissingLocked(tg, ts)
+			}
+		}
+	}
 	r.gapsUnlogged += missed
 	if !r.gapLogged.IsZero() && at.Sub(r.gapLogged) < r.cfg.LogEvery {
 		r.mu.Unlock()
@@ -359,6 +423,114 @@ func (r *Recorder) noteGap(at time.Time) {
 	r.m.gaps.Add(float64(missed))
 	r.cfg.Logger.Warn("history ticks overran: sampling intervals were missed", "missed", total,
 		"since", prev, "interval", r.cfg.Interval)
+}
+
+// markMissing remembers that tg has no point at ts, for Backfill.
+func (r *Recorder) markMissing(tg Target, ts time.Time) {
+	if _, ok := r.src.(RangeSource); !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.markMissingLocked(tg, ts)
+}
+
+func (r *Recorder) markMissingLocked(tg Target, ts time.Time) {
+	m := r.missing[tg.Series]
+	if m == nil {
+		m = &missingPoints{q: tg.Query}
+		r.missing[tg.Series] = m
+	}
+	m.ts = append(m.ts, ts)
+}
+
+// Backfill asks a range-capable source for the points ticks missed (a
+// sample timed out, a tick overran) and writes those it gets, so a slow
+// moment of the source costs late points, not lost ones. Points older than
+// BackfillWindow are given up and counted as lost. Points filled into a
+// minute already rolled up are not added to its rollup.
+func (r *Recorder) Backfill(ctx context.Context) {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	pending := r.missing
+	r.missing = map[string]*missingPoints{}
+	r.mu.Unlock()
+	rs, ok := r.src.(RangeSource)
+	if !ok || len(pending) == 0 {
+		return
+	}
+	oldest := now.Add(-r.cfg.BackfillWindow)
+	var from, to time.Time
+	series := make([]string, 0, len(pending))
+	lost := 0
+	for s, m := range pending {
+		kept := m.ts[:0]
+		for _, ts := range m.ts {
+			if ts.Before(oldest) {
+				lost++
+				continue
+			}
+			kept = append(kept, ts)
+			if from.IsZero() || ts.Before(from) {
+				from = ts
+			}
+			if ts.After(to) {
+				to = ts
+			}
+		}
+		m.ts = kept
+		if len(kept) > 0 {
+			series = append(series, s)
+		}
+	}
+	r.m.lost.Add(float64(lost))
+	if len(series) == 0 {
+		return
+	}
+	qs := make([]Query, len(series))
+	for i, s := range series {
+		qs[i] = pending[s].q
+	}
+	// A back-fill may take until the next one is due: it runs beside the
+	// ticks, and its source was slow when it missed these points.
+	bctx, cancel := context.WithTimeout(ctx, r.cfg.BackfillEvery)
+	defer cancel()
+	results := rs.SampleRange(bctx, qs, from, to, r.cfg.Interval)
+	var pts []store.Point
+	retry := map[string]*missingPoints{}
+	for i, s := range series {
+		want := map[int64]bool{}
+		for _, ts := range pending[s].ts {
+			want[ts.Unix()] = true
+		}
+		if results[i].Err != nil {
+			if !errors.Is(results[i].Err, ErrNoData) && !errors.Is(results[i].Err, ErrNoRange) {
+				retry[s] = pending[s]
+			}
+			continue
+		}
+		for _, p := range results[i].Points {
+			if want[p.T.Unix()] {
+				pts = append(pts, store.Point{Series: s, T: p.T, V: p.V})
+			}
+		}
+	}
+	if len(pts) > 0 {
+		if err := r.st.WritePoints(pts); err != nil {
+			r.m.writeErrors.Inc()
+			r.cfg.Logger.Error("history back-fill write", "points", len(pts), "err", err)
+			return
+		}
+		r.m.backfilled.Add(float64(len(pts)))
+	}
+	r.mu.Lock()
+	for s, m := range retry {
+		if cur := r.missing[s]; cur != nil {
+			m.ts = append(m.ts, cur.ts...)
+		}
+		r.missing[s] = m
+	}
+	r.mu.Unlock()
 }
 
 // dedupe keeps the first target of each series: two policies cannot share a
@@ -395,9 +567,42 @@ func (r *Recorder) sampleFailed(tg Target, err error, at time.Time) {
 	}
 	suppressed := f.suppressed
 	f.logged, f.suppressed = at, 0
+	// A slow source fails every series at once: past the first few a
+	// window, series go into one summary line instead of a line each.
+	if at.Sub(r.failWindow) >= r.cfg.LogEvery {
+		r.failWindow, r.failLines = at, 0
+	}
+	if r.failLines >= maxSeriesFailureLines {
+		r.failHeld++
+		if r.failExample == "" {
+			r.failExample = tg.Series + ": " + err.Error()
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.failLines++
 	r.mu.Unlock()
 	r.cfg.Logger.Warn("metric sample failed", "series", tg.Series, "source", tg.Query.Source,
 		"query", tg.Query.Query, "err", err, "suppressed", suppressed)
+}
+
+// maxSeriesFailureLines is how many series' failures are logged one by one
+// per LogEvery; the rest are summed up in one line.
+const maxSeriesFailureLines = 10
+
+// logHeldFailures writes the summary of the failures not logged one by
+// one, at most once per LogEvery.
+func (r *Recorder) logHeldFailures(at time.Time) {
+	r.mu.Lock()
+	if r.failHeld == 0 || (!r.failSummary.IsZero() && at.Sub(r.failSummary) < r.cfg.LogEvery) {
+		r.mu.Unlock()
+		return
+	}
+	held, example := r.failHeld, r.failExample
+	r.failHeld, r.failExample, r.failSummary = 0, "", at
+	r.mu.Unlock()
+	r.cfg.Logger.Warn("metric samples failed for more series than are logged one by one", "series_failures", held,
+		"example", example, "per_series_lines_per_window", maxSeriesFailureLines, "window", r.cfg.LogEvery)
 }
 
 // LastSample is the time and value of the series' last successful sample in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -393,5 +394,116 @@ func TestTicksAFakeClockShowsOverrunAreCountedAsMissedIntervalsAndWarnedOnce(t *
 	}
 	if n := strings.Count(logs.String(), "history ticks overran"); n != 1 {
 		t.Errorf("%d overrun warnings within a minute, want 1:\n%s", n, logs.String())
+	}
+}
+
+// fakeRangeSource fails the instant samples the test says and answers
+// range queries with v = the timestamp's second.
+type fakeRangeSource struct {
+	mu     sync.Mutex
+	fail   bool
+	ranges int
+}
+
+func (f *fakeRangeSource) Sample(context.Context, Query) (float64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return 0, context.DeadlineExceeded
+	}
+	return 1, nil
+}
+
+func (f *fakeRangeSource) SampleRange(_ context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	f.mu.Lock()
+	f.ranges++
+	f.mu.Unlock()
+	out := make([]RangeResult, len(qs))
+	for i := range qs {
+		for ts := from; !ts.After(to); ts = ts.Add(step) {
+			out[i].Points = append(out[i].Points, store.Sample{T: ts, V: float64(ts.Second())})
+		}
+	}
+	return out
+}
+
+func TestPointsAFakeSourceTimedOutOnOrAnOverrunSkippedAreBackfilledFromItsRange(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clock := &fakeClock{now: t0}
+	db := openDB(t)
+	src := &fakeRangeSource{}
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a"), target("p/b", "b")} }),
+		Config{Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tick := func(step time.Duration, fail bool) {
+		t.Helper()
+		clock.Add(step)
+		src.mu.Lock()
+		src.fail = fail
+		src.mu.Unlock()
+		if err := r.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick(0, false)             // :00
+	tick(time.Second, true)    // :01 times out
+	tick(3*time.Second, false) // :04; :02 and :03 never ticked
+	r.Backfill(ctx)
+	for _, s := range []string{"p/a", "p/b"} {
+		pts, err := db.Range(s, t0, t0.Add(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var secs []int
+		for _, p := range pts {
+			secs = append(secs, p.T.Second())
+		}
+		if len(pts) != 5 || pts[1].V != 1 || pts[2].V != 2 || pts[3].V != 3 || pts[0].V != 1 || pts[4].V != 1 {
+			t.Errorf("%s after back-fill: seconds %v values %v, want :00-:04 with :01-:03 from the range", s, secs, pts)
+		}
+	}
+	if got := testutil.ToFloat64(r.m.backfilled); got != 6 {
+		t.Errorf("back-filled %v points, want 3 per series", got)
+	}
+	r.Backfill(ctx)
+	if src.ranges != 1 {
+		t.Errorf("%d range requests, want 1: nothing was left to fill", src.ranges)
+	}
+}
+
+func TestWhenEverySeriesFailsOnlyTenAreLoggedOneByOneAndTheRestInOneSummaryAMinute(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slogTo(&lockedWriter{w: &logs, mu: &mu})
+	fail := map[string]error{}
+	var targets []Target
+	for i := range 100 {
+		q := fmt.Sprintf("q%d", i)
+		fail[q] = errors.New("slow")
+		targets = append(targets, target(fmt.Sprintf("p/%d", i), q))
+	}
+	clock := &fakeClock{now: t0}
+	r, err := NewRecorder(&countingStore{DB: openDB(t)}, &scriptedSource{fail: fail}, TargetsFunc(func() []Target { return targets }),
+		Config{Now: clock.Now, Logger: logger, LogEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Second)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, `msg="metric sample failed"`); n != 10 {
+		t.Errorf("%d per-series failure lines for 100 failing series in 30 s, want 10", n)
+	}
+	if n := strings.Count(out, "more series than are logged one by one"); n != 1 || !strings.Contains(out, "series_failures=90") {
+		t.Errorf("%d summaries, want 1 counting the other 90 series:\n%s", n, out)
 	}
 }

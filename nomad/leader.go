@@ -20,6 +20,7 @@ const LeaderLockPath = "nomadscalerd/leader"
 // (api.NewLockLeaser). Only the holder scales; the others keep recording.
 type Leader struct {
 	client   *nomadapi.Client
+	path     string
 	ttl      time.Duration
 	log      *slog.Logger
 	leader   atomic.Bool
@@ -44,6 +45,11 @@ type Leader struct {
 // about ttl + 1s;
 // onChange, if not nil, is called on every change of leadership.
 func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logger) *Leader {
+	return NewLeaderAt(c, LeaderLockPath, ttl, onChange, log)
+}
+
+// NewLeaderAt is NewLeader on the lock of another variable path (a shard's).
+func NewLeaderAt(c *Client, path string, ttl time.Duration, onChange func(bool), log *slog.Logger) *Leader {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -58,7 +64,7 @@ func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logg
 	if err != nil {
 		own = c
 	}
-	return &Leader{client: own.api, ttl: ttl, log: log, onChange: onChange, now: time.Now}
+	return &Leader{client: own.api, path: path, ttl: ttl, log: log.With("lock", path), onChange: onChange, now: time.Now}
 }
 
 // Context is the current term's: it is cancelled when the term ends (the
@@ -161,7 +167,7 @@ func (l *Leader) Run(ctx context.Context) error {
 }
 
 func (l *Leader) runOnce(ctx context.Context) error {
-	v := nomadapi.Variable{Path: LeaderLockPath, Lock: &nomadapi.VariableLock{TTL: l.ttl.String(), LockDelay: "1s"}}
+	v := nomadapi.Variable{Path: l.path, Lock: &nomadapi.VariableLock{TTL: l.ttl.String(), LockDelay: "1s"}}
 	locker, err := l.client.Locks(nomadapi.WriteOptions{}, v)
 	if err != nil {
 		return fmt.Errorf("leader lock: %w", err)

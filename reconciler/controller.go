@@ -12,6 +12,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // PolicySource lists every scaling policy with its body; satisfied by the
@@ -42,6 +44,12 @@ type Controller struct {
 	files    *PolicyDir
 	filePoll time.Duration
 	reload   chan struct{}
+	owner    Owner
+	// refresh asks Run for a refresh (the shards held changed).
+	refresh chan struct{}
+	// applyMu serialises reading a policy list and applying it, so a full
+	// refresh and a job's refresh never apply out of order.
+	applyMu sync.Mutex
 
 	mu       sync.Mutex
 	policies map[string]Policy
@@ -59,7 +67,7 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 		log = slog.Default()
 	}
 	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{},
-		filePoll: 2 * time.Second, reload: make(chan struct{}, 1),
+		filePoll: 2 * time.Second, reload: make(chan struct{}, 1), refresh: make(chan struct{}, 1),
 		policies: map[string]Policy{}, invalid: map[string]string{}, disabled: map[string]bool{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
 	return c
@@ -89,6 +97,18 @@ func (c *Controller) Reload() {
 	select {
 	case c.reload <- struct{}{}:
 	default: // one is pending: it will read the latest files
+	}
+}
+
+// SetOwner limits the policies scheduled to those o owns (before Run).
+func (c *Controller) SetOwner(o Owner) { c.owner = o }
+
+// RequestRefresh asks Run to re-read the policies soon: the shards this
+// replica holds changed.
+func (c *Controller) RequestRefresh() {
+	select {
+	case c.refresh <- struct{}{}:
+	default:
 	}
 }
 
@@ -140,6 +160,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			if err := c.Refresh(ctx); err != nil {
 				c.log.Warn("policy resync failed", "err", err)
 			}
+		case <-c.refresh:
+			if err := c.Refresh(ctx); err != nil {
+				c.log.Warn("policy refresh after a shard change failed", "err", err)
+			}
 		case <-c.reload:
 			c.log.Info("reloading policies")
 			if err := c.Refresh(ctx); err != nil {
@@ -176,7 +200,13 @@ func (c *Controller) reconcileKey(ctx context.Context, key string, triggeredAt t
 		return time.Minute // removed meanwhile; the pool drops it
 	}
 	res, err := c.rec.Reconcile(ctx, p)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, store.ErrNotFound):
+		// A new policy before its first sample: expected, retried shortly;
+		// a thousand new policies must not write a thousand warnings.
+		c.log.Debug("reconcile waits for the first sample", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
+	default:
 		c.log.Warn("reconcile failed", "policy", p.Key, "err", err, "retry_in", res.RequeueAfter)
 	}
 	return res.RequeueAfter
@@ -186,6 +216,8 @@ func (c *Controller) reconcileKey(ctx context.Context, key string, triggeredAt t
 // A malformed policy is logged with its job, group and reason, counted, and
 // skipped; the others keep running.
 func (c *Controller) Refresh(ctx context.Context) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	list, err := c.src.ListPolicies(ctx)
 	if err != nil {
 		return err
@@ -229,6 +261,8 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			invalid[p.Key] = err.Error()
 		case !p.Enabled:
 			disabled[p.Key] = true
+		case c.owner != nil && !c.owner.Owns(p.Key):
+			// another replica's shard
 		default:
 			valid[p.Key] = p
 		}
@@ -267,6 +301,8 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			continue
 		case !p.Enabled:
 			disabled[p.Key] = true
+		case c.owner != nil && !c.owner.Owns(p.Key):
+			// another replica's shard
 		default:
 			valid[p.Key] = p
 		}
@@ -399,9 +435,11 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 		}
 	}
 	if js, ok := c.src.(JobPolicySource); ok && refresh {
+		c.applyMu.Lock()
 		for j := range jobs {
 			c.apply(js.JobPolicies(j[0], j[1]), PolicyKey(j[0], j[1], ""))
 		}
+		c.applyMu.Unlock()
 	} else if refresh {
 		if err := c.Refresh(ctx); err != nil {
 			c.log.Warn("policy refresh after job event failed", "err", err)

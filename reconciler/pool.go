@@ -44,7 +44,11 @@ type pool struct {
 	onRemoved func(key string)
 
 	work chan string
-	wake chan struct{}
+	// urgentWork feeds the reserve workers, which take triggered keys only:
+	// an event's reconcile starts at once even while every other worker is
+	// busy with timed runs (model fits can take a while).
+	urgentWork chan string
+	wake       chan struct{}
 
 	mu    sync.Mutex
 	items map[string]*item
@@ -82,7 +86,7 @@ func newPool(size int, clock Clock, run runFunc, onRemoved func(string)) *pool {
 		clock = realClock{}
 	}
 	return &pool{clock: clock, size: size, run: run, onRemoved: onRemoved,
-		work: make(chan string), wake: make(chan struct{}, 1), items: map[string]*item{}}
+		work: make(chan string), urgentWork: make(chan string), wake: make(chan struct{}, 1), items: map[string]*item{}}
 }
 
 // poke wakes the dispatcher; one pending wake is enough.
@@ -188,11 +192,17 @@ func (p *pool) Len() int {
 	return n
 }
 
+// reserve is how many extra workers serve triggered keys only.
+func (p *pool) reserve() int { return max(1, p.size/8) }
+
 // Run dispatches until ctx ends, then waits for every run in flight.
 func (p *pool) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range p.size {
-		wg.Go(func() { p.worker(ctx) })
+		wg.Go(func() { p.worker(ctx, p.work) })
+	}
+	for range p.reserve() {
+		wg.Go(func() { p.worker(ctx, p.urgentWork) })
 	}
 	p.dispatch(ctx)
 	wg.Wait()
@@ -212,12 +222,12 @@ func (p *pool) dispatch(ctx context.Context) {
 		if len(p.due) > 0 {
 			timer = p.clock.After(p.due[0].at.Sub(now))
 		}
-		var out chan string
+		var out, outUrgent chan string
 		var head string
 		fromUrgent := len(p.urgent) > 0
 		switch {
 		case fromUrgent:
-			out, head = p.work, p.urgent[0]
+			out, outUrgent, head = p.work, p.urgentWork, p.urgent[0]
 		case len(p.queue) > 0:
 			out, head = p.work, p.queue[0]
 		}
@@ -228,24 +238,31 @@ func (p *pool) dispatch(ctx context.Context) {
 		case <-p.wake:
 		case <-timer:
 		case out <- head:
-			p.mu.Lock()
-			if fromUrgent {
-				p.urgent = p.urgent[1:]
-			} else {
-				p.queue = p.queue[1:]
-			}
-			p.mu.Unlock()
+			p.pop(fromUrgent)
+		case outUrgent <- head:
+			p.pop(true)
 		}
 	}
 }
 
-func (p *pool) worker(ctx context.Context) {
+// pop drops the head of the queue just handed out.
+func (p *pool) pop(urgent bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if urgent {
+		p.urgent = p.urgent[1:]
+	} else {
+		p.queue = p.queue[1:]
+	}
+}
+
+func (p *pool) worker(ctx context.Context, work <-chan string) {
 	for {
 		var key string
 		select {
 		case <-ctx.Done():
 			return
-		case key = <-p.work:
+		case key = <-work:
 		}
 		p.mu.Lock()
 		it, ok := p.items[key]

@@ -96,6 +96,12 @@ func UnderLease(ctx context.Context, l Leadership) (context.Context, context.Can
 	return ctx, func() { stop(); cancel() }
 }
 
+// Owner says whether this replica owns a policy (holds its shard);
+// satisfied by *nomad.Shards. Without one every policy is this replica's.
+type Owner interface {
+	Owns(key string) bool
+}
+
 // Result tells the worker when to reconcile again.
 type Result struct {
 	RequeueAfter time.Duration
@@ -109,9 +115,11 @@ type Deps struct {
 	Freshness Freshness
 	State     State
 	Leader    Leadership
-	Metrics   *Metrics
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Owner, when set, limits acting to the policies of shards held.
+	Owner   Owner
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 	// DryRun forces every policy into dry-run mode (--dry-run).
 	DryRun bool
 	// Replica names this process in the scaling events it writes (meta
@@ -297,6 +305,9 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "follower: the leader scales"}, nil
 	}
+	if r.d.Owner != nil && !r.d.Owner.Owns(p.Key) {
+		return Result{}, Decision{Action: "none", Reason: "another replica holds this policy's shard"}, nil
+	}
 	st, err := r.d.Observer.GroupStatus(ctx, p.Namespace, p.Job, p.Group)
 	if err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "observe: " + err.Error()}, fmt.Errorf("observe %s: %w", p.Key, err)
@@ -339,7 +350,13 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		}
 		if msg != pd.lastErr {
 			pd.lastErr = msg
-			r.d.Log.Warn("no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
+			// Too little history is every new policy's first minutes, not
+			// a fault: info, so a thousand new policies do not warn.
+			level := slog.LevelWarn
+			if errors.Is(got.PlanErr, optimize.ErrShortHistory) {
+				level = slog.LevelInfo
+			}
+			r.d.Log.Log(ctx, level, "no new plan; serving the floor and the cached plan", "policy", p.Key, "err", got.PlanErr, "plan", got.Plan.ID, "floor", got.Floor)
 		}
 		r.d.Metrics.planFailed(p.Key)
 	} else if got.Replanned {
@@ -403,6 +420,9 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	// have started under a lease that has run out since (a paused process).
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
 		return Result{}, Decision{Action: "none", Reason: "lost leadership before acting"}, nil
+	}
+	if r.d.Owner != nil && !r.d.Owner.Owns(p.Key) {
+		return Result{}, Decision{Action: "none", Reason: "lost the policy's shard before acting"}, nil
 	}
 	dir := "up"
 	if want < st.Desired {

@@ -48,7 +48,8 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
 		&cli.IntFlag{Name: "nomad-max-conns", EnvVars: []string{"NOMADSCALERD_NOMAD_MAX_CONNS"}, Value: nomad.DefaultMaxConns, Usage: "connections (and requests in flight) to Nomad at most; Nomad refuses more than 100 per client by default"},
 		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
-		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once"},
+		&cli.IntFlag{Name: "shards", EnvVars: []string{"NOMADSCALERD_SHARDS"}, Value: 1, Usage: "split policies into this many shards, each held by one replica through the lock of the Nomad variable nomadscalerd/shard/<i>"},
+		&cli.IntFlag{Name: "workers", EnvVars: []string{"NOMADSCALERD_WORKERS"}, Value: reconciler.DefaultWorkers, Usage: "policies reconciled at once, plus a reserve of workers/8 (at least 1) for event-triggered reconciles"},
 		&cli.BoolFlag{Name: "only-test-data", EnvVars: []string{"ONLY_TEST_DATA"}, Usage: "POST /optimize plans from bundled sample data (the seed's only_test_data)"},
 		&cli.StringFlag{Name: "config-ini", EnvVars: []string{"NOMADSCALERD_CONFIG_INI"}, Usage: "the seed optimizer's config.ini: its [main] keys loglevel, api_loglevel, only_test_data and token (below flags, environment and --config)"},
 		&cli.StringFlag{Name: "api-log-level", EnvVars: []string{"NOMADSCALERD_API_LOG_LEVEL"}, Usage: "log level of the HTTP API (requests are logged at debug); default: --log-level"},
@@ -80,6 +81,7 @@ type settings struct {
 	Workers                                    int
 	NomadMaxConns                              int
 	JournalRetention                           time.Duration
+	Shards                                     int
 	NodeID                                     string
 	PoolInterval                               time.Duration
 	Pools                                      []nodepool.Pool
@@ -117,8 +119,11 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
 		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"),
-		JournalRetention: c.Duration("journal-retention"),
-		PolicyDir:        c.String("policy-dir"), MetricsAddr: c.String("metrics-addr"),
+		JournalRetention: c.Duration("journal-retention"), Shards: c.Int("shards"),
+		PolicyDir: c.String("policy-dir"), MetricsAddr: c.String("metrics-addr"),
+	}
+	if s.Shards < 1 || s.Shards > 1024 {
+		return s, fmt.Errorf("shards %d: must be within 1..1024", s.Shards)
 	}
 	if s.JournalRetention < time.Hour {
 		return s, fmt.Errorf("journal-retention %s: must be at least 1h", s.JournalRetention)
@@ -162,6 +167,9 @@ func runAction(c *cli.Context) error {
 }
 
 func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
+	if s.JournalRetention <= 0 {
+		s.JournalRetention = 7 * 24 * time.Hour // settings built in code, not from flags
+	}
 	db, err := store.Open(s.DB, store.Options{Migrate: true})
 	if err != nil {
 		return err
@@ -220,11 +228,28 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// With shards, each replica acts on the policies of the shards it
+	// holds; the shard locks replace the single leader for policies (node
+	// pools stay with --ha's leader).
+	var shards *nomad.Shards
+	var owner reconciler.Owner
+	policyLeader := leader
+	if s.Shards > 1 {
+		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, func() {
+			if ctrl != nil {
+				ctrl.RequestRefresh()
+			}
+		}, log)
+		owner, policyLeader = shards, nomad.AlwaysLeader{}
+	}
 	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: freshness{r: recorder, db: db},
-		State: db, Leader: leader, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr)})
+		State: db, Leader: policyLeader, Owner: owner, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr)})
 	ctrl = reconciler.NewController(rec, cluster, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
 
 	ctrl.SetWorkers(s.Workers)
+	if shards != nil {
+		ctrl.SetOwner(shards)
+	}
 
 	if s.PolicyDir != "" {
 		dir, err := reconciler.NewPolicyDir(s.PolicyDir)
@@ -290,6 +315,9 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
+	}
+	if shards != nil {
+		g.Go(func() error { return shards.Run(gctx) })
 	}
 	log.Info("nomadscalerd running", "version", version, "nomad", nc.Address(), "http", s.HTTPAddr, "dry_run", s.DryRun, "ha", s.HA)
 	err = g.Wait()
