@@ -39,6 +39,10 @@ func stepPolicy() map[string]any {
 		"max_scale_up":         3.0,
 		"max_scale_down":       3.0,
 		"replan_interval":      "2s",
+		// The floor reads the last minute: at the default margin (1.2) the
+		// high step's seconds in it hold 4 replicas for longer than the
+		// 15 s after the step this test judges the plan's fall by.
+		"floor_margin": 1.0,
 	}, map[string]any{"evaluation_interval": "1s", "cooldown": "3s"})
 }
 
