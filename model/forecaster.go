@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/forecast"
 )
 
 // ForecastConfig is how Forecaster turns a per-second history into a
@@ -53,8 +53,8 @@ func DefaultForecastConfig() ForecastConfig {
 	}
 }
 
-// Forecaster adapts the model package to optimize.Forecaster and
-// optimize.BandForecaster. Exogenous rows, when the history has them, are
+// Forecaster adapts the model package to forecast.Forecaster and
+// forecast.BandForecaster. Exogenous rows, when the history has them, are
 // read at each step's middle second, so known covariates such as Fourier
 // terms of the time of day (see FourierRows) enter the regression; rows past
 // the history are the future ones.
@@ -92,7 +92,7 @@ func NewForecaster(cfg ForecastConfig, now func() time.Time) *Forecaster {
 }
 
 // ErrShortHistory is returned while the history is too short to fit.
-var ErrShortHistory = optimize.ErrShortHistory
+var ErrShortHistory = forecast.ErrShortHistory
 
 // MinSteps is the fewest model steps of history a forecast needs.
 const MinSteps = 30
@@ -110,22 +110,22 @@ const filterSteps = 720
 // outside which observed demand means the forecast is wrong.
 const bandZ = 2.5
 
-// Forecast implements optimize.Forecaster: the mean plus Margin standard
+// Forecast implements forecast.Forecaster: the mean plus Margin standard
 // deviations, per second.
-func (f *Forecaster) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+func (f *Forecaster) Forecast(ctx context.Context, h forecast.History, steps int) ([]float64, error) {
 	b, err := f.ForecastBand(ctx, h, steps)
 	return b.Plan, err
 }
 
-// ForecastBand implements optimize.BandForecaster: what to plan for (the
+// ForecastBand implements forecast.BandForecaster: what to plan for (the
 // mean plus Margin standard deviations) and a band of bandZ deviations
 // around the mean, per second.
-func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps int) (optimize.Band, error) {
+func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps int) (forecast.Band, error) {
 	B := max(f.cfg.Step, 1)
 	n := len(h.Requests)
 	nb := n / B
 	if nb < MinSteps {
-		return optimize.Band{}, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
+		return forecast.Band{}, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
 	}
 	nb = min(nb, MaxFitSteps)
 	off := n - nb*B // drop the oldest seconds: a partial step, or beyond MaxFitSteps
@@ -154,7 +154,7 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 
 	mean, sd, err := f.steps(ctx, y, exog, future, ahead, B)
 	if err != nil {
-		return optimize.Band{}, err
+		return forecast.Band{}, err
 	}
 	back := func(v float64) float64 {
 		if f.cfg.Sqrt {
@@ -191,7 +191,7 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h optimize.History, steps
 	if zw == 0 {
 		zw = f.cfg.Margin
 	}
-	return optimize.Band{Plan: at(f.cfg.Margin, zw, within), Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
+	return forecast.Band{Plan: at(f.cfg.Margin, zw, within), Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
 }
 
 // withinSteps is how many of the latest steps the within-step variance is

@@ -1,12 +1,15 @@
 package optimize
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nomadscalerd/nomadscalerd/forecast"
+)
 
 // ErrNoHistory means there is nothing recorded to forecast from: the API
 // answers it with 404.
 var ErrNoHistory = errors.New("no history")
 
-// ErrShortHistory means there is history, but too little to fit a model
-// yet: every new policy starts so, and its floor scales it meanwhile, so it
-// is not an error worth logging as one.
-var ErrShortHistory = errors.New("history too short to forecast")
+// ErrShortHistory is forecast.ErrShortHistory: history, but too little to
+// fit a model yet.
+var ErrShortHistory = forecast.ErrShortHistory

@@ -7,36 +7,18 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/forecast"
 )
 
-// History is what a forecast is made from: the request series, one value
-// per second, oldest first, and optional exogenous rows. Exog[i] belongs to
-// second i of Requests; rows past len(Requests) describe the forecast
-// horizon (known future covariates) for forecasters that use them.
-type History struct {
-	Requests []float64
-	Exog     [][]float64
-}
-
-// Forecaster predicts the next steps values of the request series. The
-// model package is adapted to it by its caller.
-type Forecaster interface {
-	Forecast(ctx context.Context, h History, steps int) ([]float64, error)
-}
-
-// Band is a forecast with its uncertainty, per second: Plan is what to plan
-// for (the mean plus a margin), Lower and Upper the band outside which
-// observed demand means the forecast is wrong.
-type Band struct {
-	Plan, Lower, Upper []float64
-}
-
-// BandForecaster is a Forecaster that also gives the band; the Planner
-// stores it in the plan, so the plan's server can tell when demand leaves it.
-type BandForecaster interface {
-	Forecaster
-	ForecastBand(ctx context.Context, h History, steps int) (Band, error)
-}
+// The forecast types are package forecast's (the model makes them without
+// importing this package); these names keep the planner's API whole.
+type (
+	History        = forecast.History
+	Forecaster     = forecast.Forecaster
+	Band           = forecast.Band
+	BandForecaster = forecast.BandForecaster
+)
 
 // LastValueForecaster repeats the last observed value; it stands in for a
 // model in tests and in the test-data mode.
