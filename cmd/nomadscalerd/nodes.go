@@ -16,9 +16,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/urfave/cli/v2"
 
-	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
-	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // nodesCommand groups the node pool subcommands.
@@ -154,17 +152,6 @@ func (refuseDrainer) SetEligibility(context.Context, string, bool) error {
 	return errors.New("nodes plan never changes eligibility")
 }
 
-// decisionKey is where a pool's last decision lives in the state bucket.
-func decisionKey(pool string) string { return "nodepool_decision/" + pool }
-
-const idleKeyPrefix = "nodepool_idle/"
-
-// RecordDecision implements nodepool.DecisionRecorder: the daemon keeps each
-// pool's latest decision for `nodes status`.
-func (s nodepoolState) RecordDecision(_ context.Context, d nodepool.Decision) error {
-	return s.db.PutJSON(migrations.BucketState, decisionKey(d.Pool), d)
-}
-
 // poolStatus is what `nodes status` shows of one pool. Nodes and Headroom
 // are live from Nomad and only present with --config; the rest comes from
 // the database.
@@ -206,7 +193,7 @@ func nodesStatusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	statuses, err := readPoolStatuses(c.Context, nodepoolState{db: db}, configured, c.StringSlice("pool"))
+	statuses, err := readPoolStatuses(c.Context, nodepool.StoreState{DB: db}, configured, c.StringSlice("pool"))
 	done()
 	if err != nil {
 		return err
@@ -240,26 +227,17 @@ func nodesStatusAction(c *cli.Context) error {
 
 // readPoolStatuses gathers the database's view of the configured pools and
 // of every pool the database knows, or only of the pools in only.
-func readPoolStatuses(ctx context.Context, st nodepoolState, configured []nodepool.Pool, only []string) ([]poolStatus, error) {
+func readPoolStatuses(ctx context.Context, st nodepool.StoreState, configured []nodepool.Pool, only []string) ([]poolStatus, error) {
 	pending, err := st.Pending(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	keys, err := st.db.Keys(migrations.BucketState)
+	names, err := st.KnownPools()
 	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+		return nil, err
 	}
-	var names []string
 	for _, p := range configured {
 		names = append(names, p.Name)
-	}
-	for _, k := range keys {
-		if n, ok := strings.CutPrefix(k, idleKeyPrefix); ok {
-			names = append(names, n)
-		}
-		if n, ok := strings.CutPrefix(k, decisionKey("")); ok {
-			names = append(names, n)
-		}
 	}
 	for _, e := range pending {
 		names = append(names, e.Pool)
@@ -290,12 +268,12 @@ func readPoolStatuses(ctx context.Context, st nodepoolState, configured []nodepo
 				s.InFlight = append(s.InFlight, e)
 			}
 		}
-		var d nodepool.Decision
-		switch err := st.db.GetJSON(migrations.BucketState, decisionKey(name), &d); {
-		case err == nil:
+		d, ok, err := st.LastDecision(name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			s.LastDecision = &d
-		case !errors.Is(err, store.ErrNotFound):
-			return nil, fmt.Errorf("read last decision of pool %s: %w", name, err)
 		}
 		out = append(out, s)
 	}

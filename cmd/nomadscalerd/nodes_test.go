@@ -109,7 +109,7 @@ func seedPoolState(t *testing.T) string {
 	}
 	defer db.Close()
 	ctx := context.Background()
-	st := nodepoolState{db: db}
+	st := nodepool.StoreState{DB: db}
 	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	if err := st.SaveIdle(ctx, "web", nodepool.IdleState{Nodes: map[string]nodepool.NodeIdle{
 		"n1": {IdleSince: at.Add(-3 * time.Minute), LastSeen: at, Periods: 3}}}); err != nil {

@@ -366,7 +366,7 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 		return nil, err
 	}
 	adapter := nodepool.NewNomadAdapter(nc.API(), "")
-	st := nodepoolState{db: db}
+	st := nodepool.StoreState{DB: db}
 	ctl, err := nodepool.NewController(nodepool.Deps{Nomad: adapter, Drainer: adapter, Providers: providers, Idle: st, Journal: st,
 		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID,
 		Plans: nodepool.NewPeakPlans(func(from, to time.Time) []nodepool.PlannedGroup {
