@@ -1,13 +1,11 @@
 package main
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/nomadscalerd/nomadscalerd/reconciler"
 	"github.com/urfave/cli/v2"
 )
 
@@ -109,19 +107,6 @@ func TestConfigFileErrorsNameTheKeyAndTheLine(t *testing.T) {
 func TestOutOfRangeCacheSizeIsRefused(t *testing.T) {
 	if _, err := resolve(t, nil, "run", "--cache-size", "0"); err == nil || !strings.Contains(err.Error(), "cache-size") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestSeedDemandUsesTheExogenousChecksWhenThePolicyRecordsThem(t *testing.T) {
-	p := reconciler.Policy{Target: reconciler.Target{DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2}}
-	got := seedDemand(p, []float64{100, 200}, map[string]float64{"avg_response_time": 2, "queue_waiting": 10, "authentication_awaiting_users": 5})
-	// 100*2*0.05 + 10*0.1 + 5*0.2 = 12; 200*2*0.05 + 2 = 22
-	if len(got) != 2 || math.Abs(got[0]-12) > 1e-12 || math.Abs(got[1]-22) > 1e-12 {
-		t.Fatalf("demand = %v, want [12 22]", got)
-	}
-	plain := seedDemand(p, []float64{100, 200}, map[string]float64{"requests": 1})
-	if plain[0] != 100 || plain[1] != 200 {
-		t.Fatalf("without exogenous checks demand = %v, want the forecast itself", plain)
 	}
 }
 

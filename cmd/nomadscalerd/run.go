@@ -19,8 +19,6 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history"
-	"github.com/nomadscalerd/nomadscalerd/migrations"
-	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
@@ -216,12 +214,12 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
-	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return newForecaster(p, db, log) }, seedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(cluster)
+	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return reconciler.NewStoredForecaster(p, db, log) }, reconciler.SeedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(cluster)
 
 	// The recorder asks the controller for its policies on every tick; ctrl
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
-	targets := history.TargetsFunc(func() []history.Target { return recordTargets(ctrl.Policies()) })
+	targets := history.TargetsFunc(func() []history.Target { return reconciler.RecordTargets(ctrl.Policies()) })
 	recorder, err := history.NewRecorder(db, totals, targets, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})
@@ -242,7 +240,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		}, log)
 		owner, policyLeader = shards, nomad.AlwaysLeader{}
 	}
-	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: freshness{r: recorder, db: db},
+	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
 		State: db, Leader: policyLeader, Owner: owner, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr)})
 	ctrl = reconciler.NewController(rec, cluster, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
 
@@ -403,77 +401,4 @@ func compactJournal(ctx context.Context, db *store.DB, retention, every time.Dur
 		case <-t.C:
 		}
 	}
-}
-
-// seedDemand applies the seed's demand formula when the policy records
-// avg_response_time; the exogenous checks are unknown in the future, so
-// their latest values are held over the horizon. Without that check the
-// demand is the request-rate forecast itself.
-func seedDemand(p reconciler.Policy, requests []float64, latest map[string]float64) []float64 {
-	if _, ok := latest[model.ExogAvgResponseTime]; !ok {
-		return requests
-	}
-	exog := map[string][]float64{}
-	for _, name := range model.ExogNames() {
-		if v, ok := latest[name]; ok {
-			col := make([]float64, len(requests))
-			for i := range col {
-				col[i] = v
-			}
-			exog[name] = col
-		}
-	}
-	return model.Demand(requests, exog, model.DemandCoeffs{ResponseTime: p.Target.DemandResponseTime, Queue: p.Target.DemandQueue, AuthWaiting: p.Target.DemandAuthWaiting})
-}
-
-// recordTargets lists every check of every active policy for the recorder.
-func recordTargets(ps []reconciler.Policy) []history.Target {
-	var out []history.Target
-	for _, p := range ps {
-		for _, c := range p.Checks {
-			out = append(out, history.Target{Series: store.SeriesName(p.Key, c.Name),
-				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group, TimesCount: c.TargetValue > 0}})
-		}
-	}
-	return out
-}
-
-// freshness answers from the recorder, and before its first tick after a
-// restart from the last stored point, so a restart is not mistaken for
-// stale metrics.
-type freshness struct {
-	r  *history.Recorder
-	db *store.DB
-}
-
-func (f freshness) LastSample(series string) (time.Time, bool) {
-	if t, _, ok := f.r.LastSample(series); ok {
-		return t, true
-	}
-	pts, err := f.db.Range(series, time.Now().Add(-time.Hour), time.Time{})
-	if err != nil || len(pts) == 0 {
-		return time.Time{}, false
-	}
-	return pts[len(pts)-1].T, true
-}
-
-// newForecaster is the policy's SARIMAX forecaster with its settings: the
-// same model.Forecaster the backtest measures. Each fit is stored per policy
-// in bbolt, and a stored fit warm-starts the first fit after a restart.
-func newForecaster(p reconciler.Policy, db *store.DB, log *slog.Logger) optimize.Forecaster {
-	f := model.NewForecaster(p.Target.ForecastConfig(), time.Now)
-	f.OnFallback = func(err error) {
-		log.Debug("no model fits the history; forecasting its recent level", "policy", p.Key, "err", err)
-	}
-	var stored model.Record
-	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil {
-		f.Seed(stored)
-	}
-	f.OnFit = func(r model.Record) {
-		if err := db.PutJSON(migrations.BucketFits, p.Key, r); err != nil {
-			log.Error("store model fit", "policy", p.Key, "err", err)
-		}
-		log.Info("model fitted", "policy", p.Key, "order", r.Order.String(), "aic", r.AIC, "nobs", r.NObs, "took", r.FitDuration)
-	}
-	return f
 }
