@@ -79,17 +79,27 @@ func TestTheClusterStateIsSyncedByOneListThenFollowsEventsWithoutAskingNomadPerP
 
 	// A scale is seen at once, then confirmed by the event.
 	two := 2
-	if err := st.Scale(ctx, reconciler.ScaleRequest{Namespace: "default", Job: "after", Group: "web", Count: &two, Message: "test"}); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "Nomad to take the scale to 2", func() bool {
+		err := st.Scale(ctx, reconciler.ScaleRequest{Namespace: "default", Job: "after", Group: "web", Count: &two, Message: "test"})
+		if err != nil && !errors.Is(err, reconciler.ErrActiveDeployment) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	if gs, _ := st.GroupStatus(ctx, "default", "after", "web"); gs.Desired != 2 {
 		t.Fatalf("right after scaling to 2: desired %d", gs.Desired)
 	}
 	// Someone else scales it: only the event tells.
+	// The scale to 2 started a deployment that refuses another scale until
+	// it ends: the outside scale is retried while Nomad says so.
 	three := int64(3)
-	if _, _, err := api.Jobs().ScaleWithRequest("after", &nomadapi.ScalingRequest{Count: &three, Target: map[string]string{"Job": "after", "Group": "web"}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "Nomad to take the outside scale", func() bool {
+		_, _, err := api.Jobs().ScaleWithRequest("after", &nomadapi.ScalingRequest{Count: &three, Target: map[string]string{"Job": "after", "Group": "web"}}, nil)
+		if err != nil && !errors.Is(Classify(err), reconciler.ErrActiveDeployment) {
+			t.Fatal(err)
+		}
+		return err == nil
+	})
 	waitFor(t, "the outside scale's event", func() bool {
 		gs, _ := st.GroupStatus(ctx, "default", "after", "web")
 		return gs.Desired == 3
