@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 )
@@ -102,4 +103,67 @@ func (g GroupTotals) Sample(ctx context.Context, q Query) (float64, error) {
 		return 0, fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)
 	}
 	return v * float64(max(n, 1)), nil
+}
+
+var (
+	_ BatchSource = GroupTotals{}
+	_ RangeSource = GroupTotals{}
+)
+
+// SampleBatch implements BatchSource through Inner's batching (or one
+// Sample per query when Inner cannot batch), then multiplies the marked
+// queries' values by their group's count: wrapping a batching source must
+// not undo its batching.
+func (g GroupTotals) SampleBatch(ctx context.Context, qs []Query, concurrency int) []Result {
+	var res []Result
+	if bs, ok := g.Inner.(BatchSource); ok {
+		res = bs.SampleBatch(ctx, qs, concurrency)
+	} else {
+		res = make([]Result, len(qs))
+		for i, q := range qs {
+			res[i].V, res[i].Err = g.Inner.Sample(ctx, q)
+		}
+	}
+	for i, q := range qs {
+		if res[i].Err != nil || !q.TimesCount {
+			continue
+		}
+		n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
+		if err != nil {
+			res[i] = Result{Err: fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)}
+			continue
+		}
+		res[i].V *= float64(max(n, 1))
+	}
+	return res
+}
+
+// SampleRange implements RangeSource through Inner's, so missed samples
+// are back-filled. A marked query's past values are multiplied by the
+// group's count now: the count at each past second is not recorded, and a
+// back-fill reaches back minutes at most.
+func (g GroupTotals) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	rs, ok := g.Inner.(RangeSource)
+	if !ok {
+		out := make([]RangeResult, len(qs))
+		for i := range out {
+			out[i].Err = errors.New("source cannot evaluate past ranges")
+		}
+		return out
+	}
+	res := rs.SampleRange(ctx, qs, from, to, step)
+	for i, q := range qs {
+		if res[i].Err != nil || !q.TimesCount {
+			continue
+		}
+		n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
+		if err != nil {
+			res[i] = RangeResult{Err: fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)}
+			continue
+		}
+		for j := range res[i].Points {
+			res[i].Points[j].V *= float64(max(n, 1))
+		}
+	}
+	return res
 }

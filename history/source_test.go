@@ -6,8 +6,11 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 func TestPromValueTakesAScalarOrOneElementVectorAndRefusesTheRest(t *testing.T) {
@@ -203,4 +206,44 @@ func TestGroupTotalsMultiplyOnlyMarkedQueriesByTheCountAndReadZeroReplicasAsOne(
 	if _, err := (GroupTotals{Inner: fixedSource(60), Counts: fixedCount{err: boom}}).Sample(context.Background(), q); !errors.Is(err, boom) {
 		t.Fatalf("count failure: err = %v, want it wrapped", err)
 	}
+}
+
+// fakeBatchRange is a fake source that batches and evaluates ranges,
+// counting how it was asked.
+type fakeBatchRange struct{ samples, batches, ranges int }
+
+func (f *fakeBatchRange) Sample(context.Context, Query) (float64, error) { f.samples++; return 60, nil }
+func (f *fakeBatchRange) SampleBatch(_ context.Context, qs []Query, _ int) []Result {
+	f.batches++
+	out := make([]Result, len(qs))
+	for i := range out {
+		out[i].V = 60
+	}
+	return out
+}
+func (f *fakeBatchRange) SampleRange(_ context.Context, qs []Query, from, _ time.Time, _ time.Duration) []RangeResult {
+	f.ranges++
+	out := make([]RangeResult, len(qs))
+	for i := range out {
+		out[i].Points = []store.Sample{{T: from, V: 60}, {T: from.Add(time.Second), V: 30}}
+	}
+	return out
+}
+
+func TestGroupTotalsOverAFakeBatchingSourceKeepItsBatchingAndItsBackFill(t *testing.T) {
+	inner := &fakeBatchRange{}
+	g := GroupTotals{Inner: inner, Counts: fixedCount{n: 3}}
+	qs := []Query{{Query: "a", Job: "web", Group: "api", TimesCount: true}, {Query: "b", Job: "web", Group: "api"}}
+	res := g.SampleBatch(context.Background(), qs, 4)
+	if inner.batches != 1 || inner.samples != 0 {
+		t.Fatalf("%d batches and %d single samples, want the inner batch once", inner.batches, inner.samples)
+	}
+	if res[0].V != 180 || res[1].V != 60 {
+		t.Fatalf("batch values %v, %v; want 180 (the group's total) and 60", res[0].V, res[1].V)
+	}
+	rr := g.SampleRange(context.Background(), qs, time.Unix(0, 0), time.Unix(2, 0), time.Second)
+	if inner.ranges != 1 || rr[0].Points[1].V != 90 || rr[1].Points[1].V != 30 {
+		t.Fatalf("range %+v, want the marked query's points tripled and the other's as they are", rr)
+	}
+	var _ RangeSource = g // the recorder back-fills only from a RangeSource
 }

@@ -405,3 +405,14 @@ func (s *ClusterState) Scale(ctx context.Context, r reconciler.ScaleRequest) err
 	}
 	return nil
 }
+
+// GroupCount implements history.GroupCounter from memory: the group's
+// desired count (0 when the job or group is gone), with no request to
+// Nomad per sample.
+func (s *ClusterState) GroupCount(ctx context.Context, namespace, job, group string) (int, error) {
+	st, err := s.GroupStatus(ctx, namespace, job, group)
+	if err != nil {
+		return 0, err
+	}
+	return st.Desired, nil
+}

@@ -209,7 +209,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		return err
 	}
 	// A target-value check is recorded as its group total.
-	totals := history.GroupTotals{Inner: sources, Counts: nc}
+	totals := history.GroupTotals{Inner: sources, Counts: cluster}
 
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
