@@ -191,3 +191,18 @@ func groupResources(job *nomadapi.Job, group string) Resources {
 	}
 	return r
 }
+
+// PlanHorizon is how far ahead the job groups' plans must reach for the
+// predictive pools among pools to see anything: the longest lead time, plus
+// the plans' own re-planning interval (10 s) so a plan made just before a
+// pool reads it still covers the lead time. 0 without a predictive pool.
+func PlanHorizon(pools []Pool) time.Duration {
+	var lead time.Duration
+	for _, p := range pools {
+		lead = max(lead, p.LeadTime)
+	}
+	if lead == 0 {
+		return 0
+	}
+	return lead + 10*time.Second
+}

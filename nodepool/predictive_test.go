@@ -174,3 +174,13 @@ func TestPeakPlansWithFakeJobsSizeRisingGroupsOfThePoolsJobsAndCacheTheJobs(t *t
 		t.Fatalf("%d job reads for three rounds, want 2 (web and other once each, cached)", jobs.reads)
 	}
 }
+
+func TestPlansReachTheLongestLeadTimeOfThePredictivePools(t *testing.T) {
+	if got := PlanHorizon([]Pool{{Name: "plain"}}); got != 0 {
+		t.Fatalf("without a predictive pool: %s, want 0", got)
+	}
+	got := PlanHorizon([]Pool{{Name: "a", LeadTime: 3 * time.Minute}, {Name: "plain"}, {Name: "b", LeadTime: 5 * time.Minute}})
+	if got != 5*time.Minute+10*time.Second {
+		t.Fatalf("plan horizon %s, want the longest lead time 5m plus 10s", got)
+	}
+}

@@ -122,6 +122,9 @@ type Deps struct {
 	Now     func() time.Time
 	// DryRun forces every policy into dry-run mode (--dry-run).
 	DryRun bool
+	// MinHorizon is the shortest plan made (0: what the decider asks
+	// for): a predictive node pool reads the plans this far ahead.
+	MinHorizon time.Duration
 	// Replica names this process in the scaling events it writes (meta
 	// "replica"), so an operator, or a test, can tell which replica of an
 	// HA pair acted.
@@ -253,7 +256,9 @@ func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
 	if d, ok := r.deciders[p.Key]; ok && d.fingerprint == fp {
 		return d, nil
 	}
+	minHorizon := int(r.d.MinHorizon / time.Second)
 	dec, err := predict.NewDecider(p.DeciderSettings(), p.DelayEstimator(), func(ctx context.Context, req predict.PlanRequest) (optimize.Plan, error) {
+		req.Horizon = max(req.Horizon, minHorizon)
 		return r.d.Planner.PlanAhead(ctx, p, req)
 	})
 	if err != nil {

@@ -52,10 +52,12 @@ type fixedPlanner struct {
 	err     error
 	calls   int
 	recent  []float64
+	horizon int // of the last request
 }
 
 func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
 	p.calls++
+	p.horizon = r.Horizon
 	if p.err != nil {
 		return optimize.Plan{}, p.err
 	}
@@ -536,5 +538,20 @@ func TestAScaleInFlightIsAbandonedWhenTheLeaseEndsAndItsIntentSettledInTheNextTe
 	last, err = h.db.LastAction("default/web/api")
 	if err != nil || last.State != store.StateDone {
 		t.Fatalf("journal's last entry %+v (%v), want the intent settled done", last, err)
+	}
+}
+
+func TestPlansReachAtLeastTheMinimumHorizonPredictivePoolsNeed(t *testing.T) {
+	h := newHarness(t, 2, []int{2, 2, 2})
+	h.reconcile(t)
+	if h.planner.horizon >= 240 {
+		t.Fatalf("horizon %d without a minimum; the test needs a shorter default", h.planner.horizon)
+	}
+	h2 := newHarness(t, 2, []int{2, 2, 2})
+	h2.rec = New(Deps{Scaler: h2.nomad, Observer: h2.nomad, Planner: h2.planner, Freshness: h2.fresh, State: h2.db, Now: h2.clock.now,
+		MinHorizon: 4 * time.Minute})
+	h2.reconcile(t)
+	if h2.planner.horizon < 240 {
+		t.Fatalf("horizon %d s, want at least the 240 s a predictive pool reads ahead", h2.planner.horizon)
 	}
 }
