@@ -67,17 +67,27 @@ func (p *Prometheus) Requests() int64 {
 	return p.requests
 }
 
-// query sends one instant query, holding a slot of the global limit.
-func (p *Prometheus) query(ctx context.Context, q string, at time.Time) (model.Value, error) {
+// acquire takes a slot of the global request limit and counts the
+// request; release gives the slot back.
+func (p *Prometheus) acquire(ctx context.Context) (release func(), err error) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for a prometheus slot: %w", ctx.Err())
 	}
-	defer func() { <-p.sem }()
 	p.mu.Lock()
 	p.requests++
 	p.mu.Unlock()
+	return func() { <-p.sem }, nil
+}
+
+// query sends one instant query, holding a slot of the global limit.
+func (p *Prometheus) query(ctx context.Context, q string, at time.Time) (model.Value, error) {
+	release, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	res, warnings, err := p.api.Query(ctx, q, at)
 	for _, w := range warnings {
 		p.log.Debug("prometheus query warning", "query", q, "warning", w)
@@ -371,15 +381,11 @@ func (p *Prometheus) SampleRange(ctx context.Context, qs []Query, from, to time.
 
 // queryRange sends one range query, holding a slot of the global limit.
 func (p *Prometheus) queryRange(ctx context.Context, q string, r promv1.Range) (model.Value, error) {
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a prometheus slot: %w", ctx.Err())
+	release, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-p.sem }()
-	p.mu.Lock()
-	p.requests++
-	p.mu.Unlock()
+	defer release()
 	res, warnings, err := p.api.QueryRange(ctx, q, r)
 	for _, w := range warnings {
 		p.log.Debug("prometheus range query warning", "query", q, "warning", w)

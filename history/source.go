@@ -98,11 +98,18 @@ func (g GroupTotals) Sample(ctx context.Context, q Query) (float64, error) {
 	if err != nil || !q.TimesCount {
 		return v, err
 	}
+	n, err := g.factor(ctx, q)
+	return v * n, err
+}
+
+// factor is what a marked query's values are multiplied by: the group's
+// count, 0 read as 1.
+func (g GroupTotals) factor(ctx context.Context, q Query) (float64, error) {
 	n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
 	if err != nil {
 		return 0, fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)
 	}
-	return v * float64(max(n, 1)), nil
+	return float64(max(n, 1)), nil
 }
 
 var (
@@ -128,12 +135,12 @@ func (g GroupTotals) SampleBatch(ctx context.Context, qs []Query, concurrency in
 		if res[i].Err != nil || !q.TimesCount {
 			continue
 		}
-		n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
+		n, err := g.factor(ctx, q)
 		if err != nil {
-			res[i] = Result{Err: fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)}
+			res[i] = Result{Err: err}
 			continue
 		}
-		res[i].V *= float64(max(n, 1))
+		res[i].V *= n
 	}
 	return res
 }
@@ -156,13 +163,13 @@ func (g GroupTotals) SampleRange(ctx context.Context, qs []Query, from, to time.
 		if res[i].Err != nil || !q.TimesCount {
 			continue
 		}
-		n, err := g.Counts.GroupCount(ctx, q.Namespace, q.Job, q.Group)
+		n, err := g.factor(ctx, q)
 		if err != nil {
-			res[i] = RangeResult{Err: fmt.Errorf("count of %s/%s: %w", q.Job, q.Group, err)}
+			res[i] = RangeResult{Err: err}
 			continue
 		}
 		for j := range res[i].Points {
-			res[i].Points[j].V *= float64(max(n, 1))
+			res[i].Points[j].V *= n
 		}
 	}
 	return res

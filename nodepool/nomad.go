@@ -183,17 +183,7 @@ func QueuedFromEvaluation(ev *nomadapi.Evaluation, job *nomadapi.Job) []QueuedGr
 		}
 		q := QueuedGroup{Job: ev.JobID, Group: name, Count: max(m.CoalescedFailures+1, ev.QueuedAllocations[name]), Reason: failureReason(m)}
 		if tg := groups[name]; tg != nil {
-			for _, t := range tg.Tasks {
-				if t == nil || t.Resources == nil {
-					continue
-				}
-				if t.Resources.CPU != nil {
-					q.Resources.CPUMHz += int64(*t.Resources.CPU)
-				}
-				if t.Resources.MemoryMB != nil {
-					q.Resources.MemoryMiB += int64(*t.Resources.MemoryMB)
-				}
-			}
+			q.Resources = taskGroupResources(tg)
 		}
 		out = append(out, q)
 	}

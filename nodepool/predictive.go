@@ -169,24 +169,29 @@ func (s *PeakPlans) job(ctx context.Context, namespace, id string) (*nomadapi.Jo
 	return job, nil
 }
 
-// groupResources is what one replica of the group is allocated: the sum of
-// its tasks' CPU and memory.
+// groupResources is what one replica of the job's group is allocated.
 func groupResources(job *nomadapi.Job, group string) Resources {
-	var r Resources
 	for _, tg := range job.TaskGroups {
-		if tg == nil || tg.Name == nil || *tg.Name != group {
+		if tg != nil && tg.Name != nil && *tg.Name == group {
+			return taskGroupResources(tg)
+		}
+	}
+	return Resources{}
+}
+
+// taskGroupResources is the sum of the group's tasks' CPU and memory: what
+// one replica is allocated.
+func taskGroupResources(tg *nomadapi.TaskGroup) Resources {
+	var r Resources
+	for _, t := range tg.Tasks {
+		if t == nil || t.Resources == nil {
 			continue
 		}
-		for _, t := range tg.Tasks {
-			if t == nil || t.Resources == nil {
-				continue
-			}
-			if t.Resources.CPU != nil {
-				r.CPUMHz += int64(*t.Resources.CPU)
-			}
-			if t.Resources.MemoryMB != nil {
-				r.MemoryMiB += int64(*t.Resources.MemoryMB)
-			}
+		if t.Resources.CPU != nil {
+			r.CPUMHz += int64(*t.Resources.CPU)
+		}
+		if t.Resources.MemoryMB != nil {
+			r.MemoryMiB += int64(*t.Resources.MemoryMB)
 		}
 	}
 	return r

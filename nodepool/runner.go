@@ -1,6 +1,7 @@
 package nodepool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,12 +310,7 @@ func (r *Runner) queuedPerPool(ctx context.Context, evs []*nomadapi.Evaluation) 
 		}
 		byJob[k] = append(byJob[k], ev)
 	}
-	slices.SortFunc(keys, func(a, b jobKey) int {
-		if a.ns != b.ns {
-			return compareStrings(a.ns, b.ns)
-		}
-		return compareStrings(a.id, b.id)
-	})
+	slices.SortFunc(keys, func(a, b jobKey) int { return cmp.Or(cmp.Compare(a.ns, b.ns), cmp.Compare(a.id, b.id)) })
 	out := map[string]*poolWork{}
 	var errs []error
 	for _, k := range keys {
@@ -346,16 +342,6 @@ func (r *Runner) queuedPerPool(ctx context.Context, evs []*nomadapi.Evaluation) 
 	return out, errors.Join(errs...)
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // QueuedFromState merges what a job's evaluations say failed to place with
 // its summary: a group counts as queued by the summary's Queued when the
 // summary has it (the evaluations' counts are only a lower bound from the
@@ -384,7 +370,7 @@ func QueuedFromState(evs []*nomadapi.Evaluation, job *nomadapi.Job, summary *nom
 		}
 		out = append(out, q)
 	}
-	slices.SortFunc(out, func(a, b QueuedGroup) int { return compareStrings(a.Group, b.Group) })
+	slices.SortFunc(out, func(a, b QueuedGroup) int { return cmp.Compare(a.Group, b.Group) })
 	return out
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -66,7 +67,7 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: realClock{},
+	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: clock.Real{},
 		filePoll: 2 * time.Second, reload: make(chan struct{}, 1), refresh: make(chan struct{}, 1),
 		policies: map[string]Policy{}, invalid: map[string]string{}, disabled: map[string]bool{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)

@@ -5,22 +5,13 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/clock"
 )
 
-// Clock is the time the worker pool schedules by; tests inject a fake one
-// so wake-ups are deterministic.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-var _ Clock = realClock{}
+// Clock is the time the worker pool schedules by (package clock's); tests
+// inject clock.Fake so wake-ups are deterministic.
+type Clock = clock.Clock
 
 // DefaultWorkers is the worker pool's default size: reconciles mostly wait
 // on bbolt and on Nomad's scale API, so a few more workers than cores keep
@@ -78,14 +69,14 @@ type item struct {
 	done      chan struct{}
 }
 
-func newPool(size int, clock Clock, run runFunc, onRemoved func(string)) *pool {
+func newPool(size int, clk Clock, run runFunc, onRemoved func(string)) *pool {
 	if size <= 0 {
 		size = DefaultWorkers
 	}
-	if clock == nil {
-		clock = realClock{}
+	if clk == nil {
+		clk = clock.Real{}
 	}
-	return &pool{clock: clock, size: size, run: run, onRemoved: onRemoved,
+	return &pool{clock: clk, size: size, run: run, onRemoved: onRemoved,
 		work: make(chan string), urgentWork: make(chan string), wake: make(chan struct{}, 1), items: map[string]*item{}}
 }
 

@@ -2,63 +2,19 @@ package reconciler
 
 import (
 	"context"
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// fakeClock is a manual clock: After fires only when Advance passes its
-// deadline, so scheduling tests do not depend on the machine's speed.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
+// fakeClock is package clock's manual clock: a timer fires only when
+// Advance passes its deadline, so scheduling tests do not depend on the
+// machine's speed.
+type fakeClock = clock.Fake
 
-type fakeWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
-
-var _ Clock = (*fakeClock)(nil)
+func newFakeClock() *fakeClock { return clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)) }
 
 type fakeRun struct {
 	key string

@@ -72,10 +72,10 @@ type freshAt map[string]time.Time
 
 func (f freshAt) LastSample(s string) (time.Time, bool) { t, ok := f[s]; return t, ok }
 
-type clock struct{ t time.Time }
+type stepClock struct{ t time.Time }
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *stepClock) now() time.Time          { return c.t }
+func (c *stepClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 type follower struct{}
 
@@ -93,7 +93,7 @@ type harness struct {
 	nomad   *fakeNomad
 	planner *fixedPlanner
 	db      *store.DB
-	clock   *clock
+	clock   *stepClock
 	fresh   freshAt
 	rec     *Reconciler
 }
@@ -106,7 +106,7 @@ func newHarness(t *testing.T, desired int, plan []int) *harness {
 	}
 	t.Cleanup(func() { db.Close() })
 	h := &harness{nomad: &fakeNomad{desired: desired, exists: true}, planner: &fixedPlanner{desired: plan}, db: db,
-		clock: &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
+		clock: &stepClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}}
 	h.fresh = freshAt{"default/web/api/requests": h.clock.t}
 	h.rec = h.build(DepsOverride{})
 	return h

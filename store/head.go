@@ -350,43 +350,52 @@ func (a chunkSum) add(b chunkSum) chunkSum {
 	return chunkSum{count: a.count + b.count, first: min(a.first, b.first), last: max(a.last, b.last), set: true}
 }
 
+// chunkSpan summarises a bucket of chunks: how many points they hold and
+// the first and last point's times (set is false for an empty bucket).
+// Damaged chunks (db check names them) count for nothing.
+func chunkSpan(b *bolt.Bucket) (chunkSum, error) {
+	var sum chunkSum
+	err := b.ForEach(func(_, v []byte) error {
+		if n, err := chunk.NumSamples(v); err == nil {
+			sum.count += n
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	c := b.Cursor()
+	k, _ := c.First()
+	lk, v := c.Last()
+	if k == nil {
+		return sum, nil
+	}
+	if sum.first, err = chunk.KeyTime(k); err != nil {
+		return sum, err
+	}
+	if sum.last, err = chunk.KeyTime(lk); err != nil {
+		return sum, err
+	}
+	if s, err := chunk.Decode(nil, v); err == nil {
+		sum.last = s[len(s)-1].T
+	}
+	sum.set = true
+	return sum, nil
+}
+
 // loadSums reads every chunk's header once.
 func (d *DB) loadSums() (map[string]chunkSum, error) {
 	sums := map[string]chunkSum{}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
 		return root.ForEachBucket(func(name []byte) error {
-			b := root.Bucket(name)
-			var sum chunkSum
-			// Damaged chunks (db check names them) count for nothing.
-			err := b.ForEach(func(_, v []byte) error {
-				if n, err := chunk.NumSamples(v); err == nil {
-					sum.count += n
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			c := b.Cursor()
-			k, _ := c.First()
-			lk, v := c.Last()
-			if k == nil {
-				return nil
-			}
-			first, err := chunk.KeyTime(k)
+			sum, err := chunkSpan(root.Bucket(name))
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
-			last, err := chunk.KeyTime(lk)
-			if err != nil {
-				return fmt.Errorf("series %q: %w", name, err)
+			if sum.set {
+				sums[string(name)] = sum
 			}
-			if s, err := chunk.Decode(nil, v); err == nil {
-				last = s[len(s)-1].T
-			}
-			sum.first, sum.last, sum.set = first, last, true
-			sums[string(name)] = sum
 			return nil
 		})
 	})

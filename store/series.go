@@ -326,35 +326,16 @@ func (d *DB) ListRollups() ([]SeriesInfo, error) {
 			if b == nil {
 				return nil
 			}
-			info := SeriesInfo{Name: string(name)}
-			if err := b.ForEach(func(_, v []byte) error {
-				if n, err := chunk.NumSamples(v); err == nil {
-					info.Count += n
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			c := b.Cursor()
-			k, _ := c.First()
-			lk, v := c.Last()
-			if k == nil {
-				return nil
-			}
-			first, err := chunk.KeyTime(k)
+			sum, err := chunkSpan(b)
 			if err != nil {
 				return fmt.Errorf("rollup %q: %w", name, err)
 			}
-			last, err := chunk.KeyTime(lk)
-			if err != nil {
-				return fmt.Errorf("rollup %q: %w", name, err)
+			if !sum.set {
+				return nil
 			}
-			if s, err := chunk.Decode(nil, v); err == nil {
-				last = s[len(s)-1].T
-			}
-			first = max(first, min(d.heads.rollupCut, last))
-			info.First, info.Last = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
-			out = append(out, info)
+			first := max(sum.first, min(d.heads.rollupCut, sum.last))
+			out = append(out, SeriesInfo{Name: string(name), Count: sum.count,
+				First: time.UnixMilli(first).UTC(), Last: time.UnixMilli(sum.last).UTC()})
 			return nil
 		})
 	})
