@@ -29,10 +29,10 @@ func (r Report) WriteJSON(w io.Writer) error {
 // WriteTable writes the results side by side, one strategy a row.
 func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "strategy\treplica_seconds\tunmet_requests\tviolation_seconds\tscale_actions\tcost\tdecision_ms_p99\t\n")
+	fmt.Fprintf(tw, "strategy\treplica_seconds\tunmet_requests\tviolation_seconds\tscale_actions\tflaps\tcost\tdecision_ms_p99\t\n")
 	for _, res := range r.Results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%.0f\t%.3f\t\n",
-			res.Strategy, res.ReplicaSeconds, res.UnmetRequests, res.ViolationSeconds, res.ScaleActions, res.Cost, res.DecisionMsP99)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%d\t%.0f\t%.3f\t\n",
+			res.Strategy, res.ReplicaSeconds, res.UnmetRequests, res.ViolationSeconds, res.ScaleActions, res.Flaps, res.Cost, res.DecisionMsP99)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)

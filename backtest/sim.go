@@ -94,6 +94,11 @@ type Strategy interface {
 	Decide(ctx context.Context, obs Observation) (Decision, error)
 }
 
+// FlapWindow is how soon, in seconds, a scale-up after a scale-down makes
+// the pair a flap: Nomad runs a deployment for each, and the replica taken
+// away is asked for again before anything was saved.
+const FlapWindow = 30
+
 // Result is one strategy's replay.
 type Result struct {
 	Strategy         string  `json:"strategy"`
@@ -101,8 +106,11 @@ type Result struct {
 	UnmetRequests    float64 `json:"unmet_requests"`
 	ViolationSeconds int     `json:"violation_seconds"`
 	ScaleActions     int     `json:"scale_actions"`
-	Cost             float64 `json:"cost"`
-	DecisionMsP99    float64 `json:"decision_ms_p99"`
+	// Flaps are scale-downs undone by a scale-up within FlapWindow
+	// seconds, as `demo compare` counts them live.
+	Flaps         int     `json:"flaps"`
+	Cost          float64 `json:"cost"`
+	DecisionMsP99 float64 `json:"decision_ms_p99"`
 
 	// Tally is the break-down the cost was computed from.
 	Tally Tally `json:"-"`
@@ -130,6 +138,7 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 	// readyAt holds each live replica's first serving second, in request
 	// order, so it is sorted and the replicas not yet serving are its tail.
 	readyAt := make([]int, cfg.initial(demand))
+	var downs []int // seconds of scale-downs since the last scale-up
 	var decisionTimes []time.Duration
 	for t := 0; t < n; t++ {
 		if t%4096 == 0 {
@@ -164,10 +173,17 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 			}
 			res.Tally.UpActions++
 			res.Tally.UpReplicas += want - have
+			for _, d := range downs {
+				if t-d <= FlapWindow {
+					res.Flaps++
+				}
+			}
+			downs = downs[:0]
 		case want < have:
 			readyAt = readyAt[:want]
 			res.Tally.DownActions++
 			res.Tally.DownReplicas += have - want
+			downs = append(downs, t)
 		}
 		serving := servingAt(readyAt, t)
 		res.Requested[t] = len(readyAt)

@@ -135,3 +135,31 @@ func TestP99IsTheNearestRank(t *testing.T) {
 		t.Errorf("one decision of 1.5 ms: p99 %v", got)
 	}
 }
+
+func TestAScaleDownUndoneWithinTheFlapWindowCountsAsAFlap(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 0, Max: 10, Initial: 5, Cost: DefaultCostModel()}
+	n := 3*FlapWindow + 10
+	desired := make([]int, n)
+	for i := range desired {
+		switch {
+		case i < 10:
+			desired[i] = 5
+		case i < 12: // down twice, then back up within the window: two flaps
+			desired[i] = 5 - (i - 9)
+		case i < 21+FlapWindow+5: // up, then down and held past the window
+			desired[i] = 5
+			if i > 20 {
+				desired[i] = 4
+			}
+		default: // up again, but after the window: no flap
+			desired[i] = 6
+		}
+	}
+	res, err := Run(context.Background(), cfg, make([]float64, n), &scripted{t: t, desired: desired}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Flaps != 2 {
+		t.Errorf("flaps %d, want 2 (two scale-downs undone at once; one undone after %d s does not count)", res.Flaps, FlapWindow)
+	}
+}

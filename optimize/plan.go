@@ -38,6 +38,10 @@ type Plan struct {
 	// the forecast is off and a new plan is due.
 	Lower []float64 `json:"lower,omitempty"`
 	Upper []float64 `json:"upper,omitempty"`
+	// Demand is the demand per second the plan was solved for (the
+	// forecast with the policy's margins). It is not part of the plan's
+	// JSON: the decider reads it in memory to judge a scale-down.
+	Demand []float64 `json:"-"`
 }
 
 // newPlanID returns a sortable, unique plan id: the start time and 48
@@ -109,6 +113,19 @@ func (pl Plan) MaxBetween(from, to time.Time) int {
 		m = max(m, v)
 	}
 	return clamp(m, pl.MinReplicas, pl.MaxReplicas)
+}
+
+// DemandMaxBetween is the highest demand the plan was solved for in
+// [from, to]; ok is false when the plan does not carry its demand.
+func (pl Plan) DemandMaxBetween(from, to time.Time) (peak float64, ok bool) {
+	if len(pl.Demand) != len(pl.Desired) || len(pl.Demand) == 0 {
+		return 0, false
+	}
+	i, j := pl.index(from), pl.index(to)
+	for _, v := range pl.Demand[i : j+1] {
+		peak = max(peak, v)
+	}
+	return peak, true
 }
 
 // NextChange is the start of the first second after now whose count

@@ -137,6 +137,9 @@ func (pl *Planner) plan(ctx context.Context, r PlanRequest) (Plan, error) {
 	}
 	plan.Start = r.Start
 	plan.ID = newPlanID(r.Start)
+	if len(plan.Desired) == len(p.Demand) {
+		plan.Demand = p.Demand
+	}
 	if len(band.Upper) >= r.Horizon && len(band.Lower) >= r.Horizon {
 		plan.Lower, plan.Upper = band.Lower[:r.Horizon], band.Upper[:r.Horizon]
 	}

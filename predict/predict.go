@@ -54,6 +54,19 @@ type Settings struct {
 	// startup delay plus Disruption, so a plan never takes a replica away
 	// only to ask for it again before a new one could serve.
 	Disruption time.Duration
+	// DownWindow is the scale-down stabilization (scale_down_window), as
+	// Kubernetes' HPA has it: a scale-down goes no lower than the highest
+	// count decided within this long. It trades replica-seconds for fewer
+	// scale-downs undone soon after; 0 (the default) turns it off, the
+	// hysteresis below is what keeps re-plans from flapping.
+	DownWindow time.Duration
+	// DownHysteresis is how far, in replicas' capacity, the demand a plan
+	// was solved for must fall below a count's capacity before the count
+	// is scaled down to it (scale_down_hysteresis). A plan asks for n
+	// replicas while its demand is within n's capacity; re-plans that
+	// move the forecast by a little around that edge would otherwise
+	// take a replica away and ask for it back. 0 turns it off.
+	DownHysteresis float64
 }
 
 // DefaultSettings are the daemon's defaults (chosen with the backtest; see
@@ -64,7 +77,7 @@ func DefaultSettings() Settings {
 		ReplanInterval: 10 * time.Second, MinReplanGap: 2 * time.Second,
 		FloorWindow: 60 * time.Second, FloorMargin: 1.2,
 		BandWindow: 5 * time.Second, BandSlack: 0.1, WrongAfter: 3,
-		Disruption: 5 * time.Second,
+		Disruption: 5 * time.Second, DownHysteresis: 0.5,
 	}
 }
 
@@ -85,6 +98,10 @@ func (s Settings) Validate() error {
 		return errors.New("band slack must not be negative")
 	case s.Disruption < 0:
 		return errors.New("disruption must not be negative")
+	case s.DownHysteresis < 0 || s.DownHysteresis > 1 || math.IsNaN(s.DownHysteresis):
+		return errors.New("scale_down_hysteresis must be within 0..1")
+	case s.DownWindow < 0:
+		return errors.New("scale_down_window must not be negative")
 	}
 	return nil
 }
@@ -105,6 +122,23 @@ func Floor(recent []float64, capacity, margin float64) int {
 	level := sum / float64(len(recent))
 	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
 	return int(math.Ceil(level*margin/capacity - 1e-9))
+}
+
+// Hysteresis is the count to scale down to from current when a plan asks
+// for planned (< current) and the demand it was solved for peaks at peak
+// within the hold: no lower than that peak plus margin replicas' capacity
+// needs, and never above current. A plan's count follows its demand to the
+// edge of a replica's capacity; the margin keeps a forecast that moves a
+// little around that edge from taking a replica away and asking for it back
+// at the next re-plan.
+func Hysteresis(planned, current int, peak, capacity, margin float64) int {
+	if planned >= current || margin <= 0 || capacity <= 0 || peak <= 0 {
+		// No demand at all needs no margin: a group may scale to zero.
+		return planned
+	}
+	// A hair of tolerance so that exactly k-margin capacities need k.
+	need := int(math.Ceil(peak/capacity + margin - 1e-9))
+	return min(max(planned, need), current)
 }
 
 // PlanFunc makes a fresh plan starting at now for a group whose count is
@@ -148,7 +182,8 @@ type Decision struct {
 	Why       string
 	PlanErr   error
 	// Source says what set Count: "plan", "floor", "cached" (the seed's
-	// cache semantics, after a failed re-plan) or "bounds".
+	// cache semantics, after a failed re-plan), "bounds" or "stabilized"
+	// (a scale-down held up to a count decided within DownWindow).
 	Source string
 	// NextWake is when the decision can next change without new events:
 	// the plan's next change, the next re-plan, whichever is first.
@@ -167,6 +202,14 @@ type Decider struct {
 	failed   bool // the last re-plan failed: cur is served as the seed's cache
 	lastPlan time.Time
 	exits    int
+	// decided are the counts decided within the latest DownWindow, oldest
+	// first, before stabilization.
+	decided []decided
+}
+
+type decided struct {
+	at    time.Time
+	count int
 }
 
 // NewDecider builds a decider. delay tells the startup delay to plan for
@@ -234,17 +277,62 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 		dec.Planned, dec.Source = d.windowMax(in.Now), "plan"
 	}
 	dec.Count = dec.Planned
+	if dec.Source == "plan" && dec.Count < in.Current {
+		if peak, ok := d.cur.DemandMaxBetween(in.Now, in.Now.Add(d.holdDown())); ok {
+			dec.Planned = Hysteresis(dec.Planned, in.Current, peak, s.Capacity, s.DownHysteresis)
+			dec.Count = dec.Planned
+		}
+	}
 	if dec.Floor > dec.Count {
 		dec.Count, dec.Source = dec.Floor, "floor"
 	}
 	if c := clamp(dec.Count, s.Min, s.Max); c != dec.Count {
 		dec.Count, dec.Source = c, "bounds"
 	}
+	heldUntil := d.stabilize(in, &dec)
 	if dec.Count > in.Current {
 		d.delay.Requested(in.Now, in.Current, dec.Count)
 	}
 	dec.NextWake = d.nextWake(in.Now, in.Current != in.Running || dec.Count != in.Current)
+	if !heldUntil.IsZero() && heldUntil.Before(dec.NextWake) {
+		dec.NextWake = heldUntil
+	}
 	return dec
+}
+
+// stabilize remembers dec.Count and holds a scale-down at the highest count
+// decided within DownWindow (never above the current count). It returns
+// when the first of the counts holding it up leaves the window, or zero
+// when nothing is held.
+func (d *Decider) stabilize(in Input, dec *Decision) (heldUntil time.Time) {
+	w := d.s.DownWindow
+	if w <= 0 {
+		return time.Time{}
+	}
+	keep := d.decided[:0]
+	for _, r := range d.decided {
+		// A clock that went backwards (a restarted replay) forgets the rest.
+		if in.Now.Sub(r.at) < w && !r.at.After(in.Now) {
+			keep = append(keep, r)
+		}
+	}
+	d.decided = append(keep, decided{at: in.Now, count: dec.Count})
+	if dec.Count >= in.Current {
+		return time.Time{}
+	}
+	held := dec.Count
+	for _, r := range d.decided {
+		if r.count > dec.Count {
+			held = max(held, r.count)
+			if heldUntil.IsZero() {
+				heldUntil = r.at.Add(w)
+			}
+		}
+	}
+	if held = min(held, in.Current); held != dec.Count {
+		dec.Count, dec.Source = held, "stabilized"
+	}
+	return heldUntil
 }
 
 // holdDown is how long a replica taken away now would take to serve

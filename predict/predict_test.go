@@ -304,3 +304,135 @@ func TestARiseIsAskedForInOneActionAStartupDelayAhead(t *testing.T) {
 		t.Errorf("seconds 1..5 served %v, want %v: each second's count covers the plan 10 s ahead", counts, want)
 	}
 }
+
+func TestHysteresisScalesDownOnlyOnceDemandIsClearOfTheLowerCountsCapacity(t *testing.T) {
+	cases := []struct {
+		name             string
+		planned, current int
+		peak             float64
+		margin           float64
+		want             int
+	}{
+		{"demand at the edge of 8 replicas keeps 9", 8, 9, 80, 0.5, 9},
+		{"demand half a replica clear of 8 scales down to 8", 8, 9, 75, 0.5, 8},
+		{"demand between the edges stops part way", 6, 9, 72, 0.5, 8},
+		{"never above the current count", 2, 3, 95, 0.5, 3},
+		{"a rise is not touched", 12, 9, 200, 0.5, 12},
+		{"a zero margin is the plan's count", 8, 9, 80, 0, 8},
+		{"no demand at all may scale to zero", 0, 4, 0, 0.5, 0},
+	}
+	for _, c := range cases {
+		if got := Hysteresis(c.planned, c.current, c.peak, 10, c.margin); got != c.want {
+			t.Errorf("%s: Hysteresis(%d, %d, %v, 10, %v) = %d, want %d", c.name, c.planned, c.current, c.peak, c.margin, got, c.want)
+		}
+	}
+}
+
+// demandPlanner plans a fixed count for a fixed demand, as the planner
+// does: the demand it was solved for travels with the plan.
+type demandPlanner struct {
+	count  int
+	demand float64
+}
+
+func (p *demandPlanner) plan(_ context.Context, r PlanRequest) (optimize.Plan, error) {
+	n := r.Horizon
+	desired, demand := make([]int, n), make([]float64, n)
+	for i := range desired {
+		desired[i], demand[i] = p.count, p.demand
+	}
+	return optimize.Plan{Start: r.Now, Desired: desired, Demand: demand, MinReplicas: 0, MaxReplicas: 100}, nil
+}
+
+func TestReplansJitteringAroundAReplicasEdgeDoNotFlap(t *testing.T) {
+	// Successive plans see demand just under and just over 80 requests/s:
+	// 8 replicas, then 9, then 8... Without hysteresis each re-plan takes
+	// a replica away and asks for it back ten seconds later.
+	for _, tc := range []struct {
+		margin float64
+		flaps  bool
+	}{{0, true}, {0.5, false}} {
+		s := settings()
+		s.FloorMargin = 0
+		s.DownHysteresis = tc.margin
+		p := &demandPlanner{}
+		d, err := NewDecider(s, NewDelayEstimator(0, true), p.plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current, downs, ups := 9, 0, 0
+		for i := 0; i < 12; i++ {
+			if i%2 == 0 {
+				p.count, p.demand = 8, 79.5
+			} else {
+				p.count, p.demand = 9, 80.5
+			}
+			got := d.Decide(context.Background(), Input{Now: at(10 * i), Current: current, Running: current})
+			if !got.Replanned {
+				t.Fatalf("margin %v: second %d was not re-planned", tc.margin, 10*i)
+			}
+			switch {
+			case got.Count < current:
+				downs++
+			case got.Count > current:
+				ups++
+			}
+			current = got.Count
+		}
+		if flapped := downs > 0 && ups > 0; flapped != tc.flaps {
+			t.Errorf("margin %v: %d scale-downs and %d scale-ups, want flapping %v", tc.margin, downs, ups, tc.flaps)
+		}
+	}
+	// Demand that really falls is followed.
+	s := settings()
+	s.FloorMargin = 0
+	p := &demandPlanner{count: 6, demand: 55}
+	d, err := NewDecider(s, NewDelayEstimator(0, true), p.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Decide(context.Background(), Input{Now: at(0), Current: 9, Running: 9}); got.Count != 6 {
+		t.Errorf("demand of 55/s with 9 replicas: count %d, want 6", got.Count)
+	}
+}
+
+func TestAScaleDownWindowHoldsTheHighestCountDecidedWithinItAndWakesWhenItPasses(t *testing.T) {
+	s := settings()
+	s.FloorMargin = 0
+	s.DownHysteresis = 0
+	s.DownWindow = 30 * time.Second
+	ints := func(v []float64) []int {
+		out := make([]int, len(v))
+		for i, x := range v {
+			out[i] = int(x)
+		}
+		return out
+	}
+	sp := &scriptedPlanner{desired: ints(steady(120, 7))}
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Decide(context.Background(), Input{Now: at(0), Current: 7, Running: 7}); got.Count != 7 {
+		t.Fatalf("count %d, want the plan's 7", got.Count)
+	}
+	sp.desired = ints(steady(120, 4))
+	got := d.Decide(context.Background(), Input{Now: at(10), Current: 7, Running: 7})
+	if got.Count != 7 || got.Source != "stabilized" {
+		t.Errorf("10 s after deciding 7: count %d (%s), want 7 held by the window", got.Count, got.Source)
+	}
+	if got.NextWake.After(at(30)) {
+		t.Errorf("next wake %v, want no later than when the 7 leaves the window (%v)", got.NextWake, at(30))
+	}
+	if got := d.Decide(context.Background(), Input{Now: at(20), Current: 7, Running: 7}); got.Count != 7 || !got.NextWake.Equal(at(30)) {
+		t.Errorf("20 s after deciding 7: count %d, next wake %v; want 7 held until %v", got.Count, got.NextWake, at(30))
+	}
+	if got := d.Decide(context.Background(), Input{Now: at(30), Current: 7, Running: 7}); got.Count != 4 {
+		t.Errorf("once the window passed: count %d, want the plan's 4", got.Count)
+	}
+	// A rise is never held.
+	sp.desired = ints(steady(120, 9))
+	if got := d.Decide(context.Background(), Input{Now: at(40), Current: 4, Running: 4}); got.Count != 9 {
+		t.Errorf("rise: count %d, want 9 at once", got.Count)
+	}
+}

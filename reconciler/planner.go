@@ -111,6 +111,7 @@ func (hp *HistoryPlanner) Plan(ctx context.Context, p Policy, current int, now t
 			plan.Serving = plan.Serving[:n]
 		}
 		plan.Lower, plan.Upper = plan.Lower[:min(n, len(plan.Lower))], plan.Upper[:min(n, len(plan.Upper))]
+		plan.Demand = plan.Demand[:min(n, len(plan.Demand))]
 	}
 	return plan, nil
 }

@@ -85,6 +85,12 @@ type Target struct {
 	// FloorWindow needs at CapacityPerReplica (0 turns it off).
 	FloorWindow time.Duration `json:"floor_window"`
 	FloorMargin float64       `json:"floor_margin"`
+	// ScaleDownWindow holds a scale-down at the highest count decided
+	// within it, so re-plans that jitter by a replica do not flap (0 off).
+	ScaleDownWindow time.Duration `json:"scale_down_window"`
+	// ScaleDownHysteresis is how far below a count's capacity, in
+	// replicas, the plan's demand must fall before it is scaled down to.
+	ScaleDownHysteresis float64 `json:"scale_down_hysteresis"`
 	// SelfTune replays the policy's own recorded history every
 	// TuneInterval (TuneWindow of it) with candidate forecast margins
 	// within [TuneMarginMin, TuneMarginMax] and model steps, and adopts
@@ -499,6 +505,8 @@ func (p Policy) DeciderSettings() predict.Settings {
 	s := predict.DefaultSettings()
 	s.Capacity, s.Min, s.Max = p.Target.CapacityPerReplica, p.Min, p.Max
 	s.ReplanInterval, s.FloorWindow, s.FloorMargin = p.Target.ReplanInterval, p.Target.FloorWindow, p.Target.FloorMargin
+	s.DownWindow = p.Target.ScaleDownWindow
+	s.DownHysteresis = p.Target.ScaleDownHysteresis
 	return s
 }
 
@@ -554,7 +562,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, FourierTerms: 3,
-		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin,
+		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
 		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
@@ -568,10 +576,10 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	var err error
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin,
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "scale_down_hysteresis": &t.ScaleDownHysteresis,
 		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
-		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
+		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	for _, k := range sortedKeys(body) {
 		v := body[k]
@@ -697,6 +705,10 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("floor_window must be within 1s..1h")
 	case t.FloorMargin < 0 || t.FloorMargin > 10:
 		return t, fmt.Errorf("floor_margin must be within 0..10")
+	case t.ScaleDownWindow < 0 || t.ScaleDownWindow > time.Hour:
+		return t, fmt.Errorf("scale_down_window must be within 0..1h")
+	case t.ScaleDownHysteresis < 0 || t.ScaleDownHysteresis > 1:
+		return t, fmt.Errorf("scale_down_hysteresis must be within 0..1")
 	case t.TuneInterval < time.Minute || t.TuneWindow < 2*time.Hour || t.TuneWindow > 7*24*time.Hour:
 		return t, fmt.Errorf("tune_interval must be at least 1m and tune_window within 2h..7d")
 	case t.TuneMarginMin < 0 || t.TuneMarginMax < t.TuneMarginMin:

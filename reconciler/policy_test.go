@@ -62,6 +62,19 @@ func TestParsePolicyReadsTheSeedsShapeWithDefaults(t *testing.T) {
 	if tg.RequestsCheck != "requests" || len(p.Checks) != 2 || len(tg.Events) != 1 {
 		t.Errorf("checks %+v events %+v", p.Checks, tg.Events)
 	}
+	if s := p.DeciderSettings(); s.DownHysteresis != 0.5 || s.DownWindow != 0 {
+		t.Errorf("scale-down hysteresis %v and window %s, want the defaults 0.5 and off", s.DownHysteresis, s.DownWindow)
+	}
+}
+
+func TestTheScaleDownKeysReachTheDecider(t *testing.T) {
+	p, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"scale_down_hysteresis": 0.2, "scale_down_window": "2m"}, nil), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.DeciderSettings(); s.DownHysteresis != 0.2 || s.DownWindow != 2*time.Minute {
+		t.Errorf("decider got hysteresis %v and window %s, want 0.2 and 2m", s.DownHysteresis, s.DownWindow)
+	}
 }
 
 func TestPoliciesWithoutTheNomadscalerTargetAreNotOurs(t *testing.T) {
@@ -95,6 +108,8 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"min above max", func(sp *nomadapi.ScalingPolicy) { sp.Min = i64(9) }, "not a valid range"},
 		{"negative capacity", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["capacity_per_replica"] = -1.0 }, "capacity_per_replica"},
 		{"requests check missing", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["requests_check"] = "nope" }, "names no check"},
+		{"hysteresis above a replica", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_hysteresis"] = 1.5 }, "scale_down_hysteresis must be within 0..1"},
+		{"negative scale-down window", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_window"] = "-5s" }, "scale_down_window must be within 0..1h"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
