@@ -66,6 +66,11 @@ func TestHistoryPlannerPlansFromStoredHistoryAndServesTheCacheSize(t *testing.T)
 	if plan.Desired[0] != 3 || plan.Desired[1] != 5 || plan.Desired[5] != 5 {
 		t.Fatalf("desired = %v, want a ramp 3, 5, 5...", plan.Desired)
 	}
+	// The decider judges scale-downs against the demand the plan was
+	// solved for, second by second.
+	if len(plan.Demand) != len(plan.Desired) || plan.Demand[0] != 50 {
+		t.Fatalf("plan demand %v, want the forecast 50 for each of its %d seconds", plan.Demand, len(plan.Desired))
+	}
 	p.Checks[0].Name = "other"
 	p.Target.RequestsCheck = "other"
 	if _, err := hp.Plan(context.Background(), p, 1, now); !errors.Is(err, optimize.ErrNoHistory) && !errors.Is(err, store.ErrNotFound) {

@@ -574,6 +574,8 @@ func sourceName(source string) string {
 		return "the cached plan"
 	case "bounds":
 		return "the policy's bounds"
+	case "stabilized":
+		return "the scale-down window"
 	}
 	return "the plan"
 }
