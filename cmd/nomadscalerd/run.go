@@ -220,7 +220,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return reconciler.RecordTargets(ctrl.Policies()) })
-	recorder, err := history.NewRecorder(db, totals, targets, history.Config{
+	recorder, err := history.NewRecorder(db, totals, targets, clock.Real{}, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})
 	if err != nil {
