@@ -198,7 +198,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	var leader reconciler.Leadership = nomad.AlwaysLeader{}
 	var elector *nomad.Leader
 	if s.HA {
-		elector = nomad.NewLeader(nc, s.HALockTTL, recMetrics.SetLeader, log)
+		elector = nomad.NewLeader(nc, s.HALockTTL, clock.Real{}, recMetrics.SetLeader, log)
 		leader = elector
 	} else {
 		recMetrics.SetLeader(true)
@@ -233,7 +233,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	var owner reconciler.Owner
 	policyLeader := leader
 	if s.Shards > 1 {
-		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, func() {
+		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, clock.Real{}, func() {
 			if ctrl != nil {
 				ctrl.RequestRefresh()
 			}
