@@ -31,7 +31,7 @@ const LeaderLockPath = "nomadscalerd/leader"
 type Leader struct {
 	newLocker func() (nomadapi.Locker, error)
 	path      string
-	ttl       time.Duration
+	ttl       time.Duration // the lock TTL asked of Nomad: the lease
 	clk       clock.Clock
 	log       *slog.Logger
 	leader    atomic.Bool
@@ -50,18 +50,19 @@ type Leader struct {
 	endTerm context.CancelFunc
 }
 
-// NewLeader builds an elector with lock TTL ttl (Nomad's default is 15s,
-// its minimum 10s) whose waits run on clk (clock.Real in the daemon). A
-// leader that dies without releasing is replaced once the Nomad servers
-// expire its lock: 2 x ttl + lockDelay after its last renewal (see
-// lockDelay). onChange, if not nil, is called on every change of leadership.
-func NewLeader(c *Client, ttl time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
-	return NewLeaderAt(c, LeaderLockPath, ttl, clk, onChange, log)
+// NewLeader builds an elector whose waits run on clk (clock.Real in the
+// daemon). handOver is how long Nomad may keep a dead leader's lock: the
+// elector asks Nomad for the lock TTL whose expiry that is (NomadLockTTL),
+// so a leader that dies without releasing is replaced within handOver plus
+// a follower poll. onChange, if not nil, is called on every change of
+// leadership.
+func NewLeader(c *Client, handOver time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
+	return NewLeaderAt(c, LeaderLockPath, handOver, clk, onChange, log)
 }
 
 // NewLeaderAt is NewLeader on the lock of another variable path (a shard's).
-func NewLeaderAt(c *Client, path string, ttl time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
-	ttl = lockTTL(ttl)
+func NewLeaderAt(c *Client, path string, handOver time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
+	ttl := NomadLockTTL(handOver)
 	// api.Client.Locks reconfigures the client it is called on, so the
 	// elector gets a client nothing else uses (NewClient cannot fail for an
 	// address that already built one).
@@ -93,7 +94,7 @@ func newLeader(newLocker func() (nomadapi.Locker, error), path string, ttl time.
 	return &Leader{newLocker: newLocker, path: path, ttl: lockTTL(ttl), clk: clk, log: log.With("lock", path), onChange: onChange}
 }
 
-// lockTTL is the TTL asked of Nomad for a configured one.
+// lockTTL is ttl within what Nomad accepts.
 func lockTTL(ttl time.Duration) time.Duration {
 	if ttl <= 0 {
 		ttl = nomadapi.DefaultLockTTL
@@ -101,20 +102,40 @@ func lockTTL(ttl time.Duration) time.Duration {
 	return max(ttl, minLockTTL)
 }
 
-// minLockTTL is the shortest lock TTL Nomad accepts (minVariableLockTTL in
-// nomad/structs/variables.go; shorter ones are refused with "invalid TTL").
+// minLockTTL is the shortest lock TTL Nomad accepts (minVariableLockTTL,
+// nomad/structs/variables.go:56 in v1.10.0, checked by
+// VariableLock.Validate at :263; shorter ones are refused).
 const minLockTTL = 10 * time.Second
 
-// lockDelay is how long Nomad keeps an expired lock before releasing it.
-// Nomad (v1.10, nomad/locks.go CreateVariableLockTTLTimer and
-// RenewTTLTimer) expires a lock 2 x TTL after the last acquire or renewal
-// it received, then waits lockDelay more before removing it, so a leader
-// that dies is replaced 2 x TTL + lockDelay after its last renewal, plus up
-// to a follower poll. A zero delay is not possible (Nomad reads 0 as its
-// 15 s default); 1 s is far below the margin that matters here: a leader
-// stops acting at TTL - leaseMargin after sending its last renewal, long
-// before the servers' 2 x TTL.
+// lockDelay is how long Nomad keeps an expired lock before freeing it. A
+// zero delay cannot be asked for (VariableLock.Canonicalize,
+// nomad/structs/variables.go:247, reads 0 as its 15 s default). It adds
+// nothing to safety here: a leader stops acting TTL - leaseMargin after it
+// sent its last renewal, and Nomad frees the lock no sooner than TTL after
+// it received it (its documented contract), so 1 s is only a small cost.
 const lockDelay = time.Second
+
+// MinHandOver is the shortest time Nomad can take to free a dead leader's
+// lock: twice its shortest TTL plus the lock delay (see NomadLockTTL).
+const MinHandOver = 2*minLockTTL + lockDelay
+
+// NomadLockTTL is the lock TTL to ask Nomad for so that it frees a dead
+// leader's lock handOver after the last renewal it received.
+//
+// Nomad v1.10.0 does not expire a lock at its TTL: the servers' timer runs
+// for twice the TTL ("to give a client a grace period",
+// CreateVariableLockTTLTimer and RenewTTLTimer, nomad/locks.go:52 and :130),
+// and when it fires they wait the lock delay more before removing the lock
+// (nomad/locks.go:69). A lock asked for with TTL t is therefore freed
+// 2t + lockDelay after the last renewal, so t = (handOver - lockDelay) / 2.
+// The leader still treats t as the lease (it stops acting at t -
+// leaseMargin and renews every t/2): t is what Nomad promises, the
+// doubling is not, and if a later Nomad drops it a dead leader is only
+// replaced sooner. Nomad refuses TTLs under 10 s, so a handOver under
+// MinHandOver (21 s) is not possible: it is raised to it.
+func NomadLockTTL(handOver time.Duration) time.Duration {
+	return lockTTL((max(handOver, MinHandOver) - lockDelay) / 2)
+}
 
 // Context is the current term's: it is cancelled when the term ends (the
 // lease ran out or could not be renewed, or the replica stopped), and

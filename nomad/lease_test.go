@@ -312,3 +312,24 @@ func TestTheLeadersContextEndsWithItsTermAndANewTermGetsANewOne(t *testing.T) {
 		t.Fatal("a single replica's term ended")
 	}
 }
+
+func TestTheLockTTLAskedOfNomadMakesItsExpiryTheConfiguredHandOverAndNeverGoesBelowTenSeconds(t *testing.T) {
+	for _, c := range []struct{ handOver, want time.Duration }{
+		// Nomad frees a lock 2 x TTL + 1 s lock delay after the last renewal.
+		{21 * time.Second, 10 * time.Second},
+		{31 * time.Second, 15 * time.Second},
+		{30 * time.Second, 14500 * time.Millisecond},
+		{121 * time.Second, time.Minute},
+		// Below 21 s Nomad cannot do it: its shortest TTL is 10 s.
+		{10 * time.Second, 10 * time.Second},
+		{0, 10 * time.Second},
+	} {
+		got := NomadLockTTL(c.handOver)
+		if got != c.want {
+			t.Errorf("NomadLockTTL(%s) = %s, want %s", c.handOver, got, c.want)
+		}
+		if c.handOver >= MinHandOver && 2*got+lockDelay != c.handOver {
+			t.Errorf("a lock TTL of %s is freed by Nomad %s after the last renewal, want %s", got, 2*got+lockDelay, c.handOver)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 )
 
 // leaderLogRe matches the elector's leadership changes in a daemon's text
@@ -151,7 +153,8 @@ func streamCountChanges(t *testing.T, ctx context.Context, c *nomadapi.Client, j
 	}
 }
 
-// Over about a minute, leadership among three replicas (lock TTL 10 s) is
+// Over about a minute, leadership among three replicas (--ha-lock-ttl 21s,
+// a 10 s Nomad lock TTL) is
 // forced to change again and again: each leader leads for a few seconds,
 // then is paused past its TTL and resumed, stopped cleanly and replaced, or
 // killed and replaced, while the load follows a 90 s compressed day so the
@@ -164,7 +167,7 @@ func streamCountChanges(t *testing.T, ctx context.Context, c *nomadapi.Client, j
 func TestLeadershipForcedToChangeRepeatedlyNeverLetsANonLeaderScaleNorAnActionApplyTwice(t *testing.T) {
 	t.Parallel() // mostly waiting on real agents and lock TTLs
 	const (
-		ttl = 10 * time.Second
+		ttl = nomad.MinHandOver // a 10 s Nomad lock TTL, Nomad's shortest
 		// leadFor is how long each leader leads before it is disrupted.
 		leadFor = 6 * time.Second
 		// flapTolerance is how far a scaling event's time (stamped by the
@@ -256,8 +259,8 @@ func TestLeadershipForcedToChangeRepeatedlyNeverLetsANonLeaderScaleNorAnActionAp
 	leader := leaderOther(nil, 60*time.Second, "a first leader")
 	began := time.Now()
 	changes := 0
-	// One of each disruption and a second clean stop: about a minute at a
-	// 10 s TTL (a pause or a crash waits for Nomad to expire the lock).
+	// One of each disruption and a second clean stop: about a minute (a
+	// pause or a crash waits for Nomad to free the lock).
 	kinds := []string{"SIGSTOP", "SIGTERM", "SIGKILL", "SIGTERM"}
 	for _, kind := range kinds {
 		hold()
