@@ -23,9 +23,10 @@ const LeaderLockPath = "nomadscalerd/leader"
 //
 // It keeps the lease itself rather than through api.LockLeaser: the leaser
 // waits on time.Ticker (so its renewals and polls cannot run on an injected
-// clock), renews only at 0.7 of the TTL with no retry before giving up, and
-// does not end a term while a renewal request hangs (api.Locks sends the
-// request without its context). Here every wait is on clk, a failed renewal
+// clock), renews at 0.7 of the TTL and ends the term on the first renewal
+// that fails (after api.Locks' own retries), and does not end a term while
+// a renewal request hangs (api.Locks sends the request without its
+// context). Here every wait is on clk, a failed renewal
 // is retried every second until the lease runs out, and a watchdog on clk
 // ends the term when it does, whatever the renewal request is doing.
 type Leader struct {
