@@ -333,3 +333,35 @@ func TestTheLockTTLAskedOfNomadMakesItsExpiryTheConfiguredHandOverAndNeverGoesBe
 		}
 	}
 }
+
+func TestALeaderOnAFakeNomadRenewsEveryHalfTTLAndStaysLeaderInOneTerm(t *testing.T) {
+	clk := clock.NewFake(leaseT0)
+	lk := newFakeNomadLock(clk, true, renewOK)
+	l, changes := runFakeLeader(t, clk, lk)
+	lk.waitCall(t, "acquire")
+	if !clk.BlockUntil(2, 5*time.Second) {
+		t.Fatal("the new leader is not waiting on its renewal and its watchdog")
+	}
+	term := l.Context()
+	for i := 1; i <= 6; i++ {
+		clk.Advance(5 * time.Second)
+		lk.waitCall(t, "renew")
+		if !clk.BlockUntil(2, 5*time.Second) {
+			t.Fatalf("after renewal %d the leader is not waiting on its next renewal and its watchdog", i)
+		}
+		if !l.IsLeader() || term.Err() != nil {
+			t.Fatalf("at +%s, renewed every 5 s: leader %v, term ended %v", clk.Now().Sub(leaseT0), l.IsLeader(), term.Err())
+		}
+	}
+	lk.mu.Lock()
+	renews := append([]time.Time(nil), lk.renews...)
+	lk.mu.Unlock()
+	for i, at := range renews {
+		if want := leaseT0.Add(time.Duration(i+1) * 5 * time.Second); !at.Equal(want) {
+			t.Errorf("renewal %d at +%s, want +%s (every half of the 10 s TTL)", i+1, at.Sub(leaseT0), want.Sub(leaseT0))
+		}
+	}
+	if got := changes(); len(got) != 1 || !got[0] {
+		t.Errorf("leadership changes %v in 30 s of good renewals, want one: true", got)
+	}
+}
