@@ -59,26 +59,28 @@ func (r *flapReplica) terms(t *testing.T) []term {
 
 // collectScalingEvents polls the group's stored scaling events every
 // second until ctx ends (Nomad keeps only the last 20 a group), keyed by
-// time and message.
-func collectScalingEvents(ctx context.Context, c *nomadapi.Client, job, group string) func() []nomadapi.ScalingEvent {
+// time and message. A failed poll while it runs is retried a second later;
+// the last one, when the events are read, must work.
+func collectScalingEvents(t *testing.T, ctx context.Context, c *nomadapi.Client, job, group string) func() []nomadapi.ScalingEvent {
 	var mu sync.Mutex
 	seen := map[string]nomadapi.ScalingEvent{}
-	poll := func() {
+	poll := func() error {
 		st, _, err := c.Jobs().ScaleStatus(job, nil)
-		if err != nil || st.TaskGroups[group].Events == nil {
-			return
+		if err != nil {
+			return fmt.Errorf("scale status of %s: %w", job, err)
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range st.TaskGroups[group].Events {
 			seen[fmt.Sprintf("%d/%s", e.Time, e.Message)] = e
 		}
+		return nil
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			poll()
+			_ = poll() // retried a second later; the last poll is checked
 			select {
 			case <-ctx.Done():
 				return
@@ -88,7 +90,9 @@ func collectScalingEvents(ctx context.Context, c *nomadapi.Client, job, group st
 	}()
 	return func() []nomadapi.ScalingEvent {
 		<-done
-		poll()
+		if err := poll(); err != nil {
+			t.Fatal(err)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		out := make([]nomadapi.ScalingEvent, 0, len(seen))
@@ -195,7 +199,7 @@ func TestLeadershipForcedToChangeRepeatedlyNeverLetsANonLeaderScaleNorAnActionAp
 	if _, _, err := c.Jobs().Register(job, nil); err != nil {
 		t.Fatal(err)
 	}
-	events := collectScalingEvents(ctx, c, "shop", "web")
+	events := collectScalingEvents(t, ctx, c, "shop", "web")
 
 	args := []string{"--nomad-addr", agent.Addr, "--prometheus-addr", prom, "--ha", "--ha-lock-ttl", ttl.String()}
 	var replicas []*flapReplica
