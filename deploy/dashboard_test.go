@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/nodepool"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
@@ -57,7 +58,7 @@ func exportedMetrics(t *testing.T) map[string]string {
 	if _, err := nodepool.NewMetrics(reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := history.NewRecorder(nil, nil, nil, history.Config{Registerer: reg}); err != nil {
+	if _, err := history.NewRecorder(nil, nil, nil, clock.Real{}, history.Config{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]string{}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -23,14 +24,14 @@ func BenchmarkTick(b *testing.B) {
 			for i := range targets {
 				targets[i] = target(fmt.Sprintf("ns/job/g%d/requests", i), "q")
 			}
-			clock := &fakeClock{now: t0}
-			r, err := NewRecorder(db, constSource(1), TargetsFunc(func() []Target { return targets }), Config{Now: clock.Now})
+			clk := clock.NewFake(t0)
+			r, err := NewRecorder(db, constSource(1), TargetsFunc(func() []Target { return targets }), clk, Config{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				clock.Add(time.Second)
+				clk.Advance(time.Second)
 				if err := r.Tick(context.Background()); err != nil {
 					b.Fatal(err)
 				}

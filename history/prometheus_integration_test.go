@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 )
 
@@ -82,7 +83,7 @@ func TestPrometheusSourceReadsARateFromARealServer(t *testing.T) {
 			{Series: "default/web/frontend/requests", Query: Query{Source: SourcePrometheus, Query: rate}},
 			{Series: "default/web/frontend/missing", Query: Query{Source: SourcePrometheus, Query: "test_missing"}},
 		}
-	}), Config{Interval: 200 * time.Millisecond})
+	}), clock.Real{}, Config{Interval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -65,7 +66,6 @@ type Config struct {
 	BackfillWindow time.Duration
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer // nil: metrics are not registered
-	Now            func() time.Time      // default time.Now
 }
 
 func (c *Config) defaults() {
@@ -102,9 +102,6 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 }
 
 // Recorder samples targets into the store.
@@ -112,6 +109,7 @@ type Recorder struct {
 	st      Store
 	src     Source
 	targets Targets
+	clk     clock.Clock
 	cfg     Config
 	m       recorderMetrics
 
@@ -216,63 +214,62 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 }
 
 // NewRecorder records what targets lists, measured by src (usually a
-// Sources), into st.
-func NewRecorder(st Store, src Source, targets Targets, cfg Config) (*Recorder, error) {
+// Sources), into st, ticking on clk (clock.Real in the daemon).
+func NewRecorder(st Store, src Source, targets Targets, clk clock.Clock, cfg Config) (*Recorder, error) {
 	cfg.defaults()
+	if clk == nil {
+		return nil, errors.New("history recorder: no clock")
+	}
 	m, err := newRecorderMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{st: st, src: src, targets: targets, cfg: cfg, m: m,
+	return &Recorder{st: st, src: src, targets: targets, clk: clk, cfg: cfg, m: m,
 		last: map[string]lastSample{}, failures: map[string]*failureLog{}, missing: map[string]*missingPoints{}}, nil
 }
 
 // Run ticks every interval until ctx is cancelled, and rolls up and prunes
 // every MaintainEvery. Both happen on this goroutine, so a rollup never races
 // the tick that writes its last samples. It returns nil on cancellation.
+//
+// Each tick waits for the next interval boundary on the clock, so a tick that
+// overran one or more boundaries is followed by the next boundary, not by a
+// burst of catch-up ticks: the boundaries it skipped are counted as missed
+// intervals (noteGap) and back-filled where the source can.
 func (r *Recorder) Run(ctx context.Context) error {
-	// Start on an interval boundary so tick stamps (rounded to the interval)
-	// are the times the samples were taken, not up to an interval off.
-	if wait := r.cfg.Now().Truncate(r.cfg.Interval).Add(r.cfg.Interval).Sub(r.cfg.Now()); wait > 0 {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
 	// Back-fills run beside the ticks: a slow source makes them slow too,
 	// and a tick must not wait for one.
 	if _, ok := r.src.(RangeSource); ok {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() {
-			bt := time.NewTicker(r.cfg.BackfillEvery)
-			defer bt.Stop()
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case <-bt.C:
+				case <-r.clk.After(r.cfg.BackfillEvery):
 					r.Backfill(ctx)
 				}
 			}
 		})
 	}
-	t := time.NewTicker(r.cfg.Interval)
-	defer t.Stop()
 	var tickErrs errorLog
 	for {
+		// Start on an interval boundary so tick stamps (rounded to the
+		// interval) are the times the samples were taken, not up to an
+		// interval off.
+		now := r.clk.Now()
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-r.clk.After(now.Truncate(r.cfg.Interval).Add(r.cfg.Interval).Sub(now)):
 		}
 		if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
-			tickErrs.report(r.cfg.Now(), err, r.cfg.Logger)
+			tickErrs.report(r.clk.Now(), err, r.cfg.Logger)
 		} else if err == nil {
 			tickErrs.recovered(r.cfg.Logger)
 		}
-		now := r.cfg.Now()
+		now = r.clk.Now()
 		r.mu.Lock()
 		due := now.Sub(r.lastMaintain) >= r.cfg.MaintainEvery
 		r.mu.Unlock()
@@ -292,9 +289,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 // are logged (rate-limited per series) and skipped; only a failed write is
 // returned.
 func (r *Recorder) Tick(ctx context.Context) error {
-	start := time.Now()
-	defer func() { r.m.tick.Observe(time.Since(start).Seconds()) }()
-	at := r.cfg.Now().Round(r.cfg.Interval).UTC()
+	start := r.clk.Now()
+	defer func() { r.m.tick.Observe(r.clk.Now().Sub(start).Seconds()) }()
+	at := start.Round(r.cfg.Interval).UTC()
 	targets := dedupe(r.targets.Targets())
 	r.noteGap(at, targets)
 	r.m.targets.Set(float64(len(targets)))
@@ -450,7 +447,7 @@ func (r *Recorder) markMissingLocked(tg Target, ts time.Time) {
 // BackfillWindow are given up and counted as lost. Points filled into a
 // minute already rolled up are not added to its rollup.
 func (r *Recorder) Backfill(ctx context.Context) {
-	now := r.cfg.Now()
+	now := r.clk.Now()
 	r.mu.Lock()
 	pending := r.missing
 	r.missing = map[string]*missingPoints{}
@@ -619,7 +616,7 @@ func (r *Recorder) LastSample(series string) (t time.Time, v float64, ok bool) {
 // Rollups come first so pruning never deletes raw points that were not yet
 // summarised.
 func (r *Recorder) Maintain(ctx context.Context) error {
-	now := r.cfg.Now().UTC()
+	now := r.clk.Now().UTC()
 	r.mu.Lock()
 	r.lastMaintain = now
 	r.mu.Unlock()

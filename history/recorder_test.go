@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -66,18 +67,6 @@ func (s *scriptedSource) Sample(ctx context.Context, q Query) (float64, error) {
 	return v, err
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func target(series, query string) Target {
 	return Target{Series: series, Query: Query{Source: "s", Query: query}}
 }
@@ -86,9 +75,9 @@ func TestATickSamplesEveryTargetAndWritesThemInOneTransaction(t *testing.T) {
 	cs := &countingStore{DB: openDB(t)}
 	src := &scriptedSource{values: map[string]float64{"qa": 1.5, "qb": 2.5, "qc": 3.5}}
 	targets := []Target{target("ns/job/web/a", "qa"), target("ns/job/web/b", "qb"), target("ns/job/api/c", "qc")}
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	reg := prometheus.NewRegistry()
-	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }), Config{Now: clock.Now, Registerer: reg})
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }), clk, Config{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +85,7 @@ func TestATickSamplesEveryTargetAndWritesThemInOneTransaction(t *testing.T) {
 		if err := r.Tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	if got := cs.writes.Load(); got != 3 {
 		t.Fatalf("%d write transactions for 3 ticks, want 3", got)
@@ -131,7 +120,7 @@ func TestFailedAndSlowSamplesAreSkippedWhileTheOthersAreWritten(t *testing.T) {
 	}
 	targets := []Target{target("p/good", "good"), target("p/bad", "bad"), target("p/slow", "slow")}
 	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }),
-		Config{Now: (&fakeClock{now: t0}).Now, SampleTimeout: 50 * time.Millisecond})
+		clock.NewFake(t0), Config{SampleTimeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,10 +151,10 @@ func TestSampleFailuresAreLoggedAtMostOncePerIntervalPerSeries(t *testing.T) {
 	var mu sync.Mutex
 	logger := slogTo(&lockedWriter{w: &logs, mu: &mu})
 	src := &scriptedSource{fail: map[string]error{"bad": errors.New("boom")}}
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	r, err := NewRecorder(&countingStore{DB: openDB(t)}, src,
 		TargetsFunc(func() []Target { return []Target{target("p/bad", "bad")} }),
-		Config{Now: clock.Now, Logger: logger, LogEvery: time.Minute})
+		clk, Config{Logger: logger, LogEvery: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +162,7 @@ func TestSampleFailuresAreLoggedAtMostOncePerIntervalPerSeries(t *testing.T) {
 		if err := r.Tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	mu.Lock()
 	out := logs.String()
@@ -195,7 +184,7 @@ func TestPolicyChangesArePickedUpOnTheNextTick(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return current
-	}), Config{Now: (&fakeClock{now: t0}).Now})
+	}), clock.NewFake(t0), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +209,7 @@ func TestRunTicksUntilCancelledWithOneWritePerTick(t *testing.T) {
 	src := &scriptedSource{values: map[string]float64{"a": 1, "b": 2}}
 	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target {
 		return []Target{target("p/a", "a"), target("p/b", "b")}
-	}), Config{Interval: 20 * time.Millisecond})
+	}), clock.Real{}, Config{Interval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,17 +233,17 @@ func TestRunTicksUntilCancelledWithOneWritePerTick(t *testing.T) {
 
 func TestMaintainRollsUpCompletedMinutesOnceAndPrunesPastRetention(t *testing.T) {
 	db := openDB(t)
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	src := &scriptedSource{values: map[string]float64{"a": 0}}
 	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
-		Config{Now: clock.Now, RawRetention: 3 * time.Minute, RollupRetention: 5 * time.Minute})
+		clk, Config{RawRetention: 3 * time.Minute, RollupRetention: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tickFor := func(d time.Duration) {
-		for end := clock.Now().Add(d); clock.Now().Before(end); clock.Add(time.Second) {
+		for end := clk.Now().Add(d); clk.Now().Before(end); clk.Advance(time.Second) {
 			src.mu.Lock()
-			src.values["a"] = float64(clock.Now().Sub(t0) / time.Second)
+			src.values["a"] = float64(clk.Now().Sub(t0) / time.Second)
 			src.mu.Unlock()
 			if err := r.Tick(context.Background()); err != nil {
 				t.Fatal(err)
@@ -290,12 +279,12 @@ func TestMaintainRollsUpCompletedMinutesOnceAndPrunesPastRetention(t *testing.T)
 	tickFor(10 * time.Minute) // now t0+780s
 	maintain()
 	raw, _ := db.Range("p/a", time.Time{}, time.Time{})
-	if len(raw) == 0 || raw[0].T.Before(clock.Now().Add(-3*time.Minute)) {
-		t.Fatalf("raw starts at %v, retention boundary %v", raw[0].T, clock.Now().Add(-3*time.Minute))
+	if len(raw) == 0 || raw[0].T.Before(clk.Now().Add(-3*time.Minute)) {
+		t.Fatalf("raw starts at %v, retention boundary %v", raw[0].T, clk.Now().Add(-3*time.Minute))
 	}
 	rs, _ = db.RangeRollups("p/a", time.Time{}, time.Time{})
-	if len(rs) != 5 || !rs[0].T.Equal(clock.Now().Add(-5*time.Minute)) || !rs[4].T.Equal(clock.Now().Add(-time.Minute).Truncate(time.Minute)) {
-		t.Fatalf("rollups %v..%v (%d), want the last 5 minutes before %v", rs[0].T, rs[len(rs)-1].T, len(rs), clock.Now())
+	if len(rs) != 5 || !rs[0].T.Equal(clk.Now().Add(-5*time.Minute)) || !rs[4].T.Equal(clk.Now().Add(-time.Minute).Truncate(time.Minute)) {
+		t.Fatalf("rollups %v..%v (%d), want the last 5 minutes before %v", rs[0].T, rs[len(rs)-1].T, len(rs), clk.Now())
 	}
 	for _, x := range rs {
 		if x.Count != 60 {
@@ -306,7 +295,7 @@ func TestMaintainRollsUpCompletedMinutesOnceAndPrunesPastRetention(t *testing.T)
 
 func TestRecorderMetricsRegisterOnThePassedRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), Config{Registerer: reg}); err != nil {
+	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), clock.Real{}, Config{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
@@ -322,21 +311,21 @@ func TestRecorderMetricsRegisterOnThePassedRegistry(t *testing.T) {
 			t.Errorf("%s not registered; have %v", n, names)
 		}
 	}
-	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), Config{Registerer: reg}); err == nil {
+	if _, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return nil }), clock.Real{}, Config{Registerer: reg}); err == nil {
 		t.Error("a second recorder on the same registry registered silently")
 	}
 }
 
 func TestTickStampsAreRoundedToTheIntervalSoLateTicksStayOnTheirStep(t *testing.T) {
 	db := openDB(t)
-	clock := &fakeClock{now: t0.Add(1004 * time.Millisecond)}
+	clk := clock.NewFake(t0.Add(1004 * time.Millisecond))
 	r, err := NewRecorder(db, constSource(1), TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
-		Config{Now: clock.Now})
+		clk, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []time.Duration{0, 992 * time.Millisecond, 1010 * time.Millisecond} {
-		clock.Add(d)
+		clk.Advance(d)
 		if err := r.Tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -374,17 +363,17 @@ func TestARepeatedTickErrorIsLoggedOnceAMinuteWithACount(t *testing.T) {
 
 func TestTicksAFakeClockShowsOverrunAreCountedAsMissedIntervalsAndWarnedOnce(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
 	r, err := NewRecorder(openDB(t), constSource(1), TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }),
-		Config{Now: clock.Now, Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		clk, Config{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for _, step := range []time.Duration{0, time.Second, 4 * time.Second, 3 * time.Second, time.Second} {
-		clock.Add(step)
+		clk.Advance(step)
 		if err := r.Tick(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -429,18 +418,18 @@ func (f *fakeRangeSource) SampleRange(_ context.Context, qs []Query, from, to ti
 
 func TestPointsAFakeSourceTimedOutOnOrAnOverrunSkippedAreBackfilledFromItsRange(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	db := openDB(t)
 	src := &fakeRangeSource{}
 	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a"), target("p/b", "b")} }),
-		Config{Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+		clk, Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	tick := func(step time.Duration, fail bool) {
 		t.Helper()
-		clock.Add(step)
+		clk.Advance(step)
 		src.mu.Lock()
 		src.fail = fail
 		src.mu.Unlock()
@@ -485,9 +474,9 @@ func TestWhenEverySeriesFailsOnlyTenAreLoggedOneByOneAndTheRestInOneSummaryAMinu
 		fail[q] = errors.New("slow")
 		targets = append(targets, target(fmt.Sprintf("p/%d", i), q))
 	}
-	clock := &fakeClock{now: t0}
+	clk := clock.NewFake(t0)
 	r, err := NewRecorder(&countingStore{DB: openDB(t)}, &scriptedSource{fail: fail}, TargetsFunc(func() []Target { return targets }),
-		Config{Now: clock.Now, Logger: logger, LogEvery: time.Minute})
+		clk, Config{Logger: logger, LogEvery: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +484,7 @@ func TestWhenEverySeriesFailsOnlyTenAreLoggedOneByOneAndTheRestInOneSummaryAMinu
 		if err := r.Tick(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		clock.Add(time.Second)
+		clk.Advance(time.Second)
 	}
 	mu.Lock()
 	out := logs.String()
@@ -505,5 +494,88 @@ func TestWhenEverySeriesFailsOnlyTenAreLoggedOneByOneAndTheRestInOneSummaryAMinu
 	}
 	if n := strings.Count(out, "more series than are logged one by one"); n != 1 || !strings.Contains(out, "series_failures=90") {
 		t.Errorf("%d summaries, want 1 counting the other 90 series:\n%s", n, out)
+	}
+}
+
+// overrunningFakeSource answers 1 and, on the calls the test names, moves
+// the fake clock on by overrun before answering: a sample that took longer
+// than the interval, as seen by the recorder's clock.
+type overrunningFakeSource struct {
+	clk       *clock.Fake
+	overrun   time.Duration
+	overrunOn map[int]bool
+	mu        sync.Mutex
+	calls     int
+}
+
+func (s *overrunningFakeSource) Sample(context.Context, Query) (float64, error) {
+	s.mu.Lock()
+	s.calls++
+	slow := s.overrunOn[s.calls]
+	s.mu.Unlock()
+	if slow {
+		s.clk.Advance(s.overrun)
+	}
+	return 1, nil
+}
+
+func TestARecorderRunningOnAFakeClockCountsAnOverrunTickAsAGapAndWarnsOnce(t *testing.T) {
+	clk := clock.NewFake(t0)
+	src := &overrunningFakeSource{clk: clk, overrun: 2500 * time.Millisecond, overrunOn: map[int]bool{2: true, 4: true}}
+	db := openDB(t)
+	var logs strings.Builder
+	var mu sync.Mutex
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }), clk,
+		Config{Interval: time.Second, Logger: slogTo(&lockedWriter{w: &logs, mu: &mu}), LogEvery: time.Minute, MaintainEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	// Five ticks: the second and fourth overrun by 2.5 s, so each is
+	// followed by the next boundary after it ends (no catch-up burst) and
+	// two boundaries go unsampled.
+	for i := 0; i < 5; i++ {
+		if !clk.BlockUntil(1, 5*time.Second) {
+			t.Fatalf("tick %d: the recorder is not waiting on its clock", i+1)
+		}
+		now := clk.Now()
+		clk.Advance(now.Truncate(time.Second).Add(time.Second).Sub(now))
+	}
+	// The fifth tick is written once the recorder waits for the sixth.
+	if !clk.BlockUntil(1, 5*time.Second) {
+		t.Fatal("the recorder did not come back to its clock after the fifth tick")
+	}
+	got, err := db.Range("p/a", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{t0.Add(time.Second), t0.Add(2 * time.Second), t0.Add(5 * time.Second), t0.Add(6 * time.Second), t0.Add(9 * time.Second)}
+	if len(got) != len(want) {
+		t.Fatalf("%d points, want %d at %v: %+v", len(got), len(want), want, got)
+	}
+	for i := range want {
+		if !got[i].T.Equal(want[i]) {
+			t.Errorf("point %d at %v, want %v", i, got[i].T, want[i])
+		}
+	}
+	if n := testutil.ToFloat64(r.m.gaps); n != 4 {
+		t.Errorf("missed intervals = %v after two ticks that overran by 2.5 s at a 1 s interval, want 2 + 2", n)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if n := strings.Count(out, "history ticks overran"); n != 1 {
+		t.Errorf("%d overrun warnings within a minute, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, "missed=2") {
+		t.Errorf("the overrun warning does not count the 2 intervals the first overrun missed:\n%s", out)
 	}
 }

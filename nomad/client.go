@@ -1,7 +1,8 @@
 // Package nomad owns every call nomadscalerd makes to Nomad: a client wrapper
 // whose methods satisfy the small interfaces the reconciler and the node-pool
-// controller declare, the event-stream watcher that feeds them, and the
-// in-memory cluster state the watcher keeps current.
+// controller declare, the event-stream watcher that feeds them, the
+// in-memory cluster state the watcher keeps current, and leader election
+// and shard assignment through Nomad variable locks.
 package nomad
 
 import (

@@ -11,26 +11,37 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/clock"
 )
 
 // LeaderLockPath is the Nomad variable whose lock elects the leader.
 const LeaderLockPath = "nomadscalerd/leader"
 
-// Leader runs leader election through a Nomad variable lock
-// (api.NewLockLeaser). Only the holder scales; the others keep recording.
+// Leader runs leader election through a Nomad variable lock. Only the
+// holder scales; the others keep recording.
+//
+// It keeps the lease itself rather than through api.LockLeaser: the leaser
+// waits on time.Ticker (so its renewals and polls cannot run on an injected
+// clock), renews at 0.7 of the TTL and ends the term on the first renewal
+// that fails (after api.Locks' own retries), and does not end a term while
+// a renewal request hangs (api.Locks sends the request without its
+// context). Here every wait is on clk, a failed renewal
+// is retried every second until the lease runs out, and a watchdog on clk
+// ends the term when it does, whatever the renewal request is doing.
 type Leader struct {
-	client   *nomadapi.Client
-	path     string
-	ttl      time.Duration
-	log      *slog.Logger
-	leader   atomic.Bool
-	onChange func(bool)
-	now      func() time.Time
+	newLocker func() (nomadapi.Locker, error)
+	path      string
+	ttl       time.Duration // the lock TTL asked of Nomad: the lease
+	clk       clock.Clock
+	log       *slog.Logger
+	leader    atomic.Bool
+	onChange  func(bool)
 
 	// validUntil is when the lock held may have expired on the servers:
 	// the TTL counted from when the last successful acquire or renewal was
 	// sent. Past it this replica is not the leader, whether or not the
-	// leaser noticed (a process paused past the TTL must not act on
+	// renewal loop noticed (a process paused past the TTL must not act on
 	// waking).
 	mu         sync.Mutex
 	validUntil time.Time
@@ -40,23 +51,19 @@ type Leader struct {
 	endTerm context.CancelFunc
 }
 
-// NewLeader builds an elector with lock TTL ttl (Nomad's default is 15s,
-// its minimum 10s): a leader that dies without releasing is replaced after
-// about ttl + 1s;
-// onChange, if not nil, is called on every change of leadership.
-func NewLeader(c *Client, ttl time.Duration, onChange func(bool), log *slog.Logger) *Leader {
-	return NewLeaderAt(c, LeaderLockPath, ttl, onChange, log)
+// NewLeader builds an elector whose waits run on clk (clock.Real in the
+// daemon). handOver is how long Nomad may keep a dead leader's lock: the
+// elector asks Nomad for the lock TTL whose expiry that is (NomadLockTTL),
+// so a leader that dies without releasing is replaced within handOver plus
+// a follower poll. onChange, if not nil, is called on every change of
+// leadership.
+func NewLeader(c *Client, handOver time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
+	return NewLeaderAt(c, LeaderLockPath, handOver, clk, onChange, log)
 }
 
 // NewLeaderAt is NewLeader on the lock of another variable path (a shard's).
-func NewLeaderAt(c *Client, path string, ttl time.Duration, onChange func(bool), log *slog.Logger) *Leader {
-	if log == nil {
-		log = slog.Default()
-	}
-	if ttl <= 0 {
-		ttl = nomadapi.DefaultLockTTL
-	}
-	ttl = max(ttl, 10*time.Second) // Nomad refuses shorter lock TTLs
+func NewLeaderAt(c *Client, path string, handOver time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
+	ttl := NomadLockTTL(handOver)
 	// api.Client.Locks reconfigures the client it is called on, so the
 	// elector gets a client nothing else uses (NewClient cannot fail for an
 	// address that already built one).
@@ -64,14 +71,78 @@ func NewLeaderAt(c *Client, path string, ttl time.Duration, onChange func(bool),
 	if err != nil {
 		own = c
 	}
-	return &Leader{client: own.api, path: path, ttl: ttl, log: log.With("lock", path), onChange: onChange, now: time.Now}
+	v := nomadapi.Variable{Path: path, Lock: &nomadapi.VariableLock{TTL: ttl.String(), LockDelay: lockDelay.String()}}
+	newLocker := func() (nomadapi.Locker, error) {
+		// A fresh Locks a term: a Locks keeps the lock ID of its last
+		// acquire and would send it again.
+		lk, err := own.api.Locks(nomadapi.WriteOptions{}, v)
+		if err != nil {
+			return nil, fmt.Errorf("leader lock %s: %w", path, err)
+		}
+		return lk, nil
+	}
+	return newLeader(newLocker, path, ttl, clk, onChange, log)
+}
+
+// newLeader is the elector on any lock API: Nomad's, or a test's fake.
+func newLeader(newLocker func() (nomadapi.Locker, error), path string, ttl time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
+	if log == nil {
+		log = slog.Default()
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Leader{newLocker: newLocker, path: path, ttl: lockTTL(ttl), clk: clk, log: log.With("lock", path), onChange: onChange}
+}
+
+// lockTTL is ttl within what Nomad accepts.
+func lockTTL(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		ttl = nomadapi.DefaultLockTTL
+	}
+	return max(ttl, minLockTTL)
+}
+
+// minLockTTL is the shortest lock TTL Nomad accepts (minVariableLockTTL,
+// nomad/structs/variables.go:56 in v1.10.0, checked by
+// VariableLock.Validate at :263; shorter ones are refused).
+const minLockTTL = 10 * time.Second
+
+// lockDelay is how long Nomad keeps an expired lock before freeing it. A
+// zero delay cannot be asked for (VariableLock.Canonicalize,
+// nomad/structs/variables.go:247, reads 0 as its 15 s default). It adds
+// nothing to safety here: a leader stops acting TTL - leaseMargin after it
+// sent its last renewal, and Nomad frees the lock no sooner than TTL after
+// it received it (its documented contract), so 1 s is only a small cost.
+const lockDelay = time.Second
+
+// MinHandOver is the shortest time Nomad can take to free a dead leader's
+// lock: twice its shortest TTL plus the lock delay (see NomadLockTTL).
+const MinHandOver = 2*minLockTTL + lockDelay
+
+// NomadLockTTL is the lock TTL to ask Nomad for so that it frees a dead
+// leader's lock handOver after the last renewal it received.
+//
+// Nomad v1.10.0 does not expire a lock at its TTL: the servers' timer runs
+// for twice the TTL ("to give a client a grace period",
+// CreateVariableLockTTLTimer and RenewTTLTimer, nomad/locks.go:52 and :130),
+// and when it fires they wait the lock delay more before removing the lock
+// (nomad/locks.go:69). A lock asked for with TTL t is therefore freed
+// 2t + lockDelay after the last renewal, so t = (handOver - lockDelay) / 2.
+// The leader still treats t as the lease (it stops acting at t -
+// leaseMargin and renews every t/2): t is what Nomad promises, the
+// doubling is not, and if a later Nomad drops it a dead leader is only
+// replaced sooner. Nomad refuses TTLs under 10 s, so a handOver under
+// MinHandOver (21 s) is not possible: it is raised to it.
+func NomadLockTTL(handOver time.Duration) time.Duration {
+	return lockTTL((max(handOver, MinHandOver) - lockDelay) / 2)
 }
 
 // Context is the current term's: it is cancelled when the term ends (the
 // lease ran out or could not be renewed, or the replica stopped), and
 // outside a term it is cancelled already. Work that acts for the leader
-// runs under it, so losing the lock stops it in flight (within a second of
-// the lease running out) instead of letting it finish beside a new leader.
+// runs under it, so losing the lock stops it in flight (when the lease
+// runs out) instead of letting it finish beside a new leader.
 func (l *Leader) Context() context.Context {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -93,35 +164,18 @@ func (l *Leader) IsLeader() bool {
 	if !l.leader.Load() {
 		return false
 	}
+	return l.clk.Now().Before(l.leaseEnd())
+}
+
+// leaseEnd is when this replica stops acting unless a renewal sent before
+// then succeeds.
+func (l *Leader) leaseEnd() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.now().Before(l.validUntil.Add(-leaseMargin))
+	return l.validUntil.Add(-leaseMargin)
 }
 
-// fencedLocker records when each successful acquire or renewal was sent.
-type fencedLocker struct {
-	nomadapi.Locker
-	l *Leader
-}
-
-func (f fencedLocker) Acquire(ctx context.Context) (string, error) {
-	sent := f.l.now()
-	id, err := f.Locker.Acquire(ctx)
-	if err == nil && id != "" {
-		f.l.extend(sent)
-	}
-	return id, err
-}
-
-func (f fencedLocker) Renew(ctx context.Context) error {
-	sent := f.l.now()
-	err := f.Locker.Renew(ctx)
-	if err == nil {
-		f.l.extend(sent)
-	}
-	return err
-}
-
+// extend records a successful acquire or renewal sent at sent.
 func (l *Leader) extend(sent time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -145,93 +199,166 @@ func (l *Leader) set(v bool) {
 	}
 }
 
+// followerPoll is how often a follower asks for the lock: a dead leader's
+// lock is taken within a second of Nomad releasing it, for one cheap
+// request a second (the leaser's default is 1.1 x the TTL).
+const followerPoll = time.Second
+
+// renewRetry is how soon a failed renewal is sent again; retries continue
+// until the lease runs out.
+const renewRetry = time.Second
+
+// releaseTimeout bounds the release sent on the way out: a clean shutdown
+// hands over at once instead of after the servers expire the lock, but
+// must not hang on an unreachable server.
+const releaseTimeout = 3 * time.Second
+
+// errLeaseExpired ends a term whose lease was not renewed in time.
+var errLeaseExpired = errors.New("leader lease expired before it was renewed")
+
 // Run competes for the lock until ctx ends, releasing it on the way out so a
-// follower takes over without waiting for the TTL.
+// follower takes over without waiting for the servers to expire it. No
+// leadership change happens after Run has returned.
 func (l *Leader) Run(ctx context.Context) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 500*time.Millisecond, 10*time.Second, 0
+	var locker nomadapi.Locker
 	for ctx.Err() == nil {
-		err := l.runOnce(ctx)
-		l.set(false)
+		wait := followerPoll
+		err := func() error {
+			if locker == nil {
+				lk, err := l.newLocker()
+				if err != nil {
+					return err
+				}
+				locker = lk
+			}
+			sent := l.clk.Now()
+			id, err := locker.Acquire(ctx)
+			switch {
+			case err == nil && id != "":
+				termErr := l.lead(ctx, locker, sent)
+				locker = nil
+				return termErr
+			case err == nil || errors.Is(err, nomadapi.ErrLockConflict):
+				return nil // another replica leads: ask again in a second
+			default:
+				return fmt.Errorf("acquire leader lock: %w", err)
+			}
+		}()
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := b.NextBackOff()
-		l.log.Warn("leader election interrupted; retrying", "err", err, "retry_in", wait)
+		if err != nil {
+			if errors.Is(err, errLeaseExpired) || errors.Is(err, nomadapi.ErrLockConflict) {
+				l.log.Warn("leader term ended; following", "err", err)
+			} else {
+				wait = b.NextBackOff()
+				l.log.Warn("leader election interrupted; retrying", "err", err, "retry_in", wait)
+			}
+		} else {
+			b.Reset()
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+			return nil
+		case <-l.clk.After(wait):
 		}
 	}
 	return nil
 }
 
-func (l *Leader) runOnce(ctx context.Context) error {
-	v := nomadapi.Variable{Path: l.path, Lock: &nomadapi.VariableLock{TTL: l.ttl.String(), LockDelay: "1s"}}
-	locker, err := l.client.Locks(nomadapi.WriteOptions{}, v)
-	if err != nil {
-		return fmt.Errorf("leader lock: %w", err)
-	}
-	// A follower asks for the lock every second (the leaser's default is a
-	// third of the TTL): a dead leader's lock is taken up to 4 s sooner,
-	// for one cheap request a second.
-	leaser := l.client.NewLockLeaser(fencedLocker{Locker: locker, l: l}, nomadapi.LockLeaserOptionWithWaitPeriod(followerPoll))
-	// The leaser releases the lock with the context it was started with, so
-	// it gets one that outlives ctx by a few seconds: a clean shutdown hands
-	// over at once instead of after the TTL.
-	leaseCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(3*time.Second, cancel) })
-	defer stop()
-	// The leaser does not wait for the protected function when it stops;
-	// this does, so no leadership change happens after Run has returned.
-	var (
-		mu      sync.Mutex
-		stopped bool
-		running sync.WaitGroup
-	)
-	err = leaser.Start(leaseCtx, func(fctx context.Context) error {
-		mu.Lock()
-		if stopped {
-			mu.Unlock()
-			return nil
-		}
-		running.Add(1)
-		mu.Unlock()
-		defer running.Done()
-		l.set(true)
-		// Step down when the lease runs out without a renewal, even if the
-		// leaser is still retrying it: then try again from scratch.
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for l.IsLeader() {
+// lead holds a term that began with an acquire sent at sent: it renews the
+// lock every half TTL until ctx ends, the lock is lost, or the lease runs
+// out, then steps down and releases the lock.
+func (l *Leader) lead(ctx context.Context, locker nomadapi.Locker, sent time.Time) error {
+	l.extend(sent)
+	l.set(true)
+	termCtx, endTerm := context.WithCancel(ctx)
+	var expired atomic.Bool
+	var wg sync.WaitGroup
+	// The watchdog steps down when the lease runs out without a renewal,
+	// even while a renewal request hangs.
+	wg.Go(func() {
+		for {
+			end, now := l.leaseEnd(), l.clk.Now()
+			if !now.Before(end) {
+				expired.Store(true)
+				l.log.Warn("leader lease ran out without a renewal; stepping down")
+				l.set(false)
+				endTerm()
+				return
+			}
 			select {
-			case <-ctx.Done():
-				l.set(false)
-				return nil
-			case <-fctx.Done():
-				l.set(false)
-				return nil
-			case <-tick.C:
+			case <-termCtx.Done():
+				return
+			case <-l.clk.After(end.Sub(now)):
 			}
 		}
-		l.log.Warn("leader lease ran out without a renewal; stepping down")
-		l.set(false)
-		return errLeaseExpired
 	})
-	cancel()
-	mu.Lock()
-	stopped = true
-	mu.Unlock()
-	running.Wait()
+	err := l.renew(termCtx, locker)
+	endTerm()
+	wg.Wait()
+	l.set(false)
+	if !errors.Is(err, nomadapi.ErrLockConflict) {
+		// Ours or already expired on the servers: releasing lets a
+		// follower in now rather than after the servers' expiry.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		if rerr := locker.Release(rctx); rerr != nil && !errors.Is(rerr, nomadapi.ErrLockConflict) {
+			l.log.Warn("leader lock not released; followers wait for the servers to expire it", "err", rerr)
+		}
+		cancel()
+	}
+	if expired.Load() {
+		return errLeaseExpired
+	}
 	return err
 }
 
-// followerPoll is how often a follower tries to take the lock.
-const followerPoll = time.Second
-
-// errLeaseExpired ends a term whose lease was not renewed in time.
-var errLeaseExpired = errors.New("leader lease expired before it was renewed")
+// renew renews the lock every half TTL (a failed renewal again every
+// renewRetry) until ctx ends, returning nil then, or until the servers say
+// the lock is not ours. Half the TTL leaves a leader room for several
+// retries before its lease runs out at TTL - leaseMargin.
+func (l *Leader) renew(ctx context.Context, locker nomadapi.Locker) error {
+	wait := l.ttl / 2
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.clk.After(wait):
+		}
+		sent := l.clk.Now()
+		if !sent.Before(l.leaseEnd()) {
+			// Too late: the watchdog ends the term at this instant, and
+			// a renewal now would only race it.
+			<-ctx.Done()
+			return nil
+		}
+		// api.Locks sends the request without ctx, so it runs on its own
+		// goroutine and a term that ends does not wait for it.
+		res := make(chan error, 1)
+		go func() { res <- locker.Renew(ctx) }()
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case err = <-res:
+		}
+		switch {
+		case err == nil:
+			// A renewal that returns after the lease ran out extends
+			// nothing: the watchdog has ended the term (and cancelled
+			// ctx), and IsLeader reads the leader flag first.
+			l.extend(sent)
+			wait = l.ttl / 2
+		case errors.Is(err, nomadapi.ErrLockConflict):
+			return fmt.Errorf("renew leader lock: %w", err)
+		default:
+			l.log.Warn("leader lock renewal failed; retrying until the lease runs out", "err", err, "lease_end", l.leaseEnd())
+			wait = renewRetry
+		}
+	}
+}
 
 // AlwaysLeader is the single-replica mode without --ha.
 type AlwaysLeader struct{}

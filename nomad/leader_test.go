@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -16,7 +17,7 @@ func TestExactlyOneOfTwoReplicasLeadsAndTheOtherTakesOverWhenItStops(t *testing.
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	a, b := NewLeader(c, 10*time.Second, nil, log), NewLeader(c, 10*time.Second, nil, log)
+	a, b := NewLeader(c, 10*time.Second, clock.Real{}, nil, log), NewLeader(c, 10*time.Second, clock.Real{}, nil, log)
 	ctxA, stopA := context.WithCancel(context.Background())
 	ctxB, stopB := context.WithCancel(context.Background())
 	doneA, doneB := make(chan struct{}), make(chan struct{})

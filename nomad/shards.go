@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/clock"
 )
 
 // ShardLockPrefix prefixes the Nomad variables whose locks assign shards.
@@ -33,12 +35,12 @@ type Shards struct {
 	leaders []*Leader
 }
 
-// NewShards builds n shard electors; onChange runs (on its own goroutine)
-// whenever this replica gains or loses a shard.
-func NewShards(c *Client, n int, ttl time.Duration, onChange func(), log *slog.Logger) *Shards {
+// NewShards builds n shard electors waiting on clk; onChange runs (on its
+// own goroutine) whenever this replica gains or loses a shard.
+func NewShards(c *Client, n int, ttl time.Duration, clk clock.Clock, onChange func(), log *slog.Logger) *Shards {
 	s := &Shards{n: n}
 	for i := range n {
-		s.leaders = append(s.leaders, NewLeaderAt(c, fmt.Sprintf("%s%d", ShardLockPrefix, i), ttl, func(bool) {
+		s.leaders = append(s.leaders, NewLeaderAt(c, fmt.Sprintf("%s%d", ShardLockPrefix, i), ttl, clk, func(bool) {
 			if onChange != nil {
 				go onChange()
 			}

@@ -14,6 +14,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -52,7 +53,7 @@ func startDaemon(t testing.TB, s settings) *daemon {
 		s.SampleInterval = time.Second
 	}
 	if s.HALockTTL == 0 {
-		s.HALockTTL = 10 * time.Second
+		s.HALockTTL = nomad.MinHandOver
 	}
 	d := &daemon{HTTP: "http://" + s.HTTPAddr, done: make(chan error, 1), logs: &nomadtest.LockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())

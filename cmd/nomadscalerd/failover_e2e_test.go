@@ -14,6 +14,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -95,7 +96,7 @@ func leaderOf(t *testing.T, within time.Duration, ds ...*procDaemon) *procDaemon
 	return l
 }
 
-// SIGKILL the leader: the follower leads within about the lock TTL. SIGSTOP
+// SIGKILL the leader: the follower leads within about --ha-lock-ttl. SIGSTOP
 // the new leader past the TTL: the other replica takes over and scales;
 // resumed, the paused replica never counts itself leader again while the
 // other holds the lock, and writes no scaling event.
@@ -105,7 +106,10 @@ func TestAKilledLeaderIsReplacedWithinTheLockTTLAndAPausedOneNeverActsOnWaking(t
 	if _, _, err := c.Jobs().Register(constantJob(t, "shop", loadPort, 30, scalingGroup("web", 1, 1, 8, constantPolicy(nil))), nil); err != nil {
 		t.Fatal(err)
 	}
-	const ttl = 10 * time.Second
+	// The shortest hand-over Nomad can give (nomad.MinHandOver, 21 s):
+	// the daemon asks for a 10 s lock TTL, which Nomad frees 2 x 10 s +
+	// 1 s after the last renewal.
+	const ttl = nomad.MinHandOver
 	args := []string{"--nomad-addr", agent.Addr, "--prometheus-addr", prom, "--ha", "--ha-lock-ttl", ttl.String()}
 	a, b := startDaemonProcess(t, args...), startDaemonProcess(t, args...)
 	first := leaderOf(t, 90*time.Second, a, b)
@@ -122,11 +126,12 @@ func TestAKilledLeaderIsReplacedWithinTheLockTTLAndAPausedOneNeverActsOnWaking(t
 	}
 	waitUntil(t, ttl+15*time.Second, "the follower to lead after the SIGKILL", func() bool { return second.role() == "leader" })
 	handover := time.Since(killed)
-	t.Logf("SIGKILL hand-over: a new leader %.1f s after the kill (lock TTL %s)", handover.Seconds(), ttl)
-	// A smoke bound: Nomad expires the lock some seconds after its TTL
-	// (the README states the measured figures).
-	if handover > 2*ttl+5*time.Second {
-		t.Errorf("hand-over took %s, want within twice the TTL %s plus a few seconds", handover, ttl)
+	t.Logf("SIGKILL hand-over: a new leader %.1f s after the kill (--ha-lock-ttl %s, goal %s)", handover.Seconds(), ttl, ttl+2*time.Second)
+	// The goal is ttl + 2 s (Nomad's expiry, a follower poll, a request);
+	// the bound leaves a busy machine a few seconds more (the README
+	// states the measured figures).
+	if handover > ttl+5*time.Second {
+		t.Errorf("hand-over took %s, want within --ha-lock-ttl %s plus a few seconds", handover, ttl)
 	}
 
 	// Pause the leader past its TTL; the replacement takes over.

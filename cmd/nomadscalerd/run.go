@@ -37,7 +37,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "forecast-horizon", EnvVars: []string{"FORECAST_HORIZON"}, Value: 60, Usage: "seconds forecast ahead"},
 		&cli.BoolFlag{Name: "dry-run", EnvVars: []string{"NOMADSCALERD_DRY_RUN"}, Usage: "decide and record scaling events, change no counts"},
 		&cli.BoolFlag{Name: "ha", EnvVars: []string{"NOMADSCALERD_HA"}, Usage: "elect a leader through a Nomad variable lock; only the leader scales"},
-		&cli.DurationFlag{Name: "ha-lock-ttl", EnvVars: []string{"NOMADSCALERD_HA_LOCK_TTL"}, Value: 15 * time.Second, Usage: "leader lock TTL (Nomad's minimum is 10s)"},
+		&cli.DurationFlag{Name: "ha-lock-ttl", EnvVars: []string{"NOMADSCALERD_HA_LOCK_TTL"}, Value: nomad.MinHandOver, Usage: "how long Nomad keeps a dead leader's lock (a crashed leader is replaced within this plus about a second); the daemon asks Nomad for a lock TTL of (this - 1s) / 2, as Nomad frees a lock twice its TTL plus a 1 s lock delay after the last renewal, so 21s is the least possible"},
 		&cli.StringFlag{Name: "prometheus-addr", EnvVars: []string{"PROMETHEUS_ADDR"}, Usage: "Prometheus HTTP address for checks with source = \"prometheus\""},
 		&cli.DurationFlag{Name: "sample-interval", EnvVars: []string{"NOMADSCALERD_SAMPLE_INTERVAL"}, Value: time.Second, Usage: "how often every policy's metrics are recorded"},
 		&cli.DurationFlag{Name: "raw-retention", EnvVars: []string{"NOMADSCALERD_RAW_RETENTION"}, Value: 24 * time.Hour, Usage: "how long raw points are kept"},
@@ -197,8 +197,12 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 
 	var leader reconciler.Leadership = nomad.AlwaysLeader{}
 	var elector *nomad.Leader
+	if (s.HA || s.Shards > 1) && s.HALockTTL < nomad.MinHandOver {
+		log.Warn("--ha-lock-ttl is below what Nomad can do: a dead leader's lock is freed after it instead",
+			"ha_lock_ttl", s.HALockTTL, "min", nomad.MinHandOver, "nomad_lock_ttl", nomad.NomadLockTTL(s.HALockTTL))
+	}
 	if s.HA {
-		elector = nomad.NewLeader(nc, s.HALockTTL, recMetrics.SetLeader, log)
+		elector = nomad.NewLeader(nc, s.HALockTTL, clock.Real{}, recMetrics.SetLeader, log)
 		leader = elector
 	} else {
 		recMetrics.SetLeader(true)
@@ -220,7 +224,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
 	targets := history.TargetsFunc(func() []history.Target { return reconciler.RecordTargets(ctrl.Policies()) })
-	recorder, err := history.NewRecorder(db, totals, targets, history.Config{
+	recorder, err := history.NewRecorder(db, totals, targets, clock.Real{}, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})
 	if err != nil {
@@ -233,7 +237,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	var owner reconciler.Owner
 	policyLeader := leader
 	if s.Shards > 1 {
-		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, func() {
+		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, clock.Real{}, func() {
 			if ctrl != nil {
 				ctrl.RequestRefresh()
 			}

@@ -9,6 +9,7 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -45,8 +46,8 @@ func TestTwoReplicasWithTwoShardsReconcileEveryPolicyExactlyOnceAndTheSurvivorTa
 			t.Fatal(err)
 		}
 	}
-	a := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: 10 * time.Second})
-	b := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: 10 * time.Second})
+	a := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: nomad.MinHandOver})
+	b := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: nomad.MinHandOver})
 	split := func() (ka, kb []string, ok bool) {
 		ka, kb = policyKeys(t, a), policyKeys(t, b)
 		seen := map[string]int{}

@@ -13,7 +13,7 @@ http_addr       = "127.0.0.1:8000"
 prometheus_addr = "http://127.0.0.1:9090"
 
 ha          = true
-ha_lock_ttl = "15s"
+ha_lock_ttl = "21s"
 
 sample_interval  = "1s"
 raw_retention    = "24h"
