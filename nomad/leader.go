@@ -38,6 +38,13 @@ type Leader struct {
 	// term it is an already cancelled context.
 	term    context.Context
 	endTerm context.CancelFunc
+	// yield, inside a term, ends it voluntarily (StepDown): the lock is
+	// released at once instead of running out.
+	yield context.CancelFunc
+
+	// holdOff, when set, keeps this elector from asking for the lock (see
+	// SetCompete): a shard this replica gave away is left to the others.
+	holdOff atomic.Bool
 }
 
 // NewLeader builds an elector with lock TTL ttl (Nomad's default is 15s,
@@ -105,6 +112,11 @@ type fencedLocker struct {
 }
 
 func (f fencedLocker) Acquire(ctx context.Context) (string, error) {
+	// Not competing: report the lock as not acquired without asking Nomad;
+	// the leaser asks again after its wait period.
+	if f.l.holdOff.Load() {
+		return "", nil
+	}
 	sent := f.l.now()
 	id, err := f.Locker.Acquire(ctx)
 	if err == nil && id != "" {
@@ -145,6 +157,21 @@ func (l *Leader) set(v bool) {
 	}
 }
 
+// SetCompete says whether this elector asks for the lock (the default);
+// one that does not keeps a lock it holds until StepDown.
+func (l *Leader) SetCompete(v bool) { l.holdOff.Store(!v) }
+
+// StepDown ends the current term, if any, and releases the lock so another
+// replica can take it at once; with SetCompete(false) first, this replica
+// does not take it back.
+func (l *Leader) StepDown() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.yield != nil {
+		l.yield()
+	}
+}
+
 // Run competes for the lock until ctx ends, releasing it on the way out so a
 // follower takes over without waiting for the TTL.
 func (l *Leader) Run(ctx context.Context) error {
@@ -155,6 +182,12 @@ func (l *Leader) Run(ctx context.Context) error {
 		l.set(false)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err == nil {
+			// A StepDown: the lock was released on purpose; compete again
+			// (or hold off, as SetCompete says) without a backoff.
+			b.Reset()
+			continue
 		}
 		wait := b.NextBackOff()
 		l.log.Warn("leader election interrupted; retrying", "err", err, "retry_in", wait)
@@ -199,6 +232,16 @@ func (l *Leader) runOnce(ctx context.Context) error {
 		running.Add(1)
 		mu.Unlock()
 		defer running.Done()
+		yctx, yield := context.WithCancel(fctx)
+		defer yield()
+		l.mu.Lock()
+		l.yield = yield
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.yield = nil
+			l.mu.Unlock()
+		}()
 		l.set(true)
 		// Step down when the lease runs out without a renewal, even if the
 		// leaser is still retrying it: then try again from scratch.
@@ -209,7 +252,9 @@ func (l *Leader) runOnce(ctx context.Context) error {
 			case <-ctx.Done():
 				l.set(false)
 				return nil
-			case <-fctx.Done():
+			case <-yctx.Done():
+				// The leaser's own end or a StepDown: returning nil makes
+				// the leaser release the lock.
 				l.set(false)
 				return nil
 			case <-tick.C:

@@ -87,3 +87,32 @@ func TestTheLeadersContextEndsWithItsTermAndANewTermGetsANewOne(t *testing.T) {
 		t.Fatal("a single replica's term ended")
 	}
 }
+
+func TestAnElectorHeldOffAsksNomadForNothingAndStepDownEndsItsTerm(t *testing.T) {
+	l := &Leader{ttl: 15 * time.Second, log: slog.New(slog.DiscardHandler), now: time.Now}
+	lk := fencedLocker{Locker: &fakeLocker{}, l: l}
+	l.SetCompete(false)
+	id, err := lk.Acquire(context.Background())
+	if err != nil || id != "" {
+		t.Fatalf("held off: acquire gave %q, %v; want no lock and no error", id, err)
+	}
+	if l.IsLeader() {
+		t.Fatal("held off: leader")
+	}
+	l.SetCompete(true)
+	if id, err := lk.Acquire(context.Background()); err != nil || id == "" {
+		t.Fatalf("competing: acquire gave %q, %v; want the lock", id, err)
+	}
+	// A term as runOnce starts it: StepDown cancels the term's yield.
+	yctx, yield := context.WithCancel(context.Background())
+	l.mu.Lock()
+	l.yield = yield
+	l.mu.Unlock()
+	l.set(true)
+	l.StepDown()
+	select {
+	case <-yctx.Done():
+	case <-time.After(time.Second):
+		t.Fatal("StepDown did not end the term")
+	}
+}

@@ -233,11 +233,11 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	var owner reconciler.Owner
 	policyLeader := leader
 	if s.Shards > 1 {
-		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, func() {
+		shards = nomad.NewShards(nc, s.Shards, replicaName(s.HTTPAddr), s.HALockTTL, func() {
 			if ctrl != nil {
 				ctrl.RequestRefresh()
 			}
-		}, log)
+		}, clock.Real{}, log)
 		owner, policyLeader = shards, nomad.AlwaysLeader{}
 	}
 	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
@@ -286,9 +286,14 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		st := struct {
 			reconciler.Status
 			Pools []nodepool.Decision `json:"pools,omitempty"`
+			// Shards lists the shards this replica holds (with --shards).
+			Shards []int `json:"shards,omitempty"`
 		}{Status: ctrl.Status(ctx)}
 		if pools != nil {
 			st.Pools = pools.Status(ctx)
+		}
+		if shards != nil {
+			st.Shards = shards.Held()
 		}
 		return st
 	}))
