@@ -277,7 +277,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	srv.HandleSnapshot(db)
 	var pools *nodepool.Runner
 	if len(s.Pools) > 0 {
-		if pools, err = newPoolRunner(s, nc, db, leader, rec, reg, log); err != nil {
+		if pools, err = newPoolRunner(s, nc, cluster, db, leader, rec, reg, log); err != nil {
 			return err
 		}
 		ctrl.SetBlockedHandler(pools)
@@ -360,7 +360,7 @@ func onHangup(reload func()) func(ctx context.Context) error {
 	}
 }
 
-func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
+func newPoolRunner(s settings, nc *nomad.Client, cluster *nomad.ClusterState, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
 	providers, err := nodepool.NewProviders(s.Pools, log)
 	if err != nil {
 		return nil, err
@@ -369,7 +369,9 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	if err != nil {
 		return nil, err
 	}
-	adapter := nodepool.NewNomadAdapter(nc.API(), "")
+	// Pool reconciles read nodes and what their allocations hold from the
+	// cluster state the event stream keeps current.
+	adapter := nodepool.NewNomadAdapter(nc.API(), "").WithNodes(cluster)
 	st := nodepool.StoreState{DB: db}
 	ctl, err := nodepool.NewController(nodepool.Deps{Nomad: adapter, Drainer: adapter, Providers: providers, Idle: st, Journal: st,
 		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID,
