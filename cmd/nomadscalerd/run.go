@@ -239,6 +239,11 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 			}
 		}, clock.Real{}, log)
 		owner, policyLeader = shards, nomad.AlwaysLeader{}
+		held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nomadscaler_shards_held", Help: "Shards this replica holds (with --shards)."},
+			func() float64 { return float64(len(shards.Held())) })
+		if err := reg.Register(held); err != nil {
+			return fmt.Errorf("register shard metrics: %w", err)
+		}
 	}
 	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
 		State: db, Leader: policyLeader, Owner: owner, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr),
