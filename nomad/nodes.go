@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,6 +33,27 @@ type Node struct {
 	// not the hundred-odd others a node fingerprints.
 	Meta, Attributes map[string]string
 	ModifyIndex      uint64
+}
+
+// ErrNodesNotTracked is returned by Nodes of a view built without
+// TrackNodes.
+var ErrNodesNotTracked = errors.New("cluster state does not track nodes")
+
+// TrackNodes makes the view keep the client nodes too (node pools read
+// them); call it before the first Sync. Without it the view lists no node
+// and ignores Node events, so a token without node read access works.
+func (s *ClusterState) TrackNodes() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nodes == nil {
+		s.nodes = map[string]*Node{}
+	}
+}
+
+func (s *ClusterState) tracksNodes() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nodes != nil
 }
 
 // keepAttribute says which node attributes the view keeps.
@@ -120,6 +142,9 @@ func (s *ClusterState) upsertNode(n *nomadapi.Node) {
 	v := nodeFromNomad(n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.nodes == nil {
+		return
+	}
 	if cur, ok := s.nodes[n.ID]; ok && cur.ModifyIndex > v.ModifyIndex {
 		return
 	}
@@ -153,6 +178,9 @@ func (s *ClusterState) Nodes(ctx context.Context) ([]Node, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.nodes == nil {
+		return nil, ErrNodesNotTracked
+	}
 	type held struct{ cpu, mem int64 }
 	byNode := map[string]held{}
 	for _, a := range s.allocs {

@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ func TestTheClusterStateHoldsTheNodesWithWhatTheirAllocationsHoldAndFollowsEligi
 	}
 	defer db.Close()
 	st := NewClusterState(c, nil)
+	st.TrackNodes()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := NewWatcher(c, db, st, nil)
 	w.OnConnect(st.Sync)
@@ -104,6 +106,7 @@ func nodeEvent(t *testing.T, typ string, index uint64, n *nomadapi.Node) nomadap
 
 func TestNodeEventsNeverRollTheViewBackAndADeregisteredNodeLeaves(t *testing.T) {
 	st := NewClusterState(&Client{}, nil)
+	st.TrackNodes()
 	st.isSynced = true
 	close(st.synced)
 	ctx := context.Background()
@@ -128,5 +131,16 @@ func TestNodeEventsNeverRollTheViewBackAndADeregisteredNodeLeaves(t *testing.T) 
 	st.HandleEvents(ctx, 10, []nomadapi.Event{nodeEvent(t, "NodeDeregistration", 10, &nomadapi.Node{ID: "n1", ModifyIndex: 10})})
 	if ns, _ := st.Nodes(ctx); len(ns) != 0 {
 		t.Errorf("a deregistered node is still in the view: %+v", ns)
+	}
+}
+
+func TestAViewThatDoesNotTrackNodesIgnoresNodeEventsAndSaysSo(t *testing.T) {
+	st := NewClusterState(&Client{}, nil)
+	st.isSynced = true
+	close(st.synced)
+	ctx := context.Background()
+	st.HandleEvents(ctx, 3, []nomadapi.Event{nodeEvent(t, "NodeRegistration", 3, &nomadapi.Node{ID: "n1", ModifyIndex: 3})})
+	if ns, err := st.Nodes(ctx); !errors.Is(err, ErrNodesNotTracked) || len(ns) != 0 {
+		t.Fatalf("nodes %+v, %v; want none and ErrNodesNotTracked", ns, err)
 	}
 }

@@ -47,7 +47,9 @@ type ClusterState struct {
 	jobs     map[jobKey]*jobState
 	allocs   map[string]allocState
 	running  map[string]int // policy key -> running allocations
-	nodes    map[string]*Node
+	// nodes is nil unless TrackNodes was called: without node pools the
+	// daemon needs no node (nor a token allowed to read them).
+	nodes map[string]*Node
 }
 
 type jobKey struct{ ns, id string }
@@ -98,7 +100,7 @@ func NewClusterState(c *Client, log *slog.Logger) *ClusterState {
 		log = slog.Default()
 	}
 	return &ClusterState{c: c, log: log, synced: make(chan struct{}),
-		jobs: map[jobKey]*jobState{}, allocs: map[string]allocState{}, running: map[string]int{}, nodes: map[string]*Node{}}
+		jobs: map[jobKey]*jobState{}, allocs: map[string]allocState{}, running: map[string]int{}}
 }
 
 // Synced reports whether the first list has completed.
@@ -172,11 +174,15 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := s.syncNodes(ctx); err != nil {
-		return err
+	allocQuery := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)
+	if s.tracksNodes() {
+		if err := s.syncNodes(ctx); err != nil {
+			return err
+		}
+		// With resources: node pools count what allocations hold of
+		// nodes.
+		allocQuery.Params = map[string]string{"resources": "true"}
 	}
-	// With resources: node pools count what allocations hold of nodes.
-	allocQuery := (&nomadapi.QueryOptions{Namespace: "*", Params: map[string]string{"resources": "true"}}).WithContext(ctx)
 	allocs, _, err := s.c.api.Allocations().List(allocQuery)
 	if err != nil {
 		return fmt.Errorf("list allocations: %w", err)
@@ -242,7 +248,9 @@ func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []
 				desiredState: a.DesiredStatus, nodeID: a.NodeID, resources: a.AllocatedResources, modifyIndex: a.ModifyIndex})
 			s.mu.Unlock()
 		case nomadapi.TopicNode:
-			s.handleNodeEvent(index, e)
+			if s.tracksNodes() {
+				s.handleNodeEvent(index, e)
+			}
 		}
 	}
 }

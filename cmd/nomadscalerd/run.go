@@ -183,6 +183,10 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// Reconciles read group counts and policies from this view, kept
 	// current by the event stream, instead of asking Nomad per policy.
 	cluster := nomad.NewClusterState(nc, log)
+	if len(s.Pools) > 0 {
+		// Pool reconciles read nodes from it (newPoolRunner).
+		cluster.TrackNodes()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
