@@ -366,17 +366,14 @@ func hideBeforeCut(b *bolt.Bucket, sum chunkSum, cut int64) chunkSum {
 		return sum
 	}
 	_, v := b.Cursor().First()
-	s, err := chunk.Decode(nil, v)
+	n, next, ok, err := chunk.CountBefore(v, cut)
 	if err != nil {
 		// A damaged chunk counts for nothing already (chunkSpan).
 		return sum
 	}
-	k, _ := slices.BinarySearchFunc(s, cut, func(x chunk.Sample, t int64) int { return cmp.Compare(x.T, t) })
-	sum.hidden = k
-	if k < len(s) {
-		sum.first = s[k].T
-	} else {
-		sum.first = cut
+	sum.hidden, sum.first = n, cut
+	if ok {
+		sum.first = next
 	}
 	return sum
 }
