@@ -2,12 +2,18 @@ package nomad
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
 )
@@ -293,5 +299,56 @@ func TestAReplicaNameBecomesAValidVariablePathElement(t *testing.T) {
 	long := replicaPath(strings.Repeat("x", 300))
 	if n := len(ReplicaLockPrefix + long); n != 128 {
 		t.Errorf("a long name makes a %d-character path, want 128", n)
+	}
+}
+
+func TestTheShardViewCountsOtherLiveReplicasSeesOwnedShardsAndRemovesAStoppedReplicasVariable(t *testing.T) {
+	var mu sync.Mutex
+	var deleted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
+			if r.URL.Query().Get("prefix") != "nomadscalerd/" {
+				http.Error(w, "unexpected prefix", http.StatusBadRequest)
+				return
+			}
+			locked := &nomadapi.VariableLock{ID: "x", TTL: "10s"}
+			w.Header().Set("X-Nomad-Index", "7")
+			_ = json.NewEncoder(w).Encode([]*nomadapi.VariableMetadata{
+				{Path: "nomadscalerd/leader", Lock: locked},
+				{Path: ReplicaLockPrefix + "self", Lock: locked},
+				{Path: ReplicaLockPrefix + "other", Lock: locked},
+				{Path: ReplicaLockPrefix + "stopped", ModifyIndex: 5},
+				{Path: ShardLockPrefix + "0", Lock: locked},
+				{Path: ShardLockPrefix + "1"},
+				{Path: ShardLockPrefix + "2", Lock: locked},
+				{Path: ShardLockPrefix + "9", Lock: locked}, // beyond --shards
+			})
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path+"?cas="+r.URL.Query().Get("cas"))
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 3, "self", 10*time.Second, nil, clock.NewFake(time.Now()), slog.New(slog.DiscardHandler))
+	v, err := s.view(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.replicas != 1 || !slices.Equal(v.owned, []bool{true, false, true}) {
+		t.Errorf("view %+v: want 1 other live replica and shards 0 and 2 owned", v)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := "/v1/var/" + ReplicaLockPrefix + "stopped?cas=5"; !slices.Equal(deleted, []string{want}) {
+		t.Errorf("deleted %v, want only %s (checked against its index)", deleted, want)
 	}
 }
