@@ -93,11 +93,13 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # 1,000 policies (one Prometheus check each, dry run, groups of count 0,
 # 1 s sampling) on a real Nomad dev agent and a real Prometheus, the daemon
 # in its own process, measured for BENCH_SCALE_DURATION (default 3m) once
-# all are active; BENCH_SCALE_POLICIES changes the count. Prints policies
-# active, samples stored, CPU, RSS, bytes per point, 429s and the
-# event-to-reconcile p99.
+# all are active; POLICIES (or BENCH_SCALE_POLICIES) changes the count,
+# SHARDS=N runs N replicas with --shards N (make bench-scale
+# POLICIES=10000 SHARDS=2). Prints policies active, samples stored, CPU,
+# RSS, bytes per point, 429s and the event-to-reconcile p99.
 bench-scale: deps
-	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 30m ./cmd/nomadscalerd/
+	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) \
+	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed
 # (installs Debian's python3-statsmodels; the tests never need it).

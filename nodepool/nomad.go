@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 )
 
 // DefaultInstanceTypeMeta is the node meta key naming a node's instance type.
@@ -30,6 +32,24 @@ type NomadAdapter struct {
 	// facts caches node ID -> instance type and instance ID: the list
 	// endpoint returns neither meta nor attributes, and they rarely change.
 	facts map[string]nodeFacts
+
+	// state, when set, answers PoolNodes from memory (see WithNodes).
+	state NodeSource
+}
+
+// NodeSource is the daemon's cluster state (nomad.ClusterState): the
+// nodes, kept current by the event stream, with what their allocations
+// hold.
+type NodeSource interface {
+	Nodes(ctx context.Context) ([]nomad.Node, error)
+}
+
+// WithNodes makes PoolNodes read src instead of listing nodes and
+// allocations from Nomad on every reconcile: a pool reconcile then sends
+// Nomad no request at all.
+func (a *NomadAdapter) WithNodes(src NodeSource) *NomadAdapter {
+	a.state = src
+	return a
 }
 
 // NewNomadAdapter wraps c; metaKey empty means DefaultInstanceTypeMeta.
@@ -44,6 +64,9 @@ func NewNomadAdapter(c *nomadapi.Client, metaKey string) *NomadAdapter {
 // allocations, both with resources) plus one node read per node not seen
 // before, for its instance type and instance ID.
 func (a *NomadAdapter) PoolNodes(ctx context.Context, sel Selector) ([]Node, error) {
+	if a.state != nil {
+		return a.stateNodes(ctx, sel)
+	}
 	q := (&nomadapi.QueryOptions{Params: map[string]string{"resources": "true"}}).WithContext(ctx)
 	stubs, _, err := a.client.Nodes().List(q)
 	if err != nil {
@@ -78,6 +101,34 @@ func (a *NomadAdapter) PoolNodes(ctx context.Context, sel Selector) ([]Node, err
 		nodes = append(nodes, n)
 	}
 	return nodes, nil
+}
+
+// stateNodes is PoolNodes from the cluster state.
+func (a *NomadAdapter) stateNodes(ctx context.Context, sel Selector) ([]Node, error) {
+	all, err := a.state.Nodes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nodes from the cluster state: %w", err)
+	}
+	var out []Node
+	for _, s := range all {
+		n := NodeFromState(s, a.metaKey)
+		if sel.Matches(n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// NodeFromState converts a node of the cluster state; metaKey names the
+// node meta holding the instance type.
+func NodeFromState(s nomad.Node, metaKey string) Node {
+	return Node{
+		ID: s.ID, Name: s.Name, Datacenter: s.Datacenter, NodePool: s.NodePool, NodeClass: s.NodeClass,
+		InstanceType: s.Meta[metaKey], InstanceID: s.Attributes[AWSInstanceIDAttribute], Address: s.Address,
+		Status: s.Status, Eligible: s.Eligible, Draining: s.Drain,
+		Total:     Resources{CPUMHz: s.CPUMHz, MemoryMiB: s.MemoryMiB},
+		Allocated: Resources{CPUMHz: s.AllocatedCPUMHz, MemoryMiB: s.AllocatedMemoryMiB},
+	}
 }
 
 func (a *NomadAdapter) nodeFacts(ctx context.Context, id string) (nodeFacts, error) {

@@ -7,10 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/nomad"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -166,5 +169,43 @@ func TestNomadAdapterWithFakeHTTPListsPoolNodesAndDrains(t *testing.T) {
 	}
 	if fake.eligibility["Eligibility"] != "eligible" {
 		t.Fatalf("eligibility request %v", fake.eligibility)
+	}
+}
+
+// stateNodes stands in for the cluster state's nodes.
+type stateNodes []nomad.Node
+
+func (s stateNodes) Nodes(context.Context) ([]nomad.Node, error) { return s, nil }
+
+func TestAPoolReconcileReadsNodesFromTheClusterStateWithoutAskingNomad(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, "no request expected", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	c, err := nomadapi.NewClient(&nomadapi.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewNomadAdapter(c, "").WithNodes(stateNodes{
+		{ID: "n1", NodePool: "web", NodeClass: "c", Datacenter: "dc1", Address: "10.0.0.1", Status: "ready", Eligible: true,
+			CPUMHz: 2000, MemoryMiB: 4096, AllocatedCPUMHz: 1100, AllocatedMemoryMiB: 1024,
+			Meta: map[string]string{DefaultInstanceTypeMeta: "m5.large"}, Attributes: map[string]string{AWSInstanceIDAttribute: "i-1"}},
+		{ID: "n2", NodePool: "batch", Status: "ready", Eligible: true},
+		{ID: "n3", NodePool: "web", Status: "ready", Drain: true},
+	})
+	nodes, err := a.PoolNodes(context.Background(), Selector{NodePool: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Node{ID: "n1", NodePool: "web", NodeClass: "c", Datacenter: "dc1", InstanceType: "m5.large", InstanceID: "i-1",
+		Address: "10.0.0.1", Status: "ready", Eligible: true, Total: Resources{CPUMHz: 2000, MemoryMiB: 4096},
+		Allocated: Resources{CPUMHz: 1100, MemoryMiB: 1024}}
+	if len(nodes) != 2 || nodes[0] != want || nodes[1].ID != "n3" || !nodes[1].Draining || nodes[1].Schedulable() {
+		t.Fatalf("pool web: %+v; want n1 as %+v and the draining n3", nodes, want)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests to Nomad, want none", n)
 	}
 }

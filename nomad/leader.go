@@ -49,6 +49,13 @@ type Leader struct {
 	// term it is an already cancelled context.
 	term    context.Context
 	endTerm context.CancelFunc
+	// yield, inside a term, ends it voluntarily (StepDown): the lock is
+	// released at once instead of running out.
+	yield context.CancelFunc
+
+	// holdOff, when set, keeps this elector from asking for the lock (see
+	// SetCompete): a shard this replica gave away is left to the others.
+	holdOff atomic.Bool
 }
 
 // NewLeader builds an elector whose waits run on clk (clock.Real in the
@@ -216,6 +223,21 @@ const releaseTimeout = 3 * time.Second
 // errLeaseExpired ends a term whose lease was not renewed in time.
 var errLeaseExpired = errors.New("leader lease expired before it was renewed")
 
+// SetCompete says whether this elector asks for the lock (the default);
+// one that does not keeps a lock it holds until StepDown.
+func (l *Leader) SetCompete(v bool) { l.holdOff.Store(!v) }
+
+// StepDown ends the current term, if any, and releases the lock so another
+// replica can take it at once; with SetCompete(false) first, this replica
+// does not take it back.
+func (l *Leader) StepDown() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.yield != nil {
+		l.yield()
+	}
+}
+
 // Run competes for the lock until ctx ends, releasing it on the way out so a
 // follower takes over without waiting for the servers to expire it. No
 // leadership change happens after Run has returned.
@@ -226,6 +248,11 @@ func (l *Leader) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		wait := followerPoll
 		err := func() error {
+			if l.holdOff.Load() {
+				// Not competing: ask Nomad for nothing, look again in a
+				// second.
+				return nil
+			}
 			if locker == nil {
 				lk, err := l.newLocker()
 				if err != nil {
@@ -275,6 +302,16 @@ func (l *Leader) lead(ctx context.Context, locker nomadapi.Locker, sent time.Tim
 	l.extend(sent)
 	l.set(true)
 	termCtx, endTerm := context.WithCancel(ctx)
+	// StepDown ends the term the same way ctx does: renew returns, the
+	// lock is released.
+	l.mu.Lock()
+	l.yield = endTerm
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.yield = nil
+		l.mu.Unlock()
+	}()
 	var expired atomic.Bool
 	var wg sync.WaitGroup
 	// The watchdog steps down when the lease runs out without a renewal,

@@ -365,3 +365,67 @@ func TestALeaderOnAFakeNomadRenewsEveryHalfTTLAndStaysLeaderInOneTerm(t *testing
 		t.Errorf("leadership changes %v in 30 s of good renewals, want one: true", got)
 	}
 }
+
+func TestAnElectorHeldOffAsksAFakeNomadForNothingAndStepDownReleasesTheLock(t *testing.T) {
+	clk := clock.NewFake(leaseT0)
+	lk := newFakeNomadLock(clk, true, renewOK)
+	l := newLeader(func() (nomadapi.Locker, error) { return lk, nil }, LeaderLockPath, 10*time.Second, clk, nil, slog.New(slog.DiscardHandler))
+	l.SetCompete(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return within 5 s of its context ending")
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		if !clk.BlockUntil(1, 5*time.Second) {
+			t.Fatalf("look %d: the held-off elector is not waiting on its clock", i+1)
+		}
+		clk.Advance(time.Second)
+	}
+	select {
+	case c := <-lk.calls:
+		t.Fatalf("held off, the elector sent Nomad a %s call", c)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if l.IsLeader() {
+		t.Fatal("held off: leader")
+	}
+	l.SetCompete(true)
+	clk.Advance(time.Second)
+	lk.waitCall(t, "acquire")
+	deadline := time.Now().Add(5 * time.Second)
+	for !l.IsLeader() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !l.IsLeader() {
+		t.Fatal("competing again: the granted lock did not make it leader")
+	}
+	term := l.Context()
+	l.SetCompete(false)
+	l.StepDown()
+	lk.waitCall(t, "release")
+	if term.Err() == nil || l.IsLeader() {
+		t.Fatalf("after StepDown: term ended %v, leader %v; want the term over and not leader", term.Err(), l.IsLeader())
+	}
+	// Held off again, it does not take the lock back.
+	for i := 0; i < 3; i++ {
+		if !clk.BlockUntil(1, 5*time.Second) {
+			t.Fatalf("after StepDown, look %d: not waiting on its clock", i+1)
+		}
+		clk.Advance(time.Second)
+	}
+	select {
+	case c := <-lk.calls:
+		t.Fatalf("stepped down and held off, the elector sent Nomad a %s call", c)
+	case <-time.After(20 * time.Millisecond):
+	}
+}

@@ -26,12 +26,13 @@ const syncParallel = 8
 var ErrNoGroup = errors.New("no such group")
 
 // ClusterState is an in-memory view of the jobs that carry scaling
-// policies (their groups' counts, resources and policies) and of the
-// running allocations, filled by one list when the event stream connects
-// and kept current by the stream's Job and Allocation events (the pattern
+// policies (their groups' counts, resources and policies), of the
+// allocations (running or not, and what they hold of their node) and of the
+// client nodes, filled by lists when the event stream connects and kept
+// current by the stream's Job, Allocation and Node events (the pattern
 // of Karpenter's cluster state). Reconciles read it instead of asking
 // Nomad, so the requests sent at steady state do not grow with the number
-// of policies.
+// of policies; node pools read its nodes, so they do not grow with pools.
 //
 // Every update is guarded by the object's ModifyIndex, so an event replayed
 // after a reconnect, or one that raced the list, never rolls a newer state
@@ -46,6 +47,9 @@ type ClusterState struct {
 	jobs     map[jobKey]*jobState
 	allocs   map[string]allocState
 	running  map[string]int // policy key -> running allocations
+	// nodes is nil unless TrackNodes was called: without node pools the
+	// daemon needs no node (nor a token allowed to read them).
+	nodes map[string]*Node
 }
 
 type jobKey struct{ ns, id string }
@@ -66,6 +70,20 @@ type allocState struct {
 	key         string
 	modifyIndex uint64
 	running     bool
+	// nodeID and what the allocation holds of the node, for Nodes.
+	nodeID         string
+	holds          bool
+	cpuMHz, memMiB int64
+}
+
+// allocUpdate is what the view takes from an allocation, listed or from
+// an event.
+type allocUpdate struct {
+	id, ns, job, group         string
+	clientStatus, desiredState string
+	nodeID                     string
+	resources                  *nomadapi.AllocatedResources
+	modifyIndex                uint64
 }
 
 var (
@@ -103,9 +121,9 @@ func (s *ClusterState) WaitSynced(ctx context.Context) error {
 }
 
 // Sync lists what the view holds and merges it in: one list of scaling
-// policies, one of jobs, one of allocations, and a GET of each job with a
-// policy whose ModifyIndex changed since the view last saw it (every one the
-// first time). The watcher calls it each time the stream (re)connects, so
+// policies, one of jobs, one of allocations, one of nodes, and a GET of
+// each job with a policy and of each node whose ModifyIndex changed since
+// the view last saw it (every one the first time). The watcher calls it each time the stream (re)connects, so
 // events lost while disconnected are made up for.
 func (s *ClusterState) Sync(ctx context.Context) error {
 	all := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)
@@ -156,7 +174,16 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	allocs, _, err := s.c.api.Allocations().List(all)
+	allocQuery := (&nomadapi.QueryOptions{Namespace: "*"}).WithContext(ctx)
+	if s.tracksNodes() {
+		if err := s.syncNodes(ctx); err != nil {
+			return err
+		}
+		// With resources: node pools count what allocations hold of
+		// nodes.
+		allocQuery.Params = map[string]string{"resources": "true"}
+	}
+	allocs, _, err := s.c.api.Allocations().List(allocQuery)
 	if err != nil {
 		return fmt.Errorf("list allocations: %w", err)
 	}
@@ -170,17 +197,18 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 		}
 	}
 	for _, a := range allocs {
-		s.applyAllocLocked(a.ID, a.Namespace, a.JobID, a.TaskGroup, a.ClientStatus, a.ModifyIndex)
+		s.applyAllocLocked(allocUpdate{id: a.ID, ns: a.Namespace, job: a.JobID, group: a.TaskGroup, clientStatus: a.ClientStatus,
+			desiredState: a.DesiredStatus, nodeID: a.NodeID, resources: a.AllocatedResources, modifyIndex: a.ModifyIndex})
 	}
 	if !s.isSynced {
 		s.isSynced = true
 		close(s.synced)
-		s.log.Info("cluster state synced", "jobs_with_policies", len(s.jobs), "allocations", len(s.allocs), "index", listIndex)
+		s.log.Info("cluster state synced", "jobs_with_policies", len(s.jobs), "allocations", len(s.allocs), "nodes", len(s.nodes), "index", listIndex)
 	}
 	return nil
 }
 
-// HandleEvents applies Job and Allocation events to the view. A
+// HandleEvents applies Job, Allocation and Node events to the view. A
 // deregistration is confirmed with one GET: a stopped job stays (its
 // groups have no allocations), a purged one goes.
 func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []nomadapi.Event) {
@@ -216,8 +244,13 @@ func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []
 				continue
 			}
 			s.mu.Lock()
-			s.applyAllocLocked(a.ID, a.Namespace, a.JobID, a.TaskGroup, a.ClientStatus, a.ModifyIndex)
+			s.applyAllocLocked(allocUpdate{id: a.ID, ns: a.Namespace, job: a.JobID, group: a.TaskGroup, clientStatus: a.ClientStatus,
+				desiredState: a.DesiredStatus, nodeID: a.NodeID, resources: a.AllocatedResources, modifyIndex: a.ModifyIndex})
 			s.mu.Unlock()
+		case nomadapi.TopicNode:
+			if s.tracksNodes() {
+				s.handleNodeEvent(index, e)
+			}
 		}
 	}
 }
@@ -278,12 +311,13 @@ func (s *ClusterState) upsertJob(j *nomadapi.Job) {
 	s.jobs[k] = js
 }
 
-func (s *ClusterState) applyAllocLocked(id, ns, job, group, clientStatus string, modifyIndex uint64) {
+func (s *ClusterState) applyAllocLocked(u allocUpdate) {
+	id, clientStatus := u.id, u.clientStatus
 	cur, known := s.allocs[id]
-	if known && cur.modifyIndex > modifyIndex {
+	if known && cur.modifyIndex > u.modifyIndex {
 		return
 	}
-	key := reconciler.PolicyKey(ns, job, group)
+	key := reconciler.PolicyKey(u.ns, u.job, u.group)
 	running := clientStatus == nomadapi.AllocClientStatusRunning
 	if known && cur.running {
 		s.running[cur.key]--
@@ -299,7 +333,8 @@ func (s *ClusterState) applyAllocLocked(id, ns, job, group, clientStatus string,
 		delete(s.allocs, id)
 		return
 	}
-	s.allocs[id] = allocState{key: key, modifyIndex: modifyIndex, running: running}
+	holds, cpu, mem := allocResources(clientStatus, u.desiredState, u.resources)
+	s.allocs[id] = allocState{key: key, modifyIndex: u.modifyIndex, running: running, nodeID: u.nodeID, holds: holds, cpuMHz: cpu, memMiB: mem}
 	if running {
 		s.running[key]++
 	}

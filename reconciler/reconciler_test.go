@@ -52,7 +52,9 @@ type fixedPlanner struct {
 	err     error
 	calls   int
 	recent  []float64
-	horizon int // of the last request
+	// recentErr, when set, is what Recent fails with.
+	recentErr error
+	horizon   int // of the last request
 }
 
 func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
@@ -65,6 +67,9 @@ func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRe
 }
 
 func (p *fixedPlanner) Recent(context.Context, Policy, time.Time, time.Duration) ([]float64, error) {
+	if p.recentErr != nil {
+		return nil, p.recentErr
+	}
 	return p.recent, nil
 }
 
@@ -391,6 +396,15 @@ func TestSelfTuningIsStoredAppliedAndRepeatedOnlyAfterItsInterval(t *testing.T) 
 	h.clock.advance(p.Target.TuneInterval)
 	if err := h.rec.TuneOnce(context.Background(), p, tuner); err != nil || tuner.calls != 2 {
 		t.Errorf("after the interval: err %v, %d calls; want a new tuning", err, tuner.calls)
+	}
+}
+
+func TestSelfTuningOfAPolicyWithNoRecordedPointYetIsNotDueRatherThanAFailure(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recentErr = fmt.Errorf("load recent history: series %q: %w", "default/web/api/requests", store.ErrNotFound)
+	tuner := &fakeTuner{margin: 1.75}
+	if err := h.rec.TuneOnce(context.Background(), testPolicy(), tuner); !errors.Is(err, errNotDue) || tuner.calls != 0 {
+		t.Fatalf("no history yet: err %v, %d tuner calls; want not due (no warning) and no tuning", err, tuner.calls)
 	}
 }
 

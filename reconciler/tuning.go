@@ -118,6 +118,12 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 		return errNotDue
 	}
 	demand, err := r.d.Planner.Recent(ctx, p, now, p.Target.TuneWindow)
+	if errors.Is(err, store.ErrNotFound) {
+		// No point recorded yet (a new policy, or a shard just taken
+		// over): too little history, not a failure to warn about once a
+		// minute per policy.
+		return errNotDue
+	}
 	if err != nil {
 		return err
 	}

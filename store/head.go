@@ -198,6 +198,9 @@ func (d *DB) loadHeads() error {
 				return nil
 			}
 			rec := logRecord{seq: binary.BigEndian.Uint64(k), min: math.MaxInt64, max: math.MinInt64}
+			// Points before the retention cut are gone: a record Prune
+			// kept for its later points may still hold some.
+			pts = slices.DeleteFunc(pts, func(p headPoint) bool { return p.s.T < h.rawCut })
 			for _, p := range pts {
 				h.series[p.series] = chunk.Insert(h.series[p.series], p.s)
 				rec.min, rec.max = min(rec.min, p.s.T), max(rec.max, p.s.T)
@@ -337,6 +340,10 @@ type chunkSum struct {
 	count       int
 	first, last int64
 	set         bool // first and last mean something
+	// hidden counts the points of the first chunk before the retention
+	// cut: still in the file (Prune drops whole chunks), never read, so
+	// not counted by ListSeries. first is then the first point after it.
+	hidden int
 }
 
 func (a chunkSum) add(b chunkSum) chunkSum {
@@ -345,9 +352,30 @@ func (a chunkSum) add(b chunkSum) chunkSum {
 		return b
 	case !b.set:
 		a.count += b.count
+		a.hidden += b.hidden
 		return a
 	}
-	return chunkSum{count: a.count + b.count, first: min(a.first, b.first), last: max(a.last, b.last), set: true}
+	return chunkSum{count: a.count + b.count, first: min(a.first, b.first), last: max(a.last, b.last), set: true, hidden: a.hidden + b.hidden}
+}
+
+// hideBeforeCut sets sum's hidden count and first point from the series'
+// first chunk, the only one Prune leaves holding points before cut.
+func hideBeforeCut(b *bolt.Bucket, sum chunkSum, cut int64) chunkSum {
+	sum.hidden = 0
+	if !sum.set || sum.first >= cut {
+		return sum
+	}
+	_, v := b.Cursor().First()
+	n, next, ok, err := chunk.CountBefore(v, cut)
+	if err != nil {
+		// A damaged chunk counts for nothing already (chunkSpan).
+		return sum
+	}
+	sum.hidden, sum.first = n, cut
+	if ok {
+		sum.first = next
+	}
+	return sum
 }
 
 // chunkSpan summarises a bucket of chunks: how many points they hold and
@@ -393,6 +421,7 @@ func (d *DB) loadSums() (map[string]chunkSum, error) {
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}
+			sum = hideBeforeCut(root.Bucket(name), sum, d.heads.rawCut)
 			if sum.set {
 				sums[string(name)] = sum
 			}

@@ -56,6 +56,11 @@ func (d *DB) WritePoints(pts []Point) error {
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	h := &d.heads
+	// Points before the retention cut would never be read, and would be
+	// counted by ListSeries: they are not stored.
+	if in = slices.DeleteFunc(in, func(p headPoint) bool { return p.s.T < h.rawCut }); len(in) == 0 {
+		return nil
+	}
 	// staged is the new head of every series this write changes, and the
 	// round's fields below its new state; memory takes them only once the
 	// transaction commits, so a failed write leaves memory as it leaves
@@ -295,10 +300,9 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
 		}
 		if sum.set {
-			// Count includes points past the retention cut whose chunk
-			// is not yet all old; they are not read.
-			first := max(sum.first, min(d.heads.rawCut, sum.last))
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count})
+			// Points before the retention cut still in a chunk are not
+			// read, so not counted (chunkSum.hidden).
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count - sum.hidden})
 		}
 	}
 	for name, sum := range d.heads.sums {
@@ -490,8 +494,9 @@ func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 // older than rawBefore (rewriting every series' oldest chunk at every
 // prune would write far more than the history itself), so up to one
 // chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of 1 s
-// request counts) stays in the file. The open window in memory is not
-// pruned; it is never older than the newest write.
+// request counts) stays in the file. The open window loses its points
+// before rawBefore too (a series no longer written keeps its last window
+// in memory until then), as does its log.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	// Chunks leave the file while a reader might be between reading them
 	// and the open window.
@@ -501,6 +506,9 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	cut := rawBefore.UnixMilli()
 	// What is left of each series that lost chunks, for ListSeries.
 	left := map[string]chunkSum{}
+	// The open window after the cut, and its log.
+	heads := map[string][]chunk.Sample{}
+	var keptLog []logRecord
 	err := d.update(func(tx *bolt.Tx) error {
 		if cut > d.heads.rawCut {
 			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRawCut), binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
@@ -532,6 +540,35 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			}
 			sum.first = first
 			left[name] = sum
+		}
+		if d.heads.sums != nil {
+			// Every series whose first chunk the cut falls in hides more
+			// of it now.
+			for name, sum := range d.heads.sums {
+				if l, ok := left[name]; ok {
+					sum = l
+				}
+				if b := root.Bucket([]byte(name)); b != nil && sum.set && sum.first < cut {
+					left[name] = hideBeforeCut(b, sum, cut)
+				}
+			}
+		}
+		for name, head := range d.heads.series {
+			if k, _ := slices.BinarySearchFunc(head, cut, func(s chunk.Sample, t int64) int { return cmp.Compare(s.T, t) }); k > 0 {
+				heads[name] = head[k:]
+			}
+		}
+		// Records wholly before the cut go; one with later points stays,
+		// and a replay leaves out its points before the cut (loadHeads).
+		hb := tx.Bucket(migrations.BucketHead)
+		for _, rec := range d.heads.log {
+			if rec.max >= cut {
+				keptLog = append(keptLog, rec)
+				continue
+			}
+			if err := hb.Delete(binary.BigEndian.AppendUint64(nil, rec.seq)); err != nil {
+				return fmt.Errorf("prune open window: record %d: %w", rec.seq, err)
+			}
 		}
 		rcut := rollupBefore.UnixMilli()
 		if rcut > d.heads.rollupCut {
@@ -565,6 +602,15 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 		return nil
 	})
 	if err == nil {
+		for name, head := range heads {
+			if len(head) == 0 {
+				delete(d.heads.series, name)
+			} else {
+				// A copy, so the dropped points' memory is not held.
+				d.heads.series[name] = slices.Clone(head)
+			}
+		}
+		d.heads.log = keptLog
 		d.heads.rawCut = max(d.heads.rawCut, cut)
 		d.heads.rollupCut = max(d.heads.rollupCut, rollupBefore.UnixMilli())
 	}

@@ -308,3 +308,102 @@ func TestSIGKILLMidIngestKeepsEveryCommittedPoint(t *testing.T) {
 	}
 	t.Logf("killed after %d committed ticks of %d series; all present", lastCommitted+1, writerSeries)
 }
+
+func TestRetentionDropsOpenWindowPointsOlderThanTheCutFromMemoryListingsAndTheFile(t *testing.T) {
+	d := openTemp(t)
+	// Both points in the open window: nothing later has sealed it.
+	if err := d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Second), 2}, {"b/y", t0.Add(time.Second), 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(500*time.Millisecond), t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(d.heads.series["a/x"]); got != 1 {
+		t.Errorf("a/x keeps %d points in memory after a cut between its two, want 1", got)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for name, db := range map[string]*DB{"in memory": d, "reopened": c} {
+		got, err := db.ListSeries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Name != "a/x" || got[0].Count != 1 || !got[0].First.Equal(t0.Add(time.Second)) {
+			t.Errorf("%s: series %+v; want a/x with its one point from t0+1s, and b/y", name, got)
+		}
+	}
+	// A cut past every point empties the open window.
+	if _, err := d.Prune(t0.Add(time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.heads.series); n != 0 {
+		t.Errorf("%d series left in memory after a cut past all their points", n)
+	}
+	got, err := d.ListSeries()
+	if err != nil || len(got) != 0 {
+		t.Errorf("series %+v, %v after a cut past all their points; want none", got, err)
+	}
+	c2, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if n := len(c2.heads.series); n != 0 {
+		t.Errorf("reopened: %d series back in memory from the open-window log", n)
+	}
+}
+
+func TestListSeriesCountsOnlyThePointsAfterTheRetentionCut(t *testing.T) {
+	d := openTemp(t)
+	// a/x's t0 and t0+1m share a chunk; t0+1h is in the open window.
+	if err := d.WritePoints([]Point{{"a/x", t0, 1}, {"a/x", t0.Add(time.Minute), 1.5}, {"a/x", t0.Add(time.Hour), 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ListSeries(); err != nil { // summaries built before the prune
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(30*time.Second), t0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for name, db := range map[string]*DB{"kept in memory": d, "reopened": c} {
+		got, err := db.ListSeries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pts, err := db.Range("a/x", time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Count != len(pts) || got[0].Count != 2 || !got[0].First.Equal(t0.Add(time.Minute)) {
+			t.Errorf("%s: %+v; want a/x counting the %d points a read returns (2), the first at t0+1m", name, got, len(pts))
+		}
+	}
+}
+
+func TestAPointWrittenBeforeTheRetentionCutIsNotStoredNorCounted(t *testing.T) {
+	d := openTemp(t)
+	if err := d.WritePoints([]Point{{"a/x", t0.Add(time.Hour), 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WritePoints([]Point{{"a/x", t0, 9}, {"b/late", t0, 9}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.ListSeries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Name != "a/x" || got[0].Count != 1 {
+		t.Errorf("series %+v; want only a/x with its one point after the cut", got)
+	}
+}

@@ -36,10 +36,15 @@ import (
 // (default 1,000: one check "requests" each, dry_run, groups of count 0, 1 s
 // sampling) for BENCH_SCALE_DURATION (default 3m) after every policy is
 // active, and prints what issue 12 asks of it. Job updates at one a second
-// during the window give the event-to-reconcile figure. `make bench-scale`.
+// during the window give the event-to-reconcile figure. With
+// BENCH_SCALE_SHARDS=N above 1, N replicas run with --shards N (each its
+// own process and database) and the window starts once every policy is
+// active on one of them and each holds one shard; the figures are then
+// per replica where they are per process. `make bench-scale`.
 func BenchmarkScale(b *testing.B) {
 	policies := envInt(b, "BENCH_SCALE_POLICIES", 1000)
 	window := envDuration(b, "BENCH_SCALE_DURATION", 3*time.Minute)
+	shards := envInt(b, "BENCH_SCALE_SHARDS", 1)
 	promtest.Require(b)
 	agent := nomadtest.StartServer(b, nomadtest.Options{})
 	nc := agent.Client(b)
@@ -65,61 +70,51 @@ func BenchmarkScale(b *testing.B) {
 	registerAll(b, nc, jobs, 8)
 	b.Logf("registered %d jobs in %s", policies, time.Since(start).Round(time.Millisecond))
 
-	dir := b.TempDir()
-	dbPath := filepath.Join(dir, "bench.db")
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(b))
-	logPath := filepath.Join(dir, "daemon.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logFile.Close()
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(self, "--db", dbPath, "--log-level", "warn", "run", "--nomad-addr", agent.Addr,
-		"--prometheus-addr", promBase, "--http-addr", httpAddr, "--sample-interval", "1s")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	dir := b.TempDir()
+	var reps []*benchReplica
 	launched := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
+	for i := range shards {
+		r := &benchReplica{
+			dbPath:   filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)),
+			httpAddr: fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(b)),
+			logPath:  filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
 		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		args := []string{"--db", r.dbPath, "--log-level", "warn", "run", "--nomad-addr", agent.Addr,
+			"--prometheus-addr", promBase, "--http-addr", r.httpAddr, "--sample-interval", "1s"}
+		if shards > 1 {
+			args = append(args, "--shards", strconv.Itoa(shards))
 		}
+		r.start(b, self, args)
+		defer r.stop()
+		reps = append(reps, r)
 	}
-	defer stop()
-	metricsURL := "http://" + httpAddr + "/metrics"
-	waitUntil(b, 5*time.Minute, fmt.Sprintf("%d active policies", policies), func() bool {
-		return gauge(scrape(metricsURL), "nomadscaler_policies", "state", "active") >= float64(policies)
+	waitUntil(b, 15*time.Minute, fmt.Sprintf("%d active policies over %d replica(s), one shard each", policies, shards), func() bool {
+		active := 0.0
+		for _, r := range reps {
+			f := scrape(r.metricsURL())
+			active += gauge(f, "nomadscaler_policies", "state", "active")
+			if shards > 1 && plainGauge(f, "nomadscaler_shards_held") != 1 {
+				return false
+			}
+		}
+		return active >= float64(policies)
 	})
 	allActive := time.Since(launched)
 	// Let the first reconciles and ticks settle before measuring.
 	time.Sleep(15 * time.Second)
 
-	pid := cmd.Process.Pid
-	cpu0, err := procCPU(pid)
-	if err != nil {
-		b.Fatal(err)
+	for _, r := range reps {
+		if r.cpu0, err = procCPU(r.cmd.Process.Pid); err != nil {
+			b.Fatal(err)
+		}
+		r.before = scrape(r.metricsURL())
 	}
 	host0 := hostCPU(b)
-	before := scrape(metricsURL)
 	from := time.Now().Truncate(time.Second).Add(time.Second)
-	var peakRSS float64
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()
 	tick := time.NewTicker(time.Second)
@@ -139,113 +134,233 @@ loop:
 			b.Logf("job update: %v", err)
 		}
 		updates++
-		if rss, err := procRSS(pid); err == nil {
-			peakRSS = max(peakRSS, rss)
+		for _, r := range reps {
+			if rss, err := procRSS(r.cmd.Process.Pid); err == nil {
+				r.peakRSS = max(r.peakRSS, rss)
+			}
 		}
 	}
 	to := time.Now().Truncate(time.Second)
-	cpu1, err := procCPU(pid)
-	if err != nil {
-		b.Fatal(err)
-	}
 	host1 := hostCPU(b)
-	after := scrape(metricsURL)
 	elapsed := to.Sub(from)
-	cores := (cpu1 - cpu0) / elapsed.Seconds()
-	hostBusy := (host1.busy - host0.busy) / (host1.total - host0.total) * float64(host1.cpus)
-	lagP99 := histQuantile(before, after, "nomadscaler_event_lag_seconds", 0.99)
-	lagN := histCount(after, "nomadscaler_event_lag_seconds") - histCount(before, "nomadscaler_event_lag_seconds")
-	missed := counter(after, "nomadscaler_history_missed_intervals_total") - counter(before, "nomadscaler_history_missed_intervals_total")
-	active := gauge(after, "nomadscaler_policies", "state", "active")
-	// Samples the window's last ticks missed are back-filled within 10 s:
-	// give them the time before counting what was stored.
-	time.Sleep(12 * time.Second)
-	final := scrape(metricsURL)
-	backfilled := counter(final, "nomadscaler_history_backfilled_total") - counter(before, "nomadscaler_history_backfilled_total")
-	lost := counter(final, "nomadscaler_history_lost_total") - counter(before, "nomadscaler_history_lost_total")
-	outcomes := map[string]float64{}
-	if mf := final["nomadscaler_history_samples_total"]; mf != nil {
-		for _, m := range mf.Metric {
-			for _, l := range m.Label {
-				if l.GetName() == "outcome" {
-					outcomes[l.GetValue()] += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	if mf := before["nomadscaler_history_samples_total"]; mf != nil {
-		for _, m := range mf.Metric {
-			for _, l := range m.Label {
-				if l.GetName() == "outcome" {
-					outcomes[l.GetValue()] -= m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	stop()
-
-	db, err := store.Open(dbPath, store.Options{ReadOnly: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	series, err := db.ListSeries()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stored, total := 0, 0
-	for _, s := range series {
-		total += s.Count
-		pts, err := db.Range(s.Name, from, to)
+	for _, r := range reps {
+		cpu1, err := procCPU(r.cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}
-		stored += len(pts)
+		r.cores = (cpu1 - r.cpu0) / elapsed.Seconds()
+		r.after = scrape(r.metricsURL())
 	}
-	_ = db.Close()
-	st, err := os.Stat(dbPath)
-	if err != nil {
-		b.Fatal(err)
+	hostBusy := (host1.busy - host0.busy) / (host1.total - host0.total) * float64(host1.cpus)
+	var before, after []families
+	for _, r := range reps {
+		before, after = append(before, r.before), append(after, r.after)
+	}
+	lagBefore, lagAfter := mergeHist(before, "nomadscaler_event_lag_seconds"), mergeHist(after, "nomadscaler_event_lag_seconds")
+	lagP99 := histQuantile(lagBefore, lagAfter, "nomadscaler_event_lag_seconds", 0.99)
+	lagN := histCount(lagAfter, "nomadscaler_event_lag_seconds") - histCount(lagBefore, "nomadscaler_event_lag_seconds")
+	active, missed := 0.0, 0.0
+	for _, r := range reps {
+		active += gauge(r.after, "nomadscaler_policies", "state", "active")
+		missed += counter(r.after, "nomadscaler_history_missed_intervals_total") - counter(r.before, "nomadscaler_history_missed_intervals_total")
+	}
+	// Samples the window's last ticks missed are back-filled within 10 s:
+	// give them the time before counting what was stored.
+	time.Sleep(12 * time.Second)
+	backfilled, lost := 0.0, 0.0
+	outcomes := map[string]float64{}
+	for _, r := range reps {
+		final := scrape(r.metricsURL())
+		backfilled += counter(final, "nomadscaler_history_backfilled_total") - counter(r.before, "nomadscaler_history_backfilled_total")
+		lost += counter(final, "nomadscaler_history_lost_total") - counter(r.before, "nomadscaler_history_lost_total")
+		for sign, f := range map[float64]families{1: final, -1: r.before} {
+			if mf := f["nomadscaler_history_samples_total"]; mf != nil {
+				for _, m := range mf.Metric {
+					for _, l := range m.Label {
+						if l.GetName() == "outcome" {
+							outcomes[l.GetValue()] += sign * m.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, r := range reps {
+		r.stop()
+	}
+
+	stored, total := 0, 0
+	var fileBytes int64
+	for _, r := range reps {
+		db, err := store.Open(r.dbPath, store.Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		series, err := db.ListSeries()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range series {
+			r.points += s.Count
+			pts, err := db.Range(s.Name, from, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.stored += len(pts)
+		}
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		st, err := os.Stat(r.dbPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.fileBytes = st.Size()
+		stored, total, fileBytes = stored+r.stored, total+r.points, fileBytes+r.fileBytes
 	}
 	expected := policies * int(elapsed/time.Second)
-	logs, err := os.ReadFile(logPath)
-	if err != nil {
-		b.Fatal(err)
+	var logs []byte
+	too, warnLines := 0, 0
+	for _, r := range reps {
+		l, err := os.ReadFile(r.logPath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.too = tooMany(string(l))
+		too += r.too
+		warnLines += bytes.Count(l, []byte("level=WARN")) + bytes.Count(l, []byte("level=ERROR"))
+		logs = append(logs, l...)
 	}
-	too := tooMany(string(logs))
 	agentToo := tooMany(agent.Log())
-	warnLines := bytes.Count(logs, []byte("level=WARN")) + bytes.Count(logs, []byte("level=ERROR"))
 
 	pct := 100 * float64(stored) / float64(max(expected, 1))
+	cores, peakRSS := 0.0, 0.0
+	for _, r := range reps {
+		cores, peakRSS = max(cores, r.cores), max(peakRSS, r.peakRSS)
+	}
 	b.ReportMetric(active, "policies_active")
 	b.ReportMetric(pct, "pct_samples")
 	b.ReportMetric(cores, "cores")
 	b.ReportMetric(peakRSS/(1<<20), "rss_MiB")
-	b.ReportMetric(float64(st.Size())/float64(max(total, 1)), "bytes/point")
+	b.ReportMetric(float64(fileBytes)/float64(max(total, 1)), "bytes/point")
 	b.ReportMetric(lagP99*1000, "lag_p99_ms")
-	fmt.Printf(`bench-scale: %d policies, %s window (all active %s after launch), machine of %d cores shared
+	fmt.Printf(`bench-scale: %d policies, %d replica(s) with --shards %d, %s window (all active %s after launch), machine of %d cores shared
   policies active                 %.0f of %d                    goal: all
   samples stored                  %d of %d expected = %.2f%%    goal: >= 99.5%%
     (tick samples ok %.0f, timed out %.0f, failed %.0f; intervals missed %.0f; back-filled %.0f, lost %.0f)
-  daemon CPU                      %.3f cores                    goal: <= 0.25
-  daemon peak RSS                 %.1f MiB                      goal: <= 256
+  daemon CPU (the busiest)        %.3f cores                    goal: <= 0.25 per 1,000 policies held
+  daemon peak RSS (the largest)   %.1f MiB                      goal: <= 256
   bytes per stored point          %.1f (%d bytes, %d points)    goal: <= 2 at steady state (minutes of history are mostly bbolt's preallocation; see make bench-store)
-  429 / too many connections      %d in the daemon's log, %d in Nomad's  goal: 0
+  429 / too many connections      %d in the daemons' logs, %d in Nomad's  goal: 0
   event-to-reconcile p99          %.1f ms over %.0f triggered reconciles (%d job updates)   goal: < 250 ms
   warnings+errors logged          %d lines (%d bytes of log)
-  host CPU busy during window     %.2f of %d cores (Nomad, Prometheus, other engineers' work included)
-`, policies, window, allActive.Round(100*time.Millisecond), host1.cpus,
+  host CPU busy during window     %.2f of %d cores (Nomad, Prometheus, every replica, other engineers' work included)
+`, policies, shards, shards, window, allActive.Round(100*time.Millisecond), host1.cpus,
 		active, policies,
 		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost,
 		cores,
 		peakRSS/(1<<20),
-		float64(st.Size())/float64(max(total, 1)), st.Size(), total,
+		float64(fileBytes)/float64(max(total, 1)), fileBytes, total,
 		too, agentToo,
 		lagP99*1000, lagN, updates,
 		warnLines, len(logs),
 		hostBusy, host1.cpus)
+	if len(reps) > 1 {
+		for i, r := range reps {
+			fmt.Printf("  replica %d: %.0f policies active, %d samples stored, %.3f cores, %.1f MiB peak RSS, %.1f bytes/point (%d bytes, %d points), %d 429s\n",
+				i, gauge(r.after, "nomadscaler_policies", "state", "active"), r.stored, r.cores, r.peakRSS/(1<<20),
+				float64(r.fileBytes)/float64(max(r.points, 1)), r.fileBytes, r.points, r.too)
+		}
+	}
 	for _, w := range topMessages(logs, 6) {
 		fmt.Printf("  logged %5d x %s\n    e.g. %s\n", w.n, w.msg, w.example)
 	}
+}
+
+// benchReplica is one daemon process of BenchmarkScale and what was
+// measured of it.
+type benchReplica struct {
+	dbPath, httpAddr, logPath string
+	cmd                       *exec.Cmd
+	logFile                   *os.File
+	stopped                   bool
+
+	cpu0, cores, peakRSS float64
+	before, after        families
+	stored, points, too  int
+	fileBytes            int64
+}
+
+func (r *benchReplica) metricsURL() string { return "http://" + r.httpAddr + "/metrics" }
+
+func (r *benchReplica) start(b *testing.B, self string, args []string) {
+	f, err := os.Create(r.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.logFile = f
+	r.cmd = exec.Command(self, args...)
+	r.cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	r.cmd.Stdout, r.cmd.Stderr = f, f
+	if err := r.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (r *benchReplica) stop() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	_ = r.logFile.Close()
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// plainGauge is the value of a gauge without labels (0 when absent).
+func plainGauge(f families, name string) float64 {
+	if mf := f[name]; mf != nil && len(mf.Metric) > 0 {
+		return mf.Metric[0].GetGauge().GetValue()
+	}
+	return 0
+}
+
+// mergeHist sums one histogram over several replicas' scrapes, as one
+// family histQuantile and histCount read.
+func mergeHist(fs []families, name string) families {
+	var sum *dto.Histogram
+	for _, f := range fs {
+		mf := f[name]
+		if mf == nil || len(mf.Metric) == 0 {
+			continue
+		}
+		h := mf.Metric[0].GetHistogram()
+		if sum == nil {
+			sum = &dto.Histogram{SampleCount: ptrTo(uint64(0))}
+			for _, bk := range h.Bucket {
+				sum.Bucket = append(sum.Bucket, &dto.Bucket{UpperBound: ptrTo(bk.GetUpperBound()), CumulativeCount: ptrTo(uint64(0))})
+			}
+		}
+		sum.SampleCount = ptrTo(sum.GetSampleCount() + h.GetSampleCount())
+		for i, bk := range h.Bucket {
+			if i < len(sum.Bucket) {
+				sum.Bucket[i].CumulativeCount = ptrTo(sum.Bucket[i].GetCumulativeCount() + bk.GetCumulativeCount())
+			}
+		}
+	}
+	if sum == nil {
+		return families{}
+	}
+	return families{name: &dto.MetricFamily{Name: ptrTo(name), Metric: []*dto.Metric{{Histogram: sum}}}}
 }
 
 // tooMany counts Nomad's refusals of too many connections: its 429 with

@@ -183,6 +183,10 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// Reconciles read group counts and policies from this view, kept
 	// current by the event stream, instead of asking Nomad per policy.
 	cluster := nomad.NewClusterState(nc, log)
+	if len(s.Pools) > 0 {
+		// Pool reconciles read nodes from it (newPoolRunner).
+		cluster.TrackNodes()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -237,12 +241,17 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	var owner reconciler.Owner
 	policyLeader := leader
 	if s.Shards > 1 {
-		shards = nomad.NewShards(nc, s.Shards, s.HALockTTL, clock.Real{}, func() {
+		shards = nomad.NewShards(nc, s.Shards, replicaName(s.HTTPAddr), s.HALockTTL, func() {
 			if ctrl != nil {
 				ctrl.RequestRefresh()
 			}
-		}, log)
+		}, clock.Real{}, log)
 		owner, policyLeader = shards, nomad.AlwaysLeader{}
+		held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "nomadscaler_shards_held", Help: "Shards this replica holds (with --shards)."},
+			func() float64 { return float64(len(shards.Held())) })
+		if err := reg.Register(held); err != nil {
+			return fmt.Errorf("register shard metrics: %w", err)
+		}
 	}
 	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
 		State: db, Leader: policyLeader, Owner: owner, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr),
@@ -281,7 +290,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	srv.HandleSnapshot(db)
 	var pools *nodepool.Runner
 	if len(s.Pools) > 0 {
-		if pools, err = newPoolRunner(s, nc, db, leader, rec, reg, log); err != nil {
+		if pools, err = newPoolRunner(s, nc, cluster, db, leader, rec, reg, log); err != nil {
 			return err
 		}
 		ctrl.SetBlockedHandler(pools)
@@ -290,9 +299,14 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 		st := struct {
 			reconciler.Status
 			Pools []nodepool.Decision `json:"pools,omitempty"`
+			// Shards lists the shards this replica holds (with --shards).
+			Shards []int `json:"shards,omitempty"`
 		}{Status: ctrl.Status(ctx)}
 		if pools != nil {
 			st.Pools = pools.Status(ctx)
+		}
+		if shards != nil {
+			st.Shards = shards.Held()
 		}
 		return st
 	}))
@@ -359,7 +373,7 @@ func onHangup(reload func()) func(ctx context.Context) error {
 	}
 }
 
-func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
+func newPoolRunner(s settings, nc *nomad.Client, cluster *nomad.ClusterState, db *store.DB, leader reconciler.Leadership, rec *reconciler.Reconciler, reg *prometheus.Registry, log *slog.Logger) (*nodepool.Runner, error) {
 	providers, err := nodepool.NewProviders(s.Pools, log)
 	if err != nil {
 		return nil, err
@@ -368,7 +382,9 @@ func newPoolRunner(s settings, nc *nomad.Client, db *store.DB, leader reconciler
 	if err != nil {
 		return nil, err
 	}
-	adapter := nodepool.NewNomadAdapter(nc.API(), "")
+	// Pool reconciles read nodes and what their allocations hold from the
+	// cluster state the event stream keeps current.
+	adapter := nodepool.NewNomadAdapter(nc.API(), "").WithNodes(cluster)
 	st := nodepool.StoreState{DB: db}
 	ctl, err := nodepool.NewController(nodepool.Deps{Nomad: adapter, Drainer: adapter, Providers: providers, Idle: st, Journal: st,
 		Chooser: nodepool.NewMIPChooser(log), Metrics: m, Logger: log, SelfNodeID: s.NodeID,

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -13,25 +16,39 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
-// policyKeys reads which policies a replica reconciles from its status.
-func policyKeys(t *testing.T, d *daemon) []string {
+// shardStatus is what a replica's status says about its shards: the shards
+// it holds and the policies it reconciles. ok is false when the replica
+// did not answer.
+func shardStatus(base string) (held []int, keys []string, ok bool) {
 	var st struct {
 		Policies []struct {
 			Policy struct {
 				Key string `json:"key"`
 			} `json:"policy"`
 		} `json:"policies"`
+		Shards []int `json:"shards"`
 	}
-	getJSONB(d.HTTP+"/v1/status", &st)
-	var out []string
+	res, err := http.Get(base + "/v1/status")
+	if err != nil {
+		return nil, nil, false
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&st) != nil {
+		return nil, nil, false
+	}
 	for _, p := range st.Policies {
-		out = append(out, p.Policy.Key)
+		keys = append(keys, p.Policy.Key)
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(keys)
+	sort.Ints(st.Shards)
+	return st.Shards, keys, true
 }
 
-func TestTwoReplicasWithTwoShardsReconcileEveryPolicyExactlyOnceAndTheSurvivorTakesOver(t *testing.T) {
+// One replica started alone takes both shards; a second started later gets
+// one of them (rebalancing), every policy stays on exactly one replica,
+// and when one is SIGKILLed (no release) the other takes its shard over
+// after the lock TTL.
+func TestASecondReplicaGetsOneOfTwoShardsAndASurvivorTakesAKilledReplicasShardOver(t *testing.T) {
 	agent := nomadtest.StartServer(t, nomadtest.Options{})
 	c := agent.Client(t)
 	const jobs = 8
@@ -46,36 +63,58 @@ func TestTwoReplicasWithTwoShardsReconcileEveryPolicyExactlyOnceAndTheSurvivorTa
 			t.Fatal(err)
 		}
 	}
-	a := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: nomad.MinHandOver})
-	b := startDaemon(t, settings{NomadAddr: agent.Addr, Shards: 2, HALockTTL: nomad.MinHandOver})
-	split := func() (ka, kb []string, ok bool) {
-		ka, kb = policyKeys(t, a), policyKeys(t, b)
+	// The shortest hand-over Nomad allows (a 10 s Nomad lock TTL).
+	ttl := nomad.MinHandOver
+	args := []string{"--nomad-addr", agent.Addr, "--shards", "2", "--ha-lock-ttl", ttl.String()}
+	a := startDaemonProcess(t, args...)
+	waitUntil(t, 90*time.Second, "the first replica to hold both shards and every policy", func() bool {
+		held, keys, _ := shardStatus(a.HTTP)
+		return slices.Equal(held, []int{0, 1}) && len(keys) == jobs
+	})
+
+	b := startDaemonProcess(t, args...)
+	// split reports whether each replica holds one shard and every policy
+	// is on exactly one of them.
+	split := func() (string, bool) {
+		ha, ka, okA := shardStatus(a.HTTP)
+		hb, kb, okB := shardStatus(b.HTTP)
+		desc := fmt.Sprintf("a holds shards %v (%s), b %v (%s)", ha, strings.Join(ka, " "), hb, strings.Join(kb, " "))
+		if !okA || !okB || len(ha) != 1 || len(hb) != 1 || ha[0] == hb[0] {
+			return desc, false
+		}
 		seen := map[string]int{}
-		for _, k := range append(append([]string{}, ka...), kb...) {
+		for _, k := range append(slices.Clone(ka), kb...) {
 			seen[k]++
 		}
 		for _, n := range seen {
 			if n != 1 {
-				return ka, kb, false
+				return desc, false
 			}
 		}
-		return ka, kb, len(seen) == jobs
+		return desc, len(seen) == jobs
 	}
-	waitUntil(t, 90*time.Second, "the two replicas to split every policy between them", func() bool { _, _, ok := split(); return ok })
-	// Held for a while: never a policy on both, none on neither.
-	for range 10 {
-		if ka, kb, ok := split(); !ok {
-			t.Fatalf("policies split %v / %v: want each of %d on exactly one replica", ka, kb, jobs)
+	start := time.Now()
+	waitUntil(t, 90*time.Second, "the two replicas to hold one shard each", func() bool { _, ok := split(); return ok })
+	t.Logf("rebalanced %.1f s after the second replica started", time.Since(start).Seconds())
+	// Held for a while, past the cooldown: no flapping, no policy on both
+	// or on neither.
+	for range 20 {
+		if desc, ok := split(); !ok {
+			t.Fatalf("after rebalancing: %s; want one shard each and each of %d policies on exactly one", desc, jobs)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
-	ka, kb, _ := split()
-	t.Logf("replica a: %s; replica b: %s", strings.Join(ka, " "), strings.Join(kb, " "))
-	// The replica with policies stops; the other takes its shards.
-	gone, survivor := a, b
-	if len(ka) == 0 {
-		gone, survivor = b, a
+	desc, _ := split()
+	t.Log(desc)
+
+	// Crash: no release, so b's shard is unowned until its lock runs out.
+	killed := time.Now()
+	if err := b.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
 	}
-	gone.Stop()
-	waitUntil(t, 60*time.Second, "the surviving replica to take every shard over", func() bool { return len(policyKeys(t, survivor)) == jobs })
+	waitUntil(t, 2*ttl+15*time.Second, "the survivor to take the killed replica's shard over", func() bool {
+		held, keys, _ := shardStatus(a.HTTP)
+		return slices.Equal(held, []int{0, 1}) && len(keys) == jobs
+	})
+	t.Logf("the killed replica's shard taken over %.1f s after the SIGKILL (lock TTL %s)", time.Since(killed).Seconds(), ttl)
 }

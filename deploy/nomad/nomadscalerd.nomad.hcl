@@ -16,9 +16,10 @@
 #     capabilities = ["scale-job", "read-job-scaling", "list-scaling-policies", "read-scaling-policy"]
 #     variables {
 #       path "nomadscalerd/leader" { capabilities = ["read", "write"] }   # --ha lock
+#       path "nomadscalerd/*" { capabilities = ["list", "read", "write", "destroy"] }   # --shards: shard and replica locks
 #     }
 #   }
-#   node { policy = "write" }   # node pools only: read nodes, drain idle ones
+#   node { policy = "write" }   # node pools only: read nodes (the cluster state follows them), drain idle ones
 #
 #   nomad job run -var binary=/usr/local/bin/nomadscalerd deploy/nomad/nomadscalerd.nomad.hcl
 

@@ -142,6 +142,37 @@ func Decode(dst []Sample, b []byte) (out []Sample, err error) {
 	return dst, nil
 }
 
+// CountBefore counts a chunk's samples before cut, reading no further than
+// the first one at or after it, whose time it returns too (ok false when
+// every sample is before cut). Prune's bookkeeping of the points a
+// retention cut hides calls it once per series.
+func CountBefore(b []byte, cut int64) (n int, next int64, ok bool, err error) {
+	if _, err := NumSamples(b); err != nil {
+		return 0, 0, false, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			n, next, ok, err = 0, 0, false, fmt.Errorf("%w: %v", ErrCorrupt, r)
+		}
+	}()
+	c, err := chunkenc.FromData(chunkenc.EncXOR, b[1:])
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	it := c.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		t, _ := it.At()
+		if t >= cut {
+			return n, t, true, nil
+		}
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, false, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return n, 0, false, nil
+}
+
 // Full says whether no sample would be appended to a chunk of this many
 // bytes and samples spanning first to last: Split would start a new one.
 func Full(size, n int, first, last int64) bool {

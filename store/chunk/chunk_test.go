@@ -140,3 +140,28 @@ func TestWindowStartRoundsDownToTheWindowIncludingBefore1970(t *testing.T) {
 		}
 	}
 }
+
+func TestCountBeforeCountsTheSamplesBeforeACutAndNamesTheFirstAfter(t *testing.T) {
+	var s []Sample
+	for i := range 100 {
+		s = append(s, Sample{T: int64(i) * 1000, V: float64(i)})
+	}
+	b, err := Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cut  int64
+		n    int
+		next int64
+		ok   bool
+	}{{-5, 0, 0, true}, {0, 0, 0, true}, {1, 1, 1000, true}, {50_500, 51, 51_000, true}, {99_000, 99, 99_000, true}, {99_001, 100, 0, false}} {
+		n, next, ok, err := CountBefore(b, c.cut)
+		if err != nil || n != c.n || next != c.next || ok != c.ok {
+			t.Errorf("cut %d: %d before, next %d (%v), %v; want %d, %d (%v)", c.cut, n, next, ok, err, c.n, c.next, c.ok)
+		}
+	}
+	if _, _, _, err := CountBefore(b[:len(b)/2], 50_000); err == nil {
+		t.Error("a truncated chunk counted without an error")
+	}
+}
