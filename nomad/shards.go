@@ -167,10 +167,15 @@ func (b *balancer) run(ctx context.Context) {
 func (b *balancer) step(ctx context.Context) {
 	v, err := b.view(ctx)
 	if err != nil {
-		// Without a view nothing changes: held shards stay held, and the
-		// electors keep what they were last told.
+		// Without a view, balance gives way to availability: every
+		// elector asks for its lock, as before there was balancing. The
+		// locks keep each shard on one replica; a token that may not list
+		// variables must not leave every shard unowned.
 		if ctx.Err() == nil {
-			b.log.Warn("reading shard locks; keeping the current assignment", "err", err)
+			b.log.Warn("reading shard locks failed; competing for every shard", "err", err)
+			for _, l := range b.locks {
+				l.SetCompete(true)
+			}
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -288,6 +289,23 @@ func TestTheBalancerLooksAtTheLocksOncePerPeriodOfItsClock(t *testing.T) {
 		if !l.compete {
 			t.Errorf("shard %d is unowned and the replica alone, but it does not ask for it", s)
 		}
+	}
+}
+
+func TestAReplicaThatCannotReadTheLocksCompetesForEveryShardRatherThanNone(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	tab := &lockTable{owner: []string{"", ""}, alive: map[string]bool{"a": true}}
+	a := newReplicaSim(tab, "a", clk)
+	a.bal.view = func(context.Context) (shardView, error) {
+		return shardView{}, errors.New("Permission denied: 403 listing variables")
+	}
+	for _, l := range a.locks {
+		l.compete = false // as NewShards starts them
+	}
+	a.bal.step(context.Background())
+	tab.acquire(a)
+	if tab.count("a") != 2 {
+		t.Errorf("without a view of the locks the replica holds %d of 2 shards, want both (owners %q)", tab.count("a"), tab.owner)
 	}
 }
 
