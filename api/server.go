@@ -147,15 +147,21 @@ func (s *Server) Serve(ctx context.Context) error {
 // ServeListener serves on ln until ctx ends.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	s.deps.Logger.Info("http api listening", "addr", ln.Addr().String())
+	return serveUntil(ctx, s.srv, ln)
+}
+
+// serveUntil serves srv on ln until ctx ends, then shuts it down
+// gracefully, giving requests in flight 5 seconds.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return s.srv.Shutdown(sctx)
+		return srv.Shutdown(sctx)
 	}
 }
 
@@ -212,16 +218,7 @@ func (m *MetricsServer) Serve(ctx context.Context) error {
 // ServeListener serves on ln until ctx ends.
 func (m *MetricsServer) ServeListener(ctx context.Context, ln net.Listener) error {
 	m.log.Info("metrics listening", "addr", ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- m.srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return m.srv.Shutdown(sctx)
-	}
+	return serveUntil(ctx, m.srv, ln)
 }
 
 type healthReport struct {
