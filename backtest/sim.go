@@ -99,6 +99,33 @@ type Strategy interface {
 // away is asked for again before anything was saved.
 const FlapWindow = 30
 
+// ScalingChanges counts the changes of counts (one a second) at seconds from
+// `from` on, and the flaps among them: decreases undone by an increase
+// within window seconds, each decrease once. `demo compare` counts live runs
+// with it too, so a backtest's flaps and a live run's are the same measure.
+func ScalingChanges(counts []int, from, window int) (changes, flaps int) {
+	var downs []int // seconds of decreases since the last increase, ascending
+	for i := 1; i < len(counts); i++ {
+		if counts[i] == counts[i-1] {
+			continue
+		}
+		if counts[i] < counts[i-1] {
+			downs = append(downs, i)
+		} else {
+			for _, d := range downs {
+				if i-d <= window && d >= from {
+					flaps++
+				}
+			}
+			downs = downs[:0]
+		}
+		if i >= from {
+			changes++
+		}
+	}
+	return changes, flaps
+}
+
 // Result is one strategy's replay.
 type Result struct {
 	Strategy         string  `json:"strategy"`
@@ -137,8 +164,8 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 	}
 	// readyAt holds each live replica's first serving second, in request
 	// order, so it is sorted and the replicas not yet serving are its tail.
-	readyAt := make([]int, cfg.initial(demand))
-	var downs []int // seconds of scale-downs since the last scale-up
+	initial := cfg.initial(demand)
+	readyAt := make([]int, initial)
 	var decisionTimes []time.Duration
 	for t := 0; t < n; t++ {
 		if t%4096 == 0 {
@@ -173,17 +200,10 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 			}
 			res.Tally.UpActions++
 			res.Tally.UpReplicas += want - have
-			for _, d := range downs {
-				if t-d <= FlapWindow {
-					res.Flaps++
-				}
-			}
-			downs = downs[:0]
 		case want < have:
 			readyAt = readyAt[:want]
 			res.Tally.DownActions++
 			res.Tally.DownReplicas += have - want
-			downs = append(downs, t)
 		}
 		serving := servingAt(readyAt, t)
 		res.Requested[t] = len(readyAt)
@@ -193,6 +213,8 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 	if progress != nil {
 		progress(n)
 	}
+	// The fleet before second 0 leads, so a change at second 0 counts.
+	_, res.Flaps = ScalingChanges(append([]int{initial}, res.Requested...), 0, FlapWindow)
 	res.ReplicaSeconds = res.Tally.ReplicaSeconds
 	res.UnmetRequests = res.Tally.Unmet
 	res.ViolationSeconds = res.Tally.ViolationSeconds

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
 )
 
@@ -274,31 +275,20 @@ func unmetRequests(demand, running []float64, capacity float64, from int) (secon
 
 // scalingActions counts changes of the desired count at seconds from `from`
 // on, and flaps: a decrease followed by an increase within window seconds
-// (each decrease counts once).
+// (each decrease counts once), as the backtest counts them
+// (backtest.ScalingChanges). Gaps carry the last count; seconds before the
+// first known one are no change.
 func scalingActions(desired []float64, from, window int) (actions, flaps int) {
 	d := carryForward(desired)
-	var downs []int // seconds of decreases
-	for i := 1; i < len(d); i++ {
-		if math.IsNaN(d[i-1]) || d[i] == d[i-1] {
-			continue
-		}
-		if d[i] < d[i-1] {
-			downs = append(downs, i)
-		} else {
-			// The latest decreases within the window are undone by this rise.
-			for len(downs) > 0 && i-downs[len(downs)-1] <= window {
-				if downs[len(downs)-1] >= from {
-					flaps++
-				}
-				downs = downs[:len(downs)-1]
-			}
-			downs = downs[:0]
-		}
-		if i >= from {
-			actions++
-		}
+	k := 0
+	for k < len(d) && math.IsNaN(d[k]) {
+		k++
 	}
-	return actions, flaps
+	counts := make([]int, len(d)-k)
+	for i, v := range d[k:] {
+		counts[i] = int(math.Round(v))
+	}
+	return backtest.ScalingChanges(counts, from-k, window)
 }
 
 // rampChecks finds every rise of demand past k*capacity (k = 1..max-1) and
