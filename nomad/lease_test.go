@@ -99,12 +99,16 @@ var leaseT0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 // runFakeLeader runs a Leader with a 10 s TTL on a fake clock and a fake
 // Nomad lock until the test ends, recording its leadership changes.
-func runFakeLeader(t *testing.T, clk *clock.Fake, lk *fakeNomadLock) (*Leader, func() []bool) {
+// setup, if any, runs on the Leader before Run starts.
+func runFakeLeader(t *testing.T, clk *clock.Fake, lk *fakeNomadLock, setup ...func(*Leader)) (*Leader, func() []bool) {
 	t.Helper()
 	var mu sync.Mutex
 	var changes []bool
 	l := newLeader(func() (nomadapi.Locker, error) { return lk, nil }, LeaderLockPath, 10*time.Second, clk,
 		func(v bool) { mu.Lock(); changes = append(changes, v); mu.Unlock() }, slog.New(slog.DiscardHandler))
+	for _, f := range setup {
+		f(l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -369,33 +373,23 @@ func TestALeaderOnAFakeNomadRenewsEveryHalfTTLAndStaysLeaderInOneTerm(t *testing
 func TestAnElectorHeldOffAsksAFakeNomadForNothingAndStepDownReleasesTheLock(t *testing.T) {
 	clk := clock.NewFake(leaseT0)
 	lk := newFakeNomadLock(clk, true, renewOK)
-	l := newLeader(func() (nomadapi.Locker, error) { return lk, nil }, LeaderLockPath, 10*time.Second, clk, nil, slog.New(slog.DiscardHandler))
-	l.SetCompete(false)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	l, _ := runFakeLeader(t, clk, lk, func(l *Leader) { l.SetCompete(false) })
+	// quiet lets n follower polls pass and checks Nomad was asked nothing.
+	quiet := func(when string, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if !clk.BlockUntil(1, 5*time.Second) {
+				t.Fatalf("%s, look %d: the elector is not waiting on its clock", when, i+1)
 			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5 s of its context ending")
+			clk.Advance(time.Second)
 		}
-	}()
-	for i := 0; i < 5; i++ {
-		if !clk.BlockUntil(1, 5*time.Second) {
-			t.Fatalf("look %d: the held-off elector is not waiting on its clock", i+1)
+		select {
+		case c := <-lk.calls:
+			t.Fatalf("%s, the elector sent Nomad a %s call", when, c)
+		case <-time.After(20 * time.Millisecond):
 		}
-		clk.Advance(time.Second)
 	}
-	select {
-	case c := <-lk.calls:
-		t.Fatalf("held off, the elector sent Nomad a %s call", c)
-	case <-time.After(20 * time.Millisecond):
-	}
+	quiet("held off", 5)
 	if l.IsLeader() {
 		t.Fatal("held off: leader")
 	}
@@ -417,15 +411,5 @@ func TestAnElectorHeldOffAsksAFakeNomadForNothingAndStepDownReleasesTheLock(t *t
 		t.Fatalf("after StepDown: term ended %v, leader %v; want the term over and not leader", term.Err(), l.IsLeader())
 	}
 	// Held off again, it does not take the lock back.
-	for i := 0; i < 3; i++ {
-		if !clk.BlockUntil(1, 5*time.Second) {
-			t.Fatalf("after StepDown, look %d: not waiting on its clock", i+1)
-		}
-		clk.Advance(time.Second)
-	}
-	select {
-	case c := <-lk.calls:
-		t.Fatalf("stepped down and held off, the elector sent Nomad a %s call", c)
-	case <-time.After(20 * time.Millisecond):
-	}
+	quiet("stepped down and held off", 3)
 }
