@@ -33,11 +33,16 @@ type Settings struct {
 	// FloorWindow is how much recent demand the floor reads (floor_window).
 	FloorWindow time.Duration
 	// FloorMargin multiplies the floor's demand level (floor_margin): 1
-	// means exactly enough replicas for the recent level, 0 turns the
-	// floor off. The default 1.2 is what kept a smooth, slowly rising
-	// trace (WorldCup98) from running short where the forecast lags
-	// behind a rise, at 0.05% more cost on the NASA week.
+	// means exactly enough replicas for the level, 0 turns the floor off.
+	// The default 1.05 leaves room for the noise around a level the trend
+	// below already follows.
 	FloorMargin float64
+	// FloorTrend makes the floor's level the recent demand's straight-line
+	// trend a startup delay ahead when it rises (floor_trend): a replica
+	// asked for now serves only then, and a floor at the window's mean
+	// lags a rise by half the window plus the startup delay. A falling
+	// trend keeps the mean: the floor never runs ahead of a fall.
+	FloorTrend bool
 	// BandWindow is how many of the latest seconds are compared with the
 	// plan's forecast band.
 	BandWindow time.Duration
@@ -75,7 +80,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Capacity: 10, Min: 0, Max: math.MaxInt32,
 		ReplanInterval: 10 * time.Second, MinReplanGap: 2 * time.Second,
-		FloorWindow: 60 * time.Second, FloorMargin: 1.2,
+		FloorWindow: 60 * time.Second, FloorMargin: 1.05, FloorTrend: true,
 		BandWindow: 5 * time.Second, BandSlack: 0.1, WrongAfter: 3,
 		Disruption: 5 * time.Second, DownHysteresis: 0.5,
 	}
@@ -106,22 +111,43 @@ func (s Settings) Validate() error {
 	return nil
 }
 
-// Floor is the fewest replicas that serve the recent demand level: the mean
-// of recent, times margin, over capacity, rounded up. No demand, or a zero
-// margin, is no floor.
-func Floor(recent []float64, capacity, margin float64) int {
+// Floor is the fewest replicas that serve the recent demand level, times
+// margin, over capacity, rounded up. The level is the mean of recent
+// (samples one second apart), or, when lead > 0 and recent rises, its
+// least-squares line lead seconds past its last sample. No demand, or a
+// zero margin, is no floor.
+func Floor(recent []float64, capacity, margin, lead float64) int {
 	if len(recent) == 0 || margin <= 0 || capacity <= 0 {
 		return 0
 	}
-	sum := 0.0
+	n := float64(len(recent))
+	mid := (n - 1) / 2
+	var sum, sxy, sxx float64
 	for _, v := range recent {
-		if v > 0 && !math.IsInf(v, 0) {
-			sum += v
+		sum += usable(v)
+	}
+	level := sum / n
+	if lead > 0 && len(recent) > 2 {
+		for i, v := range recent {
+			x := float64(i) - mid
+			sxy += x * (usable(v) - level)
+			sxx += x * x
+		}
+		if slope := sxy / sxx; slope > 0 {
+			level += slope * (mid + lead)
 		}
 	}
-	level := sum / float64(len(recent))
 	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
 	return int(math.Ceil(level*margin/capacity - 1e-9))
+}
+
+// usable is a demand sample as the floor counts it: negative or infinite
+// samples (a counter reset, a broken query) count as no demand.
+func usable(v float64) float64 {
+	if v > 0 && !math.IsInf(v, 0) {
+		return v
+	}
+	return 0
 }
 
 // hysteresisShare caps the scale-down hysteresis at this share of the demand.
@@ -242,7 +268,11 @@ func (d *Decider) StartupDelay() time.Duration { return d.delay.Delay() }
 func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	d.delay.Observe(in.Now, in.Current, in.Running)
 	s := d.s
-	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin), StartupDelay: d.delay.Delay()}
+	lead := 0.0
+	if s.FloorTrend {
+		lead = d.delay.Delay().Seconds()
+	}
+	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay()}
 
 	why := d.replanDue(in)
 	if why != "" {

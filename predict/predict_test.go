@@ -3,6 +3,7 @@ package predict
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -28,8 +29,37 @@ func TestFloorIsTheRecentMeanLevelOverCapacityRoundedUp(t *testing.T) {
 		{"a burning job needs many at once", []float64{2600}, 100, 1, 26},
 	}
 	for _, c := range cases {
-		if got := Floor(c.recent, c.capacity, c.margin); got != c.want {
+		if got := Floor(c.recent, c.capacity, c.margin, 0); got != c.want {
 			t.Errorf("%s: Floor(%v, %v, %v) = %d, want %d", c.name, c.recent, c.capacity, c.margin, got, c.want)
+		}
+	}
+}
+
+func TestTheFloorFollowsARisingTrendAStartupDelayAheadAndNeverRunsAheadOfAFall(t *testing.T) {
+	ramp := func(from, step float64, n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = from + step*float64(i)
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		recent []float64
+		lead   float64
+		want   int
+	}{
+		// 0..59 rises 1/s: its line reaches 59 at the last sample and
+		// 89 thirty seconds later; the mean is 29.5.
+		{"a rise is followed to the lead ahead", ramp(0, 1, 60), 30, 9},
+		{"without a lead the floor is the mean", ramp(0, 1, 60), 0, 3},
+		{"a fall keeps the mean", ramp(59, -1, 60), 30, 3},
+		{"a flat level is the level", ramp(40, 0, 60), 30, 4},
+		{"two samples have no trend", []float64{0, 100}, 30, 5},
+	}
+	for _, c := range cases {
+		if got := Floor(c.recent, 10, 1, c.lead); got != c.want {
+			t.Errorf("%s: Floor(lead %v) = %d, want %d", c.name, c.lead, got, c.want)
 		}
 	}
 }
@@ -151,8 +181,9 @@ func TestDemandLeavingTheForecastBandReplansAtOnceAndRepeatedExitsRefit(t *testi
 		t.Fatal("re-planned within the minimum gap")
 	}
 	// The floor carries the surge meanwhile.
-	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 150)}); got.Count != 18 || got.Source != "floor" {
-		t.Errorf("surge of 150/s at 10 per replica: count %d from %s, want the floor's 18 (150 x 1.2 / 10)", got.Count, got.Source)
+	want := int(math.Ceil(150 * s.FloorMargin / 10))
+	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 150)}); got.Count != want || got.Source != "floor" {
+		t.Errorf("surge of 150/s at 10 per replica: count %d from %s, want the floor's %d (150 x %v / 10)", got.Count, got.Source, want, s.FloorMargin)
 	}
 	// A second exit in a row says the model is wrong: the plan refits.
 	got = d.Decide(ctx, Input{Now: at(9), Current: 5, Running: 5, Recent: surge})

@@ -85,6 +85,9 @@ type Target struct {
 	// FloorWindow needs at CapacityPerReplica (0 turns it off).
 	FloorWindow time.Duration `json:"floor_window"`
 	FloorMargin float64       `json:"floor_margin"`
+	// FloorTrend lets the floor follow a rising trend a startup delay
+	// ahead (see predict.Settings.FloorTrend).
+	FloorTrend bool `json:"floor_trend"`
 	// ScaleDownWindow holds a scale-down at the highest count decided
 	// within it, so re-plans that jitter by a replica do not flap (0 off).
 	ScaleDownWindow time.Duration `json:"scale_down_window"`
@@ -505,6 +508,7 @@ func (p Policy) DeciderSettings() predict.Settings {
 	s := predict.DefaultSettings()
 	s.Capacity, s.Min, s.Max = p.Target.CapacityPerReplica, p.Min, p.Max
 	s.ReplanInterval, s.FloorWindow, s.FloorMargin = p.Target.ReplanInterval, p.Target.FloorWindow, p.Target.FloorMargin
+	s.FloorTrend = p.Target.FloorTrend
 	s.DownWindow = p.Target.ScaleDownWindow
 	s.DownHysteresis = p.Target.ScaleDownHysteresis
 	return s
@@ -562,7 +566,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, FourierTerms: 3,
-		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
+		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
 		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
@@ -581,6 +585,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
 		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
+	bools := map[string]*bool{"sqrt_transform": &t.SqrtTransform, "self_tune": &t.SelfTune, "dry_run": &t.DryRun, "floor_trend": &t.FloorTrend}
 	for _, k := range sortedKeys(body) {
 		v := body[k]
 		switch {
@@ -606,24 +611,12 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 				return t, fmt.Errorf("%s must be a string, got %v", k, v)
 			}
 			*strs[k] = s
-		case k == "sqrt_transform":
+		case bools[k] != nil:
 			b, ok := v.(bool)
 			if !ok {
-				return t, fmt.Errorf("sqrt_transform must be true or false, got %v", v)
+				return t, fmt.Errorf("%s must be true or false, got %v", k, v)
 			}
-			t.SqrtTransform = b
-		case k == "self_tune":
-			b, ok := v.(bool)
-			if !ok {
-				return t, fmt.Errorf("self_tune must be true or false, got %v", v)
-			}
-			t.SelfTune = b
-		case k == "dry_run":
-			b, ok := v.(bool)
-			if !ok {
-				return t, fmt.Errorf("dry_run must be true or false, got %v", v)
-			}
-			t.DryRun = b
+			*bools[k] = b
 		case k == "seasonality":
 			list, ok := v.([]any)
 			if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -297,12 +298,13 @@ func TestThePlanIsStoredAndServedAfterARestart(t *testing.T) {
 func TestABurningGroupIsScaledAtItsFirstReconcileBeforeTheModelHasHistory(t *testing.T) {
 	h := newHarness(t, 1, nil)
 	h.planner.err = fmt.Errorf("forecast: %w", errors.New("history too short to forecast"))
-	h.planner.recent = []float64{64} // one sample: 64 requests/s at 10 per replica, 1.2 margin: 76.8
+	h.planner.recent = []float64{64} // one sample: 64 requests/s at 10 per replica
+	want := int(math.Ceil(64 * predict.DefaultSettings().FloorMargin / 10))
 	h.reconcile(t)
-	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 8 {
-		t.Fatalf("calls = %+v, want one scale to the floor's 8", h.nomad.calls)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != want {
+		t.Fatalf("calls = %+v, want one scale to the floor's %d", h.nomad.calls, want)
 	}
-	if d, _ := h.rec.LastDecision("default/web/api"); d.Source != "floor" || d.Floor != 8 {
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Source != "floor" || d.Floor != want {
 		t.Errorf("decision %+v, want it set by the floor", d)
 	}
 }
