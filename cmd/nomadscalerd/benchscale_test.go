@@ -249,7 +249,7 @@ loop:
     (tick samples ok %.0f, timed out %.0f, failed %.0f; intervals missed %.0f; back-filled %.0f, lost %.0f)
   daemon CPU (the busiest)        %.3f cores                    goal: <= 0.25 per 1,000 policies held
   daemon peak RSS (the largest)   %.1f MiB                      goal: <= 256
-  sealed history per point        %.2f bytes (%d bytes of chunk pages for %d points in chunks)   goal: <= 2
+  sealed history per point        %.2f bytes (%d bytes of chunk pages for %d points in chunks; chunk payload %.2f bytes/point)   goal: <= 2
   whole file per stored point     %.1f bytes (%d bytes, %d points; not the goal: %s)
   429 / too many connections      %d in the daemons' logs, %d in Nomad's  goal: 0
   event-to-reconcile p99          %.1f ms over %.0f triggered reconciles (%d job updates)   goal: < 250 ms
@@ -260,7 +260,7 @@ loop:
 		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost,
 		cores,
 		peakRSS/(1<<20),
-		foot.ChunkPageBytesPerPoint(), foot.ChunkPageBytes, foot.ChunkPoints,
+		foot.ChunkPageBytesPerPoint(), foot.ChunkPageBytes, foot.ChunkPoints, float64(foot.ChunkBytes)/float64(max(foot.ChunkPoints, 1)),
 		float64(foot.FileBytes)/float64(max(total, 1)), foot.FileBytes, total, footprintParts(foot),
 		too, agentToo,
 		lagP99*1000, lagN, updates,
