@@ -167,12 +167,15 @@ loop:
 	// Samples the window's last ticks missed are back-filled within 10 s:
 	// give them the time before counting what was stored.
 	time.Sleep(12 * time.Second)
-	backfilled, lost := 0.0, 0.0
+	backfilled, lost, gainedFilled := 0.0, 0.0, 0.0
 	outcomes := map[string]float64{}
 	for _, r := range reps {
 		final := scrape(r.metricsURL())
 		backfilled += counter(final, "nomadscaler_history_backfilled_total") - counter(r.before, "nomadscaler_history_backfilled_total")
 		lost += counter(final, "nomadscaler_history_lost_total") - counter(r.before, "nomadscaler_history_lost_total")
+		// From start-up: the policies' windows, as far back as Prometheus
+		// had them, filled when the series were first recorded.
+		gainedFilled += counter(final, "nomadscaler_history_gained_filled_total")
 		for sign, f := range map[float64]families{1: final, -1: r.before} {
 			if mf := f["nomadscaler_history_samples_total"]; mf != nil {
 				for _, m := range mf.Metric {
@@ -246,7 +249,7 @@ loop:
 	fmt.Printf(`bench-scale: %d policies, %d replica(s) with --shards %d, %s window (all active %s after launch), machine of %d cores shared
   policies active                 %.0f of %d                    goal: all
   samples stored                  %d of %d expected = %.2f%%    goal: >= 99.5%%
-    (tick samples ok %.0f, timed out %.0f, failed %.0f; intervals missed %.0f; back-filled %.0f, lost %.0f)
+    (tick samples ok %.0f, timed out %.0f, failed %.0f; intervals missed %.0f; back-filled %.0f, lost %.0f; history windows back-filled at start-up %.0f points)
   daemon CPU (the busiest)        %.3f cores                    goal: <= 0.25 per 1,000 policies held
   daemon peak RSS (the largest)   %.1f MiB                      goal: <= 256
   sealed history per point        %.2f bytes (%d bytes of chunk pages for %d points in chunks; chunk payload %.2f bytes/point)   goal: <= 2
@@ -257,7 +260,7 @@ loop:
   host CPU busy during window     %.2f of %d cores (Nomad, Prometheus, every replica, other engineers' work included)
 `, policies, shards, shards, window, allActive.Round(100*time.Millisecond), host1.cpus,
 		active, policies,
-		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost,
+		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost, gainedFilled,
 		cores,
 		peakRSS/(1<<20),
 		foot.ChunkPageBytesPerPoint(), foot.ChunkPageBytes, foot.ChunkPoints, float64(foot.ChunkBytes)/float64(max(foot.ChunkPoints, 1)),
