@@ -72,7 +72,8 @@ func (r *Recorder) fillLoop(ctx context.Context) {
 // FillGained back-fills the history windows of the series ticks gained
 // (see noteGained) and returns how many points it wrote. At most
 // FillConcurrency range requests are in flight, each for at most
-// fillSeriesPerRequest series and FillMaxPoints points per series, so a shard of a
+// fillSeriesPerRequest series, FillMaxPoints points per series and
+// fillPointsPerRequest points in all, so a shard of a
 // thousand policies costs a few dozen requests, not a burst that starves
 // the ticks of the source's request slots. A failed request is logged
 // and not retried: the series is filled again when it is next gained.
@@ -188,8 +189,17 @@ func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob
 	slices.SortFunc(spans, func(a, b span) int {
 		return cmp.Or(a.from.Compare(b.from), a.to.Compare(b.to))
 	})
+	var reqs []fillRequest
 	for _, sp := range spans {
-		idx := bySpan[sp]
+		// Long spans go fewer series to a request, so an answer stays
+		// within fillPointsPerRequest.
+		per := max(1, fillPointsPerRequest/int(sp.to.Sub(sp.from)/step))
+		for idx := range slices.Chunk(bySpan[sp], per) {
+			reqs = append(reqs, fillRequest{sp, idx})
+		}
+	}
+	for _, rq := range reqs {
+		sp, idx := rq.span, rq.idx
 		qs := make([]Query, len(idx))
 		for k, i := range idx {
 			qs[k] = jobs[i].tg.Query
@@ -233,6 +243,17 @@ func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob
 	}
 	return res
 }
+
+// fillRequest is one range request of fillBatch: a span, and the jobs
+// (by index) that miss it.
+type fillRequest struct {
+	span span
+	idx  []int
+}
+
+// fillPointsPerRequest bounds the points one back-fill answer carries
+// (tens of bytes each as JSON), so two in flight stay a few MB of memory.
+const fillPointsPerRequest = 100_000
 
 // fillTimeout bounds one back-fill range request: a slow source fails the
 // span, not the recorder.

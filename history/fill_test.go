@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -272,5 +273,40 @@ func TestARunningRecorderFillsAGainedSeriesBesideItsTicksFromAFakeRangeSource(t 
 	}
 	if got := testutil.ToFloat64(r.m.filled); got != 600 {
 		t.Errorf("gained_filled_total = %v, want 600: the later ticks gained nothing", got)
+	}
+}
+
+func TestGainingManySeriesAsksAFakeRangeSourceForAtMostFiftySeriesAndAHundredThousandPointsARequest(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	db := openDB(t)
+	src := &fakePastSource{}
+	var targets []Target
+	for i := range 120 {
+		targets = append(targets, Target{Series: fmt.Sprintf("p/%03d", i), Query: Query{Source: "s", Query: fmt.Sprint(i)}, Window: 2 * time.Hour})
+	}
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target { return targets }), clock.NewFake(t0), Config{Logger: slogTo(&strings.Builder{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.FillGained(ctx); n != 120*7200 {
+		t.Errorf("back-filled %d points, want 120 series x 7,200", n)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for _, q := range src.requests {
+		points := int(q.to.Sub(q.from)/q.step) + 1
+		if q.queries > 50 || points > 10000 || q.queries*points > 100_000 {
+			t.Errorf("a range request for %d series x %d points, want at most 50 series, 10,000 points a series and 100,000 in all", q.queries, points)
+		}
+	}
+	// Two hours cut at 10,000-point slots are one or two spans a series,
+	// the same for all; at most 27 series of 3,600 points or more fit in
+	// 100,000 points: about 2 x 120 / 27 requests (per batch of 50).
+	if len(src.requests) > 12 {
+		t.Errorf("%d range requests for 120 series' two hours, want at most 12", len(src.requests))
 	}
 }
