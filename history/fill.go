@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -153,7 +154,10 @@ func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob
 	res := fillResult{noRange: map[string]bool{}}
 	step := r.cfg.Interval
 	stored := make([]map[int64]bool, len(jobs))
-	bySpan := map[span][]int{}
+	// Keyed by the span's instants: equal times from different jobs may
+	// differ as time.Time values (location, monotonic reading).
+	type spanKey struct{ from, to int64 }
+	bySpan := map[spanKey][]int{}
 	failed := map[int]bool{}
 	fail := func(i int, err error) {
 		if !failed[i] {
@@ -179,22 +183,20 @@ func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob
 			times[k] = s.T
 		}
 		for _, sp := range missingSpans(from, j.until, step, times, r.cfg.FillMaxPoints) {
-			bySpan[sp] = append(bySpan[sp], i)
+			k := spanKey{sp.from.UnixNano(), sp.to.UnixNano()}
+			bySpan[k] = append(bySpan[k], i)
 		}
 	}
-	spans := make([]span, 0, len(bySpan))
-	for sp := range bySpan {
-		spans = append(spans, sp)
-	}
-	slices.SortFunc(spans, func(a, b span) int {
-		return cmp.Or(a.from.Compare(b.from), a.to.Compare(b.to))
+	keys := slices.SortedFunc(maps.Keys(bySpan), func(a, b spanKey) int {
+		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
 	})
 	var reqs []fillRequest
-	for _, sp := range spans {
+	for _, k := range keys {
+		sp := span{from: time.Unix(0, k.from).UTC(), to: time.Unix(0, k.to).UTC()}
 		// Long spans go fewer series to a request, so an answer stays
 		// within fillPointsPerRequest.
 		per := max(1, fillPointsPerRequest/int(sp.to.Sub(sp.from)/step))
-		for idx := range slices.Chunk(bySpan[sp], per) {
+		for idx := range slices.Chunk(bySpan[k], per) {
 			reqs = append(reqs, fillRequest{sp, idx})
 		}
 	}
