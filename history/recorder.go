@@ -1,8 +1,10 @@
 // Package history owns the recording side of nomadscalerd: metric sources
 // (Nomad allocation stats and Prometheus), the recorder that samples every
 // policy's metrics each interval into the store in one transaction per tick,
-// the 1-minute rollups and retention pruning, and the pure helpers that put
-// several series on one grid for the forecaster.
+// back-fills from Prometheus what ticks missed and the history windows of
+// series it gains (a shard taken over, start-up), the 1-minute rollups and
+// retention pruning, and the pure helpers that put several series on one
+// grid for the forecaster.
 package history
 
 import (
