@@ -96,7 +96,8 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # all are active; POLICIES (or BENCH_SCALE_POLICIES) changes the count,
 # SHARDS=N runs N replicas with --shards N (make bench-scale
 # POLICIES=10000 SHARDS=2). Prints policies active, samples stored, CPU,
-# RSS, bytes per point, 429s and the event-to-reconcile p99.
+# RSS, bytes per sealed point and the file's breakdown (store.Footprint),
+# 429s and the event-to-reconcile p99.
 bench-scale: deps
 	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/

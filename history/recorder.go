@@ -1,8 +1,10 @@
 // Package history owns the recording side of nomadscalerd: metric sources
 // (Nomad allocation stats and Prometheus), the recorder that samples every
 // policy's metrics each interval into the store in one transaction per tick,
-// the 1-minute rollups and retention pruning, and the pure helpers that put
-// several series on one grid for the forecaster.
+// back-fills from Prometheus what ticks missed and the history windows of
+// series it gains (a shard taken over, start-up), the 1-minute rollups and
+// retention pruning, and the pure helpers that put several series on one
+// grid for the forecaster.
 package history
 
 import (
@@ -24,6 +26,10 @@ import (
 type Target struct {
 	Series string
 	Query  Query
+	// Window is how much history the series' policy plans with: when the
+	// recorder gains the series, it back-fills that much from a source
+	// that can evaluate the past (see FillGained). 0: no back-fill.
+	Window time.Duration
 }
 
 // Targets tells the recorder what to record; it is asked every tick, so
@@ -64,8 +70,15 @@ type Config struct {
 	// still asked; default 5 min.
 	BackfillEvery  time.Duration
 	BackfillWindow time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer // nil: metrics are not registered
+	// FillConcurrency bounds the range requests in flight that back-fill
+	// gained series' history windows (see FillGained); default 2, so the
+	// ticks keep most of the source's request slots. FillMaxPoints caps
+	// the points per series of one such request; default 10,000, under
+	// Prometheus' 11,000 points per series of a range query.
+	FillConcurrency int
+	FillMaxPoints   int
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // nil: metrics are not registered
 }
 
 func (c *Config) defaults() {
@@ -99,6 +112,12 @@ func (c *Config) defaults() {
 	if c.BackfillWindow <= 0 {
 		c.BackfillWindow = 5 * time.Minute
 	}
+	if c.FillConcurrency <= 0 {
+		c.FillConcurrency = 2
+	}
+	if c.FillMaxPoints <= 0 {
+		c.FillMaxPoints = 10000
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -130,6 +149,13 @@ type Recorder struct {
 	failWindow, failSummary time.Time
 	failLines, failHeld     int
 	failExample             string
+	// known is the series of the last tick; fills the gained ones waiting
+	// for FillGained, which fillWake wakes; noRangeLogged the sources
+	// whose checks were said once not to be back-filled.
+	known         map[string]bool
+	fills         []fillJob
+	fillWake      chan struct{}
+	noRangeLogged map[string]bool
 }
 
 type missingPoints struct {
@@ -158,6 +184,7 @@ type recorderMetrics struct {
 	gaps        prometheus.Counter
 	backfilled  prometheus.Counter
 	lost        prometheus.Counter
+	filled      prometheus.Counter
 }
 
 func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
@@ -195,6 +222,10 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 			Name: "nomadscaler_history_lost_total",
 			Help: "Points a tick missed and no back-fill recovered within the back-fill window.",
 		}),
+		filled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nomadscaler_history_gained_filled_total",
+			Help: "Points of gained series' history windows (a shard taken over, a restart) back-filled from their source.",
+		}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nomadscaler_history_missed_intervals_total",
 			Help: "Sampling intervals no tick covered because the one before overran (each misses one point per series).",
@@ -204,7 +235,7 @@ func newRecorderMetrics(reg prometheus.Registerer) (recorderMetrics, error) {
 		m.samples.WithLabelValues(o)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets, m.gaps, m.backfilled, m.lost} {
+		for _, c := range []prometheus.Collector{m.samples, m.tick, m.writeErrors, m.rollups, m.pruned, m.targets, m.gaps, m.backfilled, m.lost, m.filled} {
 			if err := reg.Register(c); err != nil {
 				return m, fmt.Errorf("register history metrics: %w", err)
 			}
@@ -225,7 +256,8 @@ func NewRecorder(st Store, src Source, targets Targets, clk clock.Clock, cfg Con
 		return nil, err
 	}
 	return &Recorder{st: st, src: src, targets: targets, clk: clk, cfg: cfg, m: m,
-		last: map[string]lastSample{}, failures: map[string]*failureLog{}, missing: map[string]*missingPoints{}}, nil
+		last: map[string]lastSample{}, failures: map[string]*failureLog{}, missing: map[string]*missingPoints{},
+		fillWake: make(chan struct{}, 1), noRangeLogged: map[string]bool{}}, nil
 }
 
 // Run ticks every interval until ctx is cancelled, and rolls up and prunes
@@ -252,6 +284,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 				}
 			}
 		})
+		// Gained series' windows are filled on a goroutine of their own:
+		// a shard's hour of history takes longer than a back-fill period.
+		wg.Go(func() { r.fillLoop(ctx) })
 	}
 	var tickErrs errorLog
 	for {
@@ -294,6 +329,7 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	at := start.Round(r.cfg.Interval).UTC()
 	targets := dedupe(r.targets.Targets())
 	r.noteGap(at, targets)
+	r.noteGained(at, targets)
 	r.m.targets.Set(float64(len(targets)))
 	if len(targets) == 0 {
 		return nil

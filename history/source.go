@@ -146,15 +146,16 @@ func (g GroupTotals) SampleBatch(ctx context.Context, qs []Query, concurrency in
 }
 
 // SampleRange implements RangeSource through Inner's, so missed samples
-// are back-filled. A marked query's past values are multiplied by the
-// group's count now: the count at each past second is not recorded, and a
-// back-fill reaches back minutes at most.
+// and gained series' windows are back-filled. A marked query's past
+// values are multiplied by the group's count now: the count at each past
+// second is not recorded, so a gained target-value check's back-filled
+// window has today's count throughout.
 func (g GroupTotals) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
 	rs, ok := g.Inner.(RangeSource)
 	if !ok {
 		out := make([]RangeResult, len(qs))
 		for i := range out {
-			out[i].Err = errors.New("source cannot evaluate past ranges")
+			out[i].Err = ErrNoRange
 		}
 		return out
 	}

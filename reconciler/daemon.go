@@ -42,7 +42,8 @@ func RecordTargets(ps []Policy) []history.Target {
 	for _, p := range ps {
 		for _, c := range p.Checks {
 			out = append(out, history.Target{Series: store.SeriesName(p.Key, c.Name),
-				Query: history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group, TimesCount: c.TargetValue > 0}})
+				Query:  history.Query{Source: c.Source, Query: c.Query, Namespace: p.Namespace, Job: p.Job, Group: p.Group, TimesCount: c.TargetValue > 0},
+				Window: p.Target.HistoryWindow})
 		}
 	}
 	return out

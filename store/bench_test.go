@@ -11,11 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/nomadscalerd/nomadscalerd/migrations"
-	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // BenchmarkStoreWrite drives WritePoints the way the recorder does, one
@@ -92,38 +87,6 @@ func valueGen(b *testing.B, kind string, series int) func(s, i int) float64 {
 	return nil
 }
 
-// footprint is where the file's bytes are: sealed history (chunks) as
-// payload (chunk, key and bbolt's 16-byte element header) and as the pages
-// its buckets occupy, the open window's log, and free pages.
-type footprint struct {
-	chunkPoints, payload, seriesPages, headPages, freeBytes int64
-}
-
-func measure(b *testing.B, d *DB) footprint {
-	var f footprint
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(migrations.BucketSeries)
-		st := root.Stats()
-		f.seriesPages = int64(st.BranchAlloc + st.LeafAlloc)
-		hs := tx.Bucket(migrations.BucketHead).Stats()
-		f.headPages = int64(hs.BranchAlloc + hs.LeafAlloc)
-		return root.ForEachBucket(func(name []byte) error {
-			return root.Bucket(name).ForEach(func(k, v []byte) error {
-				n, err := chunk.NumSamples(v)
-				f.chunkPoints += int64(n)
-				f.payload += int64(len(k) + len(v) + 16)
-				return err
-			})
-		})
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st := d.bolt.Stats()
-	f.freeBytes = int64(st.FreePageN+st.PendingPageN) * int64(d.bolt.Info().PageSize)
-	return f
-}
-
 func benchWrite(b *testing.B, kind string, series, ticks int) {
 	path := filepath.Join(b.TempDir(), "bench.db")
 	d, err := Open(path, Options{Migrate: true})
@@ -152,8 +115,7 @@ func benchWrite(b *testing.B, kind string, series, ticks int) {
 	}
 	b.StopTimer()
 	points := ticks * series
-	f := measure(b, d)
-	st, err := os.Stat(path)
+	f, err := d.Footprint()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -165,20 +127,10 @@ func benchWrite(b *testing.B, kind string, series, ticks int) {
 	fmt.Printf("bench-store values=%s series=%d ticks=%d (1 s apart): write per tick p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		kind, series, ticks, pct(0.50), pct(0.99), pct(1))
 	fmt.Printf("bench-store values=%s: sealed chunks hold %d points: %.2f bytes/point of chunk+key+bbolt header, %.2f bytes/point of pages (part-filled last page per series included)\n",
-		kind, f.chunkPoints, per(f.payload, f.chunkPoints), per(f.seriesPages, f.chunkPoints))
+		kind, f.ChunkPoints, per(f.ChunkBytes, f.ChunkPoints), f.ChunkPageBytesPerPoint())
 	fmt.Printf("bench-store values=%s: whole file %d bytes for %d points = %.2f bytes/point (open-window log %d bytes, free pages %d bytes, preallocated tail %d bytes)\n",
-		kind, st.Size(), points, per(st.Size(), int64(points)), f.headPages, f.freeBytes, st.Size()-f.usedEnd(b, d))
+		kind, f.FileBytes, points, per(f.FileBytes, int64(points)), f.HeadPageBytes, f.FreePageBytes, f.TailBytes)
 	b.ReportMetric(pct(0.50), "p50-ms/tick")
 	b.ReportMetric(pct(0.99), "p99-ms/tick")
-	b.ReportMetric(per(f.seriesPages, f.chunkPoints), "chunk-page-bytes/point")
-}
-
-// usedEnd is the file offset past the last page in use: bbolt grows the
-// file ahead of it in steps of up to 16 MiB.
-func (footprint) usedEnd(b *testing.B, d *DB) int64 {
-	var n int64
-	if err := d.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil }); err != nil {
-		b.Fatal(err)
-	}
-	return n
+	b.ReportMetric(f.ChunkPageBytesPerPoint(), "chunk-page-bytes/point")
 }

@@ -77,6 +77,9 @@ func (d *DB) update(fn func(*bolt.Tx) error) error {
 	return err
 }
 
+// allocSize is how far ahead of its pages bbolt grows the file (see Open).
+const allocSize = 1 << 20
+
 // Options control Open.
 type Options struct {
 	// Migrate applies pending migrations; without it a database that is
@@ -116,13 +119,21 @@ func Open(path string, o Options) (db *DB, err error) {
 			db, err = nil, damaged(path, r)
 		}
 	}()
-	b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly})
+	// A writable open always reads the freelist; a read-only one only
+	// when asked, and Footprint needs it to count free pages.
+	b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, ReadOnly: o.ReadOnly, PreLoadFreelist: true})
 	if err != nil {
 		if errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) || errors.Is(err, bolt.ErrVersionMismatch) {
 			return nil, damaged(path, err)
 		}
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	// bbolt grows the file to its mmap size, doubling, up to AllocSize and
+	// then AllocSize at a time: by default a young database is half
+	// preallocation and a grown one carries up to 16 MiB of it. allocSize
+	// keeps the tail under 1 MiB; growth is a truncate and fsync per MiB,
+	// minutes apart at a thousand policies.
+	b.AllocSize = allocSize
 	d := &DB{bolt: b, path: path}
 	v, err := migrations.Check(b)
 	if err != nil {

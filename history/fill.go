@@ -1,0 +1,296 @@
+package history
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// A series this recorder did not record on its last tick is gained: its
+// policy came from another replica's shard, was created, or the process
+// started. Its history window is then back-filled from a source that can
+// evaluate the past (Prometheus), so the planner does not start from an
+// empty history while the series' past lies in another replica's file or
+// in the time this process was down. Only the grid times the store lacks
+// are asked for and written: points already stored are kept.
+
+// fillJob is a gained series waiting for its back-fill: the window before
+// until, the tick that first sampled it.
+type fillJob struct {
+	tg    Target
+	until time.Time
+}
+
+// span is a half-open range [from, to) of grid times one range request
+// asks for.
+type span struct{ from, to time.Time }
+
+// noteGained queues the targets the last tick did not have for FillGained
+// and remembers this tick's. Only a range-capable source can fill them.
+func (r *Recorder) noteGained(at time.Time, targets []Target) {
+	if _, ok := r.src.(RangeSource); !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := make(map[string]bool, len(targets))
+	gained := false
+	for _, tg := range targets {
+		now[tg.Series] = true
+		if !r.known[tg.Series] && tg.Window > 0 {
+			r.fills = append(r.fills, fillJob{tg: tg, until: at})
+			gained = true
+		}
+	}
+	r.known = now
+	if gained {
+		select {
+		case r.fillWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fillLoop runs FillGained whenever a tick gained series, until ctx ends.
+func (r *Recorder) fillLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.fillWake:
+			r.FillGained(ctx)
+		}
+	}
+}
+
+// FillGained back-fills the history windows of the series ticks gained
+// (see noteGained) and returns how many points it wrote. At most
+// FillConcurrency range requests are in flight, each for at most
+// fillSeriesPerRequest series, FillMaxPoints points per series and
+// fillPointsPerRequest points in all, so a shard of a
+// thousand policies costs a few dozen requests, not a burst that starves
+// the ticks of the source's request slots. A failed request is logged
+// and not retried: the series is filled again when it is next gained.
+func (r *Recorder) FillGained(ctx context.Context) int {
+	rs, ok := r.src.(RangeSource)
+	if !ok {
+		return 0
+	}
+	start := r.clk.Now()
+	var mu sync.Mutex
+	var total, series, failed int
+	var example error
+	noRange := map[string]bool{}
+	var wg sync.WaitGroup
+	for range r.cfg.FillConcurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				r.mu.Lock()
+				n := min(len(r.fills), fillSeriesPerRequest)
+				jobs := slices.Clone(r.fills[:n])
+				r.fills = r.fills[n:]
+				r.mu.Unlock()
+				if n == 0 {
+					return
+				}
+				res := r.fillBatch(ctx, rs, jobs)
+				mu.Lock()
+				total, series, failed = total+res.points, series+len(jobs), failed+res.failed
+				if example == nil {
+					example = res.example
+				}
+				for s := range res.noRange {
+					noRange[s] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if series == 0 {
+		return 0
+	}
+	r.m.filled.Add(float64(total))
+	for s := range noRange {
+		r.mu.Lock()
+		first := !r.noRangeLogged[s]
+		r.noRangeLogged[s] = true
+		r.mu.Unlock()
+		if first {
+			r.cfg.Logger.Info("history of this source's checks cannot be back-filled: a policy gained from another replica or at start-up keeps the history its series have in this database",
+				"source", s)
+		}
+	}
+	if failed > 0 {
+		r.cfg.Logger.Warn("history back-fill of gained series failed for some; they start with the history this database has",
+			"series", failed, "of", series, "example", example)
+	}
+	r.cfg.Logger.Info("back-filled the history windows of gained series", "series", series, "points", total,
+		"took", r.clk.Now().Sub(start).Round(time.Millisecond))
+	return total
+}
+
+// fillSeriesPerRequest is how many series one range request carries: the
+// Prometheus source joins this many queries into one request.
+const fillSeriesPerRequest = DefaultPromBatchSize
+
+type fillResult struct {
+	points, failed int
+	example        error
+	noRange        map[string]bool
+}
+
+// fillBatch reads what the store has of each job's window, asks rs for
+// the missing spans, grouping the series that miss the same span into one
+// request, and writes the points the store lacks.
+func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob) fillResult {
+	res := fillResult{noRange: map[string]bool{}}
+	step := r.cfg.Interval
+	stored := make([]map[int64]bool, len(jobs))
+	// Keyed by the span's instants: equal times from different jobs may
+	// differ as time.Time values (location, monotonic reading).
+	type spanKey struct{ from, to int64 }
+	bySpan := map[spanKey][]int{}
+	failed := map[int]bool{}
+	fail := func(i int, err error) {
+		if !failed[i] {
+			failed[i] = true
+			res.failed++
+		}
+		if res.example == nil {
+			res.example = err
+		}
+	}
+	for i, j := range jobs {
+		// Points past raw retention would not be stored.
+		from := j.until.Add(-min(j.tg.Window, r.cfg.RawRetention)).Truncate(step)
+		have, err := r.st.Range(j.tg.Series, from, j.until)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			fail(i, fmt.Errorf("read %s: %w", j.tg.Series, err))
+			continue
+		}
+		stored[i] = make(map[int64]bool, len(have))
+		times := make([]time.Time, len(have))
+		for k, s := range have {
+			stored[i][s.T.UnixMilli()] = true
+			times[k] = s.T
+		}
+		for _, sp := range missingSpans(from, j.until, step, times, r.cfg.FillMaxPoints) {
+			k := spanKey{sp.from.UnixNano(), sp.to.UnixNano()}
+			bySpan[k] = append(bySpan[k], i)
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(bySpan), func(a, b spanKey) int {
+		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
+	})
+	var reqs []fillRequest
+	for _, k := range keys {
+		sp := span{from: time.Unix(0, k.from).UTC(), to: time.Unix(0, k.to).UTC()}
+		// Long spans go fewer series to a request, so an answer stays
+		// within fillPointsPerRequest.
+		per := max(1, fillPointsPerRequest/int(sp.to.Sub(sp.from)/step))
+		for idx := range slices.Chunk(bySpan[k], per) {
+			reqs = append(reqs, fillRequest{sp, idx})
+		}
+	}
+	for _, rq := range reqs {
+		sp, idx := rq.span, rq.idx
+		qs := make([]Query, len(idx))
+		for k, i := range idx {
+			qs[k] = jobs[i].tg.Query
+		}
+		rctx, cancel := context.WithTimeout(ctx, fillTimeout)
+		// A range request includes both ends; the span excludes its end.
+		results := rs.SampleRange(rctx, qs, sp.from, sp.to.Add(-step), step)
+		cancel()
+		var pts []store.Point
+		for k, i := range idx {
+			switch err := results[k].Err; {
+			case errors.Is(err, ErrNoRange):
+				res.noRange[jobs[i].tg.Query.Source] = true
+				continue
+			case errors.Is(err, ErrNoData):
+				continue // nothing in the source for this span
+			case err != nil:
+				fail(i, err)
+				continue
+			}
+			for _, p := range results[k].Points {
+				ms := p.T.UnixMilli()
+				if p.T.Before(sp.from) || !p.T.Before(sp.to) || !p.T.Equal(p.T.Truncate(step)) || stored[i][ms] {
+					continue
+				}
+				stored[i][ms] = true
+				pts = append(pts, store.Point{Series: jobs[i].tg.Series, T: p.T, V: p.V})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		if err := r.st.WritePoints(pts); err != nil {
+			r.m.writeErrors.Inc()
+			for _, i := range idx {
+				fail(i, fmt.Errorf("write %d back-filled points: %w", len(pts), err))
+			}
+			continue
+		}
+		res.points += len(pts)
+	}
+	return res
+}
+
+// fillRequest is one range request of fillBatch: a span, and the jobs
+// (by index) that miss it.
+type fillRequest struct {
+	span span
+	idx  []int
+}
+
+// fillPointsPerRequest bounds the points one back-fill answer carries
+// (tens of bytes each as JSON), so two in flight stay a few MB of memory.
+const fillPointsPerRequest = 100_000
+
+// fillTimeout bounds one back-fill range request: a slow source fails the
+// span, not the recorder.
+const fillTimeout = time.Minute
+
+// missingSpans returns the spans of grid times (from, from+step, ... before
+// until) that have no time in have (sorted), each at most maxPoints steps
+// long and within one of the slots of maxPoints steps that cut time the
+// same way for every series, so series missing the same past share a
+// request. Times in a slot between its first and last missing one are
+// asked for too: one request per slot, whatever the holes.
+func missingSpans(from, until time.Time, step time.Duration, have []time.Time, maxPoints int) []span {
+	slot := step * time.Duration(max(maxPoints, 1))
+	var out []span
+	k := 0
+	var cur span
+	open := false
+	for t := from; t.Before(until); t = t.Add(step) {
+		for k < len(have) && have[k].Before(t) {
+			k++
+		}
+		if k < len(have) && have[k].Equal(t) {
+			continue
+		}
+		if open && !t.Truncate(slot).Equal(cur.from.Truncate(slot)) {
+			out = append(out, cur)
+			open = false
+		}
+		if !open {
+			cur, open = span{from: t}, true
+		}
+		cur.to = t.Add(step)
+	}
+	if open {
+		out = append(out, cur)
+	}
+	return out
+}
