@@ -97,6 +97,8 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # SHARDS=N runs N replicas with --shards N (make bench-scale
 # POLICIES=10000 SHARDS=2). Prints policies active, samples stored, CPU,
 # RSS, bytes per point, 429s and the event-to-reconcile p99.
+# BENCH_SCALE_PPROF=dir has each replica write cpu-<pid>.pprof and
+# heap-<pid>.pprof there (go tool pprof them with the test binary).
 bench-scale: deps
 	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/

@@ -79,12 +79,11 @@ type keyedForecaster struct {
 // forecasterFor returns the policy's forecaster, built again when the
 // policy's settings changed (a new model_step or orders is a new model).
 func (hp *HistoryPlanner) forecasterFor(p Policy) optimize.Forecaster {
-	fp := p.fingerprint()
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
 	f, ok := hp.forecaster[p.Key]
-	if !ok || f.fingerprint != fp {
-		f = keyedForecaster{fingerprint: fp, Forecaster: hp.newFC(p)}
+	if !ok || !p.matches(f.fingerprint) {
+		f = keyedForecaster{fingerprint: p.fingerprint(), Forecaster: hp.newFC(p)}
 		hp.forecaster[p.Key] = f
 	}
 	return f.Forecaster

@@ -250,10 +250,9 @@ type policyDecider struct {
 // deciderFor returns the policy's decider, building it on first use and
 // again whenever the policy's settings change.
 func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
-	fp := p.fingerprint()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d, ok := r.deciders[p.Key]; ok && d.fingerprint == fp {
+	if d, ok := r.deciders[p.Key]; ok && p.matches(d.fingerprint) {
 		return d, nil
 	}
 	minHorizon := int(r.d.MinHorizon / time.Second)
@@ -264,7 +263,7 @@ func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &policyDecider{fingerprint: fp, Decider: dec}
+	d := &policyDecider{fingerprint: p.fingerprint(), Decider: dec}
 	r.deciders[p.Key] = d
 	return d, nil
 }
