@@ -8,6 +8,8 @@ import (
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/history"
 )
 
 // mutablePolicies is a fake policy source the test edits.
@@ -111,5 +113,93 @@ func TestTheControllerWithAFakeSourceNomadAndClockAddsUpdatesAndRemovesAPolicy(t
 	time.Sleep(20 * time.Millisecond)
 	if n := len(calls()); n != before {
 		t.Fatalf("%d scale calls after the policy was removed", n-before)
+	}
+}
+
+// triggeredKeys are the pool's items with a trigger not yet served (the
+// pool is not running in the test, so none is served).
+func triggeredKeys(c *Controller) map[string]bool {
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	out := map[string]bool{}
+	for key, it := range c.pool.items {
+		if !it.triggered.IsZero() {
+			out[key] = true
+		}
+	}
+	return out
+}
+
+func TestAJobEventTriggersThatJobsPoliciesOnlyAndAFailedAllocationItsGroupWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
+		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+		sp.ID = job + "-" + group
+		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
+		return sp
+	}
+	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("db", "main"), policyOf("cache", "main"))
+	ctx := context.Background()
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobEvent := func(job string) nomadapi.Event {
+		return nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Key: job, Payload: map[string]any{
+			"Job": map[string]any{"ID": job, "Namespace": "default", "TaskGroups": []any{map[string]any{"Name": "api"}}}}}
+	}
+	ctrl.HandleEvents(ctx, 10, []nomadapi.Event{jobEvent("web")})
+	if got := triggeredKeys(ctrl); len(got) != 2 || !got["default/web/api"] || !got["default/web/worker"] {
+		t.Fatalf("after web's job event, triggered %v; want web's two groups only", got)
+	}
+	failed := nomadapi.Event{Topic: nomadapi.TopicAllocation, Type: "AllocationUpdated", Payload: map[string]any{
+		"Allocation": map[string]any{"ID": "a1", "Namespace": "default", "JobID": "db", "TaskGroup": "main", "ClientStatus": nomadapi.AllocClientStatusFailed}}}
+	ctrl.HandleEvents(ctx, 11, []nomadapi.Event{failed})
+	if got := triggeredKeys(ctrl); len(got) != 3 || !got["default/db/main"] || got["default/cache/main"] {
+		t.Fatalf("after db's failed allocation, triggered %v; want db's group added", got)
+	}
+	// A removed job's policies are not triggered by its later events.
+	src.set(policyOf("cache", "main"))
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.HandleEvents(ctx, 12, []nomadapi.Event{jobEvent("cache")})
+	if got := triggeredKeys(ctrl); !got["default/cache/main"] || len(ctrl.byJob) != 1 {
+		t.Fatalf("after the others were removed and cache's event, triggered %v and %d jobs indexed; want cache's group and 1 job", got, len(ctrl.byJob))
+	}
+}
+
+func TestTheRecordedTargetsAreBuiltAgainOnlyWhenAPolicysChecksChangeWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	refresh := func(min int64, query string) []history.Target {
+		t.Helper()
+		sp := scalingPolicy(map[string]map[string]any{"requests": {"source": "prometheus", "query": query}}, map[string]any{}, nil)
+		sp.Min = i64(min)
+		src.set(sp)
+		if err := ctrl.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ctrl.RecordTargets()
+	}
+	first := refresh(1, "q1")
+	if len(first) != 1 || first[0].Query.Query != "q1" || first[0].Series != "default/web/api/requests" {
+		t.Fatalf("targets %+v, want the one check q1", first)
+	}
+	if again := refresh(2, "q1"); &again[0] != &first[0] {
+		t.Error("an edit of min alone built the targets again; want the list kept")
+	}
+	if edited := refresh(2, "q2"); len(edited) != 1 || edited[0].Query.Query != "q2" {
+		t.Errorf("targets after the query changed: %+v, want q2", edited)
+	}
+	src.set()
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if gone := ctrl.RecordTargets(); len(gone) != 0 {
+		t.Errorf("targets after the policy was removed: %+v", gone)
 	}
 }
