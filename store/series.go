@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -262,22 +263,21 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := stored
-	if len(head) > 0 {
-		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
-			// The head holds times the chunks hold too after a crash in
-			// a sealing round (see headState), or times older than the
-			// chunks' newest written late to a series still due.
-			all = chunk.Merge(stored, head)
-		} else {
-			all = append(stored, head...)
-		}
+	// The chunks' samples are already within [lo, hi); the head's are cut
+	// to it here. The head holds times the chunks hold too after a crash
+	// in a sealing round (see headState), or times older than the chunks'
+	// newest written late to a series still due: then the two are merged.
+	head = head[sort.Search(len(head), func(i int) bool { return head[i].T >= lo }):]
+	head = head[:sort.Search(len(head), func(i int) bool { return head[i].T >= hi })]
+	if n := len(stored); n > 0 && len(head) > 0 && stored[n-1].T >= head[0].T {
+		stored, head = chunk.Merge(stored, head), nil
 	}
-	out := make([]Sample, 0, len(all))
-	for _, s := range all {
-		if s.T >= lo && s.T < hi {
-			out = append(out, Sample{T: time.UnixMilli(s.T).UTC(), V: s.V})
-		}
+	out := make([]Sample, len(stored)+len(head))
+	for i, s := range stored {
+		out[i] = Sample{T: time.UnixMilli(s.T).UTC(), V: s.V}
+	}
+	for i, s := range head {
+		out[len(stored)+i] = Sample{T: time.UnixMilli(s.T).UTC(), V: s.V}
 	}
 	return out, nil
 }
@@ -450,8 +450,9 @@ func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
 	return out, nil
 }
 
-// readChunks decodes the chunks of b that may hold times in [lo, hi): from
-// the last one starting at or before lo.
+// readChunks decodes the chunks of b that may hold times in [lo, hi), from
+// the last one starting at or before lo, and keeps their samples in
+// [lo, hi).
 func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 	var out []chunk.Sample
 	c := b.Cursor()
@@ -479,7 +480,7 @@ func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 		if t >= hi {
 			break
 		}
-		if out, err = chunk.Decode(out, v); err != nil {
+		if out, err = chunk.DecodeBetween(out, v, lo, hi); err != nil {
 			return nil, fmt.Errorf("chunk at %d: %w", t, err)
 		}
 	}
