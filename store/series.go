@@ -362,36 +362,63 @@ type Rollup struct {
 // 32-byte value per minute, whose 30 days of retention outweighed a day of
 // raw points twenty times.
 func (d *DB) WriteRollups(series string, rs []Rollup) error {
-	if len(rs) == 0 {
-		return nil
+	return d.WriteRollupsOf([]SeriesRollups{{Series: series, Rollups: rs}})
+}
+
+// SeriesRollups are rollups of one series, for WriteRollupsOf.
+type SeriesRollups struct {
+	Series  string
+	Rollups []Rollup
+}
+
+// WriteRollupsOf writes the rollups of several series in one transaction,
+// as WriteRollups writes each: a round of rollups over every series was a
+// commit (and an fdatasync) per series, 4.6% of the daemon's CPU at 1,000
+// policies.
+func (d *DB) WriteRollupsOf(batch []SeriesRollups) error {
+	type fieldSamples struct {
+		series string
+		fields [4][]chunk.Sample
 	}
-	rs = slices.Clone(rs)
-	slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
-	w := 0
-	for i := range rs {
-		if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
-			rs[w-1] = rs[i]
+	var todo []fieldSamples
+	for _, sr := range batch {
+		if len(sr.Rollups) == 0 {
 			continue
 		}
-		rs[w] = rs[i]
-		w++
-	}
-	rs = rs[:w]
-	fields := [4][]chunk.Sample{}
-	for _, r := range rs {
-		t := r.T.UnixMilli()
-		for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
-			fields[f] = append(fields[f], chunk.Sample{T: t, V: v})
+		rs := slices.Clone(sr.Rollups)
+		slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
+		w := 0
+		for i := range rs {
+			if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
+				rs[w-1] = rs[i]
+				continue
+			}
+			rs[w] = rs[i]
+			w++
 		}
+		rs = rs[:w]
+		fs := fieldSamples{series: sr.Series}
+		for _, r := range rs {
+			t := r.T.UnixMilli()
+			for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
+				fs.fields[f] = append(fs.fields[f], chunk.Sample{T: t, V: v})
+			}
+		}
+		todo = append(todo, fs)
+	}
+	if len(todo) == 0 {
+		return nil
 	}
 	return d.update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(series))
-		if err != nil {
-			return fmt.Errorf("rollup %q: %w", series, err)
-		}
-		for f, name := range migrations.RollupFields() {
-			if err := mergeSpan(b, string(name), fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
-				return fmt.Errorf("rollup %q: %w", series, err)
+		for _, fs := range todo {
+			b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(fs.series))
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", fs.series, err)
+			}
+			for f, name := range migrations.RollupFields() {
+				if err := mergeSpan(b, string(name), fs.fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
+					return fmt.Errorf("rollup %q: %w", fs.series, err)
+				}
 			}
 		}
 		return nil
