@@ -56,9 +56,11 @@ type Controller struct {
 
 	mu       sync.Mutex
 	policies map[string]Policy
-	// byJob indexes policies by namespace and job, so an event names the
-	// policies it triggers without a pass over all of them.
-	byJob map[[2]string]map[string]bool
+	// byScope indexes policy keys by their namespace/job/ prefix
+	// (keyScope), so a job's event or refresh finds its policies without
+	// a pass over all of them (at 5,000 policies a replica, applying a
+	// job's policies was 9% of the daemon's CPU, mostly that pass).
+	byScope map[string]map[string]bool
 	// recordGen counts changes to what RecordTargets lists; targets is
 	// that list as of targetsGen (the recorder asks every tick).
 	recordGen, targetsGen uint64
@@ -78,7 +80,7 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 	}
 	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: clock.Real{},
 		filePoll: 2 * time.Second, reload: make(chan struct{}, 1), refresh: make(chan struct{}, 1),
-		policies: map[string]Policy{}, byJob: map[[2]string]map[string]bool{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+		policies: map[string]Policy{}, byScope: map[string]map[string]bool{}, invalid: map[string]string{}, disabled: map[string]bool{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
 	return c
 }
@@ -349,12 +351,22 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		c.disabled[key] = true
 	}
 	var removed, added []string
-	for key := range c.policies {
+	remove := func(key string) {
 		if _, ok := valid[key]; !ok && strings.HasPrefix(key, scope) {
 			removed = append(removed, key)
 			c.recordGen++
-			c.unindexLocked(c.policies[key])
+			c.unindexLocked(key)
 			delete(c.policies, key)
+		}
+	}
+	if scope == "" {
+		for key := range c.policies {
+			remove(key)
+		}
+	} else {
+		// Deleting from the map being ranged over is allowed.
+		for key := range c.byScope[keyScope(scope)] {
+			remove(key)
 		}
 	}
 	for key, p := range valid {
@@ -365,11 +377,9 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		if !ok {
 			added = append(added, key)
 			c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
-		} else if old.Namespace != p.Namespace || old.Job != p.Job {
-			c.unindexLocked(old)
+			c.indexLocked(key)
 		}
 		c.policies[key] = p
-		c.indexLocked(p)
 	}
 	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))
 	c.mu.Unlock()
@@ -382,20 +392,36 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	}
 }
 
-// indexLocked adds p to byJob (c.mu held).
-func (c *Controller) indexLocked(p Policy) {
-	j := [2]string{p.Namespace, p.Job}
-	if c.byJob[j] == nil {
-		c.byJob[j] = map[string]bool{}
+// keyScope is the namespace/job/ prefix of a policy key (or of a scope
+// PolicyKey(ns, job, "") names): everything up to its second slash. Keys
+// with a scope as prefix share its keyScope, so byScope[keyScope(scope)]
+// holds every key apply's strings.HasPrefix(key, scope) could match.
+func keyScope(key string) string {
+	i := strings.IndexByte(key, '/')
+	if i < 0 {
+		return key
 	}
-	c.byJob[j][p.Key] = true
+	j := strings.IndexByte(key[i+1:], '/')
+	if j < 0 {
+		return key
+	}
+	return key[:i+1+j+1]
 }
 
-// unindexLocked removes p from byJob (c.mu held).
-func (c *Controller) unindexLocked(p Policy) {
-	j := [2]string{p.Namespace, p.Job}
-	if delete(c.byJob[j], p.Key); len(c.byJob[j]) == 0 {
-		delete(c.byJob, j)
+// indexLocked adds key to byScope (c.mu held).
+func (c *Controller) indexLocked(key string) {
+	sc := keyScope(key)
+	if c.byScope[sc] == nil {
+		c.byScope[sc] = map[string]bool{}
+	}
+	c.byScope[sc][key] = true
+}
+
+// unindexLocked removes key from byScope (c.mu held).
+func (c *Controller) unindexLocked(key string) {
+	sc := keyScope(key)
+	if delete(c.byScope[sc], key); len(c.byScope[sc]) == 0 {
+		delete(c.byScope, sc)
 	}
 }
 
@@ -513,8 +539,10 @@ func (c *Controller) HandleEvents(ctx context.Context, _ uint64, events []nomada
 	c.mu.Lock()
 	var due []string
 	for j := range jobs {
-		for key := range c.byJob[j] {
-			due = append(due, key)
+		for key := range c.byScope[keyScope(PolicyKey(j[0], j[1], ""))] {
+			if p := c.policies[key]; p.Namespace == j[0] && p.Job == j[1] {
+				due = append(due, key)
+			}
 		}
 	}
 	for key := range groups {

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,8 +166,8 @@ func TestAJobEventTriggersThatJobsPoliciesOnlyAndAFailedAllocationItsGroupWithAF
 		t.Fatal(err)
 	}
 	ctrl.HandleEvents(ctx, 12, []nomadapi.Event{jobEvent("cache")})
-	if got := triggeredKeys(ctrl); !got["default/cache/main"] || len(ctrl.byJob) != 1 {
-		t.Fatalf("after the others were removed and cache's event, triggered %v and %d jobs indexed; want cache's group and 1 job", got, len(ctrl.byJob))
+	if got := triggeredKeys(ctrl); !got["default/cache/main"] || len(ctrl.byScope) != 1 {
+		t.Fatalf("after the others were removed and cache's event, triggered %v and %d jobs indexed; want cache's group and 1 job", got, len(ctrl.byScope))
 	}
 }
 
@@ -201,5 +202,55 @@ func TestTheRecordedTargetsAreBuiltAgainOnlyWhenAPolicysChecksChangeWithAFakeSou
 	}
 	if gone := ctrl.RecordTargets(); len(gone) != 0 {
 		t.Errorf("targets after the policy was removed: %+v", gone)
+	}
+}
+
+// jobPolicies is a fake source that also answers one job's policies, as
+// the cluster state does.
+type jobPolicies struct{ mutablePolicies }
+
+func (j *jobPolicies) JobPolicies(namespace, job string) []*nomadapi.ScalingPolicy {
+	list, _ := j.ListPolicies(context.Background())
+	var out []*nomadapi.ScalingPolicy
+	for _, sp := range list {
+		if sp.Target["Namespace"] == namespace && sp.Target["Job"] == job {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+func TestAJobEventAppliesThatJobsPoliciesAloneWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &jobPolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
+		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+		sp.ID = job + "-" + group
+		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
+		return sp
+	}
+	ctx := context.Background()
+	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("webhooks", "main"), policyOf("db", "main"))
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// web loses its worker group and db is gone from the source too; only
+	// web's event arrives, so only web's policies change.
+	src.set(policyOf("web", "api"), policyOf("webhooks", "main"))
+	jobEvent := nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Key: "web", Payload: map[string]any{
+		"Job": map[string]any{"ID": "web", "Namespace": "default"}}}
+	ctrl.HandleEvents(ctx, 10, []nomadapi.Event{jobEvent})
+	var keys []string
+	for _, p := range ctrl.Policies() {
+		keys = append(keys, p.Key)
+	}
+	if want := "default/db/main default/web/api default/webhooks/main"; strings.Join(keys, " ") != want {
+		t.Errorf("policies after web's event: %v, want %s", keys, want)
+	}
+	for key, want := range map[string]string{"default/web/api": "default/web/", "default/web/": "default/web/", "default/a/b/g": "default/a/", "default": "default"} {
+		if got := keyScope(key); got != want {
+			t.Errorf("keyScope(%q) = %q, want %q", key, got, want)
+		}
 	}
 }
