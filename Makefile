@@ -98,6 +98,8 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # POLICIES=10000 SHARDS=2). Prints policies active, samples stored, CPU,
 # RSS, bytes per sealed point and the file's breakdown (store.Footprint),
 # 429s and the event-to-reconcile p99.
+# BENCH_SCALE_PPROF=dir has each replica write cpu-<pid>.pprof and
+# heap-<pid>.pprof there (go tool pprof them with the test binary).
 bench-scale: deps
 	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/

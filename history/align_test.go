@@ -1,6 +1,7 @@
 package history
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -143,4 +144,61 @@ func TestRollupsSummariseOnlyCompletedIntervals(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAlignColumnsMatchesTheTimeArithmeticItReplaces(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	// Times before the epoch and in a zone other than UTC too: buckets
+	// count from the zero time, whatever the zone.
+	zone := time.FixedZone("x", 5*3600+30*60)
+	for _, base := range []time.Time{t0, time.Date(1969, 12, 31, 23, 59, 58, 0, time.UTC), t0.In(zone)} {
+		for _, step := range []time.Duration{time.Second, 7 * time.Second, 10 * time.Second, time.Minute} {
+			for trial := range 30 {
+				var s []store.Sample
+				tm := base.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+				for range 1 + rng.IntN(400) {
+					s = append(s, store.Sample{T: tm, V: rng.Float64() * 100})
+					tm = tm.Add(time.Duration(rng.IntN(3*int(step/time.Millisecond)+1)) * time.Millisecond)
+				}
+				// The grid may start after the series' first samples (a
+				// later series decides it): some are carried in.
+				start := s[rng.IntN(len(s))].T.Truncate(step)
+				n := int(s[len(s)-1].T.Truncate(step).Sub(start)/step) + 1
+				want := alignOne(s, start, step, n)
+				got := alignOneSeconds(s, start, int64(step/time.Second), n)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("base %s step %s trial %d: seconds arithmetic %v, times %v", base, step, trial, got, want)
+				}
+			}
+		}
+	}
+	in := map[string][]store.Sample{"y": samples(0, 1, 1.5, 2, 3, 4), "x": samples(1, 10, 2, 20)}
+	times, cols := Align(in, time.Second)
+	start, n, cols2 := AlignColumns(in, time.Second)
+	if n != len(times) || !start.Equal(times[0]) || !reflect.DeepEqual(cols, cols2) {
+		t.Errorf("AlignColumns %s, %d, %v; Align %v, %v", start, n, cols2, times, cols)
+	}
+}
+
+// BenchmarkAlignAnHourOfSeconds is the planner's alignment of one series
+// over an hour of one-second samples: by bucket index (what Align runs
+// for whole-second steps) and by time arithmetic (what it ran before).
+func BenchmarkAlignAnHourOfSeconds(b *testing.B) {
+	s := make([]store.Sample, 3600)
+	for i := range s {
+		s[i] = store.Sample{T: t0.Add(time.Duration(i)*time.Second + 250*time.Millisecond), V: float64(i)}
+	}
+	start := s[0].T.Truncate(time.Second)
+	b.Run("seconds", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			alignOneSeconds(s, start, 1, len(s))
+		}
+	})
+	b.Run("times", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			alignOne(s, start, time.Second, len(s))
+		}
+	})
 }

@@ -20,9 +20,12 @@ import (
 // call. A tick's queries are deduplicated and sent joined, BatchSize to a
 // request, at most MaxInFlight requests at once across the process.
 type Prometheus struct {
-	api promv1.API
-	log *slog.Logger
-	now func() time.Time
+	// client sends the instant queries (see instant); api the range
+	// queries of back-fills.
+	client promapi.Client
+	api    promv1.API
+	log    *slog.Logger
+	now    func() time.Time
 	// sem bounds the requests in flight to Prometheus.
 	sem chan struct{}
 	// batchSize is how many distinct queries one request carries.
@@ -56,7 +59,7 @@ func NewPrometheus(address string, log *slog.Logger) (*Prometheus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Prometheus{api: promv1.NewAPI(c), log: log, now: time.Now, sem: make(chan struct{}, DefaultPromMaxInFlight),
+	return &Prometheus{client: c, api: promv1.NewAPI(c), log: log, now: time.Now, sem: make(chan struct{}, DefaultPromMaxInFlight),
 		batchSize: DefaultPromBatchSize, solo: map[string]bool{}}, nil
 }
 
@@ -82,13 +85,13 @@ func (p *Prometheus) acquire(ctx context.Context) (release func(), err error) {
 }
 
 // query sends one instant query, holding a slot of the global limit.
-func (p *Prometheus) query(ctx context.Context, q string, at time.Time) (model.Value, error) {
+func (p *Prometheus) query(ctx context.Context, q string, at time.Time) (instantAnswer, error) {
 	release, err := p.acquire(ctx)
 	if err != nil {
-		return nil, err
+		return instantAnswer{}, err
 	}
 	defer release()
-	res, warnings, err := p.api.Query(ctx, q, at)
+	res, warnings, err := p.instant(ctx, q, at)
 	for _, w := range warnings {
 		p.log.Debug("prometheus query warning", "query", q, "warning", w)
 	}
@@ -210,8 +213,7 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 		}
 		return out
 	}
-	vec, ok := res.(model.Vector)
-	if !ok {
+	if res.resultType != "vector" {
 		// A joined query always yields a vector; anything else is a
 		// Prometheus this code does not understand: ask each alone.
 		out := make(map[string]Result, len(texts))
@@ -220,9 +222,9 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 		}
 		return out
 	}
-	parts := make([]model.Vector, len(texts))
-	for _, s := range vec {
-		i, err := strconv.Atoi(string(s.Metric[batchLabel]))
+	parts := make([][]instantSample, len(texts))
+	for _, s := range res.samples {
+		i, err := strconv.Atoi(s.part)
 		if err != nil || i < 0 || i >= len(texts) {
 			continue
 		}
@@ -230,7 +232,7 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 	}
 	out := make(map[string]Result, len(texts))
 	for i, t := range texts {
-		v, err := promValue(parts[i])
+		v, err := vectorValue(parts[i])
 		if err != nil {
 			err = fmt.Errorf("prometheus query %q: %w", t, err)
 		}
@@ -260,26 +262,28 @@ func (p *Prometheus) Sample(ctx context.Context, q Query) (float64, error) {
 }
 
 // promValue reduces an instant-query result to one number.
-func promValue(res model.Value) (float64, error) {
-	switch r := res.(type) {
-	case *model.Scalar:
-		if r == nil {
-			return 0, ErrNoData
-		}
-		return finite(float64(r.Value))
-	case model.Vector:
-		switch len(r) {
-		case 0:
-			return 0, ErrNoData
-		case 1:
-			return finite(float64(r[0].Value))
-		default:
-			return 0, fmt.Errorf("result has %d series, want 1 (aggregate with sum or avg)", len(r))
-		}
-	case nil:
+func promValue(res instantAnswer) (float64, error) {
+	switch res.resultType {
+	case "scalar":
+		return finite(res.scalar)
+	case "vector":
+		return vectorValue(res.samples)
+	case "":
 		return 0, ErrNoData
 	default:
-		return 0, fmt.Errorf("result type %s is not supported, want a scalar or an instant vector", res.Type())
+		return 0, fmt.Errorf("result type %s is not supported, want a scalar or an instant vector", res.resultType)
+	}
+}
+
+// vectorValue is the value of a vector of one series.
+func vectorValue(samples []instantSample) (float64, error) {
+	switch len(samples) {
+	case 0:
+		return 0, ErrNoData
+	case 1:
+		return finite(samples[0].v)
+	default:
+		return 0, fmt.Errorf("result has %d series, want 1 (aggregate with sum or avg)", len(samples))
 	}
 }
 

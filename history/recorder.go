@@ -50,7 +50,7 @@ type Store interface {
 	Range(series string, from, to time.Time) ([]store.Sample, error)
 	ListSeries() ([]store.SeriesInfo, error)
 	ListRollups() ([]store.SeriesInfo, error)
-	WriteRollups(series string, rs []store.Rollup) error
+	WriteRollupsOf(batch []store.SeriesRollups) error
 	Prune(rawBefore, rollupBefore time.Time) (int, error)
 }
 
@@ -674,8 +674,14 @@ type RollupStore interface {
 	Range(series string, from, to time.Time) ([]store.Sample, error)
 	ListSeries() ([]store.SeriesInfo, error)
 	ListRollups() ([]store.SeriesInfo, error)
-	WriteRollups(series string, rs []store.Rollup) error
+	WriteRollupsOf(batch []store.SeriesRollups) error
 }
+
+// rollupBatch is how many series' rollups RollUp writes in one
+// transaction: one commit per series cost an fdatasync each, and one for
+// ten thousand series would hold the writer lock (and the tick's write)
+// for long.
+const rollupBatch = 500
 
 // RollUp aggregates, for every raw series, the step intervals that are
 // complete at now and come after the series' last rollup, and returns how
@@ -697,8 +703,26 @@ func RollUp(ctx context.Context, st RollupStore, step time.Duration, now time.Ti
 	}
 	until := now.Truncate(step)
 	written := 0
+	var batch []store.SeriesRollups
+	pending := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := st.WriteRollupsOf(batch); err != nil {
+			return fmt.Errorf("write rollups of %d series from %s: %w", len(batch), batch[0].Series, err)
+		}
+		written += pending
+		batch, pending = batch[:0], 0
+		return nil
+	}
 	for _, s := range raw {
 		if err := ctx.Err(); err != nil {
+			// What was read is written: as before, a cancelled round
+			// keeps the series it finished.
+			if ferr := flush(); ferr != nil {
+				return written, ferr
+			}
 			return written, err
 		}
 		from := s.First.Truncate(step)
@@ -710,15 +734,24 @@ func RollUp(ctx context.Context, st RollupStore, step time.Duration, now time.Ti
 		}
 		samples, err := st.Range(s.Name, from, until)
 		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return written, ferr
+			}
 			return written, fmt.Errorf("read %s: %w", s.Name, err)
 		}
 		rs := Rollups(samples, step, until)
-		if err := st.WriteRollups(s.Name, rs); err != nil {
-			return written, fmt.Errorf("write rollups of %s: %w", s.Name, err)
+		if len(rs) == 0 {
+			continue
 		}
-		written += len(rs)
+		batch = append(batch, store.SeriesRollups{Series: s.Name, Rollups: rs})
+		pending += len(rs)
+		if len(batch) == rollupBatch {
+			if err := flush(); err != nil {
+				return written, err
+			}
+		}
 	}
-	return written, nil
+	return written, flush()
 }
 
 // errorLog logs a repeated error once a minute with how many times it

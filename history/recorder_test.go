@@ -37,6 +37,47 @@ type countingStore struct {
 	points atomic.Int64
 }
 
+// rollupCommits counts WriteRollupsOf calls: one transaction each.
+type rollupCommits struct {
+	*store.DB
+	commits int
+}
+
+func (c *rollupCommits) WriteRollupsOf(batch []store.SeriesRollups) error {
+	c.commits++
+	return c.DB.WriteRollupsOf(batch)
+}
+
+func TestRollUpWritesEverySeriesMinutesInATransactionPerFiveHundredSeries(t *testing.T) {
+	st := &rollupCommits{DB: openDB(t)}
+	const series = 1200
+	var pts []store.Point
+	for s := range series {
+		for k := range 120 {
+			pts = append(pts, store.Point{Series: fmt.Sprintf("p%04d/m", s), T: t0.Add(time.Duration(k) * time.Second), V: float64(k % 60)})
+		}
+	}
+	if err := st.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	n, err := RollUp(context.Background(), st, time.Minute, t0.Add(2*time.Minute))
+	if err != nil || n != 2*series {
+		t.Fatalf("rolled up %d, %v; want two minutes of %d series", n, err, series)
+	}
+	if st.commits != 3 {
+		t.Errorf("%d rollup transactions for %d series, want 3 (500 a transaction)", st.commits, series)
+	}
+	for _, name := range []string{"p0000/m", "p0499/m", "p0500/m", "p1199/m"} {
+		rs, err := st.RangeRollups(name, time.Time{}, time.Time{})
+		if err != nil || len(rs) != 2 || rs[1].Count != 60 || rs[1].Mean != 29.5 || !rs[1].T.Equal(t0.Add(time.Minute)) {
+			t.Errorf("rollups of %s: %+v, %v; want two minutes of 0..59", name, rs, err)
+		}
+	}
+	if n, err := RollUp(context.Background(), st, time.Minute, t0.Add(2*time.Minute)); err != nil || n != 0 || st.commits != 3 {
+		t.Errorf("second pass: %d rollups, %v, %d transactions; want nothing written", n, err, st.commits)
+	}
+}
+
 func (c *countingStore) WritePoints(pts []store.Point) error {
 	c.writes.Add(1)
 	c.points.Add(int64(len(pts)))

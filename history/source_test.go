@@ -8,29 +8,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
-
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 func TestPromValueTakesAScalarOrOneElementVectorAndRefusesTheRest(t *testing.T) {
-	sample := func(v float64) *model.Sample { return &model.Sample{Value: model.SampleValue(v)} }
+	vector := func(vs ...float64) instantAnswer {
+		a := instantAnswer{resultType: "vector"}
+		for _, v := range vs {
+			a.samples = append(a.samples, instantSample{v: v})
+		}
+		return a
+	}
 	tests := []struct {
 		name    string
-		in      model.Value
+		in      instantAnswer
 		want    float64
 		wantErr string
 		noData  bool
 	}{
-		{name: "scalar", in: &model.Scalar{Value: 4.5}, want: 4.5},
-		{name: "one-element vector", in: model.Vector{sample(12)}, want: 12},
-		{name: "empty vector is no data", in: model.Vector{}, noData: true},
-		{name: "nil is no data", in: nil, noData: true},
-		{name: "two elements are refused", in: model.Vector{sample(1), sample(2)}, wantErr: "2 series"},
-		{name: "NaN is refused", in: model.Vector{sample(math.NaN())}, wantErr: "not a finite"},
-		{name: "Inf is refused", in: &model.Scalar{Value: model.SampleValue(math.Inf(1))}, wantErr: "not a finite"},
-		{name: "a matrix is refused", in: model.Matrix{}, wantErr: "not supported"},
-		{name: "a string is refused", in: &model.String{Value: "x"}, wantErr: "not supported"},
+		{name: "scalar", in: instantAnswer{resultType: "scalar", scalar: 4.5}, want: 4.5},
+		{name: "one-element vector", in: vector(12), want: 12},
+		{name: "empty vector is no data", in: vector(), noData: true},
+		{name: "no result is no data", in: instantAnswer{}, noData: true},
+		{name: "two elements are refused", in: vector(1, 2), wantErr: "2 series"},
+		{name: "NaN is refused", in: vector(math.NaN()), wantErr: "not a finite"},
+		{name: "Inf is refused", in: instantAnswer{resultType: "scalar", scalar: math.Inf(1)}, wantErr: "not a finite"},
+		{name: "a matrix is refused", in: instantAnswer{resultType: "matrix"}, wantErr: "not supported"},
+		{name: "a string is refused", in: instantAnswer{resultType: "string"}, wantErr: "not supported"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,11 +3,14 @@ package reconciler
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/history"
 )
 
 // mutablePolicies is a fake policy source the test edits.
@@ -111,5 +114,143 @@ func TestTheControllerWithAFakeSourceNomadAndClockAddsUpdatesAndRemovesAPolicy(t
 	time.Sleep(20 * time.Millisecond)
 	if n := len(calls()); n != before {
 		t.Fatalf("%d scale calls after the policy was removed", n-before)
+	}
+}
+
+// triggeredKeys are the pool's items with a trigger not yet served (the
+// pool is not running in the test, so none is served).
+func triggeredKeys(c *Controller) map[string]bool {
+	c.pool.mu.Lock()
+	defer c.pool.mu.Unlock()
+	out := map[string]bool{}
+	for key, it := range c.pool.items {
+		if !it.triggered.IsZero() {
+			out[key] = true
+		}
+	}
+	return out
+}
+
+func TestAJobEventTriggersThatJobsPoliciesOnlyAndAFailedAllocationItsGroupWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
+		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+		sp.ID = job + "-" + group
+		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
+		return sp
+	}
+	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("db", "main"), policyOf("cache", "main"))
+	ctx := context.Background()
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	jobEvent := func(job string) nomadapi.Event {
+		return nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Key: job, Payload: map[string]any{
+			"Job": map[string]any{"ID": job, "Namespace": "default", "TaskGroups": []any{map[string]any{"Name": "api"}}}}}
+	}
+	ctrl.HandleEvents(ctx, 10, []nomadapi.Event{jobEvent("web")})
+	if got := triggeredKeys(ctrl); len(got) != 2 || !got["default/web/api"] || !got["default/web/worker"] {
+		t.Fatalf("after web's job event, triggered %v; want web's two groups only", got)
+	}
+	failed := nomadapi.Event{Topic: nomadapi.TopicAllocation, Type: "AllocationUpdated", Payload: map[string]any{
+		"Allocation": map[string]any{"ID": "a1", "Namespace": "default", "JobID": "db", "TaskGroup": "main", "ClientStatus": nomadapi.AllocClientStatusFailed}}}
+	ctrl.HandleEvents(ctx, 11, []nomadapi.Event{failed})
+	if got := triggeredKeys(ctrl); len(got) != 3 || !got["default/db/main"] || got["default/cache/main"] {
+		t.Fatalf("after db's failed allocation, triggered %v; want db's group added", got)
+	}
+	// A removed job's policies are not triggered by its later events.
+	src.set(policyOf("cache", "main"))
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctrl.HandleEvents(ctx, 12, []nomadapi.Event{jobEvent("cache")})
+	if got := triggeredKeys(ctrl); !got["default/cache/main"] || len(ctrl.byScope) != 1 {
+		t.Fatalf("after the others were removed and cache's event, triggered %v and %d jobs indexed; want cache's group and 1 job", got, len(ctrl.byScope))
+	}
+}
+
+func TestTheRecordedTargetsAreBuiltAgainOnlyWhenAPolicysChecksChangeWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	refresh := func(min int64, query string) []history.Target {
+		t.Helper()
+		sp := scalingPolicy(map[string]map[string]any{"requests": {"source": "prometheus", "query": query}}, map[string]any{}, nil)
+		sp.Min = i64(min)
+		src.set(sp)
+		if err := ctrl.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ctrl.RecordTargets()
+	}
+	first := refresh(1, "q1")
+	if len(first) != 1 || first[0].Query.Query != "q1" || first[0].Series != "default/web/api/requests" {
+		t.Fatalf("targets %+v, want the one check q1", first)
+	}
+	if again := refresh(2, "q1"); &again[0] != &first[0] {
+		t.Error("an edit of min alone built the targets again; want the list kept")
+	}
+	if edited := refresh(2, "q2"); len(edited) != 1 || edited[0].Query.Query != "q2" {
+		t.Errorf("targets after the query changed: %+v, want q2", edited)
+	}
+	src.set()
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if gone := ctrl.RecordTargets(); len(gone) != 0 {
+		t.Errorf("targets after the policy was removed: %+v", gone)
+	}
+}
+
+// jobPolicies is a fake source that also answers one job's policies, as
+// the cluster state does.
+type jobPolicies struct{ mutablePolicies }
+
+func (j *jobPolicies) JobPolicies(namespace, job string) []*nomadapi.ScalingPolicy {
+	list, _ := j.ListPolicies(context.Background())
+	var out []*nomadapi.ScalingPolicy
+	for _, sp := range list {
+		if sp.Target["Namespace"] == namespace && sp.Target["Job"] == job {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+func TestAJobEventAppliesThatJobsPoliciesAloneWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &jobPolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
+		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+		sp.ID = job + "-" + group
+		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
+		return sp
+	}
+	ctx := context.Background()
+	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("webhooks", "main"), policyOf("db", "main"))
+	if err := ctrl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// web loses its worker group and db is gone from the source too; only
+	// web's event arrives, so only web's policies change.
+	src.set(policyOf("web", "api"), policyOf("webhooks", "main"))
+	jobEvent := nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Key: "web", Payload: map[string]any{
+		"Job": map[string]any{"ID": "web", "Namespace": "default"}}}
+	ctrl.HandleEvents(ctx, 10, []nomadapi.Event{jobEvent})
+	var keys []string
+	for _, p := range ctrl.Policies() {
+		keys = append(keys, p.Key)
+	}
+	if want := "default/db/main default/web/api default/webhooks/main"; strings.Join(keys, " ") != want {
+		t.Errorf("policies after web's event: %v, want %s", keys, want)
+	}
+	for key, want := range map[string]string{"default/web/api": "default/web/", "default/web/": "default/web/", "default/a/b/g": "default/a/", "default": "default"} {
+		if got := keyScope(key); got != want {
+			t.Errorf("keyScope(%q) = %q, want %q", key, got, want)
+		}
 	}
 }

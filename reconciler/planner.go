@@ -79,12 +79,11 @@ type keyedForecaster struct {
 // forecasterFor returns the policy's forecaster, built again when the
 // policy's settings changed (a new model_step or orders is a new model).
 func (hp *HistoryPlanner) forecasterFor(p Policy) optimize.Forecaster {
-	fp := p.fingerprint()
 	hp.mu.Lock()
 	defer hp.mu.Unlock()
 	f, ok := hp.forecaster[p.Key]
-	if !ok || f.fingerprint != fp {
-		f = keyedForecaster{fingerprint: fp, Forecaster: hp.newFC(p)}
+	if !ok || !p.matches(f.fingerprint) {
+		f = keyedForecaster{fingerprint: p.fingerprint(), Forecaster: hp.newFC(p)}
 		hp.forecaster[p.Key] = f
 	}
 	return f.Forecaster
@@ -129,7 +128,7 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 	if err != nil {
 		return optimize.Plan{}, fmt.Errorf("load history: %w", err)
 	}
-	times, cols := history.Align(data, time.Second)
+	first, _, cols := history.AlignColumns(data, time.Second)
 	requests := cols[store.SeriesName(p.Key, p.Target.RequestsCheck)]
 	if len(requests) == 0 {
 		return optimize.Plan{}, fmt.Errorf("%w for %s yet", optimize.ErrNoHistory, p.Target.RequestsCheck)
@@ -157,7 +156,7 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 		cost = optimize.ReplicaCost(cpu, mem, p.Target.CPUPrice, p.Target.MemoryPrice)
 	}
 	pp := PolicyPlanner{Policy: p, Forecaster: fc, Solver: hp.solver, Metrics: hp.metrics, Log: hp.log, ReplicaCost: cost}
-	return pp.Plan(ctx, times[0], requests, r)
+	return pp.Plan(ctx, first, requests, r)
 }
 
 // Recent is the policy's observed demand per second over the window
@@ -174,7 +173,7 @@ func (hp *HistoryPlanner) Recent(_ context.Context, p Policy, now time.Time, win
 	if err != nil {
 		return nil, fmt.Errorf("load recent history: %w", err)
 	}
-	_, cols := history.Align(data, time.Second)
+	_, _, cols := history.AlignColumns(data, time.Second)
 	requests := cols[store.SeriesName(p.Key, p.Target.RequestsCheck)]
 	if hp.demand == nil || len(requests) == 0 {
 		return requests, nil

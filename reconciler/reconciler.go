@@ -139,6 +139,9 @@ type Reconciler struct {
 	plans    map[string]optimize.Plan
 	deciders map[string]*policyDecider
 	tunings  map[string]Tuning
+	// tuneWaits hold off loading the history of policies that had too
+	// little of it to tune (see TuneOnce).
+	tuneWaits map[string]tuneWait
 	// delays are the startup delays the deciders measured, for the tuner.
 	delays   map[string]time.Duration
 	backoffs map[string]backoff.BackOff
@@ -176,7 +179,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -250,10 +253,9 @@ type policyDecider struct {
 // deciderFor returns the policy's decider, building it on first use and
 // again whenever the policy's settings change.
 func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
-	fp := p.fingerprint()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d, ok := r.deciders[p.Key]; ok && d.fingerprint == fp {
+	if d, ok := r.deciders[p.Key]; ok && p.matches(d.fingerprint) {
 		return d, nil
 	}
 	minHorizon := int(r.d.MinHorizon / time.Second)
@@ -264,7 +266,7 @@ func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &policyDecider{fingerprint: fp, Decider: dec}
+	d := &policyDecider{fingerprint: p.fingerprint(), Decider: dec}
 	r.deciders[p.Key] = d
 	return d, nil
 }
@@ -275,6 +277,7 @@ func (r *Reconciler) Forget(key string) {
 	defer r.mu.Unlock()
 	delete(r.deciders, key)
 	delete(r.tunings, key)
+	delete(r.tuneWaits, key)
 	delete(r.delays, key)
 	delete(r.plans, key)
 	delete(r.backoffs, key)

@@ -55,7 +55,9 @@ type fixedPlanner struct {
 	recent  []float64
 	// recentErr, when set, is what Recent fails with.
 	recentErr error
-	horizon   int // of the last request
+	// recentCalls counts Recent's calls.
+	recentCalls int
+	horizon     int // of the last request
 }
 
 func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
@@ -68,6 +70,7 @@ func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRe
 }
 
 func (p *fixedPlanner) Recent(context.Context, Policy, time.Time, time.Duration) ([]float64, error) {
+	p.recentCalls++
 	if p.recentErr != nil {
 		return nil, p.recentErr
 	}
@@ -407,6 +410,35 @@ func TestSelfTuningOfAPolicyWithNoRecordedPointYetIsNotDueRatherThanAFailure(t *
 	tuner := &fakeTuner{margin: 1.75}
 	if err := h.rec.TuneOnce(context.Background(), testPolicy(), tuner); !errors.Is(err, errNotDue) || tuner.calls != 0 {
 		t.Fatalf("no history yet: err %v, %d tuner calls; want not due (no warning) and no tuning", err, tuner.calls)
+	}
+}
+
+func TestAPolicyWithTooLittleHistoryToTuneIsNotLoadedAgainUntilItCouldHaveEnough(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3600) // an hour of the two tuning needs
+	tuner := &fakeTuner{margin: 1.75}
+	p := testPolicy()
+	notDue := func(when string, wantLoads int) {
+		t.Helper()
+		if err := h.rec.TuneOnce(context.Background(), p, tuner); !errors.Is(err, errNotDue) || tuner.calls != 0 {
+			t.Fatalf("%s: err %v, %d tuner calls; want not due", when, err, tuner.calls)
+		}
+		if h.planner.recentCalls != wantLoads {
+			t.Fatalf("%s: history loaded %d times, want %d", when, h.planner.recentCalls, wantLoads)
+		}
+	}
+	notDue("an hour of history", 1)
+	h.clock.advance(time.Minute)
+	notDue("a minute later", 1)
+	edited := p
+	edited.Target.RequestsCheck = "other"
+	if err := h.rec.TuneOnce(context.Background(), edited, tuner); !errors.Is(err, errNotDue) || h.planner.recentCalls != 2 {
+		t.Fatalf("an edited policy: err %v, history loaded %d times; want it loaded anew (2)", err, h.planner.recentCalls)
+	}
+	h.clock.advance(time.Hour - time.Minute)
+	h.planner.recent = make([]float64, 2*3600)
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); err != nil || tuner.calls != 1 {
+		t.Fatalf("an hour after an hour of history: err %v, %d tuner calls; want a tuning", err, tuner.calls)
 	}
 }
 

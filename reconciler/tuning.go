@@ -107,6 +107,13 @@ func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tun
 
 var errNotDue = errors.New("tuning not due")
 
+// tuneWait is when a policy's recorded history may first be long enough
+// to tune, for the settings it was measured with.
+type tuneWait struct {
+	until       time.Time
+	fingerprint string
+}
+
 // TuneOnce tunes p if it is due: it replays the policy's recorded demand
 // over its tune_window and stores and adopts the cheapest settings.
 func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error {
@@ -115,6 +122,12 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 	}
 	now := r.d.Now()
 	if last, ok := r.TuningOf(p.Key); ok && now.Sub(last.At) < p.Target.TuneInterval {
+		return errNotDue
+	}
+	r.mu.Lock()
+	w, waiting := r.tuneWaits[p.Key]
+	r.mu.Unlock()
+	if waiting && now.Before(w.until) && p.matches(w.fingerprint) {
 		return errNotDue
 	}
 	demand, err := r.d.Planner.Recent(ctx, p, now, p.Target.TuneWindow)
@@ -127,7 +140,16 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 	if err != nil {
 		return err
 	}
-	if time.Duration(len(demand))*time.Second < minTuneHistory {
+	if have := time.Duration(len(demand)) * time.Second; have < minTuneHistory {
+		// The recorder adds history at most a second a second, so it
+		// cannot reach minTuneHistory before the rest has passed: until
+		// then the policy is not due without loading its window again
+		// (a minute's check of every new policy loaded up to hours of
+		// points each, half of the daemon's history reads at 1,000).
+		// An edited policy may read other series: it is looked at anew.
+		r.mu.Lock()
+		r.tuneWaits[p.Key] = tuneWait{until: now.Add(minTuneHistory - have), fingerprint: p.fingerprint()}
+		r.mu.Unlock()
 		return errNotDue
 	}
 	delay := p.Target.StartupDelay

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -262,22 +263,21 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := stored
-	if len(head) > 0 {
-		if n := len(stored); n > 0 && stored[n-1].T >= head[0].T {
-			// The head holds times the chunks hold too after a crash in
-			// a sealing round (see headState), or times older than the
-			// chunks' newest written late to a series still due.
-			all = chunk.Merge(stored, head)
-		} else {
-			all = append(stored, head...)
-		}
+	// The chunks' samples are already within [lo, hi); the head's are cut
+	// to it here. The head holds times the chunks hold too after a crash
+	// in a sealing round (see headState), or times older than the chunks'
+	// newest written late to a series still due: then the two are merged.
+	head = head[sort.Search(len(head), func(i int) bool { return head[i].T >= lo }):]
+	head = head[:sort.Search(len(head), func(i int) bool { return head[i].T >= hi })]
+	if n := len(stored); n > 0 && len(head) > 0 && stored[n-1].T >= head[0].T {
+		stored, head = chunk.Merge(stored, head), nil
 	}
-	out := make([]Sample, 0, len(all))
-	for _, s := range all {
-		if s.T >= lo && s.T < hi {
-			out = append(out, Sample{T: time.UnixMilli(s.T).UTC(), V: s.V})
-		}
+	out := make([]Sample, len(stored)+len(head))
+	for i, s := range stored {
+		out[i] = Sample{T: time.UnixMilli(s.T).UTC(), V: s.V}
+	}
+	for i, s := range head {
+		out[len(stored)+i] = Sample{T: time.UnixMilli(s.T).UTC(), V: s.V}
 	}
 	return out, nil
 }
@@ -362,36 +362,63 @@ type Rollup struct {
 // 32-byte value per minute, whose 30 days of retention outweighed a day of
 // raw points twenty times.
 func (d *DB) WriteRollups(series string, rs []Rollup) error {
-	if len(rs) == 0 {
-		return nil
+	return d.WriteRollupsOf([]SeriesRollups{{Series: series, Rollups: rs}})
+}
+
+// SeriesRollups are rollups of one series, for WriteRollupsOf.
+type SeriesRollups struct {
+	Series  string
+	Rollups []Rollup
+}
+
+// WriteRollupsOf writes the rollups of several series in one transaction,
+// as WriteRollups writes each: a round of rollups over every series was a
+// commit (and an fdatasync) per series, 4.6% of the daemon's CPU at 1,000
+// policies.
+func (d *DB) WriteRollupsOf(batch []SeriesRollups) error {
+	type fieldSamples struct {
+		series string
+		fields [4][]chunk.Sample
 	}
-	rs = slices.Clone(rs)
-	slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
-	w := 0
-	for i := range rs {
-		if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
-			rs[w-1] = rs[i]
+	var todo []fieldSamples
+	for _, sr := range batch {
+		if len(sr.Rollups) == 0 {
 			continue
 		}
-		rs[w] = rs[i]
-		w++
-	}
-	rs = rs[:w]
-	fields := [4][]chunk.Sample{}
-	for _, r := range rs {
-		t := r.T.UnixMilli()
-		for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
-			fields[f] = append(fields[f], chunk.Sample{T: t, V: v})
+		rs := slices.Clone(sr.Rollups)
+		slices.SortStableFunc(rs, func(a, b Rollup) int { return a.T.Compare(b.T) })
+		w := 0
+		for i := range rs {
+			if w > 0 && rs[w-1].T.UnixMilli() == rs[i].T.UnixMilli() {
+				rs[w-1] = rs[i]
+				continue
+			}
+			rs[w] = rs[i]
+			w++
 		}
+		rs = rs[:w]
+		fs := fieldSamples{series: sr.Series}
+		for _, r := range rs {
+			t := r.T.UnixMilli()
+			for f, v := range []float64{r.Mean, r.Min, r.Max, float64(r.Count)} {
+				fs.fields[f] = append(fs.fields[f], chunk.Sample{T: t, V: v})
+			}
+		}
+		todo = append(todo, fs)
+	}
+	if len(todo) == 0 {
+		return nil
 	}
 	return d.update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(series))
-		if err != nil {
-			return fmt.Errorf("rollup %q: %w", series, err)
-		}
-		for f, name := range migrations.RollupFields() {
-			if err := mergeSpan(b, string(name), fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
-				return fmt.Errorf("rollup %q: %w", series, err)
+		for _, fs := range todo {
+			b, err := tx.Bucket(migrations.BucketRollups).CreateBucketIfNotExists([]byte(fs.series))
+			if err != nil {
+				return fmt.Errorf("rollup %q: %w", fs.series, err)
+			}
+			for f, name := range migrations.RollupFields() {
+				if err := mergeSpan(b, string(name), fs.fields[f], chunk.RollupMaxSpanMillis, map[string]chunkSum{}); err != nil {
+					return fmt.Errorf("rollup %q: %w", fs.series, err)
+				}
 			}
 		}
 		return nil
@@ -450,8 +477,9 @@ func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
 	return out, nil
 }
 
-// readChunks decodes the chunks of b that may hold times in [lo, hi): from
-// the last one starting at or before lo.
+// readChunks decodes the chunks of b that may hold times in [lo, hi), from
+// the last one starting at or before lo, and keeps their samples in
+// [lo, hi).
 func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 	var out []chunk.Sample
 	c := b.Cursor()
@@ -479,7 +507,7 @@ func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 		if t >= hi {
 			break
 		}
-		if out, err = chunk.Decode(out, v); err != nil {
+		if out, err = chunk.DecodeBetween(out, v, lo, hi); err != nil {
 			return nil, fmt.Errorf("chunk at %d: %w", t, err)
 		}
 	}

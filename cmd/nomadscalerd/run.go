@@ -227,7 +227,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The recorder asks the controller for its policies on every tick; ctrl
 	// is set below, before anything runs.
 	var ctrl *reconciler.Controller
-	targets := history.TargetsFunc(func() []history.Target { return reconciler.RecordTargets(ctrl.Policies()) })
+	targets := history.TargetsFunc(func() []history.Target { return ctrl.RecordTargets() })
 	recorder, err := history.NewRecorder(db, totals, targets, clock.Real{}, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
 	})

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -114,6 +115,14 @@ func NumSamples(b []byte) (int, error) {
 // Decode appends the samples of chunk b to dst. Garbage must give an
 // error, not a panic, because db check decodes whatever is on disk.
 func Decode(dst []Sample, b []byte) (out []Sample, err error) {
+	return DecodeBetween(dst, b, math.MinInt64, math.MaxInt64)
+}
+
+// DecodeBetween appends the samples of chunk b with lo <= T < hi to dst:
+// a read of the last minutes of a series decodes the whole chunk that
+// holds them (XOR decodes in order), but keeps only what it asked for.
+// The chunk is checked whole, as Decode checks it.
+func DecodeBetween(dst []Sample, b []byte, lo, hi int64) (out []Sample, err error) {
 	n, err := NumSamples(b)
 	if err != nil {
 		return dst, err
@@ -128,15 +137,17 @@ func Decode(dst []Sample, b []byte) (out []Sample, err error) {
 		return dst, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	it := c.Iterator(nil)
-	start := len(dst)
+	start, got := len(dst), 0
 	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		dst = append(dst, Sample{T: t, V: v})
+		got++
+		if t, v := it.At(); t >= lo && t < hi {
+			dst = append(dst, Sample{T: t, V: v})
+		}
 	}
 	if err := it.Err(); err != nil {
 		return dst[:start], fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if got := len(dst) - start; got != n {
+	if got != n {
 		return dst[:start], fmt.Errorf("%w: decoded %d samples, header says %d", ErrCorrupt, got, n)
 	}
 	return dst, nil

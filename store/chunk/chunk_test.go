@@ -49,6 +49,20 @@ func TestDecodeOfTruncatedOrForeignBytesIsAnErrorNotAPanic(t *testing.T) {
 	}
 }
 
+func TestDecodeBetweenKeepsTheSamplesInItsBoundsAndStillChecksTheWholeChunk(t *testing.T) {
+	b, err := Encode([]Sample{{1, 1}, {2, 2}, {3, 3.25}, {4, 7.125}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeBetween([]Sample{{0, 9}}, b, 2, 4)
+	if err != nil || len(out) != 3 || out[0] != (Sample{0, 9}) || out[1] != (Sample{2, 2}) || out[2] != (Sample{3, 3.25}) {
+		t.Fatalf("DecodeBetween [2, 4) after one sample = %v, %v; want that sample, then 2 and 3", out, err)
+	}
+	if _, err := DecodeBetween(nil, b[:len(b)-2], 1, 2); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a truncated chunk read for its first sample only: %v, want ErrCorrupt", err)
+	}
+}
+
 func TestSplitCutsChunksNearMaxBytesOrAtMaxSpanAndCutsTheSameWayAgain(t *testing.T) {
 	for _, c := range []struct {
 		name string
