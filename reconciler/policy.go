@@ -585,7 +585,7 @@ func (p Policy) appendFingerprint(b []byte) []byte {
 		t.ForecastMargin, t.NoiseMargin, t.DemandResponseTime, t.DemandQueue, t.DemandAuthWaiting} {
 		b = fpFloat(b, v)
 	}
-	for _, v := range [...]bool{t.StartupDelaySet, t.SelfTune, t.DryRun, t.SqrtTransform} {
+	for _, v := range [...]bool{t.StartupDelaySet, t.SelfTune, t.DryRun, t.SqrtTransform, t.FloorTrend} {
 		b = fpBool(b, v)
 	}
 	b = fpString(b, t.OptimizerURL)
