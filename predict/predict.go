@@ -114,8 +114,8 @@ func (s Settings) Validate() error {
 // Floor is the fewest replicas that serve the recent demand level, times
 // margin, over capacity, rounded up. The level is the mean of recent
 // (samples one second apart), or, when lead > 0 and recent rises, its
-// least-squares line lead seconds past its last sample. No demand, or a
-// zero margin, is no floor.
+// least-squares line lead seconds past its last sample, anchored no higher
+// than the latest seconds. No demand, or a zero margin, is no floor.
 func Floor(recent []float64, capacity, margin, lead float64) int {
 	if len(recent) == 0 || margin <= 0 || capacity <= 0 {
 		return 0
@@ -134,12 +134,27 @@ func Floor(recent []float64, capacity, margin, lead float64) int {
 			sxx += x * x
 		}
 		if slope := sxy / sxx; slope > 0 {
-			level += slope * (mid + lead)
+			// The line is anchored at the latest seconds, not only at its
+			// own end: after a burst the window's line still rises while
+			// demand is already back down, and a rise that has ended is
+			// no reason to hold replicas.
+			k := min(len(recent), floorAnchor)
+			latest := 0.0
+			for _, v := range recent[len(recent)-k:] {
+				latest += usable(v)
+			}
+			latest = latest/float64(k) + slope*float64(k-1)/2
+			level = max(level, min(level+slope*mid, latest)+slope*lead)
 		}
 	}
 	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
 	return int(math.Ceil(level*margin/capacity - 1e-9))
 }
+
+// floorAnchor is how many of the latest seconds anchor the floor's
+// trend: few enough to see a burst end, enough to average a second's
+// noise.
+const floorAnchor = 5
 
 // usable is a demand sample as the floor counts it: negative or infinite
 // samples (a counter reset, a broken query) count as no demand.

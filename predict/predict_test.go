@@ -56,6 +56,10 @@ func TestTheFloorFollowsARisingTrendAStartupDelayAheadAndNeverRunsAheadOfAFall(t
 		{"a fall keeps the mean", ramp(59, -1, 60), 30, 3},
 		{"a flat level is the level", ramp(40, 0, 60), 30, 4},
 		{"two samples have no trend", []float64{0, 100}, 30, 5},
+		// 30 s at 10, 20 s at 60, 10 s at 10 again: the window's line
+		// still rises (to 59.7 thirty seconds on), but demand is back
+		// down; the floor is the mean, 26.7.
+		{"a rise that has ended does not lift the floor", slices.Concat(ramp(10, 0, 30), ramp(60, 0, 20), ramp(10, 0, 10)), 30, 3},
 	}
 	for _, c := range cases {
 		if got := Floor(c.recent, 10, 1, c.lead); got != c.want {
