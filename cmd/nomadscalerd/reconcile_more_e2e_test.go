@@ -151,6 +151,7 @@ func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *
 		t.Fatalf("%d scaling events: Nomad may have dropped older ones, the check would be blind", len(evs))
 	}
 	seen := map[string]int{}
+	downs := 0
 	for _, e := range evs {
 		if e.Count == nil {
 			continue
@@ -161,14 +162,21 @@ func TestScalingResumesAfterNomadIsKilledAndRestartedWithoutDuplicateActions(t *
 			continue
 		}
 		seen[id]++
+		if *e.Count < e.PreviousCount {
+			downs++
+		}
 	}
 	for id, n := range seen {
 		if n > 1 {
 			t.Errorf("action %s applied %d times", id, n)
 		}
 	}
-	if len(seen) < 2 {
-		t.Errorf("%d scaling actions seen, want at least the scale-up and the scale-down", len(seen))
+	// The scale-down after the outage must be there. The scale-up's event
+	// may not be: Nomad writes a scale's count and its scaling event in two
+	// raft applies (nomad/job_endpoint.go:1079 and :1130 in v1.10.0), so a
+	// kill between them keeps the count and loses the event.
+	if downs == 0 {
+		t.Errorf("no scale-down event after the outage among %d actions", len(seen))
 	}
 	if !strings.Contains(d.logs.String(), "nomad event stream interrupted") {
 		t.Errorf("the watcher never saw the outage")
