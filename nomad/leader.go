@@ -300,13 +300,14 @@ func (l *Leader) Run(ctx context.Context) error {
 // out, then steps down and releases the lock.
 func (l *Leader) lead(ctx context.Context, locker nomadapi.Locker, sent time.Time) error {
 	l.extend(sent)
-	l.set(true)
 	termCtx, endTerm := context.WithCancel(ctx)
 	// StepDown ends the term the same way ctx does: renew returns, the
-	// lock is released.
+	// lock is released. It is armed before the replica reports leader, or
+	// a StepDown called as soon as it does would find nothing to end.
 	l.mu.Lock()
 	l.yield = endTerm
 	l.mu.Unlock()
+	l.set(true)
 	defer func() {
 		l.mu.Lock()
 		l.yield = nil

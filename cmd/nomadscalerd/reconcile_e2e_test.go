@@ -39,10 +39,14 @@ func stepPolicy() map[string]any {
 		"max_scale_up":         3.0,
 		"max_scale_down":       3.0,
 		"replan_interval":      "2s",
-		// The floor reads the last minute: at the default margin (1.2) the
-		// high step's seconds in it hold 4 replicas for longer than the
-		// 15 s after the step this test judges the plan's fall by.
+		// This test judges the plan, so the floor is kept out of its way.
+		// The floor reads the last minute: a margin above 1 holds the
+		// high step's seconds in it at 4 replicas for longer than the 15 s
+		// after the step this test judges the plan's fall by, and its
+		// trend, anchored at the latest seconds of a 5 s rate, rises
+		// until those seconds are past the step (6 replicas for 12 s).
 		"floor_margin": 1.0,
+		"floor_trend":  false,
 	}, map[string]any{"evaluation_interval": "1s", "cooldown": "3s"})
 }
 
