@@ -117,6 +117,15 @@ func TestTheControllerWithAFakeSourceNomadAndClockAddsUpdatesAndRemovesAPolicy(t
 	}
 }
 
+// jobGroupPolicy is a requests policy on the group of a job in the
+// default namespace, with the ID "job-group".
+func jobGroupPolicy(job, group string) *nomadapi.ScalingPolicy {
+	sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+	sp.ID = job + "-" + group
+	sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
+	return sp
+}
+
 // triggeredKeys are the pool's items with a trigger not yet served (the
 // pool is not running in the test, so none is served).
 func triggeredKeys(c *Controller) map[string]bool {
@@ -135,13 +144,7 @@ func TestAJobEventTriggersThatJobsPoliciesOnlyAndAFailedAllocationItsGroupWithAF
 	h := newHarness(t, 2, []int{2})
 	src := &mutablePolicies{}
 	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
-	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
-		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
-		sp.ID = job + "-" + group
-		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
-		return sp
-	}
-	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("db", "main"), policyOf("cache", "main"))
+	src.set(jobGroupPolicy("web", "api"), jobGroupPolicy("web", "worker"), jobGroupPolicy("db", "main"), jobGroupPolicy("cache", "main"))
 	ctx := context.Background()
 	if err := ctrl.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -161,7 +164,7 @@ func TestAJobEventTriggersThatJobsPoliciesOnlyAndAFailedAllocationItsGroupWithAF
 		t.Fatalf("after db's failed allocation, triggered %v; want db's group added", got)
 	}
 	// A removed job's policies are not triggered by its later events.
-	src.set(policyOf("cache", "main"))
+	src.set(jobGroupPolicy("cache", "main"))
 	if err := ctrl.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -224,20 +227,14 @@ func TestAJobEventAppliesThatJobsPoliciesAloneWithAFakeSource(t *testing.T) {
 	h := newHarness(t, 2, []int{2})
 	src := &jobPolicies{}
 	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
-	policyOf := func(job, group string) *nomadapi.ScalingPolicy {
-		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
-		sp.ID = job + "-" + group
-		sp.Target = map[string]string{"Namespace": "default", "Job": job, "Group": group}
-		return sp
-	}
 	ctx := context.Background()
-	src.set(policyOf("web", "api"), policyOf("web", "worker"), policyOf("webhooks", "main"), policyOf("db", "main"))
+	src.set(jobGroupPolicy("web", "api"), jobGroupPolicy("web", "worker"), jobGroupPolicy("webhooks", "main"), jobGroupPolicy("db", "main"))
 	if err := ctrl.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// web loses its worker group and db is gone from the source too; only
 	// web's event arrives, so only web's policies change.
-	src.set(policyOf("web", "api"), policyOf("webhooks", "main"))
+	src.set(jobGroupPolicy("web", "api"), jobGroupPolicy("webhooks", "main"))
 	jobEvent := nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Key: "web", Payload: map[string]any{
 		"Job": map[string]any{"ID": "web", "Namespace": "default"}}}
 	ctrl.HandleEvents(ctx, 10, []nomadapi.Event{jobEvent})
