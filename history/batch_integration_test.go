@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 )
@@ -26,9 +24,7 @@ func TestABatchOfATickAnswersEachQueryAsAloneWithAFewRequestsToARealPrometheus(t
 		byJob.WithLabelValues(fmt.Sprintf("j%d", i), "200").Add(float64(i))
 	}
 	byJob.WithLabelValues("j0", "500").Add(7)
-	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer exporter.Close()
-	base := promtest.StartPrometheus(t, []string{strings.TrimPrefix(exporter.URL, "http://")})
+	base := promtest.ScrapeRegistry(t, reg)
 	promtest.WaitQuery(t, base, "count(batch_requests_total) >= 121", 60*time.Second)
 	src, err := NewPrometheus(base, slog.Default())
 	if err != nil {

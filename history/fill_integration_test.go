@@ -3,13 +3,10 @@ package history
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
@@ -26,9 +23,7 @@ func TestGainedSeriesAreBackFilledFromARealPrometheusInRangeRequestsOfBoundedPoi
 	reg.MustRegister(level)
 	level.WithLabelValues("s0").Set(10)
 	level.WithLabelValues("s1").Set(20)
-	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer exporter.Close()
-	base := promtest.StartPrometheus(t, []string{strings.TrimPrefix(exporter.URL, "http://")})
+	base := promtest.ScrapeRegistry(t, reg)
 	promtest.WaitQuery(t, base, `count_over_time(fill_level{svc="s1"}[30s]) >= 20`, 90*time.Second)
 	src, err := NewPrometheus(base, slog.Default())
 	if err != nil {

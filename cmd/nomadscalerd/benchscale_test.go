@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -57,9 +55,7 @@ func BenchmarkScale(b *testing.B) {
 	for i := range policies {
 		reqs.WithLabelValues(fmt.Sprintf("s%d", i)).Add(0)
 	}
-	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer exporter.Close()
-	promBase := promtest.StartPrometheus(b, []string{strings.TrimPrefix(exporter.URL, "http://")})
+	promBase := promtest.ScrapeRegistry(b, reg)
 	promtest.WaitQuery(b, promBase, fmt.Sprintf("count(bench_requests_total) >= %d", policies), 60*time.Second)
 
 	jobs := make([]*nomadapi.Job, policies)

@@ -2,16 +2,13 @@ package main
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
@@ -33,9 +30,7 @@ func TestAReplicaThatTakesAShardOverHasItsPoliciesHistoryFromBeforeItStarted(t *
 	for i := range jobs {
 		level.WithLabelValues(fmt.Sprintf("s%d", i)).Set(float64(10 + i))
 	}
-	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer exporter.Close()
-	prom := promtest.StartPrometheus(t, []string{strings.TrimPrefix(exporter.URL, "http://")})
+	prom := promtest.ScrapeRegistry(t, reg)
 	for i := range jobs {
 		id := fmt.Sprintf("moved-%d", i)
 		job := nomadapi.NewServiceJob(id, id, "global", 50)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
@@ -66,6 +70,16 @@ func Config(targets []string) string {
 	}
 	b.WriteString("]\n")
 	return b.String()
+}
+
+// ScrapeRegistry serves reg's metrics over HTTP until the test ends and
+// starts Prometheus scraping them (see StartPrometheus); it returns
+// Prometheus' base URL.
+func ScrapeRegistry(t testing.TB, reg *prometheus.Registry) string {
+	t.Helper()
+	exporter := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(exporter.Close)
+	return StartPrometheus(t, []string{strings.TrimPrefix(exporter.URL, "http://")})
 }
 
 // StartPrometheus starts Prometheus scraping scrapeTargets (host:port) every
