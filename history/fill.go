@@ -22,11 +22,25 @@ import (
 // are asked for and written: points already stored are kept.
 
 // fillJob is a gained series waiting for its back-fill: the window before
-// until, the tick that first sampled it.
+// until, the tick that first sampled it. A job whose request failed waits
+// until notBefore for its next attempt (attempt counts the failed ones).
 type fillJob struct {
-	tg    Target
-	until time.Time
+	tg        Target
+	until     time.Time
+	attempt   int
+	notBefore time.Time
 }
+
+// fillAttempts is how many times a gained series' back-fill is tried, and
+// fillRetryFirst the wait after the first failure, doubled after each
+// later one (30 s, 1, 2 and 4 minutes): a source that was down for the
+// minutes around a take-over or a restart (Prometheus restarting with the
+// job) still gives the planner its history, and one that stays down is
+// not asked for ever.
+const (
+	fillAttempts   = 5
+	fillRetryFirst = 30 * time.Second
+)
 
 // span is a half-open range [from, to) of grid times one range request
 // asks for.
@@ -58,16 +72,57 @@ func (r *Recorder) noteGained(at time.Time, targets []Target) {
 	}
 }
 
-// fillLoop runs FillGained whenever a tick gained series, until ctx ends.
+// fillLoop runs FillGained whenever a tick gained series or a failed
+// back-fill is due again, until ctx ends.
 func (r *Recorder) fillLoop(ctx context.Context) {
 	for {
+		var retry <-chan time.Time
+		if at, ok := r.nextFillRetry(); ok {
+			retry = r.clk.After(at.Sub(r.clk.Now()))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.fillWake:
-			r.FillGained(ctx)
+		case <-retry:
+		}
+		r.FillGained(ctx)
+	}
+}
+
+// nextFillRetry is the earliest time a queued job waits for, if any waits.
+func (r *Recorder) nextFillRetry() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var at time.Time
+	for _, j := range r.fills {
+		if !j.notBefore.IsZero() && (at.IsZero() || j.notBefore.Before(at)) {
+			at = j.notBefore
 		}
 	}
+	return at, !at.IsZero()
+}
+
+// takeFills removes and returns up to n queued jobs that are due at now.
+// A retry of a series no tick samples any more (its shard went to another
+// replica) is dropped: its history is that replica's now.
+func (r *Recorder) takeFills(now time.Time, n int) []fillJob {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []fillJob
+	keep := r.fills[:0]
+	for _, j := range r.fills {
+		switch {
+		case j.attempt > 0 && !r.known[j.tg.Series]:
+		case len(out) < n && !j.notBefore.After(now):
+			out = append(out, j)
+		default:
+			keep = append(keep, j)
+		}
+	}
+	clear(r.fills[len(keep):])
+	r.fills = keep
+	return out
 }
 
 // FillGained back-fills the history windows of the series ticks gained
@@ -76,8 +131,9 @@ func (r *Recorder) fillLoop(ctx context.Context) {
 // fillSeriesPerRequest series, FillMaxPoints points per series and
 // fillPointsPerRequest points in all, so a shard of a
 // thousand policies costs a few dozen requests, not a burst that starves
-// the ticks of the source's request slots. A failed request is logged
-// and not retried: the series is filled again when it is next gained.
+// the ticks of the source's request slots. A series whose request failed
+// is queued again after a backoff (fillRetryFirst, doubling) until
+// fillAttempts failures, then logged as given up; jobs not yet due wait.
 func (r *Recorder) FillGained(ctx context.Context) int {
 	rs, ok := r.src.(RangeSource)
 	if !ok {
@@ -85,24 +141,30 @@ func (r *Recorder) FillGained(ctx context.Context) int {
 	}
 	start := r.clk.Now()
 	var mu sync.Mutex
-	var total, series, failed int
+	var total, series, failed, gaveUp int
+	var retries []fillJob
 	var example error
 	noRange := map[string]bool{}
 	var wg sync.WaitGroup
 	for range r.cfg.FillConcurrency {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				r.mu.Lock()
-				n := min(len(r.fills), fillSeriesPerRequest)
-				jobs := slices.Clone(r.fills[:n])
-				r.fills = r.fills[n:]
-				r.mu.Unlock()
-				if n == 0 {
+				jobs := r.takeFills(start, fillSeriesPerRequest)
+				if len(jobs) == 0 {
 					return
 				}
 				res := r.fillBatch(ctx, rs, jobs)
 				mu.Lock()
-				total, series, failed = total+res.points, series+len(jobs), failed+res.failed
+				total, series, failed = total+res.points, series+len(jobs), failed+len(res.failed)
+				for i := range res.failed {
+					j := jobs[i]
+					if j.attempt++; j.attempt >= fillAttempts {
+						gaveUp++
+						continue
+					}
+					j.notBefore = start.Add(fillRetryFirst << (j.attempt - 1))
+					retries = append(retries, j)
+				}
 				if example == nil {
 					example = res.example
 				}
@@ -114,6 +176,11 @@ func (r *Recorder) FillGained(ctx context.Context) int {
 		})
 	}
 	wg.Wait()
+	if len(retries) > 0 {
+		r.mu.Lock()
+		r.fills = append(r.fills, retries...)
+		r.mu.Unlock()
+	}
 	if series == 0 {
 		return 0
 	}
@@ -129,8 +196,8 @@ func (r *Recorder) FillGained(ctx context.Context) int {
 		}
 	}
 	if failed > 0 {
-		r.cfg.Logger.Warn("history back-fill of gained series failed for some; they start with the history this database has",
-			"series", failed, "of", series, "example", example)
+		r.cfg.Logger.Warn("history back-fill of gained series failed for some; they are retried, and start with the history this database has meanwhile",
+			"series", failed, "of", series, "retried", len(retries), "given_up", gaveUp, "example", example)
 	}
 	r.cfg.Logger.Info("back-filled the history windows of gained series", "series", series, "points", total,
 		"took", r.clk.Now().Sub(start).Round(time.Millisecond))
@@ -142,28 +209,26 @@ func (r *Recorder) FillGained(ctx context.Context) int {
 const fillSeriesPerRequest = DefaultPromBatchSize
 
 type fillResult struct {
-	points, failed int
-	example        error
-	noRange        map[string]bool
+	points int
+	// failed holds the indexes of the jobs whose request or write failed.
+	failed  map[int]bool
+	example error
+	noRange map[string]bool
 }
 
 // fillBatch reads what the store has of each job's window, asks rs for
 // the missing spans, grouping the series that miss the same span into one
 // request, and writes the points the store lacks.
 func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob) fillResult {
-	res := fillResult{noRange: map[string]bool{}}
+	res := fillResult{noRange: map[string]bool{}, failed: map[int]bool{}}
 	step := r.cfg.Interval
 	stored := make([]map[int64]bool, len(jobs))
 	// Keyed by the span's instants: equal times from different jobs may
 	// differ as time.Time values (location, monotonic reading).
 	type spanKey struct{ from, to int64 }
 	bySpan := map[spanKey][]int{}
-	failed := map[int]bool{}
 	fail := func(i int, err error) {
-		if !failed[i] {
-			failed[i] = true
-			res.failed++
-		}
+		res.failed[i] = true
 		if res.example == nil {
 			res.example = err
 		}

@@ -310,3 +310,165 @@ func TestGainingManySeriesAsksAFakeRangeSourceForAtMostFiftySeriesAndAHundredTho
 		t.Errorf("%d range requests for 120 series' two hours, want at most 12", len(src.requests))
 	}
 }
+
+// flakyPastSource is a fake range source whose range requests fail while
+// failures lasts (counted down per request), then answer as
+// fakePastSource does.
+type flakyPastSource struct {
+	fakePastSource
+	failures int
+	calls    int
+}
+
+func (f *flakyPastSource) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	f.mu.Lock()
+	f.calls++
+	fail := f.failures > 0
+	if fail {
+		f.failures--
+	}
+	f.mu.Unlock()
+	if !fail {
+		return f.fakePastSource.SampleRange(ctx, qs, from, to, step)
+	}
+	out := make([]RangeResult, len(qs))
+	for i := range out {
+		out[i].Err = fmt.Errorf("fake: connection refused")
+	}
+	return out
+}
+
+func (f *flakyPastSource) rangeCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func TestAFailedBackFillOfAGainedSeriesIsRetriedAfterABackoffWithAFakeSourceThatRecovers(t *testing.T) {
+	clk := clock.NewFake(t0)
+	db := openDB(t)
+	src := &flakyPastSource{failures: 2}
+	var logs strings.Builder
+	var mu sync.Mutex
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
+		return []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
+	}), clk, Config{Logger: slogTo(&lockedWriter{w: &logs, mu: &mu})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Tick(ctx); err != nil { // gains p/a
+		t.Fatal(err)
+	}
+	if n := r.FillGained(ctx); n != 0 || src.rangeCalls() != 1 {
+		t.Fatalf("first back-fill wrote %d points in %d requests, want a failed request and none", n, src.rangeCalls())
+	}
+	at, ok := r.nextFillRetry()
+	if !ok || !at.Equal(t0.Add(fillRetryFirst)) {
+		t.Fatalf("next retry at %v (%v), want %v", at, ok, t0.Add(fillRetryFirst))
+	}
+	// Not due yet: nothing is asked.
+	clk.Advance(fillRetryFirst - time.Second)
+	if n := r.FillGained(ctx); n != 0 || src.rangeCalls() != 1 {
+		t.Fatalf("a back-fill before the retry is due wrote %d points in %d requests, want no request", n, src.rangeCalls())
+	}
+	// Due: fails again, and the next wait doubles.
+	clk.Advance(time.Second)
+	if n := r.FillGained(ctx); n != 0 || src.rangeCalls() != 2 {
+		t.Fatalf("second attempt wrote %d points in %d requests, want a failed second request", n, src.rangeCalls())
+	}
+	if at, _ := r.nextFillRetry(); !at.Equal(clk.Now().Add(2 * fillRetryFirst)) {
+		t.Fatalf("third attempt at %v, want %v", at, clk.Now().Add(2*fillRetryFirst))
+	}
+	clk.Advance(2 * fillRetryFirst)
+	if n := r.FillGained(ctx); n != 600 {
+		t.Fatalf("third attempt wrote %d points, want the 600 of the window before the first tick", n)
+	}
+	if _, ok := r.nextFillRetry(); ok {
+		t.Error("a retry is still queued after the back-fill succeeded")
+	}
+	pts, err := db.Range("p/a", t0.Add(-10*time.Minute), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 600 {
+		t.Errorf("%d points stored in the window, want 600", len(pts))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "retried=1") {
+		t.Errorf("the failure was not logged as retried:\n%s", logs.String())
+	}
+}
+
+func TestABackFillThatKeepsFailingIsGivenUpAfterFiveAttemptsWithAFakeSource(t *testing.T) {
+	clk := clock.NewFake(t0)
+	db := openDB(t)
+	src := &flakyPastSource{failures: 1000}
+	var logs strings.Builder
+	var mu sync.Mutex
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
+		return []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
+	}), clk, Config{Logger: slogTo(&lockedWriter{w: &logs, mu: &mu})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		r.FillGained(ctx)
+		at, ok := r.nextFillRetry()
+		if !ok {
+			if i+1 != fillAttempts {
+				t.Fatalf("given up after %d attempts, want %d", i+1, fillAttempts)
+			}
+			break
+		}
+		clk.Advance(at.Sub(clk.Now()))
+	}
+	if got := src.rangeCalls(); got != fillAttempts {
+		t.Errorf("%d range requests, want %d", got, fillAttempts)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "given_up=1") {
+		t.Errorf("giving up was not logged:\n%s", logs.String())
+	}
+}
+
+func TestARetryOfASeriesNoLongerSampledIsDroppedWithAFakeSource(t *testing.T) {
+	clk := clock.NewFake(t0)
+	db := openDB(t)
+	src := &flakyPastSource{failures: 1}
+	targets := []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
+	var mu sync.Mutex
+	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
+		mu.Lock()
+		defer mu.Unlock()
+		return targets
+	}), clk, Config{Logger: slogTo(&strings.Builder{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.FillGained(ctx)
+	// The shard moved away: the next tick samples nothing.
+	mu.Lock()
+	targets = nil
+	mu.Unlock()
+	clk.Advance(fillRetryFirst)
+	if err := r.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.FillGained(ctx); n != 0 || src.rangeCalls() != 1 {
+		t.Errorf("a retry of a lost series wrote %d points in %d requests, want none asked", n, src.rangeCalls())
+	}
+	if _, ok := r.nextFillRetry(); ok {
+		t.Error("the lost series' retry is still queued")
+	}
+}
