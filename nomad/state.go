@@ -2,11 +2,13 @@ package nomad
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 	"golang.org/x/sync/errgroup"
@@ -64,6 +66,7 @@ type jobState struct {
 type groupState struct {
 	count          int
 	cpuMHz, memMiB float64
+	minHealthy     time.Duration
 }
 
 type allocState struct {
@@ -216,7 +219,7 @@ func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []
 		e := &events[i]
 		switch e.Topic {
 		case nomadapi.TopicJob:
-			j, err := e.Job()
+			j, err := jobFromEvent(e)
 			if err != nil || j == nil || j.ID == nil {
 				continue
 			}
@@ -287,6 +290,7 @@ func (s *ClusterState) upsertJob(j *nomadapi.Job) {
 			g.count = *tg.Count
 		}
 		g.cpuMHz, g.memMiB = history.GroupAllocation(tg)
+		g.minHealthy = minHealthy(tg)
 		js.groups[*tg.Name] = g
 		if sp := tg.Scaling; sp != nil {
 			cp := *sp
@@ -360,7 +364,42 @@ func (s *ClusterState) GroupStatus(_ context.Context, namespace, job, group stri
 		return reconciler.GroupStatus{}, nil
 	}
 	running := s.running[reconciler.PolicyKey(namespace, job, group)]
-	return reconciler.GroupStatus{Exists: true, Desired: g.count, Running: running, Pending: max(g.count-running, 0)}, nil
+	return reconciler.GroupStatus{Exists: true, Desired: g.count, Running: running, Pending: max(g.count-running, 0), MinHealthy: g.minHealthy}, nil
+}
+
+// jobFromEvent decodes a Job event's job as Nomad's JSON API has it. The
+// api package's Event.Job decodes with mapstructure, whose names for many
+// fields are the job file's (memory, max_parallel, min_healthy_time), not
+// the JSON's: a job from an event would lose its tasks' memory and its
+// groups' update blocks. A round trip through encoding/json keeps every
+// field; Job events are one per job change, so it is cheap.
+func jobFromEvent(e *nomadapi.Event) (*nomadapi.Job, error) {
+	raw, ok := e.Payload["Job"]
+	if !ok {
+		return nil, nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("job event: %w", err)
+	}
+	var j nomadapi.Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("job event: %w", err)
+	}
+	return &j, nil
+}
+
+// minHealthy is how long a deployment of tg waits for a new allocation
+// to run healthy: its update block's min_healthy_time, which Nomad's
+// server fills in for every service group (job-level update merged in,
+// 10 s by default). A group with no update block, or max_parallel 0, runs
+// no deployments.
+func minHealthy(tg *nomadapi.TaskGroup) time.Duration {
+	u := tg.Update
+	if u == nil || u.MaxParallel == nil || *u.MaxParallel <= 0 || u.MinHealthyTime == nil {
+		return 0
+	}
+	return max(*u.MinHealthyTime, 0)
 }
 
 // GroupResources answers from the job spec the view holds.

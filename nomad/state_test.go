@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -62,6 +63,28 @@ func TestTheClusterStateIsSyncedByOneListThenFollowsEventsWithoutAskingNomadPerP
 	if err != nil || !gs.Exists || gs.Desired != 0 {
 		t.Fatalf("listed job: %+v, %v; want an existing group with count 0", gs, err)
 	}
+	// A job without an update block gets Nomad's deployments: its group
+	// waits 10 s for a new allocation to run healthy.
+	if gs.MinHealthy != 10*time.Second {
+		t.Errorf("listed job without an update block: min healthy %v, want Nomad's default 10s", gs.MinHealthy)
+	}
+	// A job-level update block is its groups'. (The job command fills
+	// max_parallel = 1 into an update block that does not set it; with 0
+	// Nomad runs no deployments.)
+	slow := policyJob("slow")
+	mh, one := 25*time.Second, 1
+	slow.Update = &nomadapi.UpdateStrategy{MinHealthyTime: &mh, MaxParallel: &one}
+	if _, _, err := api.Jobs().Register(slow, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow job's policy", func() bool { return len(st.JobPolicies("default", "slow")) == 1 })
+	if gs, err := st.GroupStatus(ctx, "default", "slow", "web"); err != nil || gs.MinHealthy != mh {
+		t.Errorf("job with update { min_healthy_time = \"25s\" }: %+v, %v; want min healthy 25s", gs, err)
+	}
+	if _, _, err := api.Jobs().Deregister("slow", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow job's policy to go", func() bool { return len(st.JobPolicies("default", "slow")) == 0 })
 
 	// A job registered after the list arrives by its Job event, policy
 	// and all.
@@ -161,5 +184,34 @@ func TestRequestsToNomadNeverExceedTheClientsConnectionLimit(t *testing.T) {
 	}
 	if peak.Load() > 4 || peak.Load() < 2 {
 		t.Errorf("%d requests at once at the server, want at most the limit 4 (and some concurrency)", peak.Load())
+	}
+}
+
+func TestAJobFromAnEventKeepsItsTasksMemoryAndItsGroupsUpdateBlock(t *testing.T) {
+	// A Job event's payload as the event stream decodes it: JSON into maps.
+	var payload map[string]any
+	err := json.Unmarshal([]byte(`{"Job": {"ID": "j", "Namespace": "default", "ModifyIndex": 7, "TaskGroups": [{
+		"Name": "web", "Count": 2,
+		"Update": {"MaxParallel": 1, "MinHealthyTime": 25000000000},
+		"Scaling": {"Type": "horizontal", "Min": 0, "Max": 5, "Enabled": true, "Policy": {}},
+		"Tasks": [{"Name": "t", "Resources": {"CPU": 100, "MemoryMB": 256}}]}]}}`), &payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := nomadapi.Event{Topic: nomadapi.TopicJob, Type: "JobRegistered", Payload: payload}
+	j, err := jobFromEvent(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewClusterState(nil, nil)
+	st.upsertJob(j)
+	st.isSynced = true
+	gs, err := st.GroupStatus(context.Background(), "default", "j", "web")
+	if err != nil || gs.Desired != 2 || gs.MinHealthy != 25*time.Second {
+		t.Errorf("group status %+v, %v; want count 2 and min healthy 25s", gs, err)
+	}
+	js := st.jobs[jobKey{"default", "j"}]
+	if g := js.groups["web"]; g.cpuMHz != 100 || g.memMiB != 256 {
+		t.Errorf("group resources %v MHz, %v MiB; want 100 and 256", g.cpuMHz, g.memMiB)
 	}
 }

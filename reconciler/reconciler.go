@@ -42,6 +42,12 @@ type GroupStatus struct {
 	Desired int // the job's count for the group: what we decide from
 	Running int
 	Pending int // placed but not yet running, or unplaced
+	// MinHealthy is the group's update block's min_healthy_time (Nomad
+	// gives a service group 10 s when it sets none): a scale-up's
+	// deployment blocks the next change until its new allocations have
+	// run healthy this long. 0 when the group runs no deployments or the
+	// observer does not know it.
+	MinHealthy time.Duration
 }
 
 // Observer reads a group's status; satisfied by the Nomad client wrapper.
@@ -345,7 +351,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	if err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "history: " + err.Error()}, err
 	}
-	got := pd.Decide(ctx, predict.Input{Now: now, Current: st.Desired, Running: st.Running, Recent: recent})
+	got := pd.Decide(ctx, predict.Input{Now: now, Current: st.Desired, Running: st.Running, Recent: recent, MinHealthy: st.MinHealthy})
 	r.mu.Lock()
 	r.delays[p.Key] = got.StartupDelay
 	r.mu.Unlock()
