@@ -18,12 +18,21 @@ type PredictiveConfig struct {
 	// Solver plans each forecast; nil means the exact optimize.DPSolver,
 	// as the daemon plans groups.
 	Solver optimize.Solver
+	// MinHealthy is the replayed group's update block's min_healthy_time
+	// (see predict.Input): how long a scale-up's deployment blocks the
+	// next change after its replicas start.
+	MinHealthy time.Duration
 }
 
-// DefaultPredictiveConfig is a policy that sets nothing but its bounds:
-// the daemon's defaults for everything else.
+// NomadMinHealthy is the min_healthy_time Nomad gives a service group
+// whose job sets none.
+const NomadMinHealthy = 10 * time.Second
+
+// DefaultPredictiveConfig is a policy that sets nothing but its bounds,
+// for a group of a job that sets no update block: the daemon's defaults
+// for everything else.
 func DefaultPredictiveConfig(minReplicas, maxReplicas int) PredictiveConfig {
-	return PredictiveConfig{Policy: reconciler.DefaultPolicy(minReplicas, maxReplicas)}
+	return PredictiveConfig{Policy: reconciler.DefaultPolicy(minReplicas, maxReplicas), MinHealthy: NomadMinHealthy}
 }
 
 // Predictive is nomadscalerd's strategy as the daemon runs it: the
@@ -35,12 +44,13 @@ func DefaultPredictiveConfig(minReplicas, maxReplicas int) PredictiveConfig {
 // scale-down waits out the policy's cooldown as the daemon's does. The
 // simulated clock stands in for the wall clock.
 type Predictive struct {
-	pol     reconciler.Policy
-	dec     *predict.Decider
-	fc      *model.Forecaster
-	planner reconciler.PolicyPlanner
-	epoch   time.Time
-	clock   time.Time
+	pol        reconciler.Policy
+	minHealthy time.Duration
+	dec        *predict.Decider
+	fc         *model.Forecaster
+	planner    reconciler.PolicyPlanner
+	epoch      time.Time
+	clock      time.Time
 	// past is the demand before the replay (the history the daemon would
 	// have recorded) followed by the replay's seconds as they pass.
 	prior  int
@@ -77,7 +87,7 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 	if len(prior) > window {
 		prior = prior[len(prior)-window:]
 	}
-	p := &Predictive{pol: pol, epoch: time.Unix(int64(first), 0).UTC(), window: window}
+	p := &Predictive{pol: pol, minHealthy: pcfg.MinHealthy, epoch: time.Unix(int64(first), 0).UTC(), window: window}
 	p.prior = len(prior)
 	p.past = append([]float64(nil), prior...)
 	solver := pcfg.Solver
@@ -128,7 +138,7 @@ func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, err
 		return hold, nil
 	}
 	p.clock = p.epoch.Add(time.Duration(obs.Now) * time.Second)
-	d := p.dec.Decide(ctx, predict.Input{Now: p.clock, Current: obs.Requested, Running: obs.ServingNow, Recent: p.past})
+	d := p.dec.Decide(ctx, predict.Input{Now: p.clock, Current: obs.Requested, Running: obs.ServingNow, Recent: p.past, MinHealthy: p.minHealthy})
 	wake := int(d.NextWake.Sub(p.epoch) / time.Second)
 	p.wake = min(max(wake, obs.Now+1), obs.Now+int(p.pol.EvaluationInterval.Seconds()))
 	want := d.Count

@@ -51,7 +51,9 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 	prior, replay := demand[:warm], demand[warm:]
 	run := func(pol reconciler.Policy) (float64, error) {
 		pol.Target.SelfTune = false
-		s, err := NewPredictive(cfg, PredictiveConfig{Policy: pol}, prior, int(first.Unix())+warm, nil)
+		// Nomad's default deployment hold: the candidates are compared
+		// with each other, under the same one.
+		s, err := NewPredictive(cfg, PredictiveConfig{Policy: pol, MinHealthy: NomadMinHealthy}, prior, int(first.Unix())+warm, nil)
 		if err != nil {
 			return 0, err
 		}

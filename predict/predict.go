@@ -201,7 +201,8 @@ type PlanRequest struct {
 	Current      int
 	StartupDelay time.Duration
 	// Horizon is the shortest plan that covers the startup delay, what is
-	// served until the next plan, and the scale-down hold.
+	// served until the next plan, the scale-down hold and the time a
+	// scale-up's deployment blocks the next change.
 	Horizon int
 	Refit   bool
 }
@@ -215,6 +216,12 @@ type Input struct {
 	// Recent is the observed demand per second up to now, oldest first: at
 	// least FloorWindow and BandWindow seconds of it when there are.
 	Recent []float64
+	// MinHealthy is the group's update block's min_healthy_time: a
+	// scale-up starts a Nomad deployment that blocks the next change until
+	// the new replicas have run healthy this long, so a scale-up asks at
+	// once for the plan's highest count until then. 0 when the group runs
+	// no deployments or it is not known.
+	MinHealthy time.Duration
 }
 
 // Decision is what to run now and why.
@@ -251,6 +258,8 @@ type Decider struct {
 	failed   bool // the last re-plan failed: cur is served as the seed's cache
 	lastPlan time.Time
 	exits    int
+	// minHealthy is the latest Input's MinHealthy.
+	minHealthy time.Duration
 	// decided are the counts decided within the latest DownWindow, oldest
 	// first, before stabilization.
 	decided []decided
@@ -289,11 +298,13 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	}
 	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay()}
 
+	d.minHealthy = in.MinHealthy
 	why := d.replanDue(in)
 	if why != "" {
 		// Served until the next plan, each served second looks a hold
-		// ahead, and a count asked for then serves a startup delay later.
-		horizon := seconds(s.ReplanInterval) + seconds(d.holdDown()) + seconds(d.delay.Delay()) + 1
+		// ahead (and a count asked for then serves a startup delay later),
+		// or, for a scale-up, as far as its deployment blocks the next.
+		horizon := seconds(s.ReplanInterval) + max(seconds(d.holdDown())+seconds(d.delay.Delay()), seconds(d.upHold())) + 1
 		refit := d.exits >= max(s.WrongAfter, 1)
 		plan, err := d.plan(ctx, PlanRequest{Now: in.Now, Current: in.Current, StartupDelay: d.delay.Delay(), Horizon: horizon, Refit: refit})
 		if err == nil && len(plan.Desired) == 0 {
@@ -327,7 +338,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 		// time, not its value for this second. A plan never scales down
 		// to scale up again within it, and a rise is asked for in one
 		// action, early enough.
-		dec.Planned, dec.Source = d.windowMax(in.Now), "plan"
+		dec.Planned, dec.Source = d.served(in.Now, in.Current), "plan"
 	}
 	dec.Count = dec.Planned
 	if dec.Source == "plan" && dec.Count < in.Current {
@@ -346,7 +357,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	if dec.Count > in.Current {
 		d.delay.Requested(in.Now, in.Current, dec.Count)
 	}
-	dec.NextWake = d.nextWake(in.Now, in.Current != in.Running || dec.Count != in.Current)
+	dec.NextWake = d.nextWake(in.Now, in.Current, in.Current != in.Running || dec.Count != in.Current)
 	if !heldUntil.IsZero() && heldUntil.Before(dec.NextWake) {
 		dec.NextWake = heldUntil
 	}
@@ -392,8 +403,25 @@ func (d *Decider) stabilize(in Input, dec *Decision) (heldUntil time.Time) {
 // again, and how long after a change the next one can take effect.
 func (d *Decider) holdDown() time.Duration { return d.delay.Delay() + d.s.Disruption }
 
+// upHold is how long a scale-up now blocks the next change: its replicas
+// start, then Nomad's deployment waits for them to run healthy for the
+// group's min_healthy_time (never less than holdDown).
+func (d *Decider) upHold() time.Duration { return d.delay.Delay() + max(d.s.Disruption, d.minHealthy) }
+
 // windowMax is the plan's highest count over [t, t+holdDown].
 func (d *Decider) windowMax(t time.Time) int { return d.cur.MaxBetween(t, t.Add(d.holdDown())) }
+
+// served is the plan's count to run at t from current: its highest count
+// over the scale-down hold, or, when that is a scale-up, over the time the
+// scale-up's deployment will block the next change, so that a rise within
+// it is asked for in this one action.
+func (d *Decider) served(t time.Time, current int) int {
+	n := d.windowMax(t)
+	if n > current && d.upHold() > d.holdDown() {
+		n = max(n, d.cur.MaxBetween(t, t.Add(d.upHold())))
+	}
+	return n
+}
 
 // replanDue says why a new plan is due now, or "" when none is.
 func (d *Decider) replanDue(in Input) string {
@@ -459,16 +487,16 @@ func (d *Decider) outsideBand(in Input) (bool, string) {
 // nextWake is the next time the decision may change on its own: the
 // plan's next change point or the next re-plan, and within a second while
 // replicas are still starting (so their delay is measured).
-func (d *Decider) nextWake(now time.Time, starting bool) time.Time {
+func (d *Decider) nextWake(now time.Time, current int, starting bool) time.Time {
 	wake := d.lastPlan.Add(d.s.ReplanInterval)
 	if d.failed || len(d.cur.Desired) == 0 {
 		wake = now.Add(d.s.MinReplanGap)
 	} else {
 		// The next second whose served count differs from now's.
-		cur := d.windowMax(now)
+		cur := d.served(now, current)
 		end := d.cur.Start.Add(time.Duration(len(d.cur.Desired)) * time.Second)
 		for t := now.Add(time.Second); t.Before(wake) && t.Before(end); t = t.Add(time.Second) {
-			if d.windowMax(t) != cur {
+			if d.served(t, current) != cur {
 				wake = t
 				break
 			}

@@ -340,6 +340,54 @@ func TestARiseIsAskedForInOneActionAStartupDelayAhead(t *testing.T) {
 	}
 }
 
+func TestAScaleUpCoversThePlanUntilItsDeploymentLetsTheNextChangeThrough(t *testing.T) {
+	// The plan wants 2 until second 13, 4 from 14. A replica starts in 8 s
+	// and a change disrupts for 2 s more, so a count served looks 10 s
+	// ahead; but a scale-up's Nomad deployment blocks the next change
+	// until its replicas have also run healthy for the group's
+	// min_healthy_time, and the scale-up must cover that long.
+	desired := slices.Concat(slices.Repeat([]int{2}, 14), slices.Repeat([]int{4}, 40))
+	cases := []struct {
+		name       string
+		current    int
+		minHealthy time.Duration
+		want       int
+	}{
+		{"a scale-up with no deployment looks a hold ahead", 1, 0, 2},
+		{"a scale-up looks as far as its deployment blocks the next change", 1, 6 * time.Second, 4},
+		{"a deployment shorter than the disruption changes nothing", 1, time.Second, 2},
+		{"a scale-down is not held up by a scale-up's deployment", 5, 6 * time.Second, 2},
+	}
+	for _, c := range cases {
+		sp := &scriptedPlanner{desired: desired}
+		s := settings()
+		s.FloorMargin = 0
+		s.ReplanInterval = time.Minute
+		s.Disruption = 2 * time.Second
+		d, err := NewDecider(s, NewDelayEstimator(8*time.Second, true), sp.plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := d.Decide(context.Background(), Input{Now: at(0), Current: c.current, Running: c.current, MinHealthy: c.minHealthy})
+		if got.Count != c.want {
+			t.Errorf("%s: count %d, want %d", c.name, got.Count, c.want)
+		}
+	}
+	// The plan is long enough for the longest window a count reads.
+	sp := &scriptedPlanner{desired: desired}
+	s := settings()
+	s.ReplanInterval = 10 * time.Second
+	s.Disruption = 2 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(8*time.Second, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 1, Running: 1, MinHealthy: time.Minute})
+	if h := sp.calls[0].Horizon; h < 10+8+60 {
+		t.Errorf("horizon %d with a 60 s min_healthy_time, want at least replan 10 + startup 8 + 60", h)
+	}
+}
+
 func TestHysteresisScalesDownOnlyOnceDemandIsClearOfTheLowerCountsCapacity(t *testing.T) {
 	cases := []struct {
 		name             string
