@@ -98,6 +98,11 @@ job "nomadscalerd" {
         NOMAD_ADDR           = var.nomad_addr
         NOMADSCALERD_NODE_ID = "${node.unique.id}"
         PROMETHEUS_ADDR      = var.prometheus_addr
+        # A soft limit for Go's heap under memory_max (256): near it the
+        # collector runs more often instead of the task being OOM-killed.
+        # The heap is about half of the RSS; the rest is the binary and
+        # bbolt's pages mapped from the file.
+        GOMEMLIMIT = "192MiB"
       }
 
       template {

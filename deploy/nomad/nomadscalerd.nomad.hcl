@@ -137,6 +137,11 @@ job "nomadscalerd" {
         NOMAD_ADDR           = "http://${attr.unique.network.ip-address}:4646"
         NOMADSCALERD_NODE_ID = "${node.unique.id}" # never drain the node this replica runs on
         PROMETHEUS_ADDR      = var.prometheus_addr
+        # A soft limit for Go's heap under memory_max (256): near it the
+        # collector runs more often instead of the task being OOM-killed.
+        # The heap is about half of the RSS; the rest is the binary and
+        # bbolt's pages mapped from the file.
+        GOMEMLIMIT = "192MiB"
       }
 
       # Tokens from the job's Nomad variable, as environment variables, so
