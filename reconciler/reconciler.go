@@ -175,6 +175,11 @@ type Decision struct {
 	Planned int    `json:"planned"`
 	Floor   int    `json:"floor"`
 	Source  string `json:"source,omitempty"`
+	// StartupDelay is the delay the decider planned with (measured or
+	// set), MinHealthy the group's min_healthy_time it read from the job
+	// (how long a scale-up's deployment blocks the next change).
+	StartupDelay string `json:"startup_delay,omitempty"`
+	MinHealthy   string `json:"min_healthy_time,omitempty"`
 }
 
 // New builds a Reconciler.
@@ -389,6 +394,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	}
 	dec.PlanID = next.ID
 	dec.Floor, dec.Planned, dec.Source = got.Floor, got.Planned, got.Source
+	dec.StartupDelay, dec.MinHealthy = got.StartupDelay.String(), st.MinHealthy.String()
 	want := got.Count
 	wake := max(got.NextWake.Sub(now), time.Second)
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,8 @@ type fakeNomad struct {
 	exists  bool
 	calls   []ScaleRequest
 	failErr error
+	// minHealthy is the group's update block's min_healthy_time.
+	minHealthy time.Duration
 }
 
 func (f *fakeNomad) Scale(_ context.Context, r ScaleRequest) error {
@@ -43,7 +46,7 @@ func (f *fakeNomad) Scale(_ context.Context, r ScaleRequest) error {
 func (f *fakeNomad) GroupStatus(context.Context, string, string, string) (GroupStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return GroupStatus{Exists: f.exists, Desired: f.desired, Running: f.desired}, nil
+	return GroupStatus{Exists: f.exists, Desired: f.desired, Running: f.desired, MinHealthy: f.minHealthy}, nil
 }
 
 // fixedPlanner plans the counts a test gives it and reports the recent
@@ -156,6 +159,29 @@ func TestReconcileScalesToThePlanValueAndJournalsIt(t *testing.T) {
 	entries, _ := h.db.Entries(0, 0)
 	if len(entries) != 2 || entries[0].State != store.StateIntent || entries[1].State != store.StateDone {
 		t.Errorf("journal = %+v, want intent then done", entries)
+	}
+}
+
+func TestAScaleUpCoversThePlanUntilTheGroupsDeploymentLetsTheNextChangeThrough(t *testing.T) {
+	// The plan wants 2 for 10 s, then 6. Replicas start at once and a
+	// change disrupts for 5 s, so a count looks 5 s ahead: 2. A group
+	// whose update block waits 20 s for a new allocation to run healthy
+	// refuses the next change that long, so its scale-up asks for 6 now.
+	plan := append(slices.Repeat([]int{2}, 10), slices.Repeat([]int{6}, 50)...)
+	for _, c := range []struct {
+		minHealthy time.Duration
+		want       int
+	}{{0, 2}, {20 * time.Second, 6}} {
+		h := newHarness(t, 1, plan)
+		h.nomad.minHealthy = c.minHealthy
+		h.reconcile(t)
+		if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != c.want {
+			t.Errorf("min_healthy_time %s: calls %+v, want one scale to %d", c.minHealthy, h.nomad.calls, c.want)
+		}
+		d, ok := h.rec.LastDecision(testPolicy().Key)
+		if !ok || d.MinHealthy != c.minHealthy.String() || d.StartupDelay != "0s" {
+			t.Errorf("min_healthy_time %s: last decision %+v, want it to show the min healthy time and the 0s startup delay planned with", c.minHealthy, d)
+		}
 	}
 }
 
