@@ -84,7 +84,7 @@ const prefillTicksPerWrite = 10
 // benchPrefill is what prefillHistory did.
 type benchPrefill struct {
 	span             time.Duration // the history the file holds, up to end
-	end              time.Time     // its last tick
+	end              time.Time     // its last tick (later than asked: the fill catches up with the clock)
 	written          int           // points written now (all, or the top-up)
 	ticks            int
 	took             time.Duration
@@ -168,34 +168,48 @@ func prefillHistory(b *testing.B, path, cacheDir string, names []string, shard, 
 	}
 	// A write holds prefillTicksPerWrite ticks (unix seconds k*10 to
 	// k*10+9), series by series; see prefillTicksPerWrite.
-	total := int(end.Sub(from)/time.Second) + 1
 	pts := make([]store.Point, 0, len(names)*prefillTicksPerWrite)
-	for at := from; !at.After(end); {
-		next := time.Unix((at.Unix()/prefillTicksPerWrite+1)*prefillTicksPerWrite, 0).UTC()
-		if next.After(end) {
-			next = end.Add(time.Second)
-		}
-		pts = pts[:0]
-		for s, name := range names {
+	write := func(from, end time.Time) {
+		total := int(end.Sub(from)/time.Second) + 1
+		for at := from; !at.After(end); {
+			next := time.Unix((at.Unix()/prefillTicksPerWrite+1)*prefillTicksPerWrite, 0).UTC()
+			if next.After(end) {
+				next = end.Add(time.Second)
+			}
+			pts = pts[:0]
+			for s, name := range names {
+				for t := at; t.Before(next); t = t.Add(time.Second) {
+					pts = append(pts, store.Point{Series: name, T: t, V: gen.value(s, t.Unix())})
+				}
+			}
+			if err := db.WritePoints(pts); err != nil {
+				b.Fatal(err)
+			}
+			p.written += len(pts)
 			for t := at; t.Before(next); t = t.Add(time.Second) {
-				pts = append(pts, store.Point{Series: name, T: t, V: gen.value(s, t.Unix())})
+				p.ticks++
+				if t.Unix()%60 == 0 {
+					maintain(t)
+				}
+				if p.ticks%7200 == 0 {
+					b.Logf("prefill: %d ticks of %d written in %s", p.ticks, total, time.Since(t0).Round(time.Second))
+				}
 			}
+			at = next
 		}
-		if err := db.WritePoints(pts); err != nil {
-			b.Fatal(err)
-		}
-		p.written += len(pts)
-		for t := at; t.Before(next); t = t.Add(time.Second) {
-			p.ticks++
-			if t.Unix()%60 == 0 {
-				maintain(t)
-			}
-			if p.ticks%7200 == 0 {
-				b.Logf("prefill: %d ticks of %d written in %s", p.ticks, total, time.Since(t0).Round(time.Second))
-			}
-		}
-		at = next
 	}
+	write(from, end)
+	// Writing a day takes minutes: catch up with the clock, so the last
+	// point is seconds before launch, not the fill's duration.
+	for {
+		now := time.Now().Truncate(time.Second).Add(-2 * time.Second)
+		if now.Sub(end) < 3*time.Second {
+			break
+		}
+		write(end.Add(time.Second), now)
+		end = now
+	}
+	p.end = end
 	maintain(end)
 	series, err := db.ListSeries()
 	if err != nil {

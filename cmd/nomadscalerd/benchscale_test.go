@@ -314,12 +314,12 @@ loop:
 		// Windows sealed while the daemons ran: the prefill's open one
 		// and each one that ended before they stopped.
 		windows := stopped.UnixMilli()/chunk.WindowMillis - reps[0].prefill.end.UnixMilli()/chunk.WindowMillis
-		fmt.Printf(`  history prefilled before launch %s of 1 s synthetic request counts (%s asked; less %s so the daemon's 24 h raw retention prunes none of it while measured), last point 2 s before the fill ended
+		fmt.Printf(`  history prefilled before launch %s of 1 s synthetic request counts (%s asked; less %s so the daemon's 24 h raw retention prunes none of it while measured), last point %s before launch
     %d points written (%s) in %s, as the recorder writes them (%d ticks a WritePoints call), with its maintenance every simulated minute: %d points in the file, %d 1-minute rollups
     (the daemon rolled up %.0f minutes and pruned %.0f points from start-up to the end; its live samples are rate() of idle counters: zeros)
   sealed per point before launch  %.2f bytes (%d bytes of chunk pages for %d points in chunks; file %d bytes: %s)
   sealed growth during the run    %.2f bytes/point (%+d bytes of chunk pages for %+d points sealed from launch to the end: the prefill's open window, the gap back-filled and the live ticks, over %d sealing windows; appends to each series' last chunk and the pages it spills into, not a steady-state figure)
-`, historySpan, historyAsked, benchPrefillMargin,
+`, historySpan, historyAsked, benchPrefillMargin, launched.Sub(reps[len(reps)-1].prefill.end).Round(100*time.Millisecond),
 			prefilled, prefillSource(reps), prefillTook.Round(time.Second), prefillTicksPerWrite, prefillPoints, foot0rollups(reps),
 			rolledUp, pruned,
 			foot0.ChunkPageBytesPerPoint(), foot0.ChunkPageBytes, foot0.ChunkPoints, foot0.FileBytes, footprintParts(foot0),
