@@ -98,10 +98,14 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # POLICIES=10000 SHARDS=2). Prints policies active, samples stored, CPU,
 # RSS, bytes per sealed point and the file's breakdown (store.Footprint),
 # 429s and the event-to-reconcile p99.
+# Each replica's database first gets HISTORY (BENCH_SCALE_HISTORY, default
+# 24h less 15m, 0 for an empty file) of 1 s synthetic request counts for
+# its series, cached in .cache/bench-scale/ and copied and topped up by
+# later runs (about 5 minutes to make at 1,000 policies).
 # BENCH_SCALE_PPROF=dir has each replica write cpu-<pid>.pprof and
 # heap-<pid>.pprof there (go tool pprof them with the test binary).
 bench-scale: deps
-	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) \
+	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) $(if $(HISTORY),BENCH_SCALE_HISTORY=$(HISTORY)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed

@@ -27,6 +27,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/history/promtest"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 	"github.com/nomadscalerd/nomadscalerd/store"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // BenchmarkScale runs the daemon as its own process against a real Nomad
@@ -39,10 +40,28 @@ import (
 // own process and database) and the window starts once every policy is
 // active on one of them and each holds one shard; the figures are then
 // per replica where they are per process. `make bench-scale`.
+//
+// Before launch each replica's database is filled with BENCH_SCALE_HISTORY
+// (default 24h; 0 starts from an empty file) of 1 s history for the series
+// it will write, less benchPrefillMargin so the daemon's 24 h retention
+// prunes none of it during the run (see prefillHistory): the daemon is
+// measured as an operator runs it after a day, and the bytes per sealed
+// point are those of a day of history, not of one first chunk per series.
+// The prefilled values are synthetic request counts; the live ones are
+// rate() of idle counters, zeros.
 func BenchmarkScale(b *testing.B) {
 	policies := envInt(b, "BENCH_SCALE_POLICIES", 1000)
 	window := envDuration(b, "BENCH_SCALE_DURATION", 3*time.Minute)
 	shards := envInt(b, "BENCH_SCALE_SHARDS", 1)
+	historyAsked := 24 * time.Hour
+	if v := os.Getenv("BENCH_SCALE_HISTORY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			b.Fatalf("BENCH_SCALE_HISTORY=%q: want a duration, 0 for none", v)
+		}
+		historyAsked = d
+	}
+	historySpan := min(historyAsked, benchRawRetention-benchPrefillMargin)
 	promtest.Require(b)
 	agent := nomadtest.StartServer(b, nomadtest.Options{})
 	nc := agent.Client(b)
@@ -72,13 +91,29 @@ func BenchmarkScale(b *testing.B) {
 	}
 	dir := b.TempDir()
 	var reps []*benchReplica
-	launched := time.Now()
 	for i := range shards {
-		r := &benchReplica{
+		reps = append(reps, &benchReplica{
 			dbPath:   filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)),
 			httpAddr: fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(b)),
 			logPath:  filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
+		})
+	}
+	var prefillTook time.Duration
+	if historySpan > 0 {
+		cacheDir, err := filepath.Abs(filepath.Join("..", "..", ".cache", "bench-scale"))
+		if err != nil {
+			b.Fatal(err)
 		}
+		for i, r := range reps {
+			// Up to a few seconds before launch: no point in the future.
+			end := time.Now().Truncate(time.Second).Add(-2 * time.Second)
+			r.prefill = prefillHistory(b, r.dbPath, cacheDir, benchSeriesNames(policies, i, shards), i, shards, historySpan, end)
+			prefillTook += r.prefill.took
+			b.Logf("replica %d: prefilled %s of history in %s (cache %s, used %v)", i, historySpan, r.prefill.took.Round(time.Millisecond), r.prefill.cached, r.prefill.fromCache)
+		}
+	}
+	launched := time.Now()
+	for _, r := range reps {
 		args := []string{"--db", r.dbPath, "--log-level", "warn", "run", "--nomad-addr", agent.Addr,
 			"--prometheus-addr", promBase, "--http-addr", r.httpAddr, "--sample-interval", "1s"}
 		if shards > 1 {
@@ -86,7 +121,6 @@ func BenchmarkScale(b *testing.B) {
 		}
 		r.start(b, self, args)
 		defer r.stop()
-		reps = append(reps, r)
 	}
 	waitUntil(b, 15*time.Minute, fmt.Sprintf("%d active policies over %d replica(s), one shard each", policies, shards), func() bool {
 		active := 0.0
@@ -131,8 +165,8 @@ loop:
 		}
 		updates++
 		for _, r := range reps {
-			if rss, err := procRSS(r.cmd.Process.Pid); err == nil {
-				r.peakRSS = max(r.peakRSS, rss)
+			if rss, err := procRSS(r.cmd.Process.Pid); err == nil && rss.total > r.peakRSS {
+				r.peakRSS, r.peakRSSAnon, r.peakRSSFile = rss.total, rss.anon, rss.file
 			}
 		}
 	}
@@ -163,7 +197,7 @@ loop:
 	// Samples the window's last ticks missed are back-filled within 10 s:
 	// give them the time before counting what was stored.
 	time.Sleep(12 * time.Second)
-	backfilled, lost, gainedFilled := 0.0, 0.0, 0.0
+	backfilled, lost, gainedFilled, rolledUp, pruned := 0.0, 0.0, 0.0, 0.0, 0.0
 	outcomes := map[string]float64{}
 	for _, r := range reps {
 		final := scrape(r.metricsURL())
@@ -172,6 +206,10 @@ loop:
 		// From start-up: the policies' windows, as far back as Prometheus
 		// had them, filled when the series were first recorded.
 		gainedFilled += counter(final, "nomadscaler_history_gained_filled_total")
+		// From start-up too: the first maintenance rolls up every minute
+		// not rolled up yet, and prunes past retention.
+		rolledUp += counter(final, "nomadscaler_history_rollups_written_total")
+		pruned += counter(final, "nomadscaler_history_pruned_total")
 		for sign, f := range map[float64]families{1: final, -1: r.before} {
 			if mf := f["nomadscaler_history_samples_total"]; mf != nil {
 				for _, m := range mf.Metric {
@@ -187,9 +225,10 @@ loop:
 	for _, r := range reps {
 		r.stop()
 	}
+	stopped := time.Now()
 
-	stored, total := 0, 0
-	var foot store.Footprint
+	stored, total, prefilled, prefillPoints := 0, 0, 0, 0
+	var foot, foot0 store.Footprint
 	for _, r := range reps {
 		db, err := store.Open(r.dbPath, store.Options{ReadOnly: true})
 		if err != nil {
@@ -214,6 +253,8 @@ loop:
 			b.Fatal(err)
 		}
 		stored, total, foot = stored+r.stored, total+r.points, addFootprints(foot, r.foot)
+		foot0 = addFootprints(foot0, r.prefill.foot)
+		prefilled, prefillPoints = prefilled+r.prefill.written, prefillPoints+r.prefill.points
 	}
 	expected := policies * int(elapsed/time.Second)
 	var logs []byte
@@ -231,9 +272,12 @@ loop:
 	agentToo := tooMany(agent.Log())
 
 	pct := 100 * float64(stored) / float64(max(expected, 1))
-	cores, peakRSS := 0.0, 0.0
+	cores, peakRSS, peakAnon, peakFile := 0.0, 0.0, 0.0, 0.0
 	for _, r := range reps {
-		cores, peakRSS = max(cores, r.cores), max(peakRSS, r.peakRSS)
+		cores = max(cores, r.cores)
+		if r.peakRSS > peakRSS {
+			peakRSS, peakAnon, peakFile = r.peakRSS, r.peakRSSAnon, r.peakRSSFile
+		}
 	}
 	b.ReportMetric(active, "policies_active")
 	b.ReportMetric(pct, "pct_samples")
@@ -248,6 +292,7 @@ loop:
     (tick samples ok %.0f, timed out %.0f, failed %.0f; intervals missed %.0f; back-filled %.0f, lost %.0f; history windows back-filled at start-up %.0f points)
   daemon CPU (the busiest)        %.3f cores                    goal: <= 0.25 per 1,000 policies held
   daemon peak RSS (the largest)   %.1f MiB                      goal: <= 256
+    (at the peak: anonymous %.1f MiB, file-backed %.1f MiB: the database's mmap pages the daemon touched, and the binary)
   sealed history per point        %.2f bytes (%d bytes of chunk pages for %d points in chunks; chunk payload %.2f bytes/point)   goal: <= 2
   whole file per stored point     %.1f bytes (%d bytes, %d points; not the goal: %s)
   429 / too many connections      %d in the daemons' logs, %d in Nomad's  goal: 0
@@ -258,13 +303,31 @@ loop:
 		active, policies,
 		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost, gainedFilled,
 		cores,
-		peakRSS/(1<<20),
+		peakRSS/(1<<20), peakAnon/(1<<20), peakFile/(1<<20),
 		foot.ChunkPageBytesPerPoint(), foot.ChunkPageBytes, foot.ChunkPoints, float64(foot.ChunkBytes)/float64(max(foot.ChunkPoints, 1)),
 		float64(foot.FileBytes)/float64(max(total, 1)), foot.FileBytes, total, footprintParts(foot),
 		too, agentToo,
 		lagP99*1000, lagN, updates,
 		warnLines, len(logs),
 		hostBusy, host1.cpus)
+	if historySpan > 0 {
+		// Windows sealed while the daemons ran: the prefill's open one
+		// and each one that ended before they stopped.
+		windows := stopped.UnixMilli()/chunk.WindowMillis - reps[0].prefill.end.UnixMilli()/chunk.WindowMillis
+		fmt.Printf(`  history prefilled before launch %s of 1 s synthetic request counts (%s asked; less %s so the daemon's 24 h raw retention prunes none of it while measured), last point %s before launch
+    %d points written (%s) in %s, as the recorder writes them (%d ticks a WritePoints call), with its maintenance every simulated minute: %d points in the file, %d 1-minute rollups
+    (the daemon rolled up %.0f minutes and pruned %.0f points from start-up to the end; its live samples are rate() of idle counters: zeros)
+  sealed per point before launch  %.2f bytes (%d bytes of chunk pages for %d points in chunks; file %d bytes: %s)
+  sealed growth during the run    %.2f bytes/point (%+d bytes of chunk pages for %+d points sealed from launch to the end: the prefill's open window, the gap back-filled and the live ticks, over %d sealing windows; appends to each series' last chunk and the pages it spills into, not a steady-state figure)
+`, historySpan, historyAsked, benchPrefillMargin, launched.Sub(reps[len(reps)-1].prefill.end).Round(100*time.Millisecond),
+			prefilled, prefillSource(reps), prefillTook.Round(time.Second), prefillTicksPerWrite, prefillPoints, foot0rollups(reps),
+			rolledUp, pruned,
+			foot0.ChunkPageBytesPerPoint(), foot0.ChunkPageBytes, foot0.ChunkPoints, foot0.FileBytes, footprintParts(foot0),
+			float64(foot.ChunkPageBytes-foot0.ChunkPageBytes)/float64(max(foot.ChunkPoints-foot0.ChunkPoints, 1)),
+			foot.ChunkPageBytes-foot0.ChunkPageBytes, foot.ChunkPoints-foot0.ChunkPoints, windows)
+	} else {
+		fmt.Printf("  history prefilled before launch none (BENCH_SCALE_HISTORY=0): a young file, one first chunk per series\n")
+	}
 	if len(reps) > 1 {
 		for i, r := range reps {
 			fmt.Printf("  replica %d: %.0f policies active, %d samples stored, %.3f cores, %.1f MiB peak RSS, %.2f bytes/sealed point, %.1f bytes/point of the whole file (%d bytes, %d points), %d 429s\n",
@@ -289,6 +352,32 @@ type benchReplica struct {
 	before, after        families
 	stored, points, too  int
 	foot                 store.Footprint
+	prefill              benchPrefill
+	// The resident set at its peak, and its anonymous and file-backed
+	// (mmap'd database pages, the binary) parts then.
+	peakRSSAnon, peakRSSFile float64
+}
+
+// prefillSource says whether the replicas' prefills were made or copied
+// from the cache and topped up.
+func prefillSource(reps []*benchReplica) string {
+	var parts []string
+	for i, r := range reps {
+		if r.prefill.fromCache {
+			parts = append(parts, fmt.Sprintf("replica %d: %s copied and topped up by %s", i, filepath.Base(r.prefill.cached), r.prefill.toppedUp))
+		} else {
+			parts = append(parts, fmt.Sprintf("replica %d: generated, cached as %s", i, filepath.Base(r.prefill.cached)))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func foot0rollups(reps []*benchReplica) int {
+	n := 0
+	for _, r := range reps {
+		n += r.prefill.rolledUp
+	}
+	return n
 }
 
 // addFootprints sums the replicas' databases part by part.
@@ -594,21 +683,39 @@ func procCPU(pid int) (float64, error) {
 	return (ut + stime) / 100, nil // USER_HZ is 100 on Linux
 }
 
-// procRSS is the process's resident set in bytes.
-func procRSS(pid int) (float64, error) {
+// rssParts is a process's resident set in bytes (VmRSS) and its
+// anonymous and file-backed parts (RssAnon, RssFile).
+type rssParts struct{ total, anon, file float64 }
+
+// procRSS is the process's resident set.
+func procRSS(pid int) (rssParts, error) {
+	var r rssParts
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer f.Close()
+	found := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb * 1024, err
+		for _, field := range []struct {
+			name string
+			to   *float64
+		}{{"VmRSS:", &r.total}, {"RssAnon:", &r.anon}, {"RssFile:", &r.file}} {
+			if v, ok := strings.CutPrefix(sc.Text(), field.name); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				if err != nil {
+					return r, err
+				}
+				*field.to = kb * 1024
+				found = found || field.name == "VmRSS:"
+			}
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if !found {
+		return r, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return r, nil
 }
 
 type hostTimes struct {

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/nomad"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
+	"github.com/nomadscalerd/nomadscalerd/store"
+)
+
+// benchHistoryVersion names the prefill generator in the cache's file
+// names: change it when benchCounts or prefillHistory writes differently.
+const benchHistoryVersion = "v1"
+
+// benchRawRetention is the daemon's default --raw-retention, and
+// benchPrefillMargin what the prefilled span stays under it: more than a
+// bench-scale run lasts, so the daemon prunes none of the prefilled day
+// while it is measured (its growth figure would otherwise mix in pruned
+// chunks).
+const (
+	benchRawRetention  = 24 * time.Hour
+	benchPrefillMargin = 15 * time.Minute
+)
+
+// benchSeriesNames are the raw series the daemon writes for the bench's
+// policies of one shard (all of them with shards <= 1): one check,
+// "requests", per policy (benchJob).
+func benchSeriesNames(policies, shard, shards int) []string {
+	var names []string
+	for i := range policies {
+		key := reconciler.PolicyKey("default", fmt.Sprintf("bench-%04d", i), "web")
+		if shards > 1 && nomad.ShardOf(key, shards) != shard {
+			continue
+		}
+		names = append(names, store.SeriesName(key, "requests"))
+	}
+	return names
+}
+
+// benchCounts mirrors bench-store's "counts" values (store/bench_test.go
+// valueGen): requests per second sampled each second, whole numbers with
+// Poisson-like noise around a level between 10 and 2,000 that drifts by
+// +-30% over a day. The level is a function of the unix second, so a file
+// topped up later continues the same curves.
+type benchCounts struct {
+	base, phase []float64
+	r           *rand.Rand
+}
+
+func newBenchCounts(series int, seed uint64) *benchCounts {
+	shape := rand.New(rand.NewPCG(1, 2))
+	g := &benchCounts{base: make([]float64, series), phase: make([]float64, series), r: rand.New(rand.NewPCG(seed, 3))}
+	for s := range g.base {
+		g.base[s] = math.Exp(math.Log(10) + shape.Float64()*math.Log(200))
+		g.phase[s] = shape.Float64() * 2 * math.Pi
+	}
+	return g
+}
+
+func (g *benchCounts) value(s int, unix int64) float64 {
+	l := g.base[s] * (1 + 0.3*math.Sin(2*math.Pi*float64(unix)/86400+g.phase[s]))
+	return math.Max(0, math.Round(l+math.Sqrt(l)*g.r.NormFloat64()))
+}
+
+// prefillTicksPerWrite is how many 1 s ticks one WritePoints call of the
+// prefill carries. The recorder writes one; a day of them one by one took
+// about 8 minutes for 1,000 series on the shared 2-core host, CPU-bound.
+// Sealing is the same either way: a round still begins with the first
+// write of a window and seals each due series once, appending its window
+// to its last chunk, so every series bucket goes through the same changes
+// in the same order; only the number of series sealed per commit (a
+// round's share) and the open window's log records differ.
+const prefillTicksPerWrite = 10
+
+// benchPrefill is what prefillHistory did.
+type benchPrefill struct {
+	span             time.Duration // the history the file holds, up to end
+	end              time.Time     // its last tick (later than asked: the fill catches up with the clock)
+	written          int           // points written now (all, or the top-up)
+	ticks            int
+	took             time.Duration
+	cached           string // the cache file, and whether it was there
+	fromCache        bool
+	toppedUp         time.Duration
+	rollups, pruned  int
+	foot             store.Footprint
+	points, rolledUp int // the file's raw points and rollups (ListSeries, ListRollups)
+}
+
+// prefillHistory writes to path a database holding span of 1 s history,
+// up to end, for names, as a daemon that had recorded them all along
+// would have it: store.Open and WritePoints one tick at a time (the
+// recorder's path), and every simulated minute the recorder's
+// maintenance, history.RollUp of the completed minutes and store.Prune
+// at end-of-minute minus span (raw) and 30 days (rollups).
+//
+// The result is cached in cacheDir under the names' count, shard, span
+// and benchHistoryVersion. A later run copies the cache and tops the copy
+// up to its own end the same way (the ticks since the cache's last one,
+// then a prune to span), so the cache is never the file a daemon opens,
+// and the copy, topped up, is saved back.
+func prefillHistory(b *testing.B, path, cacheDir string, names []string, shard, shards int, span time.Duration, end time.Time) benchPrefill {
+	p := benchPrefill{span: span, end: end}
+	p.cached = filepath.Join(cacheDir, fmt.Sprintf("history-%dseries-shard%dof%d-%s-%s.db", len(names), shard, max(shards, 1), span, benchHistoryVersion))
+	t0 := time.Now()
+	from := end.Add(-span + time.Second)
+	if _, err := os.Stat(p.cached); err == nil {
+		if err := copyFile(p.cached, path); err != nil {
+			b.Fatal(err)
+		}
+		p.fromCache = true
+	}
+	db, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if p.fromCache {
+		series, err := db.ListSeries()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var last time.Time
+		for _, s := range series {
+			if s.Last.After(last) {
+				last = s.Last
+			}
+		}
+		if len(series) != len(names) || !last.After(from) || last.After(end) {
+			// Of other series, or too old to top up for less than a new
+			// file costs: start again.
+			b.Logf("history cache %s: %d series, last point %s: not used", p.cached, len(series), last.Format(time.RFC3339))
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Remove(path); err != nil {
+				b.Fatal(err)
+			}
+			p.fromCache = false
+			if db, err = store.Open(path, store.Options{Migrate: true}); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			p.toppedUp = end.Sub(last)
+			from = last.Add(time.Second)
+		}
+	}
+	gen := newBenchCounts(len(names), uint64(from.Unix()))
+	ctx := context.Background()
+	maintain := func(now time.Time) {
+		n, err := history.RollUp(ctx, db, time.Minute, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pruned, err := db.Prune(now.Add(-span), now.Add(-30*24*time.Hour))
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.rollups, p.pruned = p.rollups+n, p.pruned+pruned
+	}
+	// A write holds prefillTicksPerWrite ticks (unix seconds k*10 to
+	// k*10+9), series by series; see prefillTicksPerWrite.
+	pts := make([]store.Point, 0, len(names)*prefillTicksPerWrite)
+	write := func(from, end time.Time) {
+		total := int(end.Sub(from)/time.Second) + 1
+		for at := from; !at.After(end); {
+			next := time.Unix((at.Unix()/prefillTicksPerWrite+1)*prefillTicksPerWrite, 0).UTC()
+			if next.After(end) {
+				next = end.Add(time.Second)
+			}
+			pts = pts[:0]
+			for s, name := range names {
+				for t := at; t.Before(next); t = t.Add(time.Second) {
+					pts = append(pts, store.Point{Series: name, T: t, V: gen.value(s, t.Unix())})
+				}
+			}
+			if err := db.WritePoints(pts); err != nil {
+				b.Fatal(err)
+			}
+			p.written += len(pts)
+			for t := at; t.Before(next); t = t.Add(time.Second) {
+				p.ticks++
+				if t.Unix()%60 == 0 {
+					maintain(t)
+				}
+				if p.ticks%7200 == 0 {
+					b.Logf("prefill: %d ticks of %d written in %s", p.ticks, total, time.Since(t0).Round(time.Second))
+				}
+			}
+			at = next
+		}
+	}
+	write(from, end)
+	// Writing a day takes minutes: catch up with the clock, so the last
+	// point is seconds before launch, not the fill's duration.
+	for {
+		now := time.Now().Truncate(time.Second).Add(-2 * time.Second)
+		if now.Sub(end) < 3*time.Second {
+			break
+		}
+		write(end.Add(time.Second), now)
+		end = now
+	}
+	p.end = end
+	maintain(end)
+	series, err := db.ListSeries()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range series {
+		p.points += s.Count
+	}
+	rolled, err := db.ListRollups()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range rolled {
+		p.rolledUp += s.Count
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	// Footprint of the closed file, read-only as the bench reads the
+	// daemon's at the end: every part is exact.
+	ro, err := store.Open(path, store.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if p.foot, err = ro.Footprint(); err != nil {
+		b.Fatal(err)
+	}
+	if err := ro.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	tmp := p.cached + ".tmp"
+	if err := copyFile(path, tmp); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(tmp, p.cached); err != nil {
+		b.Fatal(err)
+	}
+	p.took = time.Since(t0)
+	return p
+}
+
+// copyFile copies src to dst (created or truncated) and syncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
