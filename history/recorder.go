@@ -48,8 +48,8 @@ func (f TargetsFunc) Targets() []Target { return f() }
 type Store interface {
 	WritePoints(pts []store.Point) error
 	Range(series string, from, to time.Time) ([]store.Sample, error)
-	ListSeries() ([]store.SeriesInfo, error)
-	ListRollups() ([]store.SeriesInfo, error)
+	SeriesSpans() ([]store.SeriesInfo, error)
+	RollupSpans() ([]store.SeriesInfo, error)
 	WriteRollupsOf(batch []store.SeriesRollups) error
 	Prune(rawBefore, rollupBefore time.Time) (int, error)
 }
@@ -669,11 +669,13 @@ func (r *Recorder) Maintain(ctx context.Context) error {
 	return nil
 }
 
-// RollupStore is what RollUp reads and writes.
+// RollupStore is what RollUp reads and writes. It lists series by their
+// spans, not their counts: a round needs where each series starts and
+// where its rollups end, and counting would read every chunk.
 type RollupStore interface {
 	Range(series string, from, to time.Time) ([]store.Sample, error)
-	ListSeries() ([]store.SeriesInfo, error)
-	ListRollups() ([]store.SeriesInfo, error)
+	SeriesSpans() ([]store.SeriesInfo, error)
+	RollupSpans() ([]store.SeriesInfo, error)
 	WriteRollupsOf(batch []store.SeriesRollups) error
 }
 
@@ -689,11 +691,11 @@ const rollupBatch = 500
 // arrive for it later (there are none from Recorder, which rolls up on its
 // ticking goroutine) are not counted.
 func RollUp(ctx context.Context, st RollupStore, step time.Duration, now time.Time) (int, error) {
-	raw, err := st.ListSeries()
+	raw, err := st.SeriesSpans()
 	if err != nil {
 		return 0, fmt.Errorf("list series: %w", err)
 	}
-	rolled, err := st.ListRollups()
+	rolled, err := st.RollupSpans()
 	if err != nil {
 		return 0, fmt.Errorf("list rollups: %w", err)
 	}

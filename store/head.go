@@ -382,22 +382,33 @@ func hideBeforeCut(b *bolt.Bucket, sum chunkSum, cut int64) chunkSum {
 // the first and last point's times (set is false for an empty bucket).
 // Damaged chunks (db check names them) count for nothing.
 func chunkSpan(b *bolt.Bucket) (chunkSum, error) {
-	var sum chunkSum
+	var count int
 	err := b.ForEach(func(_, v []byte) error {
 		if n, err := chunk.NumSamples(v); err == nil {
-			sum.count += n
+			count += n
 		}
 		return nil
 	})
 	if err != nil {
-		return sum, err
+		return chunkSum{}, err
 	}
+	sum, err := edgeSpan(b)
+	sum.count = count
+	return sum, err
+}
+
+// edgeSpan is chunkSpan without the count: the first and last point's
+// times, from the first and last chunk only, so it reads two chunks of a
+// series, not every page of it.
+func edgeSpan(b *bolt.Bucket) (chunkSum, error) {
+	var sum chunkSum
 	c := b.Cursor()
 	k, _ := c.First()
 	lk, v := c.Last()
 	if k == nil {
 		return sum, nil
 	}
+	var err error
 	if sum.first, err = chunk.KeyTime(k); err != nil {
 		return sum, err
 	}

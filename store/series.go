@@ -317,9 +317,70 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 	return out, nil
 }
 
+// SeriesSpans lists every raw series' first and last time, as ListSeries
+// but without counting points (Count is 0): it reads each series' first
+// and last chunk, not all of them, so the recorder's rollup round after a
+// start costs two chunks a series instead of a pass over the whole file
+// (every page of a day of history paged in and counted in the daemon's
+// RSS). Memory's summaries answer once ListSeries has made them.
+func (d *DB) SeriesSpans() ([]SeriesInfo, error) {
+	d.hmu.RLock()
+	defer d.hmu.RUnlock()
+	spans := d.heads.sums
+	if spans == nil {
+		spans = map[string]chunkSum{}
+		err := d.bolt.View(func(tx *bolt.Tx) error {
+			root := tx.Bucket(migrations.BucketSeries)
+			return root.ForEachBucket(func(name []byte) error {
+				b := root.Bucket(name)
+				sum, err := edgeSpan(b)
+				if err != nil {
+					return fmt.Errorf("series %q: %w", name, err)
+				}
+				if sum = hideBeforeCut(b, sum, d.heads.rawCut); sum.set {
+					spans[string(name)] = sum
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("series spans: %w", err)
+		}
+	}
+	out := make([]SeriesInfo, 0, len(spans)+len(d.heads.series))
+	add := func(name string, sum chunkSum) {
+		if head := d.heads.series[name]; len(head) > 0 {
+			sum = sum.add(chunkSum{first: head[0].T, last: head[len(head)-1].T, set: true})
+		}
+		if sum.set {
+			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC()})
+		}
+	}
+	for name, sum := range spans {
+		add(name, sum)
+	}
+	for name := range d.heads.series {
+		if _, ok := spans[name]; !ok {
+			add(name, chunkSum{})
+		}
+	}
+	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// RollupSpans lists every rollup series' first and last interval, as
+// ListRollups but without counting (Count is 0): two chunks a series.
+func (d *DB) RollupSpans() ([]SeriesInfo, error) {
+	return d.listRollups(edgeSpan)
+}
+
 // ListRollups summarises every rollup series. Count reads the header of
 // every chunk of the series' means (about one per 3 hours of minutes).
 func (d *DB) ListRollups() ([]SeriesInfo, error) {
+	return d.listRollups(chunkSpan)
+}
+
+func (d *DB) listRollups(span func(*bolt.Bucket) (chunkSum, error)) ([]SeriesInfo, error) {
 	d.hmu.RLock()
 	defer d.hmu.RUnlock()
 	var out []SeriesInfo
@@ -330,7 +391,7 @@ func (d *DB) ListRollups() ([]SeriesInfo, error) {
 			if b == nil {
 				return nil
 			}
-			sum, err := chunkSpan(b)
+			sum, err := span(b)
 			if err != nil {
 				return fmt.Errorf("rollup %q: %w", name, err)
 			}

@@ -680,3 +680,80 @@ func TestRollupsOfTwoDaysReadBackExactlyAcrossChunksAndALaterRollupOfAMinuteRepl
 		t.Fatalf("list = %+v, %v", list, err)
 	}
 }
+
+// spansOf drops the counts of a listing: what SeriesSpans and
+// RollupSpans answer.
+func spansOf(in []SeriesInfo) []SeriesInfo {
+	out := make([]SeriesInfo, len(in))
+	for i, s := range in {
+		out[i] = SeriesInfo{Name: s.Name, First: s.First, Last: s.Last}
+	}
+	return out
+}
+
+func TestSeriesAndRollupSpansAgreeWithTheCountingListsWithoutReadingEveryChunk(t *testing.T) {
+	d := openTemp(t)
+	for i := range 500 {
+		at := t0.Add(time.Duration(i) * time.Second)
+		pts := []Point{{"a/x", at, 100 * math.Sin(float64(i)*1.7)}, {"b/y", at, 1}}
+		if i >= 480 {
+			pts = append(pts, Point{"d/head-only", at, 2}) // still in the open window
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A cut inside b/y's one chunk: its first point read is the cut.
+	if _, err := d.Prune(t0.Add(5*time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	var rollups []SeriesRollups
+	for _, s := range []string{"a/x", "b/y"} {
+		var rs []Rollup
+		for m := range 8 {
+			rs = append(rs, Rollup{T: t0.Add(time.Duration(m) * time.Minute), Mean: float64(m), Min: 0, Max: 9, Count: 60})
+		}
+		rollups = append(rollups, SeriesRollups{Series: s, Rollups: rs})
+	}
+	if err := d.WriteRollupsOf(rollups); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, d *DB) {
+		t.Helper()
+		spans, err := d.SeriesSpans()
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := d.ListSeries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(spans) != fmt.Sprint(spansOf(list)) || len(spans) != 3 {
+			t.Errorf("%s: series spans\n%v\nwant the listing's\n%v", name, spans, spansOf(list))
+		}
+		rspans, err := d.RollupSpans()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rlist, err := d.ListRollups()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rspans) != fmt.Sprint(spansOf(rlist)) || len(rspans) != 2 {
+			t.Errorf("%s: rollup spans\n%v\nwant the listing's\n%v", name, rspans, spansOf(rlist))
+		}
+	}
+	// From the file (no summary in memory yet: spans read the edges), then
+	// from memory once ListSeries has made the summaries.
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check("a fresh open", c)
+	check("before a listing", d)
+	check("after a listing", d)
+	if spans, _ := c.SeriesSpans(); len(spans) == 3 && !spans[1].First.Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("b/y starts at %v, want the retention cut t0+5m", spans[1].First)
+	}
+}
