@@ -629,3 +629,67 @@ func TestPlansReachAtLeastTheMinimumHorizonPredictivePoolsNeed(t *testing.T) {
 		t.Fatalf("horizon %d s, want at least the 240 s a predictive pool reads ahead", h2.planner.horizon)
 	}
 }
+
+// clockTuner is a fake tuner whose every tuning takes took on the test's
+// clock.
+type clockTuner struct {
+	clock *stepClock
+	took  time.Duration
+	calls int
+}
+
+func (c *clockTuner) Tune(_ context.Context, p Policy, demand []float64, _ time.Time, _ time.Duration) (Tuning, error) {
+	c.calls++
+	c.clock.advance(c.took)
+	return Tuning{ForecastMargin: 1.5, ModelStep: p.Target.ModelStep, Cost: 1, PolicyCost: 1, Seconds: len(demand)}, nil
+}
+
+func TestTheTunerRestsAfterEachTuningToKeepToItsShareOfACoreWithAFakeClock(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3*3600)
+	var pols []Policy
+	for _, k := range []string{"a", "b", "c"} {
+		p := testPolicy()
+		p.Key = "default/web/" + k
+		pols = append(pols, p)
+	}
+	tuner := &clockTuner{clock: h.clock, took: 10 * time.Second}
+	var pauses []time.Duration
+	stop := errors.New("stop")
+	err := h.rec.RunTuner(context.Background(), func() []Policy { return pols }, tuner, TunerOptions{
+		Check: time.Minute, CPUShare: 0.1,
+		Sleep: func(_ context.Context, d time.Duration) error {
+			pauses = append(pauses, d)
+			h.clock.advance(d)
+			if d == time.Minute {
+				return stop // the first round is over
+			}
+			return nil
+		}})
+	if !errors.Is(err, stop) {
+		t.Fatalf("RunTuner: %v", err)
+	}
+	// 10 s of tuning at a tenth of a core: 90 s of rest after each.
+	want := []time.Duration{90 * time.Second, 90 * time.Second, 90 * time.Second, time.Minute}
+	if tuner.calls != 3 || !slices.Equal(pauses, want) {
+		t.Errorf("%d tunings, pauses %v; want 3 and %v", tuner.calls, pauses, want)
+	}
+}
+
+func TestTunePauseKeepsTheTunerToItsShare(t *testing.T) {
+	for _, c := range []struct {
+		took  time.Duration
+		share float64
+		want  time.Duration
+	}{
+		{10 * time.Second, 0.1, 90 * time.Second},
+		{10 * time.Second, 0.5, 10 * time.Second},
+		{10 * time.Second, 1, 0},
+		{10 * time.Second, 0, 0}, // unset: no limit
+		{0, 0.1, 0},
+	} {
+		if got := TunePause(c.took, c.share); got != c.want {
+			t.Errorf("TunePause(%s, %g) = %s, want %s", c.took, c.share, got, c.want)
+		}
+	}
+}

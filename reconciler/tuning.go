@@ -82,25 +82,68 @@ func (r *Reconciler) effective(p Policy) Policy {
 // to warm the model up and an hour to measure.
 const minTuneHistory = 2 * time.Hour
 
+// TunerOptions pace RunTuner.
+type TunerOptions struct {
+	// Check is how often every policy is looked at for a due tuning.
+	Check time.Duration
+	// CPUShare is the share of one core tuning may take (0 < share <= 1;
+	// 0 means 1): after a tuning that took d, the tuner rests
+	// d*(1/share-1). A tuning replays hours of a policy's history with a
+	// dozen candidate settings, seconds of CPU each: a thousand policies
+	// due at once (a start with history, a new tune_interval) would
+	// otherwise keep a core busy for hours.
+	CPUShare float64
+	// Sleep waits d or until ctx ends (nil: a timer); tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// TunePause is how long the tuner rests after a tuning that took took, so
+// that it uses share of a core.
+func TunePause(took time.Duration, share float64) time.Duration {
+	if share <= 0 || share >= 1 || took <= 0 {
+		return 0
+	}
+	return time.Duration(float64(took) * (1/share - 1))
+}
+
 // RunTuner tunes each self-tuning policy once per its tune_interval, one
-// policy at a time (a replay costs seconds of CPU), until ctx ends. It
+// policy at a time and within o.CPUShare of a core, until ctx ends. It
 // runs on every replica: the result only changes how this replica plans.
-func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tuner Tuner, check time.Duration) error {
-	t := time.NewTicker(check)
-	defer t.Stop()
+func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tuner Tuner, o TunerOptions) error {
+	sleep := o.Sleep
+	if sleep == nil {
+		sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
 	for {
 		for _, p := range policies() {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := r.TuneOnce(ctx, p, tuner); err != nil && !errors.Is(err, errNotDue) && ctx.Err() == nil {
+			start := r.d.Now()
+			err := r.TuneOnce(ctx, p, tuner)
+			if errors.Is(err, errNotDue) {
+				continue
+			}
+			if err != nil && ctx.Err() == nil {
 				r.d.Log.Warn("self-tuning failed", "policy", p.Key, "err", err)
 			}
+			if pause := TunePause(r.d.Now().Sub(start), o.CPUShare); pause > 0 {
+				if err := sleep(ctx, pause); err != nil {
+					return err
+				}
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, o.Check); err != nil {
+			return err
 		}
 	}
 }

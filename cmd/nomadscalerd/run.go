@@ -44,6 +44,7 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "rollup-retention", EnvVars: []string{"NOMADSCALERD_ROLLUP_RETENTION"}, Value: 30 * 24 * time.Hour, Usage: "how long 1-minute rollups are kept"},
 		&cli.StringFlag{Name: "node-id", EnvVars: []string{"NOMADSCALERD_NODE_ID"}, Usage: "Nomad node running this daemon: never drained"},
 		&cli.DurationFlag{Name: "pool-interval", EnvVars: []string{"NOMADSCALERD_POOL_INTERVAL"}, Value: 10 * time.Second, Usage: "how often node pools are reconciled"},
+		&cli.Float64Flag{Name: "tune-cpu", EnvVars: []string{"NOMADSCALERD_TUNE_CPU"}, Value: 0.1, Usage: "share of one core self-tuning may take (0 < share <= 1): a tuning costs seconds of CPU a policy, so past about 140 policies at 0.1 they come less often than tune_interval"},
 		&cli.IntFlag{Name: "nomad-max-conns", EnvVars: []string{"NOMADSCALERD_NOMAD_MAX_CONNS"}, Value: nomad.DefaultMaxConns, Usage: "connections (and requests in flight) to Nomad at most; Nomad refuses more than 100 per client by default"},
 		&cli.DurationFlag{Name: "journal-retention", EnvVars: []string{"NOMADSCALERD_JOURNAL_RETENTION"}, Value: 7 * 24 * time.Hour, Usage: "how long settled actions stay in the journal (each target's last one stays)"},
 		&cli.IntFlag{Name: "shards", EnvVars: []string{"NOMADSCALERD_SHARDS"}, Value: 1, Usage: "split policies into this many shards, each held by one replica through the lock of the Nomad variable nomadscalerd/shard/<i>"},
@@ -78,6 +79,7 @@ type settings struct {
 	OnlyTestData                               bool
 	Workers                                    int
 	NomadMaxConns                              int
+	TuneCPU                                    float64
 	JournalRetention                           time.Duration
 	Shards                                     int
 	NodeID                                     string
@@ -116,7 +118,7 @@ func resolveSettings(c *cli.Context) (settings, error) {
 		SampleInterval: c.Duration("sample-interval"), RawRetention: c.Duration("raw-retention"),
 		RollupRetention: c.Duration("rollup-retention"), OnlyTestData: c.Bool("only-test-data"),
 		NodeID: c.String("node-id"), PoolInterval: c.Duration("pool-interval"), Pools: pools,
-		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"),
+		Workers: c.Int("workers"), NomadMaxConns: c.Int("nomad-max-conns"), TuneCPU: c.Float64("tune-cpu"),
 		JournalRetention: c.Duration("journal-retention"), Shards: c.Int("shards"),
 		PolicyDir: c.String("policy-dir"), MetricsAddr: c.String("metrics-addr"),
 	}
@@ -125,6 +127,9 @@ func resolveSettings(c *cli.Context) (settings, error) {
 	}
 	if s.JournalRetention < time.Hour {
 		return s, fmt.Errorf("journal-retention %s: must be at least 1h", s.JournalRetention)
+	}
+	if !(s.TuneCPU > 0 && s.TuneCPU <= 1) {
+		return s, fmt.Errorf("tune-cpu %g: must be within (0, 1]", s.TuneCPU)
 	}
 	if s.NomadMaxConns < 2 {
 		return s, fmt.Errorf("nomad-max-conns %d: must be at least 2 (the event stream keeps one)", s.NomadMaxConns)
@@ -329,7 +334,9 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
 	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
-	g.Go(func() error { return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, time.Minute) })
+	g.Go(func() error {
+		return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, reconciler.TunerOptions{Check: time.Minute, CPUShare: s.TuneCPU})
+	})
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
 	}
