@@ -693,3 +693,35 @@ func TestTunePauseKeepsTheTunerToItsShare(t *testing.T) {
 		}
 	}
 }
+
+// failingTuner is a fake tuner whose every replay fails.
+type failingTuner struct{ calls int }
+
+func (f *failingTuner) Tune(context.Context, Policy, []float64, time.Time, time.Duration) (Tuning, error) {
+	f.calls++
+	return Tuning{}, errors.New("fake: replay failed")
+}
+
+func TestAFailedTuningIsNotRetriedBeforeATuneIntervalAndAFixedCountIsNeverTuned(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3*3600)
+	tuner := &failingTuner{}
+	p := testPolicy()
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); err == nil || errors.Is(err, errNotDue) {
+		t.Fatalf("first tuning: %v, want the replay's failure", err)
+	}
+	reads := h.planner.recentCalls
+	h.clock.advance(time.Minute)
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); !errors.Is(err, errNotDue) || tuner.calls != 1 || h.planner.recentCalls != reads {
+		t.Fatalf("a minute after a failure: %v, %d replays, %d history reads; want not due, without reading history again", err, tuner.calls, h.planner.recentCalls-reads)
+	}
+	h.clock.advance(p.Target.TuneInterval)
+	if err := h.rec.TuneOnce(context.Background(), p, tuner); errors.Is(err, errNotDue) || tuner.calls != 2 {
+		t.Fatalf("a tune_interval after a failure: %v, %d replays; want another try", err, tuner.calls)
+	}
+	fixed := testPolicy()
+	fixed.Key, fixed.Min, fixed.Max = "default/web/fixed", 0, 0
+	if err := h.rec.TuneOnce(context.Background(), fixed, tuner); !errors.Is(err, errNotDue) || tuner.calls != 2 {
+		t.Errorf("a group held at 0: %v, %d replays; want never tuned", err, tuner.calls)
+	}
+}

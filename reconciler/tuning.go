@@ -160,7 +160,9 @@ type tuneWait struct {
 // TuneOnce tunes p if it is due: it replays the policy's recorded demand
 // over its tune_window and stores and adopts the cheapest settings.
 func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error {
-	if !p.Target.SelfTune {
+	if !p.Target.SelfTune || p.Max <= p.Min {
+		// A fixed count (max 0 included) has no settings to choose
+		// between: every candidate runs the same replicas.
 		return errNotDue
 	}
 	now := r.d.Now()
@@ -204,6 +206,12 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 	first := now.Add(-time.Duration(len(demand)) * time.Second)
 	t, err := tuner.Tune(ctx, p, demand, first, delay)
 	if err != nil {
+		// Not again before a tune_interval: a replay that fails fails
+		// the same way on the same history, and a retry every check read
+		// hours of history per policy and logged a warning each time.
+		r.mu.Lock()
+		r.tuneWaits[p.Key] = tuneWait{until: now.Add(p.Target.TuneInterval), fingerprint: p.fingerprint()}
+		r.mu.Unlock()
 		return fmt.Errorf("tune: %w", err)
 	}
 	t.At = now
