@@ -53,10 +53,13 @@ import (
 // with a prefill) increments each policy's counter in the background at
 // the level benchCounts gives its series now (benchTraffic), from before
 // the jobs are registered and at least benchTrafficWarmup before launch,
-// so rate() over 1m continues the prefilled day; its groups have max 0,
+// so rate() over 1m continues the prefilled day. Its groups have max 0,
 // so the daemon's want is their count 0, as for groups at their planned
 // count, and it does not dry-run a scale-up of every group each
-// evaluation. "idle" (the default with BENCH_SCALE_HISTORY=0) leaves the
+// evaluation; and its policies have self_tune off: the prefill stores no
+// tunings, so the daemon would start a backlog of 1,000 replays (seconds
+// of CPU each) at launch, and with max 0 each fails after reading its
+// 12 h tune window, again every minute. "idle" (the default with BENCH_SCALE_HISTORY=0) leaves the
 // counters at 0, as young-file runs always had them: live samples are
 // zeros, and after a prefill a level shift at launch.
 func BenchmarkScale(b *testing.B) {
@@ -101,16 +104,23 @@ func BenchmarkScale(b *testing.B) {
 		live = startBenchTraffic(reqs, policies, shards)
 		defer live.close()
 	}
+	// Before the prefill, which catches up with the clock at its end: the
+	// last prefilled point stays seconds before launch.
+	warmUp := func() {
+		if live == nil {
+			return
+		}
+		if wait := benchTrafficWarmup - time.Since(live.started); wait > 0 {
+			b.Logf("traffic: waiting %s for rate() over 1m to warm up", wait.Round(time.Second))
+			time.Sleep(wait)
+		}
+	}
 	promBase := promtest.ScrapeRegistry(b, reg)
 	promtest.WaitQuery(b, promBase, fmt.Sprintf("count(bench_requests_total) >= %d", policies), 60*time.Second)
 
 	jobs := make([]*nomadapi.Job, policies)
-	groupMax := 10
-	if live != nil {
-		groupMax = 0
-	}
 	for i := range jobs {
-		jobs[i] = benchJob(i, groupMax)
+		jobs[i] = benchJob(i, live != nil)
 	}
 	start := time.Now()
 	registerAll(b, nc, jobs, 8)
@@ -129,6 +139,7 @@ func BenchmarkScale(b *testing.B) {
 			logPath:  filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
 		})
 	}
+	warmUp()
 	var prefillTook time.Duration
 	if historySpan > 0 {
 		cacheDir, err := filepath.Abs(filepath.Join("..", "..", ".cache", "bench-scale"))
@@ -146,10 +157,7 @@ func BenchmarkScale(b *testing.B) {
 	var liveRate, liveLevel float64
 	var liveAge time.Duration
 	if live != nil {
-		if wait := benchTrafficWarmup - time.Since(live.started); wait > 0 {
-			b.Logf("traffic: waiting %s for rate() over 1m to warm up", wait.Round(time.Second))
-			time.Sleep(wait)
-		}
+		warmUp()
 		// rate() over [1m] is about the mean over the minute: the level
 		// half a minute ago.
 		liveRate = promScalar(b, promBase, "sum(rate(bench_requests_total[1m]))")
@@ -366,7 +374,7 @@ loop:
 		(self1-self0)/elapsed.Seconds())
 	if live != nil {
 		rounds, mean, late := live.stats()
-		fmt.Printf(`  live traffic                    history (BENCH_SCALE_TRAFFIC): each counter incremented every %s at its prefilled series' level, from %s before launch; groups max 0
+		fmt.Printf(`  live traffic                    history (BENCH_SCALE_TRAFFIC): each counter incremented every %s at its prefilled series' level, from %s before launch; groups max 0, self_tune off
     (sum(rate(bench_requests_total[1m])) at launch %.1f/s, the generator's levels %.1f/s: %+.2f%%; exporter %d rounds, %s each on average, %d late)
 `, benchTrafficEvery, liveAge.Round(time.Second), liveRate, liveLevel, 100*(liveRate/liveLevel-1), rounds, mean.Round(time.Microsecond), late)
 	} else {
@@ -609,14 +617,19 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// benchJob is job i: one group of count 0 (at most groupMax) whose policy
-// records its service's request rate from Prometheus, in dry-run mode.
-func benchJob(i, groupMax int) *nomadapi.Job {
+// benchJob is job i: one group of count 0 whose policy records its
+// service's request rate from Prometheus, in dry-run mode. With traffic
+// (see BenchmarkScale), the group's max is 0 and self_tune is off.
+func benchJob(i int, traffic bool) *nomadapi.Job {
 	id := fmt.Sprintf("bench-%04d", i)
 	job := nomadapi.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
-	pol := nomadscalerPolicy(map[string][2]string{"requests": {"prometheus", fmt.Sprintf(`sum(rate(bench_requests_total{svc="s%d"}[1m]))`, i)}},
-		map[string]any{"capacity_per_replica": 10.0, "dry_run": true}, nil)
+	target := map[string]any{"capacity_per_replica": 10.0, "dry_run": true}
+	groupMax := 10
+	if traffic {
+		target["self_tune"], groupMax = false, 0
+	}
+	pol := nomadscalerPolicy(map[string][2]string{"requests": {"prometheus", fmt.Sprintf(`sum(rate(bench_requests_total{svc="s%d"}[1m]))`, i)}}, target, nil)
 	job.AddTaskGroup(scalingGroup("web", 0, 0, groupMax, pol))
 	return job
 }
