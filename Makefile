@@ -102,10 +102,15 @@ bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 # 24h less 15m, 0 for an empty file) of 1 s synthetic request counts for
 # its series, cached in .cache/bench-scale/ and copied and topped up by
 # later runs (about 5 minutes to make at 1,000 policies).
+# TRAFFIC (BENCH_SCALE_TRAFFIC) is the live load: history (the default
+# with a prefill) grows each policy's counter at its prefilled series'
+# level, from 75 s before launch, so rate() continues the day (the groups
+# then have max 0 and self_tune off: no dry-run scale-ups, no tuning
+# backlog); idle (the default with HISTORY=0) leaves the counters at 0.
 # BENCH_SCALE_PPROF=dir has each replica write cpu-<pid>.pprof and
 # heap-<pid>.pprof there (go tool pprof them with the test binary).
 bench-scale: deps
-	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) $(if $(HISTORY),BENCH_SCALE_HISTORY=$(HISTORY)) \
+	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) $(if $(HISTORY),BENCH_SCALE_HISTORY=$(HISTORY)) $(if $(TRAFFIC),BENCH_SCALE_TRAFFIC=$(TRAFFIC)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/
 
 # SARIMAX fit+forecast: Go vs statsmodels on the same data, ratio printed

@@ -56,6 +56,9 @@ type benchCounts struct {
 	r           *rand.Rand
 }
 
+// newBenchCounts draws the series' bases and phases in index order from a
+// fixed source (the seed drives only the noise), so series s has the same
+// curve whatever the count: in every shard's file and in benchTraffic.
 func newBenchCounts(series int, seed uint64) *benchCounts {
 	shape := rand.New(rand.NewPCG(1, 2))
 	g := &benchCounts{base: make([]float64, series), phase: make([]float64, series), r: rand.New(rand.NewPCG(seed, 3))}
@@ -66,8 +69,16 @@ func newBenchCounts(series int, seed uint64) *benchCounts {
 	return g
 }
 
+// level is series s's mean requests per second at the unix second: its
+// base times the day's +-30% sine at its phase. The live traffic
+// (benchTraffic) increments the bench's counters at it, so rate() goes on
+// from where the prefilled history ends.
+func (g *benchCounts) level(s int, unix int64) float64 {
+	return g.base[s] * (1 + 0.3*math.Sin(2*math.Pi*float64(unix)/86400+g.phase[s]))
+}
+
 func (g *benchCounts) value(s int, unix int64) float64 {
-	l := g.base[s] * (1 + 0.3*math.Sin(2*math.Pi*float64(unix)/86400+g.phase[s]))
+	l := g.level(s, unix)
 	return math.Max(0, math.Round(l+math.Sqrt(l)*g.r.NormFloat64()))
 }
 

@@ -47,8 +47,21 @@ import (
 // prunes none of it during the run (see prefillHistory): the daemon is
 // measured as an operator runs it after a day, and the bytes per sealed
 // point are those of a day of history, not of one first chunk per series.
-// The prefilled values are synthetic request counts; the live ones are
-// rate() of idle counters, zeros.
+// The prefilled values are synthetic request counts (benchCounts).
+//
+// BENCH_SCALE_TRAFFIC says what the live ones are: "history" (the default
+// with a prefill) increments each policy's counter in the background at
+// the level benchCounts gives its series now (benchTraffic), from before
+// the jobs are registered and at least benchTrafficWarmup before launch,
+// so rate() over 1m continues the prefilled day. Its groups have max 0,
+// so the daemon's want is their count 0, as for groups at their planned
+// count, and it does not dry-run a scale-up of every group each
+// evaluation; and its policies have self_tune off: the prefill stores no
+// tunings, so the daemon would start a backlog of 1,000 replays (seconds
+// of CPU each) at launch, and with max 0 each fails after reading its
+// 12 h tune window, again every minute. "idle" (the default with BENCH_SCALE_HISTORY=0) leaves the
+// counters at 0, as young-file runs always had them: live samples are
+// zeros, and after a prefill a level shift at launch.
 func BenchmarkScale(b *testing.B) {
 	policies := envInt(b, "BENCH_SCALE_POLICIES", 1000)
 	window := envDuration(b, "BENCH_SCALE_DURATION", 3*time.Minute)
@@ -62,24 +75,52 @@ func BenchmarkScale(b *testing.B) {
 		historyAsked = d
 	}
 	historySpan := min(historyAsked, benchRawRetention-benchPrefillMargin)
+	traffic := "idle"
+	if historySpan > 0 {
+		traffic = "history"
+	}
+	switch v := os.Getenv("BENCH_SCALE_TRAFFIC"); v {
+	case "":
+	case "idle", "history":
+		traffic = v
+	default:
+		b.Fatalf("BENCH_SCALE_TRAFFIC=%q: want idle or history", v)
+	}
 	promtest.Require(b)
 	agent := nomadtest.StartServer(b, nomadtest.Options{})
 	nc := agent.Client(b)
 
-	// One counter per service; flat, so every group's demand (and want)
-	// is 0 = its count: the steady state of idle groups, no scale calls.
+	// One counter per service. Idle, flat, so every group's demand (and
+	// want) is 0 = its count: the steady state of idle groups, no scale
+	// calls. With traffic, growing from now on at the prefill's levels.
 	reg := prometheus.NewRegistry()
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bench_requests_total", Help: "bench"}, []string{"svc"})
 	reg.MustRegister(reqs)
 	for i := range policies {
 		reqs.WithLabelValues(fmt.Sprintf("s%d", i)).Add(0)
 	}
+	var live *benchTraffic
+	if traffic == "history" {
+		live = startBenchTraffic(reqs, policies, shards)
+		defer live.close()
+	}
+	// Before the prefill, which catches up with the clock at its end: the
+	// last prefilled point stays seconds before launch.
+	warmUp := func() {
+		if live == nil {
+			return
+		}
+		if wait := benchTrafficWarmup - time.Since(live.started); wait > 0 {
+			b.Logf("traffic: waiting %s for rate() over 1m to warm up", wait.Round(time.Second))
+			time.Sleep(wait)
+		}
+	}
 	promBase := promtest.ScrapeRegistry(b, reg)
 	promtest.WaitQuery(b, promBase, fmt.Sprintf("count(bench_requests_total) >= %d", policies), 60*time.Second)
 
 	jobs := make([]*nomadapi.Job, policies)
 	for i := range jobs {
-		jobs[i] = benchJob(i)
+		jobs[i] = benchJob(i, live != nil)
 	}
 	start := time.Now()
 	registerAll(b, nc, jobs, 8)
@@ -98,6 +139,7 @@ func BenchmarkScale(b *testing.B) {
 			logPath:  filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
 		})
 	}
+	warmUp()
 	var prefillTook time.Duration
 	if historySpan > 0 {
 		cacheDir, err := filepath.Abs(filepath.Join("..", "..", ".cache", "bench-scale"))
@@ -111,6 +153,16 @@ func BenchmarkScale(b *testing.B) {
 			prefillTook += r.prefill.took
 			b.Logf("replica %d: prefilled %s of history in %s (cache %s, used %v)", i, historySpan, r.prefill.took.Round(time.Millisecond), r.prefill.cached, r.prefill.fromCache)
 		}
+	}
+	var liveRate, liveLevel float64
+	var liveAge time.Duration
+	if live != nil {
+		warmUp()
+		// rate() over [1m] is about the mean over the minute: the level
+		// half a minute ago.
+		liveRate = promScalar(b, promBase, "sum(rate(bench_requests_total[1m]))")
+		liveLevel = live.levelSum(time.Now().Add(-30 * time.Second).Unix())
+		liveAge = time.Since(live.started)
 	}
 	launched := time.Now()
 	for _, r := range reps {
@@ -144,6 +196,10 @@ func BenchmarkScale(b *testing.B) {
 		r.before = scrape(r.metricsURL())
 	}
 	host0 := hostCPU(b)
+	self0, err := procCPU(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
 	from := time.Now().Truncate(time.Second).Add(time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()
@@ -172,6 +228,10 @@ loop:
 	}
 	to := time.Now().Truncate(time.Second)
 	host1 := hostCPU(b)
+	self1, err := procCPU(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
 	elapsed := to.Sub(from)
 	for _, r := range reps {
 		cpu1, err := procCPU(r.cmd.Process.Pid)
@@ -299,6 +359,7 @@ loop:
   event-to-reconcile p99          %.1f ms over %.0f triggered reconciles (%d job updates)   goal: < 250 ms
   warnings+errors logged          %d lines (%d bytes of log)
   host CPU busy during window     %.2f of %d cores (Nomad, Prometheus, every replica, other engineers' work included)
+  bench process CPU during window %.3f cores (its exporter and traffic, the job updates, the scrapes of the daemons)
 `, policies, shards, shards, window, allActive.Round(100*time.Millisecond), host1.cpus,
 		active, policies,
 		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost, gainedFilled,
@@ -309,14 +370,23 @@ loop:
 		too, agentToo,
 		lagP99*1000, lagN, updates,
 		warnLines, len(logs),
-		hostBusy, host1.cpus)
+		hostBusy, host1.cpus,
+		(self1-self0)/elapsed.Seconds())
+	if live != nil {
+		rounds, mean, late := live.stats()
+		fmt.Printf(`  live traffic                    history (BENCH_SCALE_TRAFFIC): each counter incremented every %s at its prefilled series' level, from %s before launch; groups max 0, self_tune off
+    (sum(rate(bench_requests_total[1m])) at launch %.1f/s, the generator's levels %.1f/s: %+.2f%%; exporter %d rounds, %s each on average, %d late)
+`, benchTrafficEvery, liveAge.Round(time.Second), liveRate, liveLevel, 100*(liveRate/liveLevel-1), rounds, mean.Round(time.Microsecond), late)
+	} else {
+		fmt.Printf("  live traffic                    idle (BENCH_SCALE_TRAFFIC): counters at 0, live samples zeros\n")
+	}
 	if historySpan > 0 {
 		// Windows sealed while the daemons ran: the prefill's open one
 		// and each one that ended before they stopped.
 		windows := stopped.UnixMilli()/chunk.WindowMillis - reps[0].prefill.end.UnixMilli()/chunk.WindowMillis
 		fmt.Printf(`  history prefilled before launch %s of 1 s synthetic request counts (%s asked; less %s so the daemon's 24 h raw retention prunes none of it while measured), last point %s before launch
     %d points written (%s) in %s, as the recorder writes them (%d ticks a WritePoints call), with its maintenance every simulated minute: %d points in the file, %d 1-minute rollups
-    (the daemon rolled up %.0f minutes and pruned %.0f points from start-up to the end; its live samples are rate() of idle counters: zeros)
+    (the daemon rolled up %.0f minutes and pruned %.0f points from start-up to the end)
   sealed per point before launch  %.2f bytes (%d bytes of chunk pages for %d points in chunks; file %d bytes: %s)
   sealed growth during the run    %.2f bytes/point (%+d bytes of chunk pages for %+d points sealed from launch to the end: the prefill's open window, the gap back-filled and the live ticks, over %d sealing windows; appends to each series' last chunk and the pages it spills into, not a steady-state figure)
 `, historySpan, historyAsked, benchPrefillMargin, launched.Sub(reps[len(reps)-1].prefill.end).Round(100*time.Millisecond),
@@ -548,14 +618,19 @@ func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
 }
 
 // benchJob is job i: one group of count 0 whose policy records its
-// service's request rate from Prometheus, in dry-run mode.
-func benchJob(i int) *nomadapi.Job {
+// service's request rate from Prometheus, in dry-run mode. With traffic
+// (see BenchmarkScale), the group's max is 0 and self_tune is off.
+func benchJob(i int, traffic bool) *nomadapi.Job {
 	id := fmt.Sprintf("bench-%04d", i)
 	job := nomadapi.NewServiceJob(id, id, "global", 50)
 	job.Datacenters = []string{"*"}
-	pol := nomadscalerPolicy(map[string][2]string{"requests": {"prometheus", fmt.Sprintf(`sum(rate(bench_requests_total{svc="s%d"}[1m]))`, i)}},
-		map[string]any{"capacity_per_replica": 10.0, "dry_run": true}, nil)
-	job.AddTaskGroup(scalingGroup("web", 0, 0, 10, pol))
+	target := map[string]any{"capacity_per_replica": 10.0, "dry_run": true}
+	groupMax := 10
+	if traffic {
+		target["self_tune"], groupMax = false, 0
+	}
+	pol := nomadscalerPolicy(map[string][2]string{"requests": {"prometheus", fmt.Sprintf(`sum(rate(bench_requests_total{svc="s%d"}[1m]))`, i)}}, target, nil)
+	job.AddTaskGroup(scalingGroup("web", 0, 0, groupMax, pol))
 	return job
 }
 
