@@ -75,6 +75,7 @@ type State interface {
 	Append(e store.JournalEntry) (store.JournalEntry, error)
 	LastAction(target string) (store.JournalEntry, error)
 	PutJSON(bucket []byte, key string, v any) error
+	PutJSONs(bucket []byte, values map[string]any) error
 	GetJSON(bucket []byte, key string, v any) error
 }
 
@@ -141,8 +142,13 @@ type Deps struct {
 type Reconciler struct {
 	d Deps
 
-	mu       sync.Mutex
-	plans    map[string]optimize.Plan
+	mu    sync.Mutex
+	plans map[string]optimize.Plan
+	// unsaved are the plans made since the last FlushPlans: a plan is
+	// kept for status and a restart's cache, not for correctness, so it
+	// is written a second later with the others, not in a commit of its
+	// own (a thousand policies replan about a hundred times a second).
+	unsaved  map[string]optimize.Plan
 	deciders map[string]*policyDecider
 	tunings  map[string]Tuning
 	// tuneWaits hold off loading the history of policies that had too
@@ -190,7 +196,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, unsaved: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -282,6 +288,76 @@ func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
 	return d, nil
 }
 
+// FlushPlans writes the plans made since the last flush, in one
+// transaction, and returns how many. A plan that fails to be written is
+// kept for the next flush unless a newer one replaced it.
+func (r *Reconciler) FlushPlans() (int, error) {
+	r.mu.Lock()
+	batch := r.unsaved
+	r.unsaved = map[string]optimize.Plan{}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	values := make(map[string]any, len(batch))
+	for k, p := range batch {
+		values[k] = p
+	}
+	if err := r.d.State.PutJSONs(migrations.BucketPlans, values); err != nil {
+		r.mu.Lock()
+		for k, p := range batch {
+			if _, newer := r.unsaved[k]; !newer {
+				r.unsaved[k] = p
+			}
+		}
+		r.mu.Unlock()
+		return 0, fmt.Errorf("store %d plans: %w", len(batch), err)
+	}
+	return len(batch), nil
+}
+
+// RunPlanFlusher flushes the plans every interval until ctx ends, and once
+// more then: a stop loses no plan, a crash at most an interval of them
+// (each policy replans at its next reconcile anyway).
+func (r *Reconciler) RunPlanFlusher(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var errs errorCount
+	for {
+		select {
+		case <-ctx.Done():
+			if _, err := r.FlushPlans(); err != nil {
+				r.d.Log.Error("store plans at stop", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if _, err := r.FlushPlans(); err != nil {
+				errs.log(r.d.Log, err)
+			} else {
+				errs.reset(r.d.Log)
+			}
+		}
+	}
+}
+
+// errorCount logs the first of a run of failures and how many there were
+// when it ends: a full disk must not log every second.
+type errorCount struct{ n int }
+
+func (e *errorCount) log(log *slog.Logger, err error) {
+	if e.n == 0 {
+		log.Error("store plans", "err", err)
+	}
+	e.n++
+}
+
+func (e *errorCount) reset(log *slog.Logger) {
+	if e.n > 1 {
+		log.Info("storing plans works again", "failed_flushes", e.n)
+	}
+	e.n = 0
+}
+
 // Forget drops what the reconciler holds for a removed policy.
 func (r *Reconciler) Forget(key string) {
 	r.mu.Lock()
@@ -291,6 +367,7 @@ func (r *Reconciler) Forget(key string) {
 	delete(r.tuneWaits, key)
 	delete(r.delays, key)
 	delete(r.plans, key)
+	delete(r.unsaved, key)
 	delete(r.backoffs, key)
 	delete(r.last, key)
 	delete(r.settled, key)
@@ -386,11 +463,9 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "why", got.Why, "desired", next.Desired, "solver", next.Solver, "startup_delay", got.StartupDelay)
 		r.mu.Lock()
 		r.plans[p.Key] = next
+		r.unsaved[p.Key] = next
 		r.groups[p.Key] = groupRef{p.Namespace, p.Job, p.Group}
 		r.mu.Unlock()
-		if err := r.d.State.PutJSON(migrations.BucketPlans, p.Key, next); err != nil {
-			r.d.Log.Error("store plan", "policy", p.Key, "err", err)
-		}
 	}
 	dec.PlanID = next.ID
 	dec.Floor, dec.Planned, dec.Source = got.Floor, got.Planned, got.Source

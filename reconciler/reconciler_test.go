@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
@@ -316,6 +317,9 @@ func TestFollowersNeverScale(t *testing.T) {
 func TestThePlanIsStoredAndServedAfterARestart(t *testing.T) {
 	h := newHarness(t, 2, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3})
 	h.reconcile(t)
+	if n, err := h.rec.FlushPlans(); n != 1 || err != nil {
+		t.Fatalf("flush: %d plans, %v; want the one made", n, err)
+	}
 	h.planner.err = errors.New("down")
 	h.rec = h.build(DepsOverride{})
 	p, ok := h.rec.CurrentPlan("default/web/api")
@@ -723,5 +727,63 @@ func TestAFailedTuningIsNotRetriedBeforeATuneIntervalAndAFixedCountIsNeverTuned(
 	fixed.Key, fixed.Min, fixed.Max = "default/web/fixed", 0, 0
 	if err := h.rec.TuneOnce(context.Background(), fixed, tuner); !errors.Is(err, errNotDue) || tuner.calls != 2 {
 		t.Errorf("a group held at 0: %v, %d replays; want never tuned", err, tuner.calls)
+	}
+}
+
+// putCounter counts the commits of plans, and fails them while fail is set.
+type putCounter struct {
+	*store.DB
+	puts, batches int
+	fail          bool
+}
+
+func (c *putCounter) PutJSON(bucket []byte, key string, v any) error {
+	if string(bucket) == string(migrations.BucketPlans) {
+		c.puts++
+	}
+	return c.DB.PutJSON(bucket, key, v)
+}
+
+func (c *putCounter) PutJSONs(bucket []byte, values map[string]any) error {
+	c.batches++
+	if c.fail {
+		return errors.New("fake: disk full")
+	}
+	return c.DB.PutJSONs(bucket, values)
+}
+
+func TestPlansOfManyPoliciesAreWrittenInOneTransactionAndAFailedFlushKeepsThem(t *testing.T) {
+	h := newHarness(t, 2, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3})
+	st := &putCounter{DB: h.db}
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: st, Now: h.clock.now})
+	var keys []string
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		p := testPolicy()
+		p.Key = "default/web/" + k
+		keys = append(keys, p.Key)
+		h.fresh[p.Key+"/requests"] = h.clock.t
+		if _, err := rec.Reconcile(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.puts != 0 {
+		t.Fatalf("%d plans written one by one during reconciles, want none", st.puts)
+	}
+	st.fail = true
+	if n, err := rec.FlushPlans(); err == nil || n != 0 {
+		t.Fatalf("flush on a failing store: %d, %v; want an error", n, err)
+	}
+	st.fail = false
+	if n, err := rec.FlushPlans(); err != nil || n != 5 || st.batches != 2 {
+		t.Fatalf("flush after the failure: %d plans, %v, %d transactions; want the 5 kept, in a second transaction", n, err, st.batches)
+	}
+	for _, k := range keys {
+		var p optimize.Plan
+		if err := h.db.GetJSON(migrations.BucketPlans, k, &p); err != nil || len(p.Desired) != 10 {
+			t.Errorf("stored plan of %s: %+v, %v", k, p, err)
+		}
+	}
+	if n, err := rec.FlushPlans(); n != 0 || err != nil || st.batches != 2 {
+		t.Errorf("a flush with nothing new: %d, %v, %d transactions; want none", n, err, st.batches)
 	}
 }

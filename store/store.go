@@ -234,6 +234,28 @@ func (d *DB) PutJSON(bucket []byte, key string, v any) error {
 	})
 }
 
+// PutJSONs stores several values in one transaction: one commit (and one
+// fdatasync) for all of them.
+func (d *DB) PutJSONs(bucket []byte, values map[string]any) error {
+	data := make(map[string][]byte, len(values))
+	for k, v := range values {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encode %s/%s: %w", bucket, k, err)
+		}
+		data[k] = b
+	}
+	return d.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		for k, v := range data {
+			if err := b.Put([]byte(k), v); err != nil {
+				return fmt.Errorf("%s/%s: %w", bucket, k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // GetJSON decodes the JSON under key into v; ErrNotFound when absent.
 func (d *DB) GetJSON(bucket []byte, key string, v any) error {
 	return d.bolt.View(func(tx *bolt.Tx) error {

@@ -334,6 +334,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return watcher.Run(gctx) })
 	g.Go(func() error { return recorder.Run(gctx) })
 	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
+	g.Go(func() error { return rec.RunPlanFlusher(gctx, time.Second) })
 	g.Go(func() error {
 		return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, reconciler.TunerOptions{Check: time.Minute, CPUShare: s.TuneCPU})
 	})
