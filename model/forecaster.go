@@ -270,7 +270,13 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 				}
 			}
 			step := time.Duration(B) * time.Second
-			f.OnFit(NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(len(y)) * step), To: now}, now))
+			rec := NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(len(y)) * step), To: now}, now)
+			for _, c := range sel.Candidates {
+				if c.Result != nil {
+					rec.SelectDuration += c.Result.FitDuration
+				}
+			}
+			f.OnFit(rec)
 		}
 		for _, c := range sel.Candidates {
 			if c.Result != nil {

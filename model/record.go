@@ -28,6 +28,9 @@ type Record struct {
 	Window        Window        `json:"window"`
 	TrainedAt     time.Time     `json:"trained_at"`
 	FitDuration   time.Duration `json:"fit_duration_ns"`
+	// SelectDuration is the time every candidate order's fit took
+	// together (they run concurrently: CPU time, not wall time).
+	SelectDuration time.Duration `json:"select_duration_ns,omitempty"`
 }
 
 // NewRecord captures a fitted result. exogNames names the exog columns the

@@ -74,7 +74,7 @@ func (f RecorderFreshness) LastSample(series string) (time.Time, bool) {
 // NewStoredForecaster is the policy's SARIMAX forecaster with its settings: the
 // same model.Forecaster the backtest measures. Each fit is stored per policy
 // in bbolt, and a stored fit warm-starts the first fit after a restart.
-func NewStoredForecaster(p Policy, db *store.DB, log *slog.Logger) optimize.Forecaster {
+func NewStoredForecaster(p Policy, db *store.DB, m *Metrics, log *slog.Logger) optimize.Forecaster {
 	f := model.NewForecaster(p.Target.ForecastConfig(), time.Now)
 	f.OnFallback = func(err error) {
 		log.Debug("no model fits the history; forecasting its recent level", "policy", p.Key, "err", err)
@@ -84,6 +84,7 @@ func NewStoredForecaster(p Policy, db *store.DB, log *slog.Logger) optimize.Fore
 		f.Seed(stored)
 	}
 	f.OnFit = func(r model.Record) {
+		m.Fitted(r.SelectDuration)
 		if err := db.PutJSON(migrations.BucketFits, p.Key, r); err != nil {
 			log.Error("store model fit", "policy", p.Key, "err", err)
 		}

@@ -1,8 +1,19 @@
 package reconciler
 
 import (
+	"context"
+	"log/slog"
 	"math"
+	"path/filepath"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/nomadscalerd/nomadscalerd/forecast"
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 func TestSeedDemandUsesTheExogenousChecksWhenThePolicyRecordsThem(t *testing.T) {
@@ -29,5 +40,39 @@ func TestATargetValueCheckIsRecordedAsItsGroupTotalAndOthersAsTheyAre(t *testing
 	}
 	if !got[0].Query.TimesCount || got[1].Query.TimesCount {
 		t.Errorf("TimesCount = %v, %v; want only the target-value check's set", got[0].Query.TimesCount, got[1].Query.TimesCount)
+	}
+}
+
+func TestEveryModelFitIsCountedWithItsTimeAndStoredForTheNextStart(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "f.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPolicy(1, 10)
+	p.Key = "default/web/api"
+	f := NewStoredForecaster(p, db, m, slog.New(slog.DiscardHandler))
+	// An hour of a noisy daily-ish level: a model has something to fit.
+	h := forecast.History{Requests: make([]float64, 3600)}
+	for i := range h.Requests {
+		h.Requests[i] = 100 + 20*math.Sin(float64(i)/300) + float64((i*7919)%13)
+	}
+	if _, err := f.Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.fits); got != 1 {
+		t.Errorf("nomadscaler_model_fits_total = %v after one fit, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.fitSeconds); !(got > 0) {
+		t.Errorf("nomadscaler_model_fit_seconds_total = %v, want the fit's time", got)
+	}
+	var rec model.Record
+	if err := db.GetJSON(migrations.BucketFits, p.Key, &rec); err != nil || len(rec.Params) == 0 || rec.SelectDuration < rec.FitDuration {
+		t.Errorf("stored fit %+v, %v; want its parameters and every candidate's time", rec, err)
 	}
 }

@@ -21,6 +21,8 @@ type Metrics struct {
 	observed    *prometheus.GaugeVec
 	planned     *prometheus.GaugeVec
 	desired     *prometheus.GaugeVec
+	fits        prometheus.Counter
+	fitSeconds  prometheus.Counter
 }
 
 // NewMetrics registers the reconciler's metrics on reg.
@@ -50,9 +52,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "The count the plan wants now (after bounds and conservative mode)."}, []string{"policy"}),
 		desired: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nomadscaler_desired_replicas",
 			Help: "Nomad's desired count of the group at the latest reconcile."}, []string{"policy"}),
+		fits: prometheus.NewCounter(prometheus.CounterOpts{Name: "nomadscaler_model_fits_total",
+			Help: "Forecasting models fitted (each policy's first plan, every refit_interval, and when demand keeps leaving the forecast band)."}),
+		fitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "nomadscaler_model_fit_seconds_total",
+			Help: "Time spent fitting forecasting models: most of a busy daemon's CPU."}),
 	}
 	for _, c := range []prometheus.Collector{m.evaluations, m.actions, m.duration, m.eventLag, m.policies, m.leader, m.planErrors, m.invalid,
-		m.forecast, m.observed, m.planned, m.desired} {
+		m.forecast, m.observed, m.planned, m.desired, m.fits, m.fitSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -80,6 +86,15 @@ func (m *Metrics) planFailed(policy string) {
 		return
 	}
 	m.planErrors.WithLabelValues(policy).Inc()
+}
+
+// Fitted counts a model fit that took d.
+func (m *Metrics) Fitted(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.fits.Inc()
+	m.fitSeconds.Add(d.Seconds())
 }
 
 func (m *Metrics) lag(d time.Duration) {
