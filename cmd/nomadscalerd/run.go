@@ -227,7 +227,9 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	// The daemon plans single groups with the exact DP; interpolation is
 	// the last resort (HiGHS serves coupled problems: node pools).
 	solver := &optimize.FallbackSolver{Primary: optimize.DPSolver{}, Metrics: optMetrics, Log: log}
-	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster { return reconciler.NewStoredForecaster(p, db, recMetrics, log) }, reconciler.SeedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(cluster)
+	planner := reconciler.NewHistoryPlanner(db, func(p reconciler.Policy) optimize.Forecaster {
+		return reconciler.NewStoredForecaster(p, db, recMetrics, log)
+	}, reconciler.SeedDemand, solver, optMetrics, log).WithMetrics(recMetrics).WithResources(cluster)
 
 	// The recorder asks the controller for its policies on every tick; ctrl
 	// is set below, before anything runs.
