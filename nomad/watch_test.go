@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -126,10 +127,12 @@ func TestWatcherDeliversJobAndAllocationEventsAndResumesWithoutReplayAfterNomadA
 	if !rec.strictlyIncreasing() {
 		t.Errorf("batch indexes not strictly increasing: %v", rec.indexes)
 	}
-	after, _ := db.GetUint64Meta(IndexKey)
-	if after <= before {
-		t.Errorf("stored index did not advance: %d -> %d", before, after)
-	}
+	// The index is stored once the handler has returned: wait for it
+	// rather than race it.
+	waitFor(t, fmt.Sprintf("the stored index to advance past %d", before), func() bool {
+		after, _ := db.GetUint64Meta(IndexKey)
+		return after > before
+	})
 }
 
 func TestAStoredIndexFromAnotherClusterIsDroppedSoEventsStillArrive(t *testing.T) {
