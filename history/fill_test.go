@@ -344,22 +344,44 @@ func (f *flakyPastSource) rangeCalls() int {
 	return f.calls
 }
 
-func TestAFailedBackFillOfAGainedSeriesIsRetriedAfterABackoffWithAFakeSourceThatRecovers(t *testing.T) {
-	clk := clock.NewFake(t0)
-	db := openDB(t)
-	src := &flakyPastSource{failures: 2}
+// seriesA is the one target of the flaky back-fill tests.
+var seriesA = Target{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}
+
+// flakyFill is a recorder on a fresh database and a fake clock, over a
+// fake range source failing its first failures requests, after the first
+// tick gained targets' series; logs is what it logged.
+type flakyFill struct {
+	r    *Recorder
+	src  *flakyPastSource
+	clk  *clock.Fake
+	db   *store.DB
+	logs func() string
+}
+
+func newFlakyFill(t *testing.T, failures int, targets func() []Target) flakyFill {
+	t.Helper()
+	f := flakyFill{src: &flakyPastSource{failures: failures}, clk: clock.NewFake(t0), db: openDB(t)}
 	var logs strings.Builder
 	var mu sync.Mutex
-	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
-		return []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
-	}), clk, Config{Logger: slogTo(&lockedWriter{w: &logs, mu: &mu})})
+	var err error
+	f.r, err = NewRecorder(f.db, f.src, TargetsFunc(targets), f.clk, Config{Logger: slogTo(&lockedWriter{w: &logs, mu: &mu})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := r.Tick(ctx); err != nil { // gains p/a
+	f.logs = func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
+	if err := f.r.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func TestAFailedBackFillOfAGainedSeriesIsRetriedAfterABackoffWithAFakeSourceThatRecovers(t *testing.T) {
+	f := newFlakyFill(t, 2, func() []Target { return []Target{seriesA} })
+	r, src, clk, db, ctx := f.r, f.src, f.clk, f.db, context.Background()
 	if n := r.FillGained(ctx); n != 0 || src.rangeCalls() != 1 {
 		t.Fatalf("first back-fill wrote %d points in %d requests, want a failed request and none", n, src.rangeCalls())
 	}
@@ -394,29 +416,14 @@ func TestAFailedBackFillOfAGainedSeriesIsRetriedAfterABackoffWithAFakeSourceThat
 	if len(pts) != 600 {
 		t.Errorf("%d points stored in the window, want 600", len(pts))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "retried=1") {
-		t.Errorf("the failure was not logged as retried:\n%s", logs.String())
+	if logs := f.logs(); !strings.Contains(logs, "retried=1") {
+		t.Errorf("the failure was not logged as retried:\n%s", logs)
 	}
 }
 
 func TestABackFillThatKeepsFailingIsGivenUpAfterFiveAttemptsWithAFakeSource(t *testing.T) {
-	clk := clock.NewFake(t0)
-	db := openDB(t)
-	src := &flakyPastSource{failures: 1000}
-	var logs strings.Builder
-	var mu sync.Mutex
-	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
-		return []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
-	}), clk, Config{Logger: slogTo(&lockedWriter{w: &logs, mu: &mu})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := r.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f := newFlakyFill(t, 1000, func() []Target { return []Target{seriesA} })
+	r, src, clk, ctx := f.r, f.src, f.clk, context.Background()
 	for i := range 10 {
 		r.FillGained(ctx)
 		at, ok := r.nextFillRetry()
@@ -431,31 +438,20 @@ func TestABackFillThatKeepsFailingIsGivenUpAfterFiveAttemptsWithAFakeSource(t *t
 	if got := src.rangeCalls(); got != fillAttempts {
 		t.Errorf("%d range requests, want %d", got, fillAttempts)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "given_up=1") {
-		t.Errorf("giving up was not logged:\n%s", logs.String())
+	if logs := f.logs(); !strings.Contains(logs, "given_up=1") {
+		t.Errorf("giving up was not logged:\n%s", logs)
 	}
 }
 
 func TestARetryOfASeriesNoLongerSampledIsDroppedWithAFakeSource(t *testing.T) {
-	clk := clock.NewFake(t0)
-	db := openDB(t)
-	src := &flakyPastSource{failures: 1}
-	targets := []Target{{Series: "p/a", Query: Query{Source: "s", Query: "a"}, Window: 10 * time.Minute}}
+	targets := []Target{seriesA}
 	var mu sync.Mutex
-	r, err := NewRecorder(db, src, TargetsFunc(func() []Target {
+	f := newFlakyFill(t, 1, func() []Target {
 		mu.Lock()
 		defer mu.Unlock()
 		return targets
-	}), clk, Config{Logger: slogTo(&strings.Builder{})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := r.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
+	})
+	r, src, clk, ctx := f.r, f.src, f.clk, context.Background()
 	r.FillGained(ctx)
 	// The shard moved away: the next tick samples nothing.
 	mu.Lock()

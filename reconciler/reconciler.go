@@ -318,11 +318,12 @@ func (r *Reconciler) FlushPlans() (int, error) {
 
 // RunPlanFlusher flushes the plans every interval until ctx ends, and once
 // more then: a stop loses no plan, a crash at most an interval of them
-// (each policy replans at its next reconcile anyway).
+// (each policy replans at its next reconcile anyway). A failing flush is
+// logged each time; the daemon's handler (logging.Dedupe) folds the
+// repeats of a full disk into one line a minute.
 func (r *Reconciler) RunPlanFlusher(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var errs errorCount
 	for {
 		select {
 		case <-ctx.Done():
@@ -332,30 +333,10 @@ func (r *Reconciler) RunPlanFlusher(ctx context.Context, every time.Duration) er
 			return nil
 		case <-t.C:
 			if _, err := r.FlushPlans(); err != nil {
-				errs.log(r.d.Log, err)
-			} else {
-				errs.reset(r.d.Log)
+				r.d.Log.Error("store plans", "err", err)
 			}
 		}
 	}
-}
-
-// errorCount logs the first of a run of failures and how many there were
-// when it ends: a full disk must not log every second.
-type errorCount struct{ n int }
-
-func (e *errorCount) log(log *slog.Logger, err error) {
-	if e.n == 0 {
-		log.Error("store plans", "err", err)
-	}
-	e.n++
-}
-
-func (e *errorCount) reset(log *slog.Logger) {
-	if e.n > 1 {
-		log.Info("storing plans works again", "failed_flushes", e.n)
-	}
-	e.n = 0
 }
 
 // Forget drops what the reconciler holds for a removed policy.

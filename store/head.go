@@ -422,13 +422,15 @@ func edgeSpan(b *bolt.Bucket) (chunkSum, error) {
 	return sum, nil
 }
 
-// loadSums reads every chunk's header once.
-func (d *DB) loadSums() (map[string]chunkSum, error) {
+// loadSums summarises every series' chunks with span (chunkSpan reads
+// every chunk's header, edgeSpan the first and last chunk), with the
+// points before the raw retention cut hidden.
+func (d *DB) loadSums(span func(*bolt.Bucket) (chunkSum, error)) (map[string]chunkSum, error) {
 	sums := map[string]chunkSum{}
 	err := d.bolt.View(func(tx *bolt.Tx) error {
 		root := tx.Bucket(migrations.BucketSeries)
 		return root.ForEachBucket(func(name []byte) error {
-			sum, err := chunkSpan(root.Bucket(name))
+			sum, err := span(root.Bucket(name))
 			if err != nil {
 				return fmt.Errorf("series %q: %w", name, err)
 			}

@@ -288,33 +288,13 @@ func (d *DB) ListSeries() ([]SeriesInfo, error) {
 	d.hmu.Lock()
 	defer d.hmu.Unlock()
 	if d.heads.sums == nil {
-		sums, err := d.loadSums()
+		sums, err := d.loadSums(chunkSpan)
 		if err != nil {
 			return nil, err
 		}
 		d.heads.sums = sums
 	}
-	out := make([]SeriesInfo, 0, len(d.heads.sums))
-	add := func(name string, sum chunkSum) {
-		if head := d.heads.series[name]; len(head) > 0 {
-			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
-		}
-		if sum.set {
-			// Points before the retention cut still in a chunk are not
-			// read, so not counted (chunkSum.hidden).
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC(), Count: sum.count - sum.hidden})
-		}
-	}
-	for name, sum := range d.heads.sums {
-		add(name, sum)
-	}
-	for name := range d.heads.series {
-		if _, ok := d.heads.sums[name]; !ok {
-			add(name, chunkSum{})
-		}
-	}
-	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return d.seriesInfos(d.heads.sums, true), nil
 }
 
 // SeriesSpans lists every raw series' first and last time, as ListSeries
@@ -328,44 +308,43 @@ func (d *DB) SeriesSpans() ([]SeriesInfo, error) {
 	defer d.hmu.RUnlock()
 	spans := d.heads.sums
 	if spans == nil {
-		spans = map[string]chunkSum{}
-		err := d.bolt.View(func(tx *bolt.Tx) error {
-			root := tx.Bucket(migrations.BucketSeries)
-			return root.ForEachBucket(func(name []byte) error {
-				b := root.Bucket(name)
-				sum, err := edgeSpan(b)
-				if err != nil {
-					return fmt.Errorf("series %q: %w", name, err)
-				}
-				if sum = hideBeforeCut(b, sum, d.heads.rawCut); sum.set {
-					spans[string(name)] = sum
-				}
-				return nil
-			})
-		})
-		if err != nil {
-			return nil, fmt.Errorf("series spans: %w", err)
+		var err error
+		if spans, err = d.loadSums(edgeSpan); err != nil {
+			return nil, err
 		}
 	}
-	out := make([]SeriesInfo, 0, len(spans)+len(d.heads.series))
+	return d.seriesInfos(spans, false), nil
+}
+
+// seriesInfos lists sums with the open window's samples added, sorted by
+// name; counted fills Count. The caller holds hmu.
+func (d *DB) seriesInfos(sums map[string]chunkSum, counted bool) []SeriesInfo {
+	out := make([]SeriesInfo, 0, len(sums))
 	add := func(name string, sum chunkSum) {
 		if head := d.heads.series[name]; len(head) > 0 {
-			sum = sum.add(chunkSum{first: head[0].T, last: head[len(head)-1].T, set: true})
+			sum = sum.add(chunkSum{count: len(head), first: head[0].T, last: head[len(head)-1].T, set: true})
 		}
-		if sum.set {
-			out = append(out, SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC()})
+		if !sum.set {
+			return
 		}
+		info := SeriesInfo{Name: name, First: time.UnixMilli(sum.first).UTC(), Last: time.UnixMilli(sum.last).UTC()}
+		if counted {
+			// Points before the retention cut still in a chunk are not
+			// read, so not counted (chunkSum.hidden).
+			info.Count = sum.count - sum.hidden
+		}
+		out = append(out, info)
 	}
-	for name, sum := range spans {
+	for name, sum := range sums {
 		add(name, sum)
 	}
 	for name := range d.heads.series {
-		if _, ok := spans[name]; !ok {
+		if _, ok := sums[name]; !ok {
 			add(name, chunkSum{})
 		}
 	}
 	slices.SortFunc(out, func(a, b SeriesInfo) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return out
 }
 
 // RollupSpans lists every rollup series' first and last interval, as

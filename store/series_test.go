@@ -720,27 +720,22 @@ func TestSeriesAndRollupSpansAgreeWithTheCountingListsWithoutReadingEveryChunk(t
 	}
 	check := func(name string, d *DB) {
 		t.Helper()
-		spans, err := d.SeriesSpans()
-		if err != nil {
-			t.Fatal(err)
-		}
-		list, err := d.ListSeries()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(spans) != fmt.Sprint(spansOf(list)) || len(spans) != 3 {
-			t.Errorf("%s: series spans\n%v\nwant the listing's\n%v", name, spans, spansOf(list))
-		}
-		rspans, err := d.RollupSpans()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rlist, err := d.ListRollups()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(rspans) != fmt.Sprint(spansOf(rlist)) || len(rspans) != 2 {
-			t.Errorf("%s: rollup spans\n%v\nwant the listing's\n%v", name, rspans, spansOf(rlist))
+		for _, c := range []struct {
+			what        string
+			spans, list func() ([]SeriesInfo, error)
+			want        int
+		}{{"series", d.SeriesSpans, d.ListSeries, 3}, {"rollup", d.RollupSpans, d.ListRollups, 2}} {
+			spans, err := c.spans()
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := c.list()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(spans) != fmt.Sprint(spansOf(list)) || len(spans) != c.want {
+				t.Errorf("%s: %s spans\n%v\nwant the listing's\n%v", name, c.what, spans, spansOf(list))
+			}
 		}
 	}
 	// From the file (no summary in memory yet: spans read the edges), then
@@ -753,7 +748,11 @@ func TestSeriesAndRollupSpansAgreeWithTheCountingListsWithoutReadingEveryChunk(t
 	check("a fresh open", c)
 	check("before a listing", d)
 	check("after a listing", d)
-	if spans, _ := c.SeriesSpans(); len(spans) == 3 && !spans[1].First.Equal(t0.Add(5*time.Minute)) {
+	spans, err := c.SeriesSpans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spans) == 3 && !spans[1].First.Equal(t0.Add(5*time.Minute)) {
 		t.Errorf("b/y starts at %v, want the retention cut t0+5m", spans[1].First)
 	}
 }

@@ -225,13 +225,7 @@ func valueFloat(b []byte) (float64, error) {
 // PutJSON stores v as JSON under key in one of the JSON buckets (fits, plans,
 // state, meta).
 func (d *DB) PutJSON(bucket []byte, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
-	}
-	return d.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Put([]byte(key), data)
-	})
+	return d.PutJSONs(bucket, map[string]any{key: v})
 }
 
 // PutJSONs stores several values in one transaction: one commit (and one

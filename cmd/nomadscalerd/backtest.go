@@ -43,7 +43,7 @@ func backtestCommand() *cli.Command {
 			&cli.BoolFlag{Name: "progress", Usage: "draw a progress bar on stderr even when it is not a terminal"},
 			// The predictive strategy's configuration.
 			&cli.StringFlag{Name: "policy", Usage: "predictive: the `target \"nomadscaler\"` policy to run, from a job file, a scaling block or a policy block (default: the daemon's defaults)"},
-			&cli.StringFlag{Name: "min-healthy-time", Value: "10s", Usage: "predictive: the replayed group's update block's min_healthy_time (Go duration; Nomad's default 10s): a scale-up's deployment blocks the next change until its replicas have run healthy this long"},
+			&cli.StringFlag{Name: "min-healthy-time", Value: "10s", Usage: "predictive: the replayed group's update block's min_healthy_time (seconds or Go duration; Nomad's default 10s): a scale-up's deployment blocks the next change until its replicas have run healthy this long"},
 			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
 			&cli.BoolFlag{Name: "pool-sim", Usage: "also replay the groups' counts on a simulated node pool (8 replicas a node): reactive scale-out on blocked allocations against a predictive pool reading the plans"},
 			&cli.StringFlag{Name: "node-boot", Value: "3m", Usage: "pool simulation: time from launching a node to it being ready"},
@@ -158,11 +158,11 @@ func predictiveConfig(c *cli.Context, cfg backtest.Config) (backtest.PredictiveC
 		}
 		pcfg.Policy = p
 	}
-	mh, err := time.ParseDuration(c.String("min-healthy-time"))
-	if err != nil || mh < 0 {
-		return pcfg, fmt.Errorf("--min-healthy-time %q: want a duration such as 10s", c.String("min-healthy-time"))
+	mh, err := backtest.ParseSeconds(c.String("min-healthy-time"))
+	if err != nil {
+		return pcfg, fmt.Errorf("--min-healthy-time: %w", err)
 	}
-	pcfg.MinHealthy = mh
+	pcfg.MinHealthy = time.Duration(mh) * time.Second
 	switch c.String("solver") {
 	case "dp":
 		pcfg.Solver = optimize.DPSolver{}
