@@ -2,7 +2,12 @@ package model
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"testing"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/forecast"
 )
 
 // BenchmarkSelectDefaultOrdersAndForecast fits the four default candidates
@@ -48,4 +53,45 @@ func BenchmarkLogLikelihood(b *testing.B) {
 			b.Fatal("not finite")
 		}
 	}
+}
+
+// BenchmarkFirstForecastAfterARestart is a policy's first forecast after a
+// restart at the daemon's defaults (an hour of 1 s history, 10 s steps,
+// the four default orders, a 60 s plan): "fit" selects an order and fits
+// it, as every policy did in the daemon's first minute; "resumed" forecasts
+// from a fresh stored fit (Forecaster.Resume).
+func BenchmarkFirstForecastAfterARestart(b *testing.B) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "bench"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := forecast.History{Requests: make([]float64, 3600)}
+	for i := range h.Requests {
+		h.Requests[i] = 100 + 30*math.Sin(float64(i)/600) + rng.NormFloat64()*8
+	}
+	ctx := context.Background()
+	var rec Record
+	f := NewForecaster(cfg, clock)
+	f.OnFit = func(r Record) { rec = r }
+	if _, err := f.Forecast(ctx, h, 60); err != nil || len(rec.Params) == 0 {
+		b.Fatalf("fit: %v, record %+v", err, rec)
+	}
+	b.Run("fit", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NewForecaster(cfg, clock).Forecast(ctx, h, 60); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("resumed", func(b *testing.B) {
+		for b.Loop() {
+			g := NewForecaster(cfg, clock)
+			if !g.Resume(rec) {
+				b.Fatal("the stored fit was not resumed")
+			}
+			if _, err := g.Forecast(ctx, h, 60); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/nomadscalerd/nomadscalerd/forecast"
@@ -34,6 +35,10 @@ type ForecastConfig struct {
 	// their level, so the margin then shrinks at night and grows at peaks
 	// instead of being one width fitted over both.
 	Sqrt bool
+	// Settings names what a fit's parameters mean beyond this config (the
+	// series, the known regressors): it is stored with every fit, and
+	// Resume takes only a fit of the same non-empty Settings.
+	Settings string
 }
 
 // DefaultForecastConfig fits the square root of one-minute means with
@@ -80,6 +85,28 @@ func (f *Forecaster) Seed(r Record) {
 	if len(r.Params) > 0 {
 		f.warm[r.Order.String()] = append([]float64(nil), r.Params...)
 	}
+}
+
+// Resume forecasts from a stored fit without fitting, until RefitEvery after
+// it was trained, so a restarted daemon plans from its models at once
+// instead of re-fitting every policy in its first minute. A fit of other
+// settings, of an order that is no longer a candidate, trained more than
+// RefitEvery ago or after now (the clock went back) only warm-starts the
+// next fit, as Seed does. It reports whether the fit was taken.
+func (f *Forecaster) Resume(r Record) bool {
+	f.Seed(r)
+	now := f.now()
+	if f.cfg.Settings == "" || r.Settings != f.cfg.Settings || len(r.Params) == 0 ||
+		!slices.Contains(f.cfg.Orders, r.Order) || r.TrainedAt.After(now) || r.Stale(now, f.cfg.RefitEvery) {
+		return false
+	}
+	// A resumed fit forecasts as fitted parameters do between refits: a
+	// Kalman filter pass over the latest steps (and a fit after all when
+	// they no longer fit the regressors).
+	f.fitted = &Result{Order: r.Order, ParamNames: slices.Clone(r.ParamNames), Params: slices.Clone(r.Params),
+		LLF: r.LLF, AIC: r.AIC, NObs: r.NObs, NObsEffective: r.NObsEffective, Converged: r.Converged}
+	f.fittedAt = r.TrainedAt
+	return true
 }
 
 // Refit makes the next forecast re-estimate the parameters: the caller saw
@@ -271,6 +298,7 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 			}
 			step := time.Duration(B) * time.Second
 			rec := NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(len(y)) * step), To: now}, now)
+			rec.Settings = f.cfg.Settings
 			for _, c := range sel.Candidates {
 				if c.Result != nil {
 					rec.SelectDuration += c.Result.FitDuration

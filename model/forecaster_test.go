@@ -84,3 +84,98 @@ func TestEveryRefitIsHandedOverAsARecordAndASeedWarmStartsTheNextFit(t *testing.
 		t.Fatalf("seeded warm start %v", w)
 	}
 }
+
+func TestAResumedFitForecastsAtOnceAsItsFitterWould(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cfg := ForecastConfig{Step: 10, Orders: []Order{{P: 1, D: 1, Q: 1}, {P: 1, D: 0, Q: 1}}, RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "step=10s query=a"}
+	h := optimize.History{Requests: make([]float64, 3600)}
+	for i := range h.Requests {
+		h.Requests[i] = 80 + 20*math.Sin(float64(i)/400) + float64((i*7919)%11)
+	}
+	fitter := NewForecaster(cfg, clock)
+	var rec Record
+	fitter.OnFit = func(r Record) { rec = r }
+	if _, err := fitter.Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Settings != cfg.Settings {
+		t.Fatalf("stored fit's settings %q, want %q", rec.Settings, cfg.Settings)
+	}
+	// Twenty minutes later (a restart), with twenty minutes more history.
+	now = now.Add(20 * time.Minute)
+	h.Requests = append(h.Requests, h.Requests[:1200]...)
+	want, err := fitter.ForecastBand(context.Background(), h, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := NewForecaster(cfg, clock)
+	fits := 0
+	resumed.OnFit = func(Record) { fits++ }
+	if !resumed.Resume(rec) {
+		t.Fatal("a fit of the same settings 20 minutes old was not resumed")
+	}
+	got, err := resumed.ForecastBand(context.Background(), h, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fits != 0 {
+		t.Fatalf("the resumed forecaster fitted %d times before its first forecast, want none", fits)
+	}
+	for s := range want.Plan {
+		if math.Abs(got.Plan[s]-want.Plan[s]) > 1e-9 || math.Abs(got.Upper[s]-want.Upper[s]) > 1e-9 {
+			t.Fatalf("second %d: resumed %.6f (upper %.6f), the fitter %.6f (upper %.6f)", s, got.Plan[s], got.Upper[s], want.Plan[s], want.Upper[s])
+		}
+	}
+	// Its refit is due RefitEvery after the fit was trained, not after the restart.
+	now = rec.TrainedAt.Add(time.Hour)
+	if _, err := resumed.Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	if fits != 1 {
+		t.Fatalf("%d fits an hour after the stored fit was trained, want 1", fits)
+	}
+}
+
+func TestAStoredFitIsNotResumedUnlessItIsOfTheSameModelAndFresh(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	cfg := ForecastConfig{Step: 10, Orders: []Order{{P: 1, D: 1, Q: 1}}, RefitEvery: time.Hour, Settings: "step=10s query=a"}
+	good := Record{Order: Order{P: 1, D: 1, Q: 1}, Params: []float64{0.5, -0.3, 1}, TrainedAt: now.Add(-time.Minute), Settings: cfg.Settings}
+	cases := []struct {
+		name string
+		cfg  func(*ForecastConfig)
+		rec  func(*Record)
+		want bool
+	}{
+		{"a fresh fit of the same settings", nil, nil, true},
+		{"a fit of other settings", nil, func(r *Record) { r.Settings = "step=60s query=a" }, false},
+		{"a fit stored before fits had settings", nil, func(r *Record) { r.Settings = "" }, false},
+		{"a forecaster without settings", func(c *ForecastConfig) { c.Settings = "" }, func(r *Record) { r.Settings = "" }, false},
+		{"a fit older than the refit interval", nil, func(r *Record) { r.TrainedAt = now.Add(-61 * time.Minute) }, false},
+		{"a fit trained after now (the clock went back)", nil, func(r *Record) { r.TrainedAt = now.Add(time.Minute) }, false},
+		{"a fit of an order no longer a candidate", nil, func(r *Record) { r.Order = Order{P: 2, D: 1, Q: 1} }, false},
+		{"a record without parameters", nil, func(r *Record) { r.Params = nil }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cf, r := cfg, good
+			r.Params = append([]float64(nil), good.Params...)
+			if c.cfg != nil {
+				c.cfg(&cf)
+			}
+			if c.rec != nil {
+				c.rec(&r)
+			}
+			f := NewForecaster(cf, func() time.Time { return now })
+			if got := f.Resume(r); got != c.want {
+				t.Fatalf("Resume = %v, want %v", got, c.want)
+			}
+			if (f.fitted != nil) != c.want {
+				t.Fatalf("fitted = %v after Resume, want a fit only when resumed", f.fitted)
+			}
+			if len(r.Params) > 0 && len(f.warm[r.Order.String()]) != len(r.Params) {
+				t.Fatalf("the record did not warm-start the next fit: %v", f.warm)
+			}
+		})
+	}
+}

@@ -14,20 +14,24 @@ type Window struct {
 // Record is the persistent, JSON-serialisable form of a fitted model: enough
 // to forecast again (with the history) and to warm-start the next fit.
 type Record struct {
-	Order         Order         `json:"order"`
-	ParamNames    []string      `json:"param_names"`
-	Params        []float64     `json:"params"`
-	LLF           float64       `json:"llf"`
-	AIC           float64       `json:"aic"`
-	NObs          int           `json:"nobs"`
-	NObsEffective int           `json:"nobs_effective"`
-	Converged     bool          `json:"converged"`
-	ExogNames     []string      `json:"exog_names"`
-	FourierK      int           `json:"fourier_k,omitempty"`
-	FourierPeriod []float64     `json:"fourier_periods,omitempty"`
-	Window        Window        `json:"window"`
-	TrainedAt     time.Time     `json:"trained_at"`
-	FitDuration   time.Duration `json:"fit_duration_ns"`
+	Order         Order     `json:"order"`
+	ParamNames    []string  `json:"param_names"`
+	Params        []float64 `json:"params"`
+	LLF           float64   `json:"llf"`
+	AIC           float64   `json:"aic"`
+	NObs          int       `json:"nobs"`
+	NObsEffective int       `json:"nobs_effective"`
+	Converged     bool      `json:"converged"`
+	ExogNames     []string  `json:"exog_names"`
+	FourierK      int       `json:"fourier_k,omitempty"`
+	FourierPeriod []float64 `json:"fourier_periods,omitempty"`
+	Window        Window    `json:"window"`
+	TrainedAt     time.Time `json:"trained_at"`
+	// Settings is what the parameters mean, as the forecaster's
+	// ForecastConfig.Settings described its model when it fitted them: a
+	// record resumes only a forecaster of the same settings.
+	Settings    string        `json:"settings,omitempty"`
+	FitDuration time.Duration `json:"fit_duration_ns"`
 	// SelectDuration is the time every candidate order's fit took
 	// together (they run concurrently: CPU time, not wall time).
 	SelectDuration time.Duration `json:"select_duration_ns,omitempty"`

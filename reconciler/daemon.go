@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -73,15 +74,19 @@ func (f RecorderFreshness) LastSample(series string) (time.Time, bool) {
 
 // NewStoredForecaster is the policy's SARIMAX forecaster with its settings: the
 // same model.Forecaster the backtest measures. Each fit is stored per policy
-// in bbolt, and a stored fit warm-starts the first fit after a restart.
+// in bbolt; after a restart a stored fit of the same model settings younger
+// than refit_interval forecasts at once (no fit), and an older one
+// warm-starts the first fit.
 func NewStoredForecaster(p Policy, db *store.DB, m *Metrics, log *slog.Logger) optimize.Forecaster {
-	f := model.NewForecaster(p.Target.ForecastConfig(), time.Now)
+	cfg := p.Target.ForecastConfig()
+	cfg.Settings = p.modelSettings()
+	f := model.NewForecaster(cfg, time.Now)
 	f.OnFallback = func(err error) {
 		log.Debug("no model fits the history; forecasting its recent level", "policy", p.Key, "err", err)
 	}
 	var stored model.Record
-	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil {
-		f.Seed(stored)
+	if err := db.GetJSON(migrations.BucketFits, p.Key, &stored); err == nil && f.Resume(stored) {
+		log.Debug("forecasting from the stored model fit", "policy", p.Key, "order", stored.Order.String(), "trained_at", stored.TrainedAt)
 	}
 	f.OnFit = func(r model.Record) {
 		m.Fitted(r.SelectDuration)
@@ -91,4 +96,24 @@ func NewStoredForecaster(p Policy, db *store.DB, m *Metrics, log *slog.Logger) o
 		log.Info("model fitted", "policy", p.Key, "order", r.Order.String(), "aic", r.AIC, "nobs", r.NObs, "took", r.FitDuration)
 	}
 	return f
+}
+
+// modelSettings names what a fit of p's model means: the series it reads
+// and the model's form (a fit of another model_step, query or set of
+// regressors must not be resumed). Self-tuning changes model_step, so a
+// tuned policy resumes only a fit of its tuned step.
+func (p Policy) modelSettings() string {
+	t := p.Target
+	var source, query string
+	for _, c := range p.Checks {
+		if c.Name == t.RequestsCheck {
+			source, query = c.Source, c.Query
+		}
+	}
+	events := make([]string, 0, len(t.Events))
+	for _, e := range t.Events {
+		events = append(events, fmt.Sprintf("%q %q %s", e.Name, e.Cron, e.Duration))
+	}
+	return fmt.Sprintf("v1 check=%q %q %q step=%s sqrt=%t orders=%q seasonality=%v fourier=%d events=%q",
+		t.RequestsCheck, source, query, t.ModelStep, t.SqrtTransform, t.Orders, t.Seasonality, t.FourierTerms, events)
 }

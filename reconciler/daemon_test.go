@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -74,5 +75,55 @@ func TestEveryModelFitIsCountedWithItsTimeAndStoredForTheNextStart(t *testing.T)
 	var rec model.Record
 	if err := db.GetJSON(migrations.BucketFits, p.Key, &rec); err != nil || len(rec.Params) == 0 || rec.SelectDuration < rec.FitDuration {
 		t.Errorf("stored fit %+v, %v; want its parameters and every candidate's time", rec, err)
+	}
+}
+
+func TestARestartedDaemonForecastsFromItsStoredFitInsteadOfFittingAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.db")
+	db, err := store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultPolicy(1, 10)
+	p.Key = "default/web/api"
+	h := forecast.History{Requests: make([]float64, 3600)}
+	for i := range h.Requests {
+		h.Requests[i] = 100 + 20*math.Sin(float64(i)/300) + float64((i*7919)%13)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := NewStoredForecaster(p, db, m, log).Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	// The restart: the same file opened again, new metrics, new forecasters.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = store.Open(path, store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err = NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewStoredForecaster(p, db, m, log).Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.fits); got != 0 {
+		t.Fatalf("%v model fits after the restart, want none: the stored fit is fresh", got)
+	}
+	// Another model_step is another model: its stored fit is not resumed.
+	q := p
+	q.Target.ModelStep = 30 * time.Second
+	if _, err := NewStoredForecaster(q, db, m, log).Forecast(context.Background(), h, 60); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.fits); got != 1 {
+		t.Fatalf("%v model fits for a policy whose model_step changed, want 1", got)
 	}
 }

@@ -2,7 +2,9 @@
 # Times the forecasting workload in Go and in statsmodels on the same data:
 # the four default SARIMAX candidates with 4 exog columns on 3600 points,
 # AIC selection, and a 60-step forecast of the best. Prints both times and
-# the ratio. Installs Debian's python3-statsmodels if it is missing.
+# the ratio; then a policy's first forecast after a restart, fitted again
+# against resumed from its stored fit. Installs Debian's python3-statsmodels
+# if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=model/testdata/golden/bench_n3600.csv
@@ -52,3 +54,6 @@ awk -v g="$go_ns" -v p="$py_s" 'BEGIN {
 	printf "statsmodels: %8.1f ms per select+forecast\n", p * 1e3
 	printf "ratio:       %8.1fx faster\n", (p * 1e9) / g
 }'
+
+echo "== a policy's first forecast after a restart: fitting again against resuming the stored fit"
+go test -run '^$' -bench 'BenchmarkFirstForecastAfterARestart' -benchtime 20x -count 1 ./model/ | grep -E '^Benchmark'
