@@ -3,6 +3,7 @@ package backtest
 import (
 	"bufio"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"time"
 )
+
+// ErrTraceFormat is returned for a line with several fields: a trace holds
+// one count a line.
+var ErrTraceFormat = errors.New("not a one-count-a-line trace")
 
 // ReadTraceFile reads a request-rate trace from path; see ReadTrace.
 func ReadTraceFile(path string) ([]float64, error) {
@@ -52,6 +57,11 @@ func ReadTrace(r io.Reader) ([]float64, error) {
 		}
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
+			if strings.ContainsAny(s, ", \t;") {
+				// A CSV of times and counts, or a header: say what the
+				// format is and how to get it, not only what failed.
+				return nil, fmt.Errorf("trace line %d: %q: a trace is one request count a line, one line a second (convert TIME,COUNT rows with scripts/trace-convert): %w", line, s, ErrTraceFormat)
+			}
 			return nil, fmt.Errorf("trace line %d: %w", line, err)
 		}
 		if v < 0 || v != v {

@@ -3,6 +3,7 @@ package backtest
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -29,6 +30,15 @@ func TestReadTraceRejectsNegativeAndNonNumericLines(t *testing.T) {
 	for _, in := range []string{"1\n-2\n", "1\nabc\n", "NaN\n"} {
 		if _, err := ReadTrace(strings.NewReader(in)); err == nil {
 			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestATraceOfTimesAndCountsIsRefusedWithTheFormatItNeeds(t *testing.T) {
+	for _, in := range []string{"time,count\n0,3\n", "1995-07-01 00:00:00,3\n", "800000000 3\n"} {
+		_, err := ReadTrace(strings.NewReader(in))
+		if !errors.Is(err, ErrTraceFormat) || !strings.Contains(err.Error(), "trace-convert") {
+			t.Errorf("%q: err = %v, want ErrTraceFormat naming trace-convert", in, err)
 		}
 	}
 }

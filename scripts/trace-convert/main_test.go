@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRowTimesReadInEveryLayoutAsTheSameSecond(t *testing.T) {
+	want := time.Date(1998, 6, 22, 0, 0, 5, 0, time.UTC)
+	for _, s := range []string{"1998-06-22 00:00:05", "1998-06-22T00:00:05Z", "1998-06-22T02:00:05+02:00", "898473605"} {
+		got, err := parseTime(s)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%q: %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if _, err := parseTime("yesterday"); err == nil {
+		t.Error("an unreadable time was accepted")
+	}
+}
+
+func TestPerSecondRowsWithUnixTimesAreCountedAndAHeaderSkipped(t *testing.T) {
+	counts, skipped, err := readCounts(strings.NewReader("ts,count\n898473605,3\n898473606,0\n898473605,2\n"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(898473605, 0).UTC()
+	if skipped != 1 || len(counts) != 2 || counts[bucket{at, 1}] != 5 {
+		t.Fatalf("counts %v, skipped %d; want 5 at %v (rows summed), the header skipped", counts, skipped, at)
+	}
+}
