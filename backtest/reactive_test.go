@@ -37,6 +37,32 @@ func TestTargetValueScalesByUtilisationOverTargetAndWaitsOutItsCooldown(t *testi
 	}
 }
 
+func TestTheTargetValueBaselineTakesTheOperatorsTargetWindowAndCooldown(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		set  TargetValueSettings
+		want TargetValue
+	}{
+		{TargetValueSettings{}, TargetValue{Target: 0.75, Window: 60, Cooldown: 30}},
+		{TargetValueSettings{Target: 1, Window: 10, Cooldown: 300}, TargetValue{Target: 1, Window: 10, Cooldown: 300}},
+		{TargetValueSettings{Window: 10}, TargetValue{Target: 0.75, Window: 10, Cooldown: 30}},
+	} {
+		cfg.TargetValue = c.set
+		s, err := NewStrategy("target-value", cfg, PredictiveConfig{}, Replay{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tv := s.(*TargetValue)
+		if tv.Target != c.want.Target || tv.Window != c.want.Window || tv.Cooldown != c.want.Cooldown || tv.Interval != 10 {
+			t.Errorf("settings %+v: baseline %+v, want target %g window %d cooldown %d every 10 s", c.set, *tv, c.want.Target, c.want.Window, c.want.Cooldown)
+		}
+	}
+	cfg.TargetValue = TargetValueSettings{Target: -1}
+	if _, err := Run(context.Background(), cfg, constant(10, 10), NewTargetValue(cfg.Capacity), nil); err == nil {
+		t.Error("a negative target was accepted")
+	}
+}
+
 func TestTargetValueHoldsWithinItsThreshold(t *testing.T) {
 	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 4, Cost: DefaultCostModel()}
 	// 4 replicas at 30 req/s: utilisation 0.75, on target.

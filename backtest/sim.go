@@ -30,6 +30,19 @@ type Config struct {
 	Initial int
 	// Cost prices the run.
 	Cost CostModel
+	// TargetValue is the policy of the target-value baseline; zero fields
+	// keep NewTargetValue's, so a replay can compare against the
+	// nomad-autoscaler policy an operator runs.
+	TargetValue TargetValueSettings
+}
+
+// TargetValueSettings are the parts of a nomad-autoscaler target-value
+// policy the baseline takes: its target utilisation, the metric's window
+// (a `rate(...[W])` query) and the cooldown, in seconds.
+type TargetValueSettings struct {
+	Target   float64
+	Window   int
+	Cooldown int
 }
 
 // DefaultConfig is the backtest's default service: 10 requests/s a
@@ -46,6 +59,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("startup delay %d: must not be negative", c.StartupDelay)
 	case c.Min < 0 || c.Max < c.Min || c.Max == 0:
 		return fmt.Errorf("replica bounds [%d, %d]: need 0 <= min <= max and max > 0", c.Min, c.Max)
+	case c.TargetValue.Target < 0 || c.TargetValue.Window < 0 || c.TargetValue.Cooldown < 0:
+		return fmt.Errorf("target-value settings %+v: must not be negative", c.TargetValue)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // SyntheticKinds are the shapes Synthetic draws.
-var SyntheticKinds = []string{"daily", "flash-crowd", "step", "trend"}
+var SyntheticKinds = []string{"daily", "flash-crowd", "step", "trend", "demo"}
 
 // The shapes' levels in requests per second: between about 20 and 200, so
 // at 10 requests/s a replica they need from 2 to about 20 replicas.
@@ -42,9 +42,19 @@ const (
 //     (see stepSegments), each at least 40% above or below the one before.
 //   - trend: a linear growth from 30/s at second 0 to 150/s at the last
 //     second.
+//   - demo: the load `make run` and `make bench-live` offer (`nomadscalerd
+//     demo load --pattern day --period 10m --low 15 --high 75 --noise
+//     0.08`): DemoDayRate over a 10-minute day, each 100 ms drawn with 8%
+//     normal noise, counted per second; no wobble and no Poisson draw (the
+//     demo adds rates, not requests). Replayed with --rate-window 10 it is
+//     what a policy on the demo's `rate(...[10s])` sees, so a live
+//     comparison can be tried in seconds before it is run for 20 minutes.
 func Synthetic(kind string, seconds int, seed int64) ([]float64, error) {
 	if seconds < 1 {
 		return nil, fmt.Errorf("synthetic trace of %d seconds: need at least 1", seconds)
+	}
+	if kind == "demo" {
+		return demoTrace(seconds, seed), nil
 	}
 	level := make([]float64, seconds)
 	switch kind {
@@ -91,6 +101,40 @@ func Synthetic(kind string, seconds int, seed int64) ([]float64, error) {
 		out[t] = poisson(rng, l*math.Exp(wobble))
 	}
 	return out, nil
+}
+
+// The demo load's day, as make bench-live runs it.
+const (
+	demoPeriod = 600.0 // seconds: a day compressed into 10 minutes
+	demoLow    = 15.0  // requests/s at night
+	demoHigh   = 75.0  // at midday
+	demoNoise  = 0.08  // relative, per 100 ms
+)
+
+// DemoDayRate is the demo load's request rate at phase x (0 <= x < 1) of
+// its compressed day: a night trough at low, a cosine ramp to high at
+// midday, and one burst of 0.8 times the swing from 70% to 72% of the day.
+func DemoDayRate(x, low, high float64) float64 {
+	r := low + (high-low)*0.5*(1-math.Cos(2*math.Pi*x))
+	if x > 0.70 && x < 0.72 {
+		r += (high - low) * 0.8
+	}
+	return r
+}
+
+// demoTrace counts the demo load's requests per second as its generator
+// adds them: every 100 ms a tenth of the rate times 1 plus 8% normal noise.
+func demoTrace(seconds int, seed int64) []float64 {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x64656d6f))
+	out := make([]float64, seconds)
+	for t := range out {
+		for k := range 10 {
+			at := float64(t) + float64(k)/10
+			r := DemoDayRate(math.Mod(at, demoPeriod)/demoPeriod, demoLow, demoHigh)
+			out[t] += math.Max(0, r*(1+demoNoise*rng.NormFloat64())) / 10
+		}
+	}
+	return out
 }
 
 func dailyLevel(t int) float64 {

@@ -36,6 +36,9 @@ func meanOf(x []float64) float64 {
 func TestSyntheticIsDeterministicPerSeedAndInRange(t *testing.T) {
 	const seconds = 2 * 86400
 	for _, kind := range SyntheticKinds {
+		if kind == "demo" {
+			continue // the demo load's rates, not Poisson counts: tested below
+		}
 		a, err := Synthetic(kind, seconds, 7)
 		if err != nil {
 			t.Fatal(err)
@@ -62,6 +65,33 @@ func TestSyntheticIsDeterministicPerSeedAndInRange(t *testing.T) {
 		// about 200/s (with a little room for the noise).
 		if lo < 15 || hi > 230 || hi < 100 {
 			t.Errorf("%s: minute means span [%.1f, %.1f], want within [15, 230] and reaching 100", kind, lo, hi)
+		}
+	}
+}
+
+func TestSyntheticDemoIsTheDemoLoadsTenMinuteDayWithItsBurst(t *testing.T) {
+	a, err := Synthetic("demo", 1200, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Synthetic("demo", 1200, 7)
+	c, _ := Synthetic("demo", 1200, 8)
+	if !slices.Equal(a, b) || slices.Equal(a, c) {
+		t.Fatal("the demo trace is not one draw per seed")
+	}
+	// Ten-second means of both days: night at 15/s, midday at 75/s, and
+	// the burst (70-72% of the day) above midday.
+	for day := range 2 {
+		at := func(sec int) float64 { return meanOf(a[day*600+sec : day*600+sec+10]) }
+		if v := at(0); math.Abs(v-15) > 1.5 {
+			t.Errorf("day %d: night %.1f/s, want about 15", day, v)
+		}
+		if v := at(295); math.Abs(v-75) > 3 {
+			t.Errorf("day %d: midday %.1f/s, want about 75", day, v)
+		}
+		want := DemoDayRate(0.71, 15, 75)
+		if v := at(422); math.Abs(v-want) > 4 || want < 75 {
+			t.Errorf("day %d: burst %.1f/s, want about %.1f (above midday)", day, v, want)
 		}
 	}
 }

@@ -28,7 +28,7 @@ func backtestCommand() *cli.Command {
 			"clock through each strategy and prints replica-seconds, unmet requests, violation seconds,\n" +
 			"scale actions, cost (the planner's objective) and the 99th percentile time of a decision.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "trace", Required: true, Usage: "request-rate trace FILE (plain or gzip), or synthetic:KIND[:DAYS[:SEED]] with KIND daily, flash-crowd, step or trend (default 7 days, seed 1)"},
+			&cli.StringFlag{Name: "trace", Required: true, Usage: "request-rate trace FILE (plain or gzip), or synthetic:KIND[:DAYS[:SEED]] with KIND daily, flash-crowd, step, trend or demo (default 7 days, seed 1)"},
 			&cli.StringFlag{Name: "start", Value: "0", Usage: "skip this much of the trace (seconds, Go duration or 1d)"},
 			&cli.StringFlag{Name: "duration", Usage: "replay this much (seconds, Go duration or 7d); default to the end"},
 			&cli.Float64Flag{Name: "scale", Value: 1, Usage: "multiply the trace by this"},
@@ -43,6 +43,9 @@ func backtestCommand() *cli.Command {
 			&cli.BoolFlag{Name: "progress", Usage: "draw a progress bar on stderr even when it is not a terminal"},
 			// The predictive strategy's configuration.
 			&cli.StringFlag{Name: "policy", Usage: "predictive: the `target \"nomadscaler\"` policy to run, from a job file, a scaling block or a policy block (default: the daemon's defaults)"},
+			&cli.Float64Flag{Name: "tv-target", Value: 0.75, Usage: "target-value: the utilisation it aims at (nomad-autoscaler's `target` over capacity per replica: 1 is a target of capacity_per_replica requests/s per replica)"},
+			&cli.StringFlag{Name: "tv-window", Value: "60s", Usage: "target-value: the metric's window (the W of rate(...[W]); seconds or Go duration)"},
+			&cli.StringFlag{Name: "tv-cooldown", Value: "30s", Usage: "target-value: the cooldown after each scaling (seconds or Go duration)"},
 			&cli.StringFlag{Name: "min-healthy-time", Value: "10s", Usage: "predictive: the replayed group's update block's min_healthy_time (seconds or Go duration; Nomad's default 10s): a scale-up's deployment blocks the next change until its replicas have run healthy this long"},
 			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
 			&cli.BoolFlag{Name: "pool-sim", Usage: "also replay the groups' counts on a simulated node pool (8 replicas a node): reactive scale-out on blocked allocations against a predictive pool reading the plans"},
@@ -69,6 +72,16 @@ func runBacktest(c *cli.Context) error {
 	cfg.Capacity = c.Float64("capacity-per-replica")
 	cfg.StartupDelay = c.Int("startup-delay")
 	cfg.Min, cfg.Max = c.Int("min"), c.Int("max")
+	cfg.TargetValue.Target = c.Float64("tv-target")
+	if cfg.TargetValue.Window, err = backtest.ParseSeconds(c.String("tv-window")); err != nil {
+		return fmt.Errorf("--tv-window: %w", err)
+	}
+	if cfg.TargetValue.Cooldown, err = backtest.ParseSeconds(c.String("tv-cooldown")); err != nil {
+		return fmt.Errorf("--tv-cooldown: %w", err)
+	}
+	if cfg.TargetValue.Target <= 0 || cfg.TargetValue.Window < 1 {
+		return fmt.Errorf("--tv-target %g, --tv-window %ds: want a positive target and a window of at least 1 s", cfg.TargetValue.Target, cfg.TargetValue.Window)
+	}
 	var names []string
 	for _, n := range strings.Split(c.String("strategies"), ",") {
 		if n = strings.TrimSpace(n); n != "" {

@@ -119,6 +119,9 @@ func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
 		{"--trace", trace, "--duration", "7x"},
 		{"--trace", trace, "--start", "1000"},
 		{"--trace", trace, "--solver", "simplex"},
+		{"--trace", trace, "--tv-target", "0"},
+		{"--trace", trace, "--tv-window", "0"},
+		{"--trace", trace, "--tv-cooldown", "soon"},
 	} {
 		if _, err := runBacktestCLI(t, args...); err == nil {
 			t.Errorf("%v accepted", args)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 	"github.com/nomadscalerd/nomadscalerd/nomad"
 )
 
@@ -45,13 +46,9 @@ func (p loadPattern) Rate(t time.Time) float64 {
 		return p.Low
 	case "day":
 		// A day compressed into Period: night trough, a morning ramp to an
-		// afternoon peak, and one short burst at 70% of the day.
-		x := phase / period
-		r := p.Low + (p.High-p.Low)*0.5*(1-math.Cos(2*math.Pi*x))
-		if x > 0.70 && x < 0.72 {
-			r += (p.High - p.Low) * 0.8
-		}
-		return r
+		// afternoon peak, and one short burst at 70% of the day (the shape
+		// backtest's synthetic "demo" trace replays).
+		return backtest.DemoDayRate(phase/period, p.Low, p.High)
 	}
 	return p.Low
 }
