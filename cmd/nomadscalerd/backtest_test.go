@@ -128,3 +128,28 @@ func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
 		}
 	}
 }
+
+func TestTheDemoReplayLeavesUnderHalfTheUnmetRequestsOfTheTargetValueTheLivePeerRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 1-hour replay with an hour of history")
+	}
+	out, err := runBacktestCLI(t, "--trace", "synthetic:demo:0.0834", "--start", "1h", "--history", "1h", "--rate-window", "10",
+		"--startup-delay", "3", "--min", "1", "--max", "12", "--tv-target", "1", "--tv-window", "10s",
+		"--policy", "../../backtest/testdata/policies/demo.hcl", "--strategies", "predictive,target-value", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Results []struct {
+			Strategy      string  `json:"strategy"`
+			UnmetRequests float64 `json:"unmet_requests"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil || len(report.Results) != 2 {
+		t.Fatalf("report %s: %v", out, err)
+	}
+	p, tv := report.Results[0], report.Results[1]
+	if tv.UnmetRequests < 100 || p.UnmetRequests > 0.5*tv.UnmetRequests {
+		t.Fatalf("unmet requests: predictive %.0f, target-value at 10 req/s per replica %.0f; want at most half", p.UnmetRequests, tv.UnmetRequests)
+	}
+}
