@@ -22,6 +22,12 @@ type PredictiveConfig struct {
 	// (see predict.Input): how long a scale-up's deployment blocks the
 	// next change after its replicas start.
 	MinHealthy time.Duration
+	// SelfTune replays the daemon's self-tuning too, when the policy has
+	// self_tune on: once a tune_interval, with at least
+	// reconciler.MinTuneHistory recorded, PolicyTuner replays the last
+	// tune_window of demand and the tuned policy gets a new decider and
+	// forecaster, as the daemon's does. Off, the policy runs as written.
+	SelfTune bool
 }
 
 // NomadMinHealthy is the min_healthy_time Nomad gives a service group
@@ -60,6 +66,16 @@ type Predictive struct {
 	wake         int // the next second the worker runs
 	cooldownTill int
 
+	// Self-tuning (PredictiveConfig.SelfTune): the policy as written, the
+	// settings the replay is built from, the next second a tuning is due
+	// and the tunings adopted.
+	written  reconciler.Policy
+	solver   optimize.Solver
+	log      *slog.Logger
+	selfTune bool
+	tuneAt   int
+	tunings  []reconciler.Tuning
+
 	// lead > 0 records peaks: every second, the plan's highest count
 	// within lead seconds (what a predictive node pool reads).
 	lead  int
@@ -84,24 +100,78 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 	pol := pcfg.Policy
 	pol.Min, pol.Max = cfg.Min, cfg.Max
 	window := int(pol.Target.HistoryWindow.Seconds())
-	if len(prior) > window {
-		prior = prior[len(prior)-window:]
+	selfTune := pcfg.SelfTune && pol.Target.SelfTune && pol.Max > pol.Min
+	// What the policy may read of the prior history: its history_window,
+	// and when it tunes itself its tune_window (the daemon keeps both).
+	keep := window
+	if selfTune {
+		keep = max(window, int(pol.Target.TuneWindow.Seconds()))
 	}
-	p := &Predictive{pol: pol, minHealthy: pcfg.MinHealthy, epoch: time.Unix(int64(first), 0).UTC(), window: window}
+	if len(prior) > keep {
+		prior = prior[len(prior)-keep:]
+	}
+	p := &Predictive{pol: pol, written: pol, minHealthy: pcfg.MinHealthy, epoch: time.Unix(int64(first), 0).UTC(), window: window,
+		selfTune: selfTune, solver: pcfg.Solver, log: log}
 	p.prior = len(prior)
 	p.past = append([]float64(nil), prior...)
-	solver := pcfg.Solver
-	if solver == nil {
-		solver = optimize.DPSolver{}
+	if p.solver == nil {
+		p.solver = optimize.DPSolver{}
 	}
-	p.fc = model.NewForecaster(pol.Target.ForecastConfig(), func() time.Time { return p.clock })
-	p.planner = reconciler.PolicyPlanner{Policy: pol, Forecaster: p.fc, Solver: solver, Log: log}
-	var err error
-	p.dec, err = predict.NewDecider(pol.DeciderSettings(), pol.DelayEstimator(), p.plan)
-	if err != nil {
+	if err := p.build(pol); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// build makes the decider and forecaster of pol, as the daemon makes them
+// for a policy whose settings changed (its delay is measured anew).
+func (p *Predictive) build(pol reconciler.Policy) error {
+	p.pol = pol
+	p.fc = model.NewForecaster(pol.Target.ForecastConfig(), func() time.Time { return p.clock })
+	p.planner = reconciler.PolicyPlanner{Policy: pol, Forecaster: p.fc, Solver: p.solver, Log: p.log}
+	dec, err := predict.NewDecider(pol.DeciderSettings(), pol.DelayEstimator(), p.plan)
+	if err != nil {
+		return err
+	}
+	p.dec = dec
+	return nil
+}
+
+// Tunings are the self-tunings the replay adopted, in order.
+func (p *Predictive) Tunings() []reconciler.Tuning { return p.tunings }
+
+// tune runs the daemon's self-tuning at second now when it is due: the
+// replay of the last tune_window of demand through PolicyTuner, adopted as
+// reconciler.Policy.Tuned adopts it. A tuning that fails is not retried
+// before a tune_interval, as in the daemon.
+func (p *Predictive) tune(ctx context.Context, now int) error {
+	t := p.written.Target
+	if !p.selfTune || now < p.tuneAt {
+		return nil
+	}
+	have := len(p.past)
+	if need := int(reconciler.MinTuneHistory.Seconds()); have < need {
+		p.tuneAt = now + need - have
+		return nil
+	}
+	p.tuneAt = now + int(t.TuneInterval.Seconds())
+	from := max(0, have-int(t.TuneWindow.Seconds()))
+	first := p.epoch.Add(time.Duration(from-p.prior) * time.Second)
+	tuning, err := PolicyTuner{}.Tune(ctx, p.written, p.past[from:], first, p.dec.StartupDelay())
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Warn("self-tuning failed", "at", now, "err", err)
+		return nil
+	}
+	tuning.At = p.epoch.Add(time.Duration(now) * time.Second)
+	p.tunings = append(p.tunings, tuning)
+	tuned := p.written.Tuned(tuning)
+	if tuned.Target.ForecastMargin == p.pol.Target.ForecastMargin && tuned.Target.ModelStep == p.pol.Target.ModelStep {
+		return nil
+	}
+	return p.build(tuned)
 }
 
 // Name implements Strategy.
@@ -120,11 +190,18 @@ func (p *Predictive) plan(ctx context.Context, r predict.PlanRequest) (optimize.
 func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	// Catch up with the seconds that passed since the last call.
 	p.past = append(p.past, obs.Demand[len(p.past)-p.prior:]...)
-	if len(p.past) > 2*p.window+86400 {
+	keep := p.window
+	if p.selfTune {
+		keep = max(keep, int(p.written.Target.TuneWindow.Seconds()))
+	}
+	if len(p.past) > 2*keep+86400 {
 		// Keep memory bounded on long replays.
-		drop := len(p.past) - p.window
+		drop := len(p.past) - keep
 		p.past = append(p.past[:0], p.past[drop:]...)
 		p.prior -= drop
+	}
+	if err := p.tune(ctx, obs.Now); err != nil {
+		return Decision{}, err
 	}
 	hold := Decision{Desired: obs.Requested}
 	if p.lead > 0 {

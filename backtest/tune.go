@@ -13,7 +13,8 @@ import (
 // PolicyTuner is the daemon's self-tuning replay (reconciler.Tuner): it
 // replays a policy's own recorded demand through the predictive strategy,
 // exactly as a backtest would, once per candidate setting, and returns the
-// cheapest under the policy's own cost model.
+// cheapest under the policy's own cost model among those that leave no
+// more requests unmet than the policy's own settings (see adopt).
 type PolicyTuner struct {
 	// Warmup is the history before the replayed part: what the model
 	// starts from. Zero means an hour, or half the history if that is less.
@@ -49,22 +50,22 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 		cfg.Max = 10000
 	}
 	prior, replay := demand[:warm], demand[warm:]
-	run := func(pol reconciler.Policy) (float64, error) {
+	run := func(pol reconciler.Policy) (Result, error) {
 		pol.Target.SelfTune = false
 		// Nomad's default deployment hold: the candidates are compared
 		// with each other, under the same one.
 		s, err := NewPredictive(cfg, PredictiveConfig{Policy: pol, MinHealthy: NomadMinHealthy}, prior, int(first.Unix())+warm, nil)
 		if err != nil {
-			return 0, err
+			return Result{}, err
 		}
-		r, err := Run(ctx, cfg, replay, s, nil)
-		return r.Cost, err
+		return Run(ctx, cfg, replay, s, nil)
 	}
 	own, err := run(p)
 	if err != nil {
 		return reconciler.Tuning{}, err
 	}
-	best := reconciler.Tuning{ForecastMargin: t.ForecastMargin, ModelStep: t.ModelStep, Cost: own, PolicyCost: own, Seconds: len(replay), Candidates: 1}
+	best := reconciler.Tuning{ForecastMargin: t.ForecastMargin, ModelStep: t.ModelStep, Cost: own.Cost, PolicyCost: own.Cost,
+		Unmet: own.UnmetRequests, PolicyUnmet: own.UnmetRequests, Seconds: len(replay), Candidates: 1}
 	margins := []float64{t.ForecastMargin}
 	for _, m := range tuneMargins {
 		if m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin {
@@ -84,15 +85,23 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 			}
 			pol := p
 			pol.Target.ForecastMargin, pol.Target.ModelStep = m, s
-			cost, err := run(pol)
+			r, err := run(pol)
 			if err != nil {
 				return reconciler.Tuning{}, fmt.Errorf("margin %g, step %s: %w", m, s, err)
 			}
 			best.Candidates++
-			if cost < best.Cost {
-				best.Cost, best.ForecastMargin, best.ModelStep = cost, m, s
+			if adopt(r, best.Cost, own) {
+				best.Cost, best.Unmet, best.ForecastMargin, best.ModelStep = r.Cost, r.UnmetRequests, m, s
 			}
 		}
 	}
 	return best, nil
+}
+
+// adopt reports whether a candidate's replay r beats the best so far: it
+// is cheaper, and leaves no more requests unmet than the policy's own
+// settings did (own). Tuning saves money; it does not buy it with
+// requests the written settings would have served.
+func adopt(r Result, bestCost float64, own Result) bool {
+	return r.Cost < bestCost && r.UnmetRequests <= own.UnmetRequests
 }

@@ -21,6 +21,10 @@ type Tuning struct {
 	// the policy's own settings on the same replay.
 	Cost       float64 `json:"cost"`
 	PolicyCost float64 `json:"policy_cost"`
+	// Unmet and PolicyUnmet are the requests the chosen and the policy's
+	// own settings left unmet on the replay.
+	Unmet       float64 `json:"unmet"`
+	PolicyUnmet float64 `json:"policy_unmet"`
 	// Seconds is how much history was replayed; Candidates how many
 	// settings were tried.
 	Seconds    int `json:"seconds"`
@@ -78,9 +82,9 @@ func (r *Reconciler) effective(p Policy) Policy {
 	return p.Tuned(t)
 }
 
-// minTuneHistory is the least recorded history a tuning replays: an hour
+// MinTuneHistory is the least recorded history a tuning replays: an hour
 // to warm the model up and an hour to measure.
-const minTuneHistory = 2 * time.Hour
+const MinTuneHistory = 2 * time.Hour
 
 // TunerOptions pace RunTuner.
 type TunerOptions struct {
@@ -185,15 +189,15 @@ func (r *Reconciler) TuneOnce(ctx context.Context, p Policy, tuner Tuner) error 
 	if err != nil {
 		return err
 	}
-	if have := time.Duration(len(demand)) * time.Second; have < minTuneHistory {
+	if have := time.Duration(len(demand)) * time.Second; have < MinTuneHistory {
 		// The recorder adds history at most a second a second, so it
-		// cannot reach minTuneHistory before the rest has passed: until
+		// cannot reach MinTuneHistory before the rest has passed: until
 		// then the policy is not due without loading its window again
 		// (a minute's check of every new policy loaded up to hours of
 		// points each, half of the daemon's history reads at 1,000).
 		// An edited policy may read other series: it is looked at anew.
 		r.mu.Lock()
-		r.tuneWaits[p.Key] = tuneWait{until: now.Add(minTuneHistory - have), fingerprint: p.fingerprint()}
+		r.tuneWaits[p.Key] = tuneWait{until: now.Add(MinTuneHistory - have), fingerprint: p.fingerprint()}
 		r.mu.Unlock()
 		return errNotDue
 	}

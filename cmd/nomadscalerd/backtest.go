@@ -46,6 +46,7 @@ func backtestCommand() *cli.Command {
 			&cli.Float64Flag{Name: "tv-target", Value: 0.75, Usage: "target-value: the utilisation it aims at (nomad-autoscaler's `target` over capacity per replica: 1 is a target of capacity_per_replica requests/s per replica)"},
 			&cli.StringFlag{Name: "tv-window", Value: "60s", Usage: "target-value: the metric's window (the W of rate(...[W]); seconds or Go duration)"},
 			&cli.StringFlag{Name: "tv-cooldown", Value: "30s", Usage: "target-value: the cooldown after each scaling (seconds or Go duration)"},
+			&cli.BoolFlag{Name: "self-tune", Usage: "predictive: replay the daemon's self-tuning too (policies with self_tune, the default): every tune_interval, with 2 h of history, the last tune_window is replayed with candidate settings and the cheapest adopted; off, the policy runs as written"},
 			&cli.StringFlag{Name: "min-healthy-time", Value: "10s", Usage: "predictive: the replayed group's update block's min_healthy_time (seconds or Go duration; Nomad's default 10s): a scale-up's deployment blocks the next change until its replicas have run healthy this long"},
 			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
 			&cli.BoolFlag{Name: "pool-sim", Usage: "also replay the groups' counts on a simulated node pool (8 replicas a node): reactive scale-out on blocked allocations against a predictive pool reading the plans"},
@@ -176,6 +177,7 @@ func predictiveConfig(c *cli.Context, cfg backtest.Config) (backtest.PredictiveC
 		return pcfg, fmt.Errorf("--min-healthy-time: %w", err)
 	}
 	pcfg.MinHealthy = time.Duration(mh) * time.Second
+	pcfg.SelfTune = c.Bool("self-tune")
 	switch c.String("solver") {
 	case "dp":
 		pcfg.Solver = optimize.DPSolver{}

@@ -123,8 +123,8 @@ func modelShowCommand() *cli.Command {
 				c.Args().First(), r.Order, r.AIC, r.LLF, r.NObs, r.NObsEffective, r.Converged,
 				r.Window.From.Format(time.RFC3339), r.Window.To.Format(time.RFC3339), r.TrainedAt.Format(time.RFC3339), r.FitDuration)
 			if tuned {
-				fmt.Fprintf(w, "tuned     forecast_margin %g, model_step %s: cost %.0f against the policy's own %.0f over %s of its history (%d candidates, %s)\n",
-					tuning.ForecastMargin, tuning.ModelStep, tuning.Cost, tuning.PolicyCost, time.Duration(tuning.Seconds)*time.Second, tuning.Candidates, tuning.At.Format(time.RFC3339))
+				fmt.Fprintf(w, "tuned     forecast_margin %g, model_step %s: cost %.0f against the policy's own %.0f, unmet requests %.0f against %.0f, over %s of its history (%d candidates, %s)\n",
+					tuning.ForecastMargin, tuning.ModelStep, tuning.Cost, tuning.PolicyCost, tuning.Unmet, tuning.PolicyUnmet, time.Duration(tuning.Seconds)*time.Second, tuning.Candidates, tuning.At.Format(time.RFC3339))
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PARAM\tVALUE")

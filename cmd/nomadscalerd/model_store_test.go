@@ -24,7 +24,7 @@ func TestModelShowIncludesThePolicysSelfTuning(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.PutJSON(migrations.BucketState, reconciler.TuningKey(key),
-		reconciler.Tuning{At: at, ForecastMargin: 1.5, ModelStep: 30 * time.Second, Cost: 900, PolicyCost: 1000, Seconds: 39600, Candidates: 8}); err != nil {
+		reconciler.Tuning{At: at, ForecastMargin: 1.5, ModelStep: 30 * time.Second, Cost: 900, PolicyCost: 1000, Unmet: 12, PolicyUnmet: 15, Seconds: 39600, Candidates: 8}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -34,7 +34,7 @@ func TestModelShowIncludesThePolicysSelfTuning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "forecast_margin 1.5, model_step 30s: cost 900 against the policy's own 1000 over 11h0m0s") {
+	if !strings.Contains(out, "forecast_margin 1.5, model_step 30s: cost 900 against the policy's own 1000, unmet requests 12 against 15, over 11h0m0s") {
 		t.Errorf("model show does not report the tuning:\n%s", out)
 	}
 }

@@ -73,7 +73,7 @@ func printStatus(w io.Writer, st reconciler.Status) {
 			decision = p.LastDecision.Action + ": " + p.LastDecision.Reason
 		}
 		if t := p.Tuning; t != nil {
-			tuned = fmt.Sprintf("margin %g step %s (cost %.0f vs %.0f, %s)", t.ForecastMargin, t.ModelStep, t.Cost, t.PolicyCost, t.At.Format(time.TimeOnly))
+			tuned = fmt.Sprintf("margin %g step %s (cost %.0f vs %.0f, unmet %.0f vs %.0f, %s)", t.ForecastMargin, t.ModelStep, t.Cost, t.PolicyCost, t.Unmet, t.PolicyUnmet, t.At.Format(time.TimeOnly))
 		}
 		if p.PlanValueNow != nil {
 			planNow = fmt.Sprint(*p.PlanValueNow)
