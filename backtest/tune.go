@@ -99,9 +99,18 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 }
 
 // adopt reports whether a candidate's replay r beats the best so far: it
-// is cheaper, and leaves no more requests unmet than the policy's own
-// settings did (own). Tuning saves money; it does not buy it with
-// requests the written settings would have served.
+// is cheaper, by at least tuneMinSaving of the policy's own cost, and
+// leaves no more requests unmet than the policy's own settings did (own).
+// Tuning saves money; it does not buy it with requests the written
+// settings would have served, nor chase differences the next window's
+// noise is larger than.
 func adopt(r Result, bestCost float64, own Result) bool {
-	return r.Cost < bestCost && r.UnmetRequests <= own.UnmetRequests
+	return r.Cost < bestCost && r.Cost <= own.Cost*(1-tuneMinSaving) && r.UnmetRequests <= own.UnmetRequests
 }
+
+// tuneMinSaving is the least saving, as a share of the policy's own cost
+// on the replay, a tuning adopts. On the ELB trace, 28 tunings a week
+// adopted savings of 0.01-0.39% on their 12 h windows, and the week
+// left 713 requests unmet where the written settings left 191; the
+// demo's day tunes to 3.7% savings every time.
+const tuneMinSaving = 0.01

@@ -55,6 +55,8 @@ func TestATunedSettingMustBeCheaperWithoutLeavingMoreRequestsUnmet(t *testing.T)
 		{"cheaper but more unmet", Result{Cost: 900, UnmetRequests: 51}, 1000, false},
 		{"fewer unmet but dearer", Result{Cost: 1001, UnmetRequests: 0}, 1000, false},
 		{"cheaper than the policy, not than the best so far", Result{Cost: 950, UnmetRequests: 10}, 940, false},
+		{"cheaper by less than the least saving", Result{Cost: 991, UnmetRequests: 10}, 1000, false},
+		{"cheaper by exactly the least saving", Result{Cost: 990, UnmetRequests: 10}, 1000, true},
 	} {
 		if got := adopt(c.r, c.best, own); got != c.want {
 			t.Errorf("%s: adopt = %v, want %v", c.name, got, c.want)
