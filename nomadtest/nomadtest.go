@@ -137,15 +137,26 @@ func FreePort(t testing.TB) int {
 // twice. They are drawn below the kernel's ephemeral range (32768-60999 by
 // default): a port the kernel offers for ":0" is one it may also hand to any
 // outgoing connection in the gap before the agent binds it, which once took
-// an agent's serf port in CI.
+// an agent's serf port in CI. No port is handed out twice in one test
+// binary: a port is free only until whoever asked for it binds it, and a
+// later draw in that gap once gave nomad-autoscaler the port of a daemon
+// started a moment earlier.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
 	ports := make([]int, 0, n)
 	for tries := 0; len(ports) < n; tries++ {
 		if tries > 1000 {
 			t.Fatalf("no free loopback port found in %d tries", tries)
 		}
 		p := 10000 + rand.IntN(22000)
+		if handedOut.ports[p] {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue
@@ -158,8 +169,15 @@ func FreePorts(t testing.TB, n int) []int {
 		defer ln.Close()
 		defer pc.Close()
 		ports = append(ports, p)
+		handedOut.ports[p] = true
 	}
 	return ports
+}
+
+// handedOut holds every port FreePorts has returned in this process.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
 }
 
 // portTaken reports whether an agent failed because one of its ports was

@@ -62,3 +62,17 @@ func TestFreePortsAreDistinctBindableAndBelowTheEphemeralRange(t *testing.T) {
 		ln.Close()
 	}
 }
+
+func TestAPortIsNeverHandedOutTwiceEvenAfterItsCallerReleasedIt(t *testing.T) {
+	seen := map[int]bool{}
+	for range 200 {
+		// Each port is released at once (as a test does until its
+		// process binds it): only the handed-out set keeps it from
+		// coming out again.
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
