@@ -75,6 +75,9 @@ type Predictive struct {
 	selfTune bool
 	tuneAt   int
 	tunings  []reconciler.Tuning
+	// keep is how much of the past the policy reads: its history_window,
+	// and when it tunes itself its tune_window (the daemon keeps both).
+	keep int
 
 	// lead > 0 records peaks: every second, the plan's highest count
 	// within lead seconds (what a predictive node pool reads).
@@ -101,8 +104,6 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 	pol.Min, pol.Max = cfg.Min, cfg.Max
 	window := int(pol.Target.HistoryWindow.Seconds())
 	selfTune := pcfg.SelfTune && pol.Target.SelfTune && pol.Max > pol.Min
-	// What the policy may read of the prior history: its history_window,
-	// and when it tunes itself its tune_window (the daemon keeps both).
 	keep := window
 	if selfTune {
 		keep = max(window, int(pol.Target.TuneWindow.Seconds()))
@@ -111,7 +112,7 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 		prior = prior[len(prior)-keep:]
 	}
 	p := &Predictive{pol: pol, written: pol, minHealthy: pcfg.MinHealthy, epoch: time.Unix(int64(first), 0).UTC(), window: window,
-		selfTune: selfTune, solver: pcfg.Solver, log: log}
+		selfTune: selfTune, keep: keep, solver: pcfg.Solver, log: log}
 	p.prior = len(prior)
 	p.past = append([]float64(nil), prior...)
 	if p.solver == nil {
@@ -190,13 +191,9 @@ func (p *Predictive) plan(ctx context.Context, r predict.PlanRequest) (optimize.
 func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, error) {
 	// Catch up with the seconds that passed since the last call.
 	p.past = append(p.past, obs.Demand[len(p.past)-p.prior:]...)
-	keep := p.window
-	if p.selfTune {
-		keep = max(keep, int(p.written.Target.TuneWindow.Seconds()))
-	}
-	if len(p.past) > 2*keep+86400 {
+	if len(p.past) > 2*p.keep+86400 {
 		// Keep memory bounded on long replays.
-		drop := len(p.past) - keep
+		drop := len(p.past) - p.keep
 		p.past = append(p.past[:0], p.past[drop:]...)
 		p.prior -= drop
 	}

@@ -46,14 +46,14 @@ func NewStrategy(name string, cfg Config, pcfg PredictiveConfig, replay Replay, 
 	case "predictive":
 		return NewPredictive(cfg, pcfg, replay.Prior, replay.Start, log)
 	case "target-value":
-		tv := NewTargetValue(cfg.Capacity)
-		if t := cfg.TargetValue; t.Target > 0 {
+		tv, t := NewTargetValue(cfg.Capacity), cfg.TargetValue
+		if t.Target > 0 {
 			tv.Target = t.Target
 		}
-		if t := cfg.TargetValue; t.Window > 0 {
+		if t.Window > 0 {
 			tv.Window = t.Window
 		}
-		if t := cfg.TargetValue; t.Cooldown > 0 {
+		if t.Cooldown > 0 {
 			tv.Cooldown = t.Cooldown
 		}
 		return tv, nil

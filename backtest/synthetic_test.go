@@ -74,8 +74,11 @@ func TestSyntheticDemoIsTheDemoLoadsTenMinuteDayWithItsBurst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Synthetic("demo", 1200, 7)
-	c, _ := Synthetic("demo", 1200, 8)
+	b, errB := Synthetic("demo", 1200, 7)
+	c, errC := Synthetic("demo", 1200, 8)
+	if errB != nil || errC != nil {
+		t.Fatal(errB, errC)
+	}
 	if !slices.Equal(a, b) || slices.Equal(a, c) {
 		t.Fatal("the demo trace is not one draw per seed")
 	}

@@ -103,9 +103,11 @@ func (f *Forecaster) Resume(r Record) bool {
 	// A resumed fit forecasts as fitted parameters do between refits: a
 	// Kalman filter pass over the latest steps (and a fit after all when
 	// they no longer fit the regressors).
-	f.fitted = &Result{Order: r.Order, ParamNames: slices.Clone(r.ParamNames), Params: slices.Clone(r.Params),
-		LLF: r.LLF, AIC: r.AIC, NObs: r.NObs, NObsEffective: r.NObsEffective, Converged: r.Converged}
-	f.fittedAt = r.TrainedAt
+	res, err := r.Result()
+	if err != nil {
+		return false
+	}
+	f.fitted, f.fittedAt = res, r.TrainedAt
 	return true
 }
 
