@@ -239,6 +239,30 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 	return res, nil
 }
 
+// Between tallies seconds [from, to) of r, a replay of demand under cfg:
+// what that part of the replay cost. Between(cfg, demand, 0, len(demand))
+// is r.Tally.
+func (r Result) Between(cfg Config, demand []float64, from, to int) Tally {
+	var t Tally
+	prev := cfg.initial(demand)
+	if from > 0 {
+		prev = r.Requested[from-1]
+	}
+	for s := from; s < to; s++ {
+		t.add(r.Requested[s], r.Serving[s], demand[s], cfg.Capacity)
+		switch d := r.Requested[s] - prev; {
+		case d > 0:
+			t.UpActions++
+			t.UpReplicas += d
+		case d < 0:
+			t.DownActions++
+			t.DownReplicas -= d
+		}
+		prev = r.Requested[s]
+	}
+	return t
+}
+
 // servingAt counts the replicas of readyAt that serve in second t.
 func servingAt(readyAt []int, t int) int {
 	n, _ := slices.BinarySearch(readyAt, t+1)

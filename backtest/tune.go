@@ -64,6 +64,7 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 	if err != nil {
 		return reconciler.Tuning{}, err
 	}
+	ownCost := measure(cfg, replay, own)
 	best := reconciler.Tuning{ForecastMargin: t.ForecastMargin, ModelStep: t.ModelStep, Cost: own.Cost, PolicyCost: own.Cost,
 		Unmet: own.UnmetRequests, PolicyUnmet: own.UnmetRequests, Seconds: len(replay), Candidates: 1}
 	margins := []float64{t.ForecastMargin}
@@ -90,7 +91,7 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 				return reconciler.Tuning{}, fmt.Errorf("margin %g, step %s: %w", m, s, err)
 			}
 			best.Candidates++
-			if adopt(r, best.Cost, own) {
+			if adopt(measure(cfg, replay, r), best.Cost, ownCost) {
 				best.Cost, best.Unmet, best.ForecastMargin, best.ModelStep = r.Cost, r.UnmetRequests, m, s
 			}
 		}
@@ -98,14 +99,31 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 	return best, nil
 }
 
-// adopt reports whether a candidate's replay r beats the best so far: it
-// is cheaper, by at least tuneMinSaving of the policy's own cost, and
-// leaves no more requests unmet than the policy's own settings did (own).
-// Tuning saves money; it does not buy it with requests the written
-// settings would have served, nor chase differences the next window's
-// noise is larger than.
-func adopt(r Result, bestCost float64, own Result) bool {
-	return r.Cost < bestCost && r.Cost <= own.Cost*(1-tuneMinSaving) && r.UnmetRequests <= own.UnmetRequests
+// replayCost is what a tuning compares of one replay: its cost and unmet
+// requests, and the cost of each half of it.
+type replayCost struct {
+	Cost, Unmet float64
+	Halves      [2]float64
+}
+
+func measure(cfg Config, replay []float64, r Result) replayCost {
+	mid := len(replay) / 2
+	return replayCost{Cost: r.Cost, Unmet: r.UnmetRequests, Halves: [2]float64{
+		cfg.Cost.Price(r.Between(cfg, replay, 0, mid)), cfg.Cost.Price(r.Between(cfg, replay, mid, len(replay)))}}
+}
+
+// adopt reports whether a candidate's replay c beats the best so far: it
+// is cheaper, by at least tuneMinSaving of the policy's own cost, on the
+// whole replay and no dearer on either half of it, and leaves no more
+// requests unmet than the policy's own settings did (own). Tuning saves
+// money; it does not buy it with requests the written settings would have
+// served, nor chase differences the next window's noise is larger than,
+// nor a saving one stretch of the window made that the other undid in
+// part: the next window is new traffic, and a setting that was cheaper
+// only where one burst fell is not evidence it will be cheaper there.
+func adopt(c replayCost, bestCost float64, own replayCost) bool {
+	return c.Cost < bestCost && c.Cost <= own.Cost*(1-tuneMinSaving) && c.Unmet <= own.Unmet &&
+		c.Halves[0] <= own.Halves[0] && c.Halves[1] <= own.Halves[1]
 }
 
 // tuneMinSaving is the least saving, as a share of the policy's own cost

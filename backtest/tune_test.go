@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -42,25 +43,53 @@ func TestSelfTuningPicksTheCheapestCandidateWithinTheOperatorsBounds(t *testing.
 	}
 }
 
-func TestATunedSettingMustBeCheaperWithoutLeavingMoreRequestsUnmet(t *testing.T) {
-	own := Result{Cost: 1000, UnmetRequests: 50}
+func TestATunedSettingMustBeCheaperOnBothHalvesWithoutLeavingMoreRequestsUnmet(t *testing.T) {
+	own := replayCost{Cost: 1000, Unmet: 50, Halves: [2]float64{500, 500}}
+	even := func(cost, unmet float64) replayCost {
+		return replayCost{Cost: cost, Unmet: unmet, Halves: [2]float64{cost / 2, cost / 2}}
+	}
 	for _, c := range []struct {
 		name string
-		r    Result
+		c    replayCost
 		best float64
 		want bool
 	}{
-		{"cheaper and fewer unmet", Result{Cost: 900, UnmetRequests: 40}, 1000, true},
-		{"cheaper and as many unmet", Result{Cost: 900, UnmetRequests: 50}, 1000, true},
-		{"cheaper but more unmet", Result{Cost: 900, UnmetRequests: 51}, 1000, false},
-		{"fewer unmet but dearer", Result{Cost: 1001, UnmetRequests: 0}, 1000, false},
-		{"cheaper than the policy, not than the best so far", Result{Cost: 950, UnmetRequests: 10}, 940, false},
-		{"cheaper by less than the least saving", Result{Cost: 991, UnmetRequests: 10}, 1000, false},
-		{"cheaper by exactly the least saving", Result{Cost: 990, UnmetRequests: 10}, 1000, true},
+		{"cheaper and fewer unmet", even(900, 40), 1000, true},
+		{"cheaper and as many unmet", even(900, 50), 1000, true},
+		{"cheaper but more unmet", even(900, 51), 1000, false},
+		{"fewer unmet but dearer", even(1001, 0), 1000, false},
+		{"cheaper than the policy, not than the best so far", even(950, 10), 940, false},
+		{"cheaper by less than the least saving", even(991, 10), 1000, false},
+		{"cheaper by exactly the least saving", even(990, 10), 1000, true},
+		{"cheaper overall but dearer on the first half", replayCost{Cost: 900, Unmet: 40, Halves: [2]float64{501, 399}}, 1000, false},
+		{"cheaper overall but dearer on the second half", replayCost{Cost: 900, Unmet: 40, Halves: [2]float64{300, 600}}, 1000, false},
+		{"cheaper overall and as dear on one half", replayCost{Cost: 900, Unmet: 40, Halves: [2]float64{500, 400}}, 1000, true},
 	} {
-		if got := adopt(c.r, c.best, own); got != c.want {
+		if got := adopt(c.c, c.best, own); got != c.want {
 			t.Errorf("%s: adopt = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestTheHalvesOfAReplayAddUpToItsWholeTally(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Max = 50
+	demand := wave(4*3600, 1800, 5)
+	s, err := NewPredictive(cfg, DefaultPredictiveConfig(cfg.Min, cfg.Max), demand[:3600], 1_700_000_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := demand[3600:]
+	r, err := Run(context.Background(), cfg, replay, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole := r.Between(cfg, replay, 0, len(replay)); whole != r.Tally {
+		t.Errorf("Between over the whole replay = %+v, want its tally %+v", whole, r.Tally)
+	}
+	m := measure(cfg, replay, r)
+	if m.Halves[0] <= 0 || m.Halves[1] <= 0 || math.Abs(m.Halves[0]+m.Halves[1]-r.Cost) > 1e-6*r.Cost {
+		t.Errorf("halves %.1f + %.1f, want positive and adding up to the cost %.1f", m.Halves[0], m.Halves[1], r.Cost)
 	}
 }
 
