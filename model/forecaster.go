@@ -30,6 +30,14 @@ type ForecastConfig struct {
 	// in quadrature): demand is served per second, and a step mean hides
 	// the seconds above it. 0 means Margin.
 	NoiseMargin float64
+	// NoiseCap, when positive, bounds what NoiseMargin adds: the plan is
+	// never more than NoiseCap (in requests/s) above the plan made with
+	// NoiseQuantile standard deviations of single seconds instead. A few
+	// standard deviations of a steady level's scatter are a replica or
+	// two; of traffic whose seconds scatter by tens of replicas they are
+	// tens of replicas, each serving requests rarer than it costs.
+	NoiseCap      float64
+	NoiseQuantile float64
 	// Sqrt fits and forecasts the square root of the rate and squares the
 	// result back. Counts of requests vary about as the square root of
 	// their level, so the margin then shrinks at night and grows at peaks
@@ -220,7 +228,13 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 	if zw == 0 {
 		zw = f.cfg.Margin
 	}
-	return forecast.Band{Plan: at(f.cfg.Margin, zw, within), Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
+	plan := at(f.cfg.Margin, zw, within)
+	if c := f.cfg.NoiseCap; c > 0 && f.cfg.NoiseQuantile < zw {
+		for s, v := range at(f.cfg.Margin, f.cfg.NoiseQuantile, within) {
+			plan[s] = math.Min(plan[s], v+c)
+		}
+	}
+	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
 }
 
 // withinSteps is how many of the latest steps the within-step variance is

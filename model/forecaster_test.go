@@ -179,3 +179,45 @@ func TestAStoredFitIsNotResumedUnlessItIsOfTheSameModelAndFresh(t *testing.T) {
 		})
 	}
 }
+
+func TestNoiseCapBoundsWhatTheNoiseMarginAddsOnlyWhereTheSecondsScatterWidely(t *testing.T) {
+	// Two hours at a level of 200/s: once with seconds scattering by 5/s
+	// (three deviations are 15/s, under the cap), once by 150/s (450/s).
+	for _, c := range []struct {
+		name    string
+		scatter float64
+		capped  bool
+	}{
+		{"steady level", 5, false},
+		{"seconds scattering by many replicas", 150, true},
+	} {
+		rng := rand.New(rand.NewPCG(3, 9))
+		h := make([]float64, 2*3600)
+		for s := range h {
+			h[s] = math.Max(0, 200+rng.NormFloat64()*c.scatter)
+		}
+		cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "cap"}
+		band := func(cfg ForecastConfig) []float64 {
+			b, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 120)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b.Plan
+		}
+		full := band(cfg)
+		quantile := cfg
+		quantile.NoiseMargin = 1.28
+		low := band(quantile)
+		capped := cfg
+		capped.NoiseCap, capped.NoiseQuantile = 30, 1.28
+		got := band(capped)
+		for s := range got {
+			if want := math.Min(full[s], low[s]+30); math.Abs(got[s]-want) > 1e-9 {
+				t.Fatalf("%s: second %d: capped plan %.2f, want min(%.2f, %.2f + 30)", c.name, s, got[s], full[s], low[s])
+			}
+		}
+		if moved := got[60] < full[60]-1; moved != c.capped {
+			t.Errorf("%s: capped %.1f against uncapped %.1f: cap binding = %v, want %v", c.name, got[60], full[60], moved, c.capped)
+		}
+	}
+}

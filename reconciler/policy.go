@@ -11,9 +11,11 @@ import (
 
 	"github.com/hashicorp/cronexpr"
 	nomadapi "github.com/hashicorp/nomad/api"
+	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/model"
+	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/predict"
 )
 
@@ -128,6 +130,10 @@ type Target struct {
 	// NoiseMargin is how many standard deviations of single seconds around
 	// the model step's mean are planned for (see model.ForecastConfig).
 	NoiseMargin float64 `json:"noise_margin"`
+	// NoiseCap bounds, in replicas, what NoiseMargin adds above the
+	// quantile of single seconds the cost model asks for (see
+	// noiseQuantile); 0 turns the bound off.
+	NoiseCap float64 `json:"noise_cap"`
 	// SqrtTransform models the square root of the step means, which
 	// steadies count-like traffic whose noise grows with its level.
 	SqrtTransform bool `json:"sqrt_transform"`
@@ -527,7 +533,7 @@ func (t Target) ForecastConfig() model.ForecastConfig {
 	if err != nil {
 		orders = model.DefaultOrders()
 	}
-	return model.ForecastConfig{
+	cfg := model.ForecastConfig{
 		Step:        max(int(t.ModelStep.Seconds()), 1),
 		Orders:      orders,
 		RefitEvery:  t.RefitInterval,
@@ -535,6 +541,45 @@ func (t Target) ForecastConfig() model.ForecastConfig {
 		NoiseMargin: t.NoiseMargin,
 		Sqrt:        t.SqrtTransform,
 	}
+	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 {
+		cfg.NoiseCap, cfg.NoiseQuantile = t.NoiseCap*t.CapacityPerReplica, z
+	}
+	return cfg
+}
+
+// noiseQuantile is how many standard deviations of single seconds the
+// cost model itself would cover: one more replica-second costs
+// replica_cost and serves up to capacity_per_replica requests that cost
+// penalty each when unmet, so capacity pays for itself while demand
+// exceeds it in more than replica_cost / (penalty * capacity_per_replica)
+// of the seconds (the newsvendor quantile: 1.28 at the defaults, one
+// second in ten). noise_margin (3) covers more than that on purpose: on
+// steady, noisy traffic a reactive rule's fixed headroom leaves fewer
+// requests unmet than the cost model's quantile, and a few replicas of
+// insurance are cheap. On traffic whose seconds scatter by many replicas
+// they are not, and noise_cap bounds them (see model.ForecastConfig).
+// It is unknown (false) when replicas are priced by the group's resources,
+// which only the planner reads, and for a target-value policy without a
+// penalty, which covers everything it can.
+func (t Target) noiseQuantile() (float64, bool) {
+	cost := t.ReplicaCost
+	if cost == 0 {
+		if t.CPUPrice > 0 || t.MemoryPrice > 0 {
+			return 0, false
+		}
+		cost = optimize.DefaultReplicaCost
+	}
+	if t.TargetValue > 0 && !t.set["penalty"] {
+		return 0, false
+	}
+	if t.Penalty <= 0 {
+		return 0, true
+	}
+	short := cost / (t.Penalty * t.CapacityPerReplica)
+	if short >= 0.5 {
+		return 0, true
+	}
+	return distuv.UnitNormal.Quantile(1 - short), true
 }
 
 // fingerprint identifies the policy's settings: a decider or forecaster
@@ -582,7 +627,7 @@ func (p Policy) appendFingerprint(b []byte) []byte {
 	}
 	for _, v := range [...]float64{t.CapacityPerReplica, t.ReplicaCost, t.CPUPrice, t.MemoryPrice, t.Penalty, t.StartupCost,
 		t.ShutdownCost, t.ExtraPenalty, t.FloorMargin, t.ScaleDownHysteresis, t.TuneMarginMin, t.TuneMarginMax, t.TargetValue,
-		t.ForecastMargin, t.NoiseMargin, t.DemandResponseTime, t.DemandQueue, t.DemandAuthWaiting} {
+		t.ForecastMargin, t.NoiseMargin, t.NoiseCap, t.DemandResponseTime, t.DemandQueue, t.DemandAuthWaiting} {
 		b = fpFloat(b, v)
 	}
 	for _, v := range [...]bool{t.StartupDelaySet, t.SelfTune, t.DryRun, t.SqrtTransform, t.FloorTrend} {
@@ -635,7 +680,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
-		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, FourierTerms: 3,
+		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
@@ -650,7 +695,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	var err error
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "scale_down_hysteresis": &t.ScaleDownHysteresis,
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "noise_cap": &t.NoiseCap, "scale_down_hysteresis": &t.ScaleDownHysteresis,
 		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
 		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
@@ -760,8 +805,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("model_step must be within 1s..1h")
 	case t.FourierTerms < 0 || t.FourierTerms > 20:
 		return t, fmt.Errorf("fourier_terms must be within 0..20")
-	case t.ForecastMargin < 0 || t.NoiseMargin < 0:
-		return t, fmt.Errorf("forecast_margin and noise_margin must not be negative")
+	case t.ForecastMargin < 0 || t.NoiseMargin < 0 || t.NoiseCap < 0:
+		return t, fmt.Errorf("forecast_margin, noise_margin and noise_cap must not be negative")
 	case t.ReplanInterval < time.Second || t.ReplanInterval > time.Hour:
 		return t, fmt.Errorf("replan_interval must be within 1s..1h")
 	case t.FloorWindow < time.Second || t.FloorWindow > time.Hour:

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,48 @@ func TestTheScaleDownKeysReachTheDecider(t *testing.T) {
 	}
 }
 
+func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		target   map[string]any
+		wantCap  float64 // requests/s
+		wantZ    float64
+		unbounds bool
+	}{
+		// One replica-second (1) against 10 requests at 1: cover nine
+		// seconds in ten.
+		{"defaults", map[string]any{}, 30, 1.2816, false},
+		{"a dearer unmet request", map[string]any{"penalty": 10.0, "noise_cap": 2.0, "capacity_per_replica": 50.0}, 100, 2.8782, false},
+		{"a replica dearer than its requests", map[string]any{"replica_cost": 20.0}, 30, 0, false},
+		{"turned off", map[string]any{"noise_cap": 0.0}, 0, 0, true},
+		{"replicas priced by resources", map[string]any{"cpu_price": 0.001}, 0, 0, true},
+	} {
+		p, err := ParsePolicy(scalingPolicy(reqCheck, c.target, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		cfg := p.Target.ForecastConfig()
+		if c.name == "defaults" {
+			// A target-value check plans to cover all its demand: nothing
+			// of its noise is left to a quantile.
+			tv := p.Target
+			tv.TargetValue = 0.8
+			if got := tv.ForecastConfig(); got.NoiseCap != 0 {
+				t.Errorf("a target-value policy: noise cap %v, want none", got.NoiseCap)
+			}
+		}
+		if c.unbounds {
+			if cfg.NoiseCap != 0 {
+				t.Errorf("%s: noise cap %v, want none", c.name, cfg.NoiseCap)
+			}
+			continue
+		}
+		if cfg.NoiseCap != c.wantCap || math.Abs(cfg.NoiseQuantile-c.wantZ) > 1e-3 || cfg.NoiseMargin != 3 {
+			t.Errorf("%s: cap %v at z %.4f (noise margin %v), want %v at %.4f (3)", c.name, cfg.NoiseCap, cfg.NoiseQuantile, cfg.NoiseMargin, c.wantCap, c.wantZ)
+		}
+	}
+}
+
 func TestPoliciesWithoutTheNomadscalerTargetAreNotOurs(t *testing.T) {
 	sp := scalingPolicy(reqCheck, nil, nil)
 	sp.Policy["target"] = []any{map[string]any{"nomad-target": []any{map[string]any{}}}}
@@ -110,6 +153,7 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"requests check missing", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["requests_check"] = "nope" }, "names no check"},
 		{"hysteresis above a replica", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_hysteresis"] = 1.5 }, "scale_down_hysteresis must be within 0..1"},
 		{"negative scale-down window", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_window"] = "-5s" }, "scale_down_window must be within 0..1h"},
+		{"negative noise cap", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap"] = -1.0 }, "noise_cap must not be negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
