@@ -128,7 +128,7 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 // for a policy whose settings changed (its delay is measured anew).
 func (p *Predictive) build(pol reconciler.Policy) error {
 	p.pol = pol
-	p.fc = model.NewForecaster(pol.Target.ForecastConfig(), func() time.Time { return p.clock })
+	p.fc = model.NewForecaster(pol.ForecastConfig(), func() time.Time { return p.clock })
 	p.planner = reconciler.PolicyPlanner{Policy: pol, Forecaster: p.fc, Solver: p.solver, Log: p.log}
 	dec, err := predict.NewDecider(pol.DeciderSettings(), pol.DelayEstimator(), p.plan)
 	if err != nil {

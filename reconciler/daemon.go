@@ -78,7 +78,7 @@ func (f RecorderFreshness) LastSample(series string) (time.Time, bool) {
 // than refit_interval forecasts at once (no fit), and an older one
 // warm-starts the first fit.
 func NewStoredForecaster(p Policy, db *store.DB, m *Metrics, log *slog.Logger) optimize.Forecaster {
-	cfg := p.Target.ForecastConfig()
+	cfg := p.ForecastConfig()
 	cfg.Settings = p.modelSettings()
 	f := model.NewForecaster(cfg, time.Now)
 	f.OnFallback = func(err error) {

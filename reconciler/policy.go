@@ -528,7 +528,8 @@ func (p Policy) DelayEstimator() *predict.DelayEstimator {
 
 // ForecastConfig is the policy's model settings (orders were validated
 // when the policy was parsed).
-func (t Target) ForecastConfig() model.ForecastConfig {
+func (p Policy) ForecastConfig() model.ForecastConfig {
+	t := p.Target
 	orders, err := model.ParseOrders(t.Orders)
 	if err != nil {
 		orders = model.DefaultOrders()
@@ -541,10 +542,22 @@ func (t Target) ForecastConfig() model.ForecastConfig {
 		NoiseMargin: t.NoiseMargin,
 		Sqrt:        t.SqrtTransform,
 	}
-	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 {
+	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 && !p.seedDemand() {
 		cfg.NoiseCap, cfg.NoiseQuantile = t.NoiseCap*t.CapacityPerReplica, z
 	}
 	return cfg
+}
+
+// seedDemand reports whether the plan's demand is the seed's formula of the
+// requests forecast (the policy has an avg_response_time check; see
+// SeedDemand), whose units the cap in replicas' capacity is not in.
+func (p Policy) seedDemand() bool {
+	for _, c := range p.Checks {
+		if c.Name == model.ExogAvgResponseTime {
+			return true
+		}
+	}
+	return false
 }
 
 // noiseQuantile is how many standard deviations of single seconds the

@@ -3,11 +3,14 @@ package reconciler
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/model"
 )
 
 func i64(v int64) *int64 { return &v }
@@ -98,14 +101,20 @@ func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		cfg := p.Target.ForecastConfig()
+		cfg := p.ForecastConfig()
 		if c.name == "defaults" {
 			// A target-value check plans to cover all its demand: nothing
 			// of its noise is left to a quantile.
-			tv := p.Target
-			tv.TargetValue = 0.8
+			tv := p
+			tv.Target.TargetValue = 0.8
 			if got := tv.ForecastConfig(); got.NoiseCap != 0 {
 				t.Errorf("a target-value policy: noise cap %v, want none", got.NoiseCap)
+			}
+			// The seed's demand formula is not in requests: no cap in them.
+			seed := p
+			seed.Checks = append(slices.Clone(p.Checks), Check{Name: model.ExogAvgResponseTime, Source: "prometheus", Query: "x"})
+			if got := seed.ForecastConfig(); got.NoiseCap != 0 {
+				t.Errorf("a policy on the seed's demand formula: noise cap %v, want none", got.NoiseCap)
 			}
 		}
 		if c.unbounds {
