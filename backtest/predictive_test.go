@@ -97,3 +97,36 @@ func TestPredictiveBeatsReactiveScalingOnAForecastableWave(t *testing.T) {
 		}
 	}
 }
+
+func TestOnSecondsScatteringByManyReplicasTheNoiseCapBuysFewerReplicasForLessCost(t *testing.T) {
+	// A small count-like trace scaled by 100, as `--scale 100` makes of
+	// NASA's raw seconds: a level of 150 requests/s whose seconds scatter
+	// by about 120 (12 replicas).
+	rng := rand.New(rand.NewPCG(11, 4))
+	all := make([]float64, 4*3600)
+	for t := range all {
+		all[t] = 100 * float64(poisson(rng, 1.5))
+	}
+	cfg := DefaultConfig()
+	replay := Replay{Prior: all[:2*3600], Demand: all[2*3600:], Start: 2 * 3600}
+	run := func(noiseCap float64) Result {
+		pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+		pcfg.Policy.Target.NoiseCap = noiseCap
+		s, err := NewStrategy("predictive", cfg, pcfg, replay, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Run(context.Background(), cfg, replay.Demand, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	capped, uncapped := run(3), run(0)
+	t.Logf("noise cap 3: %d replica-seconds, %.0f unmet, cost %.0f; no cap: %d, %.0f, %.0f",
+		capped.ReplicaSeconds, capped.UnmetRequests, capped.Cost, uncapped.ReplicaSeconds, uncapped.UnmetRequests, uncapped.Cost)
+	if capped.ReplicaSeconds >= uncapped.ReplicaSeconds || capped.Cost >= uncapped.Cost {
+		t.Errorf("noise cap 3: %d replica-seconds at cost %.0f; no cap: %d at %.0f; want fewer replicas for less",
+			capped.ReplicaSeconds, capped.Cost, uncapped.ReplicaSeconds, uncapped.Cost)
+	}
+}
