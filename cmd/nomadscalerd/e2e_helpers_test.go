@@ -118,10 +118,6 @@ func loadGroup(t *testing.T, listen string, args ...string) *nomadapi.TaskGroup 
 	task.LogConfig = &nomadapi.LogConfig{MaxFiles: intp(1), MaxFileSizeMB: intp(1)}
 	tg.AddTask(task)
 	tg.EphemeralDisk = &nomadapi.EphemeralDisk{SizeMB: intp(10)}
-	// No deployments here either: tests change the load by registering the
-	// job again, and a deployment of the load group would block scaling
-	// the job's other groups until it finished.
-	tg.Update = &nomadapi.UpdateStrategy{MaxParallel: intp(0)}
 	return tg
 }
 
