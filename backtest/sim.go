@@ -213,18 +213,13 @@ func Run(ctx context.Context, cfg Config, demand []float64, s Strategy, progress
 			for range want - have {
 				readyAt = append(readyAt, t+cfg.StartupDelay)
 			}
-			res.Tally.UpActions++
-			res.Tally.UpReplicas += want - have
 		case want < have:
 			readyAt = readyAt[:want]
-			res.Tally.DownActions++
-			res.Tally.DownReplicas += have - want
 		}
-		serving := servingAt(readyAt, t)
 		res.Requested[t] = len(readyAt)
-		res.Serving[t] = serving
-		res.Tally.add(len(readyAt), serving, demand[t], cfg.Capacity)
+		res.Serving[t] = servingAt(readyAt, t)
 	}
+	res.Tally = res.Between(cfg, demand, 0, n)
 	if progress != nil {
 		progress(n)
 	}
