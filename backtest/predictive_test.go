@@ -68,6 +68,41 @@ func TestPredictiveEvaluatesAtLeastEveryReplanIntervalAndScalesFromTheFirstSecon
 	}
 }
 
+func TestANewPolicyOnARunningGroupLeavesNoMoreUnmetRequestsThanTargetValueInItsFirstMinutes(t *testing.T) {
+	// A replay from a trace's first second has no history: the policy is
+	// new, on a group already running enough replicas for the first
+	// second. Until its first plan (30 model steps) only the floor and
+	// its noise headroom scale it; the group must neither be scaled to its
+	// minimum for want of a sample nor run short of a reactive rule's
+	// fixed headroom.
+	cfg := DefaultConfig()
+	trace, err := Synthetic("daily", 86400, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay, err := NewReplay(trace, 0, 600, 1, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := map[string]Result{}
+	for _, name := range []string{"predictive", "target-value"} {
+		s, err := NewStrategy(name, cfg, DefaultPredictiveConfig(cfg.Min, cfg.Max), replay, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if results[name], err = Run(context.Background(), cfg, replay.Demand, s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pred, tv := results["predictive"], results["target-value"]
+	if pred.UnmetRequests > tv.UnmetRequests {
+		t.Errorf("predictive left %.0f requests unmet in its first 10 minutes, target-value %.0f", pred.UnmetRequests, tv.UnmetRequests)
+	}
+	if initial := cfg.initial(replay.Demand); pred.Requested[0] < initial {
+		t.Errorf("predictive asked for %d replicas at its first second, below the %d running", pred.Requested[0], initial)
+	}
+}
+
 func TestPredictiveBeatsReactiveScalingOnAForecastableWave(t *testing.T) {
 	cfg := DefaultConfig()
 	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)

@@ -77,8 +77,10 @@ type Forecaster struct {
 
 	fitted   *Result
 	fittedAt time.Time
-	refit    bool
-	warm     map[string][]float64
+	// fittedSteps is how many steps the fit was estimated from.
+	fittedSteps int
+	refit       bool
+	warm        map[string][]float64
 
 	// OnFit, when set, receives every new fit (the daemon stores it in
 	// bbolt per policy, for `model ls/show` and the next start's warm start).
@@ -116,6 +118,10 @@ func (f *Forecaster) Resume(r Record) bool {
 		return false
 	}
 	f.fitted, f.fittedAt = res, r.TrainedAt
+	f.fittedSteps = MaxFitSteps
+	if step := time.Duration(max(f.cfg.Step, 1)) * time.Second; r.Window.To.After(r.Window.From) {
+		f.fittedSteps = int(r.Window.To.Sub(r.Window.From) / step)
+	}
 	return true
 }
 
@@ -283,7 +289,12 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 	}
 	now := f.now()
 	var fc *Forecast
-	due := f.fitted == nil || f.refit || now.Sub(f.fittedAt) >= f.cfg.RefitEvery
+	// A young model is refitted whenever its history has doubled since
+	// its fit: parameters estimated from a policy's first minutes (the
+	// least history a fit takes) are poor, and a refit on a timer alone
+	// would serve them, and the wide bands their errors give, for the
+	// policy's whole first refit interval.
+	due := f.fitted == nil || f.refit || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || len(y) >= 2*f.fittedSteps
 	if !due {
 		from := max(0, len(y)-filterSteps)
 		var ex [][]float64
@@ -304,7 +315,7 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 			}
 			return level(y, ahead)
 		}
-		f.fitted, f.fittedAt = sel.Best, now
+		f.fitted, f.fittedAt, f.fittedSteps = sel.Best, now, len(y)
 		if f.OnFit != nil {
 			names := make([]string, 0)
 			if len(exog) > 0 {

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -82,6 +83,32 @@ func TestEveryRefitIsHandedOverAsARecordAndASeedWarmStartsTheNextFit(t *testing.
 	g.Seed(got[0])
 	if w := g.warm["1,0,0"]; len(w) != len(got[0].Params) {
 		t.Fatalf("seeded warm start %v", w)
+	}
+}
+
+func TestAYoungModelIsRefittedEachTimeItsHistoryDoubles(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cfg := ForecastConfig{Step: 10, Orders: []Order{{P: 1, D: 0, Q: 0}}, RefitEvery: time.Hour}
+	f := NewForecaster(cfg, clock)
+	var fitted []int
+	f.OnFit = func(r Record) { fitted = append(fitted, r.NObs) }
+	all := make([]float64, 2400)
+	for i := range all {
+		all[i] = 50 + 10*math.Sin(float64(i)/30) + float64(i%7)
+	}
+	// A new policy plans every 10 s of the same hour: the fit from its
+	// first 30 steps is redone at 60 and 120 steps and, with the
+	// refit interval not yet past, at no other time.
+	for n := MinSteps * 10; n <= len(all); n += 10 {
+		now = now.Add(10 * time.Second)
+		if _, err := f.Forecast(context.Background(), optimize.History{Requests: all[:n]}, 30); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int{MinSteps, 2 * MinSteps, 4 * MinSteps, 8 * MinSteps}
+	if fmt.Sprint(fitted) != fmt.Sprint(want) {
+		t.Errorf("fits on %v steps, want %v", fitted, want)
 	}
 }
 

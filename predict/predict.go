@@ -72,6 +72,9 @@ type Settings struct {
 	// move the forecast by a little around that edge would otherwise
 	// take a replica away and ask for it back. 0 turns it off.
 	DownHysteresis float64
+	// Noise is the headroom for the scatter of single seconds that a
+	// count keeps while there is no plan (see Cold); a plan keeps its own.
+	Noise Noise
 }
 
 // DefaultSettings are the daemon's defaults (chosen with the backtest; see
@@ -120,6 +123,13 @@ func Floor(recent []float64, capacity, margin, lead float64) int {
 	if len(recent) == 0 || margin <= 0 || capacity <= 0 {
 		return 0
 	}
+	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
+	return int(math.Ceil(level(recent, lead)*margin/capacity - 1e-9))
+}
+
+// level is the floor's demand level of recent (see Floor); recent is not
+// empty.
+func level(recent []float64, lead float64) float64 {
 	n := float64(len(recent))
 	mid := (n - 1) / 2
 	var sum, sxy, sxx float64
@@ -147,8 +157,63 @@ func Floor(recent []float64, capacity, margin, lead float64) int {
 			level = max(level, min(level+slope*mid, latest)+slope*lead)
 		}
 	}
-	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
-	return int(math.Ceil(level*margin/capacity - 1e-9))
+	return level
+}
+
+// Noise is the headroom a count keeps for the scatter of single seconds
+// around their level, as a plan's forecast band keeps it
+// (model.ForecastConfig's NoiseMargin, NoiseQuantile and NoiseCap):
+// Margin standard deviations, but never more than Cap (requests/s) above
+// Quantile standard deviations. A zero Noise keeps none.
+type Noise struct {
+	Margin, Quantile, Cap float64
+}
+
+// Of is the headroom, in requests/s, for seconds scattering by sd.
+func (n Noise) Of(sd float64) float64 {
+	h := math.Max(n.Margin, 0) * sd
+	if n.Cap > 0 && n.Quantile < n.Margin {
+		h = math.Min(h, math.Max(n.Quantile, 0)*sd+n.Cap)
+	}
+	return h
+}
+
+// Cold is the count to run while there is no plan to serve (a new policy's
+// first minutes, or a model that cannot be fitted): what the recent
+// demand level needs, as the floor reads it, plus the headroom a plan
+// would keep for the scatter of its seconds. Without it a policy serves
+// the floor alone until its first plan, and on noisy traffic leaves more
+// requests unmet in those minutes than a reactive rule's fixed headroom
+// does. No demand is no count.
+func Cold(recent []float64, capacity, lead float64, noise Noise) int {
+	if len(recent) == 0 || capacity <= 0 {
+		return 0
+	}
+	lv := level(recent, lead)
+	// The scatter is around the window's straight line, so that a ramp
+	// within the window does not count as noise.
+	n := float64(len(recent))
+	mid := (n - 1) / 2
+	var sum, sxy, sxx float64
+	for i, v := range recent {
+		sum += usable(v)
+		sxy += (float64(i) - mid) * usable(v)
+		sxx += (float64(i) - mid) * (float64(i) - mid)
+	}
+	mean, slope := sum/n, 0.0
+	if sxx > 0 {
+		slope = sxy / sxx
+	}
+	ss := 0.0
+	for i, v := range recent {
+		r := usable(v) - mean - slope*(float64(i)-mid)
+		ss += r * r
+	}
+	sd := 0.0
+	if len(recent) > 2 {
+		sd = math.Sqrt(ss / (n - 2))
+	}
+	return int(math.Ceil((lv+noise.Of(sd))/capacity - 1e-9))
 }
 
 // floorAnchor is how many of the latest seconds anchor the floor's
@@ -237,7 +302,9 @@ type Decision struct {
 	Replanned bool
 	Why       string
 	PlanErr   error
-	// Source says what set Count: "plan", "floor", "cached" (the seed's
+	// Source says what set Count: "plan", "floor" (before the first
+	// plan: with the headroom of Cold), "hold" (nothing
+	// observed or planned yet), "cached" (the seed's
 	// cache semantics, after a failed re-plan), "bounds" or "stabilized"
 	// (a scale-down held up to a count decided within DownWindow).
 	Source string
@@ -325,7 +392,15 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	dec.Plan = d.cur
 
 	switch {
+	case len(d.cur.Desired) == 0 && len(in.Recent) == 0:
+		// Nothing planned and nothing observed yet: no evidence for any
+		// count, so keep the current one. A policy attached to a running
+		// group must not scale it to its minimum before its first sample.
+		dec.Planned, dec.Source = in.Current, "hold"
 	case len(d.cur.Desired) == 0:
+		// No plan yet (or none could ever be made): the floor keeps the
+		// headroom for single seconds that a plan would keep.
+		dec.Floor = max(dec.Floor, Cold(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, lead, s.Noise))
 		dec.Planned, dec.Source = 0, "floor"
 	case d.failed:
 		// Planning failed: serve the cached plan as the seed's cache does.

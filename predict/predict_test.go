@@ -217,6 +217,90 @@ func TestTheFloorCarriesANewPolicyUntilTheModelCanPlan(t *testing.T) {
 	}
 }
 
+func TestAPolicyWithNothingObservedOrPlannedKeepsTheGroupsCount(t *testing.T) {
+	sp := &scriptedPlanner{err: errors.New("history too short to forecast")}
+	d, err := NewDecider(settings(), nil, sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A policy attached to a group running 7 replicas, before its first
+	// sample: no evidence for any other count.
+	got := d.Decide(context.Background(), Input{Now: at(0), Current: 7, Running: 7})
+	if got.Count != 7 || got.Source != "hold" {
+		t.Errorf("count %d from %s, want the current 7 held", got.Count, got.Source)
+	}
+	// Still within the bounds: a group above its max is brought down.
+	got = d.Decide(context.Background(), Input{Now: at(1), Current: 25, Running: 25})
+	if got.Count != 20 {
+		t.Errorf("count %d, want the max 20", got.Count)
+	}
+}
+
+// poissonish is n seconds scattering around level by about sd: a fixed,
+// zero-mean sequence, so the test is deterministic.
+func poissonish(n int, level, sd float64) []float64 {
+	pattern := []float64{1, -1, 1.5, -1.5, 0.5, -0.5, 1, -1}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = level + sd*pattern[i%len(pattern)]
+	}
+	return out
+}
+
+func TestColdCoversTheRecentLevelAndTheScatterOfItsSeconds(t *testing.T) {
+	ramp := make([]float64, 60)
+	for i := range ramp {
+		ramp[i] = 20 + float64(i)
+	}
+	noise := Noise{Margin: 3, Quantile: 1.28, Cap: 30}
+	cases := []struct {
+		name   string
+		recent []float64
+		noise  Noise
+		want   int
+	}{
+		{"no history is no count", nil, noise, 0},
+		{"an idle group needs nothing", steady(60, 0), noise, 0},
+		{"a steady level needs just its level", steady(60, 40), noise, 4},
+		// sd of the pattern is about 1.09 x 5: 40 + 3 x 5.4 = 56.4.
+		{"scattered seconds add noise_margin deviations", poissonish(60, 40, 5), noise, 6},
+		{"no margin adds nothing", poissonish(60, 40, 5), Noise{}, 4},
+		// sd about 27: 3 sd = 82 is capped at 1.28 sd + 30 = 65.
+		{"the headroom is capped above the quantile", poissonish(60, 100, 25), noise, 17},
+		{"the headroom is not capped without a cap", poissonish(60, 100, 25), Noise{Margin: 3, Quantile: 1.28}, 19},
+		// A straight ramp has no scatter around its line: 79 now.
+		{"a ramp is not scatter", ramp, noise, 5},
+	}
+	for _, c := range cases {
+		if got := Cold(c.recent, 10, 0, c.noise); got != c.want {
+			t.Errorf("%s: Cold = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestBeforeItsFirstPlanAPolicyKeepsThePlansHeadroomForNoisySeconds(t *testing.T) {
+	sp := &scriptedPlanner{err: errors.New("history too short to forecast")}
+	s := settings()
+	s.Noise = Noise{Margin: 3, Quantile: 1.28, Cap: 30}
+	d, err := NewDecider(s, nil, sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent := poissonish(60, 40, 5)
+	floorOnly := Floor(recent, s.Capacity, s.FloorMargin, 0)
+	got := d.Decide(context.Background(), Input{Now: at(0), Current: 4, Running: 4, Recent: recent})
+	if got.Count != 6 || got.Count <= floorOnly || got.Source != "floor" {
+		t.Errorf("count %d from %s, want 6 from the floor with noise headroom (the floor alone is %d)", got.Count, got.Source, floorOnly)
+	}
+	// Once a plan exists the plan keeps its own headroom: the floor is the
+	// level's again.
+	sp.err, sp.desired = nil, []int{5, 5, 5}
+	got = d.Decide(context.Background(), Input{Now: at(20), Current: 6, Running: 6, Recent: recent})
+	if got.Floor != floorOnly {
+		t.Errorf("floor with a plan %d, want the level's %d", got.Floor, floorOnly)
+	}
+}
+
 func TestAFailedReplanServesTheCachedPlanAsTheSeedsCache(t *testing.T) {
 	sp := &scriptedPlanner{desired: []int{2, 4, 6}}
 	s := settings()

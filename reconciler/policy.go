@@ -517,6 +517,13 @@ func (p Policy) DeciderSettings() predict.Settings {
 	s.FloorTrend = p.Target.FloorTrend
 	s.DownWindow = p.Target.ScaleDownWindow
 	s.DownHysteresis = p.Target.ScaleDownHysteresis
+	// Before its first plan a policy keeps the headroom for single
+	// seconds' scatter that its plans will keep.
+	fc := p.ForecastConfig()
+	s.Noise = predict.Noise{Margin: fc.NoiseMargin, Quantile: fc.NoiseQuantile, Cap: fc.NoiseCap}
+	if s.Noise.Margin == 0 {
+		s.Noise.Margin = fc.Margin
+	}
 	return s
 }
 

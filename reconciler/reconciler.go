@@ -641,6 +641,8 @@ func sourceName(source string) string {
 	switch source {
 	case "floor":
 		return "the floor (recent demand)"
+	case "hold":
+		return "no data yet (the count is kept)"
 	case "cached":
 		return "the cached plan"
 	case "bounds":
