@@ -38,6 +38,13 @@ type ForecastConfig struct {
 	// tens of replicas, each serving requests rarer than it costs.
 	NoiseCap      float64
 	NoiseQuantile float64
+	// NoiseCapShare raises the cap to this share of the forecast mean
+	// where that is more than NoiseCap: where the seconds scatter by
+	// little of their level, the full NoiseMargin is insurance a
+	// reactive rule's fixed headroom (a third of the level) already
+	// buys, and the cap binds only on traffic whose seconds scatter by
+	// much of its level as well as by many replicas.
+	NoiseCapShare float64
 	// Sqrt fits and forecasts the square root of the rate and squares the
 	// result back. Counts of requests vary about as the square root of
 	// their level, so the margin then shrinks at night and grows at peaks
@@ -236,8 +243,16 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 	}
 	plan := at(f.cfg.Margin, zw, within)
 	if c := f.cfg.NoiseCap; c > 0 && f.cfg.NoiseQuantile < zw {
+		var mean []float64
+		if f.cfg.NoiseCapShare > 0 {
+			mean = at(0, 0, 0)
+		}
 		for s, v := range at(f.cfg.Margin, f.cfg.NoiseQuantile, within) {
-			plan[s] = math.Min(plan[s], v+c)
+			cs := c
+			if mean != nil {
+				cs = math.Max(c, f.cfg.NoiseCapShare*mean[s])
+			}
+			plan[s] = math.Min(plan[s], v+cs)
 		}
 	}
 	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil

@@ -162,18 +162,20 @@ func level(recent []float64, lead float64) float64 {
 
 // Noise is the headroom a count keeps for the scatter of single seconds
 // around their level, as a plan's forecast band keeps it
-// (model.ForecastConfig's NoiseMargin, NoiseQuantile and NoiseCap):
-// Margin standard deviations, but never more than Cap (requests/s) above
+// (model.ForecastConfig's NoiseMargin, NoiseQuantile, NoiseCap and
+// NoiseCapShare): Margin standard deviations, but never more than Cap
+// (requests/s), or CapShare of the level when that is more, above
 // Quantile standard deviations. A zero Noise keeps none.
 type Noise struct {
-	Margin, Quantile, Cap float64
+	Margin, Quantile, Cap, CapShare float64
 }
 
-// Of is the headroom, in requests/s, for seconds scattering by sd.
-func (n Noise) Of(sd float64) float64 {
+// Of is the headroom, in requests/s, for seconds scattering by sd around
+// level.
+func (n Noise) Of(sd, level float64) float64 {
 	h := math.Max(n.Margin, 0) * sd
 	if n.Cap > 0 && n.Quantile < n.Margin {
-		h = math.Min(h, math.Max(n.Quantile, 0)*sd+n.Cap)
+		h = math.Min(h, math.Max(n.Quantile, 0)*sd+math.Max(n.Cap, n.CapShare*level))
 	}
 	return h
 }
@@ -213,7 +215,7 @@ func Cold(recent []float64, capacity, lead float64, noise Noise) int {
 	if len(recent) > 2 {
 		sd = math.Sqrt(ss / (n - 2))
 	}
-	return int(math.Ceil((lv+noise.Of(sd))/capacity - 1e-9))
+	return int(math.Ceil((lv+noise.Of(sd, lv))/capacity - 1e-9))
 }
 
 // floorAnchor is how many of the latest seconds anchor the floor's

@@ -134,6 +134,9 @@ type Target struct {
 	// quantile of single seconds the cost model asks for (see
 	// noiseQuantile); 0 turns the bound off.
 	NoiseCap float64 `json:"noise_cap"`
+	// NoiseCapShare raises that bound to this share of the forecast
+	// demand where it is more (noise_cap_share); 0 keeps noise_cap alone.
+	NoiseCapShare float64 `json:"noise_cap_share"`
 	// SqrtTransform models the square root of the step means, which
 	// steadies count-like traffic whose noise grows with its level.
 	SqrtTransform bool `json:"sqrt_transform"`
@@ -520,7 +523,7 @@ func (p Policy) DeciderSettings() predict.Settings {
 	// Before its first plan a policy keeps the headroom for single
 	// seconds' scatter that its plans will keep.
 	fc := p.ForecastConfig()
-	s.Noise = predict.Noise{Margin: fc.NoiseMargin, Quantile: fc.NoiseQuantile, Cap: fc.NoiseCap}
+	s.Noise = predict.Noise{Margin: fc.NoiseMargin, Quantile: fc.NoiseQuantile, Cap: fc.NoiseCap, CapShare: fc.NoiseCapShare}
 	if s.Noise.Margin == 0 {
 		s.Noise.Margin = fc.Margin
 	}
@@ -550,7 +553,7 @@ func (p Policy) ForecastConfig() model.ForecastConfig {
 		Sqrt:        t.SqrtTransform,
 	}
 	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 && !p.seedDemand() {
-		cfg.NoiseCap, cfg.NoiseQuantile = t.NoiseCap*t.CapacityPerReplica, z
+		cfg.NoiseCap, cfg.NoiseQuantile, cfg.NoiseCapShare = t.NoiseCap*t.CapacityPerReplica, z, t.NoiseCapShare
 	}
 	return cfg
 }
@@ -647,7 +650,7 @@ func (p Policy) appendFingerprint(b []byte) []byte {
 	}
 	for _, v := range [...]float64{t.CapacityPerReplica, t.ReplicaCost, t.CPUPrice, t.MemoryPrice, t.Penalty, t.StartupCost,
 		t.ShutdownCost, t.ExtraPenalty, t.FloorMargin, t.ScaleDownHysteresis, t.TuneMarginMin, t.TuneMarginMax, t.TargetValue,
-		t.ForecastMargin, t.NoiseMargin, t.NoiseCap, t.DemandResponseTime, t.DemandQueue, t.DemandAuthWaiting} {
+		t.ForecastMargin, t.NoiseMargin, t.NoiseCap, t.NoiseCapShare, t.DemandResponseTime, t.DemandQueue, t.DemandAuthWaiting} {
 		b = fpFloat(b, v)
 	}
 	for _, v := range [...]bool{t.StartupDelaySet, t.SelfTune, t.DryRun, t.SqrtTransform, t.FloorTrend} {
@@ -700,7 +703,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
-		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, FourierTerms: 3,
+		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, NoiseCapShare: 0.25, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
@@ -715,7 +718,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	var err error
 	ints := map[string]*int{"fourier_terms": &t.FourierTerms, "cache_size": &t.CacheSize, "forecast_horizon": &t.ForecastHorizon, "max_scale_up": &t.MaxScaleUp, "max_scale_down": &t.MaxScaleDown}
 	floats := map[string]*float64{"capacity_per_replica": &t.CapacityPerReplica, "replica_cost": &t.ReplicaCost, "cpu_price": &t.CPUPrice,
-		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "noise_cap": &t.NoiseCap, "scale_down_hysteresis": &t.ScaleDownHysteresis,
+		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "noise_cap": &t.NoiseCap, "noise_cap_share": &t.NoiseCapShare, "scale_down_hysteresis": &t.ScaleDownHysteresis,
 		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
 		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
@@ -827,6 +830,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("fourier_terms must be within 0..20")
 	case t.ForecastMargin < 0 || t.NoiseMargin < 0 || t.NoiseCap < 0:
 		return t, fmt.Errorf("forecast_margin, noise_margin and noise_cap must not be negative")
+	case t.NoiseCapShare < 0 || t.NoiseCapShare > 10 || math.IsNaN(t.NoiseCapShare):
+		return t, fmt.Errorf("noise_cap_share must be within 0..10")
 	case t.ReplanInterval < time.Second || t.ReplanInterval > time.Hour:
 		return t, fmt.Errorf("replan_interval must be within 1s..1h")
 	case t.FloorWindow < time.Second || t.FloorWindow > time.Hour:
