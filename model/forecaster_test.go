@@ -86,6 +86,52 @@ func TestEveryRefitIsHandedOverAsARecordAndASeedWarmStartsTheNextFit(t *testing.
 	}
 }
 
+func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
+	// Two hours at 1,000/s whose seconds scatter by 100/s: three
+	// deviations (300/s) are 172/s above the quantile's 1.28, past a cap
+	// of 30/s but within a quarter of the level (250/s).
+	rng := rand.New(rand.NewPCG(4, 2))
+	h := make([]float64, 2*3600)
+	for s := range h {
+		h[s] = math.Max(0, 1000+rng.NormFloat64()*100)
+	}
+	band := func(cfg ForecastConfig) []float64 {
+		b, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 120)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Plan
+	}
+	cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "share"}
+	full := band(cfg)
+	capped := cfg
+	capped.NoiseCap, capped.NoiseQuantile = 30, 1.28
+	byReplicas := band(capped)
+	capped.NoiseCapShare = 0.25
+	byShare := band(capped)
+	for s := range full {
+		if math.Abs(byShare[s]-full[s]) > 1e-9 {
+			t.Fatalf("second %d: with a quarter of the level the cap should not bind: %.2f, uncapped %.2f", s, byShare[s], full[s])
+		}
+	}
+	if byReplicas[60] > full[60]-100 {
+		t.Errorf("the cap of 30/s alone: %.1f against uncapped %.1f, want it to bind by over 100/s", byReplicas[60], full[60])
+	}
+	// A share of a level whose seconds scatter by more than it does not
+	// lift the cap: NASA-like traffic scaled up stays capped.
+	for s := range h {
+		h[s] = math.Max(0, 200+rng.NormFloat64()*150)
+	}
+	full = band(cfg)
+	capped.NoiseCapShare = 0
+	byReplicas = band(capped)
+	capped.NoiseCapShare = 0.25
+	byShare = band(capped)
+	if byShare[60] > full[60]-100 || byShare[60] < byReplicas[60] {
+		t.Errorf("scattered seconds: capped by share %.1f, by replicas %.1f, uncapped %.1f: want the share's cap between, binding", byShare[60], byReplicas[60], full[60])
+	}
+}
+
 func TestAYoungModelIsRefittedEachTimeItsHistoryDoubles(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

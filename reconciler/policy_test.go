@@ -123,6 +123,9 @@ func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
 			}
 			continue
 		}
+		if cfg.NoiseCapShare != 0.25 {
+			t.Errorf("%s: noise cap share %v, want the default 0.25", c.name, cfg.NoiseCapShare)
+		}
 		if cfg.NoiseCap != c.wantCap || math.Abs(cfg.NoiseQuantile-c.wantZ) > 1e-3 || cfg.NoiseMargin != 3 {
 			t.Errorf("%s: cap %v at z %.4f (noise margin %v), want %v at %.4f (3)", c.name, cfg.NoiseCap, cfg.NoiseQuantile, cfg.NoiseMargin, c.wantCap, c.wantZ)
 		}
@@ -163,6 +166,7 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"hysteresis above a replica", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_hysteresis"] = 1.5 }, "scale_down_hysteresis must be within 0..1"},
 		{"negative scale-down window", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_window"] = "-5s" }, "scale_down_window must be within 0..1h"},
 		{"negative noise cap", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap"] = -1.0 }, "noise_cap must not be negative"},
+		{"negative noise cap share", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap_share"] = -0.5 }, "noise_cap_share must be within 0..10"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
