@@ -38,12 +38,13 @@ type ForecastConfig struct {
 	// tens of replicas, each serving requests rarer than it costs.
 	NoiseCap      float64
 	NoiseQuantile float64
-	// NoiseCapShare raises the cap to this share of the forecast mean
-	// where that is more than NoiseCap: where the seconds scatter by
-	// little of their level, the full NoiseMargin is insurance a
-	// reactive rule's fixed headroom (a third of the level) already
-	// buys, and the cap binds only on traffic whose seconds scatter by
-	// much of its level as well as by many replicas.
+	// NoiseCapShare keeps the capped plan at least this share of the
+	// forecast mean above it: a reactive rule's fixed headroom (a third
+	// of the level at target-value's 0.75) is insurance enough where the
+	// seconds scatter by little of their level, and a cap below it would
+	// leave more requests unmet than the reactive rule. The cap then
+	// binds only on traffic whose seconds scatter by much of its level as
+	// well as by many replicas.
 	NoiseCapShare float64
 	// Sqrt fits and forecasts the square root of the rate and squares the
 	// result back. Counts of requests vary about as the square root of
@@ -248,11 +249,11 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 			mean = at(0, 0, 0)
 		}
 		for s, v := range at(f.cfg.Margin, f.cfg.NoiseQuantile, within) {
-			cs := c
+			limit := v + c
 			if mean != nil {
-				cs = math.Max(c, f.cfg.NoiseCapShare*mean[s])
+				limit = math.Max(limit, (1+f.cfg.NoiseCapShare)*mean[s])
 			}
-			plan[s] = math.Min(plan[s], v+cs)
+			plan[s] = math.Min(plan[s], limit)
 		}
 	}
 	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil

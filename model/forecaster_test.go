@@ -89,7 +89,7 @@ func TestEveryRefitIsHandedOverAsARecordAndASeedWarmStartsTheNextFit(t *testing.
 func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
 	// Two hours at 1,000/s whose seconds scatter by 100/s: three
 	// deviations (300/s) are 172/s above the quantile's 1.28, past a cap
-	// of 30/s but within a quarter of the level (250/s).
+	// of 30/s but within a third of the level (333/s).
 	rng := rand.New(rand.NewPCG(4, 2))
 	h := make([]float64, 2*3600)
 	for s := range h {
@@ -107,11 +107,11 @@ func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
 	capped := cfg
 	capped.NoiseCap, capped.NoiseQuantile = 30, 1.28
 	byReplicas := band(capped)
-	capped.NoiseCapShare = 0.25
+	capped.NoiseCapShare = 1.0 / 3
 	byShare := band(capped)
 	for s := range full {
 		if math.Abs(byShare[s]-full[s]) > 1e-9 {
-			t.Fatalf("second %d: with a quarter of the level the cap should not bind: %.2f, uncapped %.2f", s, byShare[s], full[s])
+			t.Fatalf("second %d: with a third of the level the cap should not bind: %.2f, uncapped %.2f", s, byShare[s], full[s])
 		}
 	}
 	if byReplicas[60] > full[60]-100 {
@@ -125,10 +125,10 @@ func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
 	full = band(cfg)
 	capped.NoiseCapShare = 0
 	byReplicas = band(capped)
-	capped.NoiseCapShare = 0.25
+	capped.NoiseCapShare = 1.0 / 3
 	byShare = band(capped)
-	if byShare[60] > full[60]-100 || byShare[60] < byReplicas[60] {
-		t.Errorf("scattered seconds: capped by share %.1f, by replicas %.1f, uncapped %.1f: want the share's cap between, binding", byShare[60], byReplicas[60], full[60])
+	if byShare[60] > full[60]-100 || math.Abs(byShare[60]-byReplicas[60]) > 1e-9 {
+		t.Errorf("scattered seconds: capped with a share %.1f, by replicas alone %.1f, uncapped %.1f: want the same binding cap", byShare[60], byReplicas[60], full[60])
 	}
 }
 

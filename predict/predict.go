@@ -164,8 +164,8 @@ func level(recent []float64, lead float64) float64 {
 // around their level, as a plan's forecast band keeps it
 // (model.ForecastConfig's NoiseMargin, NoiseQuantile, NoiseCap and
 // NoiseCapShare): Margin standard deviations, but never more than Cap
-// (requests/s), or CapShare of the level when that is more, above
-// Quantile standard deviations. A zero Noise keeps none.
+// (requests/s) above Quantile standard deviations, unless that is less
+// than CapShare of the level. A zero Noise keeps none.
 type Noise struct {
 	Margin, Quantile, Cap, CapShare float64
 }
@@ -175,7 +175,7 @@ type Noise struct {
 func (n Noise) Of(sd, level float64) float64 {
 	h := math.Max(n.Margin, 0) * sd
 	if n.Cap > 0 && n.Quantile < n.Margin {
-		h = math.Min(h, math.Max(n.Quantile, 0)*sd+math.Max(n.Cap, n.CapShare*level))
+		h = math.Min(h, math.Max(math.Max(n.Quantile, 0)*sd+n.Cap, n.CapShare*level))
 	}
 	return h
 }

@@ -268,10 +268,11 @@ func TestColdCoversTheRecentLevelAndTheScatterOfItsSeconds(t *testing.T) {
 		// sd about 27: 3 sd = 82 is capped at 1.28 sd + 30 = 65.
 		{"the headroom is capped above the quantile", poissonish(60, 100, 25), noise, 17},
 		{"the headroom is not capped without a cap", poissonish(60, 100, 25), Noise{Margin: 3, Quantile: 1.28}, 19},
-		// A quarter of 100 is 25/s, under the cap of 30: still 17.
+		// A quarter of 100 is 25/s, under 1.28 sd + 30: still 17.
 		{"a share of the level under the cap changes nothing", poissonish(60, 100, 25), Noise{Margin: 3, Quantile: 1.28, Cap: 30, CapShare: 0.25}, 17},
-		// Half of 100 is 50/s above 1.28 sd (34.5): 184.5, over 3 sd.
-		{"a share of the level over the cap lifts it", poissonish(60, 100, 25), Noise{Margin: 3, Quantile: 1.28, Cap: 30, CapShare: 0.5}, 19},
+		// Three quarters of 100 are 75/s, past 1.28 sd + 30 (64.5) and
+		// under 3 sd (81): 175.
+		{"a share of the level over the cap lifts it to the share", poissonish(60, 100, 25), Noise{Margin: 3, Quantile: 1.28, Cap: 30, CapShare: 0.75}, 18},
 		// A straight ramp has no scatter around its line: 79 now.
 		{"a ramp is not scatter", ramp, noise, 5},
 	}

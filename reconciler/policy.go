@@ -134,8 +134,8 @@ type Target struct {
 	// quantile of single seconds the cost model asks for (see
 	// noiseQuantile); 0 turns the bound off.
 	NoiseCap float64 `json:"noise_cap"`
-	// NoiseCapShare raises that bound to this share of the forecast
-	// demand where it is more (noise_cap_share); 0 keeps noise_cap alone.
+	// NoiseCapShare keeps the capped headroom at least this share of the
+	// forecast demand (noise_cap_share); 0 keeps noise_cap alone.
 	NoiseCapShare float64 `json:"noise_cap_share"`
 	// SqrtTransform models the square root of the step means, which
 	// steadies count-like traffic whose noise grows with its level.
@@ -703,7 +703,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		CapacityPerReplica: 10, Penalty: 1.0, StartupCost: 0.5, ShutdownCost: 0.3, ExtraPenalty: 10,
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
-		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, NoiseCapShare: 0.25, FourierTerms: 3,
+		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, NoiseCapShare: 1.0 / 3, FourierTerms: 3,
 		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},

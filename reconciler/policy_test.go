@@ -123,8 +123,8 @@ func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
 			}
 			continue
 		}
-		if cfg.NoiseCapShare != 0.25 {
-			t.Errorf("%s: noise cap share %v, want the default 0.25", c.name, cfg.NoiseCapShare)
+		if math.Abs(cfg.NoiseCapShare-1.0/3) > 1e-12 {
+			t.Errorf("%s: noise cap share %v, want the default 1/3", c.name, cfg.NoiseCapShare)
 		}
 		if cfg.NoiseCap != c.wantCap || math.Abs(cfg.NoiseQuantile-c.wantZ) > 1e-3 || cfg.NoiseMargin != 3 {
 			t.Errorf("%s: cap %v at z %.4f (noise margin %v), want %v at %.4f (3)", c.name, cfg.NoiseCap, cfg.NoiseQuantile, cfg.NoiseMargin, c.wantCap, c.wantZ)
