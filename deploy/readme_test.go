@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"reflect"
@@ -104,6 +105,12 @@ func sameValue(doc, real string) bool {
 		}
 	}
 	a, err1 := strconv.ParseFloat(doc, 64)
+	if num, den, ok := strings.Cut(doc, "/"); ok {
+		// A fraction such as 1/3, whose decimal no table should spell out.
+		n, errN := strconv.ParseFloat(num, 64)
+		d, errD := strconv.ParseFloat(den, 64)
+		a, err1 = n/d, errors.Join(errN, errD)
+	}
 	b, err2 := strconv.ParseFloat(real, 64)
 	return err1 == nil && err2 == nil && a == b
 }
@@ -117,6 +124,8 @@ func TestSameValueComparesDurationsAndNumbersByValue(t *testing.T) {
 		{"720h", "720h0m0s", true},
 		{"1.0", "1", true},
 		{"0.40", "0.4", true},
+		{"1/3", "0.3333333333333333", true},
+		{"1/3", "0.33", false},
 		{"15s", "10s", false},
 		{"text", "text", true},
 		{"text", "json", false},
