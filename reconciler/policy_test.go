@@ -81,6 +81,25 @@ func TestTheScaleDownKeysReachTheDecider(t *testing.T) {
 	}
 }
 
+func TestThePolicysFloorBeforeItsFirstPlanKeepsTheNoiseHeadroomItsPlansKeep(t *testing.T) {
+	p, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"noise_margin": 2.5}, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, fc := p.DeciderSettings().Noise, p.ForecastConfig()
+	if got.Margin != 2.5 || got.Quantile != fc.NoiseQuantile || got.Cap != fc.NoiseCap || got.CapShare != fc.NoiseCapShare || got.Cap != 30 {
+		t.Errorf("decider noise %+v, want the forecast's: margin 2.5, quantile %v, cap %v, share %v", got, fc.NoiseQuantile, fc.NoiseCap, fc.NoiseCapShare)
+	}
+	off, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"noise_margin": 0.0, "forecast_margin": 1.5, "noise_cap": 0.0}, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A zero noise margin means the forecast margin, as in the band.
+	if got := off.DeciderSettings().Noise; got.Margin != 1.5 || got.Cap != 0 {
+		t.Errorf("noise margin 0: decider noise %+v, want margin 1.5 (the forecast margin's) and no cap", got)
+	}
+}
+
 func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
 	for _, c := range []struct {
 		name     string
