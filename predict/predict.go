@@ -130,34 +130,44 @@ func Floor(recent []float64, capacity, margin, lead float64) int {
 // level is the floor's demand level of recent (see Floor); recent is not
 // empty.
 func level(recent []float64, lead float64) float64 {
+	level, slope := line(recent)
+	if lead > 0 && len(recent) > 2 && slope > 0 {
+		// The line is anchored at the latest seconds, not only at its
+		// own end: after a burst the window's line still rises while
+		// demand is already back down, and a rise that has ended is
+		// no reason to hold replicas.
+		mid := float64(len(recent)-1) / 2
+		k := min(len(recent), floorAnchor)
+		latest := 0.0
+		for _, v := range recent[len(recent)-k:] {
+			latest += usable(v)
+		}
+		latest = latest/float64(k) + slope*float64(k-1)/2
+		level = max(level, min(level+slope*mid, latest)+slope*lead)
+	}
+	return level
+}
+
+// line is the least-squares line through recent's usable samples, one
+// second apart: its value at the window's middle (the mean) and its slope
+// per second (0 for fewer than two samples).
+func line(recent []float64) (mean, slope float64) {
 	n := float64(len(recent))
 	mid := (n - 1) / 2
 	var sum, sxy, sxx float64
 	for _, v := range recent {
 		sum += usable(v)
 	}
-	level := sum / n
-	if lead > 0 && len(recent) > 2 {
-		for i, v := range recent {
-			x := float64(i) - mid
-			sxy += x * (usable(v) - level)
-			sxx += x * x
-		}
-		if slope := sxy / sxx; slope > 0 {
-			// The line is anchored at the latest seconds, not only at its
-			// own end: after a burst the window's line still rises while
-			// demand is already back down, and a rise that has ended is
-			// no reason to hold replicas.
-			k := min(len(recent), floorAnchor)
-			latest := 0.0
-			for _, v := range recent[len(recent)-k:] {
-				latest += usable(v)
-			}
-			latest = latest/float64(k) + slope*float64(k-1)/2
-			level = max(level, min(level+slope*mid, latest)+slope*lead)
-		}
+	mean = sum / n
+	for i, v := range recent {
+		x := float64(i) - mid
+		sxy += x * (usable(v) - mean)
+		sxx += x * x
 	}
-	return level
+	if sxx > 0 {
+		slope = sxy / sxx
+	}
+	return mean, slope
 }
 
 // Noise is the headroom a count keeps for the scatter of single seconds
@@ -194,18 +204,8 @@ func Cold(recent []float64, capacity, lead float64, noise Noise) int {
 	lv := level(recent, lead)
 	// The scatter is around the window's straight line, so that a ramp
 	// within the window does not count as noise.
-	n := float64(len(recent))
-	mid := (n - 1) / 2
-	var sum, sxy, sxx float64
-	for i, v := range recent {
-		sum += usable(v)
-		sxy += (float64(i) - mid) * usable(v)
-		sxx += (float64(i) - mid) * (float64(i) - mid)
-	}
-	mean, slope := sum/n, 0.0
-	if sxx > 0 {
-		slope = sxy / sxx
-	}
+	mean, slope := line(recent)
+	mid := float64(len(recent)-1) / 2
 	ss := 0.0
 	for i, v := range recent {
 		r := usable(v) - mean - slope*(float64(i)-mid)
@@ -213,7 +213,7 @@ func Cold(recent []float64, capacity, lead float64, noise Noise) int {
 	}
 	sd := 0.0
 	if len(recent) > 2 {
-		sd = math.Sqrt(ss / (n - 2))
+		sd = math.Sqrt(ss / float64(len(recent)-2))
 	}
 	return int(math.Ceil((lv+noise.Of(sd, lv))/capacity - 1e-9))
 }
