@@ -95,13 +95,7 @@ func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
 	for s := range h {
 		h[s] = math.Max(0, 1000+rng.NormFloat64()*100)
 	}
-	band := func(cfg ForecastConfig) []float64 {
-		b, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 120)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.Plan
-	}
+	band := func(cfg ForecastConfig) []float64 { return planOf(t, cfg, h) }
 	cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "share"}
 	full := band(cfg)
 	capped := cfg
@@ -253,6 +247,17 @@ func TestAStoredFitIsNotResumedUnlessItIsOfTheSameModelAndFresh(t *testing.T) {
 	}
 }
 
+// planOf is the plan of the 120 seconds after h, made by a new
+// forecaster of cfg.
+func planOf(t *testing.T, cfg ForecastConfig, h []float64) []float64 {
+	t.Helper()
+	b, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Plan
+}
+
 func TestNoiseCapBoundsWhatTheNoiseMarginAddsOnlyWhereTheSecondsScatterWidely(t *testing.T) {
 	// Two hours at a level of 200/s: once with seconds scattering by 5/s
 	// (three deviations are 15/s, under the cap), once by 150/s (450/s).
@@ -270,13 +275,7 @@ func TestNoiseCapBoundsWhatTheNoiseMarginAddsOnlyWhereTheSecondsScatterWidely(t 
 			h[s] = math.Max(0, 200+rng.NormFloat64()*c.scatter)
 		}
 		cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour, Margin: 1.15, NoiseMargin: 3, Settings: "cap"}
-		band := func(cfg ForecastConfig) []float64 {
-			b, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 120)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b.Plan
-		}
+		band := func(cfg ForecastConfig) []float64 { return planOf(t, cfg, h) }
 		full := band(cfg)
 		quantile := cfg
 		quantile.NoiseMargin = 1.28

@@ -354,6 +354,10 @@ func NewDecider(s Settings, delay *DelayEstimator, plan PlanFunc) (*Decider, err
 // Plan is the plan being served (empty before the first).
 func (d *Decider) Plan() optimize.Plan { return d.cur }
 
+// RecentWindow is how much recent demand Decide reads (Input.Recent): the
+// floor's window and the band check's, whichever is longer.
+func (d *Decider) RecentWindow() time.Duration { return max(d.s.FloorWindow, d.s.BandWindow) }
+
 // StartupDelay is the startup delay the decider plans with now.
 func (d *Decider) StartupDelay() time.Duration { return d.delay.Delay() }
 

@@ -409,8 +409,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	if err != nil {
 		return Result{}, Decision{Action: "error", Reason: err.Error()}, err
 	}
-	s := p.DeciderSettings()
-	recent, err := r.d.Planner.Recent(ctx, p, now, max(s.FloorWindow, s.BandWindow))
+	recent, err := r.d.Planner.Recent(ctx, p, now, pd.RecentWindow())
 	if err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "history: " + err.Error()}, err
 	}
