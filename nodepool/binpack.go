@@ -49,8 +49,9 @@ type Bin struct {
 	Capacity     Resources
 	Used         Resources
 	Allocs       int
-	// Pending bins are nodes launched earlier that have not joined yet;
-	// queued work packs into them first and they are not launched again.
+	// Pending bins are nodes launched earlier that have not joined yet, or
+	// have joined and not settled; queued work packs into them first and
+	// they are not launched again.
 	Pending   bool
 	exclusive map[string]bool
 	price     float64
@@ -76,6 +77,10 @@ type BlockedInput struct {
 	// Pending are launches still on their way (not counted in MaxNodes or
 	// Available any more).
 	Pending []Launch
+	// Joining are nodes a scale-out launched that have joined but are not
+	// ready yet, or became ready so recently that Nomad may not have placed
+	// the queued work on them: their free capacity is packed into first.
+	Joining []Node
 }
 
 type item struct {
@@ -127,6 +132,9 @@ func PlanBlocked(ctx context.Context, ch Chooser, in BlockedInput) (BlockedPlan,
 
 	maxNodes := in.MaxNodes
 	spot := 0
+	for _, n := range in.Joining {
+		plan.Bins = append(plan.Bins, Bin{InstanceType: n.InstanceType, Capacity: n.Free(), Pending: true, exclusive: map[string]bool{}})
+	}
 	for _, l := range in.Pending {
 		for range l.Count {
 			b := newBin(types, l.InstanceType, l.Spot, l.UnitPrice)

@@ -194,7 +194,8 @@ func (c *Controller) Reconcile(ctx context.Context, p Pool) (Decision, error) {
 }
 
 // OnBlocked launches nodes for queued allocations of a blocked evaluation
-// right away, packing them into nodes still on their way first.
+// right away, packing them into nodes still on their way first: launched
+// ones not yet joined, and joined ones not yet ready or settled.
 func (c *Controller) OnBlocked(ctx context.Context, p Pool, queued []QueuedGroup) (Decision, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -216,7 +217,7 @@ func (c *Controller) OnBlocked(ctx context.Context, p Pool, queued []QueuedGroup
 	}
 	plan, err := PlanBlocked(ctx, c.d.Chooser, BlockedInput{
 		Queued: queued, Types: capacityTypes(p, o), MaxNodes: o.maxNew(p), SpotMaxShare: p.SpotMaxShare,
-		PoolSchedulable: d.Schedulable, Pending: o.launching,
+		PoolSchedulable: d.Schedulable, Pending: o.launching, Joining: o.joining,
 	})
 	if err != nil {
 		return d, err
@@ -278,6 +279,9 @@ func (c *Controller) step(ctx context.Context, p Pool, pr Provider, st Step, now
 	switch st.Action {
 	case StepClose:
 		e.Phase = PhaseDone
+		return c.append(ctx, e)
+	case StepJoined:
+		e.Phase = PhaseJoined
 		return c.append(ctx, e)
 	case StepTerminate:
 		e.Phase = PhaseTerminating

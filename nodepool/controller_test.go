@@ -229,8 +229,13 @@ func TestControllerWithFakeNomadScalesOutForHeadroomOnceUntilTheNodeJoins(t *tes
 	if len(d.ScaleOut) != 0 || d.Headroom.Free != 13 {
 		t.Fatalf("after join %+v, want 13 free units and no launch", d)
 	}
+	if pending, _ := h.journal.Pending(context.Background()); len(pending) != 1 || pending[0].Phase != PhaseJoined {
+		t.Fatalf("journal has %+v pending, want the scale-out settling", pending)
+	}
+	h.clock.advance(JoinSettle + time.Second)
+	h.reconcile(t, p)
 	if pending, _ := h.journal.Pending(context.Background()); len(pending) != 0 {
-		t.Fatalf("journal still has %+v pending", pending)
+		t.Fatalf("journal still has %+v pending after the settle", pending)
 	}
 	if got := testutil.ToFloat64(h.ctl.d.Metrics.scaleOut.WithLabelValues("web", "headroom")); got != 1 {
 		t.Fatalf("scale_out_total{reason=headroom} = %v, want 1", got)
@@ -466,6 +471,49 @@ func TestControllerWithFakeNomadOnBlockedLaunchesAtOnceAndReportsUnplaceable(t *
 	}
 	if got := testutil.ToFloat64(h.ctl.d.Metrics.scaleOut.WithLabelValues("web", "blocked")); got != 3 {
 		t.Fatalf("scale_out_total{reason=blocked} = %v, want 3", got)
+	}
+}
+
+func TestControllerWithFakeNomadOnBlockedLaunchesOnceWhileTheLaunchedNodeJoinsAndNomadPlacesTheWork(t *testing.T) {
+	p := testPool()
+	h := newHarness(t, "", unitsNode("a", 0))
+	queued := []QueuedGroup{{Job: "api", Group: "web", Count: 2, Resources: Resources{CPUMHz: 2000, MemoryMiB: 512}, Reason: ReasonCPU}}
+	blocked := func(when string) Decision {
+		t.Helper()
+		d, err := h.ctl.OnBlocked(context.Background(), p, queued)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		return d
+	}
+	if d := blocked("first blocked evaluation"); LaunchCount(d.ScaleOut) != 1 {
+		t.Fatalf("decision %+v, want one small node", d)
+	}
+	// The queued work stays in Nomad's blocked evaluations and job summary
+	// while the node registers, fingerprints, and until the scheduler has
+	// placed the work on it: none of these listings launches again.
+	small := Resources{CPUMHz: 4000, MemoryMiB: 2048}
+	h.nomad.add(Node{ID: "d", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing, Total: small})
+	h.clock.advance(time.Second)
+	h.reconcile(t, p)
+	if d := blocked("node initializing"); len(d.ScaleOut) != 0 {
+		t.Fatalf("launched again while the node initializes: %+v", d)
+	}
+	h.nomad.edit("d", func(n *Node) { n.Status, n.Eligible = NodeStatusReady, true })
+	h.clock.advance(time.Second)
+	h.reconcile(t, p)
+	if d := blocked("node ready, work not placed yet"); len(d.ScaleOut) != 0 {
+		t.Fatalf("launched again before Nomad placed the work on the ready node: %+v", d)
+	}
+	if h.provider.launched() != 1 {
+		t.Fatalf("launched %d nodes, want 1", h.provider.launched())
+	}
+	// Work still queued after the settle did not fit the new node after
+	// all (constraints, say): it is launched for again.
+	h.clock.advance(JoinSettle + time.Second)
+	h.reconcile(t, p)
+	if d := blocked("after the settle"); LaunchCount(d.ScaleOut) != 1 {
+		t.Fatalf("decision %+v after the settle, want one more node", d)
 	}
 }
 

@@ -27,7 +27,16 @@ const (
 const (
 	StepTerminate = "terminate" // drain finished: terminate the node
 	StepClose     = "close"     // nothing left to do: mark the entry done
+	StepJoined    = "joined"    // launched nodes ready: settle before closing
 )
+
+// JoinSettle is how long a scale-out stays open after its nodes are ready.
+// Nomad re-evaluates blocked work when a node becomes ready, but a listing
+// of blocked evaluations or a job summary read before its scheduler placed
+// that work still shows it queued. Meanwhile the new nodes' free capacity
+// is what the queued work is packed into first, so it is not launched for
+// twice.
+const JoinSettle = 30 * time.Second
 
 // Step is progress on an action already in the journal.
 type Step struct {
@@ -88,6 +97,7 @@ type observed struct {
 	active     int // schedulable and not being removed
 	inFlight   map[string]bool
 	launching  []Launch // launched, not joined
+	joining    []Node   // launched and joined, not ready or not settled
 	initUnits  int      // headroom units of initializing nodes
 	initNodes  int
 	perType    map[string]int // existing and launching nodes per type
@@ -119,7 +129,15 @@ func observe(in DecideInput) observed {
 		ids = append(ids, n.ID)
 	}
 	slices.Sort(ids)
+	// Nodes a settling scale-out already names are not claimed again.
 	claimed := map[string]bool{}
+	for _, e := range in.Pending {
+		if e.Kind == KindScaleOut && e.Phase == PhaseJoined {
+			for _, id := range e.JoinedNodes {
+				claimed[id] = true
+			}
+		}
+	}
 	for _, e := range in.Pending {
 		switch e.Kind {
 		case KindDrain:
@@ -150,25 +168,47 @@ func observe(in DecideInput) observed {
 				o.steps = append(o.steps, Step{StepTerminate, e, "drain complete"})
 			}
 		case KindScaleOut:
+			if e.Phase == PhaseJoined {
+				if in.Now.Sub(e.At) > JoinSettle {
+					o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("launched nodes ready for %s", JoinSettle)})
+					continue
+				}
+				for _, id := range e.JoinedNodes {
+					if n, ok := byID[id]; ok && n.Status != NodeStatusDown {
+						o.joining = append(o.joining, n)
+					}
+				}
+				continue
+			}
 			known := map[string]bool{}
 			for _, id := range e.KnownNodes {
 				known[id] = true
 			}
-			joined := 0
+			var joined []string
 			for _, id := range ids {
-				if joined < e.Count && !known[id] && !claimed[id] {
+				if len(joined) < e.Count && !known[id] && !claimed[id] {
 					claimed[id] = true
-					joined++
+					joined = append(joined, id)
 				}
 			}
-			switch rem := e.Count - joined; {
-			case rem == 0:
-				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("all %d launched nodes joined", e.Count)})
+			ready := true
+			for _, id := range joined {
+				ready = ready && byID[id].Schedulable()
+			}
+			switch rem := e.Count - len(joined); {
+			case rem == 0 && ready:
+				e.JoinedNodes = joined
+				o.steps = append(o.steps, Step{StepJoined, e, fmt.Sprintf("all %d launched nodes joined and are ready", e.Count)})
+				o.joining = append(o.joining, nodesOf(byID, joined)...)
 			case in.Now.Sub(e.At) > p.ScaleOutGrace:
-				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("only %d of %d launched nodes joined within %s", joined, e.Count, p.ScaleOutGrace)})
+				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("only %d of %d launched nodes joined and were ready within %s",
+					readyCount(byID, joined), e.Count, p.ScaleOutGrace)})
 			default:
-				o.launching = append(o.launching, Launch{InstanceType: e.InstanceType, Spot: e.Spot, Count: rem})
-				o.perType[e.InstanceType] += rem
+				if rem > 0 {
+					o.launching = append(o.launching, Launch{InstanceType: e.InstanceType, Spot: e.Spot, Count: rem})
+					o.perType[e.InstanceType] += rem
+				}
+				o.joining = append(o.joining, nodesOf(byID, joined)...)
 			}
 		}
 	}
@@ -178,6 +218,24 @@ func observe(in DecideInput) observed {
 		}
 	}
 	return o
+}
+
+func nodesOf(byID map[string]Node, ids []string) []Node {
+	out := make([]Node, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, byID[id])
+	}
+	return out
+}
+
+func readyCount(byID map[string]Node, ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if byID[id].Schedulable() {
+			n++
+		}
+	}
+	return n
 }
 
 func (o observed) launchingNodes() int { return LaunchCount(o.launching) }

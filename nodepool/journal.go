@@ -25,6 +25,7 @@ const (
 	PhaseTerminating Phase = "terminating"
 	PhaseTerminated  Phase = "terminated" // until the node is gone from Nomad
 	PhaseLaunched    Phase = "launched"
+	PhaseJoined      Phase = "joined" // launched nodes ready; settling (JoinSettle)
 	PhaseDone        Phase = "done"
 	PhaseFailed      Phase = "failed"
 )
@@ -54,7 +55,9 @@ type Entry struct {
 	// KnownNodes are the pool's node IDs when a scale-out was requested;
 	// nodes outside it that appear later are the launched ones.
 	KnownNodes []string `json:"known_nodes,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
+	// JoinedNodes are the launched nodes once all of them are ready.
+	JoinedNodes []string `json:"joined_nodes,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
 }
 
 // Journal is the durable action log (bbolt in the daemon).
