@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if len(counts) == 0 {
-		log.Fatal("no rows read")
+		log.Fatalf("no rows read (%d skipped): each row is TIME,COUNT with a whole count", skipped)
 	}
 	lo, hi := span(counts)
 	if *from != "" {
@@ -111,14 +112,29 @@ func readCounts(r io.Reader, step int) (map[bucket]int64, int, error) {
 			skipped++
 			continue
 		}
-		n, err := strconv.ParseInt(strings.TrimSpace(fields[1]), 10, 64)
-		if err != nil || n < 0 {
+		n, ok := parseCount(fields[1])
+		if !ok {
 			skipped++
 			continue
 		}
 		counts[bucket{t, step}] += n
 	}
 	return counts, skipped, sc.Err()
+}
+
+// parseCount reads a row's count: a whole, non-negative number, also
+// when written as a float ("94.0", as NAB's CSVs write theirs). A
+// fractional count is not a number of requests, and is skipped.
+func parseCount(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, n >= 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f != math.Trunc(f) || f > math.MaxInt64/2 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 // parseTime reads a row's time: "2006-01-02 15:04[:05]", RFC 3339, or

@@ -29,3 +29,15 @@ func TestPerSecondRowsWithUnixTimesAreCountedAndAHeaderSkipped(t *testing.T) {
 		t.Fatalf("counts %v, skipped %d; want 5 at %v (rows summed), the header skipped", counts, skipped, at)
 	}
 }
+
+func TestCountsWrittenAsWholeFloatsAreReadAndFractionalOnesSkipped(t *testing.T) {
+	rows := "2014-04-10 00:04:00,94.0\n2014-04-10 00:09:00,3\n2014-04-10 00:14:00,2.5\n2014-04-10 00:19:00,-1\n"
+	counts, skipped, err := readCounts(strings.NewReader(rows), 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := time.Date(2014, 4, 10, 0, 4, 0, 0, time.UTC)
+	if skipped != 2 || len(counts) != 2 || counts[bucket{first, 300}] != 94 {
+		t.Fatalf("counts %v, skipped %d; want 94 and 3 read, 2.5 and -1 skipped", counts, skipped)
+	}
+}
