@@ -96,6 +96,28 @@ func TestPlanBlockedPacksIntoNodesStillLaunchingBeforeLaunchingMore(t *testing.T
 	}
 }
 
+func TestPlanBlockedPacksIntoTheFreeCapacityOfJoiningNodesBeforeLaunching(t *testing.T) {
+	// A joined node with 1500 of 2000 MHz free (an allocation of its own
+	// already placed) holds one 1000 MHz allocation of three.
+	joining := poolNode("n", Resources{CPUMHz: 2000, MemoryMiB: 2048}, Resources{CPUMHz: 500, MemoryMiB: 256})
+	in := BlockedInput{
+		Queued:  []QueuedGroup{{Job: "web", Group: "g", Count: 3, Resources: Resources{CPUMHz: 1000, MemoryMiB: 512}, Reason: ReasonCPU}},
+		Types:   blockedTypes(),
+		Joining: []Node{joining}, MaxNodes: -1, PoolSchedulable: 2,
+	}
+	plan, err := PlanBlocked(context.Background(), GreedyChooser{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(plan.Launches) != "[{small false 1 1}]" {
+		t.Fatalf("launches %v, want one small for the two the joining node cannot hold", plan.Launches)
+	}
+	in.Queued[0].Count = 1
+	if plan, err = PlanBlocked(context.Background(), GreedyChooser{}, in); err != nil || len(plan.Launches) != 0 {
+		t.Fatalf("launches %v (%v), want none: the joining node holds the one", plan.Launches, err)
+	}
+}
+
 func TestPlanBlockedNeverOverfillsANodeAndAccountsForEveryAlloc(t *testing.T) {
 	for _, c := range []struct {
 		name  string

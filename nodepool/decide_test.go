@@ -2,6 +2,7 @@ package nodepool
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +69,57 @@ func TestDecideRespectsPoolMaxAndInstanceTypeMax(t *testing.T) {
 	if LaunchCount(d.ScaleOut) != 1 || !strings.Contains(d.Reason, "prevent covering") {
 		t.Fatalf("decision %+v, want exactly one more small (type max 3) and a note", d)
 	}
+}
+
+func TestAScaleOutCountsItsNodesUntilTheyAreReadyAndSettled(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	p := testPool()
+	small := Resources{CPUMHz: 4000, MemoryMiB: 2048}
+	known := poolNode("a", small, small)
+	initializing := Node{ID: "n", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing, Total: small}
+	ready := poolNode("n", small, Resources{})
+	launched := Entry{ID: "l", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: now.Add(-time.Minute),
+		InstanceType: "small", Count: 1, KnownNodes: []string{"a"}}
+	joined := launched
+	joined.Phase, joined.JoinedNodes = PhaseJoined, []string{"n"}
+	cases := []struct {
+		name          string
+		entry         Entry
+		nodes         []Node
+		now           time.Time
+		wantLaunching int
+		wantJoining   int
+		wantStep      string
+	}{
+		{"a launched node not yet registered is launching", launched, []Node{known}, now, 1, 0, ""},
+		{"a registered node still initializing is joining", launched, []Node{known, initializing}, now, 0, 1, ""},
+		{"a ready node starts the settle", launched, []Node{known, ready}, now, 0, 1, StepJoined},
+		{"a settling node is joining", withAt(joined, now.Add(-JoinSettle/2)), []Node{known, ready}, now, 0, 1, ""},
+		{"the settle over closes the scale-out", withAt(joined, now.Add(-JoinSettle-time.Second)), []Node{known, ready}, now, 0, 0, StepClose},
+		{"a node never ready closes it after the grace", launched, []Node{known, initializing}, now.Add(p.ScaleOutGrace), 0, 0, StepClose},
+		{"a node that never registered closes it after the grace", launched, []Node{known}, now.Add(p.ScaleOutGrace), 0, 0, StepClose},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := observe(DecideInput{Pool: p, Nodes: c.nodes, Pending: []Entry{c.entry}, Now: c.now})
+			step := ""
+			if len(o.steps) == 1 {
+				step = o.steps[0].Action
+			} else if len(o.steps) > 1 {
+				t.Fatalf("steps %+v, want at most one", o.steps)
+			}
+			if o.launchingNodes() != c.wantLaunching || len(o.joining) != c.wantJoining || step != c.wantStep {
+				t.Fatalf("launching %d, joining %d, step %q; want %d, %d, %q", o.launchingNodes(), len(o.joining), step,
+					c.wantLaunching, c.wantJoining, c.wantStep)
+			}
+			if step == StepJoined && !slices.Equal(o.steps[0].Entry.JoinedNodes, []string{"n"}) {
+				t.Fatalf("joined step names %v, want [n]", o.steps[0].Entry.JoinedNodes)
+			}
+		})
+	}
+}
+
+func withAt(e Entry, at time.Time) Entry {
+	e.At = at
+	return e
 }
