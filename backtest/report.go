@@ -12,6 +12,8 @@ type Report struct {
 	Trace   string   `json:"trace"`
 	Seconds int      `json:"seconds"`
 	Results []Result `json:"results"`
+	// Goals measure the predictive result against the others (see Goals).
+	Goals []Goal `json:"goals,omitempty"`
 	// Pools are the node-pool simulations (--pool-sim), if any.
 	Pools []PoolResult `json:"pools,omitempty"`
 }
@@ -36,6 +38,9 @@ func (r Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	if err := writeGoals(w, r.Goals); err != nil {
+		return err
 	}
 	if len(r.Pools) == 0 {
 		return nil

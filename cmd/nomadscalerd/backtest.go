@@ -145,7 +145,7 @@ func runBacktest(c *cli.Context) error {
 	}
 	bar.stop()
 
-	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results}
+	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results, Goals: backtest.Goals(results)}
 	if c.Bool("pool-sim") {
 		if report.Pools, err = simulatePools(c.Context, strategies, results, poolCfg); err != nil {
 			return err

@@ -112,6 +112,43 @@ func TestBacktestReplaysASyntheticTrace(t *testing.T) {
 	}
 }
 
+func TestBacktestReportsPredictiveAgainstTheGoalsOfTheStrategiesThatRan(t *testing.T) {
+	out, err := runBacktestCLI(t, "--trace", "synthetic:daily:0.25", "--start", "2h", "--duration", "30m", "--history", "2h",
+		"--strategies", "predictive,hpa", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Results []struct {
+			Strategy       string `json:"strategy"`
+			ReplicaSeconds int64  `json:"replica_seconds"`
+		} `json:"results"`
+		Goals []struct {
+			Measure string   `json:"measure"`
+			Against string   `json:"against"`
+			Ratio   *float64 `json:"ratio"`
+			Met     bool     `json:"met"`
+		} `json:"goals"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	var measures []string
+	for _, g := range report.Goals {
+		if g.Against != "hpa" {
+			t.Errorf("goal %+v against a strategy that did not run", g)
+		}
+		measures = append(measures, g.Measure)
+	}
+	if strings.Join(measures, ",") != "cost,unmet_requests,replica_seconds" || len(report.Results) != 2 {
+		t.Fatalf("goals of %s, want cost, unmet requests and replica-seconds against hpa", out)
+	}
+	rs := report.Goals[2]
+	if want := float64(report.Results[0].ReplicaSeconds) / float64(report.Results[1].ReplicaSeconds); rs.Ratio == nil || *rs.Ratio != want || rs.Met != (want <= 0.9) {
+		t.Errorf("replica-seconds goal %+v, want ratio %v", rs, want)
+	}
+}
+
 func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
 	trace := writeTrace(t, t.TempDir(), 100)
 	for _, args := range [][]string{
