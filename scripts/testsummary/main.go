@@ -1,6 +1,9 @@
 // Command testsummary reads `go test -json` output on stdin and prints the
-// output of failed tests and a count of tests that passed, failed and
-// skipped, per package and in total.
+// output of failed tests, then their assertion lines again (a failed
+// end-to-end test's output is mostly its agents' logs, and a CI report
+// that keeps only the tail must still say why it failed), the slowest
+// tests, and a count of tests that passed, failed and skipped, per package
+// and in total.
 package main
 
 import (
@@ -26,6 +29,11 @@ func main() {
 	output := map[string]*strings.Builder{}
 	var failed []string
 	var skipped []string
+	type timing struct {
+		name    string
+		elapsed float64
+	}
+	var timings []timing
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -53,6 +61,9 @@ func main() {
 			c = &counts{}
 			per[e.Package] = c
 		}
+		if e.Action == "pass" || e.Action == "fail" {
+			timings = append(timings, timing{key, e.Elapsed})
+		}
 		switch e.Action {
 		case "pass":
 			c.pass++
@@ -72,6 +83,19 @@ func main() {
 		if b := output[f]; b != nil {
 			fmt.Print(b.String())
 		}
+	}
+	if len(failed) > 0 {
+		fmt.Println("\nwhy they failed (their assertion lines):")
+		for _, f := range failed {
+			for _, line := range assertions(output[f]) {
+				fmt.Printf("  %s: %s\n", f, line)
+			}
+		}
+	}
+	sort.SliceStable(timings, func(i, j int) bool { return timings[i].elapsed > timings[j].elapsed })
+	fmt.Println("\nslowest tests:")
+	for _, t := range timings[:min(len(timings), 10)] {
+		fmt.Printf("  %7.1fs  %s\n", t.elapsed, t.name)
 	}
 	pkgs := make([]string, 0, len(per))
 	for p := range per {
@@ -94,4 +118,21 @@ func main() {
 	if total.fail > 0 || len(failed) > 0 {
 		os.Exit(1)
 	}
+}
+
+// assertions are the lines of a test's output that the testing package
+// wrote for t.Error, t.Fatal and t.Log calls in a _test.go file, without
+// the agents' logs around them.
+func assertions(b *strings.Builder) []string {
+	if b == nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		t := strings.TrimSpace(line)
+		if i := strings.Index(t, "_test.go:"); i > 0 && !strings.ContainsAny(t[:i], " \t") {
+			out = append(out, t)
+		}
+	}
+	return out
 }
