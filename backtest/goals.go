@@ -14,6 +14,9 @@ type Goal struct {
 	Measure string  `json:"measure"` // unmet_requests, replica_seconds or cost
 	Against string  `json:"against"` // the strategy compared with
 	Limit   float64 `json:"limit"`
+	// Value and Baseline are the two measures: predictive's and the other's.
+	Value    float64 `json:"value"`
+	Baseline float64 `json:"baseline"`
 	// Ratio is predictive's measure over the other's; absent when the
 	// other's is 0 (then the goal is met only if predictive's is 0 too).
 	Ratio *float64 `json:"ratio,omitempty"`
@@ -55,7 +58,7 @@ func Goals(results []Result) []Goal {
 			continue
 		}
 		mine, theirs := measureOf(p, b.measure), measureOf(o, b.measure)
-		g := Goal{Measure: b.measure, Against: b.against, Limit: b.limit}
+		g := Goal{Measure: b.measure, Against: b.against, Limit: b.limit, Value: mine, Baseline: theirs}
 		if theirs > 0 {
 			r := mine / theirs
 			g.Ratio, g.Met = &r, r <= b.limit+1e-12
@@ -88,7 +91,7 @@ func writeGoals(w io.Writer, goals []Goal) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "predictive against\tmeasure\tratio\tgoal\t\n")
 	for _, g := range goals {
-		ratio := "n/a (theirs 0)"
+		ratio := fmt.Sprintf("%.0f vs 0", g.Value)
 		if g.Ratio != nil {
 			ratio = fmt.Sprintf("%.3fx", *g.Ratio)
 		}

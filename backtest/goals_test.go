@@ -46,7 +46,7 @@ func TestAGoalAgainstAZeroIsMetOnlyByAZero(t *testing.T) {
 				unmet = &got[i]
 			}
 		}
-		if unmet == nil || unmet.Ratio != nil || unmet.Met != (mine == 0) {
+		if unmet == nil || unmet.Ratio != nil || unmet.Met != (mine == 0) || unmet.Value != mine || unmet.Baseline != 0 {
 			t.Errorf("predictive unmet %v against hpa's 0: goals %+v, want no ratio and met=%v", mine, got, mine == 0)
 		}
 	}
@@ -71,5 +71,14 @@ func TestTheTableNamesEveryGoalAndWhetherItWasMet(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "1.300x") || !strings.Contains(b.String(), "<= 1.2x: missed") {
 		t.Fatalf("table:\n%s\nwant the oracle's cost goal at 1.300x, missed", b.String())
+	}
+	r = Report{Results: []Result{{Strategy: "predictive", UnmetRequests: 3}, {Strategy: "hpa"}}}
+	r.Goals = Goals(r.Results)
+	b.Reset()
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "3 vs 0") {
+		t.Fatalf("table:\n%s\nwant the unmet goal against a zero as 3 vs 0", b.String())
 	}
 }
