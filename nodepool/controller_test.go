@@ -182,6 +182,16 @@ func (h *harness) restart(t *testing.T, self string) {
 	}
 }
 
+// pending is the journal's unfinished entries.
+func (h *harness) pending(t *testing.T) []Entry {
+	t.Helper()
+	pending, err := h.journal.Pending(context.Background())
+	if err != nil {
+		t.Fatalf("read journal: %v", err)
+	}
+	return pending
+}
+
 func (h *harness) reconcile(t *testing.T, p Pool) Decision {
 	t.Helper()
 	d, err := h.ctl.Reconcile(context.Background(), p)
@@ -229,12 +239,12 @@ func TestControllerWithFakeNomadScalesOutForHeadroomOnceUntilTheNodeJoins(t *tes
 	if len(d.ScaleOut) != 0 || d.Headroom.Free != 13 {
 		t.Fatalf("after join %+v, want 13 free units and no launch", d)
 	}
-	if pending, _ := h.journal.Pending(context.Background()); len(pending) != 1 || pending[0].Phase != PhaseJoined {
+	if pending := h.pending(t); len(pending) != 1 || pending[0].Phase != PhaseJoined {
 		t.Fatalf("journal has %+v pending, want the scale-out settling", pending)
 	}
 	h.clock.advance(JoinSettle + time.Second)
 	h.reconcile(t, p)
-	if pending, _ := h.journal.Pending(context.Background()); len(pending) != 0 {
+	if pending := h.pending(t); len(pending) != 0 {
 		t.Fatalf("journal still has %+v pending after the settle", pending)
 	}
 	if got := testutil.ToFloat64(h.ctl.d.Metrics.scaleOut.WithLabelValues("web", "headroom")); got != 1 {
@@ -436,7 +446,7 @@ func TestControllerWithFakeNomadPlanDecidesWithoutActing(t *testing.T) {
 	if len(d.ScaleOut) == 0 || d.Acted {
 		t.Fatalf("plan %+v, want a scale out that was not acted on", d)
 	}
-	pending, _ := h.journal.Pending(context.Background())
+	pending := h.pending(t)
 	idle, _ := h.idle.LoadIdle(context.Background(), "web")
 	if h.provider.launched() != 0 || len(pending) != 0 || len(idle.Nodes) != 0 {
 		t.Fatalf("plan acted: launched %d, journal %v, idle %v", h.provider.launched(), pending, idle)
@@ -529,7 +539,7 @@ func TestControllerWithFakeNomadMarksAFailedDrainEligibleAgain(t *testing.T) {
 	if err == nil || !h.nomad.eligible["n00"] {
 		t.Fatalf("err = %v, eligible calls %v; want the drain error and n00 eligible", err, h.nomad.eligible)
 	}
-	if pending, _ := h.journal.Pending(context.Background()); len(pending) != 0 {
+	if pending := h.pending(t); len(pending) != 0 {
 		t.Fatalf("failed drain left %+v pending", pending)
 	}
 }
@@ -545,7 +555,7 @@ func TestControllerWithFakeNomadKeepsTwoLaunchesAtTheSameInstantApart(t *testing
 			t.Fatal(err)
 		}
 	}
-	pending, _ := h.journal.Pending(context.Background())
+	pending := h.pending(t)
 	launching := 0
 	for _, e := range pending {
 		launching += e.Count

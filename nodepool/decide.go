@@ -191,18 +191,15 @@ func observe(in DecideInput) observed {
 					joined = append(joined, id)
 				}
 			}
-			ready := true
-			for _, id := range joined {
-				ready = ready && byID[id].Schedulable()
-			}
+			ready := readyCount(byID, joined)
 			switch rem := e.Count - len(joined); {
-			case rem == 0 && ready:
+			case rem == 0 && ready == len(joined):
 				e.JoinedNodes = joined
 				o.steps = append(o.steps, Step{StepJoined, e, fmt.Sprintf("all %d launched nodes joined and are ready", e.Count)})
 				o.joining = append(o.joining, nodesOf(byID, joined)...)
 			case in.Now.Sub(e.At) > p.ScaleOutGrace:
 				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("only %d of %d launched nodes joined and were ready within %s",
-					readyCount(byID, joined), e.Count, p.ScaleOutGrace)})
+					ready, e.Count, p.ScaleOutGrace)})
 			default:
 				if rem > 0 {
 					o.launching = append(o.launching, Launch{InstanceType: e.InstanceType, Spot: e.Spot, Count: rem})
