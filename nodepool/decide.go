@@ -173,11 +173,7 @@ func observe(in DecideInput) observed {
 					o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("launched nodes ready for %s", JoinSettle)})
 					continue
 				}
-				for _, id := range e.JoinedNodes {
-					if n, ok := byID[id]; ok && n.Status != NodeStatusDown {
-						o.joining = append(o.joining, n)
-					}
-				}
+				o.joining = append(o.joining, liveNodes(byID, e.JoinedNodes)...)
 				continue
 			}
 			known := map[string]bool{}
@@ -196,7 +192,7 @@ func observe(in DecideInput) observed {
 			case rem == 0 && ready == len(joined):
 				e.JoinedNodes = joined
 				o.steps = append(o.steps, Step{StepJoined, e, fmt.Sprintf("all %d launched nodes joined and are ready", e.Count)})
-				o.joining = append(o.joining, nodesOf(byID, joined)...)
+				o.joining = append(o.joining, liveNodes(byID, joined)...)
 			case in.Now.Sub(e.At) > p.ScaleOutGrace:
 				o.steps = append(o.steps, Step{StepClose, e, fmt.Sprintf("only %d of %d launched nodes joined and were ready within %s",
 					ready, e.Count, p.ScaleOutGrace)})
@@ -205,7 +201,7 @@ func observe(in DecideInput) observed {
 					o.launching = append(o.launching, Launch{InstanceType: e.InstanceType, Spot: e.Spot, Count: rem})
 					o.perType[e.InstanceType] += rem
 				}
-				o.joining = append(o.joining, nodesOf(byID, joined)...)
+				o.joining = append(o.joining, liveNodes(byID, joined)...)
 			}
 		}
 	}
@@ -217,10 +213,14 @@ func observe(in DecideInput) observed {
 	return o
 }
 
-func nodesOf(byID map[string]Node, ids []string) []Node {
+// liveNodes are the nodes of ids still in the cluster and not down: a
+// launched node that failed holds no queued work.
+func liveNodes(byID map[string]Node, ids []string) []Node {
 	out := make([]Node, 0, len(ids))
 	for _, id := range ids {
-		out = append(out, byID[id])
+		if n, ok := byID[id]; ok && n.Status != NodeStatusDown {
+			out = append(out, n)
+		}
 	}
 	return out
 }

@@ -78,6 +78,8 @@ func TestAScaleOutCountsItsNodesUntilTheyAreReadyAndSettled(t *testing.T) {
 	known := poolNode("a", small, small)
 	initializing := Node{ID: "n", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing, Total: small}
 	ready := poolNode("n", small, Resources{})
+	down := initializing
+	down.Status = NodeStatusDown
 	launched := Entry{ID: "l", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: now.Add(-time.Minute),
 		InstanceType: "small", Count: 1, KnownNodes: []string{"a"}}
 	joined := launched
@@ -93,6 +95,7 @@ func TestAScaleOutCountsItsNodesUntilTheyAreReadyAndSettled(t *testing.T) {
 	}{
 		{"a launched node not yet registered is launching", launched, []Node{known}, now, 1, 0, ""},
 		{"a registered node still initializing is joining", launched, []Node{known, initializing}, now, 0, 1, ""},
+		{"a registered node that went down holds no work", launched, []Node{known, down}, now, 0, 0, ""},
 		{"a ready node starts the settle", launched, []Node{known, ready}, now, 0, 1, StepJoined},
 		{"a settling node is joining", withAt(joined, now.Add(-JoinSettle/2)), []Node{known, ready}, now, 0, 1, ""},
 		{"the settle over closes the scale-out", withAt(joined, now.Add(-JoinSettle-time.Second)), []Node{known, ready}, now, 0, 0, StepClose},
