@@ -45,6 +45,12 @@
 // (Fourier, AppendFourier). SelectFourier picks K by AIC jointly with the
 // order, as for the orders themselves.
 //
+// Fourier terms draw a cycle's smooth shape; a step or a burst at the same
+// time of each cycle takes dozens of pairs. Once the history holds a cycle
+// plus MinSteps steps, the Forecaster also regresses each step on the step
+// one cycle earlier (ForecastConfig.Seasons), which draws it at once: a
+// seasonal-naive forecast whose weight the fit estimates.
+//
 // # Forecasts
 //
 // Result.Forecast gives the mean, the variance of the mean prediction and

@@ -51,6 +51,13 @@ type ForecastConfig struct {
 	// their level, so the margin then shrinks at night and grows at peaks
 	// instead of being one width fitted over both.
 	Sqrt bool
+	// Seasons are the cycle lengths the traffic repeats on (the policy's
+	// seasonality). Once the history holds the longest of them plus
+	// MinSteps steps, the step mean one cycle earlier enters the fit as a
+	// regressor (see seasonalLag): Fourier terms draw a cycle's smooth
+	// shape, and what repeats sharply (a step, a daily burst) only a value
+	// from the last cycle predicts.
+	Seasons []time.Duration
 	// Settings names what a fit's parameters mean beyond this config (the
 	// series, the known regressors): it is stored with every fit, and
 	// Resume takes only a fit of the same non-empty Settings.
@@ -203,7 +210,11 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 		}
 	}
 
-	mean, sd, err := f.steps(ctx, y, exog, future, ahead, B)
+	fy, fexog, ffuture := y, exog, future
+	if L := f.seasonalLag(nb, B, ahead); L > 0 {
+		fy, fexog, ffuture = withSeasonalLag(y, exog, future, L, ahead)
+	}
+	mean, sd, err := f.steps(ctx, fy, fexog, ffuture, ahead, B)
 	if err != nil {
 		return forecast.Band{}, err
 	}
@@ -257,6 +268,56 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 		}
 	}
 	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
+}
+
+// seasonalLag is the lag, in steps, of the seasonal regressor for a
+// history of nb steps, or 0 while it has none: the longest season the
+// history covers with MinSteps steps to spare (so the fit, which starts a
+// cycle in, still has a fit's worth of steps), and no shorter than the
+// forecast (its future values are observed ones, not forecasts).
+func (f *Forecaster) seasonalLag(nb, B, ahead int) int {
+	best := 0
+	for _, d := range f.cfg.Seasons {
+		L := int(math.Round(d.Seconds() / float64(B)))
+		if L >= ahead && L > best && nb-L >= MinSteps {
+			best = L
+		}
+	}
+	return best
+}
+
+// withSeasonalLag is the series from its L-th step on, with each step's
+// value L steps earlier appended to its regressors (and to those of the
+// ahead future steps, which the history holds for L >= ahead).
+func withSeasonalLag(y []float64, exog, future [][]float64, L, ahead int) ([]float64, [][]float64, [][]float64) {
+	nb := len(y)
+	row := func(base []float64, v float64) []float64 {
+		return append(append(make([]float64, 0, len(base)+1), base...), v)
+	}
+	ex := make([][]float64, nb-L)
+	for i := range ex {
+		var base []float64
+		if exog != nil {
+			base = exog[L+i]
+		}
+		ex[i] = row(base, y[i])
+	}
+	fut := make([][]float64, ahead)
+	for j := range fut {
+		// Known rows past those given hold the last one, as the forecast
+		// itself does.
+		var base []float64
+		switch {
+		case j < len(future):
+			base = future[j]
+		case len(future) > 0:
+			base = future[len(future)-1]
+		case exog != nil:
+			base = exog[nb-1]
+		}
+		fut[j] = row(base, y[nb-L+j])
+	}
+	return y[L:], ex, fut
 }
 
 // withinSteps is how many of the latest steps the within-step variance is

@@ -293,3 +293,97 @@ func TestNoiseCapBoundsWhatTheNoiseMarginAddsOnlyWhereTheSecondsScatterWidely(t 
 		}
 	}
 }
+
+// repeatingBurst is hours of a 10-minute cycle: a level of 40 requests/s
+// with noise, and a 30-second burst to 90 at the same phase every cycle.
+func repeatingBurst(seconds int, burstAt int) []float64 {
+	rng := rand.New(rand.NewPCG(11, 3))
+	h := make([]float64, seconds)
+	for s := range h {
+		h[s] = 40 + rng.NormFloat64()
+		if p := s % 600; p >= burstAt && p < burstAt+30 {
+			h[s] += 50
+		}
+	}
+	return h
+}
+
+func TestASeasonsLastCycleForecastsABurstThatRepeatsAtTheSamePhase(t *testing.T) {
+	// The history ends 60 s before the phase of the burst; the forecast
+	// covers it. Fourier terms of a 10-minute cycle at 10-second steps
+	// would need dozens of pairs to draw a 30-second burst; the value one
+	// cycle earlier draws it at once.
+	const burstAt = 300
+	h := repeatingBurst(3600+burstAt-60, burstAt)
+	cfg := DefaultForecastConfig()
+	cfg.Step, cfg.Margin, cfg.NoiseMargin, cfg.Sqrt = 10, 0, 0, false
+	without, err := NewForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Seasons = []time.Duration{10 * time.Minute}
+	with, err := NewForecaster(cfg, time.Now).Forecast(context.Background(), optimize.History{Requests: h}, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seconds 70-80 of the forecast are inside the burst.
+	if got := with[75]; got < 80 {
+		t.Errorf("with the season: forecast inside the burst %.1f, want above 80", got)
+	}
+	if got := without[75]; got > 60 {
+		t.Errorf("without the season: forecast inside the burst %.1f, want the level (the test's burst must not be forecast by other means)", got)
+	}
+	if got := with[20]; math.Abs(got-40) > 5 {
+		t.Errorf("with the season: forecast before the burst %.1f, want about 40", got)
+	}
+}
+
+func TestTheSeasonalLagIsTheLongestSeasonTheHistoryCoversWithAFitToSpare(t *testing.T) {
+	day, tenMin := 24*time.Hour, 10*time.Minute
+	for _, tc := range []struct {
+		name    string
+		seasons []time.Duration
+		nb, B   int
+		ahead   int
+		want    int
+	}{
+		{"no season, no lag", nil, 1000, 10, 10, 0},
+		{"a cycle and a fit's steps", []time.Duration{tenMin}, 60 + MinSteps, 10, 10, 60},
+		{"a step short of a fit after the cycle", []time.Duration{tenMin}, 60 + MinSteps - 1, 10, 10, 0},
+		{"a day not yet covered: the shorter season", []time.Duration{tenMin, day}, 360, 10, 10, 60},
+		{"both covered: the longer", []time.Duration{tenMin, day}, 8640 + MinSteps, 10, 10, 8640},
+		{"a cycle shorter than the forecast gives no lag", []time.Duration{time.Minute}, 1000, 10, 10, 0},
+		{"the cycle in steps is rounded", []time.Duration{tenMin}, 1000, 60, 2, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewForecaster(ForecastConfig{Step: tc.B, Seasons: tc.seasons}, time.Now)
+			if got := f.seasonalLag(tc.nb, tc.B, tc.ahead); got != tc.want {
+				t.Errorf("lag %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTheSeasonalRegressorIsTheValueOneCycleEarlierInHistoryAndForecast(t *testing.T) {
+	y := []float64{0, 1, 2, 3, 4, 5}
+	exog := [][]float64{{10}, {11}, {12}, {13}, {14}, {15}}
+	future := [][]float64{{16}}
+	fy, ex, fut := withSeasonalLag(y, exog, future, 3, 2)
+	if fmt.Sprint(fy) != "[3 4 5]" {
+		t.Errorf("series %v, want the steps from the lag on", fy)
+	}
+	if fmt.Sprint(ex) != "[[13 0] [14 1] [15 2]]" {
+		t.Errorf("regressors %v, want each step's own and the value 3 steps earlier", ex)
+	}
+	// The second future step has no known row given: it holds the last.
+	if fmt.Sprint(fut) != "[[16 3] [16 4]]" {
+		t.Errorf("future regressors %v", fut)
+	}
+	if fmt.Sprint(exog[3]) != "[13]" {
+		t.Errorf("the caller's rows were changed: %v", exog[3])
+	}
+	_, ex, fut = withSeasonalLag(y, nil, nil, 3, 2)
+	if fmt.Sprint(ex, fut) != "[[0] [1] [2]] [[3] [4]]" {
+		t.Errorf("without other regressors: %v %v", ex, fut)
+	}
+}

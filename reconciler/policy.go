@@ -551,6 +551,7 @@ func (p Policy) ForecastConfig() model.ForecastConfig {
 		Margin:      t.ForecastMargin,
 		NoiseMargin: t.NoiseMargin,
 		Sqrt:        t.SqrtTransform,
+		Seasons:     t.Seasonality,
 	}
 	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 && !p.seedDemand() {
 		cfg.NoiseCap, cfg.NoiseQuantile, cfg.NoiseCapShare = t.NoiseCap*t.CapacityPerReplica, z, t.NoiseCapShare
