@@ -158,6 +158,9 @@ func TestEveryExampleScalingPolicyIsAValidNomadscalerPolicy(t *testing.T) {
 				continue
 			}
 			policies++
+			if w := p.Warnings(); len(w) > 0 {
+				t.Errorf("%s group %s sets what does nothing: %q", f, *tg.Name, w)
+			}
 			if filepath.Base(f) == "example-app.nomad.hcl" {
 				names := map[string]bool{}
 				for _, ch := range p.Checks {

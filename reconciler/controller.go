@@ -379,6 +379,13 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
 			c.indexLocked(key)
 		}
+		// Told once, when the policy becomes active or its warnings
+		// change, not on every refresh.
+		if w := p.Warnings(); !slices.Equal(w, old.Warnings()) || !ok {
+			for _, msg := range w {
+				c.log.Warn("policy setting has no effect", "policy", p.Key, "warning", msg)
+			}
+		}
 		c.policies[key] = p
 	}
 	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))

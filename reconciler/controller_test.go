@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -249,5 +250,40 @@ func TestAJobEventAppliesThatJobsPoliciesAloneWithAFakeSource(t *testing.T) {
 		if got := keyScope(key); got != want {
 			t.Errorf("keyScope(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+func TestASettingThatDoesNothingIsLoggedOnceWhenThePolicyBecomesActiveAndAgainOnlyWhenItChangesWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	var logs bytes.Buffer
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx := context.Background()
+	refresh := func(target map[string]any) int {
+		t.Helper()
+		src.set(scalingPolicy(reqCheck, target, nil))
+		if err := ctrl.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(logs.String(), `msg="policy setting has no effect"`)
+		return n
+	}
+	if n := refresh(map[string]any{"seasonality": []any{"24h"}}); n != 1 {
+		t.Fatalf("%d warnings after the policy became active, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "seasonality 24h0m0s is never fitted") {
+		t.Errorf("the warning does not say which setting: %s", logs.String())
+	}
+	if n := refresh(map[string]any{"seasonality": []any{"24h"}}); n != 1 {
+		t.Errorf("%d warnings after a refresh that changed nothing, want still 1", n)
+	}
+	if n := refresh(map[string]any{"seasonality": []any{"12h"}}); n != 2 {
+		t.Errorf("%d warnings after the season changed, want 2", n)
+	}
+	if n := refresh(map[string]any{"seasonality": []any{"12h"}, "history_window": "13h"}); n != 2 {
+		t.Errorf("%d warnings after the window was made long enough, want still 2", n)
+	}
+	if got := ctrl.Status(ctx).Policies; len(got) != 1 || len(got[0].Warnings) != 0 {
+		t.Errorf("status %+v, want the one policy without warnings", got)
 	}
 }

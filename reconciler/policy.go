@@ -536,6 +536,30 @@ func (p Policy) DelayEstimator() *predict.DelayEstimator {
 	return predict.NewDelayEstimator(p.Target.StartupDelay, p.Target.StartupDelaySet)
 }
 
+// Warnings are the policy's settings that parse but do nothing as set, in
+// the order of the policy's fields: the policy runs, and the operator is
+// told (logged when it becomes active or changes, shown by status). A
+// season longer than history_window is the one that matters: the model
+// never sees a whole cycle, so neither its Fourier terms nor its last
+// cycle ever enter a fit, and the policy plans as if it had none.
+func (p Policy) Warnings() []string {
+	t := p.Target
+	var out []string
+	step := max(t.ModelStep, time.Second)
+	for _, d := range t.Seasonality {
+		lag := d + time.Duration(model.MinSteps)*step
+		switch {
+		case t.HistoryWindow < d:
+			out = append(out, fmt.Sprintf("seasonality %s is never fitted: history_window %s holds less than one cycle (set history_window to at least %s)", d, t.HistoryWindow, lag))
+		case int(d/step)+model.MinSteps > model.MaxFitSteps:
+			out = append(out, fmt.Sprintf("seasonality %s enters as Fourier terms only: its last cycle would need more than the %d model steps a fit reads (a longer model_step)", d, model.MaxFitSteps))
+		case t.HistoryWindow < lag:
+			out = append(out, fmt.Sprintf("seasonality %s enters as Fourier terms only: its last cycle needs history_window of at least %s (the cycle plus %d model steps), not %s", d, lag, model.MinSteps, t.HistoryWindow))
+		}
+	}
+	return out
+}
+
 // ForecastConfig is the policy's model settings (orders were validated
 // when the policy was parsed).
 func (p Policy) ForecastConfig() model.ForecastConfig {

@@ -259,3 +259,39 @@ func TestAPolicyTheDaemonCouldNeverSampleIsInvalid(t *testing.T) {
 		t.Errorf("a nomad-apm policy needs no Prometheus: %v", err)
 	}
 }
+
+func TestASeasonTheHistoryWindowCannotHoldIsReportedAsAWarningAndThePolicyStillParses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target map[string]any
+		want   []string
+	}{
+		{"no seasonality: nothing to say", map[string]any{}, nil},
+		{"a day at the default hour of history is never fitted",
+			map[string]any{"seasonality": []any{"24h"}},
+			[]string{"seasonality 24h0m0s is never fitted: history_window 1h0m0s holds less than one cycle (set history_window to at least 24h5m0s)"}},
+		{"a cycle the history holds, but not with 30 steps to spare: Fourier terms only",
+			map[string]any{"seasonality": []any{"58m"}},
+			[]string{"seasonality 58m0s enters as Fourier terms only: its last cycle needs history_window of at least 1h3m0s (the cycle plus 30 model steps), not 1h0m0s"}},
+		{"the demo's 10 minutes in an hour: fully used", map[string]any{"seasonality": []any{"10m"}}, nil},
+		{"a week at 10 s steps is more steps than a fit reads",
+			map[string]any{"seasonality": []any{"168h"}, "history_window": "336h"},
+			[]string{"seasonality 168h0m0s enters as Fourier terms only: its last cycle would need more than the 10000 model steps a fit reads (a longer model_step)"}},
+		{"each season on its own, in the policy's order",
+			map[string]any{"seasonality": []any{"24h", "10m", "2h58m"}, "history_window": "3h"},
+			[]string{
+				"seasonality 24h0m0s is never fitted: history_window 3h0m0s holds less than one cycle (set history_window to at least 24h5m0s)",
+				"seasonality 2h58m0s enters as Fourier terms only: its last cycle needs history_window of at least 3h3m0s (the cycle plus 30 model steps), not 3h0m0s",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy(scalingPolicy(reqCheck, tc.target, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+			if err != nil {
+				t.Fatalf("the policy must still parse: %v", err)
+			}
+			if got := p.Warnings(); !slices.Equal(got, tc.want) {
+				t.Errorf("warnings\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}

@@ -16,6 +16,9 @@ type PolicyStatus struct {
 	LastDecision *Decision           `json:"last_decision,omitempty"`
 	LastAction   *store.JournalEntry `json:"last_action,omitempty"`
 	Tuning       *Tuning             `json:"tuning,omitempty"`
+	// Warnings are the policy's settings that do nothing as set (see
+	// Policy.Warnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Status is the reconciler's part of GET /v1/status.
@@ -32,7 +35,7 @@ func (c *Controller) Status(_ context.Context) Status {
 	now := time.Now()
 	st := Status{Time: now, Leader: c.rec.d.Leader == nil || c.rec.d.Leader.IsLeader(), Invalid: c.Invalid(), Policies: []PolicyStatus{}}
 	for _, p := range c.Policies() {
-		ps := PolicyStatus{Policy: p}
+		ps := PolicyStatus{Policy: p, Warnings: p.Warnings()}
 		if plan, ok := c.rec.CurrentPlan(p.Key); ok {
 			ps.Plan = &plan
 			v := plan.At(now)

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -87,10 +89,16 @@ func printStatus(w io.Writer, st reconciler.Status) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Policy.Key, p.Policy.Min, p.Policy.Max, desired, planNow, floor, planID, tuned, decision, action)
 	}
 	tw.Flush()
-	for k, reason := range st.Invalid {
-		fmt.Fprintf(w, "\nINVALID %s: %s", k, reason)
+	for _, p := range st.Policies {
+		for _, msg := range p.Warnings {
+			fmt.Fprintf(w, "\nWARNING %s: %s", p.Policy.Key, msg)
+		}
 	}
-	if len(st.Invalid) > 0 {
+	// Sorted, so that two runs over the same policies print the same.
+	for _, k := range slices.Sorted(maps.Keys(st.Invalid)) {
+		fmt.Fprintf(w, "\nINVALID %s: %s", k, st.Invalid[k])
+	}
+	if len(st.Invalid) > 0 || slices.ContainsFunc(st.Policies, func(p reconciler.PolicyStatus) bool { return len(p.Warnings) > 0 }) {
 		fmt.Fprintln(w)
 	}
 }

@@ -98,8 +98,10 @@ job "shop" {
           refit_interval       = "10m"
           stale_after          = "30s"
           forecast_margin      = 1
-          seasonality          = ["24h"]
-          fourier_terms        = 3
+          # A daily seasonality needs history_window, and the daemon's
+          # raw_retention (24h by default), longer than a day plus 30
+          # model steps: at 2h of history `seasonality = ["24h"]` would
+          # never be fitted (the daemon warns when a policy sets one).
 
           # A known recurring peak: the model sees an indicator while it runs.
           event "newsletter" {
