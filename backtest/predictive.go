@@ -46,13 +46,16 @@ func DefaultPredictiveConfig(minReplicas, maxReplicas int) PredictiveConfig {
 // floor, re-plans when demand leaves the band, a measured startup delay)
 // planning through reconciler.PolicyPlanner with the policy's forecaster.
 // It evaluates when the daemon's worker would wake: at the decider's next
-// wake or after the policy's evaluation_interval, whichever is first; a
+// wake or after the policy's evaluation_interval, whichever is first, or
+// at once when a second of demand lifts the floor above the count asked
+// for (predict.FloorAbove); a
 // scale-down waits out the policy's cooldown as the daemon's does. The
 // simulated clock stands in for the wall clock.
 type Predictive struct {
 	pol        reconciler.Policy
 	minHealthy time.Duration
 	dec        *predict.Decider
+	ds         predict.Settings
 	fc         *model.Forecaster
 	planner    reconciler.PolicyPlanner
 	epoch      time.Time
@@ -130,7 +133,8 @@ func (p *Predictive) build(pol reconciler.Policy) error {
 	p.pol = pol
 	p.fc = model.NewForecaster(pol.ForecastConfig(), func() time.Time { return p.clock })
 	p.planner = reconciler.PolicyPlanner{Policy: pol, Forecaster: p.fc, Solver: p.solver, Log: p.log}
-	dec, err := predict.NewDecider(pol.DeciderSettings(), pol.DelayEstimator(), p.plan)
+	p.ds = pol.DeciderSettings()
+	dec, err := predict.NewDecider(p.ds, pol.DelayEstimator(), p.plan)
 	if err != nil {
 		return err
 	}
@@ -208,7 +212,9 @@ func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, err
 			p.peaks = append(p.peaks, peak)
 		}()
 	}
-	if obs.Now < p.wake {
+	// A second of demand that lifts the floor above the count asked for
+	// wakes the worker, as a sample does the daemon's.
+	if obs.Now < p.wake && !predict.FloorAbove(p.ds, p.dec.StartupDelay(), p.past, obs.Requested) {
 		return hold, nil
 	}
 	p.clock = p.epoch.Add(time.Duration(obs.Now) * time.Second)

@@ -41,7 +41,9 @@ type Settings struct {
 	// trend a startup delay ahead when it rises (floor_trend): a replica
 	// asked for now serves only then, and a floor at the window's mean
 	// lags a rise by half the window plus the startup delay. A falling
-	// trend keeps the mean: the floor never runs ahead of a fall.
+	// trend keeps the mean: the floor never runs ahead of a fall. A step
+	// up (a level shift: see shiftLevel) takes the floor to the new level
+	// at once.
 	FloorTrend bool
 	// BandWindow is how many of the latest seconds are compared with the
 	// plan's forecast band.
@@ -118,7 +120,9 @@ func (s Settings) Validate() error {
 // margin, over capacity, rounded up. The level is the mean of recent
 // (samples one second apart), or, when lead > 0 and recent rises, its
 // least-squares line lead seconds past its last sample, anchored no higher
-// than the latest seconds. No demand, or a zero margin, is no floor.
+// than the latest seconds; when lead > 0 it is also at least the level of
+// a step up the latest seconds show (shiftLevel). No demand, or a zero
+// margin, is no floor.
 func Floor(recent []float64, capacity, margin, lead float64) int {
 	if len(recent) == 0 || margin <= 0 || capacity <= 0 {
 		return 0
@@ -145,7 +149,66 @@ func level(recent []float64, lead float64) float64 {
 		latest = latest/float64(k) + slope*float64(k-1)/2
 		level = max(level, min(level+slope*mid, latest)+slope*lead)
 	}
+	if lead > 0 {
+		// A step is not a trend: the window's line takes half a window
+		// to reach a new level that its latest seconds already show.
+		level = max(level, shiftLevel(recent))
+	}
 	return level
+}
+
+// FloorAbove reports whether the floor of recent (the latest seconds of
+// demand, one apart) under s, with delay the startup delay the decider
+// plans with, asks for more than count. A policy's worker evaluates every
+// evaluation_interval; a sample for which this holds wakes it at once,
+// since the decision it would make then is already known to be a
+// scale-up, and every second of a step up waited out is a second of unmet
+// demand on top of the startup delay.
+func FloorAbove(s Settings, delay time.Duration, recent []float64, count int) bool {
+	lead := 0.0
+	if s.FloorTrend {
+		lead = delay.Seconds()
+	}
+	return Floor(tail(recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead) > count
+}
+
+// shiftSeconds and shiftZ define a level shift: the latest shiftSeconds
+// all more than shiftZ standard deviations above the mean of the
+// window's seconds before them. Two normal seconds that far out happen by
+// chance about once in half a million pairs; a real step shows in two
+// seconds instead of the half window the line takes.
+const (
+	shiftSeconds = 2
+	shiftZ       = 3.0
+)
+
+// shiftLevel is the mean of recent's latest shiftSeconds when they are a
+// level shift above the seconds before them (see shiftSeconds), else 0.
+// A window shorter than four times shiftSeconds tells nothing.
+func shiftLevel(recent []float64) float64 {
+	n := len(recent)
+	if n < 4*shiftSeconds {
+		return 0
+	}
+	before := recent[:n-shiftSeconds]
+	m := 0.0
+	for _, v := range before {
+		m += usable(v)
+	}
+	m /= float64(len(before))
+	ss := 0.0
+	for _, v := range before {
+		ss += (usable(v) - m) * (usable(v) - m)
+	}
+	limit := m + shiftZ*math.Sqrt(ss/float64(len(before)-1))
+	sum := 0.0
+	for _, v := range recent[n-shiftSeconds:] {
+		if usable(v) <= limit {
+			return 0
+		}
+		sum += usable(v)
+	}
+	return sum / shiftSeconds
 }
 
 // line is the least-squares line through recent's usable samples, one

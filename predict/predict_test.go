@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -608,5 +609,42 @@ func TestAScaleDownWindowHoldsTheHighestCountDecidedWithinItAndWakesWhenItPasses
 	sp.desired = ints(steady(120, 9))
 	if got := d.Decide(context.Background(), Input{Now: at(40), Current: 4, Running: 4}); got.Count != 9 {
 		t.Errorf("rise: count %d, want 9 at once", got.Count)
+	}
+}
+
+func TestAStepUpTakesTheFloorToTheNewLevelInTwoSecondsAndNoiseDoesNot(t *testing.T) {
+	noisy := func(level float64, n int, seed uint64) []float64 {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = level + 5*rng.NormFloat64()
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		recent []float64
+		lead   float64
+		want   int
+	}{
+		// 58 s around 45, then 2 s at 140: the line through the window
+		// would reach about 80 thirty seconds on; the step is at 140.
+		{"two seconds of a step up are the new level", slices.Concat(noisy(45, 58, 1), []float64{141, 139}), 30, 14},
+		{"one second is not a step: the trend floor alone", slices.Concat(noisy(45, 59, 1), []float64{140}), 30, 6},
+		{"without a lead (no trend floor) a step waits for the mean", slices.Concat(noisy(45, 58, 1), []float64{141, 139}), 0, 5},
+		{"a step down is not followed down", slices.Concat(noisy(45, 58, 1), []float64{5, 5}), 30, 5},
+	}
+	for _, c := range cases {
+		if got := Floor(c.recent, 10, 1, c.lead); got != c.want {
+			t.Errorf("%s: Floor = %d, want %d", c.name, got, c.want)
+		}
+	}
+	// An hour of noise around a steady level: no pair of seconds is taken
+	// for a step.
+	h := noisy(45, 3600, 7)
+	for end := 60; end <= len(h); end++ {
+		if lv := shiftLevel(h[end-60 : end]); lv != 0 {
+			t.Fatalf("second %d: steady noise taken for a step to %.1f", end, lv)
+		}
 	}
 }
