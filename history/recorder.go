@@ -79,6 +79,10 @@ type Config struct {
 	FillMaxPoints   int
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer // nil: metrics are not registered
+	// Observe, when set, is handed each tick's points once they are
+	// stored (the controller wakes a policy whose demand stepped up); it
+	// runs on the tick's goroutine and must not block.
+	Observe func([]store.Point)
 }
 
 func (c *Config) defaults() {
@@ -372,6 +376,9 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	if err := r.st.WritePoints(pts); err != nil {
 		r.m.writeErrors.Inc()
 		return fmt.Errorf("write %d points: %w", len(pts), err)
+	}
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(pts)
 	}
 	return nil
 }

@@ -620,3 +620,38 @@ func TestARecorderRunningOnAFakeClockCountsAnOverrunTickAsAGapAndWarnsOnce(t *te
 		t.Errorf("the overrun warning does not count the 2 intervals the first overrun missed:\n%s", out)
 	}
 }
+
+func TestATicksPointsAreHandedToObserveOnceStoredAndNotWhenTheWriteFails(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{values: map[string]float64{"qa": 1.5, "qb": 2.5}}
+	targets := []Target{target("ns/job/web/a", "qa"), target("ns/job/web/b", "qb")}
+	var seen [][]store.Point
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target { return targets }), clock.NewFake(t0), Config{
+		Observe: func(pts []store.Point) {
+			// Stored before it is told: a reader it wakes finds them.
+			for _, p := range pts {
+				if got, err := cs.Range(p.Series, p.T, p.T.Add(time.Second)); err != nil || len(got) != 1 {
+					t.Errorf("%s told before it was stored: %v, %v", p.Series, got, err)
+				}
+			}
+			seen = append(seen, pts)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || len(seen[0]) != 2 || seen[0][0].V != 1.5 || seen[0][1].V != 2.5 {
+		t.Fatalf("observed %+v, want the tick's two points", seen)
+	}
+	if err := cs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(context.Background()); err == nil {
+		t.Fatal("a tick on a closed database wrote its points")
+	}
+	if len(seen) != 1 {
+		t.Errorf("points that were not stored were observed: %+v", seen[1:])
+	}
+}

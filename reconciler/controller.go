@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -70,6 +71,12 @@ type Controller struct {
 	fileList []FilePolicy
 	invalid  map[string]string
 	disabled map[string]bool
+	// requestsOf maps each policy's requests series to its key, and
+	// wakeSettings and recent hold what ObservePoints needs per policy:
+	// its decider settings and its latest floor_window of samples.
+	requestsOf   map[string]string
+	wakeSettings map[string]predict.Settings
+	recent       map[string][]float64
 }
 
 // NewController builds a controller with DefaultWorkers workers; Run starts
@@ -80,7 +87,8 @@ func NewController(rec *Reconciler, src PolicySource, d Defaults, m *Metrics, lo
 	}
 	c := &Controller{rec: rec, src: src, defaults: d, metrics: m, log: log, resync: time.Minute, clock: clock.Real{},
 		filePoll: 2 * time.Second, reload: make(chan struct{}, 1), refresh: make(chan struct{}, 1),
-		policies: map[string]Policy{}, byScope: map[string]map[string]bool{}, invalid: map[string]string{}, disabled: map[string]bool{}}
+		policies: map[string]Policy{}, byScope: map[string]map[string]bool{}, invalid: map[string]string{}, disabled: map[string]bool{},
+		requestsOf: map[string]string{}, wakeSettings: map[string]predict.Settings{}, recent: map[string][]float64{}}
 	c.pool = newPool(DefaultWorkers, c.clock, c.reconcileKey, rec.Forget)
 	return c
 }
@@ -356,6 +364,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			removed = append(removed, key)
 			c.recordGen++
 			c.unindexLocked(key)
+			c.unwatchLocked(key)
 			delete(c.policies, key)
 		}
 	}
@@ -386,7 +395,12 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 				c.log.Warn("policy setting has no effect", "policy", p.Key, "warning", msg)
 			}
 		}
+		if !ok || old.fingerprint() != p.fingerprint() {
+			c.unwatchLocked(key)
+		}
 		c.policies[key] = p
+		c.requestsOf[requestsSeries(p)] = key
+		c.wakeSettings[key] = p.DeciderSettings()
 	}
 	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))
 	c.mu.Unlock()
@@ -471,6 +485,54 @@ func (c *Controller) RecordTargets() []history.Target {
 		c.targets, c.targetsGen = ts, gen
 	}
 	return ts
+}
+
+// ObservePoints is told every recorder tick's stored points. A sample of
+// a policy's requests series that lifts its reactive floor above the count
+// its last decision asked for (predict.FloorAbove, over the latest
+// floor_window of samples seen here) triggers its reconcile at once
+// instead of at its next evaluation: a step up is then answered within a
+// tick, not up to an evaluation_interval later. The check is a few dozen
+// additions per sample under the controller's lock; no Nomad call, no
+// database read.
+func (c *Controller) ObservePoints(pts []store.Point) {
+	var wake []string
+	c.mu.Lock()
+	for _, pt := range pts {
+		key, ok := c.requestsOf[pt.Series]
+		if !ok {
+			continue
+		}
+		ds := c.wakeSettings[key]
+		n := max(int(ds.FloorWindow/time.Second), 1)
+		win := append(c.recent[key], pt.V)
+		if len(win) > n {
+			win = append(win[:0], win[len(win)-n:]...)
+		}
+		c.recent[key] = win
+		if want, delay, ok := c.rec.wakeOn(key); ok && predict.FloorAbove(ds, delay, win, want) {
+			wake = append(wake, key)
+		}
+	}
+	c.mu.Unlock()
+	now := c.clock.Now()
+	for _, key := range wake {
+		c.pool.Trigger(key, now)
+	}
+}
+
+// requestsSeries is the series of p's requests check.
+func requestsSeries(p Policy) string { return store.SeriesName(p.Key, p.Target.RequestsCheck) }
+
+// unwatchLocked forgets what ObservePoints keeps for key (c.mu held). The
+// samples seen go too: an edited policy may read another series, or the
+// same one over another window.
+func (c *Controller) unwatchLocked(key string) {
+	if old, ok := c.policies[key]; ok && c.requestsOf[requestsSeries(old)] == key {
+		delete(c.requestsOf, requestsSeries(old))
+	}
+	delete(c.wakeSettings, key)
+	delete(c.recent, key)
 }
 
 // Invalid returns the skipped policies and why.

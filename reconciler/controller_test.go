@@ -12,6 +12,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/history"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // mutablePolicies is a fake policy source the test edits.
@@ -285,5 +286,69 @@ func TestASettingThatDoesNothingIsLoggedOnceWhenThePolicyBecomesActiveAndAgainOn
 	}
 	if got := ctrl.Status(ctx).Policies; len(got) != 1 || len(got[0].Warnings) != 0 {
 		t.Errorf("status %+v, want the one policy without warnings", got)
+	}
+}
+
+func TestASampleThatStepsDemandUpTriggersItsPolicyAtOnceAndNoiseOrAFailedLastDecisionDoesNotWithAFakeSource(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	ctrl := NewController(h.rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	src.set(scalingPolicy(reqCheck, map[string]any{"capacity_per_replica": 10.0}, nil))
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const key, series = "default/web/api", "default/web/api/requests"
+	decided := func(d Decision) {
+		h.rec.mu.Lock()
+		h.rec.last[key], h.rec.delays[key] = d, 30*time.Second
+		h.rec.mu.Unlock()
+	}
+	at := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	observe := func(vs ...float64) bool {
+		t.Helper()
+		for _, v := range vs {
+			ctrl.ObservePoints([]store.Point{{Series: series, T: at, V: v}, {Series: "default/other/x/requests", T: at, V: 1e6}})
+			at = at.Add(time.Second)
+		}
+		return triggeredKeys(ctrl)[key]
+	}
+	clearTriggers := func() {
+		ctrl.pool.mu.Lock()
+		ctrl.pool.items[key].triggered = time.Time{}
+		ctrl.pool.mu.Unlock()
+	}
+	steady := make([]float64, 60)
+	for i := range steady {
+		steady[i] = 15 + float64(i%5) // around 17, 2 replicas
+	}
+	if observe(steady...) {
+		t.Fatal("samples before the policy's first decision triggered it")
+	}
+	decided(Decision{Want: 2, Source: "plan", Action: "none"})
+	if observe(steady...) {
+		t.Fatal("a steady level within the count asked for triggered the policy")
+	}
+	if !observe(150, 150) {
+		t.Fatal("two seconds of a step to 150 (15 replicas) did not trigger the policy asking for 2")
+	}
+	clearTriggers()
+	decided(Decision{Want: 2, Source: "plan", Action: "error"})
+	if observe(160, 160) {
+		t.Error("a sample triggered a policy whose last reconcile failed (it retries on its backoff)")
+	}
+	decided(Decision{Want: 2, Action: "none", Reason: "follower: the leader scales"})
+	if observe(170, 170) {
+		t.Error("a sample triggered a policy the decider did not decide (a follower)")
+	}
+	decided(Decision{Want: 5, Source: "bounds", Action: "none"})
+	if observe(180, 180) {
+		t.Error("a sample triggered a policy already at its max of 5")
+	}
+	src.set()
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(ctrl.recent) != 0 || len(ctrl.requestsOf) != 0 {
+		t.Errorf("a removed policy's samples are kept: %d windows, %d series", len(ctrl.recent), len(ctrl.requestsOf))
 	}
 }

@@ -207,6 +207,23 @@ func (r *Reconciler) LastDecision(key string) (Decision, bool) {
 	return d, ok
 }
 
+// wakeOn is what a new sample needs to tell whether key's worker should
+// run at once (see Controller.ObservePoints): the count its last decision
+// asked for and the startup delay it planned with. Not ok before the
+// decider's first decision, after a reconcile that did not reach the
+// decider (a follower, another shard's policy), and after one that failed
+// or was blocked, which retry on their own schedule (a sample must not
+// bypass a backoff).
+func (r *Reconciler) wakeOn(key string) (want int, delay time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.last[key]
+	if !ok || d.Source == "" || d.Action == "error" || d.Action == "blocked" {
+		return 0, 0, false
+	}
+	return d.Want, r.delays[key], true
+}
+
 // CurrentPlan returns the cached plan for a policy key.
 func (r *Reconciler) CurrentPlan(key string) (optimize.Plan, bool) {
 	r.mu.Lock()

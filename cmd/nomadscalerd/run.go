@@ -237,6 +237,8 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	targets := history.TargetsFunc(func() []history.Target { return ctrl.RecordTargets() })
 	recorder, err := history.NewRecorder(db, totals, targets, clock.Real{}, history.Config{
 		Interval: s.SampleInterval, RawRetention: s.RawRetention, RollupRetention: s.RollupRetention, Logger: log, Registerer: reg,
+		// A sample that steps a policy's demand up wakes its worker.
+		Observe: func(pts []store.Point) { ctrl.ObservePoints(pts) },
 	})
 	if err != nil {
 		return err
