@@ -165,3 +165,44 @@ func TestOnSecondsScatteringByManyReplicasTheNoiseCapBuysFewerReplicasForLessCos
 			capped.ReplicaSeconds, capped.Cost, uncapped.ReplicaSeconds, uncapped.Cost)
 	}
 }
+
+func TestAStepUpIsAnsweredTwoSecondsInNotAtTheNextEvaluation(t *testing.T) {
+	cfg := DefaultConfig()
+	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	// An hour of history around 45 requests/s, then a step to 135 at
+	// second 300 of the replay: no forecast sees it coming.
+	rng := rand.New(rand.NewPCG(3, 4))
+	level := func(s int) float64 {
+		if s >= 300 {
+			return 135
+		}
+		return 45
+	}
+	prior := make([]float64, 3600)
+	for i := range prior {
+		prior[i] = poisson(rng, 45)
+	}
+	demand := make([]float64, 400)
+	for s := range demand {
+		demand[s] = poisson(rng, level(s))
+	}
+	p, err := NewPredictive(cfg, pcfg, prior, 1_700_000_000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested, answered := 5, -1
+	for now := range demand {
+		d, err := p.Decide(context.Background(), Observation{Now: now, Demand: demand[:now], Requested: requested, ServingNow: requested})
+		if err != nil {
+			t.Fatal(err)
+		}
+		requested = d.Desired
+		if now >= 300 && answered < 0 && requested >= 14 {
+			answered = now
+		}
+	}
+	// Seconds 300 and 301 are observed at 301 and 302.
+	if answered < 0 || answered > 303 {
+		t.Errorf("14 replicas (135 requests/s) first asked for at second %d, want by 303: two seconds of the step and one to act", answered)
+	}
+}
