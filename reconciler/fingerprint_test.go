@@ -2,11 +2,16 @@ package reconciler
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"reflect"
 	"testing"
 	"time"
 
+	nomadapi "github.com/hashicorp/nomad/api"
+
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // fingerprintSkips are the unexported fields the fingerprint leaves out on
@@ -153,5 +158,39 @@ func BenchmarkPolicyFingerprintMatches(b *testing.B) {
 		if !p.matches(fp) {
 			b.Fatal("no match")
 		}
+	}
+}
+
+// BenchmarkObservePointsOfAThousandPolicies is one recorder tick at 1,000
+// policies: a sample each, every policy with a full floor window and a
+// decision to compare against (none of them stepping up).
+func BenchmarkObservePointsOfAThousandPolicies(b *testing.B) {
+	rec := New(Deps{Log: slog.New(slog.DiscardHandler)})
+	src := &mutablePolicies{}
+	ctrl := NewController(rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	var list []*nomadapi.ScalingPolicy
+	pts := make([]store.Point, 0, 1000)
+	for i := range 1000 {
+		job := fmt.Sprintf("job%04d", i)
+		list = append(list, jobGroupPolicy(job, "api"))
+		key := PolicyKey("default", job, "api")
+		rec.last[key], rec.delays[key] = Decision{Want: 5, Source: "plan", Action: "none"}, 30*time.Second
+		pts = append(pts, store.Point{Series: store.SeriesName(key, "requests"), V: 20})
+	}
+	src.set(list...)
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	for range 60 {
+		ctrl.ObservePoints(pts)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		ctrl.ObservePoints(pts)
+	}
+	b.StopTimer()
+	if n := len(triggeredKeys(ctrl)); n != 0 {
+		b.Fatalf("%d policies woken by a steady level", n)
 	}
 }
