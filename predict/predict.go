@@ -163,8 +163,8 @@ func level(recent []float64, lead float64) float64 {
 // evaluation_interval; a sample for which this holds wakes it at once,
 // since the decision it would make then is already known to be a
 // scale-up, and every second of a step up waited out is a second of unmet
-// demand on top of the startup delay.
-// A count at the policy's max has nothing to wake for.
+// demand on top of the startup delay. A count at the policy's max has
+// nothing to wake for.
 func FloorAbove(s Settings, delay time.Duration, recent []float64, count int) bool {
 	if count >= s.Max {
 		return false

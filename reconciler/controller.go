@@ -492,9 +492,10 @@ func (c *Controller) RecordTargets() []history.Target {
 // its last decision asked for (predict.FloorAbove, over the latest
 // floor_window of samples seen here) triggers its reconcile at once
 // instead of at its next evaluation: a step up is then answered within a
-// tick, not up to an evaluation_interval later. The check is a few dozen
-// additions per sample under the controller's lock; no Nomad call, no
-// database read.
+// tick, not up to an evaluation_interval later. The check is two passes
+// over the policy's floor window per sample under the controller's lock
+// (BenchmarkObservePointsOfAThousandPolicies); no Nomad call, no database
+// read.
 func (c *Controller) ObservePoints(pts []store.Point) {
 	var wake []string
 	c.mu.Lock()
