@@ -278,12 +278,20 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 func (f *Forecaster) seasonalLag(nb, B, ahead int) int {
 	best := 0
 	for _, d := range f.cfg.Seasons {
-		L := int(math.Round(d.Seconds() / float64(B)))
+		L := SeasonSteps(d, B)
 		if L >= ahead && L > best && nb-L >= MinSteps {
 			best = L
 		}
 	}
 	return best
+}
+
+// SeasonSteps is a season's length in model steps of step seconds, the
+// lag of its last-cycle regressor: it enters a fit once the history holds
+// SeasonSteps+MinSteps steps, so never for a season with more than
+// MaxFitSteps-MinSteps (a fit reads at most MaxFitSteps).
+func SeasonSteps(season time.Duration, step int) int {
+	return int(math.Round(season.Seconds() / float64(max(step, 1))))
 }
 
 // withSeasonalLag is the series from its L-th step on, with each step's

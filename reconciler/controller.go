@@ -388,19 +388,22 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			c.log.Info("policy active", "policy", p.Key, "min", p.Min, "max", p.Max, "interval", p.EvaluationInterval, "checks", len(p.Checks))
 			c.indexLocked(key)
 		}
-		// Told once, when the policy becomes active or its warnings
-		// change, not on every refresh.
-		if w := p.Warnings(); !slices.Equal(w, old.Warnings()) || !ok {
-			for _, msg := range w {
-				c.log.Warn("policy setting has no effect", "policy", p.Key, "warning", msg)
-			}
-		}
+		// The fingerprint covers every setting the warnings, the wake's
+		// settings and the series watched derive from: a refresh that
+		// changed none of them (most) leaves all three as they are.
 		if !ok || old.fingerprint() != p.fingerprint() {
+			// Told once, when the policy becomes active or its
+			// warnings change.
+			if w := p.Warnings(); !ok || !slices.Equal(w, old.Warnings()) {
+				for _, msg := range w {
+					c.log.Warn("policy setting has no effect", "policy", p.Key, "warning", msg)
+				}
+			}
 			c.unwatchLocked(key)
+			c.requestsOf[requestsSeries(p)] = key
+			c.wakeSettings[key] = p.DeciderSettings()
 		}
 		c.policies[key] = p
-		c.requestsOf[requestsSeries(p)] = key
-		c.wakeSettings[key] = p.DeciderSettings()
 	}
 	c.metrics.setPolicies(len(c.policies), len(c.disabled), len(c.invalid))
 	c.mu.Unlock()

@@ -547,11 +547,14 @@ func (p Policy) Warnings() []string {
 	var out []string
 	step := max(t.ModelStep, time.Second)
 	for _, d := range t.Seasonality {
-		lag := d + time.Duration(model.MinSteps)*step
+		// The history the forecaster needs before the last cycle enters
+		// (model.SeasonSteps).
+		steps := model.SeasonSteps(d, int(step/time.Second)) + model.MinSteps
+		lag := time.Duration(steps) * step
 		switch {
 		case t.HistoryWindow < d:
 			out = append(out, fmt.Sprintf("seasonality %s is never fitted: history_window %s holds less than one cycle (set history_window to at least %s)", d, t.HistoryWindow, lag))
-		case int(d/step)+model.MinSteps > model.MaxFitSteps:
+		case steps > model.MaxFitSteps:
 			out = append(out, fmt.Sprintf("seasonality %s enters as Fourier terms only: its last cycle would need more than the %d model steps a fit reads (a longer model_step)", d, model.MaxFitSteps))
 		case t.HistoryWindow < lag:
 			out = append(out, fmt.Sprintf("seasonality %s enters as Fourier terms only: its last cycle needs history_window of at least %s (the cycle plus %d model steps), not %s", d, lag, model.MinSteps, t.HistoryWindow))
