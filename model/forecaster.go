@@ -332,16 +332,32 @@ func withSeasonalLag(y []float64, exog, future [][]float64, L, ahead int) ([]flo
 // estimated from.
 const withinSteps = 360
 
+// withinOutlier bounds one step's share of the within-step variance: a
+// step whose seconds scatter by more than withinOutlier times the median
+// step's sum of squares counts as that much. Under steady noise no step
+// comes near it (for 10-second steps of normal seconds, a step 10 times
+// the median is rarer than one in 10^12); a burst does. A 12-second burst
+// that recurs once a cycle lifted the estimate several-fold for every
+// second of the hour it was read over, and with it the noise headroom of
+// every plan, although its own seconds are forecast (the season's last
+// cycle is a regressor) or answered by the floor, not by headroom kept
+// everywhere.
+const withinOutlier = 10
+
 // withinVariance is the variance of single seconds around the mean of
 // their step (in the model's space: of square roots when sqrt), from the
-// latest withinSteps steps of x, which holds whole steps of b seconds.
+// latest withinSteps steps of x, which holds whole steps of b seconds,
+// each step's part bounded by withinOutlier.
 func withinVariance(x []float64, b int, sqrt bool) float64 {
 	if b < 2 {
 		return 0
 	}
 	n := len(x) / b
 	from := max(0, n-withinSteps)
-	ss, count := 0.0, 0
+	if from >= n {
+		return 0
+	}
+	per := make([]float64, 0, n-from)
 	vals := make([]float64, b)
 	for i := from; i < n; i++ {
 		m := 0.0
@@ -353,15 +369,20 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 			m += v
 		}
 		m /= float64(b)
+		ss := 0.0
 		for _, v := range vals {
 			ss += (v - m) * (v - m)
 		}
-		count += b - 1
+		per = append(per, ss)
 	}
-	if count == 0 {
-		return 0
+	sorted := slices.Clone(per)
+	slices.Sort(sorted)
+	limit := withinOutlier * sorted[len(sorted)/2]
+	ss := 0.0
+	for _, v := range per {
+		ss += math.Min(v, limit)
 	}
-	return ss / float64(count)
+	return ss / float64(len(per)*(b-1))
 }
 
 // steps forecasts ahead model steps: the mean and standard deviation of

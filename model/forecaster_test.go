@@ -387,3 +387,42 @@ func TestTheSeasonalRegressorIsTheValueOneCycleEarlierInHistoryAndForecast(t *te
 		t.Errorf("without other regressors: %v %v", ex, fut)
 	}
 }
+
+func TestWithinVarianceIsTheSecondsScatterAndABurstDoesNotLiftItForTheWholeWindow(t *testing.T) {
+	// An hour of 10-second steps around a level of 100/s.
+	draw := func(sd func(s int) float64, burst bool) []float64 {
+		rng := rand.New(rand.NewPCG(7, 11))
+		x := make([]float64, 3600)
+		for s := range x {
+			x[s] = 100 + sd(s)*rng.NormFloat64()
+			// A 12-second burst of +50/s once every 10 minutes, at a
+			// phase that splits it over two steps.
+			if burst && s%600 >= 425 && s%600 < 437 {
+				x[s] += 50
+			}
+		}
+		return x
+	}
+	steady := func(int) float64 { return 2 }
+	for _, c := range []struct {
+		name     string
+		x        []float64
+		want, hi float64
+	}{
+		{"steady noise", draw(steady, false), 4, 1.25},
+		// Each step a burst splits counts as ten median steps: the
+		// twelve of them lift the estimate by about a third, where their
+		// whole scatter would lift it about sixfold.
+		{"steady noise with a burst every 10 minutes", draw(steady, true), 4, 1.5},
+		// The scatter doubles halfway: both halves are noise, and the
+		// estimate is their pooled variance, not the quieter half's.
+		{"noise that doubles halfway", draw(func(s int) float64 { return 2 + 2*float64(s/1800) }, false), 10, 1.25},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := withinVariance(c.x, 10, false)
+			if got < 0.8*c.want || got > c.hi*c.want {
+				t.Errorf("within-step variance %.2f, want %.2f to %.2f", got, 0.8*c.want, c.hi*c.want)
+			}
+		})
+	}
+}
