@@ -67,6 +67,16 @@ type Settings struct {
 	// scale-downs undone soon after; 0 (the default) turns it off, the
 	// hysteresis below is what keeps re-plans from flapping.
 	DownWindow time.Duration
+	// FlapWindow keeps a replica the plan asks back for within it
+	// (flap_window): a scale-down is not made while the plan's count
+	// rises above it again within FlapWindow, and every plan covers that
+	// long. Each change is a Nomad deployment, and a replica taken away
+	// and asked back within FlapWindow is a flap as `demo compare` and the
+	// backtest count them; the hold below only looks as far as a replica
+	// takes to serve again, which with a short startup delay let a plan
+	// take a replica away 15 seconds before a burst it forecast. 0 turns
+	// it off.
+	FlapWindow time.Duration
 	// DownHysteresis is how far, in replicas' capacity, the demand a plan
 	// was solved for must fall below a count's capacity before the count
 	// is scaled down to it (scale_down_hysteresis). A plan asks for n
@@ -87,7 +97,7 @@ func DefaultSettings() Settings {
 		ReplanInterval: 10 * time.Second, MinReplanGap: 2 * time.Second,
 		FloorWindow: 60 * time.Second, FloorMargin: 1.05, FloorTrend: true,
 		BandWindow: 5 * time.Second, BandSlack: 0.1, WrongAfter: 3,
-		Disruption: 5 * time.Second, DownHysteresis: 0.5,
+		Disruption: 5 * time.Second, DownHysteresis: 0.5, FlapWindow: 30 * time.Second,
 	}
 }
 
@@ -112,6 +122,8 @@ func (s Settings) Validate() error {
 		return errors.New("scale_down_hysteresis must be within 0..1")
 	case s.DownWindow < 0:
 		return errors.New("scale_down_window must not be negative")
+	case s.FlapWindow < 0:
+		return errors.New("flap_window must not be negative")
 	}
 	return nil
 }
@@ -444,7 +456,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 		// Served until the next plan, each served second looks a hold
 		// ahead (and a count asked for then serves a startup delay later),
 		// or, for a scale-up, as far as its deployment blocks the next.
-		horizon := seconds(s.ReplanInterval) + max(seconds(d.holdDown())+seconds(d.delay.Delay()), seconds(d.upHold())) + 1
+		horizon := seconds(s.ReplanInterval) + max(seconds(d.holdDown())+seconds(d.delay.Delay()), seconds(d.upHold()), seconds(s.FlapWindow)) + 1
 		refit := d.exits >= max(s.WrongAfter, 1)
 		plan, err := d.plan(ctx, PlanRequest{Now: in.Now, Current: in.Current, StartupDelay: d.delay.Delay(), Horizon: horizon, Refit: refit})
 		if err == nil && len(plan.Desired) == 0 {
@@ -492,6 +504,13 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	if dec.Source == "plan" && dec.Count < in.Current {
 		if peak, ok := d.cur.DemandMaxBetween(in.Now, in.Now.Add(d.holdDown())); ok {
 			dec.Planned = Hysteresis(dec.Planned, in.Current, peak, s.Capacity, s.DownHysteresis)
+			dec.Count = dec.Planned
+		}
+	}
+	if dec.Source == "plan" && dec.Count < in.Current && s.FlapWindow > 0 {
+		// Not a scale-down the plan itself undoes within the flap window.
+		if back := d.cur.MaxBetween(in.Now, in.Now.Add(s.FlapWindow)); back > dec.Count {
+			dec.Planned = min(back, in.Current)
 			dec.Count = dec.Planned
 		}
 	}

@@ -90,6 +90,7 @@ func settings() Settings {
 	s := DefaultSettings()
 	s.Min, s.Max = 1, 20
 	s.Disruption = 0
+	s.FlapWindow = 0
 	return s
 }
 
@@ -348,6 +349,55 @@ func TestAScaleDownTheHoldWouldUndoIsNotTaken(t *testing.T) {
 	d2.Decide(context.Background(), Input{Now: at(0), Current: 6, Running: 6})
 	if got := d2.Decide(context.Background(), Input{Now: at(1), Current: 6, Running: 6}); got.Count != 2 {
 		t.Errorf("count %d with instant replicas, want the plan's 2", got.Count)
+	}
+}
+
+func TestAScaleDownThePlanUndoesWithinTheFlapWindowIsNotTaken(t *testing.T) {
+	// The plan dips from 8 to 7 for 15 s, then asks for 9 (a burst it
+	// forecasts): with instant replicas no other hold keeps the eighth
+	// replica, and taking it away for 15 s is a flap.
+	desired := slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{7}, 15), slices.Repeat([]int{9}, 40))
+	for _, c := range []struct {
+		name       string
+		flapWindow time.Duration
+		want       int
+	}{
+		{"a 30 s flap window keeps it", 30 * time.Second, 8},
+		{"a 10 s flap window does not see the burst", 10 * time.Second, 7},
+		{"no flap window", 0, 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp := &scriptedPlanner{desired: desired}
+			s := settings()
+			s.FloorMargin = 0
+			s.ReplanInterval = time.Minute
+			s.FlapWindow = c.flapWindow
+			d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Decide(context.Background(), Input{Now: at(0), Current: 8, Running: 8})
+			if got := d.Decide(context.Background(), Input{Now: at(6), Current: 8, Running: 8}); got.Count != c.want {
+				t.Errorf("count %d at the dip, want %d", got.Count, c.want)
+			}
+			if h := sp.calls[0].Horizon; h < int(c.flapWindow.Seconds()) {
+				t.Errorf("plan horizon %d s, want it to cover the flap window %s", h, c.flapWindow)
+			}
+		})
+	}
+	// A fall the plan does not undo is taken at once.
+	sp := &scriptedPlanner{desired: slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{6}, 55))}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = time.Minute
+	s.FlapWindow = 30 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 8, Running: 8})
+	if got := d.Decide(context.Background(), Input{Now: at(6), Current: 8, Running: 8}); got.Count != 6 {
+		t.Errorf("count %d after a lasting fall, want the plan's 6", got.Count)
 	}
 }
 

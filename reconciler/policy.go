@@ -93,6 +93,9 @@ type Target struct {
 	// ScaleDownWindow holds a scale-down at the highest count decided
 	// within it, so re-plans that jitter by a replica do not flap (0 off).
 	ScaleDownWindow time.Duration `json:"scale_down_window"`
+	// FlapWindow: no scale-down that the plan undoes within it (see
+	// predict.Settings.FlapWindow; 0 off).
+	FlapWindow time.Duration `json:"flap_window"`
 	// ScaleDownHysteresis is how far below a count's capacity, in
 	// replicas, the plan's demand must fall before it is scaled down to.
 	ScaleDownHysteresis float64 `json:"scale_down_hysteresis"`
@@ -519,6 +522,7 @@ func (p Policy) DeciderSettings() predict.Settings {
 	s.ReplanInterval, s.FloorWindow, s.FloorMargin = p.Target.ReplanInterval, p.Target.FloorWindow, p.Target.FloorMargin
 	s.FloorTrend = p.Target.FloorTrend
 	s.DownWindow = p.Target.ScaleDownWindow
+	s.FlapWindow = p.Target.FlapWindow
 	s.DownHysteresis = p.Target.ScaleDownHysteresis
 	// Before its first plan a policy keeps the headroom for single
 	// seconds' scatter that its plans will keep.
@@ -672,7 +676,7 @@ func (p Policy) appendFingerprint(b []byte) []byte {
 	}
 	t := &p.Target
 	for _, v := range [...]int64{int64(t.CacheSize), int64(t.ForecastHorizon), int64(t.MaxScaleUp), int64(t.MaxScaleDown),
-		int64(t.StartupDelay), int64(t.ReplanInterval), int64(t.FloorWindow), int64(t.ScaleDownWindow), int64(t.TuneInterval),
+		int64(t.StartupDelay), int64(t.ReplanInterval), int64(t.FloorWindow), int64(t.ScaleDownWindow), int64(t.FlapWindow), int64(t.TuneInterval),
 		int64(t.TuneWindow), int64(t.HistoryWindow), int64(t.RefitInterval), int64(t.StaleAfter), int64(t.ModelStep), int64(t.FourierTerms)} {
 		b = fpInt(b, v)
 	}
@@ -732,7 +736,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		MaxScaleUp: 2, MaxScaleDown: 2, Orders: "1,1,1;1,0,1;2,1,1;1,1,0",
 		HistoryWindow: time.Hour, RefitInterval: time.Hour, StaleAfter: 30 * time.Second,
 		ModelStep: 10 * time.Second, ForecastMargin: 1.15, NoiseMargin: 3, NoiseCap: 3, NoiseCapShare: 1.0 / 3, FourierTerms: 3,
-		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, ScaleDownHysteresis: ds.DownHysteresis,
+		ReplanInterval: ds.ReplanInterval, FloorWindow: ds.FloorWindow, FloorMargin: ds.FloorMargin, FloorTrend: ds.FloorTrend, ScaleDownWindow: ds.DownWindow, FlapWindow: ds.FlapWindow, ScaleDownHysteresis: ds.DownHysteresis,
 		SelfTune: true, TuneInterval: 6 * time.Hour, TuneWindow: 12 * time.Hour, TuneMarginMin: 0.5, TuneMarginMax: 2,
 		set:                map[string]bool{},
 		DemandResponseTime: 0.05, DemandQueue: 0.1, DemandAuthWaiting: 0.2,
@@ -749,7 +753,7 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		"memory_price": &t.MemoryPrice, "penalty": &t.Penalty, "startup_cost": &t.StartupCost, "shutdown_cost": &t.ShutdownCost, "extra_penalty": &t.ExtraPenalty, "forecast_margin": &t.ForecastMargin, "noise_margin": &t.NoiseMargin, "noise_cap": &t.NoiseCap, "noise_cap_share": &t.NoiseCapShare, "scale_down_hysteresis": &t.ScaleDownHysteresis,
 		"floor_margin": &t.FloorMargin, "tune_margin_min": &t.TuneMarginMin, "tune_margin_max": &t.TuneMarginMax, "demand_response_time": &t.DemandResponseTime, "demand_queue": &t.DemandQueue, "demand_auth_waiting": &t.DemandAuthWaiting}
 	durations := map[string]*time.Duration{"startup_delay": &t.StartupDelay, "history_window": &t.HistoryWindow, "refit_interval": &t.RefitInterval, "stale_after": &t.StaleAfter, "model_step": &t.ModelStep,
-		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
+		"replan_interval": &t.ReplanInterval, "floor_window": &t.FloorWindow, "scale_down_window": &t.ScaleDownWindow, "flap_window": &t.FlapWindow, "tune_interval": &t.TuneInterval, "tune_window": &t.TuneWindow}
 	strs := map[string]*string{"orders": &t.Orders, "requests_check": &t.RequestsCheck}
 	bools := map[string]*bool{"sqrt_transform": &t.SqrtTransform, "self_tune": &t.SelfTune, "dry_run": &t.DryRun, "floor_trend": &t.FloorTrend}
 	for _, k := range sortedKeys(body) {
@@ -868,6 +872,8 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		return t, fmt.Errorf("floor_margin must be within 0..10")
 	case t.ScaleDownWindow < 0 || t.ScaleDownWindow > time.Hour:
 		return t, fmt.Errorf("scale_down_window must be within 0..1h")
+	case t.FlapWindow < 0 || t.FlapWindow > 10*time.Minute:
+		return t, fmt.Errorf("flap_window must be within 0..10m")
 	case t.ScaleDownHysteresis < 0 || t.ScaleDownHysteresis > 1:
 		return t, fmt.Errorf("scale_down_hysteresis must be within 0..1")
 	case t.TuneInterval < time.Minute || t.TuneWindow < 2*time.Hour || t.TuneWindow > 7*24*time.Hour:

@@ -72,12 +72,12 @@ func TestParsePolicyReadsTheSeedsShapeWithDefaults(t *testing.T) {
 }
 
 func TestTheScaleDownKeysReachTheDecider(t *testing.T) {
-	p, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"scale_down_hysteresis": 0.2, "scale_down_window": "2m"}, nil), Defaults{})
+	p, err := ParsePolicy(scalingPolicy(reqCheck, map[string]any{"scale_down_hysteresis": 0.2, "scale_down_window": "2m", "flap_window": "45s"}, nil), Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := p.DeciderSettings(); s.DownHysteresis != 0.2 || s.DownWindow != 2*time.Minute {
-		t.Errorf("decider got hysteresis %v and window %s, want 0.2 and 2m", s.DownHysteresis, s.DownWindow)
+	if s := p.DeciderSettings(); s.DownHysteresis != 0.2 || s.DownWindow != 2*time.Minute || s.FlapWindow != 45*time.Second {
+		t.Errorf("decider got hysteresis %v, window %s and flap window %s, want 0.2, 2m and 45s", s.DownHysteresis, s.DownWindow, s.FlapWindow)
 	}
 }
 
@@ -184,6 +184,7 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"requests check missing", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["requests_check"] = "nope" }, "names no check"},
 		{"hysteresis above a replica", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_hysteresis"] = 1.5 }, "scale_down_hysteresis must be within 0..1"},
 		{"negative scale-down window", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["scale_down_window"] = "-5s" }, "scale_down_window must be within 0..1h"},
+		{"a flap window over ten minutes", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["flap_window"] = "1h" }, "flap_window must be within 0..10m"},
 		{"negative noise cap", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap"] = -1.0 }, "noise_cap must not be negative"},
 		{"negative noise cap share", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap_share"] = -0.5 }, "noise_cap_share must be within 0..10"},
 	}
