@@ -378,6 +378,11 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 	sorted := slices.Clone(per)
 	slices.Sort(sorted)
 	limit := withinOutlier * sorted[len(sorted)/2]
+	if limit == 0 {
+		// Most steps are silent (a request now and then): every step
+		// that is not is the traffic, not an outlier.
+		limit = math.Inf(1)
+	}
 	ss := 0.0
 	for _, v := range per {
 		ss += math.Min(v, limit)

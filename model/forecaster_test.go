@@ -404,6 +404,10 @@ func TestWithinVarianceIsTheSecondsScatterAndABurstDoesNotLiftItForTheWholeWindo
 		return x
 	}
 	steady := func(int) float64 { return 2 }
+	sparse := make([]float64, 3600)
+	for s := 0; s < len(sparse); s += 30 {
+		sparse[s] = 1
+	}
 	for _, c := range []struct {
 		name     string
 		x        []float64
@@ -417,6 +421,9 @@ func TestWithinVarianceIsTheSecondsScatterAndABurstDoesNotLiftItForTheWholeWindo
 		// The scatter doubles halfway: both halves are noise, and the
 		// estimate is their pooled variance, not the quieter half's.
 		{"noise that doubles halfway", draw(func(s int) float64 { return 2 + 2*float64(s/1800) }, false), 10, 1.25},
+		// One request every 30 s: two steps in three are silent, and the
+		// third's scatter is the traffic's (0.9/9 in every third step).
+		{"a request every 30 s", sparse, 0.1 / 3, 1.25},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := withinVariance(c.x, 10, false)
