@@ -47,6 +47,12 @@ func stepPolicy() map[string]any {
 		// until those seconds are past the step (6 replicas for 12 s).
 		"floor_margin": 1.0,
 		"floor_trend":  false,
+		// The 40 s between steps, less the startup delay and the
+		// deployment a rise is asked for ahead of, leave the replicas
+		// down for less than the default 30 s flap window, which would
+		// keep them (a fall asked back within 30 s is a flap); this test
+		// judges that the plan falls after each step.
+		"flap_window": "0s",
 	}, map[string]any{"evaluation_interval": "1s", "cooldown": "3s"})
 }
 
