@@ -375,9 +375,9 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 		}
 		per = append(per, ss)
 	}
-	sorted := slices.Clone(per)
-	slices.Sort(sorted)
-	limit := withinOutlier * sorted[len(sorted)/2]
+	// The sum below does not depend on the order: sort in place.
+	slices.Sort(per)
+	limit := withinOutlier * per[len(per)/2]
 	if limit == 0 {
 		// Most steps are silent (a request now and then): every step
 		// that is not is the traffic, not an outlier.

@@ -356,18 +356,21 @@ func TestAScaleDownThePlanUndoesWithinTheFlapWindowIsNotTaken(t *testing.T) {
 	// The plan dips from 8 to 7 for 15 s, then asks for 9 (a burst it
 	// forecasts): with instant replicas no other hold keeps the eighth
 	// replica, and taking it away for 15 s is a flap.
-	desired := slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{7}, 15), slices.Repeat([]int{9}, 40))
+	dip := slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{7}, 15), slices.Repeat([]int{9}, 40))
+	fall := slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{6}, 55))
 	for _, c := range []struct {
 		name       string
+		desired    []int
 		flapWindow time.Duration
 		want       int
 	}{
-		{"a 30 s flap window keeps it", 30 * time.Second, 8},
-		{"a 10 s flap window does not see the burst", 10 * time.Second, 7},
-		{"no flap window", 0, 7},
+		{"a 30 s flap window keeps it", dip, 30 * time.Second, 8},
+		{"a 10 s flap window does not see the burst", dip, 10 * time.Second, 7},
+		{"no flap window", dip, 0, 7},
+		{"a fall the plan does not undo is taken at once", fall, 30 * time.Second, 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			sp := &scriptedPlanner{desired: desired}
+			sp := &scriptedPlanner{desired: c.desired}
 			s := settings()
 			s.FloorMargin = 0
 			s.ReplanInterval = time.Minute
@@ -378,26 +381,12 @@ func TestAScaleDownThePlanUndoesWithinTheFlapWindowIsNotTaken(t *testing.T) {
 			}
 			d.Decide(context.Background(), Input{Now: at(0), Current: 8, Running: 8})
 			if got := d.Decide(context.Background(), Input{Now: at(6), Current: 8, Running: 8}); got.Count != c.want {
-				t.Errorf("count %d at the dip, want %d", got.Count, c.want)
+				t.Errorf("count %d at second 6, want %d", got.Count, c.want)
 			}
 			if h := sp.calls[0].Horizon; h < int(c.flapWindow.Seconds()) {
 				t.Errorf("plan horizon %d s, want it to cover the flap window %s", h, c.flapWindow)
 			}
 		})
-	}
-	// A fall the plan does not undo is taken at once.
-	sp := &scriptedPlanner{desired: slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{6}, 55))}
-	s := settings()
-	s.FloorMargin = 0
-	s.ReplanInterval = time.Minute
-	s.FlapWindow = 30 * time.Second
-	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Decide(context.Background(), Input{Now: at(0), Current: 8, Running: 8})
-	if got := d.Decide(context.Background(), Input{Now: at(6), Current: 8, Running: 8}); got.Count != 6 {
-		t.Errorf("count %d after a lasting fall, want the plan's 6", got.Count)
 	}
 }
 
