@@ -507,13 +507,6 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 			dec.Count = dec.Planned
 		}
 	}
-	if dec.Source == "plan" && dec.Count < in.Current && s.FlapWindow > 0 {
-		// Not a scale-down the plan itself undoes within the flap window.
-		if back := d.cur.MaxBetween(in.Now, in.Now.Add(s.FlapWindow)); back > dec.Count {
-			dec.Planned = min(back, in.Current)
-			dec.Count = dec.Planned
-		}
-	}
 	if dec.Floor > dec.Count {
 		dec.Count, dec.Source = dec.Floor, "floor"
 	}
@@ -581,11 +574,21 @@ func (d *Decider) windowMax(t time.Time) int { return d.cur.MaxBetween(t, t.Add(
 // served is the plan's count to run at t from current: its highest count
 // over the scale-down hold, or, when that is a scale-up, over the time the
 // scale-up's deployment will block the next change, so that a rise within
-// it is asked for in this one action.
+// it is asked for in this one action. A scale-down the plan itself undoes
+// within FlapWindow is not made. nextWake reads the same function, so a
+// held scale-down is taken the second the plan's rise leaves the window,
+// not at the next re-plan.
 func (d *Decider) served(t time.Time, current int) int {
 	n := d.windowMax(t)
 	if n > current && d.upHold() > d.holdDown() {
 		n = max(n, d.cur.MaxBetween(t, t.Add(d.upHold())))
+	}
+	if n < current && d.s.FlapWindow > 0 {
+		// Hysteresis, applied after this, only raises a count toward
+		// current, so the order of the two does not change the count.
+		if back := d.cur.MaxBetween(t, t.Add(d.s.FlapWindow)); back > n {
+			n = min(back, current)
+		}
 	}
 	return n
 }

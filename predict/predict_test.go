@@ -390,6 +390,31 @@ func TestAScaleDownThePlanUndoesWithinTheFlapWindowIsNotTaken(t *testing.T) {
 	}
 }
 
+func TestAScaleDownHeldByTheFlapWindowIsTakenTheSecondThePlansRiseLeavesIt(t *testing.T) {
+	// The plan dips to 6, asks for 8 again at second 25 for 5 s, then
+	// falls to 6 for good. The flap window holds 8 until the rise is
+	// behind it (second 30); the worker must wake then, not at the next
+	// re-plan a minute later.
+	desired := slices.Concat(slices.Repeat([]int{8}, 5), slices.Repeat([]int{6}, 20), slices.Repeat([]int{8}, 5), slices.Repeat([]int{6}, 30))
+	sp := &scriptedPlanner{desired: desired}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = time.Minute
+	s.FlapWindow = 30 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 8, Running: 8})
+	got := d.Decide(context.Background(), Input{Now: at(6), Current: 8, Running: 8})
+	if got.Count != 8 || !got.NextWake.Equal(at(30)) {
+		t.Fatalf("second 6: count %d, next wake %s; want 8 held and a wake at second 30", got.Count, got.NextWake.Sub(t0))
+	}
+	if got := d.Decide(context.Background(), Input{Now: at(30), Current: 8, Running: 8}); got.Count != 6 {
+		t.Errorf("second 30: count %d, want the plan's 6 once its rise is behind the window", got.Count)
+	}
+}
+
 func TestTheWorkerWakesAtThePlansNextChange(t *testing.T) {
 	sp := &scriptedPlanner{desired: []int{3, 3, 3, 3, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}}
 	s := settings()
