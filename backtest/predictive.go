@@ -3,6 +3,7 @@ package backtest
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/nomadscalerd/nomadscalerd/model"
@@ -227,7 +228,7 @@ func (p *Predictive) Decide(ctx context.Context, obs Observation) (Decision, err
 		p.wake = min(p.wake, p.cooldownTill)
 	}
 	if want != obs.Requested {
-		p.cooldownTill = obs.Now + int(p.pol.Cooldown.Seconds())
+		p.cooldownTill = obs.Now + int(math.Ceil(p.pol.ScaleDownCooldown(d.HoldDown).Seconds()))
 	}
 	return Decision{Desired: want, Evaluated: true}, nil
 }

@@ -394,6 +394,9 @@ type Decision struct {
 	NextWake time.Time
 	// StartupDelay is the delay the plan assumed.
 	StartupDelay time.Duration
+	// HoldDown is how long a replica taken away now would take to serve
+	// again: the startup delay plus Disruption.
+	HoldDown time.Duration
 }
 
 // Decider serves one policy's plans; it is not safe for concurrent use.
@@ -448,7 +451,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	if s.FloorTrend {
 		lead = d.delay.Delay().Seconds()
 	}
-	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay()}
+	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay(), HoldDown: d.holdDown()}
 
 	d.minHealthy = in.MinHealthy
 	why := d.replanDue(in)

@@ -34,7 +34,11 @@ type Policy struct {
 	Enabled   bool   `json:"enabled"`
 
 	EvaluationInterval time.Duration `json:"evaluation_interval"`
-	Cooldown           time.Duration `json:"cooldown"`
+	// Cooldown holds scale-downs after an action. Unless the policy writes
+	// it (CooldownSet), the hold is as long as a replica taken away takes
+	// to serve again, at most Cooldown: see ScaleDownCooldown.
+	Cooldown    time.Duration `json:"cooldown"`
+	CooldownSet bool          `json:"-"`
 
 	Checks []Check `json:"checks"`
 	Target Target  `json:"target"`
@@ -200,6 +204,24 @@ const (
 	DefaultCooldown           = 30 * time.Second
 )
 
+// ScaleDownCooldown is how long scale-downs wait after an action, given
+// comeBack, how long a replica taken away now would take to serve again
+// (predict.Decision.HoldDown: the startup delay plus a deployment's
+// disruption; 0 when not known). A cooldown the policy writes is kept as
+// written. Otherwise the hold is comeBack, at most Cooldown: a scale-down
+// that proves wrong leaves demand short for about comeBack, so holding
+// longer only keeps replicas nobody needs. With replicas that serve 3 s
+// after they are asked for, the 30 s default kept a burst's replicas half
+// a minute after it ended (the simulated live comparison: 1,691 of its
+// 6,813 replica-seconds above demand); with replicas that take 25 s or
+// more the hold is the 30 s it was.
+func (p Policy) ScaleDownCooldown(comeBack time.Duration) time.Duration {
+	if p.CooldownSet || comeBack <= 0 {
+		return p.Cooldown
+	}
+	return min(p.Cooldown, comeBack)
+}
+
 // DefaultPolicy is a policy with one check, "requests", that sets only its
 // bounds: every other setting is the daemon's default. The backtest runs it
 // when it is given no policy.
@@ -275,6 +297,7 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 			if p.Cooldown, err = durationValue(k, v); err != nil {
 				return p, err
 			}
+			p.CooldownSet = true
 		case "on_check_error":
 		default:
 			return p, fmt.Errorf("policy: unknown key %q", k)

@@ -53,8 +53,8 @@ func TestParsePolicyReadsTheSeedsShapeWithDefaults(t *testing.T) {
 	if p.Key != "default/web/api" || p.Min != 1 || p.Max != 5 || !p.Enabled {
 		t.Errorf("identity = %+v", p)
 	}
-	if p.EvaluationInterval != 5*time.Second || p.Cooldown != 30*time.Second {
-		t.Errorf("interval %s cooldown %s, want 5s and the default 30s", p.EvaluationInterval, p.Cooldown)
+	if p.EvaluationInterval != 5*time.Second || p.Cooldown != 30*time.Second || p.CooldownSet {
+		t.Errorf("interval %s cooldown %s (written %v), want 5s and the default 30s, unwritten", p.EvaluationInterval, p.Cooldown, p.CooldownSet)
 	}
 	tg := p.Target
 	if tg.CacheSize != 20 || tg.ForecastHorizon != 60 || tg.CapacityPerReplica != 25 || tg.StartupDelay != 30*time.Second || !tg.DryRun {
@@ -294,5 +294,38 @@ func TestASeasonTheHistoryWindowCannotHoldIsReportedAsAWarningAndThePolicyStillP
 				t.Errorf("warnings\n%q\nwant\n%q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestTheScaleDownCooldownIsWhatThePolicyWritesOrElseTheTimeAReplicaTakesToComeBack(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		cooldown time.Duration
+		written  bool
+		comeBack time.Duration
+		want     time.Duration
+	}{
+		{"unwritten, replicas back in 8 s", DefaultCooldown, false, 8 * time.Second, 8 * time.Second},
+		{"unwritten, replicas back in 35 s: the 30 s default", DefaultCooldown, false, 35 * time.Second, DefaultCooldown},
+		{"unwritten, come-back time not known yet", DefaultCooldown, false, 0, DefaultCooldown},
+		{"written 30s is kept", 30 * time.Second, true, 8 * time.Second, 30 * time.Second},
+		{"written 0s is kept", 0, true, 8 * time.Second, 0},
+		{"written 5m is kept", 5 * time.Minute, true, 35 * time.Second, 5 * time.Minute},
+	} {
+		p := Policy{Cooldown: c.cooldown, CooldownSet: c.written}
+		if got := p.ScaleDownCooldown(c.comeBack); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestAWrittenCooldownIsMarkedWritten(t *testing.T) {
+	sp := scalingPolicy(reqCheck, map[string]any{"capacity_per_replica": 10.0}, map[string]any{"cooldown": "30s"})
+	p, err := ParsePolicy(sp, Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.CooldownSet || p.Cooldown != 30*time.Second {
+		t.Errorf("cooldown %s written %v, want 30s written", p.Cooldown, p.CooldownSet)
 	}
 }

@@ -500,14 +500,14 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 		dec.Action, dec.Reason = "cooldown", fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
 		return Result{RequeueAfter: min(cd.Until.Sub(now), wake, p.EvaluationInterval)}, dec, nil
 	}
-	res, d, err := r.act(ctx, p, st, next, want, dec, now)
+	res, d, err := r.act(ctx, p, st, next, want, dec, now, p.ScaleDownCooldown(got.HoldDown))
 	if err == nil && (d.Action == "scale" || d.Action == "dry_run") {
 		res.RequeueAfter = min(wake, p.EvaluationInterval)
 	}
 	return res, d, err
 }
 
-func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan optimize.Plan, want int, dec Decision, now time.Time) (Result, Decision, error) {
+func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan optimize.Plan, want int, dec Decision, now time.Time, cooldown time.Duration) (Result, Decision, error) {
 	// Leadership is checked again right before acting: the reconcile may
 	// have started under a lease that has run out since (a paused process).
 	if r.d.Leader != nil && !r.d.Leader.IsLeader() {
@@ -567,7 +567,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	}
 	_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateDone, Target: p.Key, Reason: reason})
 	r.resetBackoff(p.Key)
-	until := now.Add(p.Cooldown)
+	until := now.Add(cooldown)
 	if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cooldownState{Until: until}); err != nil {
 		r.d.Log.Error("store cooldown", "policy", p.Key, "err", err)
 	}
@@ -581,7 +581,7 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 		dec.Action = "dry_run"
 	}
 	r.d.Log.Info("scaled", "policy", p.Key, "from", st.Desired, "to", want, "dry_run", dry, "plan", plan.ID)
-	return Result{RequeueAfter: min(p.Cooldown, p.EvaluationInterval)}, dec, nil
+	return Result{RequeueAfter: min(cooldown, p.EvaluationInterval)}, dec, nil
 }
 
 type scaleData struct {

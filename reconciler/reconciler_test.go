@@ -99,6 +99,7 @@ func testPolicy() Policy {
 	p.Key, p.Job, p.Group = "default/web/api", "web", "api"
 	p.Checks = []Check{{Name: "requests", Source: "prometheus", Query: "q"}}
 	p.Target.StartupDelaySet = true // instant replicas: the plan's dips are taken as planned
+	p.CooldownSet = true            // the 30 s default as written: the tests below time it
 	return p
 }
 
@@ -219,6 +220,42 @@ func TestCooldownHoldsTheNextActionAndSurvivesARestart(t *testing.T) {
 	h.reconcile(t)
 	if len(h.nomad.calls) != 2 || *h.nomad.calls[1].Count != 1 {
 		t.Fatalf("calls = %+v, want a scale down to 1 after the cooldown", h.nomad.calls)
+	}
+}
+
+func TestAnUnwrittenCooldownHoldsAScaleDownOnlyAsLongAsAReplicaTakesToComeBack(t *testing.T) {
+	// Instant replicas: one taken away serves again after the 5 s
+	// disruption, so an unwritten cooldown is 5 s; a written one is kept.
+	for _, c := range []struct {
+		name    string
+		written bool
+		want    []int
+	}{
+		{"unwritten: the scale-down 11 s later is made", false, []int{5, 1}},
+		{"written 30s: the scale-down 11 s later waits", true, []int{5}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+			p := testPolicy()
+			p.CooldownSet = c.written
+			reconcile := func() {
+				h.fresh["default/web/api/requests"] = h.clock.t
+				if _, err := h.rec.Reconcile(context.Background(), p); err != nil {
+					t.Fatalf("reconcile: %v", err)
+				}
+			}
+			reconcile()
+			h.planner.desired = []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+			h.clock.advance(11 * time.Second) // past the 10 s re-plan, within 30 s
+			reconcile()
+			var got []int
+			for _, call := range h.nomad.calls {
+				got = append(got, *call.Count)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("scaled to %v, want %v", got, c.want)
+			}
+		})
 	}
 }
 
