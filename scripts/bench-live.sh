@@ -24,9 +24,11 @@
 #          finite at 0 running (then count is 0 and target-value uses the
 #          value itself, still demand / 10). evaluation_interval 10s,
 #          cooldown 30s (BENCH_LIVE_PEER_COOLDOWN), min 1, max 12. The
-#          cooldown is nomadscalerd's default, not nomad-autoscaler's (5m):
-#          at 5m the peer scales four times in 20 minutes and drops over a
-#          third of the demand, which says nothing about either design.
+#          cooldown is the longest nomadscalerd's unwritten cooldown is (its
+#          replicas' come-back time, at most 30s), not nomad-autoscaler's
+#          default (5m): at 5m the peer scales four times in 20 minutes and
+#          drops over a third of the demand, which says nothing about either
+#          design.
 #      Each job has its own load generator (`nomadscalerd demo load`, the
 #      demo's day pattern --period 10m --low 15 --high 75 --noise 0.08 on its
 #      own port) with one --seed, so both offer the same load each 100 ms.

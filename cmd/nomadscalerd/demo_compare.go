@@ -38,6 +38,7 @@ func demoCompareCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "prometheus-addr", EnvVars: []string{"PROMETHEUS_ADDR"}, Required: true},
 			&cli.StringFlag{Name: "nomad-addr", EnvVars: []string{"NOMAD_ADDR"}, Usage: "Nomad HTTP address, for the jobs' scaling events"},
+			&cli.BoolFlag{Name: "without-nomad", Usage: "read Prometheus alone (a run whose dev agent is gone: its Prometheus data kept); the nomad events column is left empty"},
 			&cli.StringFlag{Name: "group", Value: "web"},
 			&cli.StringFlag{Name: "start", Required: true, Usage: "start of the run: Unix seconds or RFC 3339"},
 			&cli.StringFlag{Name: "end", Usage: "end of the run: Unix seconds or RFC 3339 (default now)"},
@@ -91,9 +92,11 @@ func demoCompareCommand() *cli.Command {
 				if err != nil {
 					return fmt.Errorf("%s: %w", job, err)
 				}
-				events, capped, err := countScalingEvents(c.Context, nc, namespace, job, group, start, end)
-				if err != nil {
-					return fmt.Errorf("%s: %w", job, err)
+				events, capped := -1, false
+				if !c.Bool("without-nomad") {
+					if events, capped, err = countScalingEvents(c.Context, nc, namespace, job, group, start, end); err != nil {
+						return fmt.Errorf("%s: %w", job, err)
+					}
 				}
 				rows = append(rows, compareRow{Name: name, Job: job, Series: s, Events: events, EventsCapped: capped})
 			}
@@ -215,8 +218,9 @@ type compareOptions struct {
 }
 
 type compareRow struct {
-	Name, Job    string
-	Series       benchSeries
+	Name, Job string
+	Series    benchSeries
+	// Events is the count of Nomad's scaling events, -1 when not read.
 	Events       int
 	EventsCapped bool
 }
@@ -389,7 +393,7 @@ func printComparison(w io.Writer, rows []compareRow, start, end time.Time, o com
 				pct = 100 * f.Unmet / f.Offered
 			}
 			events := "-"
-			if from == 0 {
+			if from == 0 && r.Events >= 0 {
 				events = strconv.Itoa(r.Events)
 				if r.EventsCapped {
 					events = ">=" + events

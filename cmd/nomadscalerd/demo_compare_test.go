@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -158,5 +159,26 @@ func TestNoiseAtIsTheSameForOneSeedAndSlot(t *testing.T) {
 	}
 	if a, b := noiseAt(7, at), noiseAt(8, at); a == b {
 		t.Errorf("another seed drew the same noise %v", a)
+	}
+}
+
+func TestAComparisonWithoutNomadLeavesTheEventsColumnEmpty(t *testing.T) {
+	s := benchSeries{Demand: []float64{5, 5, 5}, Running: []float64{1, 1, 1}, Desired: []float64{1, 1, 1}}
+	rows := []compareRow{{Name: "read", Job: "a", Series: s, Events: 3}, {Name: "unread", Job: "b", Series: s, Events: -1}}
+	var out strings.Builder
+	start := time.Unix(0, 0)
+	printComparison(&out, rows, start, start.Add(3*time.Second), compareOptions{Capacity: 10, Max: 12, Warmup: 1, FlapWindow: 30})
+	for _, line := range strings.Split(out.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[2] != "+0s" {
+			continue
+		}
+		want := map[string]string{"read": "3", "unread": "-"}[f[0]]
+		if got := f[len(f)-1]; got != want {
+			t.Errorf("%s: nomad events %q, want %q (line %q)", f[0], got, want, line)
+		}
+	}
+	if !strings.Contains(out.String(), "unread") {
+		t.Fatalf("no row for the unread autoscaler:\n%s", out.String())
 	}
 }
