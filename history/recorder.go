@@ -673,8 +673,24 @@ func (r *Recorder) Maintain(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
+	// The round read every series' first and last chunks; their pages,
+	// and the cached pages mapped around them, are not read again until
+	// the next round.
+	if rel, ok := r.st.(mappedReleaser); ok {
+		if err := rel.ReleaseMapped(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// mappedReleaser is a store whose reads map file pages into the process
+// (store.DB's mmap), which it can unmap once a round is done with them.
+type mappedReleaser interface {
+	ReleaseMapped() error
+}
+
+var _ mappedReleaser = (*store.DB)(nil)
 
 // RollupStore is what RollUp reads and writes. It lists series by their
 // spans, not their counts: a round needs where each series starts and

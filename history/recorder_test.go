@@ -655,3 +655,42 @@ func TestATicksPointsAreHandedToObserveOnceStoredAndNotWhenTheWriteFails(t *test
 		t.Errorf("points that were not stored were observed: %+v", seen[1:])
 	}
 }
+
+// releaseCounting counts ReleaseMapped calls and makes them.
+type releaseCounting struct {
+	*store.DB
+	releases int
+}
+
+func (c *releaseCounting) ReleaseMapped() error {
+	c.releases++
+	return c.DB.ReleaseMapped()
+}
+
+func TestMaintainUnmapsTheStoresPagesOnceTheRoundIsDone(t *testing.T) {
+	st := &releaseCounting{DB: openDB(t)}
+	clk := clock.NewFake(t0)
+	src := &scriptedSource{values: map[string]float64{"a": 1}}
+	r, err := NewRecorder(st, src, TargetsFunc(func() []Target { return []Target{target("p/a", "a")} }), clk, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 90 {
+		if err := r.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	if st.releases != 0 {
+		t.Fatalf("%d releases before any round", st.releases)
+	}
+	if err := r.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st.releases != 1 {
+		t.Fatalf("%d releases after a round, want 1", st.releases)
+	}
+	if rs, err := st.RangeRollups("p/a", time.Time{}, time.Time{}); err != nil || len(rs) != 1 {
+		t.Fatalf("rollups after the round = %v, %v; want the first minute", rs, err)
+	}
+}

@@ -154,6 +154,12 @@ func Open(path string, o Options) (db *DB, err error) {
 		b.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
 	}
+	// Loading read each series' last chunk, and mapped the pages around
+	// each: tens of MiB at a thousand series that nothing reads again soon.
+	if err := d.ReleaseMapped(); err != nil {
+		b.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
