@@ -63,7 +63,13 @@ type Config struct {
 	RollupRetention time.Duration // default 30 days
 	RollupStep      time.Duration // default 1 min
 	MaintainEvery   time.Duration // rollups and pruning; default 1 min
-	LogEvery        time.Duration // at most one failure log per series; default 1 min
+	// ReleaseEvery is how often a tick unmaps the store's file pages
+	// (when the store maps them, see mappedReleaser); default 10 s. A
+	// sealing round appends to every series' last chunk over a minute,
+	// and each append maps the cached pages around it (64 KiB at a
+	// thousand series is 60 MiB of resident set by the round's end).
+	ReleaseEvery time.Duration
+	LogEvery     time.Duration // at most one failure log per series; default 1 min
 	// BackfillEvery is how often samples a tick missed (a timeout, an
 	// overrun) are asked again of a source that can evaluate the past
 	// (Prometheus); default 10 s. BackfillWindow is how far back they are
@@ -107,6 +113,9 @@ func (c *Config) defaults() {
 	if c.MaintainEvery <= 0 {
 		c.MaintainEvery = time.Minute
 	}
+	if c.ReleaseEvery <= 0 {
+		c.ReleaseEvery = 10 * time.Second
+	}
 	if c.LogEvery <= 0 {
 		c.LogEvery = time.Minute
 	}
@@ -140,6 +149,8 @@ type Recorder struct {
 	last         map[string]lastSample
 	failures     map[string]*failureLog
 	lastMaintain time.Time
+	// lastRelease is when a tick last unmapped the store's pages.
+	lastRelease time.Time
 	// lastTick is the grid time of the latest tick; gapLogged and
 	// gapsUnlogged rate-limit the missed-interval warning.
 	lastTick     time.Time
@@ -379,6 +390,12 @@ func (r *Recorder) Tick(ctx context.Context) error {
 	}
 	if r.cfg.Observe != nil {
 		r.cfg.Observe(pts)
+	}
+	if rel, ok := r.st.(mappedReleaser); ok && !at.Before(r.lastRelease.Add(r.cfg.ReleaseEvery)) {
+		r.lastRelease = at
+		if err := rel.ReleaseMapped(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
