@@ -100,3 +100,60 @@ func TestReleaseMappedUnmapsTheTouchedPagesAndTheDataReadsBackTheSame(t *testing
 		t.Fatal(err)
 	}
 }
+
+func TestARangeTheOpenWindowCoversIsReadWithoutMappingTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	d, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// 300 series of 1 s points over 5 minutes: the 2-minute windows before
+	// the last are sealed into chunks, the last is open.
+	const series, seconds = 300, 300
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	name := func(i int) string { return fmt.Sprintf("default/job-%03d/web/requests", i) }
+	for s := range seconds {
+		pts := make([]Point, series)
+		for i := range pts {
+			pts[i] = Point{Series: name(i), T: start.Add(time.Duration(s) * time.Second), V: float64(i*seconds + s)}
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A late point in a sealed window goes to the chunks, not the head.
+	late := start.Add(90*time.Second + 500*time.Millisecond)
+	if err := d.WritePoints([]Point{{Series: name(7), T: late, V: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ReleaseMapped(); err != nil {
+		t.Fatal(err)
+	}
+	base := mappedKiB(t, path)
+	now := start.Add(seconds * time.Second)
+	for i := range series {
+		got, err := d.Range(name(i), now.Add(-30*time.Second), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 30 || got[0].V != float64(i*seconds+seconds-30) || got[29].V != float64(i*seconds+seconds-1) {
+			t.Fatalf("series %d: last 30 s = %d samples from %v to %v, want 30 from %d", i, len(got), got[0], got[len(got)-1], i*seconds+seconds-30)
+		}
+	}
+	if after := mappedKiB(t, path); after > base {
+		t.Fatalf("reading the open window of %d series mapped %d KiB of the file (from %d)", series, after-base, base)
+	}
+	// A range reaching before the open window reads the chunks, late
+	// point included.
+	got, err := d.Range(name(7), start.Add(90*time.Second), start.Add(92*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[1].T.Equal(late) || got[1].V != -1 {
+		t.Fatalf("90-92 s of series 7 = %v, want the late point between the two seconds", got)
+	}
+	if after := mappedKiB(t, path); after <= base {
+		t.Fatalf("a range in the chunks mapped nothing (%d KiB, from %d): the test does not see reads", after, base)
+	}
+}

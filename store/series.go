@@ -246,22 +246,32 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	defer d.hmu.RUnlock()
 	lo = max(lo, d.heads.rawCut)
 	head := d.heads.series[series]
-	err := d.bolt.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
-		if b == nil {
-			if len(head) == 0 {
-				return fmt.Errorf("series %q: %w", series, ErrNotFound)
+	// Once a sealing round has begun since Open, every point at or after
+	// sealed is in the head (WritePoints sends only older ones to the
+	// chunks), so a range from there on is read from memory alone. The
+	// controller reads each policy's last minute every evaluation: from
+	// the file, that mapped the cached pages around every series' last
+	// chunk, 80 MiB of resident set at a thousand series. Before the
+	// first round the head may hold a replayed late point without the
+	// chunk points after it, and a head's first time says nothing.
+	if len(head) == 0 || !d.heads.counted || lo < d.heads.sealed {
+		err := d.bolt.View(func(tx *bolt.Tx) error {
+			b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
+			if b == nil {
+				if len(head) == 0 {
+					return fmt.Errorf("series %q: %w", series, ErrNotFound)
+				}
+				return nil
+			}
+			var err error
+			if stored, err = readChunks(b, lo, hi); err != nil {
+				return fmt.Errorf("series %q: %w", series, err)
 			}
 			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		var err error
-		if stored, err = readChunks(b, lo, hi); err != nil {
-			return fmt.Errorf("series %q: %w", series, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	// The chunks' samples are already within [lo, hi); the head's are cut
 	// to it here. The head holds times the chunks hold too after a crash

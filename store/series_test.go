@@ -756,3 +756,38 @@ func TestSeriesAndRollupSpansAgreeWithTheCountingListsWithoutReadingEveryChunk(t
 		t.Errorf("b/y starts at %v, want the retention cut t0+5m", spans[1].First)
 	}
 }
+
+func TestARangeAfterALatePointOfASeriesStillDueHoldsTheChunkPointsAfterIt(t *testing.T) {
+	d := openTemp(t)
+	// 120 series of 1 s points to 245 s: at 240 s a round begins, sealing
+	// two series a write, so the last ones are still due at 245 s.
+	const series = 120
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	name := func(i int) string { return fmt.Sprintf("s%03d", i) }
+	for s := range 246 {
+		pts := make([]Point, series)
+		for i := range pts {
+			pts[i] = Point{Series: name(i), T: start.Add(time.Duration(s) * time.Second), V: float64(s)}
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A back-filled point from the first window, for a series still due,
+	// goes to its head, ahead of the chunk points of 61-239 s.
+	if err := d.WritePoints([]Point{{Series: name(series - 1), T: start.Add(60*time.Second + 500*time.Millisecond), V: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Range(name(series-1), start.Add(61*time.Second), start.Add(246*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 185 {
+		t.Fatalf("61-245 s = %d points, want 185", len(got))
+	}
+	for i, s := range got {
+		if want := float64(61 + i); s.V != want || !s.T.Equal(start.Add(time.Duration(61+i)*time.Second)) {
+			t.Fatalf("point %d = %+v, want %v at %v s", i, s, want, 61+i)
+		}
+	}
+}
