@@ -667,7 +667,7 @@ func (c *releaseCounting) ReleaseMapped() error {
 	return c.DB.ReleaseMapped()
 }
 
-func TestTicksUnmapTheStoresPagesEveryTenSecondsAndMaintainOnceItsRoundIsDone(t *testing.T) {
+func TestTicksUnmapTheStoresPagesEveryTwoSecondsAndMaintainOnceItsRoundIsDone(t *testing.T) {
 	st := &releaseCounting{DB: openDB(t)}
 	clk := clock.NewFake(t0)
 	src := &scriptedSource{values: map[string]float64{"a": 1}}
@@ -681,15 +681,16 @@ func TestTicksUnmapTheStoresPagesEveryTenSecondsAndMaintainOnceItsRoundIsDone(t 
 		}
 		clk.Advance(time.Second)
 	}
-	// Ticks at 0, 10, ..., 80 s.
-	if st.releases != 9 {
-		t.Fatalf("%d releases in 90 one-second ticks, want 9", st.releases)
+	// Ticks at 0, 2, ..., 88 s.
+	if st.releases != 45 {
+		t.Fatalf("%d releases in 90 one-second ticks, want 45", st.releases)
 	}
 	if err := r.Maintain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st.releases != 10 {
-		t.Fatalf("%d releases after a round, want one more", st.releases-9)
+	// One after the round's one batch of rollups, one once it is done.
+	if st.releases != 47 {
+		t.Fatalf("%d releases in a round, want two", st.releases-45)
 	}
 	if rs, err := st.RangeRollups("p/a", time.Time{}, time.Time{}); err != nil || len(rs) != 1 {
 		t.Fatalf("rollups after the round = %v, %v; want the first minute", rs, err)

@@ -108,9 +108,9 @@ func TestARangeTheOpenWindowCoversIsReadWithoutMappingTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	// 300 series of 1 s points over 5 minutes: the 2-minute windows before
-	// the last are sealed into chunks, the last is open.
-	const series, seconds = 300, 300
+	// 300 series of 1 s points over 430 s: the 2-minute windows before
+	// the last are sealed into chunks, the last is open since 360 s.
+	const series, seconds = 300, 430
 	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	name := func(i int) string { return fmt.Sprintf("default/job-%03d/web/requests", i) }
 	for s := range seconds {
@@ -132,17 +132,19 @@ func TestARangeTheOpenWindowCoversIsReadWithoutMappingTheFile(t *testing.T) {
 	}
 	base := mappedKiB(t, path)
 	now := start.Add(seconds * time.Second)
+	// The last 30 s are in the open window.
+	const back = 30
 	for i := range series {
-		got, err := d.Range(name(i), now.Add(-30*time.Second), time.Time{})
+		got, err := d.Range(name(i), now.Add(-back*time.Second), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 30 || got[0].V != float64(i*seconds+seconds-30) || got[29].V != float64(i*seconds+seconds-1) {
-			t.Fatalf("series %d: last 30 s = %d samples from %v to %v, want 30 from %d", i, len(got), got[0], got[len(got)-1], i*seconds+seconds-30)
+		if len(got) != back || got[0].V != float64(i*seconds+seconds-back) || got[back-1].V != float64(i*seconds+seconds-1) {
+			t.Fatalf("series %d: last %d s = %d samples from %v to %v, want %d from %d", i, back, len(got), got[0], got[len(got)-1], back, i*seconds+seconds-back)
 		}
 	}
 	if after := mappedKiB(t, path); after > base {
-		t.Fatalf("reading the open window of %d series mapped %d KiB of the file (from %d)", series, after-base, base)
+		t.Fatalf("reading the last %d s of %d series mapped %d KiB of the file (from %d)", back, series, after-base, base)
 	}
 	// A range reaching before the open window reads the chunks, late
 	// point included.

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -788,6 +790,71 @@ func TestARangeAfterALatePointOfASeriesStillDueHoldsTheChunkPointsAfterIt(t *tes
 	for i, s := range got {
 		if want := float64(61 + i); s.V != want || !s.T.Equal(start.Add(time.Duration(61+i)*time.Second)) {
 			t.Fatalf("point %d = %+v, want %v at %v s", i, s, want, 61+i)
+		}
+	}
+}
+
+func TestRangesFromMemoryAgreeWithAModelOfEveryWriteLateWriteAndPrune(t *testing.T) {
+	d := openTemp(t)
+	rng := rand.New(rand.NewPCG(11, 3))
+	const series = 24
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	name := func(i int) string { return fmt.Sprintf("s%02d", i) }
+	written := make([]map[int64]float64, series)
+	for i := range written {
+		written[i] = map[int64]float64{}
+	}
+	cut := int64(math.MinInt64)
+	for s := range 1500 {
+		now := start.Add(time.Duration(s) * time.Second)
+		var pts []Point
+		for i := range series {
+			pts = append(pts, Point{Series: name(i), T: now, V: float64(s)})
+		}
+		// Late points anywhere in the last 400 s: to a series still due
+		// (the head), a sealed tail or older chunks.
+		for range rng.IntN(3) {
+			i := rng.IntN(series)
+			at := now.Add(-time.Duration(rng.IntN(400_000)) * time.Millisecond)
+			pts = append(pts, Point{Series: name(i), T: at, V: -rng.Float64()})
+		}
+		if err := d.WritePoints(pts); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pts {
+			if i, _ := strconv.Atoi(p.Series[1:]); p.T.UnixMilli() >= cut {
+				written[i][p.T.UnixMilli()] = p.V
+			}
+		}
+		if s%200 == 199 {
+			c := now.Add(-10 * time.Minute)
+			if _, err := d.Prune(c, c); err != nil {
+				t.Fatal(err)
+			}
+			cut = c.UnixMilli()
+		}
+		for range 3 {
+			i := rng.IntN(series)
+			from := now.Add(-time.Duration(rng.IntN(400_000)) * time.Millisecond)
+			got, err := d.Range(name(i), from, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []int64
+			for at := range written[i] {
+				if at >= from.UnixMilli() && at >= cut {
+					want = append(want, at)
+				}
+			}
+			slices.Sort(want)
+			if len(got) != len(want) {
+				t.Fatalf("write %d: %s from %v: %d points, want %d", s, name(i), from.Sub(start), len(got), len(want))
+			}
+			for k, at := range want {
+				if got[k].T.UnixMilli() != at || got[k].V != written[i][at] {
+					t.Fatalf("write %d: %s from %v: point %d = %+v, want %v at %v", s, name(i), from.Sub(start), k, got[k], written[i][at], time.UnixMilli(at).Sub(start))
+				}
+			}
 		}
 	}
 }
