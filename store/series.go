@@ -249,11 +249,12 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 	// Once a sealing round has begun since Open, every point at or after
 	// sealed is in the head (WritePoints sends only older ones to the
 	// chunks), so a range from there on is read from memory alone. The
-	// controller reads each policy's last minute every evaluation: from
-	// the file, that mapped the cached pages around every series' last
-	// chunk, 80 MiB of resident set at a thousand series. Before the
-	// first round the head may hold a replayed late point without the
-	// chunk points after it, and a head's first time says nothing.
+	// controller reads each policy's last minute every evaluation, within
+	// the open window half the time: from memory, without a read
+	// transaction or the chunk pages it would map (BenchmarkRangeOfASeries:
+	// 343 ns against 10.5 us for 5 minutes). Before the first round the
+	// head may hold a replayed late point without the chunk points after
+	// it, and a head's first time says nothing.
 	if len(head) == 0 || !d.heads.counted || lo < d.heads.sealed {
 		err := d.bolt.View(func(tx *bolt.Tx) error {
 			b := tx.Bucket(migrations.BucketSeries).Bucket([]byte(series))
