@@ -78,7 +78,17 @@ func TestTheClusterStateHoldsTheNodesWithWhatTheirAllocationsHoldAndFollowsEligi
 	}
 	waitFor(t, "the stopped job's allocations to free the node", func() bool { return node().AllocatedCPUMHz == 0 })
 
-	// Eligibility and drain arrive by Node events.
+	// Eligibility and drain arrive by Node events. A drain of an empty
+	// node completes at once, and the view may see it start and end
+	// between two looks: a running batch allocation keeps it open until
+	// its deadline (Nomad lets batch allocations finish until then).
+	batch := nomadtest.RawExecJob("batch-hold", "work", 1, "/bin/sleep", "600")
+	batchType := "batch"
+	batch.Type = &batchType
+	if _, _, err := api.Jobs().Register(batch, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch allocation's CPU on the node", func() bool { return node().AllocatedCPUMHz > 0 })
 	if _, err := api.Nodes().ToggleEligibility(n.ID, false, nil); err != nil {
 		t.Fatal(err)
 	}
