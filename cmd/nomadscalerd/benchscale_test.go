@@ -134,9 +134,10 @@ func BenchmarkScale(b *testing.B) {
 	var reps []*benchReplica
 	for i := range shards {
 		reps = append(reps, &benchReplica{
-			dbPath:   filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)),
-			httpAddr: fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(b)),
-			logPath:  filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
+			dbPath:      filepath.Join(dir, fmt.Sprintf("bench-%d.db", i)),
+			httpAddr:    fmt.Sprintf("127.0.0.1:%d", nomadtest.FreePort(b)),
+			logPath:     filepath.Join(dir, fmt.Sprintf("daemon-%d.log", i)),
+			dbMappedMin: -1, dbMappedMax: -1,
 		})
 	}
 	warmUp()
@@ -243,8 +244,18 @@ loop:
 		}
 		updates++
 		for _, r := range reps {
+			mapped, err := procMapped(r.cmd.Process.Pid, r.dbPath)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.dbMappedMax < 0 || mapped > r.dbMappedMax {
+				r.dbMappedMax = mapped
+			}
+			if r.dbMappedMin < 0 || mapped < r.dbMappedMin {
+				r.dbMappedMin = mapped
+			}
 			if rss, err := procRSS(r.cmd.Process.Pid); err == nil && rss.total > r.peakRSS {
-				r.peakRSS, r.peakRSSAnon, r.peakRSSFile = rss.total, rss.anon, rss.file
+				r.peakRSS, r.peakRSSAnon, r.peakRSSFile, r.peakDBMapped = rss.total, rss.anon, rss.file, mapped
 			}
 		}
 	}
@@ -354,12 +365,14 @@ loop:
 	agentToo := tooMany(agent.Log())
 
 	pct := 100 * float64(stored) / float64(max(expected, 1))
-	cores, peakRSS, peakAnon, peakFile := 0.0, 0.0, 0.0, 0.0
+	cores, peakRSS, peakAnon, peakFile, peakDB := 0.0, 0.0, 0.0, 0.0, 0.0
+	dbMin, dbMax := reps[0].dbMappedMin, reps[0].dbMappedMax
 	for _, r := range reps {
 		cores = max(cores, r.cores)
 		if r.peakRSS > peakRSS {
-			peakRSS, peakAnon, peakFile = r.peakRSS, r.peakRSSAnon, r.peakRSSFile
+			peakRSS, peakAnon, peakFile, peakDB = r.peakRSS, r.peakRSSAnon, r.peakRSSFile, r.peakDBMapped
 		}
+		dbMin, dbMax = min(dbMin, r.dbMappedMin), max(dbMax, r.dbMappedMax)
 	}
 	b.ReportMetric(active, "policies_active")
 	b.ReportMetric(pct, "pct_samples")
@@ -375,6 +388,7 @@ loop:
   daemon CPU (the busiest)        %.3f cores                    goal: <= 0.25 per 1,000 policies held
   daemon peak RSS (the largest)   %.1f MiB                      goal: <= 256
     (at the peak: anonymous %.1f MiB, file-backed %.1f MiB: the database's mmap pages the daemon touched, and the binary)
+    (the database file's pages mapped: %.1f MiB at the peak, %.1f-%.1f MiB over the window, from /proc/PID/smaps each second)
   sealed history per point        %.2f bytes (%d bytes of chunk pages for %d points in chunks; chunk payload %.2f bytes/point)   goal: <= 2
   whole file per stored point     %.1f bytes (%d bytes, %d points; not the goal: %s)
   429 / too many connections      %d in the daemons' logs, %d in Nomad's  goal: 0
@@ -387,6 +401,7 @@ loop:
 		stored, expected, pct, outcomes["ok"], outcomes["timeout"], outcomes["error"], missed, backfilled, lost, gainedFilled,
 		cores,
 		peakRSS/(1<<20), peakAnon/(1<<20), peakFile/(1<<20),
+		peakDB/(1<<20), dbMin/(1<<20), dbMax/(1<<20),
 		foot.ChunkPageBytesPerPoint(), foot.ChunkPageBytes, foot.ChunkPoints, float64(foot.ChunkBytes)/float64(max(foot.ChunkPoints, 1)),
 		float64(foot.FileBytes)/float64(max(total, 1)), foot.FileBytes, total, footprintParts(foot),
 		too, agentToo,
@@ -461,6 +476,9 @@ type benchReplica struct {
 	// The resident set at its peak, and its anonymous and file-backed
 	// (mmap'd database pages, the binary) parts then.
 	peakRSSAnon, peakRSSFile float64
+	// The database file's pages mapped at the peak, and the fewest and
+	// most over the window (sampled each second; -1 before the first).
+	peakDBMapped, dbMappedMin, dbMappedMax float64
 }
 
 // prefillSource says whether the replicas' prefills were made or copied
@@ -791,6 +809,37 @@ func procCPU(pid int) (float64, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	return (ut + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// procMapped is the resident size, in bytes, of the process's mappings
+// of path (its /proc/PID/smaps entries): the database pages it has
+// mapped, which RssFile counts along with the binary's.
+func procMapped(pid int, path string) (float64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	total, in := 0.0, false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		// A mapping's header is "start-end perms offset dev inode [path]";
+		// its fields lines end in a colon.
+		if len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") {
+			in = len(fields) == 6 && fields[5] == path
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); in && ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("smaps line %q: %w", line, err)
+			}
+			total += kb * 1024
+		}
+	}
+	return total, sc.Err()
 }
 
 // rssParts is a process's resident set in bytes (VmRSS) and its
