@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,12 +49,8 @@ func mappedKiB(t *testing.T, path string) int {
 }
 
 func TestReleaseMappedUnmapsTheTouchedPagesAndTheDataReadsBackTheSame(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	d, err := Open(path, Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t)
+	path := d.Path()
 	// 8 MiB of plans, in values of 16 KiB: bbolt keeps each on its own
 	// overflow pages, so reading them all touches the whole file.
 	const n, size = 512, 16 << 10
@@ -102,12 +97,8 @@ func TestReleaseMappedUnmapsTheTouchedPagesAndTheDataReadsBackTheSame(t *testing
 }
 
 func TestARangeTheOpenWindowCoversIsReadWithoutMappingTheFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	d, err := Open(path, Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openTemp(t)
+	path := d.Path()
 	// 300 series of 1 s points over 430 s: the 2-minute windows before
 	// the last are sealed into chunks, the last is open since 360 s.
 	const series, seconds = 300, 430
