@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,7 +164,7 @@ func TestDemandLeavingTheForecastBandReplansAtOnceAndRepeatedExitsRefit(t *testi
 	s := settings()
 	s.ReplanInterval = 10 * time.Second
 	s.MinReplanGap = 2 * time.Second
-	s.WrongAfter = 2
+	s.WrongAfter, s.WrongFor = 2, 20*time.Second
 	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
 	if err != nil {
 		t.Fatal(err)
@@ -191,10 +192,50 @@ func TestDemandLeavingTheForecastBandReplansAtOnceAndRepeatedExitsRefit(t *testi
 	if got := d.Decide(ctx, Input{Now: at(7), Current: 5, Running: 5, Recent: steady(60, 150)}); got.Count != want || got.Source != "floor" {
 		t.Errorf("surge of 150/s at 10 per replica: count %d from %s, want the floor's %d (150 x %v / 10)", got.Count, got.Source, want, s.FloorMargin)
 	}
-	// A second exit in a row says the model is wrong: the plan refits.
-	got = d.Decide(ctx, Input{Now: at(9), Current: 5, Running: 5, Recent: surge})
+	// Exits in a row re-plan every time, but a model is not wrong for a
+	// burst: the exits must keep coming for WrongFor before a plan refits.
+	for sec := 9; sec < 6+20; sec += 2 {
+		got = d.Decide(ctx, Input{Now: at(sec), Current: 5, Running: 5, Recent: surge})
+		if !got.Replanned || sp.calls[len(sp.calls)-1].Refit {
+			t.Fatalf("exit at second %d, %d s after the first: replanned %v, refit %v; want a plan without a refit",
+				sec, sec-6, got.Replanned, sp.calls[len(sp.calls)-1].Refit)
+		}
+	}
+	got = d.Decide(ctx, Input{Now: at(27), Current: 5, Running: 5, Recent: surge})
 	if !got.Replanned || !sp.calls[len(sp.calls)-1].Refit {
-		t.Fatalf("second exit in a row: replanned %v, refit %v; want a refit", got.Replanned, sp.calls[len(sp.calls)-1].Refit)
+		t.Fatalf("exits in a row for 21 s: replanned %v, refit %v; want a refit", got.Replanned, sp.calls[len(sp.calls)-1].Refit)
+	}
+	// A refit starts the count again.
+	got = d.Decide(ctx, Input{Now: at(29), Current: 5, Running: 5, Recent: surge})
+	if !got.Replanned || sp.calls[len(sp.calls)-1].Refit {
+		t.Fatalf("first exit after a refit: replanned %v, refit %v; want a plan without a refit", got.Replanned, sp.calls[len(sp.calls)-1].Refit)
+	}
+}
+
+func TestDemandOutsideTheBandAtEachIntervalReplanCountsAsExitsAndRefits(t *testing.T) {
+	// A flat plan wakes the worker only at the replan interval: demand
+	// that stays below the band is seen there or nowhere.
+	sp := &scriptedPlanner{desired: steadyInts(30, 5), lower: steady(30, 30), upper: steady(30, 60)}
+	s := settings()
+	s.ReplanInterval = 10 * time.Second
+	s.WrongAfter, s.WrongFor = 3, 20*time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d.Decide(ctx, Input{Now: at(0), Current: 5, Running: 5, Recent: steady(60, 45)})
+	low := steady(60, 12)
+	for i, want := range []struct {
+		why   string
+		refit bool
+	}{{"below", false}, {"below", false}, {"below", true}} {
+		got := d.Decide(ctx, Input{Now: at(10 * (i + 1)), Current: 5, Running: 5, Recent: low})
+		last := sp.calls[len(sp.calls)-1]
+		if !got.Replanned || !strings.Contains(got.Why, want.why) || last.Refit != want.refit {
+			t.Fatalf("interval replan %d with demand below the band: replanned %v (%q), refit %v; want %q, refit %v",
+				i+1, got.Replanned, got.Why, last.Refit, want.why, want.refit)
+		}
 	}
 }
 
@@ -711,4 +752,13 @@ func TestAStepUpTakesTheFloorToTheNewLevelInTwoSecondsAndNoiseDoesNot(t *testing
 			t.Fatalf("second %d: steady noise taken for a step to %.1f", end, lv)
 		}
 	}
+}
+
+// steadyInts is n copies of v.
+func steadyInts(n, v int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }
