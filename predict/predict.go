@@ -127,7 +127,7 @@ func (s Settings) Validate() error {
 	case s.BandSlack < 0:
 		return errors.New("band slack must not be negative")
 	case s.WrongFor < 0:
-		return errors.New("wrong_for must not be negative")
+		return errors.New("the time band exits must keep coming (WrongFor) must not be negative")
 	case s.Disruption < 0:
 		return errors.New("disruption must not be negative")
 	case s.DownHysteresis < 0 || s.DownHysteresis > 1 || math.IsNaN(s.DownHysteresis):
