@@ -15,7 +15,7 @@ export NOMADSCALERD_NOMAD_BIN := $(NOMAD_BIN)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all deps prometheus moto build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-scale bench-store vet clean
+.PHONY: all deps prometheus moto build plugin run test test-unit bench bench-optimize bench-reaction bench-model bench-sweep bench-live bench-demo-phases bench-scale bench-store vet clean
 all: build
 
 $(HIGHS)/lib/pkgconfig/highs.pc:
@@ -89,6 +89,11 @@ bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
 # 20m); not part of make test.
 bench-live: build $(NOMAD_BIN) prometheus $(AUTOSCALER_BIN)
 	NOMAD_AUTOSCALER_BIN=$(AUTOSCALER_BIN) bash scripts/bench-live.sh bin/nomadscalerd
+
+# bench-live's comparison in replay, from ten phases of the demo's day
+# (seconds; no Nomad): the sum does not depend on the phase a run starts at.
+bench-demo-phases: build
+	bash scripts/bench-demo-phases.sh bin/nomadscalerd
 
 # 1,000 policies (one Prometheus check each, dry run, groups of count 0,
 # 1 s sampling) on a real Nomad dev agent and a real Prometheus, the daemon
