@@ -3,7 +3,6 @@
 package store
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strconv"
@@ -14,38 +13,15 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 )
 
-// mappedKiB is the resident size of this process's mappings of path, from
-// /proc/self/smaps: the pages of the file the process has mapped, which
-// VmRSS counts as RssFile.
+// mappedKiB is the resident size of this process's mappings of path (see
+// MappedBytes).
 func mappedKiB(t *testing.T, path string) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+	b, err := MappedBytes(os.Getpid(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	kib, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		// A mapping's header is "start-end perms offset dev inode [path]".
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			in = len(fields) == 6 && fields[5] == path
-			continue
-		}
-		if v, ok := strings.CutPrefix(line, "Rss:"); in && ok {
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				t.Fatalf("smaps line %q: %v", line, err)
-			}
-			kib += n
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return kib
+	return int(b >> 10)
 }
 
 func TestReleaseMappedUnmapsTheTouchedPagesAndTheDataReadsBackTheSame(t *testing.T) {

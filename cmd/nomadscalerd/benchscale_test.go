@@ -244,10 +244,11 @@ loop:
 		}
 		updates++
 		for _, r := range reps {
-			mapped, err := procMapped(r.cmd.Process.Pid, r.dbPath)
+			mb, err := store.MappedBytes(r.cmd.Process.Pid, r.dbPath)
 			if err != nil {
 				b.Fatal(err)
 			}
+			mapped := float64(mb)
 			if r.dbMappedMax < 0 || mapped > r.dbMappedMax {
 				r.dbMappedMax = mapped
 			}
@@ -809,37 +810,6 @@ func procCPU(pid int) (float64, error) {
 		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	return (ut + stime) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// procMapped is the resident size, in bytes, of the process's mappings
-// of path (its /proc/PID/smaps entries): the database pages it has
-// mapped, which RssFile counts along with the binary's.
-func procMapped(pid int, path string) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	total, in := 0.0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		// A mapping's header is "start-end perms offset dev inode [path]";
-		// its fields lines end in a colon.
-		if len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") {
-			in = len(fields) == 6 && fields[5] == path
-			continue
-		}
-		if v, ok := strings.CutPrefix(line, "Rss:"); in && ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				return 0, fmt.Errorf("smaps line %q: %w", line, err)
-			}
-			total += kb * 1024
-		}
-	}
-	return total, sc.Err()
 }
 
 // rssParts is a process's resident set in bytes (VmRSS) and its
