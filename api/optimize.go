@@ -72,6 +72,8 @@ func (s *Server) HandleOptimize(o Optimizer) {
 		}
 		res, err := o.Optimize(r.Context(), req)
 		switch {
+		case errors.Is(err, optimize.ErrInvalidRequest):
+			Error(w, http.StatusBadRequest, err.Error())
 		case errors.Is(err, optimize.ErrNoHistory):
 			Error(w, http.StatusNotFound, err.Error())
 		case errors.Is(err, optimize.ErrShortHistory):

@@ -17,6 +17,9 @@ type fakeOptimizer struct{ calls int }
 
 func (f *fakeOptimizer) Optimize(_ context.Context, r optimize.Request) (optimize.Response, error) {
 	f.calls++
+	if r.Check.MetricAppName == "" && r.Check.Group == "" {
+		return optimize.Response{}, fmt.Errorf("%w: check.metric_app_name or check.group must name it", optimize.ErrInvalidRequest)
+	}
 	if r.Check.MetricAppName == "unknown" {
 		return optimize.Response{}, fmt.Errorf("%w for %q", optimize.ErrNoHistory, "unknown")
 	}
@@ -57,6 +60,7 @@ func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
 		{"cache size zero", `{"token": "tok", "max_replicas": 2, "cache_size": 0}`, "", 400, "cache_size"},
 		{"cache size too big", `{"token": "tok", "max_replicas": 2, "cache_size": 3601}`, "", 400, "cache_size"},
 		{"body over 1 MiB", `{"token": "tok", "pad": "` + strings.Repeat("x", MaxBodyBytes) + `"}`, "", 400, "1 MiB"},
+		{"no series named", `{"token": "tok", "max_replicas": 2}`, "", 400, "metric_app_name"},
 		{"unknown history", `{"token": "tok", "check": {"metric_app_name": "unknown"}, "max_replicas": 2}`, "", 404, "no history"},
 		{"history too short yet", `{"token": "tok", "check": {"metric_app_name": "new"}, "max_replicas": 2}`, "", 503, "too short"},
 	}

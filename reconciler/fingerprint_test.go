@@ -131,17 +131,21 @@ func TestTheHistoryPlannerBuildsANewForecasterForATunedPolicyOnly(t *testing.T) 
 	built := 0
 	hp := NewHistoryPlanner(nil, func(Policy) optimize.Forecaster { built++; return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
 	p := testPolicy()
-	hp.forecasterFor(p)
-	hp.forecasterFor(p)
+	use := func(hp *HistoryPlanner, p Policy) {
+		_, unlock := hp.forecasterFor(p)
+		unlock()
+	}
+	use(hp, p)
+	use(hp, p)
 	if built != 1 {
 		t.Fatalf("%d forecasters for one unchanged policy, want 1", built)
 	}
 	tuned := p.Tuned(Tuning{At: time.Unix(1, 0), ForecastMargin: p.Target.ForecastMargin, ModelStep: p.Target.ModelStep + time.Second})
-	hp.forecasterFor(tuned)
+	use(hp, tuned)
 	if built != 2 {
 		t.Errorf("%d forecasters after a tuning changed model_step, want a new one (2)", built)
 	}
-	hp.forecasterFor(tuned)
+	use(hp, tuned)
 	if built != 2 {
 		t.Errorf("%d forecasters after the same tuned policy again, want the tuned one kept (2)", built)
 	}

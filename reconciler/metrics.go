@@ -147,3 +147,15 @@ func (m *Metrics) forecasted(policy string, next, observed float64) {
 	m.forecast.WithLabelValues(policy).Set(next)
 	m.observed.WithLabelValues(policy).Set(observed)
 }
+
+// forget drops a removed policy's series, so /metrics stops reporting it.
+func (m *Metrics) forget(policy string) {
+	if m == nil {
+		return
+	}
+	for _, g := range []*prometheus.GaugeVec{m.forecast, m.observed, m.planned, m.desired} {
+		g.DeleteLabelValues(policy)
+	}
+	m.planErrors.DeleteLabelValues(policy)
+	m.evaluations.DeletePartialMatch(prometheus.Labels{"policy": policy})
+}

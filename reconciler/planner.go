@@ -73,20 +73,27 @@ func NewHistoryPlanner(h history.RangeReader, f ForecasterFactory, demand Demand
 
 type keyedForecaster struct {
 	fingerprint string
+	// mu is held by the one plan using the forecaster: a forecaster keeps
+	// its fit and warm starts between calls and is not safe for
+	// concurrent use, and a policy's plans can come at once (its worker
+	// and POST /optimize, which plans several requests in parallel).
+	mu *sync.Mutex
 	optimize.Forecaster
 }
 
 // forecasterFor returns the policy's forecaster, built again when the
-// policy's settings changed (a new model_step or orders is a new model).
-func (hp *HistoryPlanner) forecasterFor(p Policy) optimize.Forecaster {
+// policy's settings changed (a new model_step or orders is a new model),
+// locked for the caller, who calls unlock when done with it.
+func (hp *HistoryPlanner) forecasterFor(p Policy) (f optimize.Forecaster, unlock func()) {
 	hp.mu.Lock()
-	defer hp.mu.Unlock()
-	f, ok := hp.forecaster[p.Key]
-	if !ok || !p.matches(f.fingerprint) {
-		f = keyedForecaster{fingerprint: p.fingerprint(), Forecaster: hp.newFC(p)}
-		hp.forecaster[p.Key] = f
+	kf, ok := hp.forecaster[p.Key]
+	if !ok || !p.matches(kf.fingerprint) {
+		kf = keyedForecaster{fingerprint: p.fingerprint(), mu: &sync.Mutex{}, Forecaster: hp.newFC(p)}
+		hp.forecaster[p.Key] = kf
 	}
-	return f.Forecaster
+	hp.mu.Unlock()
+	kf.mu.Lock()
+	return kf.Forecaster, kf.mu.Unlock
 }
 
 // Forget drops a removed policy's forecaster.
@@ -134,7 +141,8 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 		return optimize.Plan{}, fmt.Errorf("%w for %s yet", optimize.ErrNoHistory, p.Target.RequestsCheck)
 	}
 	latest := latestValues(p, cols)
-	inner := hp.forecasterFor(p)
+	inner, unlock := hp.forecasterFor(p)
+	defer unlock()
 	if rf, ok := inner.(interface{ Refit() }); ok && r.Refit {
 		rf.Refit()
 	}

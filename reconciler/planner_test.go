@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,5 +117,77 @@ func TestCPUAndMemoryPricesSetTheReplicaCostFromTheGroupsAllocation(t *testing.T
 	plan, _ = hp.Plan(context.Background(), p, 5, now)
 	if last := plan.Desired[len(plan.Desired)-1]; last != 5 {
 		t.Fatalf("cheap replicas: plan keeps %d, want 5", last)
+	}
+}
+
+// countingForecaster is a fake that records the most plans inside it at
+// once, and waits a while for a second one to arrive.
+type countingForecaster struct {
+	inFlight, most atomic.Int32
+	both           chan struct{}
+	once           sync.Once
+}
+
+func (f *countingForecaster) Forecast(_ context.Context, h optimize.History, steps int) ([]float64, error) {
+	n := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		m := f.most.Load()
+		if n <= m || f.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if n == 2 {
+		f.once.Do(func() { close(f.both) })
+	}
+	select { // give a second plan the chance to arrive
+	case <-f.both:
+	case <-time.After(300 * time.Millisecond):
+	}
+	out := make([]float64, steps)
+	return out, nil
+}
+
+// A policy's forecaster keeps its fit and warm starts between calls and
+// has no lock of its own; POST /optimize plans several requests at once
+// beside the policy's worker. Uses a fake forecaster that records how many
+// plans are inside it at once.
+func TestTwoPlansOfOnePolicyAtOnceNeverRunItsForecasterConcurrently(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "h.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().Truncate(time.Second)
+	p := testPolicy()
+	var pts []store.Point
+	for i := 120; i > 0; i-- {
+		pts = append(pts, store.Point{Series: store.SeriesName(p.Key, "requests"), T: now.Add(-time.Duration(i) * time.Second), V: 5})
+	}
+	if err := db.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	var built []*countingForecaster
+	var mu sync.Mutex
+	hp := NewHistoryPlanner(db, func(Policy) optimize.Forecaster {
+		mu.Lock()
+		defer mu.Unlock()
+		f := &countingForecaster{both: make(chan struct{})}
+		built = append(built, f)
+		return f
+	}, nil, optimize.DPSolver{}, nil, nil)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if _, err := hp.Plan(context.Background(), p, 2, now); err != nil && !errors.Is(err, optimize.ErrShortHistory) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range built {
+		if f.most.Load() > 1 {
+			t.Fatalf("%d plans of %s ran one forecaster at once (%d forecaster(s) built)", f.most.Load(), p.Key, len(built))
+		}
 	}
 }

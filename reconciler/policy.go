@@ -306,6 +306,9 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	if p.EvaluationInterval <= 0 {
 		return p, errors.New("evaluation_interval must be positive")
 	}
+	if p.Cooldown < 0 {
+		return p, errors.New("cooldown must not be negative")
+	}
 	checks, err := namedBlocks(sp.Policy, "check")
 	if err != nil {
 		return p, err
@@ -932,8 +935,8 @@ func namedBlocks(m map[string]any, kind string) ([]namedBlock, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s must be a labelled block", kind)
 		}
-		for name, v := range named {
-			bodies, ok := v.([]any)
+		for _, name := range sortedKeys(named) { // the same error every time
+			bodies, ok := named[name].([]any)
 			if !ok || len(bodies) != 1 {
 				return nil, fmt.Errorf("%s %q must be one block", kind, name)
 			}

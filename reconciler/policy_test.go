@@ -329,3 +329,31 @@ func TestAWrittenCooldownIsMarkedWritten(t *testing.T) {
 		t.Errorf("cooldown %s written %v, want 30s written", p.Cooldown, p.CooldownSet)
 	}
 }
+
+// A policy as Nomad's JSON API holds it can put several labelled blocks in
+// one entry (a map): they are read in label order.
+func TestAPolicyWithTwoBadChecksInOneEntryIsReportedTheSameWayEveryTime(t *testing.T) {
+	sp := scalingPolicy(nil, map[string]any{}, map[string]any{
+		"check": []any{map[string]any{"a": "not a block", "b": "not a block either"}},
+	})
+	seen := map[string]bool{}
+	for range 200 {
+		_, err := ParsePolicy(sp, Defaults{})
+		if err == nil {
+			t.Fatal("malformed policy accepted")
+		}
+		seen[err.Error()] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("the same policy was reported %d different ways: %v", len(seen), seen)
+	}
+}
+
+// A negative cooldown would turn the scale-down hold off without a word.
+func TestANegativeCooldownIsRefused(t *testing.T) {
+	sp := scalingPolicy(reqCheck, map[string]any{}, map[string]any{"cooldown": "-5m"})
+	p, err := ParsePolicy(sp, Defaults{})
+	if err == nil {
+		t.Fatalf("cooldown -5m accepted: policy cooldown %s, scale-down hold %s", p.Cooldown, p.ScaleDownCooldown(0))
+	}
+}

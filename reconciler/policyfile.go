@@ -213,7 +213,8 @@ func fillScalingPolicy(sp *nomadapi.ScalingPolicy, m map[string]any, bare bool) 
 // {name: [body]} under kind, an unlabelled block as a list entry body.
 func bodyMap(b *hclsyntax.Body) (map[string]any, error) {
 	m := map[string]any{}
-	for name, attr := range b.Attributes {
+	for _, name := range sortedAttrNames(b) { // in file order: the same error every time
+		attr := b.Attributes[name]
 		v, diags := attr.Expr.Value(nil)
 		if diags.HasErrors() {
 			return nil, fmt.Errorf("line %d: %s: only literal values are read here: %s", attr.SrcRange.Start.Line, name, diags.Errs()[0])

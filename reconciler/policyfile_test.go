@@ -165,3 +165,34 @@ func TestTheSeedsPolicyInAJobsScalingBlockIsCheckedAgainstThatJobsGroup(t *testi
 		t.Fatalf("another namespace: err = %v, want the mismatch", err)
 	}
 }
+
+// Attributes are read in file order: with two bad ones, the first is
+// reported, every time.
+func TestAPolicyFileWithTwoBadAttributesIsReportedTheSameWayEveryTime(t *testing.T) {
+	src := []byte(`scaling "a" {
+  min = var.low
+  max = var.high
+  policy {
+    check "requests" {
+      source = "prometheus"
+      query  = "q"
+    }
+    target "nomadscaler" {
+      job   = "web"
+      group = "api"
+    }
+  }
+}
+`)
+	seen := map[string]bool{}
+	for range 200 {
+		fps := ParseScalingFile(src, "p.hcl")
+		if len(fps) != 1 || fps[0].Err == nil {
+			t.Fatalf("got %+v, want one entry with an error", fps)
+		}
+		seen[fps[0].Err.Error()] = true
+	}
+	if len(seen) != 1 {
+		t.Fatalf("the same file was reported %d different ways: %v", len(seen), seen)
+	}
+}

@@ -370,6 +370,7 @@ func (r *Reconciler) Forget(key string) {
 	delete(r.last, key)
 	delete(r.settled, key)
 	delete(r.groups, key)
+	r.d.Metrics.forget(key)
 	if f, ok := r.d.Planner.(interface{ Forget(string) }); ok {
 		f.Forget(key)
 	}
@@ -528,8 +529,12 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	if dry {
 		kind = "scale_dry_run"
 	}
+	// The intent carries the cooldown the action starts, so that a restart
+	// settling it as done (finishJournal) holds the same scale-downs an
+	// uninterrupted action would have.
+	until := now.Add(cooldown)
 	intent := store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateIntent, Target: p.Key, Reason: reason,
-		Data: mustJSON(scaleData{From: st.Desired, To: want, PlanID: plan.ID})}
+		Data: mustJSON(scaleData{From: st.Desired, To: want, PlanID: plan.ID, CooldownUntil: until})}
 	if _, err := r.d.State.Append(intent); err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "journal: " + err.Error()}, err
 	}
@@ -565,12 +570,14 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 		// Blocked by a deployment is not an action: no cooldown, just retry.
 		return r.retry(p.Key), dec, nil
 	}
-	_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateDone, Target: p.Key, Reason: reason})
-	r.resetBackoff(p.Key)
-	until := now.Add(cooldown)
+	// The cooldown is stored before the action is journaled done: a crash
+	// between the two leaves an open intent, which the restart settles
+	// with the cooldown it carries.
 	if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cooldownState{Until: until}); err != nil {
 		r.d.Log.Error("store cooldown", "policy", p.Key, "err", err)
 	}
+	_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateDone, Target: p.Key, Reason: reason})
+	r.resetBackoff(p.Key)
 	outcome := "success"
 	if dry {
 		outcome = "dry_run"
@@ -588,6 +595,9 @@ type scaleData struct {
 	From   int    `json:"from"`
 	To     int    `json:"to"`
 	PlanID string `json:"plan_id"`
+	// CooldownUntil is the end of the cooldown the action starts (absent
+	// from intents journaled before it was recorded).
+	CooldownUntil time.Time `json:"cooldown_until,omitzero"`
 }
 
 // finishJournal settles an action a crash or an outage cut off between its
@@ -610,6 +620,13 @@ func (r *Reconciler) finishJournal(p Policy, st GroupStatus) error {
 	state := store.StateUndone
 	if last.Kind == "scale" && st.Desired == data.To {
 		state = store.StateDone
+	}
+	if state == store.StateDone && !data.CooldownUntil.IsZero() {
+		// Done is done with its cooldown: without it the first reconcile
+		// after the restart could undo the action at once.
+		if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cooldownState{Until: data.CooldownUntil}); err != nil {
+			return fmt.Errorf("journal: store the settled action's cooldown: %w", err)
+		}
 	}
 	_, err = r.d.State.Append(store.JournalEntry{ActionID: last.ActionID, Kind: last.Kind, State: state, Target: p.Key,
 		Reason: fmt.Sprintf("settled after restart: nomad desired %d, intent %d", st.Desired, data.To)})

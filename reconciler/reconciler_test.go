@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/predict"
@@ -330,6 +333,51 @@ func TestAnIntentLeftByACrashIsSettledFromNomadWithoutScalingTwice(t *testing.T)
 	last, _ := h.db.LastAction("default/web/api")
 	if last.ActionID != "a1" || last.State != store.StateDone {
 		t.Fatalf("last journal entry = %+v, want a1 settled done", last)
+	}
+}
+
+func TestAnActionSettledDoneAfterACrashKeepsTheCooldownItStarted(t *testing.T) {
+	fives := []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5}
+	ones := []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+	// An uninterrupted scale-up journals its intent with the cooldown it
+	// starts.
+	h := newHarness(t, 2, fives)
+	h.reconcile(t)
+	entries, err := h.db.Entries(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var intent store.JournalEntry
+	for _, e := range entries {
+		if e.State == store.StateIntent {
+			intent = e
+		}
+	}
+	var data scaleData
+	if err := jsonUnmarshal(intent.Data, &data); err != nil || data.To != 5 || !data.CooldownUntil.After(h.clock.t) {
+		t.Fatalf("intent %+v (data %+v, err %v): want the scale to 5 with a cooldown ending after now", intent, data, err)
+	}
+
+	// The same intent left open by a crash after Nomad applied it (Nomad
+	// shows 5, no done entry, no cooldown stored): the restart settles it
+	// done and holds the next plan's scale-down as the uninterrupted
+	// action would have.
+	h = newHarness(t, 5, ones)
+	if _, err := h.db.Append(store.JournalEntry{ActionID: "a1", Kind: "scale", State: store.StateIntent, Target: "default/web/api",
+		Data: mustJSON(scaleData{From: 2, To: 5, CooldownUntil: h.clock.t.Add(30 * time.Second)})}); err != nil {
+		t.Fatal(err)
+	}
+	h.reconcile(t)
+	if len(h.nomad.calls) != 0 {
+		t.Fatalf("a scale-up applied before the crash was undone at once: %+v", h.nomad.calls)
+	}
+	if d, _ := h.rec.LastDecision("default/web/api"); d.Action != "cooldown" {
+		t.Fatalf("decision %+v, want the scale-down held by the settled action's cooldown", d)
+	}
+	h.clock.advance(31 * time.Second)
+	h.reconcile(t)
+	if len(h.nomad.calls) != 1 || *h.nomad.calls[0].Count != 1 {
+		t.Fatalf("after the cooldown: calls %+v, want one scale to 1", h.nomad.calls)
 	}
 }
 
@@ -822,5 +870,35 @@ func TestPlansOfManyPoliciesAreWrittenInOneTransactionAndAFailedFlushKeepsThem(t
 	}
 	if n, err := rec.FlushPlans(); n != 0 || err != nil || st.batches != 2 {
 		t.Errorf("a flush with nothing new: %d, %v, %d transactions; want none", n, err, st.batches)
+	}
+}
+
+// Once a policy is gone (the pool calls Reconciler.Forget), /metrics stops
+// reporting its group's desired and planned replicas.
+func TestARemovedPolicysSeriesLeaveTheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	h.rec = New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: h.db, Now: h.clock.now, Metrics: m})
+	h.reconcile(t)
+	h.rec.Forget("default/web/api")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetType() != dto.MetricType_GAUGE {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "policy" && l.GetValue() == "default/web/api" {
+					t.Errorf("removed policy still reported: %s{policy=%q} %v", mf.GetName(), l.GetValue(), mt.GetGauge().GetValue())
+				}
+			}
+		}
 	}
 }

@@ -49,6 +49,11 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 	if name == "" {
 		name = r.Check.Group
 	}
+	if name == "" {
+		// Without a name no policy's history answers: a client's mistake,
+		// not a series that was looked for and not found.
+		return optimize.Response{}, fmt.Errorf("%w: check.metric_app_name or check.group must name the job, group or policy whose history to plan from", optimize.ErrInvalidRequest)
+	}
 	var pol *Policy
 	for _, p := range s.Controller.Policies() {
 		if p.Job == name || p.Key == name || (r.Check.MetricAppName == "" && p.Group == name) {

@@ -2,15 +2,16 @@ package store
 
 import (
 	"errors"
-
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/store/chunk"
 )
 
 // filledDB writes enough points for the file to span many pages.
@@ -102,5 +103,51 @@ func TestPingReportsTheDatabaseDegradedWhileWritesFailAndRecovers(t *testing.T) 
 	}
 	if err := db.Ping(); err != nil {
 		t.Errorf("ping after a write worked again: %v", err)
+	}
+}
+
+// A chunk whose two count bytes were zeroed (a torn page, a bad sector)
+// would decode to no samples, and every reader takes a chunk's last one:
+// it is damage, which db check names, and the file still opens.
+func TestAChunkThatSaysItHoldsNoSamplesIsReportedByCheckAndDoesNotStopOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "z.db")
+	db, err := Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 400; i++ { // several windows: chunks get sealed
+		if err := db.WritePoints([]Point{{Series: "default/web/api/requests", T: at.Add(time.Duration(i) * time.Second), V: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage the series' last chunk: keep the format byte, zero the count.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(migrations.BucketSeries).Bucket([]byte("default/web/api/requests"))
+		k, v := b.Cursor().Last()
+		if k == nil {
+			t.Fatal("no chunk was sealed")
+		}
+		bad := append([]byte(nil), v...)
+		bad[1], bad[2] = 0, 0
+		if _, err := chunk.Decode(nil, bad); err != nil {
+			t.Logf("damaged chunk is rejected by Decode: %v", err)
+		}
+		return b.Put(append([]byte(nil), k...), bad)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(path, Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("Open with one damaged chunk: %v", err)
+	}
+	defer db.Close()
+	rep, err := db.Check()
+	if err != nil || len(rep.Problems) == 0 {
+		t.Fatalf("db check: problems %v, err %v; want the damaged chunk named", rep.Problems, err)
 	}
 }

@@ -127,6 +127,11 @@ func DecodeBetween(dst []Sample, b []byte, lo, hi int64) (out []Sample, err erro
 	if err != nil {
 		return dst, err
 	}
+	if n == 0 {
+		// Encode never writes an empty chunk: zeroed count bytes are damage,
+		// and every reader takes a decoded chunk's last sample.
+		return dst, fmt.Errorf("%w: header says 0 samples", ErrCorrupt)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = dst, fmt.Errorf("%w: %v", ErrCorrupt, r)
