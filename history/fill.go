@@ -307,8 +307,66 @@ func (r *Recorder) fillBatch(ctx context.Context, rs RangeSource, jobs []fillJob
 			continue
 		}
 		res.points += len(pts)
+		if err := r.rollUpFilled(jobs, idx, pts); err != nil {
+			// The raw points are stored; only their month of rollups is
+			// missing, which the next fill of the series would not redo.
+			r.m.writeErrors.Inc()
+			r.cfg.Logger.Warn("rolling up back-filled history failed", "series", len(idx), "err", err)
+		}
 	}
 	return res
+}
+
+// rollUpFilled writes the rollups of the whole intervals that pts, points
+// just back-filled for jobs[idx], fall in before their job's gain. RollUp
+// goes on from each series' last rollup, and a fill retried after a round
+// of it (Prometheus was down when the series was gained) lies wholly
+// before that: without this its hour would leave nothing once raw
+// retention passed. The interval the gain falls in is RollUp's to write,
+// from the ticks' points and these.
+func (r *Recorder) rollUpFilled(jobs []fillJob, idx []int, pts []store.Point) error {
+	step := r.cfg.RollupStep
+	first := map[string]time.Time{}
+	for _, p := range pts {
+		if t, ok := first[p.Series]; !ok || p.T.Before(t) {
+			first[p.Series] = p.T
+		}
+	}
+	now := r.clk.Now().Truncate(step)
+	var batch []store.SeriesRollups
+	n := 0
+	for _, i := range idx {
+		j := jobs[i]
+		from, ok := first[j.tg.Series]
+		if !ok {
+			continue
+		}
+		delete(first, j.tg.Series) // a series is one job of a batch
+		until := j.until.Truncate(step)
+		if now.Before(until) {
+			until = now
+		}
+		from = from.Truncate(step)
+		if !from.Before(until) {
+			continue
+		}
+		samples, err := r.st.Range(j.tg.Series, from, until)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", j.tg.Series, err)
+		}
+		if rs := Rollups(samples, step, until); len(rs) > 0 {
+			batch = append(batch, store.SeriesRollups{Series: j.tg.Series, Rollups: rs})
+			n += len(rs)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := r.st.WriteRollupsOf(batch); err != nil {
+		return fmt.Errorf("write rollups of %d back-filled series: %w", len(batch), err)
+	}
+	r.m.rollups.Add(float64(n))
+	return nil
 }
 
 // fillRequest is one range request of fillBatch: a span, and the jobs

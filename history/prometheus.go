@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -106,7 +107,9 @@ const batchLabel = "nomadscalerd_q"
 // label_replace((q0), "nomadscalerd_q", "0", "", "") or ..., each part
 // tagged so its series are told apart. A joined request that fails is
 // split in halves until the failing query stands alone; queries that
-// needed that are asked alone from then on.
+// needed that are asked alone from then on. A request that failed because
+// Prometheus could not answer at all (no connection, a 5xx) is not split:
+// every query of it fails this tick.
 func (p *Prometheus) SampleBatch(ctx context.Context, qs []Query, _ int) []Result {
 	at := p.now()
 	byText := map[string][]int{}
@@ -189,7 +192,10 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 	}
 	res, err := p.query(ctx, b.String(), at)
 	if err != nil {
-		if ctx.Err() != nil {
+		// An outage says nothing about which query broke the request:
+		// splitting would send every query alone, and mark them all to be
+		// asked alone for as long as they are recorded.
+		if ctx.Err() != nil || errors.Is(err, errUnavailable) {
 			out := make(map[string]Result, len(texts))
 			for _, t := range texts {
 				out[t] = Result{Err: fmt.Errorf("prometheus query %q: %w", t, err)}

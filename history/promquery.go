@@ -53,7 +53,11 @@ func decodeInstant(status int, body []byte) (instantAnswer, []string, error) {
 		case 5:
 			kind = "server error:"
 		}
-		return instantAnswer{}, nil, fmt.Errorf("%s %d", kind, status)
+		err := fmt.Errorf("%s %d", kind, status)
+		if status/100 == 5 {
+			err = unavailableError{err}
+		}
+		return instantAnswer{}, nil, err
 	}
 	it := jsoniter.ParseBytes(jsoniter.ConfigDefault, body)
 	var (
@@ -98,6 +102,8 @@ func decodeInstant(status int, body []byte) (instantAnswer, []string, error) {
 		return instantAnswer{}, warnings, fmt.Errorf("bad_response: %w", it.Error)
 	}
 	switch {
+	case state == "error" && errorType == "unavailable":
+		return instantAnswer{}, warnings, unavailableError{fmt.Errorf("%s: %s", errorType, errorMsg)}
 	case state == "error":
 		return instantAnswer{}, warnings, fmt.Errorf("%s: %s", errorType, errorMsg)
 	case state != "success" || status/100 != 2:
@@ -200,7 +206,7 @@ func (p *Prometheus) instant(ctx context.Context, q string, at time.Time) (insta
 	req.Header["Idempotency-Key"] = nil
 	resp, body, err := p.client.Do(ctx, req)
 	if err != nil {
-		return instantAnswer{}, nil, err
+		return instantAnswer{}, nil, unavailableError{err}
 	}
 	if resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented {
 		u.RawQuery = args.Encode()
@@ -208,8 +214,21 @@ func (p *Prometheus) instant(ctx context.Context, q string, at time.Time) (insta
 			return instantAnswer{}, nil, fmt.Errorf("build request: %w", err)
 		}
 		if resp, body, err = p.client.Do(ctx, req); err != nil {
-			return instantAnswer{}, nil, err
+			return instantAnswer{}, nil, unavailableError{err}
 		}
 	}
 	return decodeInstant(resp.StatusCode, body)
 }
+
+// errUnavailable is what unavailableError matches: an answer that says
+// nothing about the query sent (no connection, a server error, a
+// Prometheus that says it is unavailable).
+var errUnavailable = errors.New("prometheus unavailable")
+
+// unavailableError keeps the error's own message; errors.Is matches it to
+// errUnavailable.
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string      { return e.err.Error() }
+func (e unavailableError) Unwrap() error      { return e.err }
+func (unavailableError) Is(target error) bool { return target == errUnavailable }

@@ -560,7 +560,7 @@ func (r *Recorder) Backfill(ctx context.Context) {
 	for i, s := range series {
 		want := map[int64]bool{}
 		for _, ts := range pending[s].ts {
-			want[ts.Unix()] = true
+			want[ts.UnixMilli()] = true
 		}
 		if results[i].Err != nil {
 			if !errors.Is(results[i].Err, ErrNoData) && !errors.Is(results[i].Err, ErrNoRange) {
@@ -569,7 +569,7 @@ func (r *Recorder) Backfill(ctx context.Context) {
 			continue
 		}
 		for _, p := range results[i].Points {
-			if want[p.T.Unix()] {
+			if want[p.T.UnixMilli()] {
 				pts = append(pts, store.Point{Series: s, T: p.T, V: p.V})
 			}
 		}

@@ -3,6 +3,7 @@ package nodepool
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -82,8 +83,12 @@ func SelectDrains(in DrainInput) ([]DrainChoice, string) {
 	h := in.Policy.Headroom
 	free := FreeUnits(active, h.Unit)
 	var spare Resources // free capacity of the nodes that stay
+	// room is each active node's free capacity, as the drained nodes'
+	// allocations are placed into it.
+	room := make(map[string]Resources, len(active))
 	for _, n := range active {
 		spare = spare.Add(n.Free())
+		room[n.ID] = n.Free()
 	}
 	remaining := len(active)
 	var chosen []DrainChoice
@@ -100,7 +105,8 @@ func SelectDrains(in DrainInput) ([]DrainChoice, string) {
 		// The drained node's free capacity disappears and its allocations
 		// land on the others, eating into their free capacity and units.
 		afterSpare := spare.Sub(n.Free()).Sub(n.Allocated)
-		if afterSpare.CPUMHz < 0 || afterSpare.MemoryMiB < 0 {
+		afterRoom, fits := placeAllocated(active, room, n)
+		if afterSpare.CPUMHz < 0 || afterSpare.MemoryMiB < 0 || !fits {
 			why = fmt.Sprintf("remaining nodes could not absorb the allocations of %s", n.Name)
 			continue
 		}
@@ -113,7 +119,40 @@ func SelectDrains(in DrainInput) ([]DrainChoice, string) {
 		chosen = append(chosen, DrainChoice{Node: n, Reason: fmt.Sprintf(
 			"idle for %d periods (cpu %.0f%%, memory %.0f%% allocated)",
 			in.Idle.Nodes[n.ID].Periods, 100*c, 100*m)})
-		spare, free, remaining = afterSpare, afterFree, remaining-1
+		spare, free, remaining, room = afterSpare, afterFree, remaining-1, afterRoom
 	}
 	return chosen, why
+}
+
+// placeAllocated places what n has allocated into the free room of the
+// other active nodes still in room, and returns their room after it and
+// whether it fit. A pool's sums of free CPU and free memory can both cover
+// a node's allocations while no node has both (one with CPU free, another
+// with memory free). The allocations are placed as one block: their
+// separate sizes are not in the node's view, and a block that fits is
+// work with somewhere to go, at the price of refusing some drains that
+// splitting would allow.
+func placeAllocated(active []Node, room map[string]Resources, n Node) (map[string]Resources, bool) {
+	if n.Allocated.CPUMHz <= 0 && n.Allocated.MemoryMiB <= 0 {
+		after := maps.Clone(room)
+		delete(after, n.ID)
+		return after, true
+	}
+	var ids []string
+	var free []Resources
+	for _, o := range active { // in the pool's order: the same choice every time
+		if r, ok := room[o.ID]; ok && o.ID != n.ID {
+			ids = append(ids, o.ID)
+			free = append(free, r)
+		}
+	}
+	left, rest := FitPlanned(free, []QueuedGroup{{Job: "drained", Group: n.ID, Count: 1, Resources: n.Allocated}})
+	if len(left) > 0 {
+		return room, false
+	}
+	after := make(map[string]Resources, len(ids))
+	for i, id := range ids {
+		after[id] = rest[i]
+	}
+	return after, true
 }

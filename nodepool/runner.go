@@ -221,6 +221,15 @@ func (r *Runner) retryDue(ctx context.Context) {
 	if len(evs) > 0 {
 		r.blocked(ctx, evs, false)
 	}
+	// A retry neither settled nor failed again (a follower now, a job
+	// unreadable) waits another backoff instead of falling due at once.
+	r.mu.Lock()
+	for _, pr := range r.retry {
+		if !pr.due.After(now) {
+			pr.due = r.clock.Now().Add(pr.backoff.NextBackOff())
+		}
+	}
+	r.mu.Unlock()
 }
 
 func (r *Runner) nextRetry() (time.Time, bool) {

@@ -150,6 +150,8 @@ type balancer struct {
 	// lastMove is when this replica last gave a shard away or asked for
 	// one beyond its share.
 	lastMove time.Time
+	// warned is when a failed view was last logged: once a minute.
+	warned time.Time
 }
 
 func (b *balancer) run(ctx context.Context) {
@@ -172,7 +174,10 @@ func (b *balancer) step(ctx context.Context) {
 		// locks keep each shard on one replica; a token that may not list
 		// variables must not leave every shard unowned.
 		if ctx.Err() == nil {
-			b.log.Warn("reading shard locks failed; competing for every shard", "err", err)
+			if now := b.clk.Now(); b.warned.IsZero() || now.Sub(b.warned) >= time.Minute {
+				b.warned = now
+				b.log.Warn("reading shard locks failed; competing for every shard", "err", err)
+			}
 			for _, l := range b.locks {
 				l.SetCompete(true)
 			}

@@ -186,7 +186,7 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 		// nodes.
 		allocQuery.Params = map[string]string{"resources": "true"}
 	}
-	allocs, _, err := s.c.api.Allocations().List(allocQuery)
+	allocs, allocMeta, err := s.c.api.Allocations().List(allocQuery)
 	if err != nil {
 		return fmt.Errorf("list allocations: %w", err)
 	}
@@ -197,6 +197,17 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 	for k, j := range s.jobs {
 		if !listed[k] && j.modifyIndex <= listIndex {
 			delete(s.jobs, k)
+		}
+	}
+	// Allocations the list no longer shows were garbage-collected while
+	// their events were lost, unless an event newer than the list came.
+	listedAllocs := make(map[string]bool, len(allocs))
+	for _, a := range allocs {
+		listedAllocs[a.ID] = true
+	}
+	for id, a := range s.allocs {
+		if !listedAllocs[id] && a.modifyIndex <= allocMeta.LastIndex {
+			s.applyAllocLocked(allocUpdate{id: id, clientStatus: nomadapi.AllocClientStatusComplete, modifyIndex: a.modifyIndex})
 		}
 	}
 	for _, a := range allocs {
