@@ -259,7 +259,13 @@ func (c *Controller) finish(ctx context.Context, p Pool, d Decision, errs []erro
 		}
 	}
 	c.d.Metrics.observe(d)
-	c.d.Logger.Info("pool decision", "pool", p.Name, "reason", d.Reason, "scale_out", LaunchCount(d.ScaleOut), "drains", len(d.Drains), "errors", len(d.Errors))
+	// Every pool decides every pool interval: a decision to do nothing is
+	// a debug line, or 1,000 pools log 100 lines a second.
+	level := slog.LevelDebug
+	if LaunchCount(d.ScaleOut) > 0 || len(d.Drains) > 0 || len(d.Errors) > 0 {
+		level = slog.LevelInfo
+	}
+	c.d.Logger.Log(ctx, level, "pool decision", "pool", p.Name, "reason", d.Reason, "scale_out", LaunchCount(d.ScaleOut), "drains", len(d.Drains), "errors", len(d.Errors))
 	return d, err
 }
 

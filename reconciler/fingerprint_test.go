@@ -140,6 +140,14 @@ func TestTheHistoryPlannerBuildsANewForecasterForATunedPolicyOnly(t *testing.T) 
 	if built != 1 {
 		t.Fatalf("%d forecasters for one unchanged policy, want 1", built)
 	}
+	// POST /optimize plans with the request's bounds and cache size.
+	asked := p
+	asked.Min, asked.Max, asked.Target.CacheSize, asked.Target.ForecastHorizon = 3, 7, 45, 90
+	use(hp, asked)
+	use(hp, p)
+	if built != 1 {
+		t.Fatalf("%d forecasters after plans with another request's bounds and cache size, want the policy's kept (1)", built)
+	}
 	tuned := p.Tuned(Tuning{At: time.Unix(1, 0), ForecastMargin: p.Target.ForecastMargin, ModelStep: p.Target.ModelStep + time.Second})
 	use(hp, tuned)
 	if built != 2 {

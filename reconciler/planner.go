@@ -82,13 +82,19 @@ type keyedForecaster struct {
 }
 
 // forecasterFor returns the policy's forecaster, built again when the
-// policy's settings changed (a new model_step or orders is a new model),
+// settings it is built from changed (a new model_step or orders is a new
+// model),
 // locked for the caller, who calls unlock when done with it.
 func (hp *HistoryPlanner) forecasterFor(p Policy) (f optimize.Forecaster, unlock func()) {
+	// A forecaster is not built from the bounds or the seed's cache_size
+	// and forecast_horizon, which POST /optimize sets per request: a
+	// request must not replace the forecaster the policy's worker keeps.
+	q := p
+	q.Min, q.Max, q.Target.CacheSize, q.Target.ForecastHorizon = 0, 0, 0, 0
 	hp.mu.Lock()
 	kf, ok := hp.forecaster[p.Key]
-	if !ok || !p.matches(kf.fingerprint) {
-		kf = keyedForecaster{fingerprint: p.fingerprint(), mu: &sync.Mutex{}, Forecaster: hp.newFC(p)}
+	if !ok || !q.matches(kf.fingerprint) {
+		kf = keyedForecaster{fingerprint: q.fingerprint(), mu: &sync.Mutex{}, Forecaster: hp.newFC(p)}
 		hp.forecaster[p.Key] = kf
 	}
 	hp.mu.Unlock()

@@ -316,7 +316,14 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	if len(checks) == 0 {
 		return p, errors.New("policy has no check block")
 	}
+	seen := make(map[string]bool, len(checks))
 	for _, c := range checks {
+		// A check's name names its history series: two checks of one
+		// name would write one series.
+		if seen[c.name] {
+			return p, fmt.Errorf("check %q is declared twice", c.name)
+		}
+		seen[c.name] = true
 		ch := Check{Name: c.name}
 		for _, k := range sortedKeys(c.body) {
 			v := c.body[k]
@@ -787,14 +794,17 @@ func parseTarget(body map[string]any, d Defaults) (Target, error) {
 		switch {
 		case ints[k] != nil:
 			f, ok := v.(float64)
-			if !ok || f != math.Trunc(f) {
+			// Past 2^31 no count, size or horizon means anything, and
+			// int() of a larger float is undefined.
+			if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
 				return t, fmt.Errorf("%s must be a whole number, got %v", k, v)
 			}
 			*ints[k] = int(f)
 		case floats[k] != nil:
 			f, ok := v.(float64)
-			if !ok {
-				return t, fmt.Errorf("%s must be a number, got %v", k, v)
+			// HCL reads 1e400 as infinity: no price, margin or capacity.
+			if !ok || math.IsInf(f, 0) || math.IsNaN(f) {
+				return t, fmt.Errorf("%s must be a finite number, got %v", k, v)
 			}
 			*floats[k] = f
 		case durations[k] != nil:
@@ -971,7 +981,11 @@ func durationValue(key string, v any) (time.Duration, error) {
 		}
 		return d, nil
 	case float64:
-		// A bare number is seconds, as the seed's startup_delay.
+		// A bare number is seconds, as the seed's startup_delay; beyond
+		// what a Duration holds (about 292 years) it is no duration.
+		if math.IsNaN(x) || math.Abs(x) > math.MaxInt64/float64(time.Second) {
+			return 0, fmt.Errorf("%s: %v seconds is not a duration", key, x)
+		}
 		return time.Duration(x * float64(time.Second)), nil
 	}
 	return 0, fmt.Errorf("%s: want a duration such as \"30s\", got %v", key, v)

@@ -187,6 +187,16 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"a flap window over ten minutes", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["flap_window"] = "1h" }, "flap_window must be within 0..10m"},
 		{"negative noise cap", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap"] = -1.0 }, "noise_cap must not be negative"},
 		{"negative noise cap share", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap_share"] = -0.5 }, "noise_cap_share must be within 0..10"},
+		{"infinite capacity (1e400 in HCL)", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["capacity_per_replica"] = math.Inf(1) }, "capacity_per_replica must be a finite number"},
+		{"infinite penalty", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["penalty"] = math.Inf(1) }, "penalty must be a finite number"},
+		{"a cache size past any count", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["cache_size"] = 1e300 }, "cache_size must be a whole number"},
+		{"seconds past any duration", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["startup_delay"] = 1e300 }, "is not a duration"},
+		{"two checks of one name", func(sp *nomadapi.ScalingPolicy) {
+			sp.Policy["check"] = []any{
+				map[string]any{"requests": []any{map[string]any{"source": "prometheus", "query": "a"}}},
+				map[string]any{"requests": []any{map[string]any{"source": "prometheus", "query": "b"}}},
+			}
+		}, `check "requests" is declared twice`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
