@@ -564,3 +564,72 @@ func TestControllerWithFakeNomadKeepsTwoLaunchesAtTheSameInstantApart(t *testing
 		t.Fatalf("journal %+v, launched %d; want two entries for two nodes", pending, h.provider.launched())
 	}
 }
+
+// mixedFakeProvider launches a spot request into a spot group with room for
+// spotRoom nodes and the rest on demand, as the AWS provider does; while
+// onDemandErr is set the on-demand part fails and the spot nodes already
+// launched are reported in a *PartialScaleOutError.
+type mixedFakeProvider struct {
+	fakeProvider
+	spotRoom    int
+	onDemandErr error
+	// running counts the nodes actually launched, spot and on demand.
+	running int
+}
+
+func (p *mixedFakeProvider) ScaleOut(_ context.Context, r ScaleOutRequest) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.scaleOuts = append(p.scaleOuts, r)
+	spot := 0
+	if r.Spot {
+		spot = min(r.Count, p.spotRoom)
+	}
+	p.spotRoom -= spot
+	p.running += spot
+	if rest := r.Count - spot; rest > 0 {
+		if p.onDemandErr != nil {
+			return &PartialScaleOutError{Spot: spot, Err: p.onDemandErr}
+		}
+		p.running += rest
+	}
+	return nil
+}
+
+func TestControllerWithFakeProviderCountsTheSpotNodesOfAPartlyFailedLaunchAsPendingSoItNeitherRelaunchesThemNorPassesMax(t *testing.T) {
+	p := testPool()
+	p.Max = 3 // one node now: room for two more
+	p.InstanceTypes[0].SpotPrice, p.SpotMaxShare = 0.4, 1
+	h := newHarness(t, "", unitsNode("a", 0))
+	pr := &mixedFakeProvider{fakeProvider: fakeProvider{nomad: h.nomad}, spotRoom: 1, onDemandErr: errors.New("on-demand group: access denied")}
+	h.ctl.d.Providers = map[string]Provider{"web": pr}
+	queued := []QueuedGroup{{Job: "api", Group: "web", Count: 2, Resources: Resources{CPUMHz: 4000, MemoryMiB: 1024}, Reason: ReasonCPU}}
+
+	d, err := h.ctl.OnBlocked(context.Background(), p, queued)
+	if err == nil || !strings.Contains(err.Error(), "access denied") {
+		t.Fatalf("err = %v, want the on-demand failure", err)
+	}
+	if LaunchCount(d.ScaleOut) != 2 || pr.running != 1 {
+		t.Fatalf("decision %+v, running %d: want two asked for and the one spot node launched", d, pr.running)
+	}
+	pending := 0
+	for _, e := range h.pending(t) {
+		pending += e.Count
+	}
+	if pending != 1 {
+		t.Fatalf("journal has %d nodes pending (%+v), want the one spot node that launched", pending, h.pending(t))
+	}
+
+	// The runner retries the blocked work once the on-demand group works.
+	pr.onDemandErr = nil
+	d, err = h.ctl.OnBlocked(context.Background(), p, queued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if LaunchCount(d.ScaleOut) != 1 {
+		t.Fatalf("retry launched %s, want only the one node that failed", describeLaunches(d.ScaleOut))
+	}
+	if nodes := 1 + pr.running; nodes > p.Max {
+		t.Fatalf("pool has %d nodes running or launched, past its max %d", nodes, p.Max)
+	}
+}
