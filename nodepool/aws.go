@@ -170,15 +170,15 @@ func (a *AWSProvider) ScaleOut(ctx context.Context, r ScaleOutRequest) error {
 	if !ok {
 		return fmt.Errorf("scale out %s: no auto_scaling_group for instance type %q", a.pool, r.InstanceType)
 	}
-	left := r.Count
+	left, spot := r.Count, 0
 	if r.Spot && g.Spot != "" {
 		n, err := a.scaleOutSpot(ctx, g.Spot, left)
-		left -= n
+		spot, left = n, left-n
 		if left == 0 {
 			return nil
 		}
 		if !errors.Is(err, ErrInsufficientCapacity) && !errors.Is(err, ErrGroupFull) {
-			return err
+			return partialScaleOut(spot, 0, err)
 		}
 		a.logger.Warn("spot capacity short; launching on demand instead",
 			"instance_type", r.InstanceType, "spot_launched", n, "on_demand", left, "why", err)
@@ -187,9 +187,20 @@ func (a *AWSProvider) ScaleOut(ctx context.Context, r ScaleOutRequest) error {
 	}
 	n, err := a.raise(ctx, g.OnDemand, left, true)
 	if err != nil {
-		return fmt.Errorf("launch %d of %d×%s (on-demand group %s launched %d): %w", r.Count-left+n, r.Count, r.InstanceType, g.OnDemand, n, err)
+		return partialScaleOut(spot, n, fmt.Errorf("launch %d of %d×%s (on-demand group %s launched %d): %w",
+			spot+n, r.Count, r.InstanceType, g.OnDemand, n, err))
 	}
 	return nil
+}
+
+// partialScaleOut is err, saying what launched before it when anything
+// did: those nodes are on their way, and the controller must not launch
+// them again.
+func partialScaleOut(spot, onDemand int, err error) error {
+	if spot+onDemand == 0 {
+		return err
+	}
+	return &PartialScaleOutError{Spot: spot, OnDemand: onDemand, Err: err}
 }
 
 func (a *AWSProvider) scaleOutSpot(ctx context.Context, group string, count int) (int, error) {

@@ -429,3 +429,57 @@ func TestAWSProviderAgainstMoto(t *testing.T) {
 		}
 	})
 }
+
+// fakeGroups is an Auto Scaling API of groups held in memory; raising a
+// group named in failRaise fails. Calls the tests do not expect panic on
+// the nil embedded interface.
+type fakeGroups struct {
+	autoScalingAPI
+	desired, max map[string]int32
+	failRaise    map[string]error
+}
+
+func (f *fakeGroups) DescribeAutoScalingGroups(_ context.Context, in *autoscaling.DescribeAutoScalingGroupsInput, _ ...func(*autoscaling.Options)) (*autoscaling.DescribeAutoScalingGroupsOutput, error) {
+	var out autoscaling.DescribeAutoScalingGroupsOutput
+	for _, name := range in.AutoScalingGroupNames {
+		out.AutoScalingGroups = append(out.AutoScalingGroups, astypes.AutoScalingGroup{AutoScalingGroupName: aws.String(name),
+			DesiredCapacity: aws.Int32(f.desired[name]), MaxSize: aws.Int32(f.max[name])})
+	}
+	return &out, nil
+}
+
+func (f *fakeGroups) DescribeScalingActivities(context.Context, *autoscaling.DescribeScalingActivitiesInput, ...func(*autoscaling.Options)) (*autoscaling.DescribeScalingActivitiesOutput, error) {
+	return &autoscaling.DescribeScalingActivitiesOutput{}, nil
+}
+
+func (f *fakeGroups) SetDesiredCapacity(_ context.Context, in *autoscaling.SetDesiredCapacityInput, _ ...func(*autoscaling.Options)) (*autoscaling.SetDesiredCapacityOutput, error) {
+	name := aws.ToString(in.AutoScalingGroupName)
+	if err := f.failRaise[name]; err != nil {
+		return nil, err
+	}
+	f.desired[name] = aws.ToInt32(in.DesiredCapacity)
+	return &autoscaling.SetDesiredCapacityOutput{}, nil
+}
+
+func TestAWSProviderWithFakeGroupsReportsTheSpotNodesItLaunchedWhenTheOnDemandPartFails(t *testing.T) {
+	p := testPool()
+	p.Provider = ProviderSpec{Kind: ProviderAWS, AWS: &AWSSpec{Groups: map[string]AWSGroups{"small": {OnDemand: groupSmall, Spot: groupSmallSpot}}}}
+	groups := &fakeGroups{
+		desired:   map[string]int32{groupSmall: 0, groupSmallSpot: 0},
+		max:       map[string]int32{groupSmall: 10, groupSmallSpot: 2},
+		failRaise: map[string]error{groupSmall: errors.New("AccessDenied: not authorized to raise " + groupSmall)},
+	}
+	pr := newAWSProvider(p, groups, nil, nil)
+
+	err := pr.ScaleOut(context.Background(), ScaleOutRequest{Pool: "web", InstanceType: "small", Count: 5, Spot: true})
+	var partial *PartialScaleOutError
+	if !errors.As(err, &partial) {
+		t.Fatalf("err = %v, want a *PartialScaleOutError", err)
+	}
+	if partial.Spot != 2 || partial.OnDemand != 0 || groups.desired[groupSmallSpot] != 2 {
+		t.Fatalf("reported %d spot and %d on demand, spot group at %d; want the 2 spot nodes launched", partial.Spot, partial.OnDemand, groups.desired[groupSmallSpot])
+	}
+	if !strings.Contains(err.Error(), "not authorized") {
+		t.Fatalf("err = %v, want the on-demand group's failure in it", err)
+	}
+}

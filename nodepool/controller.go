@@ -327,12 +327,37 @@ func (c *Controller) launch(ctx context.Context, p Pool, pr Provider, ls []Launc
 			continue
 		}
 		if err := pr.ScaleOut(ctx, ScaleOutRequest{Pool: p.Name, InstanceType: l.InstanceType, Count: l.Count, Spot: l.Spot}); err != nil {
-			e.Phase, e.Reason = PhaseFailed, "scale out failed: "+err.Error()
-			errs = append(errs, fmt.Errorf("scale out %d×%s: %w", l.Count, l.InstanceType, err), c.append(ctx, e))
+			errs = append(errs, fmt.Errorf("scale out %d×%s: %w", l.Count, l.InstanceType, err), c.launchFailed(ctx, p, reason, e, err))
 			continue
 		}
 		c.d.Metrics.scaledOut(p.Name, reason, l.Count)
 	}
+	return errors.Join(errs...)
+}
+
+// launchFailed journals a failed scale-out. Nodes a partial failure did
+// launch stay in e, still launched: they are on their way, and marking them
+// failed would let the next decision launch them again and count past the
+// pool's max. The nodes that did not launch get a failed entry of their
+// own.
+func (c *Controller) launchFailed(ctx context.Context, p Pool, reason string, e Entry, err error) error {
+	var partial *PartialScaleOutError
+	if !errors.As(err, &partial) || partial.Launched() <= 0 {
+		e.Phase, e.Reason = PhaseFailed, "scale out failed: "+err.Error()
+		return c.append(ctx, e)
+	}
+	launched := min(partial.Launched(), e.Count)
+	failed := e
+	failed.ID, failed.Phase, failed.Count = e.ID+"/unlaunched", PhaseFailed, e.Count-launched
+	failed.Reason = fmt.Sprintf("scale out failed for %d of %d: %v", failed.Count, e.Count, err)
+	e.Count = launched
+	e.Reason = fmt.Sprintf("%s; launched %d of %d (%d spot, %d on demand), the rest failed", reason, launched, failed.Count+launched,
+		partial.Spot, partial.OnDemand)
+	errs := []error{c.append(ctx, e)}
+	if failed.Count > 0 {
+		errs = append(errs, c.append(ctx, failed))
+	}
+	c.d.Metrics.scaledOut(p.Name, reason, launched)
 	return errors.Join(errs...)
 }
 

@@ -22,6 +22,10 @@ type fakeNomad struct {
 	drains     map[string]DrainOptions
 	eligible   map[string]bool // SetEligibility calls
 	drainError error
+	// viewLags makes Drain succeed in Nomad without the node list showing
+	// it, as the event-stream-fed cluster state does until the node's
+	// event arrives.
+	viewLags bool
 }
 
 func newFakeNomad(nodes ...Node) *fakeNomad {
@@ -68,7 +72,9 @@ func (f *fakeNomad) Drain(_ context.Context, id string, o DrainOptions) error {
 		return f.drainError
 	}
 	f.drains[id] = o
-	f.nodes[id].Draining, f.nodes[id].Eligible = true, false
+	if !f.viewLags {
+		f.nodes[id].Draining, f.nodes[id].Eligible = true, false
+	}
 	return nil
 }
 
@@ -387,6 +393,13 @@ func TestControllerWithFakeNomadClosesADrainAnOperatorCancelled(t *testing.T) {
 	h := newHarness(t, "", idleNodes(3)...)
 	_ = h.journal.Append(context.Background(), Entry{ID: "x", Pool: "web", Kind: KindDrain, Phase: PhaseDraining, NodeID: "n01", At: h.clock.now()})
 	h.reconcile(t, p)
+	// Within the settle the eligible node may be a view that has not
+	// seen the drain yet.
+	if e, _ := h.journal.Latest("x"); e.Phase != PhaseDraining {
+		t.Fatalf("journal entry %+v within the drain settle, want still draining", e)
+	}
+	h.clock.advance(DrainSettle)
+	h.reconcile(t, p)
 	if len(h.provider.terminated) != 0 {
 		t.Fatalf("terminated %v a node whose drain was cancelled", h.provider.terminated)
 	}
@@ -562,5 +575,115 @@ func TestControllerWithFakeNomadKeepsTwoLaunchesAtTheSameInstantApart(t *testing
 	}
 	if len(pending) != 2 || launching != 2 || h.provider.launched() != 2 {
 		t.Fatalf("journal %+v, launched %d; want two entries for two nodes", pending, h.provider.launched())
+	}
+}
+
+// mixedFakeProvider launches a spot request into a spot group with room for
+// spotRoom nodes and the rest on demand, as the AWS provider does; while
+// onDemandErr is set the on-demand part fails and the spot nodes already
+// launched are reported in a *PartialScaleOutError.
+type mixedFakeProvider struct {
+	fakeProvider
+	spotRoom    int
+	onDemandErr error
+	// running counts the nodes actually launched, spot and on demand.
+	running int
+}
+
+func (p *mixedFakeProvider) ScaleOut(_ context.Context, r ScaleOutRequest) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.scaleOuts = append(p.scaleOuts, r)
+	spot := 0
+	if r.Spot {
+		spot = min(r.Count, p.spotRoom)
+	}
+	p.spotRoom -= spot
+	p.running += spot
+	if rest := r.Count - spot; rest > 0 {
+		if p.onDemandErr != nil {
+			return &PartialScaleOutError{Spot: spot, Err: p.onDemandErr}
+		}
+		p.running += rest
+	}
+	return nil
+}
+
+func TestControllerWithFakeProviderCountsTheSpotNodesOfAPartlyFailedLaunchAsPendingSoItNeitherRelaunchesThemNorPassesMax(t *testing.T) {
+	p := testPool()
+	p.Max = 3 // one node now: room for two more
+	p.InstanceTypes[0].SpotPrice, p.SpotMaxShare = 0.4, 1
+	h := newHarness(t, "", unitsNode("a", 0))
+	pr := &mixedFakeProvider{fakeProvider: fakeProvider{nomad: h.nomad}, spotRoom: 1, onDemandErr: errors.New("on-demand group: access denied")}
+	h.ctl.d.Providers = map[string]Provider{"web": pr}
+	queued := []QueuedGroup{{Job: "api", Group: "web", Count: 2, Resources: Resources{CPUMHz: 4000, MemoryMiB: 1024}, Reason: ReasonCPU}}
+
+	d, err := h.ctl.OnBlocked(context.Background(), p, queued)
+	if err == nil || !strings.Contains(err.Error(), "access denied") {
+		t.Fatalf("err = %v, want the on-demand failure", err)
+	}
+	if LaunchCount(d.ScaleOut) != 2 || pr.running != 1 {
+		t.Fatalf("decision %+v, running %d: want two asked for and the one spot node launched", d, pr.running)
+	}
+	pending := 0
+	for _, e := range h.pending(t) {
+		pending += e.Count
+	}
+	if pending != 1 {
+		t.Fatalf("journal has %d nodes pending (%+v), want the one spot node that launched", pending, h.pending(t))
+	}
+
+	// The runner retries the blocked work once the on-demand group works.
+	pr.onDemandErr = nil
+	d, err = h.ctl.OnBlocked(context.Background(), p, queued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if LaunchCount(d.ScaleOut) != 1 {
+		t.Fatalf("retry launched %s, want only the one node that failed", describeLaunches(d.ScaleOut))
+	}
+	if nodes := 1 + pr.running; nodes > p.Max {
+		t.Fatalf("pool has %d nodes running or launched, past its max %d", nodes, p.Max)
+	}
+}
+
+func TestControllerWithFakeNomadKeepsADrainItJustStartedOpenUntilTheLaggingViewShowsItAndThenTerminatesTheNode(t *testing.T) {
+	p := testPool()
+	h := newHarness(t, "", idleNodes(10)...)
+	h.nomad.viewLags = true
+	for range 2 {
+		h.reconcile(t, p)
+		h.clock.advance(time.Minute)
+	}
+	if d := h.reconcile(t, p); len(d.Drains) != 1 || d.Drains[0].NodeID != "n00" {
+		t.Fatalf("drains %+v, want n00", d.Drains)
+	}
+	pending := h.pending(t)
+	if len(pending) != 1 {
+		t.Fatalf("journal has %+v pending, want n00's drain", pending)
+	}
+	drain := pending[0].ID
+	// A blocked allocation launches a node meanwhile, so no reconcile
+	// drains again until it joins: nothing else would track n00.
+	queued := []QueuedGroup{{Job: "api", Group: "web", Count: 1, Resources: Resources{CPUMHz: 2000, MemoryMiB: 512}, Reason: ReasonCPU}}
+	if _, err := h.ctl.OnBlocked(context.Background(), p, queued); err != nil {
+		t.Fatal(err)
+	}
+	// One pool interval later the view still shows n00 as before the
+	// drain: eligible and not draining.
+	h.clock.advance(10 * time.Second)
+	d := h.reconcile(t, p)
+	if e, _ := h.journal.Latest(drain); e.Phase != PhaseDraining {
+		t.Fatalf("drain entry %+v (reason %q), want it still draining: the view has not caught up yet", e, d.Reason)
+	}
+	h.nomad.viewLags = false
+	h.nomad.edit("n00", func(n *Node) { n.Draining, n.Eligible = true, false })
+	h.clock.advance(time.Minute)
+	h.reconcile(t, p)
+	h.nomad.edit("n00", func(n *Node) { n.Draining, n.Allocated = false, Resources{} })
+	h.clock.advance(time.Minute)
+	d = h.reconcile(t, p)
+	if !slices.Equal(h.provider.terminated, []string{"n00"}) {
+		t.Fatalf("terminated %v, want n00 once its drain finished (reason %q)", h.provider.terminated, d.Reason)
 	}
 }

@@ -38,6 +38,15 @@ const (
 // twice.
 const JoinSettle = 30 * time.Second
 
+// DrainSettle is how long a drain the controller started counts as under
+// way while the node still looks eligible and not draining. Pools read
+// nodes from the cluster state the event stream feeds, which shows the
+// drain only once its event arrives (seconds, or a reconnect and resync
+// later); closing the drain as cancelled before then would leave the node
+// to drain with nothing left to terminate it. An operator's real cancel
+// is noticed when the settle ends.
+const DrainSettle = 2 * time.Minute
+
 // Step is progress on an action already in the journal.
 type Step struct {
 	Action string `json:"action"`
@@ -161,6 +170,8 @@ func observe(in DecideInput) observed {
 				o.steps = append(o.steps, Step{StepTerminate, e, "node went down while draining"})
 			case n.Draining:
 				o.waitDrains++
+			case n.Eligible && in.Now.Sub(e.At) < DrainSettle:
+				o.waitDrains++ // the view may not show the drain yet
 			case n.Eligible:
 				o.steps = append(o.steps, Step{StepClose, e, "drain cancelled: node is eligible again"})
 				delete(o.inFlight, e.NodeID)

@@ -22,6 +22,28 @@ type ScaleOutRequest struct {
 	Spot         bool
 }
 
+// PartialScaleOutError is a scale-out that failed after launching some of
+// the nodes it asked for (on AWS: the spot group took part of a request and
+// raising the on-demand group for the rest failed). The controller keeps
+// the launched nodes in the journal as on their way, so the next decision
+// neither launches them again nor counts past the pool's max. A provider
+// that cannot tell what launched returns a plain error, and the whole
+// request counts as failed.
+type PartialScaleOutError struct {
+	// Spot and OnDemand are how many nodes of each kind were launched.
+	Spot, OnDemand int
+	Err            error
+}
+
+// Launched is how many nodes were launched before the failure.
+func (e *PartialScaleOutError) Launched() int { return e.Spot + e.OnDemand }
+
+func (e *PartialScaleOutError) Error() string {
+	return fmt.Sprintf("launched %d (%d spot, %d on demand) before failing: %v", e.Launched(), e.Spot, e.OnDemand, e.Err)
+}
+
+func (e *PartialScaleOutError) Unwrap() error { return e.Err }
+
 // TerminateRequest asks a provider to remove one drained node. InstanceID
 // and Address identify the machine when known (see Node).
 type TerminateRequest struct {
@@ -33,9 +55,11 @@ type TerminateRequest struct {
 	Address      string
 }
 
-// Provider launches and removes the machines behind a pool. Terminate must
-// tolerate being asked again for a node it already removed: after a crash
-// the controller repeats an unfinished termination.
+// Provider launches and removes the machines behind a pool. A ScaleOut
+// that fails after launching part of the request returns a
+// *PartialScaleOutError (possibly wrapped) saying what launched. Terminate
+// must tolerate being asked again for a node it already removed: after a
+// crash the controller repeats an unfinished termination.
 type Provider interface {
 	ScaleOut(ctx context.Context, r ScaleOutRequest) error
 	Terminate(ctx context.Context, r TerminateRequest) error
