@@ -33,15 +33,29 @@ func (o Order) String() string {
 
 func (o Order) seasonal() bool { return o.S > 0 && (o.SP > 0 || o.SD > 0 || o.SQ > 0) }
 
-// Validate rejects negative orders and seasonal terms without a period.
+// MaxStates bounds an order's state vector (p + s*P or q + s*Q + 1, plus
+// d + s*D): the Kalman filter holds matrices of its square, so a 1,000
+// states take 8 MB each, and a long season belongs in Fourier terms or the
+// last-cycle regressor (a policy's seasonality), not in seasonal orders.
+const MaxStates = 1000
+
+// Validate rejects negative orders, seasonal terms without a period and
+// orders whose state would pass MaxStates.
 func (o Order) Validate() error {
 	for _, v := range []int{o.P, o.D, o.Q, o.SP, o.SD, o.SQ, o.S} {
 		if v < 0 {
 			return fmt.Errorf("order %s: negative term", o)
 		}
+		// Checked before the products below, which could overflow.
+		if v > MaxStates {
+			return fmt.Errorf("order %s: term %d exceeds %d", o, v, MaxStates)
+		}
 	}
 	if (o.SP > 0 || o.SD > 0 || o.SQ > 0) && o.S < 2 {
 		return fmt.Errorf("order %s: seasonal terms need a period of at least 2", o)
+	}
+	if k := newSpec(o, 0).kStates; k > MaxStates {
+		return fmt.Errorf("order %s: %d states, more than %d (model a long season with seasonality instead)", o, k, MaxStates)
 	}
 	return nil
 }

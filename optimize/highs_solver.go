@@ -128,7 +128,11 @@ func (InterpolationSolver) Solve(_ context.Context, p Problem) (Plan, error) {
 	for _, d := range p.Demand {
 		peak = math.Max(peak, d)
 	}
-	target := clamp(int(math.Ceil(peak/p.CapacityPerReplica)), p.MinReplicas, p.MaxReplicas)
+	// Compared as a float first: a count past int's range would wrap.
+	target := p.MaxReplicas
+	if need := math.Ceil(peak / p.CapacityPerReplica); need < float64(p.MaxReplicas) {
+		target = clamp(int(need), p.MinReplicas, p.MaxReplicas)
+	}
 	T := len(p.Demand)
 	x := make([]int, T)
 	for t := range x {

@@ -61,8 +61,9 @@ func (e *DelayEstimator) Observe(now time.Time, current, running int) {
 	kept := e.pending[:0]
 	for _, p := range e.pending {
 		switch {
-		case p.level > current || now.Sub(p.at) > maxPending:
-			// Not applied (dry run, cooldown, blocked) or scaled back down.
+		case p.level > current || now.Sub(p.at) > maxPending || now.Before(p.at):
+			// Not applied (dry run, cooldown, blocked) or scaled back down,
+			// or the clock went back: nothing to measure.
 		case running >= p.level:
 			e.samples = append(e.samples, now.Sub(p.at))
 			if len(e.samples) > delaySamples {

@@ -152,7 +152,19 @@ func Floor(recent []float64, capacity, margin, lead float64) int {
 		return 0
 	}
 	// A hair of tolerance so that exactly k*capacity needs k, not k+1.
-	return int(math.Ceil(level(recent, lead)*margin/capacity - 1e-9))
+	return ceilCount(level(recent, lead)*margin/capacity - 1e-9)
+}
+
+// ceilCount rounds a replica count up, saturating at math.MaxInt32 (the
+// largest count a policy takes) instead of wrapping past int's range.
+func ceilCount(x float64) int {
+	switch {
+	case math.IsNaN(x):
+		return 0
+	case x >= math.MaxInt32:
+		return math.MaxInt32
+	}
+	return int(math.Ceil(x))
 }
 
 // level is the floor's demand level of recent (see Floor); recent is not
@@ -306,7 +318,7 @@ func Cold(recent []float64, capacity, lead float64, noise Noise) int {
 	if len(recent) > 2 {
 		sd = math.Sqrt(ss / float64(len(recent)-2))
 	}
-	return int(math.Ceil((lv+noise.Of(sd, lv))/capacity - 1e-9))
+	return ceilCount((lv+noise.Of(sd, lv))/capacity - 1e-9)
 }
 
 // floorAnchor is how many of the latest seconds anchor the floor's
@@ -344,7 +356,7 @@ func Hysteresis(planned, current int, peak, capacity, margin float64) int {
 	// tolerance Kubernetes' HPA keeps.
 	m := math.Min(margin*capacity, hysteresisShare*peak)
 	// A hair of tolerance so that exactly k-margin capacities need k.
-	need := int(math.Ceil((peak+m)/capacity - 1e-9))
+	need := ceilCount((peak+m)/capacity - 1e-9)
 	return min(max(planned, need), current)
 }
 
@@ -670,7 +682,7 @@ func (d *Decider) outsideBand(in Input) (bool, string) {
 	}
 	obs, lo, hi := 0.0, 0.0, 0.0
 	for i := 0; i < n; i++ {
-		obs += in.Recent[len(in.Recent)-1-i]
+		obs += usable(in.Recent[len(in.Recent)-1-i]) // as the floor reads it
 		at := in.Now.Add(-time.Duration(i+1) * time.Second)
 		l, h := p.BandAt(at)
 		lo += l

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -80,7 +81,13 @@ func runBacktest(c *cli.Context) error {
 	if cfg.TargetValue.Cooldown, err = backtest.ParseSeconds(c.String("tv-cooldown")); err != nil {
 		return fmt.Errorf("--tv-cooldown: %w", err)
 	}
-	if cfg.TargetValue.Target <= 0 || cfg.TargetValue.Window < 1 {
+	if c := cfg.Capacity; !(c > 0) || math.IsInf(c, 0) {
+		return fmt.Errorf("--capacity-per-replica %g: want a positive, finite number", c)
+	}
+	if s := c.Float64("scale"); !(s >= 0) || math.IsInf(s, 0) {
+		return fmt.Errorf("--scale %g: want a non-negative, finite number", s)
+	}
+	if !(cfg.TargetValue.Target > 0) || math.IsInf(cfg.TargetValue.Target, 0) || cfg.TargetValue.Window < 1 {
 		return fmt.Errorf("--tv-target %g, --tv-window %ds: want a positive target and a window of at least 1 s", cfg.TargetValue.Target, cfg.TargetValue.Window)
 	}
 	var names []string

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,7 +80,15 @@ func (f *configFile) apply(c *cli.Context) error {
 			return fmt.Errorf("%s:%d: unknown block %q", f.path, b.TypeRange.Start.Line, b.Type)
 		}
 	}
-	for key, attr := range f.body.Attributes {
+	// In file order: with two bad keys, the first is the one reported,
+	// every time.
+	attrs := make([]*hclsyntax.Attribute, 0, len(f.body.Attributes))
+	for _, a := range f.body.Attributes {
+		attrs = append(attrs, a)
+	}
+	slices.SortFunc(attrs, func(a, b *hclsyntax.Attribute) int { return cmp.Compare(a.SrcRange.Start.Byte, b.SrcRange.Start.Byte) })
+	for _, attr := range attrs {
+		key := attr.Name
 		line := attr.SrcRange.Start.Line
 		fl, ok := flags[key]
 		if !ok {
@@ -93,7 +103,7 @@ func (f *configFile) apply(c *cli.Context) error {
 			return fmt.Errorf("%s:%d: key %q: %w", f.path, line, key, err)
 		}
 		name := fl.Names()[0]
-		if c.IsSet(name) {
+		if given(c, name) {
 			continue // flag or environment wins
 		}
 		if err := c.Set(name, s); err != nil {
@@ -101,6 +111,26 @@ func (f *configFile) apply(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// given reports whether the command line or the environment set the flag
+// name. An empty string is not given: urfave/cli counts an exported but
+// empty environment variable (NOMAD_ADDR= in a unit file or a job's env
+// block) as set, and a config file's value must not be dropped for it.
+func given(c *cli.Context, name string) bool {
+	if !c.IsSet(name) {
+		return false
+	}
+	for _, fl := range append(append([]cli.Flag{}, c.App.Flags...), c.Command.Flags...) {
+		if !slices.Contains(fl.Names(), name) {
+			continue
+		}
+		switch fl.(type) {
+		case *cli.StringFlag, *cli.PathFlag:
+			return c.String(name) != ""
+		}
+	}
+	return true
 }
 
 // flagString checks that v has the type the flag wants and renders it as

@@ -115,7 +115,7 @@ func applyINI(c *cli.Context, path string) error {
 				return fmt.Errorf("%s:%d: %w", path, e.line, err)
 			}
 		}
-		if flag == "" || c.IsSet(flag) {
+		if flag == "" || given(c, flag) {
 			continue
 		}
 		if err := c.Set(flag, v); err != nil {

@@ -60,7 +60,10 @@ func runModelPlot(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		future = ft.ExogRows()
+		// By name, as `model fit` reads them: not in the file's order.
+		if future, err = alignColumns(path, hist.Names, ft); err != nil {
+			return err
+		}
 		if !c.IsSet("steps") {
 			steps = len(ft.Exog)
 		}

@@ -38,7 +38,10 @@ func optimizeCommand() *cli.Command {
 }
 
 func runOptimize(c *cli.Context) error {
-	log := optimizeLogger(c)
+	log, err := optimizeLogger(c)
+	if err != nil {
+		return err
+	}
 	in, err := openInput(c.Path("input"))
 	if err != nil {
 		return err
@@ -100,15 +103,12 @@ func openInput(path string) (*os.File, error) {
 }
 
 // optimizeLogger logs to stderr at --log-level in --log-format, keeping
-// stdout for the response.
-func optimizeLogger(c *cli.Context) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		level = slog.LevelInfo
+// stdout for the response. Levels and formats are read as every other
+// command reads them.
+func optimizeLogger(c *cli.Context) (*slog.Logger, error) {
+	level, err := parseLevel("--log-level", c.String("log-level"))
+	if err != nil {
+		return nil, err
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if strings.EqualFold(c.String("log-format"), "json") {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return newLoggerAt(os.Stderr, level, strings.ToLower(c.String("log-format")))
 }
