@@ -94,8 +94,15 @@ type Forecaster struct {
 	fittedAt time.Time
 	// fittedSteps is how many steps the fit was estimated from.
 	fittedSteps int
-	refit       bool
-	warm        map[string][]float64
+	// kept are the regressor columns the fit was estimated with (the
+	// others were constant over its history); nil for a resumed fit.
+	kept  []int
+	refit bool
+	warm  map[string][]float64
+	// failedAt and failedSteps are when the last selection found no order
+	// to fit, and on how many steps; zero after a fit.
+	failedAt    time.Time
+	failedSteps int
 
 	// OnFit, when set, receives every new fit (the daemon stores it in
 	// bbolt per policy, for `model ls/show` and the next start's warm start).
@@ -132,7 +139,7 @@ func (f *Forecaster) Resume(r Record) bool {
 	if err != nil {
 		return false
 	}
-	f.fitted, f.fittedAt = res, r.TrainedAt
+	f.fitted, f.fittedAt, f.kept = res, r.TrainedAt, nil
 	f.fittedSteps = MaxFitSteps
 	if step := time.Duration(max(f.cfg.Step, 1)) * time.Second; r.Window.To.After(r.Window.From) {
 		f.fittedSteps = int(r.Window.To.Sub(r.Window.From) / step)
@@ -398,6 +405,14 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 	if flat(y) {
 		return level(y, ahead)
 	}
+	// A regressor constant over the history (an event that has not
+	// happened within it) carries nothing a fit could estimate, and alone
+	// it left no order fittable: it is left out of the fit and the
+	// forecast until it varies.
+	kept := varying(exog)
+	if len(kept) < exogWidth(exog) {
+		exog, future = columns(exog, kept), columns(future, kept)
+	}
 	now := f.now()
 	var fc *Forecast
 	// A young model is refitted whenever its history has doubled since
@@ -405,7 +420,17 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 	// least history a fit takes) are poor, and a refit on a timer alone
 	// would serve them, and the wide bands their errors give, for the
 	// policy's whole first refit interval.
-	due := f.fitted == nil || f.refit || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || len(y) >= 2*f.fittedSteps
+	due := f.fitted == nil || f.refit || now.Sub(f.fittedAt) >= f.cfg.RefitEvery || len(y) >= 2*f.fittedSteps ||
+		(f.kept != nil && !slices.Equal(kept, f.kept))
+	// After a selection that fitted nothing, the next waits for
+	// failRetry or a doubled history: selecting again at every plan would
+	// cost a full search each time for the same failure.
+	if due && !f.failedAt.IsZero() && !f.refit && now.Sub(f.failedAt) < failRetry && len(y) < 2*f.failedSteps {
+		if f.fitted == nil {
+			return level(y, ahead)
+		}
+		due = false
+	}
 	if !due {
 		from := max(0, len(y)-filterSteps)
 		var ex [][]float64
@@ -421,18 +446,20 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
+			f.failedAt, f.failedSteps = now, len(y)
 			if f.OnFallback != nil {
 				f.OnFallback(serr)
 			}
 			return level(y, ahead)
 		}
-		f.fitted, f.fittedAt, f.fittedSteps = sel.Best, now, len(y)
+		f.fitted, f.fittedAt, f.fittedSteps, f.kept = sel.Best, now, len(y), kept
+		f.failedAt, f.failedSteps = time.Time{}, 0
 		if f.OnFit != nil {
-			names := make([]string, 0)
-			if len(exog) > 0 {
-				for i := range exog[0] {
-					names = append(names, fmt.Sprintf("x%d", i+1))
-				}
+			// Named by their column in the policy's regressors, those left
+			// out as constant skipped.
+			names := make([]string, 0, len(kept))
+			for _, j := range kept {
+				names = append(names, fmt.Sprintf("x%d", j+1))
 			}
 			step := time.Duration(B) * time.Second
 			rec := NewRecord(sel.Best, names, Window{From: now.Add(-time.Duration(len(y)) * step), To: now}, now)
@@ -462,6 +489,42 @@ func (f *Forecaster) steps(ctx context.Context, y []float64, exog, future [][]fl
 		}
 	}
 	return fc.Mean, sd, nil
+}
+
+// failRetry is how long a forecaster whose selection fitted nothing
+// forecasts the series' level before selecting again (sooner if its
+// history doubles or a refit is asked for).
+const failRetry = 5 * time.Minute
+
+// varying is the indices of exog's columns that are not constant.
+func varying(exog [][]float64) []int {
+	w := exogWidth(exog)
+	kept := make([]int, 0, w)
+	for j := range w {
+		for _, row := range exog[1:] {
+			if row[j] != exog[0][j] {
+				kept = append(kept, j)
+				break
+			}
+		}
+	}
+	return kept
+}
+
+// columns is rows with only the columns at kept.
+func columns(rows [][]float64, kept []int) [][]float64 {
+	if rows == nil || len(kept) == 0 {
+		return nil
+	}
+	out := make([][]float64, len(rows))
+	for i, row := range rows {
+		r := make([]float64, len(kept))
+		for k, j := range kept {
+			r[k] = row[j]
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // flat reports a series with no variation worth modelling.

@@ -433,3 +433,79 @@ func TestWithinVarianceIsTheSecondsScatterAndABurstDoesNotLiftItForTheWholeWindo
 		})
 	}
 }
+
+func TestARegressorConstantOverTheHistoryIsLeftOutOfTheFitUntilItVaries(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour}
+	f := NewForecaster(cfg, func() time.Time { return now })
+	var fits []Record
+	f.OnFit = func(r Record) { fits = append(fits, r) }
+	f.OnFallback = func(err error) { t.Errorf("no model fitted: %v", err) }
+	const n, ahead = 3600, 60
+	req := make([]float64, n)
+	event := make([][]float64, n+ahead) // an event that has not happened yet
+	for i := range req {
+		req[i] = 50 + 10*math.Sin(float64(i)/300) + float64(i%7)
+	}
+	for i := range event {
+		event[i] = []float64{0}
+	}
+	if _, err := f.Forecast(context.Background(), optimize.History{Requests: req, Exog: event}, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if len(fits) != 1 || len(fits[0].ExogNames) != 0 {
+		t.Fatalf("fits %d (regressors %v), want one fit without the constant regressor", len(fits), fitsExog(fits))
+	}
+	// The event happens (an hour of history now holds it): the next plan
+	// refits with it, before the refit interval is up.
+	now = now.Add(10 * time.Second)
+	for i := n - 600; i < n-300; i++ {
+		event[i] = []float64{1}
+		req[i] += 30
+	}
+	if _, err := f.Forecast(context.Background(), optimize.History{Requests: req, Exog: event}, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if len(fits) != 2 || len(fits[1].ExogNames) != 1 {
+		t.Fatalf("fits %d (regressors %v), want a second fit with the regressor once it varies", len(fits), fitsExog(fits))
+	}
+}
+
+func fitsExog(fits []Record) [][]string {
+	out := make([][]string, len(fits))
+	for i, r := range fits {
+		out[i] = r.ExogNames
+	}
+	return out
+}
+
+func TestAForecasterWhoseSelectionFitsNothingSelectsAgainOnlyAfterFailRetry(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	// An order 40 steps deep cannot be fitted on 40 steps of history.
+	cfg := ForecastConfig{Step: 10, Orders: []Order{{P: 40}}, RefitEvery: time.Hour}
+	f := NewForecaster(cfg, func() time.Time { return now })
+	failures := 0
+	f.OnFallback = func(error) { failures++ }
+	req := make([]float64, 400)
+	for i := range req {
+		req[i] = 50 + 10*math.Sin(float64(i)/30) + float64(i%7)
+	}
+	// Plans every 10 s for 10 minutes on the same history.
+	for s := 0; s <= 600; s += 10 {
+		mean, err := f.Forecast(context.Background(), optimize.History{Requests: req}, 30)
+		if err != nil || len(mean) != 30 || math.IsNaN(mean[0]) {
+			t.Fatalf("at +%d s: %v, %v; want the level forecast", s, mean, err)
+		}
+		now = now.Add(10 * time.Second)
+	}
+	if want := 1 + int(10*time.Minute/failRetry); failures != want {
+		t.Errorf("%d selections failed in 10 minutes of plans, want %d (one each %s)", failures, want, failRetry)
+	}
+	f.Refit()
+	if _, err := f.Forecast(context.Background(), optimize.History{Requests: req}, 30); err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 + int(10*time.Minute/failRetry); failures != want {
+		t.Errorf("a refit asked for did not select again: %d failures, want %d", failures, want)
+	}
+}
