@@ -67,6 +67,18 @@ func TestATruncatedOrEmptyDatabaseIsReportedDamagedNotAPanic(t *testing.T) {
 	if _, err := Open(empty, Options{ReadOnly: true}); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("empty file: %v, want ErrDamaged saying it is empty", err)
 	}
+	// Shorter than bbolt's meta pages: bbolt's own error for it has no type.
+	short := filepath.Join(t.TempDir(), "short.db")
+	if err := os.WriteFile(short, make([]byte, 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		_, err := Open(short, Options{Migrate: true, ReadOnly: ro})
+		var dmg *DamagedError
+		if !errors.As(err, &dmg) || dmg.Path != short || !strings.Contains(dmg.Cause, "5000 bytes") {
+			t.Errorf("read-only %v: a 5,000-byte file gave %v; want a DamagedError saying how short it is", ro, err)
+		}
+	}
 }
 
 func TestPingReportsTheDatabaseDegradedWhileWritesFailAndRecovers(t *testing.T) {

@@ -30,10 +30,28 @@ var ErrNotFound = errors.New("not found")
 // Check turn the panic into this error.
 var ErrDamaged = errors.New("database file is damaged")
 
-// damaged is the error for a damaged file, with what to do about it.
-func damaged(path string, cause any) error {
-	return fmt.Errorf("%w: %s: %v (run `nomadscalerd --db %s db check` for details; restore it from a `db backup` copy or move it away to start empty)", ErrDamaged, path, cause, path)
+// DamagedError is a damaged file (errors.Is ErrDamaged): its path, what
+// is wrong with it, and in its message what to do about it.
+type DamagedError struct {
+	Path  string
+	Cause string
 }
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("%v: %s: %s (run `nomadscalerd --db %s db check` for details; restore it from a `db backup` copy or move it away to start empty)", ErrDamaged, e.Path, e.Cause, e.Path)
+}
+
+// Is makes a DamagedError match ErrDamaged.
+func (e *DamagedError) Is(target error) bool { return target == ErrDamaged }
+
+// damaged is the error for a damaged file.
+func damaged(path string, cause any) error {
+	return &DamagedError{Path: path, Cause: fmt.Sprint(cause)}
+}
+
+// minFileSize is the least a bbolt file holds: its two meta pages (of at
+// least 4 KiB: bbolt writes a new file's pages at the OS page size).
+const minFileSize = 2 * 4096
 
 // DB is an open nomadscalerd database.
 type DB struct {
@@ -103,6 +121,9 @@ func Open(path string, o Options) (db *DB, err error) {
 		// bbolt would initialise an empty file when writable and fail
 		// obscurely when not: an empty file is a lost database either way.
 		return nil, damaged(path, "the file is empty")
+	} else if err == nil && st.Size() < minFileSize {
+		// bbolt refuses it with an error of no type of its own.
+		return nil, damaged(path, fmt.Sprintf("the file is %d bytes, shorter than a database's first pages", st.Size()))
 	} else if err != nil && o.ReadOnly {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,5 +130,29 @@ func TestAConfigFileWithTwoUnknownKeysIsReportedTheSameWayEveryTime(t *testing.T
 		if !strings.Contains(e, `"zeta_key"`) {
 			t.Errorf("reported %q, want the first unknown key in the file, zeta_key", e)
 		}
+	}
+}
+
+func TestDBCheckOfAFileThatIsNoDatabaseSaysWhatIsWrongAndNotToRunItself(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte{7}, 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runApp(t, "--db", path, "db", "check")
+	if err == nil || !strings.Contains(out, "PROBLEM") || !strings.Contains(out, "5000 bytes") {
+		t.Fatalf("db check of a damaged file: err %v, output %q; want a PROBLEM line saying what is wrong and a failure", err, out)
+	}
+	if strings.Contains(out+err.Error(), "db check` for details") {
+		t.Errorf("db check told the operator to run db check: %q, %v", out, err)
+	}
+}
+
+func TestDBMigrateOfAPathWithNoDatabaseCreatesNone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "typo.db")
+	if _, err := runApp(t, "--db", path, "db", "migrate"); err == nil || !strings.Contains(err.Error(), "no database to migrate") {
+		t.Fatalf("db migrate of a missing file: %v, want an error saying there is no database", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("db migrate created %s (stat: %v)", path, err)
 	}
 }

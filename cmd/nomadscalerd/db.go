@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -20,6 +21,11 @@ func dbCommand() *cli.Command {
 				Name:  "migrate",
 				Usage: "apply pending schema migrations",
 				Action: func(c *cli.Context) error {
+					// Migrating a path that holds no database would create
+					// one: a mistyped --db must not pass as a migration.
+					if _, err := os.Stat(c.String("db")); err != nil {
+						return fmt.Errorf("no database to migrate at %s: %w", c.String("db"), err)
+					}
 					d, err := store.Open(c.String("db"), store.Options{})
 					if err == nil {
 						v, _ := d.SchemaVersion()
@@ -43,6 +49,12 @@ func dbCommand() *cli.Command {
 				Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"}},
 				Action: func(c *cli.Context) error {
 					d, done, err := openForInspection(c.String("db"), c.App.ErrWriter)
+					var dmg *store.DamagedError
+					if errors.As(err, &dmg) {
+						// The check itself: say what is wrong, not to run it.
+						fmt.Fprintf(c.App.Writer, "  PROBLEM %s cannot be read as a database: %s\n", dmg.Path, dmg.Cause)
+						return cli.Exit(fmt.Sprintf("1 problem found: restore %s from a `db backup` copy or move it away to start empty", dmg.Path), 1)
+					}
 					if err != nil {
 						return err
 					}

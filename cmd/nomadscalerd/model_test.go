@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func runApp(t *testing.T, args ...string) (string, error) {
@@ -16,6 +18,9 @@ func runApp(t *testing.T, args ...string) (string, error) {
 	app := newApp()
 	app.Writer = &out
 	app.ErrWriter = &out
+	// A cli.Exit error is returned, not turned into os.Exit, which would
+	// end the test binary.
+	app.ExitErrHandler = func(*cli.Context, error) {}
 	err := app.Run(append([]string{"nomadscalerd"}, args...))
 	return out.String(), err
 }
