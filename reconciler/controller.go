@@ -400,7 +400,13 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 				}
 			}
 			c.unwatchLocked(key)
-			c.requestsOf[requestsSeries(p)] = key
+			// A policy on the seed's demand formula (an avg_response_time
+			// check) is decided on demand, not requests/s, and its
+			// capacity is in demand's units: a floor of raw requests would
+			// wake it on every sample of a load it already serves.
+			if !p.seedDemand() {
+				c.requestsOf[requestsSeries(p)] = key
+			}
 			c.wakeSettings[key] = p.DeciderSettings()
 		}
 		c.policies[key] = p

@@ -67,7 +67,12 @@ func (d *PolicyDir) files() ([]os.DirEntry, error) {
 	var out []os.DirEntry
 	for _, e := range entries {
 		ext := filepath.Ext(e.Name())
-		if e.Type().IsRegular() && (ext == ".hcl" || ext == ".json") {
+		regular := e.Type().IsRegular()
+		if e.Type()&os.ModeSymlink != 0 { // followed, as nomad-autoscaler does
+			fi, err := os.Stat(filepath.Join(d.dir, e.Name()))
+			regular = err == nil && fi.Mode().IsRegular()
+		}
+		if regular && (ext == ".hcl" || ext == ".json") {
 			out = append(out, e)
 		}
 	}
@@ -83,7 +88,7 @@ func (d *PolicyDir) Fingerprint() (string, error) {
 	}
 	var b strings.Builder
 	for _, e := range files {
-		fi, err := e.Info()
+		fi, err := os.Stat(filepath.Join(d.dir, e.Name())) // a link's target
 		if err != nil {
 			// Removed between the listing and now: the next poll sees it.
 			continue

@@ -95,7 +95,12 @@ func (p *pool) Add(key string) {
 	defer p.mu.Unlock()
 	if it, ok := p.items[key]; ok {
 		if it.removed {
+			// Only a running item stays removed: its run was cancelled and
+			// read the policy from before, so it runs again when it ends.
 			it.removed = false
+			if it.triggered.IsZero() {
+				it.triggered = p.clock.Now()
+			}
 			p.enqueueLocked(it, false)
 		}
 		return

@@ -218,7 +218,7 @@ func (r *Reconciler) wakeOn(key string) (want int, delay time.Duration, ok bool)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d, ok := r.last[key]
-	if !ok || d.Source == "" || d.Action == "error" || d.Action == "blocked" {
+	if !ok || d.Source == "" || (d.Action != "none" && d.Action != "scale" && d.Action != "dry_run" && d.Action != "cooldown" && d.Action != "conservative") {
 		return 0, 0, false
 	}
 	return d.Want, r.delays[key], true
@@ -552,14 +552,20 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	// to settle from what Nomad shows.
 	leaseCtx, endLease := UnderLease(ctx, r.d.Leader)
 	err := r.d.Scaler.Scale(leaseCtx, req)
-	lost := err != nil && leaseCtx.Err() != nil && ctx.Err() == nil
+	// Cut off by a lost lease or by a stop (SIGTERM, the policy removed),
+	// Nomad may have applied it: the intent stays open to be settled.
+	lost := err != nil && leaseCtx.Err() != nil
 	endLease()
 	if lost {
+		why := "lost leadership while scaling"
+		if ctx.Err() != nil {
+			why = "stopped while scaling"
+		}
 		r.mu.Lock()
 		delete(r.settled, p.Key) // the open intent must be settled when this replica leads again
 		r.mu.Unlock()
-		r.d.Log.Warn("lost leadership while scaling; the intent is left for the next leader to settle", "policy", p.Key, "action", actionID)
-		return Result{}, Decision{Action: "none", Reason: "lost leadership while scaling"}, nil
+		r.d.Log.Warn(why+"; the intent is left for the next leader to settle", "policy", p.Key, "action", actionID)
+		return Result{}, Decision{Action: "none", Reason: why}, nil
 	}
 	if err != nil {
 		_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateFailed, Target: p.Key, Reason: err.Error()})
