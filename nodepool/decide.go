@@ -289,6 +289,24 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 			}
 		}
 	}
+	// A launched node that has registered but counts nowhere yet (not
+	// initializing, whose units are counted above, nor schedulable, whose
+	// free units are, or either without its resources reported) still
+	// brings its instance type's capacity: uncounted, the seconds between
+	// its registration and its first ready, eligible status read as a
+	// shortfall and launched another node.
+	for _, n := range o.joining {
+		if (n.Status == NodeStatusInitializing || n.Schedulable()) && n.Total != (Resources{}) {
+			continue
+		}
+		total := n.Total
+		for _, it := range p.InstanceTypes {
+			if total == (Resources{}) && it.Name == n.InstanceType {
+				total = it.Resources
+			}
+		}
+		pendingUnits += UnitsIn(total, h.Unit)
+	}
 	// Nodes being drained are excluded: their capacity is going away.
 	var staying []Node
 	for _, n := range in.Nodes {

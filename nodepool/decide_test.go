@@ -126,3 +126,34 @@ func withAt(e Entry, at time.Time) Entry {
 	e.At = at
 	return e
 }
+
+func TestALaunchedNodeThatRegisteredButIsNotYetReadyOrEligibleCountsAsPendingHeadroom(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	p := testPool()
+	p.Min = 0
+	// Free 4 units, 6 wanted; a small node (4 units) was launched for it.
+	p.Headroom = Headroom{Unit: unit, Units: 6}
+	launched := Entry{ID: "l", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: now.Add(-8 * time.Second),
+		InstanceType: "small", Count: 1, KnownNodes: []string{"a"}}
+	small := Resources{CPUMHz: 4000, MemoryMiB: 2048}
+	for _, tc := range []struct {
+		name string
+		node Node
+	}{
+		{"registered, status not reported yet", Node{ID: "n", NodePool: "web", InstanceType: "small", Total: small}},
+		{"ready but not yet eligible", Node{ID: "n", NodePool: "web", InstanceType: "small", Status: NodeStatusReady, Total: small}},
+		{"initializing, resources not reported yet", Node{ID: "n", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing}},
+		{"ready and eligible, resources not reported yet", Node{ID: "n", NodePool: "web", InstanceType: "small", Status: NodeStatusReady, Eligible: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: []Node{unitsNode("a", 4), tc.node}, Pending: []Entry{launched}, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.ScaleOut) > 0 || d.Headroom.Free+d.Headroom.Pending < 6 {
+				t.Fatalf("headroom %d+%d pending, scale out %v (%s); want the launched node's units pending and no second launch",
+					d.Headroom.Free, d.Headroom.Pending, d.ScaleOut, d.Reason)
+			}
+		})
+	}
+}
