@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"time"
@@ -106,6 +107,15 @@ func NewPredictive(cfg Config, pcfg PredictiveConfig, prior []float64, first int
 	}
 	pol := pcfg.Policy
 	pol.Min, pol.Max = cfg.Min, cfg.Max
+	// The replay serves cfg.Capacity a replica: a policy that does not say
+	// plans with it, and one that says otherwise would be scored against
+	// capacity it did not plan for.
+	switch {
+	case !pol.Target.Wrote("capacity_per_replica") && pol.Target.TargetValue == 0:
+		pol.Target.CapacityPerReplica = cfg.Capacity
+	case pol.Target.CapacityPerReplica != cfg.Capacity:
+		return nil, fmt.Errorf("the policy's capacity_per_replica %g is not the replay's %g (--capacity-per-replica)", pol.Target.CapacityPerReplica, cfg.Capacity)
+	}
 	window := int(pol.Target.HistoryWindow.Seconds())
 	selfTune := pcfg.SelfTune && pol.Target.SelfTune && pol.Max > pol.Min
 	keep := window

@@ -4,8 +4,13 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
 // wave is a sine of the given period around 100 requests/s with noise,
@@ -204,5 +209,41 @@ func TestAStepUpIsAnsweredTwoSecondsInNotAtTheNextEvaluation(t *testing.T) {
 	// Seconds 300 and 301 are observed at 301 and 302.
 	if answered < 0 || answered > 303 {
 		t.Errorf("14 replicas (135 requests/s) first asked for at second %d, want by 303: two seconds of the step and one to act", answered)
+	}
+}
+
+func TestPredictivePlansWithTheReplayedCapacityAndRefusesAPolicyThatSaysOtherwise(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Capacity = 20
+	s, err := NewStrategy("predictive", cfg, DefaultPredictiveConfig(cfg.Min, cfg.Max), Replay{Demand: constant(100, 10)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.(*Predictive).pol.Target.CapacityPerReplica; got != cfg.Capacity {
+		t.Errorf("predictive plans with %v requests/s a replica, the replay serves %v", got, cfg.Capacity)
+	}
+	path := filepath.Join(t.TempDir(), "p.hcl")
+	if err := os.WriteFile(path, []byte(`scaling {
+  max = 10
+  policy {
+    check "requests" {
+      source = "prometheus"
+      query  = "q"
+    }
+    target "nomadscaler" {
+      capacity_per_replica = 10
+    }
+  }
+}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := reconciler.ReadPolicyFile(path, reconciler.Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg := DefaultPredictiveConfig(cfg.Min, cfg.Max)
+	pcfg.Policy = pol
+	if _, err := NewStrategy("predictive", cfg, pcfg, Replay{Demand: constant(100, 10)}, nil); err == nil || !strings.Contains(err.Error(), "capacity_per_replica") {
+		t.Errorf("a policy of 10 requests/s a replica on a replay of 20: err %v, want it refused", err)
 	}
 }

@@ -5,32 +5,16 @@ import (
 	"math"
 )
 
-// utilisation is the mean, over the seconds of [from, to) that had a
-// serving replica, of demand per unit of serving capacity: the load metric a
-// reactive autoscaler reads from its replicas. Demand above capacity counts
-// in full (the metric is offered load, as a request-rate metric is, not a
-// CPU share capped at 100%). ok is false when no second had a serving
-// replica, as an autoscaler then has no metric.
-func utilisation(obs Observation, from, to int, capacity float64) (u float64, ok bool) {
-	from = max(from, 0)
-	n := 0
-	for s := from; s < to; s++ {
-		if obs.Serving[s] > 0 {
-			u += obs.Demand[s] / (float64(obs.Serving[s]) * capacity)
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, false
-	}
-	return u / float64(n), true
-}
-
-// TargetValue is nomad-autoscaler's target-value strategy on a utilisation
-// metric: every Interval seconds (unless in cooldown after a scaling) it
-// reads the mean utilisation of the serving replicas over the last Window
-// seconds and asks for ceil(count * metric / Target) replicas when the
-// ratio leaves 1 ± Threshold.
+// TargetValue is nomad-autoscaler's target-value strategy on a
+// request-rate metric, as an operator writes it and as the live
+// comparison's peer runs it: `sum(rate(requests[W])) / clamp_min(running,
+// 1)`, the window's mean demand per running replica. Every Interval
+// seconds (unless in cooldown after a scaling) it asks for
+// ceil(count * metric / (Target * Capacity)) replicas when the ratio
+// leaves 1 ± Threshold, with count the group's running replicas (what
+// nomad-autoscaler's Nomad target reports), clamped to [Min, Max]; a
+// count the clamp leaves unchanged is no action and starts no cooldown,
+// as upstream skips it.
 type TargetValue struct {
 	Capacity  float64
 	Interval  int     // seconds between evaluations
@@ -38,6 +22,7 @@ type TargetValue struct {
 	Target    float64 // utilisation aimed at
 	Threshold float64 // relative deadband around Target
 	Cooldown  int     // seconds without evaluation after a scaling
+	Min, Max  int     // the policy's bounds; Max 0 is none
 
 	lastAction int
 	acted      bool
@@ -63,17 +48,26 @@ func (s *TargetValue) Decide(_ context.Context, obs Observation) (Decision, erro
 		return hold, nil
 	}
 	hold.Evaluated = true
-	metric, ok := utilisation(obs, obs.Now-s.Window, obs.Now, s.Capacity)
-	if !ok {
+	from := max(obs.Now-s.Window, 0)
+	if from >= obs.Now {
 		return hold, nil
 	}
-	// nomad-autoscaler scales from zero as if from one.
-	count := max(obs.Requested, 1)
-	factor := metric / s.Target
+	rate := 0.0
+	for _, d := range obs.Demand[from:obs.Now] {
+		rate += d
+	}
+	rate /= float64(obs.Now - from)
+	// The query divides by clamp_min(running, 1), and nomad-autoscaler
+	// scales from zero as if from one.
+	count := max(obs.ServingNow, 1)
+	factor := rate / float64(count) / s.Capacity / s.Target
 	if factor >= 1-s.Threshold && factor <= 1+s.Threshold {
 		return hold, nil
 	}
-	want := int(math.Ceil(float64(count) * factor))
+	want := max(int(math.Ceil(float64(count)*factor)), s.Min)
+	if s.Max > 0 {
+		want = min(want, s.Max)
+	}
 	if want == obs.Requested {
 		return hold, nil
 	}

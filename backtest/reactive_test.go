@@ -24,16 +24,52 @@ func checkRequested(t *testing.T, res Result, want map[int]int) {
 
 func TestTargetValueScalesByUtilisationOverTargetAndWaitsOutItsCooldown(t *testing.T) {
 	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 100, Initial: 1, Cost: DefaultCostModel()}
-	res, err := Run(context.Background(), cfg, constant(30, 50), NewTargetValue(cfg.Capacity), nil)
+	res, err := Run(context.Background(), cfg, constant(30, 80), NewTargetValue(cfg.Capacity), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// t=10: utilisation 3 over seconds 0-9, ceil(1*3/0.75) = 4.
-	// t=20, t=30: cooldown. t=40: seconds 0-9 at 3 and 10-39 at 0.75 average
-	// 1.3125, ceil(4*1.3125/0.75) = 7.
-	checkRequested(t, res, map[int]int{9: 1, 10: 4, 39: 4, 40: 7, 49: 7})
-	if res.ScaleActions != 2 {
-		t.Errorf("%d scale actions, want 2", res.ScaleActions)
+	// t=10: 30 requests/s on 1 running replica, utilisation 3,
+	// ceil(1*3/0.75) = 4. t=20, t=30: cooldown. t=40 on: 30 requests/s on
+	// 4 running, utilisation 0.75: on target, no action, however long the
+	// window still holds the seconds when 1 replica served them.
+	checkRequested(t, res, map[int]int{9: 1, 10: 4, 39: 4, 40: 4, 79: 4})
+	if res.ScaleActions != 1 {
+		t.Errorf("%d scale actions, want 1", res.ScaleActions)
+	}
+}
+
+func TestTargetValueScalesTheRunningCountNotTheOneAskedFor(t *testing.T) {
+	// Replicas take 60 s to start: at t=40 the 4 asked for at t=10 are
+	// not running yet, and the metric over the 1 running is unchanged.
+	cfg := Config{Capacity: 10, StartupDelay: 60, Min: 1, Max: 100, Initial: 1, Cost: DefaultCostModel()}
+	res, err := Run(context.Background(), cfg, constant(30, 100), NewTargetValue(cfg.Capacity), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ceil(1*3/0.75) = 4 at t=10, and again 4 (no action) at t=40, 50, 60:
+	// scaling the 4 asked for would ask for 16.
+	checkRequested(t, res, map[int]int{10: 4, 40: 4, 60: 4, 99: 4})
+}
+
+func TestTargetValueClampedToItsBoundsTakesNoActionAndNoCooldown(t *testing.T) {
+	cfg := Config{Capacity: 10, StartupDelay: 0, Min: 1, Max: 2, Initial: 2, Cost: DefaultCostModel()}
+	s, err := NewStrategy("target-value", cfg, PredictiveConfig{}, Replay{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Saturated at max for 110 s, then demand falls to 1 request/s: with
+	// no cooldown started at max, the first evaluation after the fall
+	// scales in.
+	d := append(constant(100, 110), constant(1, 100)...)
+	res, err := Run(context.Background(), cfg, d, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 60 s window holds only the fall from t=170, and that
+	// evaluation scales in: cooldowns started by the clamped evaluations
+	// at max (every 30 s from t=10) would hold it until t=190.
+	if res.ScaleActions != 1 || res.Requested[169] != 2 || res.Requested[170] != 1 {
+		t.Errorf("%d scale actions, %d then %d requested at 169 and 170 s; want 1 action, to 1 at 170 s", res.ScaleActions, res.Requested[169], res.Requested[170])
 	}
 }
 

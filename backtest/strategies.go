@@ -47,6 +47,7 @@ func NewStrategy(name string, cfg Config, pcfg PredictiveConfig, replay Replay, 
 		return NewPredictive(cfg, pcfg, replay.Prior, replay.Start, log)
 	case "target-value":
 		tv, t := NewTargetValue(cfg.Capacity), cfg.TargetValue
+		tv.Min, tv.Max = cfg.Min, cfg.Max
 		if t.Target > 0 {
 			tv.Target = t.Target
 		}

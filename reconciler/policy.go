@@ -761,6 +761,10 @@ func (p Policy) hasCheck(name string) bool {
 	return false
 }
 
+// Wrote reports whether the policy wrote key itself (rather than taking
+// its default).
+func (t Target) Wrote(key string) bool { return t.set[key] }
+
 func parseTarget(body map[string]any, d Defaults) (Target, error) {
 	ds := predict.DefaultSettings()
 	t := Target{
