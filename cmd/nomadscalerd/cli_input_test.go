@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/nomadscalerd/nomadscalerd/nodepool"
 )
 
 // Bad numbers on the backtest's command line must be refused with a clear
@@ -154,5 +157,17 @@ func TestDBMigrateOfAPathWithNoDatabaseCreatesNone(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("db migrate created %s (stat: %v)", path, err)
+	}
+}
+
+func TestNodePoolsOnShardedReplicasWithoutHAAreRefusedBeforeAnythingStarts(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "n.db")
+	s := settings{DB: db, Shards: 2, Pools: []nodepool.Pool{{Name: "web"}}}
+	err := runDaemon(context.Background(), s, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, ErrPoolsNeedOneLeader) {
+		t.Fatalf("err = %v, want ErrPoolsNeedOneLeader", err)
+	}
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused daemon created its database (stat: %v)", err)
 	}
 }

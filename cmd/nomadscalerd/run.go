@@ -169,7 +169,16 @@ func runAction(c *cli.Context) error {
 	return runDaemon(ctx, s, log)
 }
 
+// ErrPoolsNeedOneLeader refuses node pools on sharded replicas without
+// --ha: shards split policies between replicas, but a pool is managed by
+// one leader, and without an election every replica would launch and
+// drain nodes for the same pool.
+var ErrPoolsNeedOneLeader = errors.New("node pools with --shards need --ha, so that one replica manages them")
+
 func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
+	if len(s.Pools) > 0 && s.Shards > 1 && !s.HA {
+		return ErrPoolsNeedOneLeader
+	}
 	if s.JournalRetention <= 0 {
 		s.JournalRetention = 7 * 24 * time.Hour // settings built in code, not from flags
 	}
