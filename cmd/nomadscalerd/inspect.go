@@ -69,5 +69,11 @@ func fetchSnapshot(addr, token string) (string, error) {
 		os.Remove(f.Name())
 		return "", err
 	}
-	return f.Name(), f.Close()
+	// A copy whose last write failed on close (a full disk) is no
+	// snapshot: removed, not left in the temp directory.
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
