@@ -243,6 +243,18 @@ type cooldownState struct {
 
 func cooldownKey(key string) string { return "cooldown/" + key }
 
+// DropExpiredCooldowns deletes the stored cooldowns that ended before now:
+// an ended cooldown holds nothing, and a policy removed for good would
+// otherwise keep its entry for the database's life. It returns how many
+// it deleted; an entry that does not decode is left for a reader to
+// report.
+func DropExpiredCooldowns(db *store.DB, now time.Time) (int, error) {
+	return db.DeletePrefixed(migrations.BucketState, cooldownKey(""), func(v []byte) bool {
+		var cd cooldownState
+		return jsonUnmarshal(v, &cd) == nil && cd.Until.Before(now)
+	})
+}
+
 // ErrActiveDeployment is how a Scaler reports that Nomad refused to scale a
 // group because a deployment of its job is running: not a failure, the
 // change is retried when the deployment ends.

@@ -902,3 +902,32 @@ func TestARemovedPolicysSeriesLeaveTheMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestEndedCooldownsAreDroppedAndRunningOnesKept(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	states := map[string]any{
+		cooldownKey("default/gone/web"):  cooldownState{Until: now.Add(-time.Hour)},
+		cooldownKey("default/ended/web"): cooldownState{Until: now.Add(-time.Second)},
+		cooldownKey("default/held/web"):  cooldownState{Until: now.Add(time.Minute)},
+		TuningKey("default/gone/web"):    Tuning{At: now.Add(-time.Hour)}, // not a cooldown: kept
+	}
+	if err := db.PutJSONs(migrations.BucketState, states); err != nil {
+		t.Fatal(err)
+	}
+	n, err := DropExpiredCooldowns(db, now)
+	if err != nil || n != 2 {
+		t.Fatalf("dropped %d (%v), want the 2 ended cooldowns", n, err)
+	}
+	keys, err := db.Keys(migrations.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{cooldownKey("default/held/web"), TuningKey("default/gone/web")}; !slices.Equal(keys, want) && !slices.Equal(keys, []string{want[1], want[0]}) {
+		t.Errorf("state keys after the drop %v, want %v", keys, want)
+	}
+}

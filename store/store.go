@@ -6,6 +6,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -294,6 +295,31 @@ func (d *DB) GetJSON(bucket []byte, key string, v any) error {
 // DeleteKey removes key from bucket; absent keys are not an error.
 func (d *DB) DeleteKey(bucket []byte, key string) error {
 	return d.update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+}
+
+// DeletePrefixed deletes, in one transaction, the keys of bucket that
+// start with prefix and whose value drop says to, and returns how many.
+// It reads only the prefix's keys.
+func (d *DB) DeletePrefixed(bucket []byte, prefix string, drop func(value []byte) bool) (int, error) {
+	deleted := 0
+	err := d.update(func(tx *bolt.Tx) error {
+		var doomed [][]byte
+		c := tx.Bucket(bucket).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+			if drop(v) {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+		}
+		// Deleting behind a cursor skips keys in bbolt: collect, then delete.
+		for _, k := range doomed {
+			if err := tx.Bucket(bucket).Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(doomed)
+		return nil
+	})
+	return deleted, err
 }
 
 // Keys lists the keys of a JSON bucket in byte order.

@@ -407,3 +407,26 @@ func TestAPointWrittenBeforeTheRetentionCutIsNotStoredNorCounted(t *testing.T) {
 		t.Errorf("series %+v; want only a/x with its one point after the cut", got)
 	}
 }
+
+func TestDeletePrefixedDeletesOnlyThePrefixsKeysItIsToldTo(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "p.db"), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	vals := map[string]any{"a/1": 1, "a/2": 2, "a/3": 3, "ab/1": 1, "b/1": 1, "/a": 0}
+	if err := db.PutJSONs(migrations.BucketState, vals); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.DeletePrefixed(migrations.BucketState, "a/", func(v []byte) bool { return string(v) != "2" })
+	if err != nil || n != 2 {
+		t.Fatalf("deleted %d (%v), want a/1 and a/3", n, err)
+	}
+	keys, err := db.Keys(migrations.BucketState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(keys, ","); got != "/a,a/2,ab/1,b/1" {
+		t.Errorf("keys left %q, want /a,a/2,ab/1,b/1", got)
+	}
+}

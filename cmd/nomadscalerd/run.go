@@ -425,8 +425,9 @@ func newPoolRunner(s settings, nc *nomad.Client, cluster *nomad.ClusterState, db
 	return nodepool.NewRunner(ctl, adapter, leader, clock.Real{}, nodepool.RunnerConfig{Pools: s.Pools, Interval: s.PoolInterval}, log), nil
 }
 
-// compactJournal drops settled actions older than retention every
-// interval, so the journal's size follows its retention.
+// compactJournal drops settled actions older than retention, and
+// cooldowns that have ended, every interval, so the journal's size
+// follows its retention and the state's the policies with a cooldown.
 func compactJournal(ctx context.Context, db *store.DB, retention, every time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -436,6 +437,11 @@ func compactJournal(ctx context.Context, db *store.DB, retention, every time.Dur
 			log.Error("journal compaction", "err", err)
 		} else if n > 0 {
 			log.Debug("journal compacted", "deleted", n)
+		}
+		if n, err := reconciler.DropExpiredCooldowns(db, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("dropping ended cooldowns", "err", err)
+		} else if n > 0 {
+			log.Debug("ended cooldowns dropped", "deleted", n)
 		}
 		select {
 		case <-ctx.Done():
