@@ -5,6 +5,21 @@ import (
 	"math"
 )
 
+// windowMean is the mean demand of the last window seconds before
+// obs.Now (fewer at the replay's start): the request rate a reactive
+// autoscaler's `rate(...[window])` query reads. ok is false before the
+// first second.
+func windowMean(obs Observation, window int) (mean float64, ok bool) {
+	from := max(obs.Now-window, 0)
+	if from >= obs.Now {
+		return 0, false
+	}
+	for _, d := range obs.Demand[from:obs.Now] {
+		mean += d
+	}
+	return mean / float64(obs.Now-from), true
+}
+
 // TargetValue is nomad-autoscaler's target-value strategy on a
 // request-rate metric, as an operator writes it and as the live
 // comparison's peer runs it: `sum(rate(requests[W])) / clamp_min(running,
@@ -48,15 +63,10 @@ func (s *TargetValue) Decide(_ context.Context, obs Observation) (Decision, erro
 		return hold, nil
 	}
 	hold.Evaluated = true
-	from := max(obs.Now-s.Window, 0)
-	if from >= obs.Now {
+	rate, ok := windowMean(obs, s.Window)
+	if !ok {
 		return hold, nil
 	}
-	rate := 0.0
-	for _, d := range obs.Demand[from:obs.Now] {
-		rate += d
-	}
-	rate /= float64(obs.Now - from)
 	// The query divides by clamp_min(running, 1), and nomad-autoscaler
 	// scales from zero as if from one.
 	count := max(obs.ServingNow, 1)
@@ -155,15 +165,10 @@ func (s *HPA) Decide(_ context.Context, obs Observation) (Decision, error) {
 func (s *HPA) recommend(obs Observation) int {
 	current := obs.Requested
 	ready := obs.ServingNow
-	from := max(obs.Now-s.Window, 0)
-	if ready == 0 || from >= obs.Now {
+	load, ok := windowMean(obs, s.Window)
+	if ready == 0 || !ok {
 		return current
 	}
-	load := 0.0
-	for _, d := range obs.Demand[from:obs.Now] {
-		load += d
-	}
-	load /= float64(obs.Now - from)
 	metric := load / (float64(ready) * s.Capacity)
 	ratio := metric / s.Target
 	missing := current - ready

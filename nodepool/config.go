@@ -157,6 +157,17 @@ type AWSGroups struct {
 	Spot     string
 }
 
+// typeResources is what one node of the instance type named name
+// provides; zero for a name the pool does not list.
+func (p Pool) typeResources(name string) Resources {
+	for _, it := range p.InstanceTypes {
+		if it.Name == name {
+			return it.Resources
+		}
+	}
+	return Resources{}
+}
+
 // DrainPolicy extracts the drain limits of the pool.
 func (p Pool) DrainPolicy() DrainPolicy {
 	return DrainPolicy{Min: p.Min, MaxFraction: p.ScaleDownMaxFraction, Idle: p.Idle, Headroom: p.Headroom}

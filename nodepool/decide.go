@@ -283,11 +283,7 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 	h := p.Headroom
 	pendingUnits := o.initUnits
 	for _, l := range o.launching {
-		for _, it := range p.InstanceTypes {
-			if it.Name == l.InstanceType {
-				pendingUnits += l.Count * UnitsIn(it.Resources, h.Unit)
-			}
-		}
+		pendingUnits += l.Count * UnitsIn(p.typeResources(l.InstanceType), h.Unit)
 	}
 	// A launched node that has registered but counts nowhere yet (not
 	// initializing, whose units are counted above, nor schedulable, whose
@@ -300,10 +296,8 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 			continue
 		}
 		total := n.Total
-		for _, it := range p.InstanceTypes {
-			if total == (Resources{}) && it.Name == n.InstanceType {
-				total = it.Resources
-			}
+		if total == (Resources{}) {
+			total = p.typeResources(n.InstanceType)
 		}
 		pendingUnits += UnitsIn(total, h.Unit)
 	}
