@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/clock"
 )
 
 // countingLeader is a leadership the test flips, counting how often it is
@@ -28,12 +30,7 @@ func TestARetryThatFallsDueWhileAFollowerWaitsAnotherBackoff(t *testing.T) {
 	l := &countingLeader{}
 	l.leader.Store(true)
 	r.leader = l
-	ctl.failures = 1
-	src.setQueued("web", "api", 2)
-	start(t, r)
-	advanceUntil(t, clk, time.Millisecond, 0, func() bool { return ctl.reconciles.Load() == 1 })
-	r.OnBlockedEvaluation(context.Background(), blockedEval("e1", "web", "api", 2))
-	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, func() bool { return len(ctl.calls()) == 1 })
+	failOneBlockedScaleOut(t, r, ctl, src, clk)
 	l.leader.Store(false) // the lease is lost while the retry waits
 	clk.Advance(10 * time.Second)
 	time.Sleep(20 * time.Millisecond)
@@ -51,12 +48,7 @@ func TestARetryWhoseJobCannotBeReadWaitsAnotherBackoff(t *testing.T) {
 	r, ctl, src, clk := newRunnerHarness(t, true, RunnerConfig{RetryInitial: 5 * time.Second, RetryMax: time.Minute})
 	var lines atomic.Int64
 	r.log = slog.New(slog.NewTextHandler(countingWriter{&lines}, nil))
-	ctl.failures = 1
-	src.setQueued("web", "api", 2)
-	start(t, r)
-	advanceUntil(t, clk, time.Millisecond, 0, func() bool { return ctl.reconciles.Load() == 1 })
-	r.OnBlockedEvaluation(context.Background(), blockedEval("e1", "web", "api", 2))
-	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, func() bool { return len(ctl.calls()) == 1 })
+	failOneBlockedScaleOut(t, r, ctl, src, clk)
 	src.mu.Lock()
 	delete(src.jobs, "web") // purged
 	src.mu.Unlock()
@@ -72,3 +64,15 @@ func TestARetryWhoseJobCannotBeReadWaitsAnotherBackoff(t *testing.T) {
 type countingWriter struct{ n *atomic.Int64 }
 
 func (w countingWriter) Write(p []byte) (int, error) { w.n.Add(1); return io.Discard.Write(p) }
+
+// failOneBlockedScaleOut starts r and lets its first scale-out for a
+// blocked evaluation fail, so a retry waits on its backoff.
+func failOneBlockedScaleOut(t *testing.T, r *Runner, ctl *fakePoolCtl, src *fakeBlockedSource, clk *clock.Fake) {
+	t.Helper()
+	ctl.failures = 1
+	src.setQueued("web", "api", 2)
+	start(t, r)
+	advanceUntil(t, clk, time.Millisecond, 0, func() bool { return ctl.reconciles.Load() == 1 })
+	r.OnBlockedEvaluation(context.Background(), blockedEval("e1", "web", "api", 2))
+	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, func() bool { return len(ctl.calls()) == 1 })
+}

@@ -58,15 +58,15 @@ func TestAnAllocationGoneFromTheListAtAResyncLeavesTheView(t *testing.T) {
 	if err := st.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if gs, _ := st.GroupStatus(ctx, "default", "j", "web"); gs.Running != 1 {
-		t.Fatalf("after the first sync: running %d, want 1", gs.Running)
+	if gs, err := st.GroupStatus(ctx, "default", "j", "web"); err != nil || gs.Running != 1 {
+		t.Fatalf("after the first sync: running %d (%v), want 1", gs.Running, err)
 	}
 	// The stream was down; meanwhile a1 stopped and was garbage-collected.
 	allocsGone.Store(true)
 	if err := st.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if gs, _ := st.GroupStatus(ctx, "default", "j", "web"); gs.Running != 0 {
-		t.Fatalf("after a resync whose list no longer has a1: running %d, want 0", gs.Running)
+	if gs, err := st.GroupStatus(ctx, "default", "j", "web"); err != nil || gs.Running != 0 {
+		t.Fatalf("after a resync whose list no longer has a1: running %d (%v), want 0", gs.Running, err)
 	}
 }
