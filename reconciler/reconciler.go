@@ -255,6 +255,26 @@ func DropExpiredCooldowns(db *store.DB, now time.Time) (int, error) {
 	})
 }
 
+// DropStateWithoutHistory deletes the model fits, plans and self-tunings
+// of policies whose history retention has taken (store.DeleteWithoutHistory):
+// a policy removed for good would otherwise keep them for the database's
+// life, and `model list` would show it. A policy that comes back fits
+// again from its new history, as a new one does.
+func DropStateWithoutHistory(db *store.DB) (int, error) {
+	total := 0
+	for _, b := range []struct {
+		bucket []byte
+		prefix string
+	}{{migrations.BucketFits, ""}, {migrations.BucketPlans, ""}, {migrations.BucketState, TuningKey("")}} {
+		n, err := db.DeleteWithoutHistory(b.bucket, b.prefix)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("drop %s without history: %w", b.bucket, err)
+		}
+	}
+	return total, nil
+}
+
 // ErrActiveDeployment is how a Scaler reports that Nomad refused to scale a
 // group because a deployment of its job is running: not a failure, the
 // change is retried when the deployment ends.

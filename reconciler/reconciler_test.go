@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
+	"github.com/nomadscalerd/nomadscalerd/model"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
@@ -929,5 +930,49 @@ func TestEndedCooldownsAreDroppedAndRunningOnesKept(t *testing.T) {
 	}
 	if want := []string{cooldownKey("default/held/web"), TuningKey("default/gone/web")}; !slices.Equal(keys, want) && !slices.Equal(keys, []string{want[1], want[0]}) {
 		t.Errorf("state keys after the drop %v, want %v", keys, want)
+	}
+}
+
+func TestTheFitPlanAndTuningOfAPolicyWithoutHistoryAreDroppedAndThoseOfARecordedOneKept(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "o.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	if err := db.WritePoints([]store.Point{{Series: store.SeriesName("default/kept/web", "requests"), T: now, V: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"default/kept/web", "default/gone/web"} {
+		if err := db.PutJSON(migrations.BucketFits, p, model.Record{TrainedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutJSON(migrations.BucketPlans, p, optimize.Plan{Start: now, Desired: []int{1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutJSONs(migrations.BucketState, map[string]any{TuningKey(p): Tuning{At: now}, cooldownKey(p): cooldownState{Until: now}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := DropStateWithoutHistory(db)
+	if err != nil || n != 3 {
+		t.Fatalf("dropped %d (%v), want default/gone/web's fit, plan and tuning", n, err)
+	}
+	for _, b := range []struct {
+		bucket []byte
+		want   []string
+	}{
+		{migrations.BucketFits, []string{"default/kept/web"}},
+		{migrations.BucketPlans, []string{"default/kept/web"}},
+		// A cooldown is dropped when it ends, not with the history.
+		{migrations.BucketState, []string{cooldownKey("default/gone/web"), cooldownKey("default/kept/web"), TuningKey("default/kept/web")}},
+	} {
+		keys, err := db.Keys(b.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(keys, b.want) {
+			t.Errorf("%s keys after the drop %v, want %v", b.bucket, keys, b.want)
+		}
 	}
 }

@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -368,4 +371,52 @@ func (d *DB) GetUint64Meta(key string) (uint64, error) {
 		return 0, fmt.Errorf("meta %s has %d bytes, want 8", key, len(b))
 	}
 	return binary.BigEndian.Uint64(b), nil
+}
+
+// DeleteWithoutHistory deletes, in one transaction, the keys of bucket
+// that start with prefix whose policy (the rest of the key) has no history
+// left: no raw series, open-window points or rollups named
+// SeriesName(policy, metric) for any metric. A policy's model fit, plan
+// and tuning describe its history; once retention has taken the last of
+// it (the policy was removed, or has recorded nothing for that long) they
+// describe nothing, and would otherwise stay for the file's life. It
+// returns how many keys went. A key of a policy that is still sampled is
+// never deleted: its series are in the open window from its first point.
+func (d *DB) DeleteWithoutHistory(bucket []byte, prefix string) (int, error) {
+	// The open window and the chunks are read as one: a write moving
+	// points from one to the other waits.
+	d.hmu.Lock()
+	defer d.hmu.Unlock()
+	open := slices.Sorted(maps.Keys(d.heads.series))
+	deleted := 0
+	err := d.update(func(tx *bolt.Tx) error {
+		hasHistory := func(policy string) bool {
+			p := SeriesName(policy, "")
+			if i, _ := slices.BinarySearch(open, p); i < len(open) && strings.HasPrefix(open[i], p) {
+				return true
+			}
+			for _, root := range [][]byte{migrations.BucketSeries, migrations.BucketRollups} {
+				if k, _ := tx.Bucket(root).Cursor().Seek([]byte(p)); k != nil && bytes.HasPrefix(k, []byte(p)) {
+					return true
+				}
+			}
+			return false
+		}
+		var doomed [][]byte
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			if !hasHistory(string(k[len(prefix):])) {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+		}
+		// Deleting behind a cursor skips keys in bbolt: collect, then delete.
+		for _, k := range doomed {
+			if err := tx.Bucket(bucket).Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(doomed)
+		return nil
+	})
+	return deleted, err
 }

@@ -430,3 +430,69 @@ func TestDeletePrefixedDeletesOnlyThePrefixsKeysItIsToldTo(t *testing.T) {
 		t.Errorf("keys left %q, want /a,a/2,ab/1,b/1", got)
 	}
 }
+
+func TestDeleteWithoutHistoryDropsOnlyTheKeysOfPoliciesWhoseHistoryRetentionHasTaken(t *testing.T) {
+	d := openTemp(t)
+	// p/open has only open-window points, p/sealed a chunk (a point
+	// written with a later window's is stored sealed at once), p/rolled
+	// only rollups, p/gone a chunk the prune takes, p/never nothing;
+	// p/open-extra shares p/open's prefix but not its policy.
+	if err := d.WritePoints([]Point{
+		{"p/gone/requests", t0, 1},
+		{"p/sealed/requests", t0.Add(2 * time.Hour), 1},
+		{"p/open/requests", t0.Add(24 * time.Hour), 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteRollups("p/rolled/cpu", []Rollup{{T: t0.Add(24 * time.Hour), Mean: 1, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Prune(t0.Add(time.Hour), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Range("p/gone/requests", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("p/gone's history outlived the prune: %v", err)
+	}
+	if err := d.bolt.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(migrations.BucketSeries)
+		if root.Bucket([]byte("p/sealed/requests")) == nil || root.Bucket([]byte("p/open/requests")) != nil {
+			return errors.New("p/sealed/requests should have a chunk and p/open/requests none")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	policies := []string{"p/open", "p/sealed", "p/rolled", "p/gone", "p/never", "p/open-extra"}
+	fits := map[string]any{}
+	tunings := map[string]any{"cooldown/p/gone": 1} // another prefix: not this call's
+	for _, p := range policies {
+		fits[p] = 1
+		tunings["tuning/"+p] = 1
+	}
+	if err := d.PutJSONs(migrations.BucketFits, fits); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutJSONs(migrations.BucketState, tunings); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bucket []byte
+		prefix string
+		want   string
+	}{
+		{migrations.BucketFits, "", "p/open,p/rolled,p/sealed"},
+		{migrations.BucketState, "tuning/", "cooldown/p/gone,tuning/p/open,tuning/p/rolled,tuning/p/sealed"},
+	} {
+		n, err := d.DeleteWithoutHistory(tc.bucket, tc.prefix)
+		if err != nil || n != 3 {
+			t.Fatalf("%s %q: deleted %d, %v; want p/gone's, p/never's and p/open-extra's", tc.bucket, tc.prefix, n, err)
+		}
+		keys, err := d.Keys(tc.bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(keys, ","); got != tc.want {
+			t.Errorf("%s keys left %q, want %q", tc.bucket, got, tc.want)
+		}
+	}
+}

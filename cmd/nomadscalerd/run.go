@@ -425,9 +425,10 @@ func newPoolRunner(s settings, nc *nomad.Client, cluster *nomad.ClusterState, db
 	return nodepool.NewRunner(ctl, adapter, leader, clock.Real{}, nodepool.RunnerConfig{Pools: s.Pools, Interval: s.PoolInterval}, log), nil
 }
 
-// compactJournal drops settled actions older than retention, and
-// cooldowns that have ended, every interval, so the journal's size
-// follows its retention and the state's the policies with a cooldown.
+// compactJournal drops settled actions older than retention, cooldowns
+// that have ended, and the fits, plans and tunings of policies with no
+// history left, every interval, so the journal's size follows its
+// retention and the state's the policies the history holds.
 func compactJournal(ctx context.Context, db *store.DB, retention, every time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -442,6 +443,11 @@ func compactJournal(ctx context.Context, db *store.DB, retention, every time.Dur
 			log.Error("dropping ended cooldowns", "err", err)
 		} else if n > 0 {
 			log.Debug("ended cooldowns dropped", "deleted", n)
+		}
+		if n, err := reconciler.DropStateWithoutHistory(db); err != nil && ctx.Err() == nil {
+			log.Error("dropping the state of policies without history", "err", err)
+		} else if n > 0 {
+			log.Info("dropped the model fits, plans and tunings of policies whose history has aged out", "deleted", n)
 		}
 		select {
 		case <-ctx.Done():
