@@ -89,8 +89,8 @@ func (s *TargetValue) Decide(_ context.Context, obs Observation) (Decision, erro
 // behaviour on a per-pod load metric: every Interval seconds it computes
 // the replica count that brings the utilisation of the serving replicas
 // (the mean load of the last Window seconds spread over them) to Target (no change within
-// Tolerance; replicas not serving yet count as idle when scaling up and as
-// at target when scaling down, as the HPA treats pods without metrics),
+// Tolerance; replicas not serving yet count as idle when scaling up and
+// are left out when scaling down, as the HPA treats pods not yet ready),
 // scales down only to the highest recommendation of the last
 // DownStabilisation seconds, and scales up by at most max(UpPods,
 // UpPercent% of the current count) a period.
@@ -178,14 +178,19 @@ func (s *HPA) recommend(obs Observation) int {
 		}
 		return int(math.Ceil(ratio * float64(ready)))
 	}
-	// Pods without metrics: idle when scaling up, at target when down.
-	total := metric * float64(ready)
+	// Pods not ready yet: left out when the ready ones say scale down,
+	// counted as idle when they say scale up (Kubernetes' replica
+	// calculator; it counts ready pods without a metric at target on a
+	// scale-down, which the simulation has none of).
 	if ratio < 1 {
-		total += s.Target * float64(missing)
+		if math.Abs(ratio-1) <= s.Tolerance {
+			return current
+		}
+		return min(int(math.Ceil(ratio*float64(ready))), current)
 	}
-	newRatio := total / (s.Target * float64(current))
-	if math.Abs(newRatio-1) <= s.Tolerance || (ratio > 1) != (newRatio > 1) {
+	newRatio := metric * float64(ready) / (s.Target * float64(current))
+	if math.Abs(newRatio-1) <= s.Tolerance || newRatio < 1 {
 		return current
 	}
-	return int(math.Ceil(newRatio * float64(current)))
+	return max(int(math.Ceil(newRatio*float64(current))), current)
 }

@@ -155,3 +155,16 @@ func TestHPACountsStartingPodsAsIdleWhenScalingUp(t *testing.T) {
 		t.Errorf("recommendation %d, want 8", got)
 	}
 }
+
+func TestHPALeavesStartingPodsOutWhenScalingDown(t *testing.T) {
+	h := NewHPA(10, 1, 100)
+	// 2 serving at 6 req/s (utilisation 0.3, 0.4 of target) and 2 starting:
+	// Kubernetes' replica calculator ignores pods that are not ready yet
+	// when the ready ones say scale down, so ceil(0.4*2) = 1. (Pods that
+	// are ready but report no metric count at target; the simulation has
+	// none.)
+	obs := Observation{Now: 15, Requested: 4, ServingNow: 2, Demand: constant(6, 15), Serving: []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}}
+	if got := h.recommend(obs); got != 1 {
+		t.Errorf("recommendation %d, want 1", got)
+	}
+}

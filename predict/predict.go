@@ -707,7 +707,13 @@ func (d *Decider) nextWake(now time.Time, current int, starting bool) time.Time 
 	if d.failed || len(d.cur.Desired) == 0 {
 		wake = now.Add(d.s.MinReplanGap)
 	} else {
-		// The next second whose served count differs from now's.
+		// The next second whose served count differs from now's. A
+		// scale-down the hysteresis holds waits for the next re-plan
+		// rather than the second its peak leaves the hold: waking then
+		// was measured (the eleven README traces, the demo's ten phases)
+		// at under 0.1% fewer replica-seconds for more flaps (flash-crowd
+		// 8 to 11, demo phases 15 to 18) and 14% more unmet requests on
+		// the demo.
 		cur := d.served(now, current)
 		end := d.cur.Start.Add(time.Duration(len(d.cur.Desired)) * time.Second)
 		for t := now.Add(time.Second); t.Before(wake) && t.Before(end); t = t.Add(time.Second) {

@@ -362,6 +362,11 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
+	// The flusher's last flush may have run before reconciles still in
+	// flight at the stop made their plans: every goroutine is done now.
+	if _, ferr := rec.FlushPlans(); ferr != nil {
+		log.Error("store plans at stop", "err", ferr)
+	}
 	log.Info("nomadscalerd stopped")
 	return err
 }
