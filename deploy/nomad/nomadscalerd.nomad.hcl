@@ -60,8 +60,12 @@ job "nomadscalerd" {
     # reschedules, also to another node; losing it costs history, not
     # correctness (the model waits for 30 model steps of fresh data). The
     # two replicas never share a file: bbolt takes an exclusive lock.
+    # Sized for 1,000 series (a policy's checks are one series each) at
+    # the default retention: a day of raw points at 1.94 bytes a point
+    # (make bench-store) is 168 MB, 30 days of rollups at 11.4 bytes a
+    # minute 492 MB; the file does not shrink, so room for its free pages.
     ephemeral_disk {
-      size    = 1024
+      size    = 2048
       sticky  = true
       migrate = true
     }
@@ -137,11 +141,12 @@ job "nomadscalerd" {
         NOMAD_ADDR           = "http://${attr.unique.network.ip-address}:4646"
         NOMADSCALERD_NODE_ID = "${node.unique.id}" # never drain the node this replica runs on
         PROMETHEUS_ADDR      = var.prometheus_addr
-        # A soft limit for Go's heap under memory_max (256): near it the
+        # A soft limit for Go's heap under the reservation (memory, the
+        # hard limit where memory oversubscription is off): near it the
         # collector runs more often instead of the task being OOM-killed.
         # The heap is about half of the RSS; the rest is the binary and
-        # bbolt's pages mapped from the file.
-        GOMEMLIMIT = "192MiB"
+        # bbolt's pages mapped from the file (page cache, reclaimable).
+        GOMEMLIMIT = "256MiB"
       }
 
       # Tokens from the job's Nomad variable, as environment variables, so
@@ -159,19 +164,19 @@ job "nomadscalerd" {
         EOT
       }
 
-      # Measured on the `make run` demo (Nomad dev agent, 2 policies with
-      # 1 s sampling, Prometheus and nomad-apm checks, model refits every
-      # minute), with /proc/<pid>/status and /proc/<pid>/stat:
-      #   RSS 36 MiB after start, 38 MiB high-water mark after 5 minutes;
-      #   CPU 2.07 s over 240 s = 0.9 % of one 2.6 GHz core (~23 MHz),
-      #   with short bursts while a model refits.
-      # The reservation leaves room for ~10x more policies and the refit
-      # bursts; memory_max lets a large history scan borrow without an OOM
-      # kill.
+      # Sized for 1,000 policies. Measured with make bench-scale (1,000
+      # policies with 1 s sampling and a day of history, see the README's
+      # "Scale"): 0.094 core (about 250 MHz of a 2.6 GHz core) and peak
+      # RSS 158 MiB at steady state, of which about 60-80 MiB anonymous
+      # memory; the 1,000 first fits after a start take a minute of a
+      # core and peaked at 227 MiB. On the `make run` demo (2 policies):
+      # RSS 38 MiB, under 1% of a core. A few policies need a fifth of
+      # this; memory_max lets a start's burst of fits borrow where memory
+      # oversubscription is on.
       resources {
-        cpu        = 200
-        memory     = 128
-        memory_max = 256
+        cpu        = 500
+        memory     = 320
+        memory_max = 512
       }
 
       kill_timeout = "20s" # stops the HTTP server, hands over the lock, closes bbolt
