@@ -242,17 +242,23 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A directory that cannot be listed (removed, unmounted) keeps the
+	// file policies as last read and is reported, but must not hold
+	// Nomad's policies back: returning before apply left jobs registered
+	// or purged meanwhile unread for as long as the directory was gone.
+	var dirErr error
 	if c.files != nil {
 		fps, err := c.files.List()
 		if err != nil {
-			return err
+			dirErr = err
+		} else {
+			c.mu.Lock()
+			c.fileList = fps
+			c.mu.Unlock()
 		}
-		c.mu.Lock()
-		c.fileList = fps
-		c.mu.Unlock()
 	}
 	c.apply(list, "")
-	return nil
+	return dirErr
 }
 
 // JobPolicySource reads one job's policies from memory; implemented by the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,4 +194,68 @@ func TestAReloadRereadsPolicyFilesAtOnceEvenWhenTheirTimesAreUnchanged(t *testin
 		ps := c.Policies()
 		return len(ps) == 1 && ps[0].Max == 6
 	})
+}
+
+// changingPolicies is a fake Nomad policy source whose list a test edits.
+type changingPolicies struct {
+	mu   sync.Mutex
+	list []*nomadapi.ScalingPolicy
+}
+
+func (s *changingPolicies) ListPolicies(context.Context) ([]*nomadapi.ScalingPolicy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*nomadapi.ScalingPolicy(nil), s.list...), nil
+}
+
+func (s *changingPolicies) set(list ...*nomadapi.ScalingPolicy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = list
+}
+
+func TestAPolicyDirThatCannotBeListedDoesNotStopAFakeNomadsPoliciesFromBeingRead(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "policies")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "web.hcl"), filePolicy("web", "shop", "web", ""))
+	src := &changingPolicies{}
+	d, err := NewPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.DiscardHandler)
+	c := NewController(New(Deps{Leader: follower{}, State: db, Log: log}), src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, log)
+	c.SetPolicyDir(d)
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(c.Policies()); got != "default/shop/web" {
+		t.Fatalf("active = %q, want the file's policy", got)
+	}
+	// The directory goes (an unmounted volume, a deploy that replaces
+	// it) while a job with a policy is registered.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	job := seedPolicy()
+	job.Target = map[string]string{"Namespace": "default", "Job": "billing", "Group": "worker"}
+	for _, k := range []string{"namespace", "job", "group"} {
+		delete(targetBody(job), k)
+	}
+	src.set(job)
+	err = c.Refresh(context.Background())
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Refresh = %v, want the unreadable directory reported", err)
+	}
+	// The job's policy is read; the files' policies are kept as last read.
+	if got := keysOf(c.Policies()); got != "default/billing/worker default/shop/web" {
+		t.Errorf("active = %q, want the job's policy and the file's as last read", got)
+	}
 }
