@@ -301,6 +301,10 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	files := c.fileList
 	c.mu.Unlock()
 	fileEntries := map[string]bool{}
+	// inScope marks the file entries this apply decided (their group is
+	// in scope), so a refusal it no longer makes is dropped as a job's is:
+	// their keys are file:line, which no job scope is a prefix of.
+	inScope := map[string]bool{}
 	for _, fp := range files {
 		where := fp.Where()
 		if fp.Err != nil {
@@ -314,6 +318,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		if err == nil && !strings.HasPrefix(p.Key, scope) {
 			continue
 		}
+		inScope[where] = err == nil
 		switch {
 		case errors.Is(err, ErrNotOurs):
 			continue
@@ -349,7 +354,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		c.metrics.invalidPolicy()
 	}
 	for key := range c.invalid {
-		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "") {
+		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "" || inScope[key]) {
 			delete(c.invalid, key)
 		}
 	}
