@@ -223,8 +223,8 @@ func (s *ClusterState) Sync(ctx context.Context) error {
 }
 
 // HandleEvents applies Job, Allocation and Node events to the view. A
-// deregistration is confirmed with one GET: a stopped job stays (its
-// groups have no allocations), a purged one goes.
+// deregistration, one job's or the GC's batch, is confirmed with one GET:
+// a stopped job stays (its groups have no allocations), a purged one goes.
 func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []nomadapi.Event) {
 	for i := range events {
 		e := &events[i]
@@ -234,7 +234,11 @@ func (s *ClusterState) HandleEvents(ctx context.Context, index uint64, events []
 			if err != nil || j == nil || j.ID == nil {
 				continue
 			}
-			if e.Type == "JobDeregistered" {
+			// Nomad's job GC deletes stopped jobs in a batch
+			// (JobBatchDeregistered, the job as it was before): read as
+			// a registration, it put the deleted job and its policies
+			// back until the stream reconnected.
+			if e.Type == "JobDeregistered" || e.Type == "JobBatchDeregistered" {
 				ns := deref(j.Namespace)
 				got, _, err := s.c.api.Jobs().Info(*j.ID, (&nomadapi.QueryOptions{Namespace: ns}).WithContext(ctx))
 				switch {

@@ -242,17 +242,23 @@ func (c *Controller) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A directory that cannot be listed (removed, unmounted) keeps the
+	// file policies as last read and is reported, but must not hold
+	// Nomad's policies back: returning before apply left jobs registered
+	// or purged meanwhile unread for as long as the directory was gone.
+	var dirErr error
 	if c.files != nil {
 		fps, err := c.files.List()
 		if err != nil {
-			return err
+			dirErr = err
+		} else {
+			c.mu.Lock()
+			c.fileList = fps
+			c.mu.Unlock()
 		}
-		c.mu.Lock()
-		c.fileList = fps
-		c.mu.Unlock()
 	}
 	c.apply(list, "")
-	return nil
+	return dirErr
 }
 
 // JobPolicySource reads one job's policies from memory; implemented by the
@@ -295,6 +301,10 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	files := c.fileList
 	c.mu.Unlock()
 	fileEntries := map[string]bool{}
+	// inScope marks the file entries this apply decided (their group is
+	// in scope), so a refusal it no longer makes is dropped as a job's is:
+	// their keys are file:line, which no job scope is a prefix of.
+	inScope := map[string]bool{}
 	for _, fp := range files {
 		where := fp.Where()
 		if fp.Err != nil {
@@ -308,6 +318,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		if err == nil && !strings.HasPrefix(p.Key, scope) {
 			continue
 		}
+		inScope[where] = err == nil
 		switch {
 		case errors.Is(err, ErrNotOurs):
 			continue
@@ -343,7 +354,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		c.metrics.invalidPolicy()
 	}
 	for key := range c.invalid {
-		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "") {
+		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "" || inScope[key]) {
 			delete(c.invalid, key)
 		}
 	}

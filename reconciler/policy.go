@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -298,6 +299,13 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 				return p, err
 			}
 			p.CooldownSet = true
+		case "cooldown_on_scale_up":
+			// nomad-autoscaler's hold after a scale-up: accepted (and
+			// checked as it checks it), ignored, since nomadscalerd never
+			// holds a scale-up back.
+			if _, err := durationValue(k, v); err != nil {
+				return p, err
+			}
 		case "on_check_error":
 		default:
 			return p, fmt.Errorf("policy: unknown key %q", k)
@@ -345,6 +353,11 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 				return p, fmt.Errorf("check %q: unknown key %q", c.name, k)
 			}
 		}
+		if ch.Source == "" {
+			// nomad-autoscaler reads a check without a source from its
+			// Nomad APM (policy.Processor.CanonicalizeCheck).
+			ch.Source = "nomad-apm"
+		}
 		switch ch.Source {
 		case "nomad-apm":
 			if ch.Query != "" {
@@ -356,8 +369,6 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 			if d.WithoutPrometheus {
 				return p, fmt.Errorf("check %q: source prometheus needs the daemon's --prometheus-addr, which is not set", c.name)
 			}
-		case "":
-			return p, fmt.Errorf("check %q: source is required (nomad-apm or prometheus)", c.name)
 		default:
 			return p, fmt.Errorf("check %q: unknown source %q (want nomad-apm or prometheus)", c.name, ch.Source)
 		}
@@ -484,6 +495,14 @@ func parseStrategy(body map[string]any, ch *Check) error {
 	for _, k := range sortedKeys(b.body) {
 		v := b.body[k]
 		f, ok := v.(float64)
+		if str, isStr := v.(string); isStr {
+			// nomad-autoscaler keeps a strategy's config as strings and
+			// its target-value plugin parses them (its own policy files
+			// write target = "80"): a quoted number is that number.
+			var err error
+			f, err = strconv.ParseFloat(strings.TrimSpace(str), 64)
+			ok = err == nil
+		}
 		switch {
 		case k != "target" && k != "threshold":
 			return fmt.Errorf("strategy %q: unknown key %q (max_scale_up and max_scale_down belong in the target block, per second)", b.name, k)
@@ -498,10 +517,10 @@ func parseStrategy(body map[string]any, ch *Check) error {
 	if _, ok := b.body["target"]; !ok {
 		return fmt.Errorf("strategy %q: target is required", b.name)
 	}
-	if ch.TargetValue <= 0 || math.IsInf(ch.TargetValue, 0) {
+	if !(ch.TargetValue > 0) || math.IsInf(ch.TargetValue, 0) { // a quoted "NaN" too
 		return fmt.Errorf("strategy %q: target must be a positive number, got %v", b.name, ch.TargetValue)
 	}
-	if ch.Threshold < 0 || ch.Threshold >= 1 {
+	if !(ch.Threshold >= 0 && ch.Threshold < 1) {
 		return fmt.Errorf("strategy %q: threshold must be within [0, 1), got %v", b.name, ch.Threshold)
 	}
 	return nil

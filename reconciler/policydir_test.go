@@ -194,3 +194,95 @@ func TestAReloadRereadsPolicyFilesAtOnceEvenWhenTheirTimesAreUnchanged(t *testin
 		return len(ps) == 1 && ps[0].Max == 6
 	})
 }
+
+func TestAPolicyDirThatCannotBeListedDoesNotStopAFakeNomadsPoliciesFromBeingRead(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "policies")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "web.hcl"), filePolicy("web", "shop", "web", ""))
+	src := &mutablePolicies{}
+	d, err := NewPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.DiscardHandler)
+	c := NewController(New(Deps{Leader: follower{}, State: db, Log: log}), src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, log)
+	c.SetPolicyDir(d)
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(c.Policies()); got != "default/shop/web" {
+		t.Fatalf("active = %q, want the file's policy", got)
+	}
+	// The directory goes (an unmounted volume, a deploy that replaces
+	// it) while a job with a policy is registered.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	job := seedPolicy()
+	job.Target = map[string]string{"Namespace": "default", "Job": "billing", "Group": "worker"}
+	for _, k := range []string{"namespace", "job", "group"} {
+		delete(targetBody(job), k)
+	}
+	src.set(job)
+	err = c.Refresh(context.Background())
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("Refresh = %v, want the unreadable directory reported", err)
+	}
+	// The job's policy is read; the files' policies are kept as last read.
+	if got := keysOf(c.Policies()); got != "default/billing/worker default/shop/web" {
+		t.Errorf("active = %q, want the job's policy and the file's as last read", got)
+	}
+}
+
+func TestAFilePolicyRefusedForAJobsPolicyIsNoLongerReportedOnceAFakeJobDropsIt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.hcl")
+	writeFile(t, path, filePolicy("web", "shop", "web", ""))
+	src := &jobPolicies{}
+	d, err := NewPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), store.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log := slog.New(slog.DiscardHandler)
+	c := NewController(New(Deps{Leader: follower{}, State: db, Log: log}), src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, log)
+	c.SetPolicyDir(d)
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	jobEvent := []nomadapi.Event{{Topic: nomadapi.TopicJob, Type: "JobRegistered", Payload: map[string]any{"Job": map[string]any{"Namespace": "default", "ID": "shop"}}}}
+	// Job shop gets a policy of its own for the group: the file's is
+	// refused, naming the job.
+	job := seedPolicy()
+	job.Target = map[string]string{"Namespace": "default", "Job": "shop", "Group": "web"}
+	for _, k := range []string{"namespace", "job", "group"} {
+		delete(targetBody(job), k)
+	}
+	src.set(job)
+	c.HandleEvents(context.Background(), 10, jobEvent)
+	if got := c.Invalid()[path+":1"]; !strings.Contains(got, "in job shop") {
+		t.Fatalf("invalid[%s] = %q, want the file refused for job shop's policy", path+":1", got)
+	}
+	// The job is registered again without it: the file's policy runs,
+	// and nothing says it is refused.
+	src.set()
+	c.HandleEvents(context.Background(), 11, jobEvent)
+	ps := c.Policies()
+	if len(ps) != 1 || ps[0].Key != "default/shop/web" || !strings.HasPrefix(ps[0].ID, "file:") {
+		t.Fatalf("active = %+v, want the file's policy for default/shop/web", ps)
+	}
+	if inv := c.Invalid(); len(inv) != 0 {
+		t.Errorf("invalid = %v while the file's policy runs, want none", inv)
+	}
+}

@@ -1,0 +1,120 @@
+package reconciler
+
+import (
+	"testing"
+	"time"
+)
+
+// These tests read policies the way nomad-autoscaler v0.4.7 accepts them
+// (its own test fixtures, policy/file/test-fixtures, and its Nomad policy
+// source's validation, policy/nomad/validate.go): a policy it runs must not
+// be refused here for how it is written.
+
+// fileWith is a policy file of one scaling block for default/shop/web whose
+// policy body is body.
+func fileWith(body string) string {
+	return `scaling "web" {
+  enabled = true
+  min     = 1
+  max     = 10
+  policy {
+` + body + `
+    target "nomadscaler" {
+      job   = "shop"
+      group = "web"
+    }
+  }
+}
+`
+}
+
+// onlyPolicy parses src as a policy file holding one scaling block and
+// checks it as the daemon does.
+func onlyPolicy(t *testing.T, src string) Policy {
+	t.Helper()
+	fps := ParseScalingFile([]byte(src), "web.hcl")
+	if len(fps) != 1 {
+		t.Fatalf("got %d entries, want 1", len(fps))
+	}
+	if fps[0].Err != nil {
+		t.Fatalf("file entry: %v", fps[0].Err)
+	}
+	p, err := ParsePolicy(fps[0].Policy, Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatalf("policy refused: %v", err)
+	}
+	return p
+}
+
+func TestATargetValueStrategyWrittenWithQuotedNumbersIsReadAsNomadAutoscalerReadsIt(t *testing.T) {
+	// nomad-autoscaler's strategy config is a map of strings: its own
+	// fixtures write target = "80", and its target-value plugin parses it.
+	p := onlyPolicy(t, fileWith(`
+    check "cpu" {
+      source = "nomad-apm"
+      query  = "avg_cpu"
+      strategy "target-value" {
+        target    = "80"
+        threshold = "0.05"
+      }
+    }`))
+	if p.Target.CapacityPerReplica != 80 || p.Checks[0].TargetValue != 80 || p.Checks[0].Threshold != 0.05 {
+		t.Errorf("capacity %v target %v threshold %v, want 80, 80 and 0.05", p.Target.CapacityPerReplica, p.Checks[0].TargetValue, p.Checks[0].Threshold)
+	}
+	// Quoted or not, what is no positive number stays refused.
+	for _, bad := range []string{`"eighty"`, `"NaN"`, `"-5"`, `"+Inf"`} {
+		fps := ParseScalingFile([]byte(fileWith(`
+    check "cpu" {
+      source = "nomad-apm"
+      query  = "avg_cpu"
+      strategy "target-value" {
+        target = `+bad+`
+      }
+    }`)), "web.hcl")
+		if len(fps) != 1 || fps[0].Err != nil {
+			t.Fatalf("target %s: entries %+v", bad, fps)
+		}
+		if _, err := ParsePolicy(fps[0].Policy, Defaults{CacheSize: 10, ForecastHorizon: 60}); err == nil {
+			t.Errorf("target %s was accepted", bad)
+		}
+	}
+}
+
+func TestCooldownOnScaleUpIsAcceptedAsNomadAutoscalerAcceptsIt(t *testing.T) {
+	p := onlyPolicy(t, fileWith(`
+    cooldown             = "1m"
+    cooldown_on_scale_up = "10s"
+    check "requests" {
+      source = "nomad-apm"
+      query  = "avg_cpu"
+    }`))
+	if p.Cooldown != time.Minute {
+		t.Errorf("cooldown %s, want 1m", p.Cooldown)
+	}
+	// nomad-autoscaler refuses one that is no duration; so do we.
+	fps := ParseScalingFile([]byte(fileWith(`
+    cooldown_on_scale_up = "soon"
+    check "requests" {
+      source = "nomad-apm"
+      query  = "avg_cpu"
+    }`)), "web.hcl")
+	if len(fps) != 1 || fps[0].Err != nil {
+		t.Fatalf("entries %+v", fps)
+	}
+	if _, err := ParsePolicy(fps[0].Policy, Defaults{CacheSize: 10, ForecastHorizon: 60}); err == nil {
+		t.Error(`cooldown_on_scale_up = "soon" was accepted`)
+	}
+}
+
+func TestACheckWithoutASourceReadsNomadAPMAsNomadAutoscalerDoes(t *testing.T) {
+	p := onlyPolicy(t, fileWith(`
+    check "cpu" {
+      query = "avg_cpu-allocated"
+      strategy "target-value" {
+        target = 70
+      }
+    }`))
+	if p.Checks[0].Source != "nomad-apm" {
+		t.Errorf("source %q, want nomad-apm", p.Checks[0].Source)
+	}
+}
