@@ -13,6 +13,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
 // ShardLockPrefix prefixes the Nomad variables whose locks assign shards.
@@ -336,6 +337,15 @@ func (s *Shards) Run(ctx context.Context) error {
 func (s *Shards) Owns(key string) bool {
 	return s.leaders[ShardOf(key, s.n)].IsLeader()
 }
+
+// ContextOf is the current term of this replica's hold on key's shard
+// (Leader.Context): it ends when the shard's lock is lost or given away,
+// so a scale of one of its policies in flight is cut off then.
+func (s *Shards) ContextOf(key string) context.Context {
+	return s.leaders[ShardOf(key, s.n)].Context()
+}
+
+var _ reconciler.OwnerLease = (*Shards)(nil)
 
 // Held lists the shards this replica holds.
 func (s *Shards) Held() []int {

@@ -370,3 +370,35 @@ func TestTheShardViewCountsOtherLiveReplicasSeesOwnedShardsAndRemovesAStoppedRep
 		t.Errorf("deleted %v, want only %s (checked against its index)", deleted, want)
 	}
 }
+
+func TestAShardsContextOfAPolicyEndsWhenThisReplicaLosesThatShardAndNotAnother(t *testing.T) {
+	mk := func(i int) *Leader {
+		return newLeader(nil, fmt.Sprintf("%s%d", ShardLockPrefix, i), 10*time.Second, clock.Real{}, nil, slog.New(slog.DiscardHandler))
+	}
+	s := &Shards{n: 2, leaders: []*Leader{mk(0), mk(1)}}
+	var keys [2]string
+	for i := 0; keys[0] == "" || keys[1] == ""; i++ {
+		k := fmt.Sprintf("default/web-%d/api", i)
+		keys[ShardOf(k, 2)] = k
+	}
+	if s.ContextOf(keys[0]).Err() == nil {
+		t.Fatal("a shard never held has a live context")
+	}
+	for _, l := range s.leaders {
+		l.extend(time.Now())
+		l.set(true)
+	}
+	held0, held1 := s.ContextOf(keys[0]), s.ContextOf(keys[1])
+	if held0.Err() != nil || held1.Err() != nil {
+		t.Fatal("a held shard's context is ended")
+	}
+	s.leaders[0].set(false)
+	select {
+	case <-held0.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("losing shard 0 did not end the context of its policy")
+	}
+	if held1.Err() != nil {
+		t.Fatal("losing shard 0 ended the context of a policy of shard 1")
+	}
+}
