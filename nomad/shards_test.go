@@ -402,3 +402,50 @@ func TestAShardsContextOfAPolicyEndsWhenThisReplicaLosesThatShardAndNotAnother(t
 		t.Fatal("losing shard 0 ended the context of a policy of shard 1")
 	}
 }
+
+// Nomad lists variables without their locks to any token but a management
+// one: the list a fake Nomad answers here is what such a token gets while
+// this replica holds its presence lock and shard 0, and another replica
+// holds its own and shard 1.
+func TestAReplicaWhoseTokenCannotSeeLocksSaysSoAndDeletesNoLiveReplicasVariableOnAFakeNomad(t *testing.T) {
+	var mu sync.Mutex
+	var deleted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
+			w.Header().Set("X-Nomad-Index", "7")
+			_ = json.NewEncoder(w).Encode([]*nomadapi.VariableMetadata{
+				{Path: ReplicaLockPrefix + "self", ModifyIndex: 3},
+				{Path: ReplicaLockPrefix + "other", ModifyIndex: 4},
+				{Path: ShardLockPrefix + "0", ModifyIndex: 5},
+				{Path: ShardLockPrefix + "1", ModifyIndex: 6},
+			})
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path)
+			w.WriteHeader(http.StatusConflict) // Nomad refuses to delete a locked variable
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 2, "self", 10*time.Second, nil, clock.Real{}, slog.New(slog.DiscardHandler))
+	for _, l := range []*Leader{s.presence, s.leaders[0]} {
+		l.extend(time.Now())
+		l.set(true)
+	}
+	v, err := s.view(context.Background())
+	if !errors.Is(err, ErrLocksHidden) {
+		t.Errorf("view %+v, err %v: want ErrLocksHidden, not a view of no other replica and every other shard unowned", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deleted) != 0 {
+		t.Errorf("deleted %v: a live replica's variable taken for a stopped one's", deleted)
+	}
+}
