@@ -388,7 +388,11 @@ func (l *Leader) renew(ctx context.Context, locker nomadapi.Locker) error {
 			// nothing: the watchdog has ended the term (and cancelled
 			// ctx), and IsLeader reads the leader flag first.
 			l.extend(sent)
-			wait = l.ttl / 2
+			// The next one is due half a TTL after this one was sent,
+			// as the lease counts from then: counted from a late answer
+			// (api.Locks retries a 5xx for seconds) it would leave the
+			// next renewal under a second before the lease runs out.
+			wait = max(sent.Add(l.ttl/2).Sub(l.clk.Now()), 0)
 		case errors.Is(err, nomadapi.ErrLockConflict):
 			return fmt.Errorf("renew leader lock: %w", err)
 		default:

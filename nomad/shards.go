@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
 // ShardLockPrefix prefixes the Nomad variables whose locks assign shards.
@@ -282,6 +284,12 @@ func replicaPath(name string) string {
 	return string(b[:min(len(b), 128-len(ReplicaLockPrefix))])
 }
 
+// ErrLocksHidden is the balancer's view failing because Nomad hides
+// variable locks from the token: it lists them with no lock to any token
+// but a management one (Variables.List in nomad/variables_endpoint.go,
+// v1.10.0), so every replica would look dead and every shard unowned.
+var ErrLocksHidden = errors.New("the Nomad token cannot see variable locks (Nomad shows them to management tokens only): shards are not spread over replicas")
+
 // view lists the locks under nomadscalerd/ in one request.
 func (s *Shards) view(ctx context.Context) (shardView, error) {
 	vars, _, err := s.api.Variables().PrefixList("nomadscalerd/", (&nomadapi.QueryOptions{}).WithContext(ctx))
@@ -290,9 +298,14 @@ func (s *Shards) view(ctx context.Context) (shardView, error) {
 	}
 	v := shardView{owned: make([]bool, s.n)}
 	var stale *nomadapi.VariableMetadata
+	// hidden: a lock this replica holds is listed as free, so the list
+	// shows no lock at all and says nothing about the others.
+	hidden := false
 	for _, m := range vars {
 		locked := m.Lock != nil && m.Lock.ID != ""
 		switch {
+		case m.Path == s.self:
+			hidden = hidden || !locked && s.presence.IsLeader()
 		case strings.HasPrefix(m.Path, ReplicaLockPrefix):
 			if locked && m.Path != s.self {
 				v.replicas++
@@ -304,8 +317,14 @@ func (s *Shards) view(ctx context.Context) (shardView, error) {
 			i, err := strconv.Atoi(strings.TrimPrefix(m.Path, ShardLockPrefix))
 			if err == nil && i >= 0 && i < s.n {
 				v.owned[i] = locked
+				hidden = hidden || !locked && s.leaders[i].IsLeader()
 			}
 		}
+	}
+	if hidden {
+		// Nothing is deleted either: a live replica's variable would look
+		// stopped.
+		return shardView{}, ErrLocksHidden
 	}
 	if stale != nil {
 		// A stopped or dead replica's variable: removed (one a look, only
@@ -336,6 +355,15 @@ func (s *Shards) Run(ctx context.Context) error {
 func (s *Shards) Owns(key string) bool {
 	return s.leaders[ShardOf(key, s.n)].IsLeader()
 }
+
+// ContextOf is the current term of this replica's hold on key's shard
+// (Leader.Context): it ends when the shard's lock is lost or given away,
+// so a scale of one of its policies in flight is cut off then.
+func (s *Shards) ContextOf(key string) context.Context {
+	return s.leaders[ShardOf(key, s.n)].Context()
+}
+
+var _ reconciler.OwnerLease = (*Shards)(nil)
 
 // Held lists the shards this replica holds.
 func (s *Shards) Held() []int {

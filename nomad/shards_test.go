@@ -370,3 +370,82 @@ func TestTheShardViewCountsOtherLiveReplicasSeesOwnedShardsAndRemovesAStoppedRep
 		t.Errorf("deleted %v, want only %s (checked against its index)", deleted, want)
 	}
 }
+
+func TestAShardsContextOfAPolicyEndsWhenThisReplicaLosesThatShardAndNotAnother(t *testing.T) {
+	mk := func(i int) *Leader {
+		return newLeader(nil, fmt.Sprintf("%s%d", ShardLockPrefix, i), 10*time.Second, clock.Real{}, nil, slog.New(slog.DiscardHandler))
+	}
+	s := &Shards{n: 2, leaders: []*Leader{mk(0), mk(1)}}
+	var keys [2]string
+	for i := 0; keys[0] == "" || keys[1] == ""; i++ {
+		k := fmt.Sprintf("default/web-%d/api", i)
+		keys[ShardOf(k, 2)] = k
+	}
+	if s.ContextOf(keys[0]).Err() == nil {
+		t.Fatal("a shard never held has a live context")
+	}
+	for _, l := range s.leaders {
+		l.extend(time.Now())
+		l.set(true)
+	}
+	held0, held1 := s.ContextOf(keys[0]), s.ContextOf(keys[1])
+	if held0.Err() != nil || held1.Err() != nil {
+		t.Fatal("a held shard's context is ended")
+	}
+	s.leaders[0].set(false)
+	select {
+	case <-held0.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("losing shard 0 did not end the context of its policy")
+	}
+	if held1.Err() != nil {
+		t.Fatal("losing shard 0 ended the context of a policy of shard 1")
+	}
+}
+
+// Nomad lists variables without their locks to any token but a management
+// one: the list a fake Nomad answers here is what such a token gets while
+// this replica holds its presence lock and shard 0, and another replica
+// holds its own and shard 1.
+func TestAReplicaWhoseTokenCannotSeeLocksSaysSoAndDeletesNoLiveReplicasVariableOnAFakeNomad(t *testing.T) {
+	var mu sync.Mutex
+	var deleted []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
+			w.Header().Set("X-Nomad-Index", "7")
+			_ = json.NewEncoder(w).Encode([]*nomadapi.VariableMetadata{
+				{Path: ReplicaLockPrefix + "self", ModifyIndex: 3},
+				{Path: ReplicaLockPrefix + "other", ModifyIndex: 4},
+				{Path: ShardLockPrefix + "0", ModifyIndex: 5},
+				{Path: ShardLockPrefix + "1", ModifyIndex: 6},
+			})
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path)
+			w.WriteHeader(http.StatusConflict) // Nomad refuses to delete a locked variable
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 2, "self", 10*time.Second, nil, clock.Real{}, slog.New(slog.DiscardHandler))
+	for _, l := range []*Leader{s.presence, s.leaders[0]} {
+		l.extend(time.Now())
+		l.set(true)
+	}
+	v, err := s.view(context.Background())
+	if !errors.Is(err, ErrLocksHidden) {
+		t.Errorf("view %+v, err %v: want ErrLocksHidden, not a view of no other replica and every other shard unowned", v, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deleted) != 0 {
+		t.Errorf("deleted %v: a live replica's variable taken for a stopped one's", deleted)
+	}
+}

@@ -92,14 +92,31 @@ type Lease interface {
 }
 
 // UnderLease derives from ctx a context that also ends when l's term ends
-// (when l is a Lease; otherwise ctx's own lifetime).
+// (when l is a Lease; otherwise ctx's own lifetime). It is ended already
+// when l is not leader now: a lease can run out (a pause, a slow journal
+// write) before the elector's watchdog ends its term, and
+// context.AfterFunc on a term that has ended cancels only later, on
+// another goroutine; either way work started under it would reach Nomad
+// after the lease.
 func UnderLease(ctx context.Context, l Leadership) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
+	if l == nil {
+		return ctx, cancel
+	}
+	if !l.IsLeader() {
+		cancel()
+		return ctx, cancel
+	}
 	lease, ok := l.(Lease)
 	if !ok {
 		return ctx, cancel
 	}
-	stop := context.AfterFunc(lease.Context(), cancel)
+	term := lease.Context()
+	if term.Err() != nil {
+		cancel()
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(term, cancel)
 	return ctx, func() { stop(); cancel() }
 }
 
@@ -107,6 +124,42 @@ func UnderLease(ctx context.Context, l Leadership) (context.Context, context.Can
 // satisfied by *nomad.Shards. Without one every policy is this replica's.
 type Owner interface {
 	Owns(key string) bool
+}
+
+// OwnerLease is an Owner that can say when its hold on a policy's shard
+// ends (*nomad.Shards): with shards the shard's lock is the lease, so a
+// scale runs under it and a shard lost mid-scale stops the call.
+type OwnerLease interface {
+	Owner
+	ContextOf(key string) context.Context
+}
+
+// shardOf is the hold on one policy's shard as a Leadership, so that
+// UnderLease checks it right before acting.
+type shardOf struct {
+	o   Owner
+	key string
+}
+
+func (s shardOf) IsLeader() bool { return s.o.Owns(s.key) }
+
+// shardLeaseOf is shardOf whose Owner says when the hold ends.
+type shardLeaseOf struct{ shardOf }
+
+func (s shardLeaseOf) Context() context.Context { return s.o.(OwnerLease).ContextOf(s.key) }
+
+// underShard derives from ctx a context that also ends when this replica's
+// hold on key's shard does (UnderLease on it); ctx as it is without an
+// Owner.
+func underShard(ctx context.Context, o Owner, key string) (context.Context, context.CancelFunc) {
+	switch o.(type) {
+	case nil:
+		return context.WithCancel(ctx)
+	case OwnerLease:
+		return UnderLease(ctx, shardLeaseOf{shardOf{o, key}})
+	default:
+		return UnderLease(ctx, shardOf{o, key})
+	}
 }
 
 // Result tells the worker when to reconcile again.
@@ -582,16 +635,28 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	// The scale runs under the lease: if the lock is lost meanwhile the
 	// call is abandoned, and its intent stays open for whoever leads next
 	// to settle from what Nomad shows.
-	leaseCtx, endLease := UnderLease(ctx, r.d.Leader)
-	err := r.d.Scaler.Scale(leaseCtx, req)
+	// With shards, the policy's shard lock is a lease too.
+	leaderCtx, endLeader := UnderLease(ctx, r.d.Leader)
+	leaseCtx, endShard := underShard(leaderCtx, r.d.Owner, p.Key)
+	// A lease that ran out since the check above (the intent's write can
+	// stall) sends nothing: the intent stays open, as for a scale cut off.
+	err := leaseCtx.Err()
+	if err == nil {
+		err = r.d.Scaler.Scale(leaseCtx, req)
+	}
 	// Cut off by a lost lease or by a stop (SIGTERM, the policy removed),
 	// Nomad may have applied it: the intent stays open to be settled.
 	lost := err != nil && leaseCtx.Err() != nil
-	endLease()
+	shardLost := lost && leaderCtx.Err() == nil
+	endShard()
+	endLeader()
 	if lost {
 		why := "lost leadership while scaling"
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			why = "stopped while scaling"
+		case shardLost:
+			why = "lost the policy's shard while scaling"
 		}
 		r.mu.Lock()
 		delete(r.settled, p.Key) // the open intent must be settled when this replica leads again

@@ -17,6 +17,8 @@
 #     variables {
 #       path "nomadscalerd/leader" { capabilities = ["read", "write"] }   # --ha lock
 #       path "nomadscalerd/*" { capabilities = ["list", "read", "write", "destroy"] }   # --shards: shard and replica locks
+#       # (--shards spreads shards over replicas only with a management token:
+#       # Nomad lists variable locks to no other token, see --shards in the README)
 #     }
 #   }
 #   node { policy = "write" }   # node pools only: read nodes (the cluster state follows them), drain idle ones
