@@ -38,6 +38,12 @@ type Request struct {
 	MaxReplicas     int    `json:"max_replicas"`
 	// CacheSize is the plan length in seconds; DefaultCacheSize when absent.
 	CacheSize int `json:"cache_size"`
+	// CacheSizeAbsent is set by DecodeRequest when the body gives no
+	// cache_size (or null): the seed's field is optional, and its optimizer
+	// then answered with its own CACHE_SIZE, so a service with a configured
+	// cache size (the daemon's, or the policy's cache_size) uses that
+	// instead of DefaultCacheSize.
+	CacheSizeAbsent bool `json:"-"`
 }
 
 // Response is the seed's optimize response body.
@@ -46,10 +52,15 @@ type Response struct {
 }
 
 // DecodeRequest reads one Request, rejecting unknown fields and trailing
-// data, and fills CacheSize when absent. It does not validate.
+// data, and fills CacheSize when absent (marking it CacheSizeAbsent). It
+// does not validate.
 func DecodeRequest(r io.Reader) (Request, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
 	req := Request{CacheSize: DefaultCacheSize}
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return Request{}, fmt.Errorf("decode request: %w", err)
@@ -57,6 +68,16 @@ func DecodeRequest(r io.Reader) (Request, error) {
 	if dec.More() {
 		return Request{}, errors.New("decode request: trailing data after the JSON object")
 	}
+	// Read cache_size again as a pointer, so that an absent one can be
+	// told from one given as 0 (which is invalid).
+	var size struct {
+		CacheSize *int `json:"cache_size"`
+	}
+	if err := json.Unmarshal(data, &size); err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
+	// An absent or null cache_size left DefaultCacheSize in req.
+	req.CacheSizeAbsent = size.CacheSize == nil
 	return req, nil
 }
 

@@ -28,6 +28,11 @@ type OptimizeService struct {
 	TestData bool
 	Solver   optimize.Solver
 	Now      func() time.Time
+	// CacheSize is the daemon's --cache-size (the seed's CACHE_SIZE): the
+	// length of a test-data answer to a request without cache_size; 0 means
+	// optimize.DefaultCacheSize. A policy's answer uses the policy's
+	// cache_size, which defaults to it.
+	CacheSize int
 }
 
 // Optimize implements api.Optimizer.
@@ -37,6 +42,9 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 		now = s.Now()
 	}
 	if s.TestData {
+		if r.CacheSizeAbsent && s.CacheSize > 0 {
+			r.CacheSize = s.CacheSize
+		}
 		p := r.Apply(optimize.DefaultProblem())
 		pl := optimize.NewPlanner(optimize.FixedForecaster(optimize.SampleRequests()), s.Solver, nil, nil)
 		plan, err := pl.Plan(ctx, optimize.PlanRequest{Problem: p, Horizon: r.CacheSize, Start: now})
@@ -65,6 +73,12 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 		return optimize.Response{}, fmt.Errorf("%w for %q: no active policy records it", optimize.ErrNoHistory, name)
 	}
 	p := *pol
+	if r.CacheSizeAbsent && p.Target.CacheSize > 0 {
+		// The seed's cache_size is optional: without it the answer is as
+		// long as the policy's cache_size (the daemon's CACHE_SIZE unless
+		// the policy sets its own), not the built-in 10.
+		r.CacheSize = p.Target.CacheSize
+	}
 	p.Min, p.Max = r.MinReplicas, r.MaxReplicas
 	p.Target.CacheSize = r.CacheSize
 	p.Target.ForecastHorizon = max(p.Target.ForecastHorizon, r.CacheSize)
