@@ -113,3 +113,47 @@ func TestAnOptimizeRequestWithoutCacheSizeIsAnsweredWithTheConfiguredCacheSizeOn
 		t.Errorf("test data: %d counts without cache_size, want the daemon's 30", len(res.Desired))
 	}
 }
+
+func TestAnOptimizeRequestNamingAJobPlansForTheGroupItsCheckNamesOnAFakePlanner(t *testing.T) {
+	// The seed's body names the app and the group: {"check": {"group":
+	// "webapp", "metric_app_name": "my-app"}}. A job with two scaled groups
+	// must be planned for the group asked for, not whichever sorts first.
+	group := func(ns, job, g, id string) *nomadapi.ScalingPolicy {
+		sp := scalingPolicy(reqCheck, map[string]any{}, nil)
+		sp.ID, sp.Target = id, map[string]string{"Namespace": ns, "Job": job, "Group": g}
+		return sp
+	}
+	s, fp := serviceFor(t, 10, group("default", "shop", "api", "p1"), group("default", "shop", "web", "p2"),
+		group("default", "blog", "web", "p3"), group("prod", "blog", "web", "p4"))
+	for _, c := range []struct{ check, want string }{
+		{`{"group": "web", "metric_app_name": "shop"}`, "default/shop/web"},
+		{`{"group": "api", "metric_app_name": "shop"}`, "default/shop/api"},
+		{`{"group": "web", "metric_app_name": "default/shop/web"}`, "default/shop/web"},
+		{`{"group": "other", "metric_app_name": "prod/blog/web"}`, "prod/blog/web"},
+	} {
+		fp.asked = nil
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+c.check+`, "max_replicas": 5}`))
+		if err != nil {
+			t.Fatalf("%s: %v", c.check, err)
+		}
+		if len(fp.asked) != 1 || fp.asked[0].Key != c.want {
+			t.Errorf("%s planned %q, want %s", c.check, keysOf(fp.asked), c.want)
+		}
+	}
+	// Names that still fit several policies are a 400 with the choices,
+	// not another group's plan.
+	for _, check := range []string{
+		`{"metric_app_name": "shop"}`,                 // two groups, none named
+		`{"group": "web", "metric_app_name": "blog"}`, // two namespaces
+		`{"group": "web"}`,                            // three jobs
+	} {
+		fp.asked = nil
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+check+`, "max_replicas": 5}`))
+		if !errors.Is(err, optimize.ErrInvalidRequest) || !strings.Contains(err.Error(), "namespace/job/group") {
+			t.Errorf("%s: err %v, want an invalid request naming the choices", check, err)
+		}
+		if len(fp.asked) != 0 {
+			t.Errorf("%s planned %q for an ambiguous name", check, keysOf(fp.asked))
+		}
+	}
+}
