@@ -68,8 +68,12 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 	p.Target.CacheSize = r.CacheSize
 	p.Target.ForecastHorizon = max(p.Target.ForecastHorizon, r.CacheSize)
 	plan, err := s.Planner.Plan(ctx, p, r.CurrentReplicas, now)
-	if errors.Is(err, store.ErrNotFound) {
-		err = fmt.Errorf("%w: %v", optimize.ErrNoHistory, err)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, optimize.ErrNoHistory) {
+		// The policy is active and records its checks, but has no sample
+		// yet (it is new, the database was lost, or its source has had
+		// nothing to measure): its history is too short, a 503 to ask
+		// again, not the 404 of a check no policy records.
+		err = fmt.Errorf("%w: %s has recorded nothing yet: %v", optimize.ErrShortHistory, p.Key, err)
 	}
 	if err != nil {
 		return optimize.Response{}, err

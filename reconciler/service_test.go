@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 func TestAnOptimizeRequestNamingNoSeriesIsInvalidNotMissingHistory(t *testing.T) {
@@ -154,6 +156,31 @@ func TestAnOptimizeRequestNamingAJobPlansForTheGroupItsCheckNamesOnAFakePlanner(
 		}
 		if len(fp.asked) != 0 {
 			t.Errorf("%s planned %q for an ambiguous name", check, keysOf(fp.asked))
+		}
+	}
+}
+
+// emptyHistoryPlanner (a fake) fails as HistoryPlanner does for a policy
+// whose requests check has no sample yet.
+type emptyHistoryPlanner struct{ err error }
+
+func (e emptyHistoryPlanner) Plan(context.Context, Policy, int, time.Time) (optimize.Plan, error) {
+	return optimize.Plan{}, e.err
+}
+
+func TestAnOptimizeRequestForAnActivePolicyWithNoSampleYetIsShortHistoryNotNoHistoryOnAFakePlanner(t *testing.T) {
+	// 404 says no active policy records the check (a wrong name); a
+	// policy that is active but has recorded nothing yet is warming up:
+	// 503 with Retry-After, as the README's warm-up promises.
+	s, _ := serviceFor(t, 10, scalingPolicy(reqCheck, map[string]any{}, nil))
+	for _, cause := range []error{
+		fmt.Errorf("%w for requests yet", optimize.ErrNoHistory),
+		fmt.Errorf("load history: %w", store.ErrNotFound),
+	} {
+		s.Planner = emptyHistoryPlanner{err: cause}
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": {"metric_app_name": "web"}, "max_replicas": 5}`))
+		if !errors.Is(err, optimize.ErrShortHistory) || errors.Is(err, optimize.ErrNoHistory) {
+			t.Errorf("planner failing with %v: err %v, want short history (503), not no history (404)", cause, err)
 		}
 	}
 }
