@@ -28,11 +28,11 @@ func TestDecodeRequestTellsAnAbsentCacheSizeFromAGivenOne(t *testing.T) {
 		size   int
 		absent bool
 	}{
-		{`{"max_replicas":5}`, DefaultCacheSize, true},
-		{`{"max_replicas":5,"cache_size":null}`, DefaultCacheSize, true},
-		{`{"max_replicas":5,"cache_size":10}`, 10, false},
-		{`{"max_replicas":5,"cache_size":30}`, 30, false},
-		{`{"max_replicas":5,"cache_size":0}`, 0, false},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5}`, DefaultCacheSize, true},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":null}`, DefaultCacheSize, true},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":10}`, 10, false},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":30}`, 30, false},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":0}`, 0, false},
 	} {
 		r, err := DecodeRequest(strings.NewReader(c.body))
 		if err != nil {
@@ -43,7 +43,7 @@ func TestDecodeRequestTellsAnAbsentCacheSizeFromAGivenOne(t *testing.T) {
 		}
 	}
 	// A given 0 stays invalid: only an absent cache_size takes a default.
-	r, err := DecodeRequest(strings.NewReader(`{"max_replicas":5,"cache_size":0}`))
+	r, err := DecodeRequest(strings.NewReader(`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":0}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,8 +63,8 @@ func TestDecodeRequestTellsAnAbsentCacheSizeFromAGivenOne(t *testing.T) {
 
 func TestDecodeRequestRejectsUnknownFieldsAndTrailingData(t *testing.T) {
 	for name, body := range map[string]string{
-		"unknown field": `{"max_replicas":1,"replicas":3}`,
-		"trailing":      `{"max_replicas":1} {}`,
+		"unknown field": `{"current_replicas":1,"min_replicas":1,"max_replicas":1,"replicas":3}`,
+		"trailing":      `{"current_replicas":1,"min_replicas":1,"max_replicas":1} {}`,
 		"not json":      `max_replicas=1`,
 	} {
 		if _, err := DecodeRequest(strings.NewReader(body)); err == nil {

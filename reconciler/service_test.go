@@ -96,7 +96,7 @@ func TestAnOptimizeRequestWithoutCacheSizeIsAnsweredWithTheConfiguredCacheSizeOn
 		t.Errorf("%d counts without cache_size, want the policy's cache_size 20", len(res.Desired))
 	}
 	// A request's own cache_size still wins.
-	res, err = s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": {"metric_app_name": "web"}, "max_replicas": 100, "cache_size": 7}`))
+	res, err = s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": {"metric_app_name": "web"}, "current_replicas": 2, "min_replicas": 1, "max_replicas": 100, "cache_size": 7}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestAnOptimizeRequestNamingAJobPlansForTheGroupItsCheckNamesOnAFakePlanner(
 		{`{"group": "other", "metric_app_name": "prod/blog/web"}`, "prod/blog/web"},
 	} {
 		fp.asked = nil
-		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+c.check+`, "max_replicas": 5}`))
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+c.check+`, "current_replicas": 2, "min_replicas": 1, "max_replicas": 5}`))
 		if err != nil {
 			t.Fatalf("%s: %v", c.check, err)
 		}
@@ -150,7 +150,7 @@ func TestAnOptimizeRequestNamingAJobPlansForTheGroupItsCheckNamesOnAFakePlanner(
 		`{"group": "web"}`,                            // three jobs
 	} {
 		fp.asked = nil
-		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+check+`, "max_replicas": 5}`))
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": `+check+`, "current_replicas": 2, "min_replicas": 1, "max_replicas": 5}`))
 		if !errors.Is(err, optimize.ErrInvalidRequest) || !strings.Contains(err.Error(), "namespace/job/group") {
 			t.Errorf("%s: err %v, want an invalid request naming the choices", check, err)
 		}
@@ -178,7 +178,7 @@ func TestAnOptimizeRequestForAnActivePolicyWithNoSampleYetIsShortHistoryNotNoHis
 		fmt.Errorf("load history: %w", store.ErrNotFound),
 	} {
 		s.Planner = emptyHistoryPlanner{err: cause}
-		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": {"metric_app_name": "web"}, "max_replicas": 5}`))
+		_, err := s.Optimize(context.Background(), decodeSeedRequest(t, `{"check": {"metric_app_name": "web"}, "current_replicas": 2, "min_replicas": 1, "max_replicas": 5}`))
 		if !errors.Is(err, optimize.ErrShortHistory) || errors.Is(err, optimize.ErrNoHistory) {
 			t.Errorf("planner failing with %v: err %v, want short history (503), not no history (404)", cause, err)
 		}
