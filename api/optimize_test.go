@@ -55,14 +55,14 @@ func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
 		{"wrong bearer, no body token", `{` + ok + `}`, "nope", 401, "token"},
 		{"string for a number", `{"token": "tok", "current_replicas": "two"}`, "", 400, "current_replicas"},
 		{"unknown field", `{"token": "tok", ` + ok + `, "colour": 1}`, "", 400, "colour"},
-		{"min above max", `{"token": "tok", "min_replicas": 4, "max_replicas": 2}`, "", 400, "exceeds"},
-		{"negative count", `{"token": "tok", "current_replicas": -1, "max_replicas": 2}`, "", 400, "negative"},
-		{"cache size zero", `{"token": "tok", "max_replicas": 2, "cache_size": 0}`, "", 400, "cache_size"},
-		{"cache size too big", `{"token": "tok", "max_replicas": 2, "cache_size": 3601}`, "", 400, "cache_size"},
+		{"min above max", `{"token": "tok", "current_replicas": 1, "min_replicas": 4, "max_replicas": 2}`, "", 400, "exceeds"},
+		{"negative count", `{"token": "tok", "current_replicas": -1, "min_replicas": 0, "max_replicas": 2}`, "", 400, "negative"},
+		{"cache size zero", `{"token": "tok", "current_replicas": 1, "min_replicas": 0, "max_replicas": 2, "cache_size": 0}`, "", 400, "cache_size"},
+		{"cache size too big", `{"token": "tok", "current_replicas": 1, "min_replicas": 0, "max_replicas": 2, "cache_size": 3601}`, "", 400, "cache_size"},
 		{"body over 1 MiB", `{"token": "tok", "pad": "` + strings.Repeat("x", MaxBodyBytes) + `"}`, "", 400, "1 MiB"},
-		{"no series named", `{"token": "tok", "max_replicas": 2}`, "", 400, "metric_app_name"},
-		{"unknown history", `{"token": "tok", "check": {"metric_app_name": "unknown"}, "max_replicas": 2}`, "", 404, "no history"},
-		{"history too short yet", `{"token": "tok", "check": {"metric_app_name": "new"}, "max_replicas": 2}`, "", 503, "too short"},
+		{"no series named", `{"token": "tok", "current_replicas": 1, "min_replicas": 0, "max_replicas": 2}`, "", 400, "metric_app_name"},
+		{"unknown history", `{"token": "tok", "check": {"metric_app_name": "unknown"}, "current_replicas": 1, "min_replicas": 0, "max_replicas": 2}`, "", 404, "no history"},
+		{"history too short yet", `{"token": "tok", "check": {"metric_app_name": "new"}, "current_replicas": 1, "min_replicas": 0, "max_replicas": 2}`, "", 503, "too short"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +95,49 @@ func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
 				t.Errorf("the optimizer ran for an unauthenticated request")
 			}
 		})
+	}
+}
+
+func TestAnOptimizeRequestMissingAReplicaCountIsA400NotAPlanFromZeroOnAFakeOptimizer(t *testing.T) {
+	// The seed's body makes only cache_size optional. Read as 0, a missing
+	// max_replicas was answered 200 with a plan of zeros, and a missing
+	// current_replicas with a plan ramping up from no replica.
+	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fo := &fakeOptimizer{}
+	s.HandleOptimize(fo)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	fields := map[string]string{"current_replicas": `"current_replicas": 3`, "min_replicas": `"min_replicas": 1`, "max_replicas": `"max_replicas": 10`}
+	for missing := range fields {
+		for _, as := range []string{"absent", "null"} {
+			parts := []string{`"token": "tok"`, `"check": {"metric_app_name": "my-app"}`}
+			for name, f := range fields {
+				switch {
+				case name != missing:
+					parts = append(parts, f)
+				case as == "null":
+					parts = append(parts, `"`+name+`": null`)
+				}
+			}
+			res, err := http.Post(ts.URL+"/optimize", "application/json", strings.NewReader("{"+strings.Join(parts, ", ")+"}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), missing+" is required") {
+				t.Errorf("%s %s: %d %s, want 400 saying it is required", missing, as, res.StatusCode, b)
+			}
+		}
+	}
+	if fo.calls != 0 {
+		t.Errorf("the optimizer planned %d requests missing a count", fo.calls)
 	}
 }
 
@@ -162,10 +205,10 @@ func TestOptimizeRefusesHugeRangesAndMoreConcurrentPlansThanItsSlots(t *testing.
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := post(`{"token": "tok", "max_replicas": 1000000000, "cache_size": 3600}`); code != 400 || !strings.Contains(body, "at most 10000") {
+	if code, body := post(`{"token": "tok", "current_replicas": 1, "min_replicas": 0, "max_replicas": 1000000000, "cache_size": 3600}`); code != 400 || !strings.Contains(body, "at most 10000") {
 		t.Errorf("max_replicas 1e9: %d %s, want 400 naming the bound", code, body)
 	}
-	const ok = `{"token": "tok", "max_replicas": 5, "cache_size": 3}`
+	const ok = `{"token": "tok", "current_replicas": 1, "min_replicas": 0, "max_replicas": 5, "cache_size": 3}`
 	done := make(chan int, MaxConcurrentPlans)
 	for range MaxConcurrentPlans {
 		go func() { code, _ := post(ok); done <- code }()

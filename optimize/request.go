@@ -38,6 +38,12 @@ type Request struct {
 	MaxReplicas     int    `json:"max_replicas"`
 	// CacheSize is the plan length in seconds; DefaultCacheSize when absent.
 	CacheSize int `json:"cache_size"`
+	// CacheSizeAbsent is set by DecodeRequest when the body gives no
+	// cache_size (or null): the seed's field is optional, and its optimizer
+	// then answered with its own CACHE_SIZE, so a service with a configured
+	// cache size (the daemon's, or the policy's cache_size) uses that
+	// instead of DefaultCacheSize.
+	CacheSizeAbsent bool `json:"-"`
 }
 
 // Response is the seed's optimize response body.
@@ -45,11 +51,16 @@ type Response struct {
 	Desired []int `json:"desired"`
 }
 
-// DecodeRequest reads one Request, rejecting unknown fields and trailing
-// data, and fills CacheSize when absent. It does not validate.
+// DecodeRequest reads one Request, rejecting unknown fields, trailing data
+// and missing replica counts, and fills CacheSize when absent (marking it
+// CacheSizeAbsent). It does not validate the values.
 func DecodeRequest(r io.Reader) (Request, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
 	req := Request{CacheSize: DefaultCacheSize}
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return Request{}, fmt.Errorf("decode request: %w", err)
@@ -57,6 +68,29 @@ func DecodeRequest(r io.Reader) (Request, error) {
 	if dec.More() {
 		return Request{}, errors.New("decode request: trailing data after the JSON object")
 	}
+	// Read the counts again as pointers, to tell an absent field from one
+	// given as 0. The seed's body makes only cache_size optional: a
+	// missing count would otherwise plan as 0 (max_replicas 0 is a plan
+	// of zeros, current_replicas 0 a plan ramping up from nothing).
+	var given struct {
+		CurrentReplicas *int `json:"current_replicas"`
+		MinReplicas     *int `json:"min_replicas"`
+		MaxReplicas     *int `json:"max_replicas"`
+		CacheSize       *int `json:"cache_size"`
+	}
+	if err := json.Unmarshal(data, &given); err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"current_replicas", given.CurrentReplicas}, {"min_replicas", given.MinReplicas}, {"max_replicas", given.MaxReplicas}} {
+		if f.v == nil {
+			return Request{}, fmt.Errorf("decode request: %s is required (only cache_size may be left out)", f.name)
+		}
+	}
+	// An absent or null cache_size left DefaultCacheSize in req.
+	req.CacheSizeAbsent = given.CacheSize == nil
 	return req, nil
 }
 

@@ -13,7 +13,7 @@ func TestDecodeRequestReadsTheSeedsBodyAndDefaultsTheCacheSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Request{Token: "t", Check: Check{Name: "c", Source: "prometheus", Group: "web", MetricAppName: "app"},
-		CurrentReplicas: 2, MinReplicas: 1, MaxReplicas: 5, CacheSize: DefaultCacheSize}
+		CurrentReplicas: 2, MinReplicas: 1, MaxReplicas: 5, CacheSize: DefaultCacheSize, CacheSizeAbsent: true}
 	if r != want {
 		t.Fatalf("got %+v, want %+v", r, want)
 	}
@@ -22,10 +22,49 @@ func TestDecodeRequestReadsTheSeedsBodyAndDefaultsTheCacheSize(t *testing.T) {
 	}
 }
 
+func TestDecodeRequestTellsAnAbsentCacheSizeFromAGivenOne(t *testing.T) {
+	for _, c := range []struct {
+		body   string
+		size   int
+		absent bool
+	}{
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5}`, DefaultCacheSize, true},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":null}`, DefaultCacheSize, true},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":10}`, 10, false},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":30}`, 30, false},
+		{`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":0}`, 0, false},
+	} {
+		r, err := DecodeRequest(strings.NewReader(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.body, err)
+		}
+		if r.CacheSize != c.size || r.CacheSizeAbsent != c.absent {
+			t.Errorf("%s: cache_size %d absent %v, want %d absent %v", c.body, r.CacheSize, r.CacheSizeAbsent, c.size, c.absent)
+		}
+	}
+	// A given 0 stays invalid: only an absent cache_size takes a default.
+	r, err := DecodeRequest(strings.NewReader(`{"current_replicas":1,"min_replicas":1,"max_replicas":5,"cache_size":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Validate(); err == nil {
+		t.Error("cache_size 0 validated")
+	}
+	// The decode errors still name the field.
+	_, err = DecodeRequest(strings.NewReader(`{"current_replicas":"two"}`))
+	if err == nil || !strings.Contains(err.Error(), "current_replicas") {
+		t.Errorf("err %v, want one naming current_replicas", err)
+	}
+	_, err = DecodeRequest(strings.NewReader(`{"cache_size":"ten"}`))
+	if err == nil || !strings.Contains(err.Error(), "cache_size") {
+		t.Errorf("err %v, want one naming cache_size", err)
+	}
+}
+
 func TestDecodeRequestRejectsUnknownFieldsAndTrailingData(t *testing.T) {
 	for name, body := range map[string]string{
-		"unknown field": `{"max_replicas":1,"replicas":3}`,
-		"trailing":      `{"max_replicas":1} {}`,
+		"unknown field": `{"current_replicas":1,"min_replicas":1,"max_replicas":1,"replicas":3}`,
+		"trailing":      `{"current_replicas":1,"min_replicas":1,"max_replicas":1} {}`,
 		"not json":      `max_replicas=1`,
 	} {
 		if _, err := DecodeRequest(strings.NewReader(body)); err == nil {

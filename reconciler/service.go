@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nomadscalerd/nomadscalerd/optimize"
@@ -28,6 +29,11 @@ type OptimizeService struct {
 	TestData bool
 	Solver   optimize.Solver
 	Now      func() time.Time
+	// CacheSize is the daemon's --cache-size (the seed's CACHE_SIZE): the
+	// length of a test-data answer to a request without cache_size; 0 means
+	// optimize.DefaultCacheSize. A policy's answer uses the policy's
+	// cache_size, which defaults to it.
+	CacheSize int
 }
 
 // Optimize implements api.Optimizer.
@@ -37,6 +43,9 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 		now = s.Now()
 	}
 	if s.TestData {
+		if r.CacheSizeAbsent && s.CacheSize > 0 {
+			r.CacheSize = s.CacheSize
+		}
 		p := r.Apply(optimize.DefaultProblem())
 		pl := optimize.NewPlanner(optimize.FixedForecaster(optimize.SampleRequests()), s.Solver, nil, nil)
 		plan, err := pl.Plan(ctx, optimize.PlanRequest{Problem: p, Horizon: r.CacheSize, Start: now})
@@ -45,32 +54,26 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 		}
 		return optimize.Response{Desired: clampAll(plan.Desired, r.MinReplicas, r.MaxReplicas)}, nil
 	}
-	name := r.Check.MetricAppName
-	if name == "" {
-		name = r.Check.Group
+	p, err := s.policyFor(r.Check)
+	if err != nil {
+		return optimize.Response{}, err
 	}
-	if name == "" {
-		// Without a name no policy's history answers: a client's mistake,
-		// not a series that was looked for and not found.
-		return optimize.Response{}, fmt.Errorf("%w: check.metric_app_name or check.group must name the job, group or policy whose history to plan from", optimize.ErrInvalidRequest)
+	if r.CacheSizeAbsent && p.Target.CacheSize > 0 {
+		// The seed's cache_size is optional: without it the answer is as
+		// long as the policy's cache_size (the daemon's CACHE_SIZE unless
+		// the policy sets its own), not the built-in 10.
+		r.CacheSize = p.Target.CacheSize
 	}
-	var pol *Policy
-	for _, p := range s.Controller.Policies() {
-		if p.Job == name || p.Key == name || (r.Check.MetricAppName == "" && p.Group == name) {
-			pol = &p
-			break
-		}
-	}
-	if pol == nil {
-		return optimize.Response{}, fmt.Errorf("%w for %q: no active policy records it", optimize.ErrNoHistory, name)
-	}
-	p := *pol
 	p.Min, p.Max = r.MinReplicas, r.MaxReplicas
 	p.Target.CacheSize = r.CacheSize
 	p.Target.ForecastHorizon = max(p.Target.ForecastHorizon, r.CacheSize)
 	plan, err := s.Planner.Plan(ctx, p, r.CurrentReplicas, now)
-	if errors.Is(err, store.ErrNotFound) {
-		err = fmt.Errorf("%w: %v", optimize.ErrNoHistory, err)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, optimize.ErrNoHistory) {
+		// The policy is active and records its checks, but has no sample
+		// yet (it is new, the database was lost, or its source has had
+		// nothing to measure): its history is too short, a 503 to ask
+		// again, not the 404 of a check no policy records.
+		err = fmt.Errorf("%w: %s has recorded nothing yet: %v", optimize.ErrShortHistory, p.Key, err)
 	}
 	if err != nil {
 		return optimize.Response{}, err
@@ -80,6 +83,55 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 		out = append(out, out[len(out)-1])
 	}
 	return optimize.Response{Desired: out[:r.CacheSize]}, nil
+}
+
+// policyFor finds the one active policy a request's check names: the
+// policy's key (namespace/job/group, what the nomadscaler plugin sends),
+// else its job, else (without metric_app_name) its group. The seed's body
+// names the group too (check.group), which picks among a job's scaled
+// groups; a name that still fits several policies is refused rather than
+// answered with the plan of whichever sorts first, another group's.
+func (s *OptimizeService) policyFor(c optimize.Check) (Policy, error) {
+	name := c.MetricAppName
+	if name == "" {
+		name = c.Group
+	}
+	if name == "" {
+		// Without a name no policy's history answers: a client's mistake,
+		// not a series that was looked for and not found.
+		return Policy{}, fmt.Errorf("%w: check.metric_app_name or check.group must name the job, group or policy whose history to plan from", optimize.ErrInvalidRequest)
+	}
+	var found []Policy
+	for _, p := range s.Controller.Policies() {
+		if p.Key == name {
+			return p, nil
+		}
+		if p.Job == name || (c.MetricAppName == "" && p.Group == name) {
+			found = append(found, p)
+		}
+	}
+	if len(found) > 1 && c.MetricAppName != "" && c.Group != "" {
+		var inGroup []Policy
+		for _, p := range found {
+			if p.Group == c.Group {
+				inGroup = append(inGroup, p)
+			}
+		}
+		if len(inGroup) > 0 {
+			found = inGroup
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Policy{}, fmt.Errorf("%w for %q: no active policy records it", optimize.ErrNoHistory, name)
+	case 1:
+		return found[0], nil
+	}
+	keys := make([]string, len(found))
+	for i, p := range found {
+		keys[i] = p.Key
+	}
+	return Policy{}, fmt.Errorf("%w: %q names %d policies (%s): send namespace/job/group as check.metric_app_name", optimize.ErrInvalidRequest, name, len(found), strings.Join(keys, ", "))
 }
 
 func clampAll(xs []int, lo, hi int) []int {

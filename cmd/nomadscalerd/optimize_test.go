@@ -36,7 +36,7 @@ func TestOptimizeCommandPrintsDesiredCountsForTheGivenDemand(t *testing.T) {
 
 func TestOptimizeCommandRejectsAnInvalidRequest(t *testing.T) {
 	req := filepath.Join(t.TempDir(), "req.json")
-	os.WriteFile(req, []byte(`{"min_replicas":3,"max_replicas":1}`), 0o600)
+	os.WriteFile(req, []byte(`{"current_replicas":1,"min_replicas":3,"max_replicas":1}`), 0o600)
 	app := newApp()
 	app.Writer = &bytes.Buffer{}
 	if err := app.Run([]string{"nomadscalerd", "optimize", "--input", req}); err == nil {

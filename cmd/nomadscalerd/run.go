@@ -304,7 +304,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver})
+	srv.HandleOptimize(&reconciler.OptimizeService{Controller: ctrl, Planner: planner, TestData: s.OnlyTestData, Solver: solver, CacheSize: s.CacheSize})
 	srv.HandleSnapshot(db)
 	var pools *nodepool.Runner
 	if len(s.Pools) > 0 {
