@@ -30,6 +30,10 @@ type Settings struct {
 	// MinReplanGap is the shortest time between two plans, however often
 	// demand leaves the band: re-planning costs a forecast and a solve.
 	MinReplanGap time.Duration
+	// CacheSize is how many of a plan's first seconds are replayed in a
+	// loop (seconds_elapsed % cache_size, the seed's cache) when a new plan
+	// cannot be made (cache_size); 0 replays the whole plan.
+	CacheSize int
 	// FloorWindow is how much recent demand the floor reads (floor_window).
 	FloorWindow time.Duration
 	// FloorMargin multiplies the floor's demand level (floor_margin): 1
@@ -136,6 +140,8 @@ func (s Settings) Validate() error {
 		return errors.New("scale_down_window must not be negative")
 	case s.FlapWindow < 0:
 		return errors.New("flap_window must not be negative")
+	case s.CacheSize < 0:
+		return errors.New("cache_size must not be negative")
 	}
 	return nil
 }
@@ -517,8 +523,13 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 		dec.Floor = max(dec.Floor, Cold(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, lead, s.Noise))
 		dec.Planned, dec.Source = 0, "floor"
 	case d.failed:
-		// Planning failed: serve the cached plan as the seed's cache does.
-		dec.Planned, _ = d.cur.Value(in.Now)
+		// Planning failed: serve the cached plan as the seed's cache does,
+		// its first CacheSize seconds at seconds_elapsed % cache_size.
+		cached := d.cur
+		if n := s.CacheSize; n > 0 && len(cached.Desired) > n {
+			cached.Desired = cached.Desired[:n]
+		}
+		dec.Planned, _ = cached.Value(in.Now)
 		dec.Source = "cached"
 	default:
 		// Every change starts a Nomad deployment that blocks the next one

@@ -367,6 +367,26 @@ func TestAFailedReplanServesTheCachedPlanAsTheSeedsCache(t *testing.T) {
 	}
 }
 
+func TestAFailedReplanLoopsOverTheCachedPlansFirstCacheSizeSeconds(t *testing.T) {
+	// A 6-second plan with a 3-second cache: at second 4 the seed's cache
+	// reads 4 % 3 = 1, the plan's second value, not its fifth.
+	sp := &scriptedPlanner{desired: []int{2, 4, 6, 8, 10, 12}}
+	s := settings()
+	s.FloorMargin = 0
+	s.ReplanInterval = 3 * time.Second
+	s.CacheSize = 3
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Decide(context.Background(), Input{Now: at(0), Current: 2, Running: 2})
+	sp.err = errors.New("solver down")
+	got := d.Decide(context.Background(), Input{Now: at(4), Current: 2, Running: 2})
+	if got.PlanErr == nil || got.Source != "cached" || got.Count != 4 {
+		t.Errorf("count %d from %s (err %v), want 4: desired[4 %% 3] of the cached plan", got.Count, got.Source, got.PlanErr)
+	}
+}
+
 func TestAScaleDownTheHoldWouldUndoIsNotTaken(t *testing.T) {
 	// The plan dips to 2 for three seconds, then wants 6 again: a replica
 	// removed now would be needed back before a new one could serve.

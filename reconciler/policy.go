@@ -576,6 +576,7 @@ func (p Policy) DeciderSettings() predict.Settings {
 	s.DownWindow = p.Target.ScaleDownWindow
 	s.FlapWindow = p.Target.FlapWindow
 	s.DownHysteresis = p.Target.ScaleDownHysteresis
+	s.CacheSize = p.Target.CacheSize
 	// Before its first plan a policy keeps the headroom for single
 	// seconds' scatter that its plans will keep.
 	fc := p.ForecastConfig()
