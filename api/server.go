@@ -114,13 +114,15 @@ func (s *Server) TokenOK(presented string) bool {
 	return subtle.ConstantTimeCompare([]byte(presented), []byte(s.cfg.Token)) == 1
 }
 
-// BearerToken extracts the token of an Authorization: Bearer header.
+// BearerToken extracts the token of an Authorization: Bearer header. The
+// scheme's name is case-insensitive (RFC 9110, section 11.1): clients that
+// send "bearer" are not refused.
 func BearerToken(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return strings.TrimSpace(t)
+	scheme, t, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
 	}
-	return ""
+	return strings.TrimSpace(t)
 }
 
 // RequireToken answers 401 before h runs unless the request carries the token.

@@ -206,3 +206,27 @@ func TestRequestsAreLoggedAtDebugLevelOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestTheBearerSchemeIsReadWhateverItsCase(t *testing.T) {
+	for _, tc := range []struct {
+		header, want string
+	}{
+		{"Bearer s3cret", "s3cret"},
+		{"bearer s3cret", "s3cret"},
+		{"BEARER  s3cret ", "s3cret"},
+		{"Basic s3cret", ""},
+		{"Bearers3cret", ""},
+		{"", ""},
+	} {
+		req, err := http.NewRequest("GET", "http://x/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		if got := BearerToken(req); got != tc.want {
+			t.Errorf("Authorization %q: token %q, want %q", tc.header, got, tc.want)
+		}
+	}
+}
