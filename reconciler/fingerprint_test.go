@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -132,7 +133,10 @@ func TestTheHistoryPlannerBuildsANewForecasterForATunedPolicyOnly(t *testing.T) 
 	hp := NewHistoryPlanner(nil, func(Policy) optimize.Forecaster { built++; return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
 	p := testPolicy()
 	use := func(hp *HistoryPlanner, p Policy) {
-		_, unlock := hp.forecasterFor(p)
+		_, unlock, err := hp.forecasterFor(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
 		unlock()
 	}
 	use(hp, p)
@@ -205,4 +209,26 @@ func BenchmarkObservePointsOfAThousandPolicies(b *testing.B) {
 	if n := len(triggeredKeys(ctrl)); n != 0 {
 		b.Fatalf("%d policies woken by a steady level", n)
 	}
+}
+
+func TestAPlanWaitingForItsPolicysForecasterStopsWaitingWhenItsRequestIsGivenUp(t *testing.T) {
+	hp := NewHistoryPlanner(nil, func(Policy) optimize.Forecaster { return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
+	p := testPolicy()
+	// A plan (a slow fit, say) holds the forecaster.
+	_, unlock, err := hp.forecasterFor(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := hp.forecasterFor(ctx, p); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a given-up request waiting for the forecaster: %v, want context.Canceled", err)
+	}
+	unlock()
+	// Released, the forecaster is had at once.
+	_, unlock, err = hp.forecasterFor(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
 }

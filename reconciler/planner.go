@@ -76,16 +76,19 @@ type keyedForecaster struct {
 	// mu is held by the one plan using the forecaster: a forecaster keeps
 	// its fit and warm starts between calls and is not safe for
 	// concurrent use, and a policy's plans can come at once (its worker
-	// and POST /optimize, which plans several requests in parallel).
-	mu *sync.Mutex
+	// and POST /optimize, which plans several requests in parallel). A
+	// channel, not a mutex, so that a request given up while it waits
+	// (a slow fit ahead of it) stops waiting and frees its planning slot.
+	lock chan struct{}
 	optimize.Forecaster
 }
 
 // forecasterFor returns the policy's forecaster, built again when the
 // settings it is built from changed (a new model_step or orders is a new
 // model),
-// locked for the caller, who calls unlock when done with it.
-func (hp *HistoryPlanner) forecasterFor(p Policy) (f optimize.Forecaster, unlock func()) {
+// locked for the caller, who calls unlock when done with it; ctx's error
+// if it ends while another plan holds the forecaster.
+func (hp *HistoryPlanner) forecasterFor(ctx context.Context, p Policy) (f optimize.Forecaster, unlock func(), err error) {
 	// A forecaster is not built from the bounds or the seed's cache_size
 	// and forecast_horizon, which POST /optimize sets per request: a
 	// request must not replace the forecaster the policy's worker keeps.
@@ -94,12 +97,16 @@ func (hp *HistoryPlanner) forecasterFor(p Policy) (f optimize.Forecaster, unlock
 	hp.mu.Lock()
 	kf, ok := hp.forecaster[p.Key]
 	if !ok || !q.matches(kf.fingerprint) {
-		kf = keyedForecaster{fingerprint: q.fingerprint(), mu: &sync.Mutex{}, Forecaster: hp.newFC(p)}
+		kf = keyedForecaster{fingerprint: q.fingerprint(), lock: make(chan struct{}, 1), Forecaster: hp.newFC(p)}
 		hp.forecaster[p.Key] = kf
 	}
 	hp.mu.Unlock()
-	kf.mu.Lock()
-	return kf.Forecaster, kf.mu.Unlock
+	select {
+	case kf.lock <- struct{}{}:
+		return kf.Forecaster, func() { <-kf.lock }, nil
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("wait for %s's forecaster: %w", p.Key, ctx.Err())
+	}
 }
 
 // Forget drops a removed policy's forecaster.
@@ -147,7 +154,10 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 		return optimize.Plan{}, fmt.Errorf("%w for %s yet", optimize.ErrNoHistory, p.Target.RequestsCheck)
 	}
 	latest := latestValues(p, cols)
-	inner, unlock := hp.forecasterFor(p)
+	inner, unlock, err := hp.forecasterFor(ctx, p)
+	if err != nil {
+		return optimize.Plan{}, err
+	}
 	defer unlock()
 	if rf, ok := inner.(interface{ Refit() }); ok && r.Refit {
 		rf.Refit()
