@@ -69,6 +69,13 @@ func runOptimize(c *cli.Context) error {
 	p := req.Apply(optimize.DefaultProblem())
 	p.CapacityPerReplica = c.Float64("capacity")
 	p.StartupDelay = c.Int("startup-delay")
+	if p.StartupDelay >= req.CacheSize {
+		// A replica requested within the plan would serve only after it,
+		// so the plan could never add one, whatever the demand: it printed
+		// the current count for every second. A policy's startup_delay is
+		// held below its forecast_horizon for the same reason.
+		return fmt.Errorf("--startup-delay %d: must be shorter than the request's cache_size %d (the plan's length)", p.StartupDelay, req.CacheSize)
+	}
 	p.ReplicaCost = optimize.ReplicaCost(c.Float64("cpu-mhz"), c.Float64("memory-mib"),
 		c.Float64("price-per-mhz-second"), c.Float64("price-per-mib-second"))
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,39 @@ func TestOptimizeCommandRejectsAnInvalidRequest(t *testing.T) {
 	app.Writer = &bytes.Buffer{}
 	if err := app.Run([]string{"nomadscalerd", "optimize", "--input", req}); err == nil {
 		t.Fatal("want an error for min_replicas > max_replicas")
+	}
+}
+
+func TestOptimizeCommandRefusesAStartupDelayAsLongAsThePlan(t *testing.T) {
+	dir := t.TempDir()
+	req := filepath.Join(dir, "req.json")
+	demand := filepath.Join(dir, "demand.txt")
+	if err := os.WriteFile(req, []byte(`{"current_replicas":1,"min_replicas":1,"max_replicas":8,"cache_size":4}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(demand, []byte("60\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 60 at capacity 10 needs 6 replicas and 1 serves, but a replica
+	// asked for within 4 seconds that serves 4 or more seconds later
+	// serves after the plan: the plan held 1 throughout.
+	for _, solver := range []string{"dp", "highs"} {
+		for _, delay := range []string{"4", "10"} {
+			out, err := runApp(t, "--log-level", "error", "optimize", "--input", req, "--demand", demand, "--solver", solver, "--startup-delay", delay)
+			if err == nil || !strings.Contains(err.Error(), "cache_size") {
+				t.Errorf("%s, delay %s: err %v, printed %q; want the delay refused", solver, delay, err, out)
+			}
+		}
+		out, err := runApp(t, "--log-level", "error", "optimize", "--input", req, "--demand", demand, "--solver", solver, "--startup-delay", "3")
+		if err != nil {
+			t.Fatalf("%s, delay 3: %v", solver, err)
+		}
+		var resp struct{ Desired []int }
+		if err := json.Unmarshal([]byte(out), &resp); err != nil {
+			t.Fatalf("%s, delay 3: output %q: %v", solver, out, err)
+		}
+		if len(resp.Desired) != 4 || resp.Desired[0] <= 1 {
+			t.Fatalf("%s, delay 3: desired %v, want 4 counts asking for more than 1 at once", solver, resp.Desired)
+		}
 	}
 }
