@@ -76,6 +76,16 @@ func runOptimize(c *cli.Context) error {
 		// held below its forecast_horizon for the same reason.
 		return fmt.Errorf("--startup-delay %d: must be shorter than the request's cache_size %d (the plan's length)", p.StartupDelay, req.CacheSize)
 	}
+	// A price prices the resource one replica is allocated: without that
+	// resource the price added nothing, and a price alone planned with
+	// replicas that cost 0 (never worth stopping one).
+	for _, pr := range []struct{ price, resource string }{
+		{"price-per-mhz-second", "cpu-mhz"}, {"price-per-mib-second", "memory-mib"},
+	} {
+		if c.Float64(pr.price) != 0 && !(c.Float64(pr.resource) > 0) {
+			return fmt.Errorf("--%s needs --%s, the resource one replica is allocated", pr.price, pr.resource)
+		}
+	}
 	p.ReplicaCost = optimize.ReplicaCost(c.Float64("cpu-mhz"), c.Float64("memory-mib"),
 		c.Float64("price-per-mhz-second"), c.Float64("price-per-mib-second"))
 

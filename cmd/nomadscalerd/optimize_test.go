@@ -78,3 +78,39 @@ func TestOptimizeCommandRefusesAStartupDelayAsLongAsThePlan(t *testing.T) {
 		}
 	}
 }
+
+func TestOptimizeCommandRefusesAPriceWithoutTheResourceItPrices(t *testing.T) {
+	dir := t.TempDir()
+	req := filepath.Join(dir, "req.json")
+	demand := filepath.Join(dir, "demand.txt")
+	// 8 replicas serve demand that 1 covers: at any positive replica cost
+	// the plan stops most of them.
+	if err := os.WriteFile(req, []byte(`{"current_replicas":8,"min_replicas":1,"max_replicas":8,"cache_size":10}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(demand, []byte("5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--price-per-mhz-second", "0.001"},
+		{"--price-per-mib-second", "0.0001"},
+		{"--price-per-mhz-second", "0.001", "--memory-mib", "512"},
+	} {
+		out, err := runApp(t, append([]string{"--log-level", "error", "optimize", "--input", req, "--demand", demand, "--solver", "dp"}, args...)...)
+		if err == nil {
+			t.Errorf("%v: no error, printed %s", args, out)
+		}
+	}
+	out, err := runApp(t, "--log-level", "error", "optimize", "--input", req, "--demand", demand, "--solver", "dp",
+		"--price-per-mhz-second", "0.001", "--cpu-mhz", "500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct{ Desired []int }
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if resp.Desired[len(resp.Desired)-1] >= 8 {
+		t.Fatalf("priced replicas: desired %v, want the idle ones stopped", resp.Desired)
+	}
+}
