@@ -71,8 +71,12 @@ func modelLsCommand() *cli.Command {
 			fmt.Fprintln(tw, "POLICY\tORDER\tAIC\tLLF\tNOBS\tWINDOW\tTRAINED\tFIT TIME")
 			for _, k := range keys {
 				r := fits[k]
-				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%d\t%s..%s\t%s\t%s\n", k, r.Order, r.AIC, r.LLF, r.NObs,
-					r.Window.From.Format(time.TimeOnly), r.Window.To.Format(time.TimeOnly), r.TrainedAt.Format(time.RFC3339), r.FitDuration.Round(time.Microsecond))
+				// The window as its length: a fit reads up to days of
+				// history, and its ends as times of day read as a window
+				// running backwards ("13:20:00..12:00:00" for 10,000
+				// one-minute steps). It ends when the fit was trained.
+				fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%d\t%s\t%s\t%s\n", k, r.Order, r.AIC, r.LLF, r.NObs,
+					r.Window.To.Sub(r.Window.From), r.TrainedAt.Format(time.RFC3339), r.FitDuration.Round(time.Microsecond))
 			}
 			return tw.Flush()
 		},
