@@ -45,6 +45,7 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 	T := len(p.Demand)
 	blo, bhi := p.bounds()
 	a, b := p.upCost(), p.ShutdownCost
+	rampUp, rampDown := p.ramps()
 
 	// Layer t holds the reachable counts layerLo[t]..layerHi[t], with
 	// predecessors in pred[layerOff[t]:layerOff[t+1]]. Every count in the
@@ -56,9 +57,9 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 	for t := 0; t < T; t++ {
 		up := 0
 		if p.canIncrease(t) {
-			up = p.MaxScaleUp
+			up = rampUp
 		}
-		lo, hi = max(blo[t], lo-p.MaxScaleDown), min(bhi[t], hi+up)
+		lo, hi = max(blo[t], lo-rampDown), min(bhi[t], hi+up)
 		if lo > hi {
 			// Cannot happen for a valid Problem: bounds() only tightens as
 			// fast as the ramp allows.
@@ -88,7 +89,7 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 		}
 		up := 0
 		if p.canIncrease(t) {
-			up = p.MaxScaleUp
+			up = rampUp
 		}
 		prevHi := prevLo + len(prevCost) - 1
 		lo, hi := layerLo[t], layerHi[t]
@@ -120,7 +121,7 @@ func solveDP(ctx context.Context, p Problem) ([]int, error) {
 			for upHead < len(upQ) && upQ[upHead] < rel-up {
 				upHead++
 			}
-			for ; nextDown <= min(rel+p.MaxScaleDown, lastPrev); nextDown++ {
+			for ; nextDown <= min(rel+rampDown, lastPrev); nextDown++ {
 				k := downKey[nextDown]
 				for len(downQ) > downHead && downKey[downQ[len(downQ)-1]] > k {
 					downQ = downQ[:len(downQ)-1]

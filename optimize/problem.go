@@ -123,6 +123,17 @@ func (p Problem) upCost() float64 {
 	return p.StartupCost + float64(p.StartupDelay)*p.ReplicaCost
 }
 
+// ramps are MaxScaleUp and MaxScaleDown as the bounds and the DP use them:
+// no larger than the largest count, max(MaxReplicas, CurrentReplicas).
+// Every serving count lies in [0, that], so no step can change it by more
+// and a larger limit never binds; but a huge one ("no limit" written as a
+// big number) overflowed the bounds' products and the DP's sums, and the DP
+// found no reachable count where HiGHS planned.
+func (p Problem) ramps() (up, down int) {
+	span := max(p.MaxReplicas, p.CurrentReplicas)
+	return min(p.MaxScaleUp, span), min(p.MaxScaleDown, span)
+}
+
 // canIncrease reports whether the serving count may grow at second t:
 // nothing requested before the plan starts can arrive.
 func (p Problem) canIncrease(t int) bool { return t >= p.StartupDelay && p.MaxScaleUp > 0 }
@@ -134,12 +145,13 @@ func (p Problem) canIncrease(t int) bool { return t >= p.StartupDelay && p.MaxSc
 func (p Problem) bounds() (lo, hi []int) {
 	T := len(p.Demand)
 	lo, hi = make([]int, T), make([]int, T)
+	rampUp, rampDown := p.ramps()
 	for t := 0; t < T; t++ {
 		up := 0
 		if steps := t + 1 - p.StartupDelay; steps > 0 {
-			up = p.MaxScaleUp * steps
+			up = rampUp * steps
 		}
-		down := p.MaxScaleDown * (t + 1)
+		down := rampDown * (t + 1)
 		lo[t] = max(0, min(p.MinReplicas, p.CurrentReplicas+up))
 		hi[t] = max(p.MaxReplicas, p.CurrentReplicas-down)
 	}

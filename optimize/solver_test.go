@@ -154,3 +154,35 @@ func TestDPRefusesInstancesBeyondItsStateLimitInsteadOfExhaustingMemory(t *testi
 		t.Fatal("want an error for a billion states")
 	}
 }
+
+// A ramp limit larger than any count ("no limit" written as a huge
+// number) never binds: the DP must plan as HiGHS does, not overflow the
+// bounds it derives from it.
+func TestDPAndHiGHSAgreeWhenTheRampLimitsAreHuge(t *testing.T) {
+	for _, lim := range []int{math.MaxInt, math.MaxInt / 2, math.MaxInt / 3600, 1 << 40} {
+		for _, cur := range []int{1, 30} {
+			p := DefaultProblem()
+			p.Demand = []float64{50, 50, 50, 5}
+			p.MaxScaleUp, p.MaxScaleDown = lim, lim
+			p.CurrentReplicas = cur
+			p.StartupDelay = 1
+			dp, err := DPSolver{}.Solve(context.Background(), p)
+			if err != nil {
+				t.Errorf("limit %d, current %d: dp: %v", lim, cur, err)
+				continue
+			}
+			hs, err := HiGHSSolver{}.Solve(context.Background(), p)
+			if err != nil {
+				t.Fatalf("limit %d, current %d: highs: %v", lim, cur, err)
+			}
+			for name, plan := range map[string]Plan{"dp": dp, "highs": hs} {
+				if err := CheckPlan(p, plan); err != nil {
+					t.Errorf("limit %d, current %d: %s plan %v: %v", lim, cur, name, plan.Serving, err)
+				}
+			}
+			if relDiff(dp.Objective, hs.Objective) > 1e-9 {
+				t.Errorf("limit %d, current %d: dp %v %v, highs %v %v", lim, cur, dp.Objective, dp.Serving, hs.Objective, hs.Serving)
+			}
+		}
+	}
+}
