@@ -326,6 +326,11 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 			}
 		}
 		left, rest := FitPlanned(free, in.Planned)
+		// What the plans take of an initializing node is theirs: only
+		// what is left of it counts as pending headroom.
+		for i, r := range rest[len(rest)-initializing:] {
+			pendingUnits -= UnitsIn(free[len(free)-initializing+i], h.Unit) - UnitsIn(r, h.Unit)
+		}
 		free = rest[:len(rest)-initializing]
 		if len(left) > 0 {
 			plan, err := PlanBlocked(ctx, ch, BlockedInput{Queued: left, Types: capacityTypes(p, o), MaxNodes: o.maxNew(p),
@@ -334,6 +339,12 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 				return d, fmt.Errorf("plan capacity for planned allocations of pool %s: %w", p.Name, err)
 			}
 			predLaunch = plan.Launches
+			// Likewise what they take of nodes already launching.
+			for _, b := range plan.Bins {
+				if b.Pending {
+					pendingUnits -= UnitsIn(b.Capacity, h.Unit) - UnitsIn(b.Capacity.Sub(b.Used), h.Unit)
+				}
+			}
 			n := 0
 			for _, q := range left {
 				n += q.Count
@@ -369,6 +380,15 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		types := capacityTypes(p, o)
 		for i := range types {
 			types[i].Provides = nil
+			// The nodes launched for the plans in this decision take
+			// from each type's max too, as they take from the pool's.
+			if types[i].Available >= 0 {
+				for _, l := range predLaunch {
+					if l.InstanceType == types[i].Name {
+						types[i].Available = max(types[i].Available-l.Count, 0)
+					}
+				}
+			}
 		}
 		if unitShort > 0 {
 			prob.Dims, prob.Need = append(prob.Dims, "units"), append(prob.Need, int64(unitShort))

@@ -1,0 +1,85 @@
+package nodepool
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A predictive pool's launch for planned allocations and its launch for
+// headroom are chosen one after the other in one decision; the second
+// must see the instance types the first already took, or together they
+// launch more of a type than its max.
+func TestHeadroomLaunchedBesidePlannedAllocationsKeepsEachInstanceTypeWithinItsMax(t *testing.T) {
+	p := testPool()
+	p.Min = 0
+	p.LeadTime = 3 * time.Minute
+	p.InstanceTypes[0].Max = 3 // small: 4 units each, the cheapest per unit
+	p.Headroom = Headroom{Unit: unit, Units: 4}
+	full := unitsNode("a", 0)
+	// Eight planned allocations of one unit: two small nodes.
+	planned := []QueuedGroup{{Job: "web", Group: "api", Count: 8, Resources: unit}}
+	d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: []Node{full}, Now: testTime, Planned: planned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := 0
+	for _, l := range d.ScaleOut {
+		if l.InstanceType == "small" {
+			small += l.Count
+		}
+	}
+	if small+1 > p.InstanceTypes[0].Max {
+		t.Fatalf("launches %+v: %d small nodes beside the 1 running, past the type's max %d (reason %q)",
+			d.ScaleOut, small, p.InstanceTypes[0].Max, d.Reason)
+	}
+	if LaunchCount(d.ScaleOut) < 3 {
+		t.Fatalf("launches %+v, want the planned work's two nodes and one for headroom (reason %q)", d.ScaleOut, d.Reason)
+	}
+}
+
+// Planned allocations are placed on the free capacity of nodes still
+// initializing before anything is launched for them; that capacity is then
+// theirs, and headroom is kept on top of it. Counted again as pending
+// headroom, it hid the shortfall and nothing was launched.
+func TestHeadroomIsNotCountedOnAnInitializingNodeThePlannedAllocationsFill(t *testing.T) {
+	p := testPool()
+	p.Min = 0
+	p.LeadTime = 3 * time.Minute
+	p.Headroom = Headroom{Unit: unit, Units: 2}
+	booting := Node{ID: "b", Name: "name-b", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing,
+		Total: Resources{CPUMHz: 4000, MemoryMiB: 2048}} // 4 units
+	// Four planned allocations of one unit fill the booting node.
+	planned := []QueuedGroup{{Job: "web", Group: "api", Count: 4, Resources: unit}}
+	d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: []Node{unitsNode("a", 0), booting},
+		Now: testTime, Planned: planned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Headroom.Free+d.Headroom.Pending != 0 || LaunchCount(d.ScaleOut) == 0 || d.ScaleOutReason != ScaleOutHeadroom {
+		t.Fatalf("headroom %+v, launches %+v (%s): want 0 units free or pending and a launch for headroom (reason %q)",
+			d.Headroom, d.ScaleOut, d.ScaleOutReason, d.Reason)
+	}
+}
+
+// The same for a node launched and not joined yet: planned allocations
+// that fit on it are packed there rather than launched for, so its units
+// are theirs and not pending headroom.
+func TestHeadroomIsNotCountedOnALaunchingNodeThePlannedAllocationsFill(t *testing.T) {
+	p := testPool()
+	p.Min = 0
+	p.LeadTime = 3 * time.Minute
+	p.Headroom = Headroom{Unit: unit, Units: 2}
+	launched := Entry{ID: "web/scale_out/1", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: testTime.Add(-time.Minute),
+		InstanceType: "small", Count: 1, KnownNodes: []string{"a"}} // 4 units on their way
+	planned := []QueuedGroup{{Job: "web", Group: "api", Count: 4, Resources: unit}}
+	d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: []Node{unitsNode("a", 0)},
+		Pending: []Entry{launched}, Now: testTime, Planned: planned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Headroom.Free+d.Headroom.Pending != 0 || LaunchCount(d.ScaleOut) == 0 || d.ScaleOutReason != ScaleOutHeadroom {
+		t.Fatalf("headroom %+v, launches %+v (%s): want 0 units free or pending and a launch for headroom (reason %q)",
+			d.Headroom, d.ScaleOut, d.ScaleOutReason, d.Reason)
+	}
+}
