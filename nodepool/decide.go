@@ -430,7 +430,7 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		why = append(why, fmt.Sprintf("waiting for %d launched nodes to join; no drains meanwhile", o.launchingNodes()))
 	} else {
 		drains, none := SelectDrains(DrainInput{Nodes: in.Nodes, Idle: in.Idle, Policy: p.DrainPolicy(), SelfNodeID: in.SelfNodeID, InFlight: o.inFlight})
-		if kept := keepForPlans(staying, drains, in.Planned); kept > 0 {
+		if kept := keepForPlans(staying, drains, in.Planned, h); kept > 0 {
 			drains = drains[:len(drains)-kept]
 			why = append(why, fmt.Sprintf("kept %d idle nodes: the plans need their capacity within %s", kept, p.LeadTime))
 		}
@@ -462,8 +462,11 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 
 // keepForPlans is how many of the chosen drains (from the last) must not
 // happen because the planned allocations and the drained nodes' own work
-// would no longer fit on the nodes that stay.
-func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup) int {
+// would no longer fit on the nodes that stay, with the headroom left on
+// top of them (SelectDrains counts headroom without the plans: a drain it
+// allows could leave the plans eating the headroom, and the next decision
+// launch a node for it).
+func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup, h Headroom) int {
 	if len(planned) == 0 {
 		return 0
 	}
@@ -480,7 +483,12 @@ func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup) i
 				free = append(free, n.Free())
 			}
 		}
-		if left, _ := FitPlanned(free, work); len(left) == 0 {
+		left, rest := FitPlanned(free, work)
+		units := 0
+		for _, r := range rest {
+			units += UnitsIn(r, h.Unit)
+		}
+		if len(left) == 0 && (!h.Enabled() || units >= h.Units) {
 			return len(drains) - k
 		}
 	}

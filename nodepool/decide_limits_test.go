@@ -83,3 +83,52 @@ func TestHeadroomIsNotCountedOnALaunchingNodeThePlannedAllocationsFill(t *testin
 			d.Headroom, d.ScaleOut, d.ScaleOutReason, d.Reason)
 	}
 }
+
+// An idle node of a predictive pool is drained only if the nodes that
+// stay keep the headroom on top of the planned allocations and the drained
+// node's own. Drain selection counted the headroom without the planned
+// allocations, so a node was drained and the next decision launched one
+// for the headroom the drain had taken: a node churned for nothing.
+func TestAPredictivePoolDoesNotDrainANodeWhoseCapacityTheHeadroomNeedsBesideThePlans(t *testing.T) {
+	p := testPool()
+	p.Min = 0
+	p.ScaleDownMaxFraction = 1
+	p.LeadTime = 3 * time.Minute
+	p.Headroom = Headroom{Unit: unit, Units: 4}
+	// Three idle nodes with 7 free units each (one used): 21 free.
+	nodes := []Node{unitsNode("a", 7), unitsNode("b", 7), unitsNode("c", 7)}
+	idle := IdleState{Nodes: map[string]NodeIdle{}}
+	for _, n := range nodes {
+		idle.Nodes[n.ID] = NodeIdle{Periods: p.Idle.Periods}
+	}
+	// Twelve planned units leave 9 free, 4 of them headroom: draining a
+	// node (7 free and 1 to move) would leave 1.
+	planned := []QueuedGroup{{Job: "web", Group: "api", Count: 12, Resources: unit}}
+	d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: nodes, Idle: idle, Now: testTime, Planned: planned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Drains) == 0 {
+		return
+	}
+	// What the drain leads to: the drained node in flight, its allocation
+	// moved onto a node that stays.
+	drained := d.Drains[0].NodeID
+	var after []Node
+	moved := false
+	for _, n := range nodes {
+		switch {
+		case n.ID == drained:
+			n.Eligible, n.Draining = false, true
+		case !moved:
+			n.Allocated, moved = n.Allocated.Add(unit), true
+		}
+		after = append(after, n)
+	}
+	next, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: after, Idle: idle, Now: testTime.Add(10 * time.Second),
+		Planned: planned, Pending: []Entry{{ID: "web/drain/1", Pool: "web", Kind: KindDrain, Phase: PhaseDraining, At: testTime, NodeID: drained}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("drained %v (reason %q), and the next decision launches %+v for headroom (reason %q)", d.Drains, d.Reason, next.ScaleOut, next.Reason)
+}
