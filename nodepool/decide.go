@@ -193,6 +193,13 @@ func observe(in DecideInput) observed {
 			}
 			var joined []string
 			for _, id := range ids {
+				// A node naming another instance type came from another
+				// launch (one decision can launch several types at once):
+				// claimed here, this launch's own node would count as
+				// launching with the other type's capacity.
+				if t := byID[id].InstanceType; t != "" && e.InstanceType != "" && t != e.InstanceType {
+					continue
+				}
 				if len(joined) < e.Count && !known[id] && !claimed[id] {
 					claimed[id] = true
 					joined = append(joined, id)

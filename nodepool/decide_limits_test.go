@@ -132,3 +132,30 @@ func TestAPredictivePoolDoesNotDrainANodeWhoseCapacityTheHeadroomNeedsBesideTheP
 	}
 	t.Fatalf("drained %v (reason %q), and the next decision launches %+v for headroom (reason %q)", d.Drains, d.Reason, next.ScaleOut, next.Reason)
 }
+
+// One decision can launch two instance types at once (two journal
+// entries knowing the same nodes). The node that joins first belongs to
+// the entry of its own type: claimed by the other, the launch still on its
+// way was counted as the small type instead of the large one, the pending
+// headroom came out 12 units short, and another node was launched.
+func TestANodeThatJoinsIsCountedAgainstTheLaunchOfItsOwnInstanceType(t *testing.T) {
+	p := testPool()
+	p.Min = 0
+	p.Headroom = Headroom{Unit: unit, Units: 12}
+	known := []string{"a"}
+	large := Entry{ID: "web/scale_out/1/0", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: testTime.Add(-time.Minute),
+		InstanceType: "large", Count: 1, KnownNodes: known} // 16 units
+	small := Entry{ID: "web/scale_out/1/1", Pool: "web", Kind: KindScaleOut, Phase: PhaseLaunched, At: testTime.Add(-time.Minute),
+		InstanceType: "small", Count: 1, KnownNodes: known} // 4 units
+	booting := Node{ID: "s", Name: "name-s", NodePool: "web", InstanceType: "small", Status: NodeStatusInitializing,
+		Total: Resources{CPUMHz: 4000, MemoryMiB: 2048}}
+	d, err := Decide(context.Background(), GreedyChooser{}, DecideInput{Pool: p, Nodes: []Node{unitsNode("a", 0), booting},
+		Pending: []Entry{large, small}, Now: testTime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Headroom.Pending != 20 || len(d.ScaleOut) != 0 {
+		t.Fatalf("headroom %+v, launches %+v: want 20 units pending (the large node launching, the small one booting) and no launch (reason %q)",
+			d.Headroom, d.ScaleOut, d.Reason)
+	}
+}
