@@ -193,6 +193,13 @@ func observe(in DecideInput) observed {
 			}
 			var joined []string
 			for _, id := range ids {
+				// A node naming another instance type came from another
+				// launch (one decision can launch several types at once):
+				// claimed here, this launch's own node would count as
+				// launching with the other type's capacity.
+				if t := byID[id].InstanceType; t != "" && e.InstanceType != "" && t != e.InstanceType {
+					continue
+				}
 				if len(joined) < e.Count && !known[id] && !claimed[id] {
 					claimed[id] = true
 					joined = append(joined, id)
@@ -326,6 +333,11 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 			}
 		}
 		left, rest := FitPlanned(free, in.Planned)
+		// What the plans take of an initializing node is theirs: only
+		// what is left of it counts as pending headroom.
+		for i, r := range rest[len(rest)-initializing:] {
+			pendingUnits -= UnitsIn(free[len(free)-initializing+i], h.Unit) - UnitsIn(r, h.Unit)
+		}
 		free = rest[:len(rest)-initializing]
 		if len(left) > 0 {
 			plan, err := PlanBlocked(ctx, ch, BlockedInput{Queued: left, Types: capacityTypes(p, o), MaxNodes: o.maxNew(p),
@@ -334,6 +346,12 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 				return d, fmt.Errorf("plan capacity for planned allocations of pool %s: %w", p.Name, err)
 			}
 			predLaunch = plan.Launches
+			// Likewise what they take of nodes already launching.
+			for _, b := range plan.Bins {
+				if b.Pending {
+					pendingUnits -= UnitsIn(b.Capacity, h.Unit) - UnitsIn(b.Capacity.Sub(b.Used), h.Unit)
+				}
+			}
 			n := 0
 			for _, q := range left {
 				n += q.Count
@@ -369,6 +387,15 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		types := capacityTypes(p, o)
 		for i := range types {
 			types[i].Provides = nil
+			// The nodes launched for the plans in this decision take
+			// from each type's max too, as they take from the pool's.
+			if types[i].Available >= 0 {
+				for _, l := range predLaunch {
+					if l.InstanceType == types[i].Name {
+						types[i].Available = max(types[i].Available-l.Count, 0)
+					}
+				}
+			}
 		}
 		if unitShort > 0 {
 			prob.Dims, prob.Need = append(prob.Dims, "units"), append(prob.Need, int64(unitShort))
@@ -410,7 +437,7 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 		why = append(why, fmt.Sprintf("waiting for %d launched nodes to join; no drains meanwhile", o.launchingNodes()))
 	} else {
 		drains, none := SelectDrains(DrainInput{Nodes: in.Nodes, Idle: in.Idle, Policy: p.DrainPolicy(), SelfNodeID: in.SelfNodeID, InFlight: o.inFlight})
-		if kept := keepForPlans(staying, drains, in.Planned); kept > 0 {
+		if kept := keepForPlans(staying, drains, in.Planned, h); kept > 0 {
 			drains = drains[:len(drains)-kept]
 			why = append(why, fmt.Sprintf("kept %d idle nodes: the plans need their capacity within %s", kept, p.LeadTime))
 		}
@@ -442,8 +469,11 @@ func Decide(ctx context.Context, ch Chooser, in DecideInput) (Decision, error) {
 
 // keepForPlans is how many of the chosen drains (from the last) must not
 // happen because the planned allocations and the drained nodes' own work
-// would no longer fit on the nodes that stay.
-func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup) int {
+// would no longer fit on the nodes that stay, with the headroom left on
+// top of them (SelectDrains counts headroom without the plans: a drain it
+// allows could leave the plans eating the headroom, and the next decision
+// launch a node for it).
+func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup, h Headroom) int {
 	if len(planned) == 0 {
 		return 0
 	}
@@ -460,7 +490,12 @@ func keepForPlans(staying []Node, drains []DrainChoice, planned []QueuedGroup) i
 				free = append(free, n.Free())
 			}
 		}
-		if left, _ := FitPlanned(free, work); len(left) == 0 {
+		left, rest := FitPlanned(free, work)
+		units := 0
+		for _, r := range rest {
+			units += UnitsIn(r, h.Unit)
+		}
+		if len(left) == 0 && (!h.Enabled() || units >= h.Units) {
 			return len(drains) - k
 		}
 	}
