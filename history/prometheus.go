@@ -147,7 +147,10 @@ func (p *Prometheus) SampleBatch(ctx context.Context, qs []Query, _ int) []Resul
 	var wg sync.WaitGroup
 	for start := 0; start < len(joined); start += p.batchSize {
 		part := joined[start:min(start+p.batchSize, len(joined))]
-		wg.Go(func() { put(p.evalJoined(ctx, part, at)) })
+		wg.Go(func() {
+			rs, _ := p.evalJoined(ctx, part, at)
+			put(rs)
+		})
 	}
 	for _, t := range alone {
 		wg.Go(func() { put(map[string]Result{t: p.evalOne(ctx, t, at)}) })
@@ -163,25 +166,37 @@ func (p *Prometheus) SampleBatch(ctx context.Context, qs []Query, _ int) []Resul
 }
 
 func (p *Prometheus) evalOne(ctx context.Context, q string, at time.Time) Result {
+	r, _ := p.evalAlone(ctx, q, at)
+	return r
+}
+
+// evalAlone is evalOne that also says whether q could have been joined:
+// Prometheus answered it alone with a vector (of any length), which
+// label_replace takes.
+func (p *Prometheus) evalAlone(ctx context.Context, q string, at time.Time) (Result, bool) {
 	if q == "" {
-		return Result{Err: fmt.Errorf("prometheus: empty query")}
+		return Result{Err: fmt.Errorf("prometheus: empty query")}, false
 	}
 	res, err := p.query(ctx, q, at)
 	if err != nil {
-		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}
+		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}, false
 	}
+	joinable := res.resultType == "vector"
 	v, err := promValue(res)
 	if err != nil {
-		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}
+		return Result{Err: fmt.Errorf("prometheus query %q: %w", q, err)}, joinable
 	}
-	return Result{V: v}
+	return Result{V: v}, joinable
 }
 
-// evalJoined answers texts with one request, or by halves if it fails.
-func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Time) map[string]Result {
+// evalJoined answers texts with one request, or by halves if it fails;
+// ok says the texts could be asked joined (one text: alone, see
+// evalAlone).
+func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Time) (_ map[string]Result, ok bool) {
 	if len(texts) == 1 {
 		// Isolated by a failed batch (or a batch of one): asked alone.
-		return map[string]Result{texts[0]: p.evalOne(ctx, texts[0], at)}
+		r, joinable := p.evalAlone(ctx, texts[0], at)
+		return map[string]Result{texts[0]: r}, joinable
 	}
 	var b strings.Builder
 	for i, t := range texts {
@@ -200,24 +215,32 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 			for _, t := range texts {
 				out[t] = Result{Err: fmt.Errorf("prometheus query %q: %w", t, err)}
 			}
-			return out
+			return out, false
 		}
 		half := len(texts) / 2
-		out := p.evalJoined(ctx, texts[:half], at)
-		for k, v := range p.evalJoined(ctx, texts[half:], at) {
+		out, leftOK := p.evalJoined(ctx, texts[:half], at)
+		right, rightOK := p.evalJoined(ctx, texts[half:], at)
+		for k, v := range right {
 			out[k] = v
 		}
-		if half == 1 || len(texts)-half == 1 {
+		// A half of one query is asked alone from then on if it broke
+		// the request: it cannot be joined (a scalar, an error), or the
+		// other half joined without it. The healthy query the halving
+		// paired with the one that broke it is not: asked alone it
+		// would cost a request every tick for as long as it is recorded.
+		leftSolo := half == 1 && (!leftOK || rightOK)
+		rightSolo := len(texts)-half == 1 && (!rightOK || leftOK)
+		if leftSolo || rightSolo {
 			p.mu.Lock()
-			if half == 1 {
+			if leftSolo {
 				p.solo[texts[0]] = true
 			}
-			if len(texts)-half == 1 {
+			if rightSolo {
 				p.solo[texts[len(texts)-1]] = true
 			}
 			p.mu.Unlock()
 		}
-		return out
+		return out, false
 	}
 	if res.resultType != "vector" {
 		// A joined query always yields a vector; anything else is a
@@ -226,7 +249,7 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 		for _, t := range texts {
 			out[t] = p.evalOne(ctx, t, at)
 		}
-		return out
+		return out, false
 	}
 	parts := make([][]instantSample, len(texts))
 	for _, s := range res.samples {
@@ -244,7 +267,7 @@ func (p *Prometheus) evalJoined(ctx context.Context, texts []string, at time.Tim
 		}
 		out[t] = Result{V: v, Err: err}
 	}
-	return out
+	return out, true
 }
 
 // Sample evaluates q.Query at now. A scalar or a one-element vector is the
