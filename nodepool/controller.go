@@ -375,6 +375,14 @@ func (c *Controller) drain(ctx context.Context, p Pool, dr DrainAction, nodes []
 		return err
 	}
 	err := c.d.Drainer.Drain(ctx, dr.NodeID, DrainOptions{Deadline: p.Drain.Deadline, IgnoreSystemJobs: p.Drain.IgnoreSystemJobs, Meta: DrainedByMeta})
+	if errors.Is(err, ErrDrainOutcomeUnknown) {
+		// Nomad may be draining the node: closed as failed, with the node
+		// made eligible again (which Nomad refuses while it drains), it
+		// would drain with nothing left to terminate it. The entry stays
+		// open: a draining node is terminated once drained, one still
+		// eligible after DrainSettle is closed as cancelled.
+		return fmt.Errorf("drain node %s (kept open until the node shows its state): %w", dr.NodeID, err)
+	}
 	if err != nil {
 		e.Phase, e.Reason = PhaseFailed, "drain failed: "+err.Error()
 		errs := []error{fmt.Errorf("drain node %s: %w", dr.NodeID, err), c.append(ctx, e)}

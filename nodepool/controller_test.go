@@ -22,6 +22,9 @@ type fakeNomad struct {
 	drains     map[string]DrainOptions
 	eligible   map[string]bool // SetEligibility calls
 	drainError error
+	// drainApplied makes Drain apply the drain before returning
+	// drainError, as a request Nomad applied whose answer was lost does.
+	drainApplied bool
 	// viewLags makes Drain succeed in Nomad without the node list showing
 	// it, as the event-stream-fed cluster state does until the node's
 	// event arrives.
@@ -68,14 +71,14 @@ func (f *fakeNomad) PoolNodes(_ context.Context, sel Selector) ([]Node, error) {
 func (f *fakeNomad) Drain(_ context.Context, id string, o DrainOptions) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.drainError != nil {
+	if f.drainError != nil && !f.drainApplied {
 		return f.drainError
 	}
 	f.drains[id] = o
 	if !f.viewLags {
 		f.nodes[id].Draining, f.nodes[id].Eligible = true, false
 	}
-	return nil
+	return f.drainError
 }
 
 func (f *fakeNomad) SetEligibility(_ context.Context, id string, eligible bool) error {
@@ -685,5 +688,50 @@ func TestControllerWithFakeNomadKeepsADrainItJustStartedOpenUntilTheLaggingViewS
 	d = h.reconcile(t, p)
 	if !slices.Equal(h.provider.terminated, []string{"n00"}) {
 		t.Fatalf("terminated %v, want n00 once its drain finished (reason %q)", h.provider.terminated, d.Reason)
+	}
+}
+
+func TestADrainWhoseAnswerWasLostStaysOpenAndItsNodeIsTerminatedOrReleasedAsFakeNomadShows(t *testing.T) {
+	for _, applied := range []bool{true, false} {
+		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) {
+			p := testPool()
+			h := newHarness(t, "", idleNodes(10)...)
+			h.nomad.drainError = fmt.Errorf("context deadline exceeded: %w", ErrDrainOutcomeUnknown)
+			h.nomad.drainApplied = applied
+			var err error
+			for range 3 {
+				_, err = h.ctl.Reconcile(context.Background(), p)
+				h.clock.advance(time.Minute)
+			}
+			if !errors.Is(err, ErrDrainOutcomeUnknown) || len(h.nomad.eligible) != 0 {
+				t.Fatalf("err = %v, eligibility calls %v; want the unknown outcome reported and no eligibility change", err, h.nomad.eligible)
+			}
+			pending := h.pending(t)
+			if len(pending) != 1 || pending[0].Kind != KindDrain || pending[0].Phase != PhaseDraining || pending[0].NodeID != "n00" {
+				t.Fatalf("pending %+v, want n00's drain kept open", pending)
+			}
+			h.nomad.drainError = nil
+			if applied {
+				// Nomad drained it: once empty, it is terminated.
+				h.nomad.edit("n00", func(n *Node) { n.Draining, n.Allocated = false, Resources{} })
+				h.reconcile(t, p)
+				if !slices.Equal(h.provider.terminated, []string{"n00"}) {
+					t.Fatalf("terminated %v, want the drained n00", h.provider.terminated)
+				}
+				return
+			}
+			// Nomad never drained it: the drain is closed once the settle
+			// has passed, and the node stays.
+			h.clock.advance(DrainSettle)
+			h.reconcile(t, p)
+			if len(h.provider.terminated) != 0 {
+				t.Fatalf("terminated %v, want none", h.provider.terminated)
+			}
+			for _, e := range h.pending(t) {
+				if e.NodeID == "n00" && e.Kind == KindDrain && e.At.Before(h.clock.now().Add(-DrainSettle)) {
+					t.Fatalf("n00's unapplied drain still open after the settle: %+v", e)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package nodepool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -149,6 +150,11 @@ func (a *NomadAdapter) nodeFacts(ctx context.Context, id string) (nodeFacts, err
 	return f, nil
 }
 
+// ErrDrainOutcomeUnknown marks a drain request that failed without Nomad
+// refusing it (a timeout, a lost connection, a 5xx): Nomad may have
+// applied it, so the drain is left open for the node's state to settle.
+var ErrDrainOutcomeUnknown = errors.New("the drain may have been applied")
+
 // Drain implements Drainer; Nomad marks the node ineligible as it drains.
 func (a *NomadAdapter) Drain(ctx context.Context, nodeID string, o DrainOptions) error {
 	_, err := a.client.Nodes().UpdateDrainOpts(nodeID, &nomadapi.DrainOptions{
@@ -156,6 +162,11 @@ func (a *NomadAdapter) Drain(ctx context.Context, nodeID string, o DrainOptions)
 		Meta:      o.Meta,
 	}, (&nomadapi.WriteOptions{}).WithContext(ctx))
 	if err != nil {
+		// Only an answer below 500 says Nomad did not apply it.
+		var resp nomadapi.UnexpectedResponseError
+		if !errors.As(err, &resp) || resp.StatusCode() >= 500 {
+			return fmt.Errorf("drain nomad node %s: %w: %w", nodeID, ErrDrainOutcomeUnknown, err)
+		}
 		return fmt.Errorf("drain nomad node %s: %w", nodeID, err)
 	}
 	return nil

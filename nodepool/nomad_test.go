@@ -3,6 +3,7 @@ package nodepool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -207,5 +208,37 @@ func TestAPoolReconcileReadsNodesFromTheClusterStateWithoutAskingNomad(t *testin
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("%d requests to Nomad, want none", n)
+	}
+}
+
+func TestADrainRequestIsOfUnknownOutcomeUnlessAFakeNomadRefusedIt(t *testing.T) {
+	for _, tc := range []struct {
+		status  int // 0: the connection is dropped
+		unknown bool
+	}{{403, false}, {400, false}, {500, true}, {503, true}, {0, true}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tc.status == 0 {
+				hj, ok := w.(http.Hijacker)
+				if !ok {
+					t.Error("cannot hijack")
+					return
+				}
+				conn, _, err := hj.Hijack()
+				if err == nil {
+					conn.Close()
+				}
+				return
+			}
+			http.Error(w, "no", tc.status)
+		}))
+		c, err := nomadapi.NewClient(&nomadapi.Config{Address: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = NewNomadAdapter(c, "").Drain(context.Background(), "n1", DrainOptions{Deadline: time.Minute})
+		srv.Close()
+		if err == nil || errors.Is(err, ErrDrainOutcomeUnknown) != tc.unknown {
+			t.Errorf("status %d: err %v, want an error with unknown outcome %v", tc.status, err, tc.unknown)
+		}
 	}
 }
