@@ -146,15 +146,16 @@ func (c *Controller) Plan(ctx context.Context, p Pool) (Decision, error) {
 
 // planned reads what the plans add within a predictive pool's lead time.
 // Without plans the pool is reactive for this round: an unreadable plan
-// must not stop headroom, blocked scale-out or drains.
+// must not stop headroom, blocked scale-out or drains. The groups that
+// could be read are used when others could not: one job that cannot be
+// read (purged, say) must not turn the whole pool reactive.
 func (c *Controller) planned(ctx context.Context, p Pool, now time.Time) []QueuedGroup {
 	if p.LeadTime <= 0 || c.d.Plans == nil {
 		return nil
 	}
 	gs, err := c.d.Plans.PlannedGroups(ctx, p.Selector, now, now.Add(p.LeadTime))
 	if err != nil {
-		c.d.Logger.Warn("predictive pool: plans unreadable; reactive this round", "pool", p.Name, "err", err)
-		return nil
+		c.d.Logger.Warn("predictive pool: some plans unreadable; the pool is reactive for them this round", "pool", p.Name, "read", len(gs), "err", err)
 	}
 	return PlannedAllocations(gs)
 }

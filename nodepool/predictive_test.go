@@ -184,3 +184,28 @@ func TestPlansReachTheLongestLeadTimeOfThePredictivePools(t *testing.T) {
 		t.Fatalf("plan horizon %s, want the longest lead time 5m plus 10s", got)
 	}
 }
+
+// partialPlans is a fake PlanSource: some groups read, and an error for
+// the rest.
+type partialPlans struct {
+	groups []PlannedGroup
+	err    error
+}
+
+func (f partialPlans) PlannedGroups(context.Context, Selector, time.Time, time.Time) ([]PlannedGroup, error) {
+	return f.groups, f.err
+}
+
+func TestAPredictivePoolKeepsThePlansItCouldReadWhenAFakeJobReadFails(t *testing.T) {
+	h := newHarness(t, "", unitsNode("a", 7))
+	h.ctl.d.Plans = partialPlans{
+		groups: []PlannedGroup{{Namespace: "default", Job: "web", Group: "api", Current: 2, Peak: 5, Resources: Resources{CPUMHz: 500, MemoryMiB: 256}}},
+		err:    errors.New("job default/gone: job not found"),
+	}
+	p := testPool()
+	p.LeadTime = 3 * time.Minute
+	got := h.ctl.planned(context.Background(), p, h.clock.now())
+	if len(got) != 1 || got[0].Job != "web" || got[0].Count != 3 {
+		t.Fatalf("planned %+v, want web/api's 3 more allocations although another job could not be read", got)
+	}
+}
