@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -400,7 +401,50 @@ func JobTargetsPool(job *nomadapi.Job, sel Selector) bool {
 	if sel.Datacenter != "" && !slices.Contains(job.Datacenters, "*") && !slices.Contains(job.Datacenters, sel.Datacenter) {
 		return false
 	}
+	if sel.NodeClass != "" && pinnedToOtherClass(job, sel.NodeClass) {
+		// Two pools of one Nomad node pool told apart by class: work
+		// pinned to the other's class would have nodes launched here that
+		// it cannot use, round after round, up to the pool's max.
+		return false
+	}
 	return true
+}
+
+// pinnedToOtherClass reports whether a constraint of the job, one of its
+// groups or one of their tasks pins ${node.class} to a class other than
+// class.
+func pinnedToOtherClass(job *nomadapi.Job, class string) bool {
+	other := func(cs []*nomadapi.Constraint) bool {
+		for _, c := range cs {
+			if c == nil || strings.TrimSpace(c.LTarget) != "${node.class}" {
+				continue
+			}
+			switch c.Operand {
+			case "", "=", "==", "is":
+				if c.RTarget != class {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if other(job.Constraints) {
+		return true
+	}
+	for _, tg := range job.TaskGroups {
+		if tg == nil {
+			continue
+		}
+		if other(tg.Constraints) {
+			return true
+		}
+		for _, t := range tg.Tasks {
+			if t != nil && other(t.Constraints) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // waiting reports whether the pool is backing off after a failure.

@@ -367,3 +367,37 @@ func TestPoolWorkInFlightStopsWhenTheLeadersTermEnds(t *testing.T) {
 		t.Fatal("the scale-out kept running after the term ended")
 	}
 }
+
+func TestAJobPinnedToANodeClassTargetsOnlyThePoolOfThatClass(t *testing.T) {
+	pinned := func(where string, class string) *nomadapi.Job {
+		j := testJob("web", "api")
+		c := nomadapi.NewConstraint("${node.class}", "=", class)
+		switch where {
+		case "job":
+			j.Constraints = append(j.Constraints, c)
+		case "group":
+			j.TaskGroups[0].Constraints = append(j.TaskGroups[0].Constraints, c)
+		case "task":
+			j.TaskGroups[0].Tasks[0].Constraints = append(j.TaskGroups[0].Tasks[0].Constraints, c)
+		}
+		return j
+	}
+	spot := Selector{NodePool: "default", NodeClass: "spot"}
+	for _, tc := range []struct {
+		name string
+		job  *nomadapi.Job
+		sel  Selector
+		want bool
+	}{
+		{"unpinned job, class pool", testJob("web", "api"), spot, true},
+		{"pinned to the pool's class", pinned("job", "spot"), spot, true},
+		{"pinned to another class at the job", pinned("job", "ondemand"), spot, false},
+		{"pinned to another class in a group", pinned("group", "ondemand"), spot, false},
+		{"pinned to another class in a task", pinned("task", "ondemand"), spot, false},
+		{"pinned, but the pool names no class", pinned("job", "ondemand"), Selector{NodePool: "default"}, true},
+	} {
+		if got := JobTargetsPool(tc.job, tc.sel); got != tc.want {
+			t.Errorf("%s: JobTargetsPool = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
