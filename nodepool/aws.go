@@ -312,7 +312,7 @@ func (a *AWSProvider) Terminate(ctx context.Context, r TerminateRequest) error {
 	if id == "" {
 		var already bool
 		var err error
-		id, already, err = a.instanceByIP(ctx, r.Address)
+		id, already, err = a.instanceByIP(ctx, r.Address, r.DrainedSince)
 		if err != nil {
 			return fmt.Errorf("terminate node %s: %w", r.NodeID, err)
 		}
@@ -363,8 +363,10 @@ func (a *AWSProvider) Terminate(ctx context.Context, r TerminateRequest) error {
 }
 
 // instanceByIP finds the live instance with the private IP; alreadyGone reports
-// that only terminated ones have it.
-func (a *AWSProvider) instanceByIP(ctx context.Context, ip string) (id string, alreadyGone bool, err error) {
+// that only terminated ones have it, or live ones launched after since (when
+// set): the drained node's instance is gone and its IP was given to a new
+// one, which must not be terminated in its place.
+func (a *AWSProvider) instanceByIP(ctx context.Context, ip string, since time.Time) (id string, alreadyGone bool, err error) {
 	if ip == "" {
 		return "", false, fmt.Errorf("node has neither the %s attribute nor an address: %w", AWSInstanceIDAttribute, ErrInstanceNotFound)
 	}
@@ -375,9 +377,15 @@ func (a *AWSProvider) instanceByIP(ctx context.Context, ip string) (id string, a
 	}
 	var live []string
 	for _, in := range insts {
-		if !leaving(in.State) {
-			live = append(live, aws.ToString(in.InstanceId))
+		if leaving(in.State) {
+			continue
 		}
+		if !since.IsZero() && in.LaunchTime != nil && in.LaunchTime.After(since) {
+			a.logger.Info("instance with the drained node's address launched after the drain: not the node", "address", ip,
+				"instance_id", aws.ToString(in.InstanceId), "launched", *in.LaunchTime, "drain_started", since)
+			continue
+		}
+		live = append(live, aws.ToString(in.InstanceId))
 	}
 	switch {
 	case len(live) == 1:

@@ -483,3 +483,55 @@ func TestAWSProviderWithFakeGroupsReportsTheSpotNodesItLaunchedWhenTheOnDemandPa
 		t.Fatalf("err = %v, want the on-demand group's failure in it", err)
 	}
 }
+
+// fakeInstances is an EC2 API holding instances in memory (filtered by
+// private IP only).
+type fakeInstances struct{ insts []ec2types.Instance }
+
+func (f *fakeInstances) DescribeInstances(_ context.Context, in *ec2.DescribeInstancesInput, _ ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	var out []ec2types.Instance
+	for _, i := range f.insts {
+		keep := true
+		for _, fl := range in.Filters {
+			if aws.ToString(fl.Name) == "private-ip-address" && !slices.Contains(fl.Values, aws.ToString(i.PrivateIpAddress)) {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, i)
+		}
+	}
+	return &ec2.DescribeInstancesOutput{Reservations: []ec2types.Reservation{{Instances: out}}}, nil
+}
+
+// recordingGroups fails the test's expectations by recording every
+// termination; other calls panic on the nil embedded interface.
+type recordingGroups struct {
+	autoScalingAPI
+	terminated []string
+}
+
+func (r *recordingGroups) TerminateInstanceInAutoScalingGroup(_ context.Context, in *autoscaling.TerminateInstanceInAutoScalingGroupInput, _ ...func(*autoscaling.Options)) (*autoscaling.TerminateInstanceInAutoScalingGroupOutput, error) {
+	r.terminated = append(r.terminated, aws.ToString(in.InstanceId))
+	return &autoscaling.TerminateInstanceInAutoScalingGroupOutput{}, nil
+}
+
+func TestATerminationRetriedByAddressLeavesAFakeInstanceLaunchedAfterTheDrainAlone(t *testing.T) {
+	p := testPool()
+	p.Provider = ProviderSpec{Kind: ProviderAWS, AWS: &AWSSpec{Groups: map[string]AWSGroups{"small": {OnDemand: groupSmall}}}}
+	drained := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	// The drained node's instance is gone; AWS gave its private IP to an
+	// instance launched a minute after the drain began.
+	ec2c := &fakeInstances{insts: []ec2types.Instance{
+		{InstanceId: aws.String("i-old"), PrivateIpAddress: aws.String("10.0.0.5"), LaunchTime: aws.Time(drained.Add(-24 * time.Hour)),
+			State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameTerminated}},
+		{InstanceId: aws.String("i-new"), PrivateIpAddress: aws.String("10.0.0.5"), LaunchTime: aws.Time(drained.Add(time.Minute)),
+			State: &ec2types.InstanceState{Name: ec2types.InstanceStateNameRunning}},
+	}}
+	groups := &recordingGroups{}
+	pr := newAWSProvider(p, groups, ec2c, nil)
+	err := pr.Terminate(context.Background(), TerminateRequest{Pool: "web", NodeID: "n1", Address: "10.0.0.5", DrainedSince: drained})
+	if err != nil || len(groups.terminated) != 0 {
+		t.Fatalf("err %v, terminated %v; want the node taken as gone and i-new left alone", err, groups.terminated)
+	}
+}

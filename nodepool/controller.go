@@ -296,7 +296,7 @@ func (c *Controller) step(ctx context.Context, p Pool, pr Provider, st Step, now
 			return err
 		}
 		terr := pr.Terminate(ctx, TerminateRequest{Pool: p.Name, NodeID: e.NodeID, NodeName: e.NodeName,
-			InstanceType: e.InstanceType, InstanceID: e.InstanceID, Address: e.Address})
+			InstanceType: e.InstanceType, InstanceID: e.InstanceID, Address: e.Address, DrainedSince: e.DrainStarted})
 		if terr != nil {
 			e.Phase, e.Reason = PhaseFailed, "termination failed: "+terr.Error()
 			errs := []error{fmt.Errorf("terminate node %s: %w", e.NodeID, terr)}
@@ -371,7 +371,7 @@ func (c *Controller) drain(ctx context.Context, p Pool, dr DrainAction, nodes []
 	}
 	e := Entry{ID: fmt.Sprintf("%s/drain/%s/%d/%s", p.Name, dr.NodeID, now.UnixNano(), randomSuffix()), Pool: p.Name, Kind: KindDrain,
 		Phase: PhaseDraining, At: now, NodeID: dr.NodeID, NodeName: dr.NodeName, InstanceType: node.InstanceType,
-		InstanceID: node.InstanceID, Address: node.Address, Reason: dr.Reason}
+		InstanceID: node.InstanceID, Address: node.Address, DrainStarted: now, Reason: dr.Reason}
 	if err := c.append(ctx, e); err != nil {
 		return err
 	}

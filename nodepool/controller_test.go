@@ -97,6 +97,7 @@ type fakeProvider struct {
 	nomad      *fakeNomad
 	scaleOuts  []ScaleOutRequest
 	terminated []string
+	lastTerm   TerminateRequest
 	termErr    error
 }
 
@@ -114,6 +115,7 @@ func (p *fakeProvider) Terminate(_ context.Context, r TerminateRequest) error {
 		return p.termErr
 	}
 	p.terminated = append(p.terminated, r.NodeID)
+	p.lastTerm = r
 	p.nomad.remove(r.NodeID)
 	return nil
 }
@@ -717,6 +719,11 @@ func TestADrainWhoseAnswerWasLostStaysOpenAndItsNodeIsTerminatedOrReleasedAsFake
 				h.reconcile(t, p)
 				if !slices.Equal(h.provider.terminated, []string{"n00"}) {
 					t.Fatalf("terminated %v, want the drained n00", h.provider.terminated)
+				}
+				// The provider is told when the drain began, so an
+				// instance found by a reused address is not taken for it.
+				if got := h.provider.lastTerm.DrainedSince; got.IsZero() || !got.Equal(pending[0].DrainStarted) {
+					t.Fatalf("termination's DrainedSince %v, want the drain's start %v", got, pending[0].DrainStarted)
 				}
 				return
 			}

@@ -50,8 +50,11 @@ type Entry struct {
 	// terminated after it has left Nomad's view or after a restart.
 	InstanceID string `json:"instance_id,omitempty"`
 	Address    string `json:"address,omitempty"`
-	Count      int    `json:"count,omitempty"`
-	Spot       bool   `json:"spot,omitempty"`
+	// DrainStarted is when a drain began: an instance launched after it
+	// cannot be the drained node (a private IP can be reused).
+	DrainStarted time.Time `json:"drain_started,omitzero"`
+	Count        int       `json:"count,omitempty"`
+	Spot         bool      `json:"spot,omitempty"`
 	// KnownNodes are the pool's node IDs when a scale-out was requested;
 	// nodes outside it that appear later are the launched ones.
 	KnownNodes []string `json:"known_nodes,omitempty"`

@@ -53,6 +53,9 @@ type TerminateRequest struct {
 	InstanceType string
 	InstanceID   string
 	Address      string
+	// DrainedSince, when set, is when the node's drain began: a provider
+	// finding the node by Address skips instances launched after it.
+	DrainedSince time.Time
 }
 
 // Provider launches and removes the machines behind a pool. A ScaleOut
