@@ -589,7 +589,11 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	heads := map[string][]chunk.Sample{}
 	var keptLog []logRecord
 	err := d.update(func(tx *bolt.Tx) error {
-		if cut > d.heads.rawCut {
+		// A cut earlier than the last one moves it back: the clock had
+		// jumped ahead and returned. Kept ahead, it would drop every new
+		// point until real time caught up with it; what the jump's prune
+		// took is gone either way.
+		if cut != d.heads.rawCut {
 			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRawCut), binary.BigEndian.AppendUint64(nil, uint64(cut))); err != nil {
 				return fmt.Errorf("prune raw history: %w", err)
 			}
@@ -650,7 +654,7 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			}
 		}
 		rcut := rollupBefore.UnixMilli()
-		if rcut > d.heads.rollupCut {
+		if rcut != d.heads.rollupCut {
 			if err := tx.Bucket(migrations.BucketMeta).Put([]byte(keyRollupCut), binary.BigEndian.AppendUint64(nil, uint64(rcut))); err != nil {
 				return fmt.Errorf("prune rollups: %w", err)
 			}
@@ -690,8 +694,8 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 			}
 		}
 		d.heads.log = keptLog
-		d.heads.rawCut = max(d.heads.rawCut, cut)
-		d.heads.rollupCut = max(d.heads.rollupCut, rollupBefore.UnixMilli())
+		d.heads.rawCut = cut
+		d.heads.rollupCut = rollupBefore.UnixMilli()
 	}
 	if err == nil && d.heads.sums != nil {
 		for name, sum := range left {

@@ -496,3 +496,36 @@ func TestDeleteWithoutHistoryDropsOnlyTheKeysOfPoliciesWhoseHistoryRetentionHasT
 		}
 	}
 }
+
+func TestAPruneAfterTheClockCameBackFromAJumpAheadAcceptsNewPointsAgain(t *testing.T) {
+	d := openTemp(t)
+	// The clock jumped two days ahead for one prune, then came back.
+	if _, err := d.Prune(t0.Add(48*time.Hour), t0.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WritePoints([]Point{{"p/requests", t0.Add(time.Hour), 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Range("p/requests", time.Time{}, time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a point before the jumped cut was stored: %v", err)
+	}
+	if _, err := d.Prune(t0.Add(-24*time.Hour), t0.Add(-30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WritePoints([]Point{{"p/requests", t0.Add(2 * time.Hour), 2}}); err != nil {
+		t.Fatal(err)
+	}
+	// Also after a restart: the cut moved back on disk too.
+	c, err := Open(crashCopy(t, d), Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WritePoints([]Point{{"p/requests", t0.Add(3 * time.Hour), 3}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Range("p/requests", time.Time{}, time.Time{})
+	if err != nil || len(got) != 2 || got[0].V != 2 || got[1].V != 3 {
+		t.Fatalf("points after the clock came back = %v, %v; want the two written since", got, err)
+	}
+}
