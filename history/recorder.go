@@ -373,8 +373,10 @@ func (r *Recorder) Tick(ctx context.Context) error {
 		r.last[p.Series] = lastSample{t: p.T, v: p.V}
 		delete(r.failures, p.Series)
 	}
-	if len(r.failures) > len(targets) {
-		// Forget failure logs of series no longer recorded.
+	if len(r.failures) > len(targets) || len(r.last) > len(targets) {
+		// Forget the failure logs and last samples of series no longer
+		// recorded: with policies coming and going they would grow for
+		// the process's life.
 		current := make(map[string]bool, len(targets))
 		for _, tg := range targets {
 			current[tg.Series] = true
@@ -382,6 +384,11 @@ func (r *Recorder) Tick(ctx context.Context) error {
 		for s := range r.failures {
 			if !current[s] {
 				delete(r.failures, s)
+			}
+		}
+		for s := range r.last {
+			if !current[s] {
+				delete(r.last, s)
 			}
 		}
 	}

@@ -696,3 +696,39 @@ func TestTicksUnmapTheStoresPagesEveryTwoSecondsAndMaintainOnceItsRoundIsDone(t 
 		t.Fatalf("rollups after the round = %v, %v; want the first minute", rs, err)
 	}
 }
+
+func TestTheLastSampleOfASeriesNoLongerRecordedIsForgotten(t *testing.T) {
+	cs := &countingStore{DB: openDB(t)}
+	src := &scriptedSource{values: map[string]float64{"a": 1, "b": 2}}
+	var mu sync.Mutex
+	current := []Target{target("p/a", "a"), target("p/b", "b")}
+	clk := clock.NewFake(t0)
+	r, err := NewRecorder(cs, src, TargetsFunc(func() []Target {
+		mu.Lock()
+		defer mu.Unlock()
+		return current
+	}), clk, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := r.LastSample("p/b"); !ok {
+		t.Fatal("p/b has no last sample after a tick that recorded it")
+	}
+	// p/b's policy is removed.
+	mu.Lock()
+	current = []Target{target("p/a", "a")}
+	mu.Unlock()
+	clk.Advance(time.Second)
+	if err := r.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := r.LastSample("p/b"); ok {
+		t.Error("p/b's last sample is kept after its policy went")
+	}
+	if _, v, ok := r.LastSample("p/a"); !ok || v != 1 {
+		t.Errorf("p/a's last sample = %v, %v; want 1", v, ok)
+	}
+}
