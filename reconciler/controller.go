@@ -167,6 +167,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer t.Stop()
 	// Without a policy directory the poll channel stays nil: never ready.
 	var poll <-chan time.Time
+	dirGone := false
 	if c.files != nil {
 		pt := time.NewTicker(c.filePoll)
 		defer pt.Stop()
@@ -192,8 +193,16 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-poll:
 			fp, err := c.files.Fingerprint()
 			if err != nil {
-				c.log.Warn("policy dir unreadable", "dir", c.files.Dir(), "err", err)
+				// Once when it goes, not at every poll (every 2 s).
+				if !dirGone {
+					c.log.Warn("policy dir unreadable; its policies run as last read until it can be listed again", "dir", c.files.Dir(), "err", err)
+					dirGone = true
+				}
 				continue
+			}
+			if dirGone {
+				c.log.Info("policy dir readable again", "dir", c.files.Dir())
+				dirGone = false
 			}
 			if fp == seen {
 				continue

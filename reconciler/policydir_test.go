@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,49 @@ func TestAFilePolicyRefusedForAJobsPolicyIsNoLongerReportedOnceAFakeJobDropsIt(t
 	if inv := c.Invalid(); len(inv) != 0 {
 		t.Errorf("invalid = %v while the file's policy runs, want none", inv)
 	}
+}
+
+func TestAPolicyDirThatGoesIsWarnedAboutOnceNotAtEveryPoll(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "policies")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "web.hcl"), filePolicy("web", "shop", "web", ""))
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&lockedBuilder{mu: &mu, b: &logs}, nil))
+	c := testController(t, dir, nil, log)
+	c.filePoll = 10 * time.Millisecond
+	runController(t, c)
+	waitFor(t, "the first policy", func() bool { return keysOf(c.Policies()) == "default/shop/web" })
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Thirty polls or more while it is gone.
+	time.Sleep(300 * time.Millisecond)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the directory noticed again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "policy dir readable again")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "policy dir unreadable"); n != 1 {
+		t.Errorf("%d warnings about the unreadable directory, want 1:\n%s", n, logs.String())
+	}
+}
+
+// lockedBuilder is a log sink safe for the controller's goroutines.
+type lockedBuilder struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
