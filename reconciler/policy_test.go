@@ -367,3 +367,18 @@ func TestANegativeCooldownIsRefused(t *testing.T) {
 		t.Fatalf("cooldown -5m accepted: policy cooldown %s, scale-down hold %s", p.Cooldown, p.ScaleDownCooldown(0))
 	}
 }
+
+func TestAClusterPolicyWithTheNomadscalerTargetIsRefusedWithAReasonAndAnotherAutoscalersIsNotOurs(t *testing.T) {
+	ours := seedPolicy()
+	ours.Type = "cluster"
+	_, err := ParsePolicy(ours, Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err == nil || errors.Is(err, ErrNotOurs) || !strings.Contains(err.Error(), `"horizontal"`) {
+		t.Fatalf("a cluster policy with our target: %v, want a reason naming type horizontal", err)
+	}
+	theirs := scalingPolicy(map[string]map[string]any{"cpu": {"source": "nomad-apm", "query": "avg_cpu_percent"}}, nil, nil)
+	theirs.Type = "cluster"
+	theirs.Policy["target"] = []any{map[string]any{"aws-asg": []any{map[string]any{"aws_asg_name": "clients"}}}}
+	if _, err := ParsePolicy(theirs, Defaults{CacheSize: 10, ForecastHorizon: 60}); !errors.Is(err, ErrNotOurs) {
+		t.Fatalf("another autoscaler's cluster policy: %v, want ErrNotOurs", err)
+	}
+}
