@@ -49,8 +49,16 @@ func ReadCSV(r io.Reader, needY bool) (*Table, error) {
 	yCol := -1
 	t := &Table{}
 	var exogCols []int
+	seen := map[string]bool{}
 	for i, h := range header {
 		h = strings.TrimSpace(h)
+		if seen[h] {
+			// Two columns of one name: one of them would be dropped (y) or
+			// read in the other's place (a regressor matched by name in
+			// the future file).
+			return nil, fmt.Errorf("1: column %q appears twice in header %q", h, strings.Join(header, ","))
+		}
+		seen[h] = true
 		if h == "y" {
 			yCol = i
 			continue

@@ -388,3 +388,14 @@ func TestFitIgnoresUnusableWarmStarts(t *testing.T) {
 		}
 	}
 }
+
+func TestACSVHeaderNamingAColumnTwiceIsRefused(t *testing.T) {
+	for _, in := range []string{"y,y\n1,2\n", "y,x,x\n1,2,3\n", "y, x,x \n1,2,3\n"} {
+		if _, err := ReadCSV(strings.NewReader(in), true); err == nil || !strings.Contains(err.Error(), "appears twice") {
+			t.Errorf("%q: err %v, want the repeated column named", in, err)
+		}
+	}
+	if _, err := ReadCSV(strings.NewReader("y,x,z\n1,2,3\n"), true); err != nil {
+		t.Errorf("distinct columns: %v", err)
+	}
+}

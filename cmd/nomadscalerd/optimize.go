@@ -27,7 +27,7 @@ func optimizeCommand() *cli.Command {
 			&cli.Float64Flag{Name: "capacity", Value: optimize.DefaultCapacityPerReplica, Usage: "demand one replica covers"},
 			&cli.IntFlag{Name: "startup-delay", Usage: "seconds from requesting a replica to it serving"},
 			&cli.StringFlag{Name: "solver", Value: "highs", Usage: "highs (with fallbacks) or dp"},
-			&cli.DurationFlag{Name: "time-limit", Value: 10 * time.Second, Usage: "HiGHS time limit"},
+			&cli.DurationFlag{Name: "time-limit", Value: 10 * time.Second, Usage: "HiGHS time limit per solve (0 or less: none)"},
 			&cli.Float64Flag{Name: "cpu-mhz", Usage: "CPU allocated to one replica"},
 			&cli.Float64Flag{Name: "memory-mib", Usage: "memory allocated to one replica"},
 			&cli.Float64Flag{Name: "price-per-mhz-second", Usage: "CPU price; with no prices a replica costs 1 per second"},
