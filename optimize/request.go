@@ -55,42 +55,43 @@ type Response struct {
 // and missing replica counts, and fills CacheSize when absent (marking it
 // CacheSizeAbsent). It does not validate the values.
 func DecodeRequest(r io.Reader) (Request, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return Request{}, fmt.Errorf("decode request: %w", err)
-	}
-	req := Request{CacheSize: DefaultCacheSize}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return Request{}, fmt.Errorf("decode request: %w", err)
-	}
-	if dec.More() {
-		return Request{}, errors.New("decode request: trailing data after the JSON object")
-	}
-	// Read the counts again as pointers, to tell an absent field from one
-	// given as 0. The seed's body makes only cache_size optional: a
-	// missing count would otherwise plan as 0 (max_replicas 0 is a plan
-	// of zeros, current_replicas 0 a plan ramping up from nothing).
-	var given struct {
+	// The counts are read as pointers, in one pass, to tell an absent field
+	// from one given as 0: the outer fields take their JSON names from
+	// the embedded Request's. The seed's body makes only cache_size
+	// optional: a missing count would otherwise plan as 0 (max_replicas 0
+	// is a plan of zeros, current_replicas 0 a plan ramping up from
+	// nothing).
+	var body struct {
+		Request
 		CurrentReplicas *int `json:"current_replicas"`
 		MinReplicas     *int `json:"min_replicas"`
 		MaxReplicas     *int `json:"max_replicas"`
 		CacheSize       *int `json:"cache_size"`
 	}
-	if err := json.Unmarshal(data, &given); err != nil {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
 		return Request{}, fmt.Errorf("decode request: %w", err)
 	}
+	if dec.More() {
+		return Request{}, errors.New("decode request: trailing data after the JSON object")
+	}
+	req := body.Request
 	for _, f := range []struct {
 		name string
 		v    *int
-	}{{"current_replicas", given.CurrentReplicas}, {"min_replicas", given.MinReplicas}, {"max_replicas", given.MaxReplicas}} {
+		to   *int
+	}{{"current_replicas", body.CurrentReplicas, &req.CurrentReplicas}, {"min_replicas", body.MinReplicas, &req.MinReplicas}, {"max_replicas", body.MaxReplicas, &req.MaxReplicas}} {
 		if f.v == nil {
 			return Request{}, fmt.Errorf("decode request: %s is required (only cache_size may be left out)", f.name)
 		}
+		*f.to = *f.v
 	}
-	// An absent or null cache_size left DefaultCacheSize in req.
-	req.CacheSizeAbsent = given.CacheSize == nil
+	// An absent or null cache_size is DefaultCacheSize.
+	req.CacheSize, req.CacheSizeAbsent = DefaultCacheSize, body.CacheSize == nil
+	if body.CacheSize != nil {
+		req.CacheSize = *body.CacheSize
+	}
 	return req, nil
 }
 

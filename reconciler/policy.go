@@ -260,9 +260,10 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 		Enabled: sp.Enabled == nil || *sp.Enabled, EvaluationInterval: DefaultEvaluationInterval, Cooldown: DefaultCooldown,
 	}
 	p.Key = PolicyKey(p.Namespace, p.Job, p.Group)
+	otherType := sp.Type != "" && sp.Type != "horizontal"
 	targets, err := namedBlocks(sp.Policy, "target")
 	if err != nil {
-		if sp.Type != "" && sp.Type != "horizontal" {
+		if otherType {
 			return p, ErrNotOurs // another autoscaler's kind of policy
 		}
 		return p, err
@@ -276,7 +277,7 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 	if tbody == nil {
 		return p, ErrNotOurs
 	}
-	if sp.Type != "" && sp.Type != "horizontal" {
+	if otherType {
 		// Ours, but of a kind nomadscalerd does not scale: skipped
 		// silently, the operator would wait for scaling that never comes.
 		return p, fmt.Errorf("type %q: the nomadscaler target scales task groups (type \"horizontal\"); node pools are scaled from the daemon's pool blocks", sp.Type)

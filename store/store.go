@@ -305,24 +305,31 @@ func (d *DB) DeleteKey(bucket []byte, key string) error {
 // It reads only the prefix's keys.
 func (d *DB) DeletePrefixed(bucket []byte, prefix string, drop func(value []byte) bool) (int, error) {
 	deleted := 0
-	err := d.update(func(tx *bolt.Tx) error {
-		var doomed [][]byte
-		c := tx.Bucket(bucket).Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
-			if drop(v) {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-		}
-		// Deleting behind a cursor skips keys in bbolt: collect, then delete.
-		for _, k := range doomed {
-			if err := tx.Bucket(bucket).Delete(k); err != nil {
-				return err
-			}
-		}
-		deleted = len(doomed)
-		return nil
+	err := d.update(func(tx *bolt.Tx) (err error) {
+		deleted, err = deletePrefixedTx(tx, bucket, prefix, func(_, v []byte) bool { return drop(v) })
+		return err
 	})
 	return deleted, err
+}
+
+// deletePrefixedTx deletes, in tx, the keys of bucket that start with
+// prefix and that drop (given the key and its value) says to, and returns
+// how many.
+func deletePrefixedTx(tx *bolt.Tx, bucket []byte, prefix string, drop func(key, value []byte) bool) (int, error) {
+	var doomed [][]byte
+	c := tx.Bucket(bucket).Cursor()
+	for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, v = c.Next() {
+		if drop(k, v) {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+	}
+	// Deleting behind a cursor skips keys in bbolt: collect, then delete.
+	for _, k := range doomed {
+		if err := tx.Bucket(bucket).Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(doomed), nil
 }
 
 // Keys lists the keys of a JSON bucket in byte order.
@@ -389,7 +396,7 @@ func (d *DB) DeleteWithoutHistory(bucket []byte, prefix string) (int, error) {
 	defer d.hmu.Unlock()
 	open := slices.Sorted(maps.Keys(d.heads.series))
 	deleted := 0
-	err := d.update(func(tx *bolt.Tx) error {
+	err := d.update(func(tx *bolt.Tx) (err error) {
 		hasHistory := func(policy string) bool {
 			p := SeriesName(policy, "")
 			if i, _ := slices.BinarySearch(open, p); i < len(open) && strings.HasPrefix(open[i], p) {
@@ -402,21 +409,8 @@ func (d *DB) DeleteWithoutHistory(bucket []byte, prefix string) (int, error) {
 			}
 			return false
 		}
-		var doomed [][]byte
-		c := tx.Bucket(bucket).Cursor()
-		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
-			if !hasHistory(string(k[len(prefix):])) {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-		}
-		// Deleting behind a cursor skips keys in bbolt: collect, then delete.
-		for _, k := range doomed {
-			if err := tx.Bucket(bucket).Delete(k); err != nil {
-				return err
-			}
-		}
-		deleted = len(doomed)
-		return nil
+		deleted, err = deletePrefixedTx(tx, bucket, prefix, func(k, _ []byte) bool { return !hasHistory(string(k[len(prefix):])) })
+		return err
 	})
 	return deleted, err
 }
