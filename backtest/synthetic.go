@@ -251,10 +251,22 @@ const SyntheticPrefix = "synthetic:"
 // "synthetic:KIND[:DAYS[:SEED]]", a Synthetic trace of KIND, DAYS days long
 // (a decimal number; default 7), drawn with SEED (default 1).
 func LoadTrace(spec string) ([]float64, error) {
+	out, _, err := LoadTraceInfo(spec)
+	return out, err
+}
+
+// LoadTraceInfo is LoadTrace that also says how a file's timed rows were
+// laid onto seconds (nil for a synthetic trace or one count a line).
+func LoadTraceInfo(spec string) ([]float64, *RowsInfo, error) {
 	rest, ok := strings.CutPrefix(spec, SyntheticPrefix)
 	if !ok {
-		return ReadTraceFile(spec)
+		return ReadTraceFileInfo(spec)
 	}
+	out, err := loadSynthetic(spec, rest)
+	return out, nil, err
+}
+
+func loadSynthetic(spec, rest string) ([]float64, error) {
 	parts := strings.Split(rest, ":")
 	if len(parts) > 3 || parts[0] == "" {
 		return nil, fmt.Errorf("trace %q: want %sKIND[:DAYS[:SEED]] with KIND one of %s", spec, SyntheticPrefix, strings.Join(SyntheticKinds, ", "))

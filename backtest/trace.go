@@ -6,73 +6,122 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ErrTraceFormat is returned for a line with several fields: a trace holds
-// one count a line.
-var ErrTraceFormat = errors.New("not a one-count-a-line trace")
+// ErrTraceFormat is returned for a trace that is neither one count a line
+// nor timed rows (TIME,COUNT), or that mixes the two.
+var ErrTraceFormat = errors.New("not a request-count trace")
 
 // ReadTraceFile reads a request-rate trace from path; see ReadTrace.
 func ReadTraceFile(path string) ([]float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open trace: %w", err)
-	}
-	defer f.Close()
-	return ReadTrace(f)
+	out, _, err := ReadTraceFileInfo(path)
+	return out, err
 }
 
-// ReadTrace reads one non-negative number per line (requests in that
-// second). The input may be gzip-compressed: it is detected by its magic
-// bytes, not by a file name, so a renamed file still reads. Blank lines are
-// skipped.
+// ReadTraceFileInfo is ReadTraceFile that also says how timed rows were
+// laid onto seconds (nil for a trace of one count a line).
+func ReadTraceFileInfo(path string) ([]float64, *RowsInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open trace: %w", err)
+	}
+	defer f.Close()
+	return ReadTraceInfo(f)
+}
+
+// ReadTrace reads a trace in either of two forms, told apart by its first
+// line that is not a header:
+//   - one non-negative number a line: the requests in that second;
+//   - timed rows, TIME,COUNT (comma, semicolon, tab or space separated;
+//     see ParseRowTime for the times): each row counts the requests of
+//     the step to the next row's time, and is laid onto seconds (see
+//     TimedRows.PerSecond).
+//
+// One header line is skipped. The input may be gzip-compressed: it is
+// detected by its magic bytes, not by a file name, so a renamed file still
+// reads. Blank lines are skipped; any other line that does not read is an
+// error naming it.
 func ReadTrace(r io.Reader) ([]float64, error) {
+	out, _, err := ReadTraceInfo(r)
+	return out, err
+}
+
+// ReadTraceInfo is ReadTrace that also says how timed rows were laid onto
+// seconds (nil for a trace of one count a line).
+func ReadTraceInfo(r io.Reader) ([]float64, *RowsInfo, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, err := br.Peek(2)
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read trace: %w", err)
+		return nil, nil, fmt.Errorf("read trace: %w", err)
 	}
 	var src io.Reader = br
 	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("open gzip trace: %w", err)
+			return nil, nil, fmt.Errorf("open gzip trace: %w", err)
 		}
 		defer zr.Close()
 		src = zr
 	}
 	sc := bufio.NewScanner(src)
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
-	var out []float64
-	line := 0
+	var (
+		out  []float64
+		rows *TimedRows
+		line int
+		// header: the first line may be one; decided: the form is known.
+		header, decided = true, false
+	)
 	for sc.Scan() {
 		line++
 		s := strings.TrimSpace(sc.Text())
 		if s == "" {
 			continue
 		}
+		if !decided {
+			if header && IsHeader(s) {
+				header = false
+				continue
+			}
+			decided = true
+			if _, _, ok := splitRow(s); ok {
+				rows = &TimedRows{}
+			}
+		}
+		if rows != nil {
+			if err := rows.Add(s); err != nil {
+				return nil, nil, fmt.Errorf("trace line %d: %w (a trace of timed rows is TIME,COUNT throughout): %w", line, err, ErrTraceFormat)
+			}
+			continue
+		}
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			if strings.ContainsAny(s, ", \t;") {
-				// A CSV of times and counts, or a header: say what the
-				// format is and how to get it, not only what failed.
-				return nil, fmt.Errorf("trace line %d: %q: a trace is one request count a line, one line a second (convert TIME,COUNT rows with scripts/trace-convert): %w", line, s, ErrTraceFormat)
+			if _, _, ok := splitRow(s); ok {
+				return nil, nil, fmt.Errorf("trace line %d: %q: the lines before held one count each, this one several fields: %w", line, s, ErrTraceFormat)
 			}
-			return nil, fmt.Errorf("trace line %d: %w", line, err)
+			return nil, nil, fmt.Errorf("trace line %d: %w", line, err)
 		}
-		if v < 0 || v != v {
-			return nil, fmt.Errorf("trace line %d: %q is not a non-negative number", line, s)
+		if v < 0 || v != v || math.IsInf(v, 0) {
+			return nil, nil, fmt.Errorf("trace line %d: %q is not a non-negative number", line, s)
 		}
 		out = append(out, v)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read trace: %w", err)
+		return nil, nil, fmt.Errorf("read trace: %w", err)
 	}
-	return out, nil
+	if rows == nil {
+		return out, nil, nil
+	}
+	perSecond, info, err := rows.PerSecond()
+	if err != nil {
+		return nil, nil, fmt.Errorf("trace: %w", err)
+	}
+	return perSecond, &info, nil
 }
 
 // Demand turns a raw trace into the demand the simulator replays: seconds

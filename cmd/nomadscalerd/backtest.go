@@ -109,9 +109,15 @@ func runBacktest(c *cli.Context) error {
 		return fmt.Errorf("--history: %w", err)
 	}
 
-	trace, err := backtest.LoadTrace(c.String("trace"))
+	trace, rows, err := backtest.LoadTraceInfo(c.String("trace"))
 	if err != nil {
 		return err
+	}
+	if rows != nil {
+		// Say how the rows became seconds: a step or a span read wrong
+		// shows here before a replay of the wrong traffic.
+		fmt.Fprintf(c.App.ErrWriter, "trace: %d rows of %d s each, %s to %s, %d missing (counted as 0), laid onto %d seconds (second 0 is %s)\n",
+			rows.Rows, rows.Step, rows.First.Format(time.RFC3339), rows.End.Format(time.RFC3339), rows.MissingRows, len(trace), rows.First.Format(time.RFC3339))
 	}
 	replay, err := backtest.NewReplay(trace, start, duration, c.Float64("scale"), c.Int("rate-window"), prior)
 	if err != nil {

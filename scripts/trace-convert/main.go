@@ -4,8 +4,12 @@
 //	go run ./scripts/trace-convert -in counts.csv -from '1998-06-22 00:00' -to '1998-06-29 00:00' \
 //	    -out backtest/testdata/traces/NAME-per-second.txt.gz
 //
-// The input is CSV lines "TIME,COUNT[,...]" with TIME as "2006-01-02 15:04",
-// "2006-01-02 15:04:05", RFC 3339 or whole unix seconds; each row counts the requests of -step seconds
+// The backtest reads such rows as they are (backtest.ReadTrace); this
+// command makes a file of seconds to keep, or one cut to [-from, -to).
+//
+// The input is CSV lines "TIME,COUNT[,...]" with TIME as the backtest
+// reads it (backtest.ParseRowTime: unix seconds, "2006-01-02 15:04[:05]",
+// RFC 3339, ...); each row counts the requests of -step seconds
 // from TIME (default 60: per-minute counts). Other columns are ignored; a
 // header line or any line whose first two fields do not parse is skipped
 // and counted. Rows for the same time are summed (a minute split across two
@@ -28,6 +32,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 )
 
 const (
@@ -137,21 +143,10 @@ func parseCount(s string) (int64, bool) {
 	return int64(f), true
 }
 
-// parseTime reads a row's time: "2006-01-02 15:04[:05]", RFC 3339, or
-// whole unix seconds (as many per-second exports write it).
-func parseTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC(), nil
-	}
-	if t, err := time.Parse(secondLayout, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
-	}
-	return time.Parse(minuteLayout, s)
-}
+// parseTime reads a row's time as the backtest reads a timed trace's
+// (backtest.ParseRowTime), so a file converted here and the same file
+// given to the backtest as it is lay the same seconds.
+func parseTime(s string) (time.Time, error) { return backtest.ParseRowTime(s) }
 
 func span(counts map[bucket]int64) (lo, hi time.Time) {
 	first := true

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/backtest"
 )
 
 func TestRowTimesReadInEveryLayoutAsTheSameSecond(t *testing.T) {
@@ -39,5 +41,27 @@ func TestCountsWrittenAsWholeFloatsAreReadAndFractionalOnesSkipped(t *testing.T)
 	first := time.Date(2014, 4, 10, 0, 4, 0, 0, time.UTC)
 	if skipped != 2 || len(counts) != 2 || counts[bucket{first, 300}] != 94 {
 		t.Fatalf("counts %v, skipped %d; want 94 and 3 read, 2.5 and -1 skipped", counts, skipped)
+	}
+}
+
+func TestAConvertedFileAndTheSameRowsGivenToTheBacktestLayTheSameSeconds(t *testing.T) {
+	rows := "minute,count\n2014-04-10 00:00:00,94.0\n2014-04-10 00:01:00,7\n2014-04-10 00:03:00,61\n"
+	counts, _, err := readCounts(strings.NewReader(rows), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := span(counts)
+	converted := spread(counts, lo, hi)
+	direct, err := backtest.ReadTrace(strings.NewReader(rows))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(direct) != len(converted) {
+		t.Fatalf("backtest read %d seconds, the conversion wrote %d", len(direct), len(converted))
+	}
+	for i := range direct {
+		if direct[i] != float64(converted[i]) {
+			t.Fatalf("second %d: backtest %v, conversion %d", i, direct[i], converted[i])
+		}
 	}
 }
