@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,5 +117,66 @@ func TestACheckWithoutASourceReadsNomadAPMAsNomadAutoscalerDoes(t *testing.T) {
     }`))
 	if p.Checks[0].Source != "nomad-apm" {
 		t.Errorf("source %q, want nomad-apm", p.Checks[0].Source)
+	}
+}
+
+// fileScaling is a policy file of one scaling block for default/shop/web
+// whose scaling block (before its policy) holds head and whose policy
+// body holds body.
+func fileScaling(head, body string) string {
+	return `scaling "web" {
+` + head + `
+  policy {
+` + body + `
+    check "cpu" {
+      source = "nomad-apm"
+      query  = "avg_cpu"
+      strategy "target-value" {
+        target = 70
+      }
+    }
+    target "nomadscaler" {
+      job   = "shop"
+      group = "web"
+    }
+  }
+}
+`
+}
+
+// parsedFile parses src as a policy file of one scaling block and checks
+// it as the daemon does, returning the daemon's verdict.
+func parsedFile(t *testing.T, src string) (Policy, error) {
+	t.Helper()
+	fps := ParseScalingFile([]byte(src), "web.hcl")
+	if len(fps) != 1 {
+		t.Fatalf("got %d entries, want 1", len(fps))
+	}
+	if fps[0].Err != nil {
+		return Policy{}, fps[0].Err
+	}
+	return ParsePolicy(fps[0].Policy, Defaults{CacheSize: 10, ForecastHorizon: 60})
+}
+
+func TestAFilePolicyWithoutEnabledIsDisabledAsNomadAutoscalerReadsIt(t *testing.T) {
+	// nomad-autoscaler decodes a file's enabled as an optional bool
+	// (false when unwritten) and skips a disabled file policy.
+	p, err := parsedFile(t, fileScaling(`  min = 1
+  max = 10`, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Enabled {
+		t.Error("a file policy without enabled runs; nomad-autoscaler leaves it disabled")
+	}
+	// The target's enabled still decides for nomadscalerd.
+	p, err = parsedFile(t, strings.Replace(fileScaling(`  min = 1
+  max = 10`, ""), `group = "web"`, `group = "web"
+      enabled = true`, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Enabled {
+		t.Error("target enabled = true did not enable a file policy without a scaling enabled")
 	}
 }

@@ -160,6 +160,14 @@ func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy,
 	if err := fillScalingPolicy(sp, m, false); err != nil {
 		return nil, err
 	}
+	if sp.Enabled == nil {
+		// nomad-autoscaler decodes a file's enabled as an optional bool and
+		// skips a file policy that is not enabled (sdk/policy.go:222,
+		// policy/file/source.go:153): unwritten, it is off. A job's
+		// scaling block is another matter: Nomad fills in true.
+		off := false
+		sp.Enabled = &off
+	}
 	targets, err := namedBlocks(sp.Policy, "target")
 	if err != nil {
 		return nil, err
