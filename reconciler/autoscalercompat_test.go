@@ -180,3 +180,29 @@ func TestAFilePolicyWithoutEnabledIsDisabledAsNomadAutoscalerReadsIt(t *testing.
 		t.Error("target enabled = true did not enable a file policy without a scaling enabled")
 	}
 }
+
+func TestAFilePolicyOfTypeClusterOrOfNoTypeScalesTheGroupItsTargetNames(t *testing.T) {
+	// In a file nomad-autoscaler takes a missing type as "cluster"; the
+	// type picks only its evaluation queue, the target what is scaled.
+	for _, typ := range []string{"", `type = "cluster"`, `type = "horizontal"`} {
+		p, err := parsedFile(t, fileScaling(`  enabled = true
+  min = 1
+  max = 10
+  `+typ, ""))
+		if err != nil {
+			t.Errorf("%q: %v", typ, err)
+			continue
+		}
+		if p.Key != "default/shop/web" || !p.Enabled {
+			t.Errorf("%q: key %s enabled %v, want default/shop/web enabled", typ, p.Key, p.Enabled)
+		}
+	}
+	// A type no queue of nomad-autoscaler reads is refused, naming it.
+	_, err := parsedFile(t, fileScaling(`  enabled = true
+  min = 1
+  max = 10
+  type = "horizonal"`, ""))
+	if err == nil || !strings.Contains(err.Error(), `type "horizonal"`) {
+		t.Errorf("type horizonal: %v, want a reason naming the type", err)
+	}
+}

@@ -183,9 +183,16 @@ func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy,
 		job, _ := t.body["job"].(string)
 		group, _ := t.body["group"].(string)
 		if job == "" || group == "" {
-			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\")", TargetName)
+			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\"); node pools are scaled from the daemon's pool blocks", TargetName)
 		}
 		sp.Target = map[string]string{"Namespace": ns, "Job": job, "Group": group}
+		if sp.Type == "cluster" {
+			// In a file nomad-autoscaler reads a missing type as "cluster"
+			// (policy/file/parse.go:40), and the type picks only which of
+			// its worker queues evaluates the policy (policyeval/broker.go:136):
+			// the target scales what it names, here a task group.
+			sp.Type = "horizontal"
+		}
 	}
 	return sp, nil
 }
