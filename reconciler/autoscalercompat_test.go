@@ -206,3 +206,27 @@ func TestAFilePolicyOfTypeClusterOrOfNoTypeScalesTheGroupItsTargetNames(t *testi
 		t.Errorf("type horizonal: %v, want a reason naming the type", err)
 	}
 }
+
+func TestAnEvaluationIntervalOfZeroIsNomadAutoscalersDefaultOfTenSeconds(t *testing.T) {
+	for _, v := range []string{`"0s"`, `"0"`, `0`} {
+		p, err := parsedFile(t, fileWith(`    evaluation_interval = `+v+`
+    check "requests" {
+      query = "avg_cpu"
+    }`))
+		if err != nil {
+			t.Errorf("evaluation_interval = %s refused: %v", v, err)
+			continue
+		}
+		if p.EvaluationInterval != 10*time.Second {
+			t.Errorf("evaluation_interval = %s: %s, want 10s", v, p.EvaluationInterval)
+		}
+	}
+	// nomad-autoscaler's ticker panics on a negative one: refused, named.
+	_, err := parsedFile(t, fileWith(`    evaluation_interval = "-5s"
+    check "requests" {
+      query = "avg_cpu"
+    }`))
+	if err == nil || !strings.Contains(err.Error(), "evaluation_interval") {
+		t.Errorf("evaluation_interval -5s: %v, want a reason naming evaluation_interval", err)
+	}
+}

@@ -317,8 +317,15 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 			return p, fmt.Errorf("policy: unknown key %q", k)
 		}
 	}
-	if p.EvaluationInterval <= 0 {
-		return p, errors.New("evaluation_interval must be positive")
+	switch {
+	case p.EvaluationInterval == 0:
+		// nomad-autoscaler replaces 0 by its default_evaluation_interval,
+		// 10s (policy/policy.go:45, agent/config/config.go:377).
+		p.EvaluationInterval = DefaultEvaluationInterval
+	case p.EvaluationInterval < 0:
+		// nomad-autoscaler's handler would panic on it (time.NewTicker,
+		// policy/handler.go:75); here it is refused.
+		return p, fmt.Errorf("evaluation_interval %s is negative", p.EvaluationInterval)
 	}
 	if p.Cooldown < 0 {
 		return p, errors.New("cooldown must not be negative")
