@@ -230,3 +230,21 @@ func TestAnEvaluationIntervalOfZeroIsNomadAutoscalersDefaultOfTenSeconds(t *test
 		t.Errorf("evaluation_interval -5s: %v, want a reason naming evaluation_interval", err)
 	}
 }
+
+func TestACooldownOfZeroIsTheUnwrittenDefaultAsInNomadAutoscaler(t *testing.T) {
+	// nomad-autoscaler replaces a cooldown of 0 by its default: 0 is no
+	// "no hold", it is "unwritten".
+	p, err := parsedFile(t, fileWith(`    cooldown = "0s"
+    check "requests" {
+      query = "avg_cpu"
+    }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.CooldownSet || p.Cooldown != DefaultCooldown {
+		t.Errorf("cooldown %s written %v, want the unwritten default %s", p.Cooldown, p.CooldownSet, DefaultCooldown)
+	}
+	if got := p.ScaleDownCooldown(8 * time.Second); got != 8*time.Second {
+		t.Errorf("scale-down hold %s with replicas back in 8s, want 8s", got)
+	}
+}

@@ -305,6 +305,12 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 				return p, err
 			}
 			p.CooldownSet = true
+			if p.Cooldown == 0 {
+				// nomad-autoscaler replaces a cooldown of 0 by its default
+				// (policy/policy.go:37-39): 0 means unwritten, not "no
+				// hold", so it takes nomadscalerd's unwritten default.
+				p.Cooldown, p.CooldownSet = DefaultCooldown, false
+			}
 		case "cooldown_on_scale_up":
 			// nomad-autoscaler's hold after a scale-up: accepted (and
 			// checked as it checks it), ignored, since nomadscalerd never
