@@ -248,3 +248,32 @@ func TestACooldownOfZeroIsTheUnwrittenDefaultAsInNomadAutoscaler(t *testing.T) {
 		t.Errorf("scale-down hold %s with replicas back in 8s, want 8s", got)
 	}
 }
+
+func TestAStrategyKeyTargetValueDoesNotReadIsIgnoredAsNomadAutoscalerIgnoresIt(t *testing.T) {
+	p, err := parsedFile(t, fileWith(`
+    check "cpu" {
+      query = "avg_cpu"
+      strategy "target-value" {
+        target = 70
+        note   = "kept for the dashboard"
+      }
+    }`))
+	if err != nil {
+		t.Fatalf("a strategy with a key target-value does not read was refused: %v", err)
+	}
+	if p.Target.CapacityPerReplica != 70 {
+		t.Errorf("capacity %v, want 70", p.Target.CapacityPerReplica)
+	}
+	// The step limits target-value does read still cannot be planned.
+	_, err = parsedFile(t, fileWith(`
+    check "cpu" {
+      query = "avg_cpu"
+      strategy "target-value" {
+        target       = 70
+        max_scale_up = 3
+      }
+    }`))
+	if err == nil || !strings.Contains(err.Error(), "max_scale_up") {
+		t.Errorf("max_scale_up in the strategy: %v, want a reason naming it", err)
+	}
+}

@@ -512,6 +512,15 @@ func parseStrategy(body map[string]any, ch *Check) error {
 		return nil
 	}
 	for _, k := range sortedKeys(b.body) {
+		switch k {
+		case "target", "threshold":
+		case "max_scale_up", "max_scale_down":
+			return fmt.Errorf("strategy %q: %s limits the step of one evaluation, which a plan does not take; set max_scale_up and max_scale_down in the target block, per second", b.name, k)
+		default:
+			// target-value reads no other key (its plugin.go:25-28), so
+			// nomad-autoscaler runs a policy that has one: so do we.
+			continue
+		}
 		v := b.body[k]
 		f, ok := v.(float64)
 		if str, isStr := v.(string); isStr {
@@ -523,8 +532,6 @@ func parseStrategy(body map[string]any, ch *Check) error {
 			ok = err == nil
 		}
 		switch {
-		case k != "target" && k != "threshold":
-			return fmt.Errorf("strategy %q: unknown key %q (max_scale_up and max_scale_down belong in the target block, per second)", b.name, k)
 		case !ok:
 			return fmt.Errorf("strategy %q: %s must be a number, got %v", b.name, k, v)
 		case k == "target":
