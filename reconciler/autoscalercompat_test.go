@@ -277,3 +277,39 @@ func TestAStrategyKeyTargetValueDoesNotReadIsIgnoredAsNomadAutoscalerIgnoresIt(t
 		t.Errorf("max_scale_up in the strategy: %v, want a reason naming it", err)
 	}
 }
+
+func TestATargetNamingItsGroupWithTheNomadTargetsKeysIsRead(t *testing.T) {
+	// nomad-autoscaler's Nomad target names a group with Namespace, Job and
+	// Group; the seed's plugin reads them before namespace, job and group.
+	src := strings.Replace(fileWith(`
+    check "cpu" {
+      query = "avg_cpu"
+    }`), `job   = "shop"
+      group = "web"`, `Namespace = "prod"
+      Job       = "shop"
+      Group     = "web"`, 1)
+	p, err := parsedFile(t, src)
+	if err != nil {
+		t.Fatalf("Namespace, Job and Group refused: %v", err)
+	}
+	if p.Key != "prod/shop/web" {
+		t.Errorf("key %s, want prod/shop/web", p.Key)
+	}
+	// Two spellings naming two groups cannot both be meant.
+	src = strings.Replace(fileWith(`
+    check "cpu" {
+      query = "avg_cpu"
+    }`), `group = "web"`, `group = "web"
+      Group = "api"`, 1)
+	if _, err := parsedFile(t, src); err == nil || !strings.Contains(err.Error(), "Group") {
+		t.Errorf("group web and Group api: %v, want a reason naming Group", err)
+	}
+	// In a job's policy they must name the job's own group, as the
+	// lower-case keys must.
+	sp := seedPolicy()
+	delete(targetBody(sp), "job")
+	targetBody(sp)["Job"] = "api"
+	if _, err := ParsePolicy(sp, Defaults{CacheSize: 10, ForecastHorizon: 60}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("a job's policy with Job naming another job: %v, want a mismatch", err)
+	}
+}

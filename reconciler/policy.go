@@ -440,8 +440,9 @@ type targetIdentity struct {
 	enabled               *bool
 }
 
-// splitTargetIdentity takes namespace, job, group, optimizer_url and
-// enabled out of a target body, returning the rest.
+// splitTargetIdentity takes namespace, job, group (or, as nomad-autoscaler's
+// Nomad target writes them, Namespace, Job, Group: sdk/target.go:59-67),
+// optimizer_url and enabled out of a target body, returning the rest.
 func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, error) {
 	var id targetIdentity
 	rest := make(map[string]any, len(body))
@@ -449,11 +450,11 @@ func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, e
 		v := body[k]
 		var dst *string
 		switch k {
-		case "namespace":
+		case "namespace", "Namespace":
 			dst = &id.namespace
-		case "job":
+		case "job", "Job":
 			dst = &id.job
-		case "group":
+		case "group", "Group":
 			dst = &id.group
 		case "optimizer_url":
 			dst = &id.optimizerURL
@@ -472,9 +473,33 @@ func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, e
 		if !ok || str == "" {
 			return nil, id, fmt.Errorf("%s must be a non-empty string, got %v", k, v)
 		}
+		if *dst != "" && *dst != str {
+			// Both spellings, naming two groups: the seed's plugin would
+			// scale the one the capitalised key names; which was meant
+			// cannot be told.
+			return nil, id, fmt.Errorf("%s %q and %s %q name different groups; keep one", upperFirst(k), *dst, k, str)
+		}
 		*dst = str
 	}
 	return rest, id, nil
+}
+
+// targetName is what a target body says for key (namespace, job or group):
+// the Nomad target's spelling (Namespace, Job, Group), which the seed's
+// plugin reads first, else the seed's own.
+func targetName(body map[string]any, key string) string {
+	if s, ok := body[upperFirst(key)].(string); ok && s != "" {
+		return s
+	}
+	s, _ := body[key].(string)
+	return s
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // matches checks the target's namespace, job and group against the group

@@ -176,12 +176,11 @@ func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy,
 		if t.name != TargetName {
 			continue
 		}
-		ns, _ := t.body["namespace"].(string)
+		ns := targetName(t.body, "namespace")
 		if ns == "" {
 			ns = "default"
 		}
-		job, _ := t.body["job"].(string)
-		group, _ := t.body["group"].(string)
+		job, group := targetName(t.body, "job"), targetName(t.body, "group")
 		if job == "" || group == "" {
 			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\"); node pools are scaled from the daemon's pool blocks", TargetName)
 		}

@@ -148,7 +148,7 @@ func fileTarget(m map[string]any, bare bool) (ns, job, group string) {
 			continue
 		}
 		for key, dst := range map[string]*string{"namespace": &ns, "job": &job, "group": &group} {
-			if s, ok := t.body[key].(string); ok && s != "" {
+			if s := targetName(t.body, key); s != "" {
 				*dst = s
 			}
 		}
