@@ -313,3 +313,12 @@ func TestATargetNamingItsGroupWithTheNomadTargetsKeysIsRead(t *testing.T) {
 		t.Errorf("a job's policy with Job naming another job: %v, want a mismatch", err)
 	}
 }
+
+func TestAMinOrMaxThatIsNoWholeNumberIsRefusedNotTruncated(t *testing.T) {
+	for _, head := range []string{"  enabled = true\n  min = 1.5\n  max = 10", "  enabled = true\n  min = 1\n  max = 9.9"} {
+		_, err := parsedFile(t, fileScaling(head, ""))
+		if err == nil || !strings.Contains(err.Error(), "whole number") {
+			t.Errorf("%q: %v, want a refusal asking for a whole number", head, err)
+		}
+	}
+}
