@@ -322,3 +322,19 @@ func TestAMinOrMaxThatIsNoWholeNumberIsRefusedNotTruncated(t *testing.T) {
 		}
 	}
 }
+
+func TestTwoScalingBlocksOfOneNameInAFileAreBothRefused(t *testing.T) {
+	// nomad-autoscaler keys a file's policies by name: of two blocks of one
+	// name it runs the last and drops the first without a word.
+	src := fileScaling("  enabled = true\n  min = 1\n  max = 10", "") +
+		strings.Replace(fileScaling("  enabled = true\n  min = 1\n  max = 10", ""), `group = "web"`, `group = "api"`, 1)
+	fps := ParseScalingFile([]byte(src), "web.hcl")
+	if len(fps) != 2 {
+		t.Fatalf("got %d entries, want 2", len(fps))
+	}
+	for _, fp := range fps {
+		if fp.Err == nil || !strings.Contains(fp.Err.Error(), `scaling "web"`) {
+			t.Errorf("%s: %v, want a refusal naming scaling \"web\"", fp.Where(), fp.Err)
+		}
+	}
+}

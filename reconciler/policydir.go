@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -144,8 +145,28 @@ func ParseScalingFile(src []byte, filename string) []FilePolicy {
 		fp.Policy, fp.Err = fileScalingPolicy(blk.Body, fp.Name)
 		out = append(out, fp)
 	}
+	refuseRepeatedNames(out)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
+}
+
+// refuseRepeatedNames refuses every scaling block of a file whose name
+// another block of the file has: nomad-autoscaler keys a file's policies
+// by name and keeps the last (policy/file/parse.go:27), dropping the
+// others without a word, so no one reading would know which was meant.
+func refuseRepeatedNames(fps []FilePolicy) {
+	lines := map[string][]string{}
+	for _, fp := range fps {
+		if fp.Name != "" { // only scaling blocks are named
+			lines[fp.Name] = append(lines[fp.Name], strconv.Itoa(fp.Line))
+		}
+	}
+	for i, fp := range fps {
+		if at := lines[fp.Name]; fp.Name != "" && len(at) > 1 {
+			fps[i].Policy = nil
+			fps[i].Err = fmt.Errorf("scaling %q is declared %d times in this file (lines %s); nomad-autoscaler would run only the last: name each once", fp.Name, len(at), strings.Join(at, ", "))
+		}
+	}
 }
 
 // fileScalingPolicy is one scaling block of a policy file in Nomad's API
