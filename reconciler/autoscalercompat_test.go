@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -336,5 +337,56 @@ func TestTwoScalingBlocksOfOneNameInAFileAreBothRefused(t *testing.T) {
 		if fp.Err == nil || !strings.Contains(fp.Err.Error(), `scaling "web"`) {
 			t.Errorf("%s: %v, want a refusal naming scaling \"web\"", fp.Where(), fp.Err)
 		}
+	}
+}
+
+func TestAJSONPolicyFileIsReadAsNomadAutoscalerReadsIt(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "web.json"), `{
+  "scaling": {
+    "web": {
+      "enabled": true,
+      "min": 1,
+      "max": 10,
+      "policy": {
+        "evaluation_interval": "5s",
+        "check": {
+          "cpu": {
+            "source": "nomad-apm",
+            "query": "avg_cpu-allocated",
+            "strategy": {"target-value": {"target": "70"}}
+          }
+        },
+        "target": {
+          "nomadscaler": {"job": "shop", "group": "web", "seasonality": ["24h"]}
+        }
+      }
+    }
+  }
+}`)
+	writeFile(t, filepath.Join(dir, "z-broken.json"), `{"scaling": `)
+	d, err := NewPolicyDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, err := d.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fps) != 2 {
+		t.Fatalf("entries %+v, want two", fps)
+	}
+	if fps[0].Err != nil || fps[0].Where() != filepath.Join(dir, "web.json")+":3" {
+		t.Fatalf("web.json: %s %v", fps[0].Where(), fps[0].Err)
+	}
+	p, err := ParsePolicy(fps[0].Policy, Defaults{CacheSize: 10, ForecastHorizon: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Key != "default/shop/web" || !p.Enabled || p.Max != 10 || p.EvaluationInterval != 5*time.Second || p.Target.CapacityPerReplica != 70 || len(p.Target.Seasonality) != 1 {
+		t.Errorf("read %+v", p)
+	}
+	if fps[1].Err == nil || fps[1].File != filepath.Join(dir, "z-broken.json") {
+		t.Errorf("a JSON file that does not parse: %s %v, want it reported", fps[1].Where(), fps[1].Err)
 	}
 }
