@@ -283,7 +283,9 @@ type JobPolicySource interface {
 func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	valid := map[string]Policy{}
 	invalid := map[string]string{}
-	disabled := map[string]bool{}
+	// disabled says where each disabled policy is written, to log it
+	// once when it becomes disabled.
+	disabled := map[string]string{}
 	// from says where each group's policy came from, so that a second
 	// policy for a group is refused naming the first.
 	from := map[string]string{}
@@ -295,7 +297,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 		case err != nil:
 			invalid[p.Key] = err.Error()
 		case !p.Enabled:
-			disabled[p.Key] = true
+			disabled[p.Key] = "job " + p.Job
 		case c.owner != nil && !c.owner.Owns(p.Key):
 			// another replica's shard
 		default:
@@ -340,7 +342,7 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 			invalid[where], fileEntries[where] = fmt.Sprintf("group %s already has a policy, in %s; one policy per group", p.Key, from[p.Key]), true
 			continue
 		case !p.Enabled:
-			disabled[p.Key] = true
+			disabled[p.Key] = where
 		case c.owner != nil && !c.owner.Owns(p.Key):
 			// another replica's shard
 		default:
@@ -365,6 +367,14 @@ func (c *Controller) apply(list []*nomadapi.ScalingPolicy, scope string) {
 	for key := range c.invalid {
 		if _, ok := invalid[key]; !ok && (strings.HasPrefix(key, scope) || scope == "" || inScope[key]) {
 			delete(c.invalid, key)
+		}
+	}
+	for _, key := range sortedKeys(anyMap(disabled)) {
+		// Said once, when it becomes so: a policy file's enabled defaults
+		// to false (as nomad-autoscaler's), so a file written without it
+		// would otherwise just never run.
+		if !c.disabled[key] {
+			c.log.Info("scaling policy disabled, not run", "policy", key, "in", disabled[key])
 		}
 	}
 	for key := range c.disabled {

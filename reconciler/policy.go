@@ -305,6 +305,12 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 				return p, err
 			}
 			p.CooldownSet = true
+			if p.Cooldown == 0 {
+				// nomad-autoscaler replaces a cooldown of 0 by its default
+				// (policy/policy.go:37-39): 0 means unwritten, not "no
+				// hold", so it takes nomadscalerd's unwritten default.
+				p.Cooldown, p.CooldownSet = DefaultCooldown, false
+			}
 		case "cooldown_on_scale_up":
 			// nomad-autoscaler's hold after a scale-up: accepted (and
 			// checked as it checks it), ignored, since nomadscalerd never
@@ -317,8 +323,15 @@ func ParsePolicy(sp *nomadapi.ScalingPolicy, d Defaults) (Policy, error) {
 			return p, fmt.Errorf("policy: unknown key %q", k)
 		}
 	}
-	if p.EvaluationInterval <= 0 {
-		return p, errors.New("evaluation_interval must be positive")
+	switch {
+	case p.EvaluationInterval == 0:
+		// nomad-autoscaler replaces 0 by its default_evaluation_interval,
+		// 10s (policy/policy.go:45, agent/config/config.go:377).
+		p.EvaluationInterval = DefaultEvaluationInterval
+	case p.EvaluationInterval < 0:
+		// nomad-autoscaler's handler would panic on it (time.NewTicker,
+		// policy/handler.go:75); here it is refused.
+		return p, fmt.Errorf("evaluation_interval %s is negative", p.EvaluationInterval)
 	}
 	if p.Cooldown < 0 {
 		return p, errors.New("cooldown must not be negative")
@@ -427,8 +440,9 @@ type targetIdentity struct {
 	enabled               *bool
 }
 
-// splitTargetIdentity takes namespace, job, group, optimizer_url and
-// enabled out of a target body, returning the rest.
+// splitTargetIdentity takes namespace, job, group (or, as nomad-autoscaler's
+// Nomad target writes them, Namespace, Job, Group: sdk/target.go:59-67),
+// optimizer_url and enabled out of a target body, returning the rest.
 func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, error) {
 	var id targetIdentity
 	rest := make(map[string]any, len(body))
@@ -436,11 +450,11 @@ func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, e
 		v := body[k]
 		var dst *string
 		switch k {
-		case "namespace":
+		case "namespace", "Namespace":
 			dst = &id.namespace
-		case "job":
+		case "job", "Job":
 			dst = &id.job
-		case "group":
+		case "group", "Group":
 			dst = &id.group
 		case "optimizer_url":
 			dst = &id.optimizerURL
@@ -459,9 +473,33 @@ func splitTargetIdentity(body map[string]any) (map[string]any, targetIdentity, e
 		if !ok || str == "" {
 			return nil, id, fmt.Errorf("%s must be a non-empty string, got %v", k, v)
 		}
+		if *dst != "" && *dst != str {
+			// Both spellings, naming two groups: the seed's plugin would
+			// scale the one the capitalised key names; which was meant
+			// cannot be told.
+			return nil, id, fmt.Errorf("%s %q and %s %q name different groups; keep one", upperFirst(k), *dst, k, str)
+		}
 		*dst = str
 	}
 	return rest, id, nil
+}
+
+// targetName is what a target body says for key (namespace, job or group):
+// the Nomad target's spelling (Namespace, Job, Group), which the seed's
+// plugin reads first, else the seed's own.
+func targetName(body map[string]any, key string) string {
+	if s, ok := body[upperFirst(key)].(string); ok && s != "" {
+		return s
+	}
+	s, _ := body[key].(string)
+	return s
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // matches checks the target's namespace, job and group against the group
@@ -499,6 +537,15 @@ func parseStrategy(body map[string]any, ch *Check) error {
 		return nil
 	}
 	for _, k := range sortedKeys(b.body) {
+		switch k {
+		case "target", "threshold":
+		case "max_scale_up", "max_scale_down":
+			return fmt.Errorf("strategy %q: %s limits the step of one evaluation, which a plan does not take; set max_scale_up and max_scale_down in the target block, per second", b.name, k)
+		default:
+			// target-value reads no other key (its plugin.go:25-28), so
+			// nomad-autoscaler runs a policy that has one: so do we.
+			continue
+		}
 		v := b.body[k]
 		f, ok := v.(float64)
 		if str, isStr := v.(string); isStr {
@@ -510,8 +557,6 @@ func parseStrategy(body map[string]any, ch *Check) error {
 			ok = err == nil
 		}
 		switch {
-		case k != "target" && k != "threshold":
-			return fmt.Errorf("strategy %q: unknown key %q (max_scale_up and max_scale_down belong in the target block, per second)", b.name, k)
 		case !ok:
 			return fmt.Errorf("strategy %q: %s must be a number, got %v", b.name, k, v)
 		case k == "target":

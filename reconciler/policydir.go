@@ -3,13 +3,17 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	hcljson "github.com/hashicorp/hcl/v2/json"
 	nomadapi "github.com/hashicorp/nomad/api"
 )
 
@@ -109,13 +113,13 @@ func (d *PolicyDir) List() ([]FilePolicy, error) {
 	var out []FilePolicy
 	for _, e := range files {
 		path := filepath.Join(d.dir, e.Name())
-		if filepath.Ext(path) == ".json" {
-			out = append(out, FilePolicy{File: path, Err: errors.New("JSON policy files are not read; write the policy in HCL")})
-			continue
-		}
 		src, err := os.ReadFile(path)
 		if err != nil {
 			out = append(out, FilePolicy{File: path, Err: err})
+			continue
+		}
+		if filepath.Ext(path) == ".json" {
+			out = append(out, ParseScalingFileJSON(src, path)...)
 			continue
 		}
 		out = append(out, ParseScalingFile(src, path)...)
@@ -144,21 +148,156 @@ func ParseScalingFile(src []byte, filename string) []FilePolicy {
 		fp.Policy, fp.Err = fileScalingPolicy(blk.Body, fp.Name)
 		out = append(out, fp)
 	}
+	refuseRepeatedNames(out)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
 }
 
+// refuseRepeatedNames refuses every scaling block of a file whose name
+// another block of the file has: nomad-autoscaler keys a file's policies
+// by name and keeps the last (policy/file/parse.go:27), dropping the
+// others without a word, so no one reading would know which was meant.
+func refuseRepeatedNames(fps []FilePolicy) {
+	lines := map[string][]string{}
+	for _, fp := range fps {
+		if fp.Name != "" { // only scaling blocks are named
+			lines[fp.Name] = append(lines[fp.Name], strconv.Itoa(fp.Line))
+		}
+	}
+	for i, fp := range fps {
+		if at := lines[fp.Name]; fp.Name != "" && len(at) > 1 {
+			fps[i].Policy = nil
+			fps[i].Err = fmt.Errorf("scaling %q is declared %d times in this file (lines %s); nomad-autoscaler would run only the last: name each once", fp.Name, len(at), strings.Join(at, ", "))
+		}
+	}
+}
+
+// ParseScalingFileJSON is ParseScalingFile for a file in HCL's JSON
+// syntax: nomad-autoscaler reads a policy_dir's .json files so
+// (policy/file/source.go:127, hclsimple picks the syntax by extension).
+func ParseScalingFileJSON(src []byte, filename string) []FilePolicy {
+	f, diags := hcljson.Parse(src, filename)
+	if diags.HasErrors() {
+		return []FilePolicy{{File: filename, Err: errors.New(firstError(diags))}}
+	}
+	content, rest, diags := f.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "scaling", LabelNames: []string{"name"}}}})
+	if diags.HasErrors() {
+		return []FilePolicy{{File: filename, Err: errors.New(firstError(diags))}}
+	}
+	var out []FilePolicy
+	attrs, diags := rest.JustAttributes()
+	if diags.HasErrors() {
+		out = append(out, FilePolicy{File: filename, Err: errors.New(firstError(diags))})
+	}
+	for _, a := range attrs {
+		out = append(out, FilePolicy{File: filename, Line: a.Range.Start.Line, Err: fmt.Errorf("unexpected attribute %q: a policy file holds scaling blocks", a.Name)})
+	}
+	for _, blk := range content.Blocks {
+		fp := FilePolicy{File: filename, Line: blk.DefRange.Start.Line, Name: blk.Labels[0]}
+		m, err := schemaBodyMap(blk.Body, scalingBlocks)
+		if err == nil {
+			fp.Policy, err = fileScalingPolicyMap(m, fp.Name)
+		}
+		fp.Err = err
+		out = append(out, fp)
+	}
+	refuseRepeatedNames(out)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// blockKind is what a block type holds, for syntaxes (JSON) that cannot
+// tell a block from an attribute without being told.
+type blockKind struct {
+	labelled bool
+	inner    map[string]blockKind
+}
+
+// scalingBlocks are the blocks a scaling block of a policy file may hold,
+// and theirs.
+var scalingBlocks = map[string]blockKind{
+	"policy": {inner: map[string]blockKind{
+		"check":  {labelled: true, inner: map[string]blockKind{"strategy": {labelled: true}}},
+		"target": {labelled: true, inner: map[string]blockKind{"event": {labelled: true}}},
+	}},
+}
+
+// schemaBodyMap is bodyMap for any HCL syntax, told which names are
+// blocks: a JSON object under any other name is an unsupported value.
+func schemaBodyMap(b hcl.Body, kinds map[string]blockKind) (map[string]any, error) {
+	schema := &hcl.BodySchema{}
+	for _, name := range slices.Sorted(maps.Keys(kinds)) {
+		h := hcl.BlockHeaderSchema{Type: name}
+		if kinds[name].labelled {
+			h.LabelNames = []string{"name"}
+		}
+		schema.Blocks = append(schema.Blocks, h)
+	}
+	content, rest, diags := b.PartialContent(schema)
+	if diags.HasErrors() {
+		return nil, errors.New(firstError(diags))
+	}
+	attrs, diags := rest.JustAttributes()
+	if diags.HasErrors() {
+		return nil, errors.New(firstError(diags))
+	}
+	m := map[string]any{}
+	names := slices.Sorted(maps.Keys(attrs))
+	sort.SliceStable(names, func(i, j int) bool { // in file order: the same error every time
+		return attrs[names[i]].Range.Start.Line < attrs[names[j]].Range.Start.Line
+	})
+	for _, name := range names {
+		attr := attrs[name]
+		v, diags := attr.Expr.Value(nil)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("line %d: %s: only literal values are read here: %s", attr.Range.Start.Line, name, diags.Errs()[0])
+		}
+		g, err := ctyValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %s: %w", attr.Range.Start.Line, name, err)
+		}
+		m[name] = g
+	}
+	for _, blk := range content.Blocks {
+		inner, err := schemaBodyMap(blk.Body, kinds[blk.Type].inner)
+		if err != nil {
+			return nil, err
+		}
+		list, _ := m[blk.Type].([]any)
+		if len(blk.Labels) > 0 {
+			list = append(list, map[string]any{blk.Labels[0]: []any{inner}})
+		} else {
+			list = append(list, inner)
+		}
+		m[blk.Type] = list
+	}
+	return m, nil
+}
+
 // fileScalingPolicy is one scaling block of a policy file in Nomad's API
-// form. The target block must name the group: outside a job nothing else
-// does.
+// form.
 func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy, error) {
 	m, err := bodyMap(b)
 	if err != nil {
 		return nil, err
 	}
+	return fileScalingPolicyMap(m, name)
+}
+
+// fileScalingPolicyMap is fileScalingPolicy on the block's body as read.
+// The target block must name the group: outside a job nothing else does.
+func fileScalingPolicyMap(m map[string]any, name string) (*nomadapi.ScalingPolicy, error) {
 	sp := &nomadapi.ScalingPolicy{ID: "file:" + name, Type: "horizontal", Target: map[string]string{}}
 	if err := fillScalingPolicy(sp, m, false); err != nil {
 		return nil, err
+	}
+	if sp.Enabled == nil {
+		// nomad-autoscaler decodes a file's enabled as an optional bool and
+		// skips a file policy that is not enabled (sdk/policy.go:222,
+		// policy/file/source.go:153): unwritten, it is off. A job's
+		// scaling block is another matter: Nomad fills in true.
+		off := false
+		sp.Enabled = &off
 	}
 	targets, err := namedBlocks(sp.Policy, "target")
 	if err != nil {
@@ -168,16 +307,22 @@ func fileScalingPolicy(b *hclsyntax.Body, name string) (*nomadapi.ScalingPolicy,
 		if t.name != TargetName {
 			continue
 		}
-		ns, _ := t.body["namespace"].(string)
+		ns := targetName(t.body, "namespace")
 		if ns == "" {
 			ns = "default"
 		}
-		job, _ := t.body["job"].(string)
-		group, _ := t.body["group"].(string)
+		job, group := targetName(t.body, "job"), targetName(t.body, "group")
 		if job == "" || group == "" {
-			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\")", TargetName)
+			return nil, fmt.Errorf("target %q: a policy file must name the group with job and group (and namespace, default \"default\"); node pools are scaled from the daemon's pool blocks", TargetName)
 		}
 		sp.Target = map[string]string{"Namespace": ns, "Job": job, "Group": group}
+		if sp.Type == "cluster" {
+			// In a file nomad-autoscaler reads a missing type as "cluster"
+			// (policy/file/parse.go:40), and the type picks only which of
+			// its worker queues evaluates the policy (policyeval/broker.go:136):
+			// the target scales what it names, here a task group.
+			sp.Type = "horizontal"
+		}
 	}
 	return sp, nil
 }

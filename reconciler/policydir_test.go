@@ -86,7 +86,7 @@ func TestPolicyFilesRunBesideJobPoliciesAndMalformedOnesAreReportedAndSkipped(t 
 	writeFile(t, filepath.Join(dir, "c-taken.hcl"), filePolicy("again", "shop", "web", ""))
 	writeFile(t, filepath.Join(dir, "d-job-owned.hcl"), filePolicy("owned", "billing", "worker", ""))
 	writeFile(t, filepath.Join(dir, "e-other.hcl"), strings.Replace(filePolicy("theirs", "shop", "cart", ""), `target "nomadscaler"`, `target "nomad-target"`, 1))
-	writeFile(t, filepath.Join(dir, "f.json"), `{}`)
+	writeFile(t, filepath.Join(dir, "f.json"), `{"scaling": `)
 	writeFile(t, filepath.Join(dir, "notes.txt"), `not a policy`)
 	job := seedPolicy()
 	job.Target = map[string]string{"Namespace": "default", "Job": "billing", "Group": "worker"}
@@ -119,7 +119,7 @@ func TestPolicyFilesRunBesideJobPoliciesAndMalformedOnesAreReportedAndSkipped(t 
 		filepath.Join(dir, "b-broken.hcl"):           "b-broken.hcl:1,",
 		filepath.Join(dir, "c-taken.hcl") + ":1":     "group default/shop/web already has a policy, in " + filepath.Join(dir, "a-web.hcl") + ":1",
 		filepath.Join(dir, "d-job-owned.hcl") + ":1": "group default/billing/worker already has a policy, in job billing",
-		filepath.Join(dir, "f.json"):                 "JSON policy files are not read",
+		filepath.Join(dir, "f.json"):                 "f.json:1,",
 	}
 	if len(first) != len(want) {
 		t.Errorf("invalid = %v, want %d entries", first, len(want))

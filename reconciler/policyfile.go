@@ -3,6 +3,7 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/hashicorp/hcl/v2"
@@ -148,7 +149,7 @@ func fileTarget(m map[string]any, bare bool) (ns, job, group string) {
 			continue
 		}
 		for key, dst := range map[string]*string{"namespace": &ns, "job": &job, "group": &group} {
-			if s, ok := t.body[key].(string); ok && s != "" {
+			if s := targetName(t.body, key); s != "" {
 				*dst = s
 			}
 		}
@@ -165,8 +166,12 @@ func fillScalingPolicy(sp *nomadapi.ScalingPolicy, m map[string]any, bare bool) 
 			switch k {
 			case "min", "max":
 				f, ok := v.(float64)
-				if !ok {
-					return fmt.Errorf("scaling: %s must be a number", k)
+				// nomad-autoscaler decodes min and max as int64s
+				// (sdk/policy.go:224-225), refusing 1.5 where int64()
+				// would silently make it 1; past 2^31 no count means
+				// anything.
+				if !ok || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
+					return fmt.Errorf("scaling: %s must be a whole number, got %v", k, v)
 				}
 				n := int64(f)
 				if k == "min" {

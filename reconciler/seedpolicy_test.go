@@ -68,7 +68,7 @@ func TestATargetNamingAnotherGroupOrAStrategyThatCannotBePlannedIsAClearError(t 
 		}, "target must be a positive number"},
 		{"a per-evaluation step limit", func(sp *nomadapi.ScalingPolicy) {
 			checkBody(sp, "cpu")["strategy"] = []any{map[string]any{"target-value": []any{map[string]any{"target": 70.0, "max_scale_up": 2.0}}}}
-		}, `unknown key "max_scale_up"`},
+		}, `"target-value": max_scale_up limits the step of one evaluation`},
 		{"two capacities", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["capacity_per_replica"] = 10.0 }, "both set the capacity"},
 		{"two demands", func(sp *nomadapi.ScalingPolicy) {
 			sp.Policy["check"] = append(sp.Policy["check"].([]any), map[string]any{"requests": []any{map[string]any{"source": "nomad-apm", "query": "sum_cpu_mhz"}}})
