@@ -336,10 +336,9 @@ type heartbeats struct {
 	// and the others would count this replica dead.
 	beat uint64
 	// wrote is when the last write that succeeded was sent, wroteShards
-	// what it said and index the ModifyIndex Nomad gave it.
+	// what it said.
 	wrote       time.Time
 	wroteShards string
-	index       uint64
 }
 
 // seenVar is what this replica has seen of another replica's variable.
@@ -453,14 +452,10 @@ func (h *heartbeats) write(ctx context.Context, held []bool) error {
 	}
 	h.beat++
 	items := nomadapi.VariableItems{heartbeatShardsItem: shards, "beat": strconv.FormatUint(h.beat, 10)}
-	out, _, err := h.vars.Update(&nomadapi.Variable{Path: h.self, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx))
-	if err != nil {
+	if _, _, err := h.vars.Update(&nomadapi.Variable{Path: h.self, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("write heartbeat %s: %w", h.self, err)
 	}
 	h.wrote, h.wroteShards = now, shards
-	if out != nil {
-		h.index = out.ModifyIndex
-	}
 	return nil
 }
 
@@ -492,14 +487,16 @@ func (h *heartbeats) remove(ctx context.Context, path string) {
 }
 
 // leave removes this replica's heartbeat on a clean stop, so the others
-// stop counting it at once instead of after the lock TTL.
+// stop counting it at once instead of after the lock TTL. Unchecked: a
+// write cut off by the stop may have reached Nomad after all, with an
+// index this replica never learnt, and no one else writes this variable.
 func (h *heartbeats) leave(ctx context.Context) {
-	if h.index == 0 {
+	if h.beat == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if _, err := h.vars.CheckedDelete(h.self, h.index, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+	if _, err := h.vars.Delete(h.self, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		h.log.Debug("removing this replica's heartbeat", "path", h.self, "err", err)
 	}
 }
