@@ -2,7 +2,8 @@
 // whose methods satisfy the small interfaces the reconciler and the node-pool
 // controller declare, the event-stream watcher that feeds them, the
 // in-memory cluster state the watcher keeps current, and leader election
-// and shard assignment through Nomad variable locks.
+// and shard assignment through Nomad variable locks, with the heartbeat
+// variables through which shard replicas see each other.
 package nomad
 
 import (

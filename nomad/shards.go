@@ -2,7 +2,6 @@ package nomad
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -20,10 +19,18 @@ import (
 // ShardLockPrefix prefixes the Nomad variables whose locks assign shards.
 const ShardLockPrefix = "nomadscalerd/shard/"
 
-// ReplicaLockPrefix prefixes the Nomad variables whose locks say which
-// replicas are alive: each replica holds the lock of its own, so Nomad
-// drops a dead replica from the count when its lock runs out.
-const ReplicaLockPrefix = "nomadscalerd/replica/"
+// HeartbeatPrefix prefixes the Nomad variables through which replicas see
+// each other: each replica rewrites its own (a plain write, no lock) every
+// quarter of the lock TTL with the shards it holds. Nomad shows variable
+// locks to management tokens only, but any token that may list variables
+// sees every variable's ModifyIndex, so a heartbeat whose index keeps
+// changing is a live replica whatever the token.
+const HeartbeatPrefix = "nomadscalerd/heartbeat/"
+
+// legacyReplicaPrefix prefixes the variables whose locks counted replicas
+// before heartbeats did: they are only removed now (Nomad refuses to delete
+// one still locked by a replica of an older version).
+const legacyReplicaPrefix = "nomadscalerd/replica/"
 
 // ShardOf is the shard of a policy key among n: a stable hash, so every
 // replica agrees without talking to the others.
@@ -129,19 +136,22 @@ type shardLock interface {
 	StepDown()
 }
 
-// shardView is what Nomad says about the shard and replica locks.
+// shardView is what one replica knows of the others.
 type shardView struct {
 	// replicas counts the live replicas other than this one.
 	replicas int
-	// owned says, per shard, whether some replica holds its lock.
+	// owned says, per shard, whether another replica holds it.
 	owned []bool
 }
 
-// balancer runs Balance once a period against Nomad's view of the locks.
+// balancer runs Balance once a period against a view of the other
+// replicas.
 type balancer struct {
-	n        int
-	locks    []shardLock
-	view     func(ctx context.Context) (shardView, error)
+	n     int
+	locks []shardLock
+	// view looks at the other replicas; held, the shards this replica
+	// holds, is what it tells them.
+	view     func(ctx context.Context, held []bool) (shardView, error)
 	clk      clock.Clock
 	period   time.Duration
 	grace    time.Duration
@@ -167,9 +177,13 @@ func (b *balancer) run(ctx context.Context) {
 	}
 }
 
-// step reads the locks once and acts on Balance's decision.
+// step looks at the other replicas once and acts on Balance's decision.
 func (b *balancer) step(ctx context.Context) {
-	v, err := b.view(ctx)
+	held := make([]bool, b.n)
+	for s, l := range b.locks {
+		held[s] = l.IsLeader()
+	}
+	v, err := b.view(ctx, held)
 	if err != nil {
 		// Without a view, balance gives way to availability: every
 		// elector asks for its lock, as before there was balancing. The
@@ -178,7 +192,7 @@ func (b *balancer) step(ctx context.Context) {
 		if ctx.Err() == nil {
 			if now := b.clk.Now(); b.warned.IsZero() || now.Sub(b.warned) >= time.Minute {
 				b.warned = now
-				b.log.Warn("reading shard locks failed; competing for every shard", "err", err)
+				b.log.Warn("looking at the other replicas failed; competing for every shard", "err", err)
 			}
 			for _, l := range b.locks {
 				l.SetCompete(true)
@@ -187,14 +201,13 @@ func (b *balancer) step(ctx context.Context) {
 		return
 	}
 	now := b.clk.Now()
-	in := BalanceInput{Shards: b.n, Replicas: v.replicas + 1, Held: make([]bool, b.n), Unowned: map[int]time.Duration{},
+	in := BalanceInput{Shards: b.n, Replicas: v.replicas + 1, Held: held, Unowned: map[int]time.Duration{},
 		SinceMove: now.Sub(b.lastMove), Grace: b.grace, Cooldown: b.cooldown}
 	if b.lastMove.IsZero() {
 		in.SinceMove = b.cooldown
 	}
-	for s, l := range b.locks {
-		in.Held[s] = l.IsLeader()
-		if in.Held[s] || (s < len(v.owned) && v.owned[s]) {
+	for s := range b.locks {
+		if held[s] || (s < len(v.owned) && v.owned[s]) {
 			delete(b.unownedSince, s)
 			continue
 		}
@@ -220,23 +233,26 @@ func (b *balancer) step(ctx context.Context) {
 // Shards splits policies between replicas: shard i is held by whichever
 // replica holds the lock of the Nomad variable nomadscalerd/shard/i, and a
 // replica reconciles and records only the policies of the shards it
-// holds. Each replica also holds the lock of its own variable under
-// nomadscalerd/replica/, so every replica can count the live ones; one
-// holding more than its fair share gives the excess away (Balance). A
-// replica that stops releases its locks; one that dies loses them after
-// the lock TTL; either way the others take them over.
+// holds. The lock is what keeps a shard on one replica. The replicas see
+// each other through heartbeat variables (heartbeats), not through the
+// locks, which Nomad shows to management tokens only: each counts the live
+// replicas and the shards they hold, and one holding more than its fair
+// share gives the excess away (Balance). A replica that stops releases its
+// locks and removes its heartbeat; one that dies loses its locks after the
+// lock TTL and stops being counted when its heartbeat stops changing;
+// either way the others take its shards over.
 type Shards struct {
-	n        int
-	leaders  []*Leader
-	presence *Leader
-	bal      *balancer
-	api      *nomadapi.Client
-	self     string
-	log      *slog.Logger
+	n       int
+	leaders []*Leader
+	hb      *heartbeats
+	bal     *balancer
+	log     *slog.Logger
 }
 
-// balancePeriod is how often a replica reads the locks and rebalances:
-// one list request to Nomad.
+// balancePeriod is how often a replica looks at the others and
+// rebalances: one list request to Nomad, plus a read of each heartbeat
+// that changed and, every quarter of the lock TTL or when its shards
+// change, a write of its own.
 const balancePeriod = time.Second
 
 // NewShards builds n shard electors for the replica named replica;
@@ -246,7 +262,10 @@ func NewShards(c *Client, n int, replica string, ttl time.Duration, onChange fun
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Shards{n: n, api: c.api, self: ReplicaLockPrefix + replicaPath(replica), log: log}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	s := &Shards{n: n, log: log}
 	for i := range n {
 		s.leaders = append(s.leaders, NewLeaderAt(c, fmt.Sprintf("%s%d", ShardLockPrefix, i), ttl, clk, func(bool) {
 			if onChange != nil {
@@ -254,18 +273,23 @@ func NewShards(c *Client, n int, replica string, ttl time.Duration, onChange fun
 			}
 		}, log))
 	}
-	s.presence = NewLeaderAt(c, s.self, ttl, clk, nil, log)
-	ttl = s.presence.ttl
+	ttl = NomadLockTTL(ttl)
 	locks := make([]shardLock, n)
 	for i, l := range s.leaders {
-		// Nothing is asked for until the first look at the locks.
+		// Nothing is asked for until the first look at the others.
 		l.SetCompete(false)
 		locks[i] = l
 	}
+	// A heartbeat every quarter of the TTL, and a replica counted dead
+	// once it has missed about four: it is then dropped from the count
+	// well before Nomad frees its locks (twice the TTL plus the lock
+	// delay), so the survivors are already asking for its shards.
+	s.hb = &heartbeats{vars: c.api.Variables(), n: n, self: HeartbeatPrefix + replicaPath(replica), clk: clk,
+		every: ttl / 4, deadAfter: ttl, log: log, seen: map[string]*seenVar{}}
 	// Grace and the poll bound how long a shard stays unowned: a quarter
 	// of the TTL plus two periods. Cooldown a TTL: a shard given away and
 	// taken back is not given away again within one.
-	s.bal = &balancer{n: n, locks: locks, view: s.view, clk: clk, period: balancePeriod, grace: ttl / 4, cooldown: ttl,
+	s.bal = &balancer{n: n, locks: locks, view: s.hb.view, clk: clk, period: balancePeriod, grace: ttl / 4, cooldown: ttl,
 		log: log, unownedSince: map[int]time.Time{}}
 	return s
 }
@@ -281,73 +305,212 @@ func replicaPath(name string) string {
 			b[i] = '-'
 		}
 	}
-	return string(b[:min(len(b), 128-len(ReplicaLockPrefix))])
+	return string(b[:min(len(b), 128-len(HeartbeatPrefix))])
 }
 
-// ErrLocksHidden is the balancer's view failing because Nomad hides
-// variable locks from the token: it lists them with no lock to any token
-// but a management one (Variables.List in nomad/variables_endpoint.go,
-// v1.10.0), so every replica would look dead and every shard unowned.
-var ErrLocksHidden = errors.New("the Nomad token cannot see variable locks (Nomad shows them to management tokens only): shards are not spread over replicas")
+// heartbeats is one replica's side of the heartbeat variables: it keeps its
+// own changing and judges the others' by what it has seen of them. Nomad
+// lists every variable's ModifyIndex to any token that may list it, so
+// this works without a management token. Liveness is judged on this
+// replica's clock alone, so it needs no agreement between the clocks of
+// replicas and servers: a heartbeat is live while this replica has seen
+// its ModifyIndex change within deadAfter (one seen for the first time
+// counts as just changed).
+//
+// Only the balancer's goroutine uses it, and Run's way out after that.
+type heartbeats struct {
+	vars      *nomadapi.Variables
+	n         int
+	self      string
+	clk       clock.Clock
+	every     time.Duration
+	deadAfter time.Duration
+	log       *slog.Logger
 
-// view lists the locks under nomadscalerd/ in one request.
-func (s *Shards) view(ctx context.Context) (shardView, error) {
-	vars, _, err := s.api.Variables().PrefixList("nomadscalerd/", (&nomadapi.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return shardView{}, fmt.Errorf("list shard and replica locks: %w", err)
+	// seen holds the other replicas' heartbeats, and variables left by
+	// earlier versions, as last listed.
+	seen map[string]*seenVar
+	// beat numbers this replica's writes so that each changes the
+	// variable: Nomad keeps the index of a write that changes nothing
+	// (varSetTxn, nomad/state/state_store_variables.go:231 in v1.10.0),
+	// and the others would count this replica dead.
+	beat uint64
+	// wrote is when the last write that succeeded was sent, wroteShards
+	// what it said.
+	wrote       time.Time
+	wroteShards string
+}
+
+// seenVar is what this replica has seen of another replica's variable.
+type seenVar struct {
+	index uint64
+	// changed is when, on this replica's clock, index was first listed.
+	changed time.Time
+	// readAt is the index whose items were read into shards (0: unread);
+	// gone says the read found nothing (deleted since it was listed).
+	readAt uint64
+	shards []int
+	gone   bool
+	// tried says a delete was sent at index: it is not sent again unless
+	// the variable changes.
+	tried bool
+}
+
+// view writes this replica's heartbeat if due, then lists the nomadscalerd/
+// variables once, reads the heartbeats that changed since they were last
+// read, and removes at most one dead one.
+func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
+	if err := h.write(ctx, held); err != nil {
+		return shardView{}, err
 	}
-	v := shardView{owned: make([]bool, s.n)}
-	var stale *nomadapi.VariableMetadata
-	// hidden: a lock this replica holds is listed as free, so the list
-	// shows no lock at all and says nothing about the others.
-	hidden := false
+	vars, _, err := h.vars.PrefixList("nomadscalerd/", (&nomadapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return shardView{}, fmt.Errorf("list heartbeats and shard locks: %w", err)
+	}
+	now := h.clk.Now()
+	v := shardView{owned: make([]bool, h.n)}
+	listed := make(map[string]bool, len(vars))
 	for _, m := range vars {
-		locked := m.Lock != nil && m.Lock.ID != ""
 		switch {
-		case m.Path == s.self:
-			hidden = hidden || !locked && s.presence.IsLeader()
-		case strings.HasPrefix(m.Path, ReplicaLockPrefix):
-			if locked && m.Path != s.self {
-				v.replicas++
-			}
-			if !locked && m.Path != s.self {
-				stale = m
+		case m.Path == h.self:
+		case strings.HasPrefix(m.Path, HeartbeatPrefix), strings.HasPrefix(m.Path, legacyReplicaPrefix):
+			listed[m.Path] = true
+			if sv := h.seen[m.Path]; sv == nil || sv.index != m.ModifyIndex {
+				h.seen[m.Path] = &seenVar{index: m.ModifyIndex, changed: now}
 			}
 		case strings.HasPrefix(m.Path, ShardLockPrefix):
+			// A management token sees the locks themselves: a shard
+			// whose holder has not said so yet, or has died with it, is
+			// not taken for unowned.
 			i, err := strconv.Atoi(strings.TrimPrefix(m.Path, ShardLockPrefix))
-			if err == nil && i >= 0 && i < s.n {
-				v.owned[i] = locked
-				hidden = hidden || !locked && s.leaders[i].IsLeader()
+			if err == nil && i >= 0 && i < h.n && m.Lock != nil && m.Lock.ID != "" {
+				v.owned[i] = true
 			}
 		}
 	}
-	if hidden {
-		// Nothing is deleted either: a live replica's variable would look
-		// stopped.
-		return shardView{}, ErrLocksHidden
-	}
-	if stale != nil {
-		// A stopped or dead replica's variable: removed (one a look, only
-		// if unchanged since listed) so the list does not grow with every
-		// restart. A replica that was only paused recreates its own when
-		// it takes its lock again.
-		if _, err := s.api.Variables().CheckedDelete(stale.Path, stale.ModifyIndex, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-			s.log.Debug("removing a stopped replica's variable", "path", stale.Path, "err", err)
+	stale := ""
+	for p, sv := range h.seen {
+		if !listed[p] {
+			delete(h.seen, p)
+			continue
 		}
+		if now.Sub(sv.changed) >= h.deadAfter {
+			if !sv.tried && (stale == "" || p < stale) {
+				stale = p
+			}
+			continue
+		}
+		if !strings.HasPrefix(p, HeartbeatPrefix) {
+			continue // an earlier version's: never counted
+		}
+		if sv.readAt != sv.index {
+			hv, _, err := h.vars.Read(p, (&nomadapi.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				return shardView{}, fmt.Errorf("read heartbeat %s: %w", p, err)
+			}
+			sv.readAt, sv.gone, sv.shards = sv.index, hv == nil, nil
+			if hv != nil {
+				sv.shards = parseShards(hv.Items[heartbeatShardsItem])
+			}
+		}
+		if sv.gone {
+			continue
+		}
+		v.replicas++
+		for _, s := range sv.shards {
+			if s < h.n {
+				v.owned[s] = true
+			}
+		}
+	}
+	if stale != "" {
+		h.remove(ctx, stale)
 	}
 	return v, nil
 }
 
-// Run holds this replica's presence lock, competes for shards and
-// rebalances until ctx ends.
+// heartbeatShardsItem is the item of a heartbeat that lists the shards
+// its replica holds, as decimal numbers separated by commas.
+const heartbeatShardsItem = "shards"
+
+// write rewrites this replica's heartbeat every h.every, and at once when
+// the shards it holds changed. A plain write: it creates the variable
+// again if another replica removed it as dead (after a long pause).
+func (h *heartbeats) write(ctx context.Context, held []bool) error {
+	var b strings.Builder
+	for s, ok := range held {
+		if ok {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(s))
+		}
+	}
+	shards, now := b.String(), h.clk.Now()
+	if !h.wrote.IsZero() && shards == h.wroteShards && now.Sub(h.wrote) < h.every {
+		return nil
+	}
+	h.beat++
+	items := nomadapi.VariableItems{heartbeatShardsItem: shards, "beat": strconv.FormatUint(h.beat, 10)}
+	if _, _, err := h.vars.Update(&nomadapi.Variable{Path: h.self, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("write heartbeat %s: %w", h.self, err)
+	}
+	h.wrote, h.wroteShards = now, shards
+	return nil
+}
+
+// parseShards reads a heartbeat's shards item; what is not a shard number
+// is skipped.
+func parseShards(s string) []int {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		if i, err := strconv.Atoi(f); err == nil && i >= 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// remove deletes a dead replica's variable so the list does not grow with
+// every restart, only if it is unchanged since listed: a replica that was
+// only paused and wrote again keeps its heartbeat (and recreates it
+// anyway if it was gone). Nomad refuses to delete a variable that is
+// still locked (a replica of an earlier version's).
+func (h *heartbeats) remove(ctx context.Context, path string) {
+	sv := h.seen[path]
+	sv.tried = true
+	if _, err := h.vars.CheckedDelete(path, sv.index, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		h.log.Debug("removing a stopped replica's variable", "path", path, "err", err)
+		return
+	}
+	delete(h.seen, path)
+}
+
+// leave removes this replica's heartbeat on a clean stop, so the others
+// stop counting it at once instead of after the lock TTL. Unchecked: a
+// write cut off by the stop may have reached Nomad after all, with an
+// index this replica never learnt, and no one else writes this variable.
+func (h *heartbeats) leave(ctx context.Context) {
+	if h.beat == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	if _, err := h.vars.Delete(h.self, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+		h.log.Debug("removing this replica's heartbeat", "path", h.self, "err", err)
+	}
+}
+
+// Run competes for shards, heartbeats and rebalances until ctx ends, then
+// removes its heartbeat.
 func (s *Shards) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.presence.Run(ctx) })
 	for _, l := range s.leaders {
 		wg.Go(func() { _ = l.Run(ctx) })
 	}
 	wg.Go(func() { s.bal.run(ctx) })
 	wg.Wait()
+	s.hb.leave(ctx)
 	return nil
 }
 

@@ -2,15 +2,13 @@ package nomad
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,7 +131,7 @@ func newReplicaSim(tab *lockTable, name string, clk clock.Clock) *replicaSim {
 	}
 	r.bal = &balancer{n: len(tab.owner), locks: locks, clk: clk, period: time.Second, grace: 2500 * time.Millisecond,
 		cooldown: 10 * time.Second, log: slog.New(slog.DiscardHandler), unownedSince: map[int]time.Time{},
-		view: func(context.Context) (shardView, error) {
+		view: func(context.Context, []bool) (shardView, error) {
 			v := shardView{owned: make([]bool, len(tab.owner))}
 			for other, ok := range tab.alive {
 				if ok && other != name {
@@ -261,13 +259,13 @@ func TestASurvivorTakesADeadReplicasShardAtOnceAndAShardNoOneTakesComesBackWithi
 	}
 }
 
-func TestTheBalancerLooksAtTheLocksOncePerPeriodOfItsClock(t *testing.T) {
+func TestTheBalancerLooksAtTheOtherReplicasOncePerPeriodOfItsClock(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	tab := &lockTable{owner: []string{"", ""}, alive: map[string]bool{"a": true}}
 	a := newReplicaSim(tab, "a", clk)
 	looks := 0
 	view := a.bal.view
-	a.bal.view = func(ctx context.Context) (shardView, error) { looks++; return view(ctx) }
+	a.bal.view = func(ctx context.Context, held []bool) (shardView, error) { looks++; return view(ctx, held) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.bal.run(ctx); close(done) }()
@@ -292,11 +290,11 @@ func TestTheBalancerLooksAtTheLocksOncePerPeriodOfItsClock(t *testing.T) {
 	}
 }
 
-func TestAReplicaThatCannotReadTheLocksCompetesForEveryShardRatherThanNone(t *testing.T) {
+func TestAReplicaThatCannotLookAtTheOtherReplicasCompetesForEveryShardRatherThanNone(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	tab := &lockTable{owner: []string{"", ""}, alive: map[string]bool{"a": true}}
 	a := newReplicaSim(tab, "a", clk)
-	a.bal.view = func(context.Context) (shardView, error) {
+	a.bal.view = func(context.Context, []bool) (shardView, error) {
 		return shardView{}, errors.New("Permission denied: 403 listing variables")
 	}
 	for _, l := range a.locks {
@@ -315,59 +313,91 @@ func TestAReplicaNameBecomesAValidVariablePathElement(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 	long := replicaPath(strings.Repeat("x", 300))
-	if n := len(ReplicaLockPrefix + long); n != 128 {
+	if n := len(HeartbeatPrefix + long); n != 128 {
 		t.Errorf("a long name makes a %d-character path, want 128", n)
 	}
 }
 
-func TestTheShardViewCountsOtherLiveReplicasSeesOwnedShardsAndRemovesAStoppedReplicasVariable(t *testing.T) {
-	var mu sync.Mutex
-	var deleted []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
-			if r.URL.Query().Get("prefix") != "nomadscalerd/" {
-				http.Error(w, "unexpected prefix", http.StatusBadRequest)
-				return
-			}
-			locked := &nomadapi.VariableLock{ID: "x", TTL: "10s"}
-			w.Header().Set("X-Nomad-Index", "7")
-			_ = json.NewEncoder(w).Encode([]*nomadapi.VariableMetadata{
-				{Path: "nomadscalerd/leader", Lock: locked},
-				{Path: ReplicaLockPrefix + "self", Lock: locked},
-				{Path: ReplicaLockPrefix + "other", Lock: locked},
-				{Path: ReplicaLockPrefix + "stopped", ModifyIndex: 5},
-				{Path: ShardLockPrefix + "0", Lock: locked},
-				{Path: ShardLockPrefix + "1"},
-				{Path: ShardLockPrefix + "2", Lock: locked},
-				{Path: ShardLockPrefix + "9", Lock: locked}, // beyond --shards
-			})
-		case r.Method == http.MethodDelete:
-			deleted = append(deleted, r.URL.Path+"?cas="+r.URL.Query().Get("cas"))
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
+// A management token lists the locks too: a shard seen locked counts as
+// owned though no heartbeat claims it yet (its holder's next one is due).
+// The leader lock, a shard beyond --shards and this replica's own
+// heartbeat count for nothing; dead variables, a heartbeat and one an
+// earlier version left under nomadscalerd/replica/, go one a look.
+func TestTheShardViewCountsLiveHeartbeatsTakesALockedShardForOwnedAndRemovesDeadVariablesOneALook(t *testing.T) {
+	locked := &nomadapi.VariableLock{ID: "x", TTL: "10s"}
+	fake := newFakeVarNomad("nomadscalerd/leader", ShardLockPrefix+"0", ShardLockPrefix+"1", ShardLockPrefix+"2",
+		ShardLockPrefix+"9", legacyReplicaPrefix+"old")
+	fake.showLocks = true
+	fake.vars["nomadscalerd/leader"].Lock = locked
+	fake.vars[ShardLockPrefix+"2"].Lock = locked
+	fake.vars[ShardLockPrefix+"9"].Lock = locked
+	fake.index++
+	fake.vars[HeartbeatPrefix+"other"] = &nomadapi.Variable{Path: HeartbeatPrefix + "other", ModifyIndex: fake.index,
+		Items: nomadapi.VariableItems{"shards": "0,7,x"}}
+	otherIndex, oldIndex := fake.index, fake.vars[legacyReplicaPrefix+"old"].ModifyIndex
+	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	c, err := NewClient(srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewShards(c, 3, "self", 10*time.Second, nil, clock.NewFake(time.Now()), slog.New(slog.DiscardHandler))
-	v, err := s.view(context.Background())
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	s := NewShards(c, 3, "self", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	v, err := s.hb.view(ctx, []bool{false, true, false})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v.replicas != 1 || !slices.Equal(v.owned, []bool{true, false, true}) {
-		t.Errorf("view %+v: want 1 other live replica and shards 0 and 2 owned", v)
+		t.Errorf("view %+v: want 1 other live replica and shards 0 and 2 owned by others", v)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := "/v1/var/" + ReplicaLockPrefix + "stopped?cas=5"; !slices.Equal(deleted, []string{want}) {
-		t.Errorf("deleted %v, want only %s (checked against its index)", deleted, want)
+	fake.mu.Lock()
+	if own := fake.vars[HeartbeatPrefix+"self"]; own == nil || own.Items["shards"] != "1" {
+		t.Errorf("own heartbeat %+v, want one saying shard 1", own)
+	}
+	fake.mu.Unlock()
+
+	// Neither changes for the lock TTL (10 s): both dead, removed one a
+	// look, each checked against the index listed.
+	clk.Advance(10 * time.Second)
+	for range 2 {
+		if v, err = s.hb.view(ctx, []bool{false, true, false}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v.replicas != 0 || !slices.Equal(v.owned, []bool{false, false, true}) {
+		t.Errorf("view %+v: want no other live replica and only the locked shard 2 owned", v)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	want := []string{HeartbeatPrefix + "other?cas=" + strconv.FormatUint(otherIndex, 10),
+		legacyReplicaPrefix + "old?cas=" + strconv.FormatUint(oldIndex, 10)}
+	if !slices.Equal(fake.deleted, want) {
+		t.Errorf("deleted %v, want %v, in two looks", fake.deleted, want)
+	}
+}
+
+// A clean stop removes the replica's heartbeat, so the others stop
+// counting it at once rather than a lock TTL later.
+func TestAReplicaThatStopsRemovesItsHeartbeat(t *testing.T) {
+	fake := newFakeVarNomad()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 2, "self", 10*time.Second, nil, clock.NewFake(time.Now()), slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := s.hb.view(ctx, []bool{true, false}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	s.hb.leave(ctx)
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if _, ok := fake.vars[HeartbeatPrefix+"self"]; ok {
+		t.Errorf("the heartbeat is still there after a clean stop (deleted %v)", fake.deleted)
 	}
 }
 
@@ -400,52 +430,5 @@ func TestAShardsContextOfAPolicyEndsWhenThisReplicaLosesThatShardAndNotAnother(t
 	}
 	if held1.Err() != nil {
 		t.Fatal("losing shard 0 ended the context of a policy of shard 1")
-	}
-}
-
-// Nomad lists variables without their locks to any token but a management
-// one: the list a fake Nomad answers here is what such a token gets while
-// this replica holds its presence lock and shard 0, and another replica
-// holds its own and shard 1.
-func TestAReplicaWhoseTokenCannotSeeLocksSaysSoAndDeletesNoLiveReplicasVariableOnAFakeNomad(t *testing.T) {
-	var mu sync.Mutex
-	var deleted []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
-			w.Header().Set("X-Nomad-Index", "7")
-			_ = json.NewEncoder(w).Encode([]*nomadapi.VariableMetadata{
-				{Path: ReplicaLockPrefix + "self", ModifyIndex: 3},
-				{Path: ReplicaLockPrefix + "other", ModifyIndex: 4},
-				{Path: ShardLockPrefix + "0", ModifyIndex: 5},
-				{Path: ShardLockPrefix + "1", ModifyIndex: 6},
-			})
-		case r.Method == http.MethodDelete:
-			deleted = append(deleted, r.URL.Path)
-			w.WriteHeader(http.StatusConflict) // Nomad refuses to delete a locked variable
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 2, "self", 10*time.Second, nil, clock.Real{}, slog.New(slog.DiscardHandler))
-	for _, l := range []*Leader{s.presence, s.leaders[0]} {
-		l.extend(time.Now())
-		l.set(true)
-	}
-	v, err := s.view(context.Background())
-	if !errors.Is(err, ErrLocksHidden) {
-		t.Errorf("view %+v, err %v: want ErrLocksHidden, not a view of no other replica and every other shard unowned", v, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(deleted) != 0 {
-		t.Errorf("deleted %v: a live replica's variable taken for a stopped one's", deleted)
 	}
 }

@@ -84,6 +84,11 @@ type Options struct {
 	Ports *Ports
 	// ExtraConfig is appended to the generated HCL.
 	ExtraConfig string
+	// ACLs enables Nomad's ACL system on a server and bootstraps it:
+	// ManagementToken then holds the bootstrap token, which Client and
+	// the waits for readiness use, and TokenFor makes tokens of narrower
+	// policies.
+	ACLs bool
 }
 
 // Ports are the agent's listeners.
@@ -97,12 +102,15 @@ type Agent struct {
 	Ports   Ports
 	DataDir string
 	Opts    Options
-	bin     string
-	cmd     *exec.Cmd
-	log     *LockedBuffer
-	done    chan struct{}
-	servers string // for clients: the server's RPC address
-	mu      sync.Mutex
+	// ManagementToken is the bootstrap token of a server started with
+	// ACLs ("" without).
+	ManagementToken string
+	bin             string
+	cmd             *exec.Cmd
+	log             *LockedBuffer
+	done            chan struct{}
+	servers         string // for clients: the server's RPC address
+	mu              sync.Mutex
 }
 
 // LockedBuffer collects a child process's or a logger's output while a
@@ -207,7 +215,10 @@ func StartServer(t testing.TB, o Options) *Agent {
 	t.Cleanup(a.Stop)
 	for attempt := 1; ; attempt++ {
 		a.start(t)
-		err := a.WaitNode(a.Name, 90*time.Second)
+		err := a.bootstrapACLs(90 * time.Second)
+		if err == nil {
+			err = a.WaitNode(a.Name, 90*time.Second)
+		}
 		if err == nil {
 			return a
 		}
@@ -311,6 +322,9 @@ func (a *Agent) config() string {
 	b.WriteString("}\n")
 	b.WriteString("plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n")
 	b.WriteString("telemetry {\n  publish_allocation_metrics = true\n  publish_node_metrics = true\n  collection_interval = \"1s\"\n}\n")
+	if a.Opts.ACLs {
+		b.WriteString("acl {\n  enabled = true\n}\n")
+	}
 	b.WriteString(a.Opts.ExtraConfig)
 	return b.String()
 }
@@ -350,11 +364,95 @@ func (a *Agent) Log() string {
 // Client returns an API client for the agent.
 func (a *Agent) Client(t testing.TB) *nomad.Client {
 	t.Helper()
-	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
+	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr, SecretID: a.ManagementToken})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// bootstrapACLs bootstraps the ACL system of a server started with ACLs,
+// once (a restart on the same data directory keeps the token), retrying
+// until the server has elected itself.
+func (a *Agent) bootstrapACLs(timeout time.Duration) error {
+	if !a.Opts.ACLs || a.ManagementToken != "" {
+		return nil
+	}
+	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	exited := a.done
+	a.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for {
+		tok, _, err := c.ACLTokens().Bootstrap(nil)
+		if err == nil {
+			a.ManagementToken = tok.SecretID
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("agent %s exited", a.Name)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("acl bootstrap: timeout after %s: %w", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TokenFor creates an ACL policy of these rules, and a client token of
+// that policy alone, on a server started with ACLs.
+func (a *Agent) TokenFor(t testing.TB, name, rules string) string {
+	t.Helper()
+	c := a.Client(t)
+	if _, err := c.ACLPolicies().Upsert(&nomad.ACLPolicy{Name: name, Rules: rules}, nil); err != nil {
+		t.Fatalf("acl policy %s: %v", name, err)
+	}
+	tok, _, err := c.ACLTokens().Create(&nomad.ACLToken{Name: name, Type: "client", Policies: []string{name}}, nil)
+	if err != nil {
+		t.Fatalf("acl token of %s: %v", name, err)
+	}
+	return tok.SecretID
+}
+
+// JobFilePolicy is the ACL policy in a job file's header comment: the
+// commented lines from the first that opens a namespace block to the
+// first comment line left empty after it, without their "#". Tests use it
+// to run with the policy an operator is told to grant.
+func JobFilePolicy(t testing.TB, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	in := false
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		body, ok := strings.CutPrefix(line, "#")
+		if !ok {
+			if in {
+				break
+			}
+			continue
+		}
+		if !in && strings.HasPrefix(strings.TrimSpace(body), "namespace ") {
+			in = true
+		}
+		if in {
+			if strings.TrimSpace(body) == "" {
+				break
+			}
+			b.WriteString(body + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		t.Fatalf("%s: no ACL policy in its header comment", path)
+	}
+	return b.String()
 }
 
 // Stop interrupts the agent and waits for it (kills after 15 s).
@@ -434,7 +532,7 @@ func (a *Agent) WaitNodeWhile(proc *Agent, name string, timeout time.Duration) e
 	proc.mu.Lock()
 	exited := proc.done
 	proc.mu.Unlock()
-	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr})
+	c, err := nomad.NewClient(&nomad.Config{Address: a.Addr, SecretID: a.ManagementToken})
 	if err != nil {
 		return err
 	}

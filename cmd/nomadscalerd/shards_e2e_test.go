@@ -44,13 +44,16 @@ func shardStatus(base string) (held []int, keys []string, ok bool) {
 	return st.Shards, keys, true
 }
 
-// One replica started alone takes both shards; a second started later gets
-// one of them (rebalancing), every policy stays on exactly one replica,
-// and when one is SIGKILLed (no release) the other takes its shard over
-// after the lock TTL.
-func TestASecondReplicaGetsOneOfTwoShardsAndASurvivorTakesAKilledReplicasShardOver(t *testing.T) {
-	agent := nomadtest.StartServer(t, nomadtest.Options{})
-	c := agent.Client(t)
+// With ACLs on and the replicas holding a token of the policy the job file
+// documents (which sees no variable lock: Nomad v1.10 lists them to
+// management tokens only), one replica started alone takes both shards; a
+// second started later gets one of them (rebalancing), every policy stays
+// on exactly one replica, and when one is SIGKILLed (no release) the other
+// takes its shard over after the lock TTL.
+func TestWithTheDocumentedTokenASecondReplicaGetsOneOfTwoShardsAndASurvivorTakesAKilledReplicasShardOver(t *testing.T) {
+	agent := nomadtest.StartServer(t, nomadtest.Options{ACLs: true})
+	c := agent.Client(t) // the management token: jobs are registered with it
+	token := agent.TokenFor(t, "nomadscalerd", nomadtest.JobFilePolicy(t, "../../deploy/nomad/nomadscalerd.nomad.hcl"))
 	const jobs = 8
 	for i := range jobs {
 		id := fmt.Sprintf("sharded-%d", i)
@@ -65,7 +68,7 @@ func TestASecondReplicaGetsOneOfTwoShardsAndASurvivorTakesAKilledReplicasShardOv
 	}
 	// The shortest hand-over Nomad allows (a 10 s Nomad lock TTL).
 	ttl := nomad.MinHandOver
-	args := []string{"--nomad-addr", agent.Addr, "--shards", "2", "--ha-lock-ttl", ttl.String()}
+	args := []string{"--nomad-addr", agent.Addr, "--nomad-token", token, "--shards", "2", "--ha-lock-ttl", ttl.String()}
 	a := startDaemonProcess(t, args...)
 	waitUntil(t, 90*time.Second, "the first replica to hold both shards and every policy", func() bool {
 		held, keys, _ := shardStatus(a.HTTP)

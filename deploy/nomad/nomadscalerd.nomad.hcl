@@ -8,20 +8,23 @@
 #   nomad var put nomad/jobs/nomadscalerd \
 #     nomad_token=<ACL token: see the policy below> api_token=$(uuidgen)
 #
-# The Nomad token needs (an ACL policy; not exercised by the tests, which
-# run Nomad without ACLs):
+# The Nomad token needs this ACL policy (the end-to-end test of --shards
+# runs two replicas with a token of exactly this policy, read from here):
 #
 #   namespace "*" {
 #     policy       = "read"   # jobs, allocations, the event stream
 #     capabilities = ["scale-job", "read-job-scaling", "list-scaling-policies", "read-scaling-policy"]
 #     variables {
 #       path "nomadscalerd/leader" { capabilities = ["read", "write"] }   # --ha lock
-#       path "nomadscalerd/*" { capabilities = ["list", "read", "write", "destroy"] }   # --shards: shard and replica locks
-#       # (--shards spreads shards over replicas only with a management token:
-#       # Nomad lists variable locks to no other token, see --shards in the README)
+#       path "nomadscalerd/*" { capabilities = ["list", "read", "write", "destroy"] }   # --shards: shard locks, replica heartbeats
 #     }
 #   }
-#   node { policy = "write" }   # node pools only: read nodes (the cluster state follows them), drain idle ones
+#   node { policy = "read" }   # the event stream's node events; "write" with node pools (drains idle nodes)
+#
+# With --shards, the replicas see each other through their heartbeat
+# variables (nomadscalerd/heartbeat/<replica>), which this policy lists and
+# reads, so no management token is needed for shards to spread (Nomad
+# shows variable locks to management tokens only).
 #
 #   nomad job run -var binary=/usr/local/bin/nomadscalerd deploy/nomad/nomadscalerd.nomad.hcl
 

@@ -1,0 +1,208 @@
+package nomad
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nomadscalerd/nomadscalerd/clock"
+)
+
+// fakeVarNomad is Nomad's variables API as a token that is not a
+// management one sees it (Nomad v1.10): plain variables are written, read,
+// listed and deleted (checked against their index), and no listing shows a
+// lock, held or not.
+type fakeVarNomad struct {
+	mu      sync.Mutex
+	index   uint64
+	vars    map[string]*nomadapi.Variable
+	deleted []string
+	// showLocks lists locks as a management token sees them.
+	showLocks bool
+}
+
+func newFakeVarNomad(paths ...string) *fakeVarNomad {
+	f := &fakeVarNomad{vars: map[string]*nomadapi.Variable{}}
+	for _, p := range paths {
+		f.index++
+		f.vars[p] = &nomadapi.Variable{Path: p, Namespace: "default", CreateIndex: f.index, ModifyIndex: f.index}
+	}
+	return f
+}
+
+func (f *fakeVarNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("X-Nomad-Index", strconv.FormatUint(f.index, 10))
+	path := strings.TrimPrefix(r.URL.Path, "/v1/var/")
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
+		out := []*nomadapi.VariableMetadata{}
+		for p, v := range f.vars {
+			if strings.HasPrefix(p, r.URL.Query().Get("prefix")) {
+				m := v.Metadata() // without the lock
+				if f.showLocks {
+					m.Lock = v.Lock
+				}
+				out = append(out, m)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+		_ = json.NewEncoder(w).Encode(out)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/var/"):
+		v, ok := f.vars[path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(v)
+	case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/var/") && r.URL.RawQuery == "":
+		var v nomadapi.Variable
+		if err := json.NewDecoder(r.Body).Decode(&v); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.index++
+		v.Path, v.Namespace, v.ModifyIndex = path, "default", f.index
+		v.CreateIndex = f.index
+		if old, ok := f.vars[path]; ok {
+			v.CreateIndex = old.CreateIndex
+		}
+		f.vars[path] = &v
+		_ = json.NewEncoder(w).Encode(v)
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/var/"):
+		v, ok := f.vars[path]
+		if cas := r.URL.Query().Get("cas"); ok && cas != "" && cas != strconv.FormatUint(v.ModifyIndex, 10) {
+			w.WriteHeader(http.StatusConflict)
+			_ = json.NewEncoder(w).Encode(v)
+			return
+		}
+		delete(f.vars, path)
+		f.deleted = append(f.deleted, path+"?cas="+r.URL.Query().Get("cas"))
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, "not in the fake: "+r.Method+" "+r.URL.String(), http.StatusNotImplemented)
+	}
+}
+
+// shardsOnTable is a replica built by NewShards against a fake Nomad whose
+// shard locks are the lock table's: the table decides who holds a shard,
+// the fake Nomad carries whatever else the replicas write.
+func shardsOnTable(t *testing.T, addr string, tab *lockTable, name string, clk clock.Clock) (*Shards, *replicaSim) {
+	t.Helper()
+	c, err := NewClient(addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, len(tab.owner), name, 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	r := &replicaSim{name: name, bal: s.bal}
+	for i := range s.bal.locks {
+		l := &tableLock{tab: tab, shard: i, name: name, steps: &r.releases}
+		r.locks = append(r.locks, l)
+		s.bal.locks[i] = l
+	}
+	return s, r
+}
+
+// Nomad v1.10 lists variable locks to management tokens only: with the
+// token the README documents every lock looks free. The replicas still
+// see each other, and who holds what, through their heartbeats.
+func TestWithLocksHiddenTwoReplicasSeeEachOthersHeartbeatsOnAFakeNomadAndTakeOneShardEach(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	fake := newFakeVarNomad(ShardLockPrefix+"0", ShardLockPrefix+"1")
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	tab := &lockTable{owner: []string{"a", "a"}, alive: map[string]bool{"a": true}}
+	_, a := shardsOnTable(t, srv.URL, tab, "a", clk)
+	ctx := context.Background()
+	for range 5 {
+		a.bal.step(ctx)
+		tab.acquire(a)
+		clk.Advance(time.Second)
+	}
+	if tab.count("a") != 2 || a.releases != 0 {
+		t.Fatalf("alone: a holds %d shards after %d releases, want 2 and 0", tab.count("a"), a.releases)
+	}
+	_, b := shardsOnTable(t, srv.URL, tab, "b", clk)
+	tab.alive["b"] = true
+	for i := range 60 {
+		a.bal.step(ctx)
+		b.bal.step(ctx)
+		tab.acquire(b, a)
+		clk.Advance(time.Second)
+		if i >= 5 && (tab.count("a") != 1 || tab.count("b") != 1) {
+			t.Fatalf("%d s after b started: owners %q, want one shard each", i+1, tab.owner)
+		}
+	}
+	if a.releases != 1 || b.releases != 0 {
+		t.Errorf("releases: a %d, b %d, want 1 and 0 (no flapping)", a.releases, b.releases)
+	}
+}
+
+// A replica that dies stops heartbeating: after the lock TTL the survivor
+// no longer counts it, takes its shard once Nomad frees the lock, and
+// removes its heartbeat variable (checked against the index it saw, so a
+// replica that wrote again meanwhile keeps its own).
+func TestADeadReplicasHeartbeatStopsCountingAndIsRemovedCheckedOnAFakeNomad(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	fake := newFakeVarNomad(ShardLockPrefix+"0", ShardLockPrefix+"1")
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	tab := &lockTable{owner: []string{"a", "b"}, alive: map[string]bool{"a": true, "b": true}}
+	_, a := shardsOnTable(t, srv.URL, tab, "a", clk)
+	_, b := shardsOnTable(t, srv.URL, tab, "b", clk)
+	ctx := context.Background()
+	for range 10 {
+		a.bal.step(ctx)
+		b.bal.step(ctx)
+		tab.acquire(a, b)
+		clk.Advance(time.Second)
+	}
+	if tab.count("a") != 1 || tab.count("b") != 1 {
+		t.Fatalf("before b dies: owners %q, want one each", tab.owner)
+	}
+	fake.mu.Lock()
+	var bPath string
+	var bIndex uint64
+	for p, v := range fake.vars {
+		if strings.HasSuffix(p, "/b") && !strings.HasPrefix(p, ShardLockPrefix) {
+			bPath, bIndex = p, v.ModifyIndex
+		}
+	}
+	fake.mu.Unlock()
+	if bPath == "" {
+		t.Fatal("b wrote no variable of its own the others could see it by")
+	}
+
+	// b dies (SIGKILL): its shard lock is freed 2 x 10 s + 1 s after its
+	// last renewal.
+	delete(tab.alive, "b")
+	for i := range 40 {
+		if i == 21 {
+			tab.owner[1] = ""
+		}
+		a.bal.step(ctx)
+		tab.acquire(a)
+		clk.Advance(time.Second)
+	}
+	if tab.count("a") != 2 {
+		t.Errorf("owners %q 40 s after b died: want both with a", tab.owner)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	want := bPath + "?cas=" + strconv.FormatUint(bIndex, 10)
+	if !slices.Contains(fake.deleted, want) {
+		t.Errorf("deleted %v, want %s (b's variable, checked against its last index)", fake.deleted, want)
+	}
+}
