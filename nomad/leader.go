@@ -25,10 +25,10 @@ const LeaderLockPath = "nomadscalerd/leader"
 // waits on time.Ticker (so its renewals and polls cannot run on an injected
 // clock), renews at 0.7 of the TTL and ends the term on the first renewal
 // that fails (after api.Locks' own retries), and does not end a term while
-// a renewal request hangs (api.Locks sends the request without its
-// context). Here every wait is on clk, a failed renewal
+// a renewal request hangs. Here every wait is on clk, a failed renewal
 // is retried every second until the lease runs out, and a watchdog on clk
 // ends the term when it does, whatever the renewal request is doing.
+// Every lock request runs under the context of its caller (ctxLocks).
 type Leader struct {
 	newLocker func() (nomadapi.Locker, error)
 	path      string
@@ -86,10 +86,54 @@ func NewLeaderAt(c *Client, path string, handOver time.Duration, clk clock.Clock
 		if err != nil {
 			return nil, fmt.Errorf("leader lock %s: %w", path, err)
 		}
-		return lk, nil
+		return &ctxLocks{lk: lk}, nil
 	}
 	return newLeader(newLocker, path, ttl, clk, onChange, log)
 }
+
+// ctxLocks is Nomad's api.Locks with each request sent under the context
+// the call is given. api.Locks checks its ctx only between its retries and
+// sends every request with the context of the WriteOptions it was built
+// with, none here (Locks.Acquire, Renew and Release in locks.go, through
+// retryPut in retry.go, in the api version go.mod requires), so an
+// acquire or a release to a Nomad that does not answer held its caller, a
+// stopping daemon included, for as long as the connection stayed open.
+// The request's context lives in the Locks' WriteOptions, so calls are
+// serialised (the Leader makes one at a time anyway).
+type ctxLocks struct {
+	mu sync.Mutex
+	lk *nomadapi.Locks
+}
+
+var _ nomadapi.Locker = (*ctxLocks)(nil)
+
+// under sends the Locks' next request under ctx; it returns the unlock.
+func (c *ctxLocks) under(ctx context.Context) func() {
+	c.mu.Lock()
+	c.lk.WriteOptions = *c.lk.WriteOptions.WithContext(ctx)
+	return c.mu.Unlock
+}
+
+// Acquire implements nomadapi.Locker.
+func (c *ctxLocks) Acquire(ctx context.Context) (string, error) {
+	defer c.under(ctx)()
+	return c.lk.Acquire(ctx)
+}
+
+// Renew implements nomadapi.Locker.
+func (c *ctxLocks) Renew(ctx context.Context) error {
+	defer c.under(ctx)()
+	return c.lk.Renew(ctx)
+}
+
+// Release implements nomadapi.Locker.
+func (c *ctxLocks) Release(ctx context.Context) error {
+	defer c.under(ctx)()
+	return c.lk.Release(ctx)
+}
+
+// LockTTL implements nomadapi.Locker.
+func (c *ctxLocks) LockTTL() time.Duration { return c.lk.LockTTL() }
 
 // newLeader is the elector on any lock API: Nomad's, or a test's fake.
 func newLeader(newLocker func() (nomadapi.Locker, error), path string, ttl time.Duration, clk clock.Clock, onChange func(bool), log *slog.Logger) *Leader {
@@ -215,9 +259,10 @@ const followerPoll = time.Second
 // until the lease runs out.
 const renewRetry = time.Second
 
-// releaseTimeout bounds the release sent on the way out: a clean shutdown
-// hands over at once instead of after the servers expire the lock, but
-// must not hang on an unreachable server.
+// releaseTimeout bounds the release sent on the way out, which cannot run
+// under the run's context (ended by then): a clean shutdown hands over at
+// once when Nomad answers within it, and otherwise stops anyway, leaving
+// the lock to expire on the servers (what a crash costs).
 const releaseTimeout = 3 * time.Second
 
 // errLeaseExpired ends a term whose lease was not renewed in time.
@@ -372,15 +417,11 @@ func (l *Leader) renew(ctx context.Context, locker nomadapi.Locker) error {
 			<-ctx.Done()
 			return nil
 		}
-		// api.Locks sends the request without ctx, so it runs on its own
-		// goroutine and a term that ends does not wait for it.
-		res := make(chan error, 1)
-		go func() { res <- locker.Renew(ctx) }()
-		var err error
-		select {
-		case <-ctx.Done():
+		// Under the term's context: a term that ends (the watchdog, a
+		// stop) cuts the request off.
+		err := locker.Renew(ctx)
+		if ctx.Err() != nil {
 			return nil
-		case err = <-res:
 		}
 		switch {
 		case err == nil:

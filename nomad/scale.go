@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"fmt"
+	"time"
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
@@ -63,6 +64,49 @@ func (c *Client) GroupStatus(ctx context.Context, namespace, job, group string) 
 	}
 	return reconciler.GroupStatus{Exists: true, Desired: tg.Desired, Running: tg.Running, Pending: pending}, nil
 }
+
+// LastScalingEvent reads the group's newest scaling event that does not
+// report an error, in one request (GET /v1/job/:id/scale); ok is false
+// when the group has none or the job or group is gone. The newest is
+// picked by time, not by position: Nomad lists them newest first, but
+// nothing here depends on it.
+func (c *Client) LastScalingEvent(ctx context.Context, namespace, job, group string) (reconciler.ScalingEvent, bool, error) {
+	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
+	st, _, err := c.api.Jobs().ScaleStatus(job, q)
+	if err != nil {
+		if isNotFound(err) {
+			return reconciler.ScalingEvent{}, false, nil
+		}
+		return reconciler.ScalingEvent{}, false, fmt.Errorf("scale status %s: %w", job, Classify(err))
+	}
+	tg, ok := st.TaskGroups[group]
+	if !ok {
+		return reconciler.ScalingEvent{}, false, nil
+	}
+	var last *nomadapi.ScalingEvent
+	for i, e := range tg.Events {
+		// An error event records a scale that did not happen (or a
+		// report): it starts no cooldown, and must not hide the scale
+		// before it.
+		if e.Error {
+			continue
+		}
+		if last == nil || e.Time > last.Time {
+			last = &tg.Events[i]
+		}
+	}
+	if last == nil {
+		return reconciler.ScalingEvent{}, false, nil
+	}
+	ev := reconciler.ScalingEvent{Time: time.Unix(0, int64(last.Time)), PreviousCount: int(last.PreviousCount), Message: last.Message, Meta: last.Meta}
+	if last.Count != nil {
+		n := int(*last.Count)
+		ev.Count = &n
+	}
+	return ev, true, nil
+}
+
+var _ reconciler.ScalingEvents = (*Client)(nil)
 
 // GroupCount is the group's desired count, the count nomad-autoscaler's
 // Nomad target reports to its strategies; 0 when the job or group is gone.

@@ -47,3 +47,45 @@ func TestAScaleDuringADeploymentIsErrActiveDeployment(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestTheLastScalingEventIsReadBackFromARealNomadWithItsCooldownAndPastAnErrorEvent(t *testing.T) {
+	agent := nomadtest.StartServer(t, nomadtest.Options{})
+	c, err := NewClient(agent.Addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, ok, err := c.LastScalingEvent(ctx, "", "absent", "web"); ok || err != nil {
+		t.Fatalf("a job that does not exist: ok %v, err %v; want no event and no error", ok, err)
+	}
+	job := nomadtest.RawExecJob("evented", "web", 1, "/bin/sleep", "3600")
+	if _, _, err := agent.Client(t).Jobs().Register(job, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.LastScalingEvent(ctx, "", "evented", "web"); ok || err != nil {
+		t.Fatalf("a group never scaled: ok %v, err %v; want no event and no error", ok, err)
+	}
+	until := time.Date(2026, 12, 1, 12, 0, 30, 500, time.UTC).Format(time.RFC3339Nano)
+	before := time.Now()
+	if err := c.Scale(ctx, reconciler.ScaleRequest{Job: "evented", Group: "web", Count: ptr(2), Message: "up",
+		Meta: map[string]any{reconciler.CooldownUntilMeta: until, "replica": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	// A reported error records no scale: it must not hide the one before.
+	if _, _, err := agent.Client(t).Jobs().ScaleWithRequest("evented", &nomadapi.ScalingRequest{
+		Target: map[string]string{"Job": "evented", "Group": "web"}, Error: true, Message: "a failed check"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev, ok, err := c.LastScalingEvent(ctx, "", "evented", "web")
+	if err != nil || !ok {
+		t.Fatalf("last scaling event: ok %v, err %v", ok, err)
+	}
+	if ev.Message != "up" || ev.Count == nil || *ev.Count != 2 || ev.PreviousCount != 1 || ev.Meta[reconciler.CooldownUntilMeta] != until || ev.Meta["replica"] != "a" {
+		t.Errorf("last scaling event %+v (count %v), want the scale to 2 with its meta", ev, ev.Count)
+	}
+	// Nomad's clock is this machine's: the event's time is the scale's.
+	if ev.Time.Before(before.Add(-time.Second)) || ev.Time.After(after.Add(time.Second)) {
+		t.Errorf("event time %s, want between %s and %s", ev.Time, before, after)
+	}
+}

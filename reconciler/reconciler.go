@@ -55,6 +55,33 @@ type Observer interface {
 	GroupStatus(ctx context.Context, namespace, job, group string) (GroupStatus, error)
 }
 
+// ScalingEvent is one of the scaling events Nomad keeps for a group
+// (GET /v1/job/:id/scale, at most the last 20 per group).
+type ScalingEvent struct {
+	Time time.Time
+	// Count is the count asked for; nil for an event that changed none
+	// (a dry run, a note).
+	Count         *int
+	PreviousCount int
+	Message       string
+	Meta          map[string]any
+}
+
+// ScalingEvents reads the newest scaling event Nomad keeps for a group:
+// how a replica that did not make the last action (a new leader, a new
+// owner of a shard, a replica whose database is new) learns of the
+// cooldown it started. Events that report an error are skipped (they
+// record a scale that did not happen); ok is false when the group has no
+// other or is gone. Satisfied by the Nomad client wrapper.
+type ScalingEvents interface {
+	LastScalingEvent(ctx context.Context, namespace, job, group string) (ev ScalingEvent, ok bool, err error)
+}
+
+// CooldownUntilMeta is the key of the scaling event meta in which
+// nomadscalerd writes the end of the cooldown an action starts (RFC 3339),
+// so that whichever replica acts next holds scale-downs until then.
+const CooldownUntilMeta = "nomadscalerd.cooldown_until"
+
 // Planner makes a policy's plans from its history and reads its recent
 // demand; satisfied by *HistoryPlanner.
 type Planner interface {
@@ -189,6 +216,9 @@ type Deps struct {
 	// "replica"), so an operator, or a test, can tell which replica of an
 	// HA pair acted.
 	Replica string
+	// Events, when set, is read before a scale-down this replica has no
+	// cooldown for, once per policy per term (see nomadCooldown).
+	Events ScalingEvents
 }
 
 // Reconciler decides and acts for one policy at a time.
@@ -218,6 +248,9 @@ type Reconciler struct {
 	settled map[string]bool
 	// groups names each policy's group, for PlannedPeaks.
 	groups map[string]groupRef
+	// eventsRead marks the policies whose last scaling event was read
+	// from Nomad, with the term it was read in (see nomadCooldown).
+	eventsRead map[string]termID
 }
 
 // Decision is the outcome of one reconcile, kept for status.
@@ -249,7 +282,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, unsaved: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, unsaved: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}, eventsRead: map[string]termID{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -292,6 +325,18 @@ func (r *Reconciler) CurrentPlan(key string) (optimize.Plan, bool) {
 
 type cooldownState struct {
 	Until time.Time `json:"until"`
+	// From says where a cooldown this replica did not start came from
+	// (Nomad's last scaling event), for the decision's reason.
+	From string `json:"from,omitempty"`
+}
+
+// reason is the cooldown as a decision's reason.
+func (cd cooldownState) reason() string {
+	r := fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
+	if cd.From != "" {
+		r += ", from " + cd.From
+	}
+	return r
 }
 
 func cooldownKey(key string) string { return "cooldown/" + key }
@@ -455,6 +500,7 @@ func (r *Reconciler) Forget(key string) {
 	delete(r.last, key)
 	delete(r.settled, key)
 	delete(r.groups, key)
+	delete(r.eventsRead, key)
 	r.d.Metrics.forget(key)
 	if f, ok := r.d.Planner.(interface{ Forget(string) }); ok {
 		f.Forget(key)
@@ -581,12 +627,22 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	}
 	// The cooldown holds scale-downs only: capacity the plan or the floor
 	// needs is never held back by a recent action.
-	var cd cooldownState
-	if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err == nil && now.Before(cd.Until) && want < st.Desired {
-		dec.Action, dec.Reason = "cooldown", fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
-		return Result{RequeueAfter: min(cd.Until.Sub(now), wake, p.EvaluationInterval)}, dec, nil
+	cooldown := p.ScaleDownCooldown(got.HoldDown)
+	if want < st.Desired {
+		var cd cooldownState
+		if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err != nil || !now.Before(cd.Until) {
+			// None here: another replica may have started one (this
+			// database is not the one of the replica that acted last).
+			if cd, err = r.nomadCooldown(ctx, p, now, cooldown); err != nil {
+				return r.retry(p.Key), Decision{Action: "error", Reason: err.Error()}, err
+			}
+		}
+		if now.Before(cd.Until) {
+			dec.Action, dec.Reason = "cooldown", cd.reason()
+			return Result{RequeueAfter: min(cd.Until.Sub(now), wake, p.EvaluationInterval)}, dec, nil
+		}
 	}
-	res, d, err := r.act(ctx, p, st, next, want, dec, now, p.ScaleDownCooldown(got.HoldDown))
+	res, d, err := r.act(ctx, p, st, next, want, dec, now, cooldown)
 	if err == nil && (d.Action == "scale" || d.Action == "dry_run") {
 		res.RequeueAfter = min(wake, p.EvaluationInterval)
 	}
@@ -626,7 +682,10 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	req := ScaleRequest{Namespace: p.Namespace, Job: p.Job, Group: p.Group,
 		Message: fmt.Sprintf("nomadscalerd: scale %s %d -> %d: %s", dir, st.Desired, want, reason),
 		Meta: map[string]any{"reason": reason, "plan_id": plan.ID, "forecast_plan": planPreview(plan, now), "scaled_by": "nomadscalerd", "action_id": actionID, "replica": r.d.Replica,
-			"direction": dir, "from": st.Desired, "to": want}}
+			"direction": dir, "from": st.Desired, "to": want,
+			// In Nomad the cooldown outlives this replica's database: the
+			// replica that acts next reads it (nomadCooldown).
+			CooldownUntilMeta: until.UTC().Format(time.RFC3339Nano)}}
 	if dry {
 		req.Message = fmt.Sprintf("nomadscalerd dry-run: would scale %s %d -> %d: %s", dir, st.Desired, want, reason)
 	} else {
@@ -692,6 +751,98 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	}
 	r.d.Log.Info("scaled", "policy", p.Key, "from", st.Desired, "to", want, "dry_run", dry, "plan", plan.ID)
 	return Result{RequeueAfter: min(cooldown, p.EvaluationInterval)}, dec, nil
+}
+
+// termID names the hold under which this replica acts for a policy: the
+// Done channels of the leader's term and of the policy's shard's (nil
+// where there is no Lease, or no OwnerLease: one term for the process).
+// Either changing is a hand-over, after which another replica may have
+// acted.
+type termID struct{ leader, shard <-chan struct{} }
+
+func (r *Reconciler) termOf(key string) termID {
+	var t termID
+	if l, ok := r.d.Leader.(Lease); ok {
+		t.leader = l.Context().Done()
+	}
+	if o, ok := r.d.Owner.(OwnerLease); ok {
+		t.shard = o.ContextOf(key).Done()
+	}
+	return t
+}
+
+// nomadCooldown is the cooldown Nomad's last scaling event of p's group
+// holds scale-downs for, read when this replica is about to scale the
+// group down with no cooldown of its own: each replica keeps cooldowns in
+// its own database, so after a hand-over the new leader (or owner of the
+// shard) would otherwise scale down right after the old one scaled, the
+// flap a cooldown exists to prevent. The event is read once per policy
+// per term, and only on the way to a scale-down: a thousand policies cost
+// no requests at an election, and within a term the actions are this
+// replica's own, with their cooldowns stored here. A running cooldown is
+// stored here too, so that the reconciles until it ends, and a restart,
+// hold without asking again. A failed read is returned: a scale-down is
+// never urgent, and it would go to the same Nomad.
+func (r *Reconciler) nomadCooldown(ctx context.Context, p Policy, now time.Time, own time.Duration) (cooldownState, error) {
+	if r.d.Events == nil {
+		return cooldownState{}, nil
+	}
+	term := r.termOf(p.Key)
+	r.mu.Lock()
+	read, ok := r.eventsRead[p.Key]
+	r.mu.Unlock()
+	if ok && read == term {
+		return cooldownState{}, nil
+	}
+	ev, ok, err := r.d.Events.LastScalingEvent(ctx, p.Namespace, p.Job, p.Group)
+	if err != nil {
+		return cooldownState{}, fmt.Errorf("read %s's last scaling event: %w", p.Key, err)
+	}
+	var cd cooldownState
+	if ok {
+		cd = cooldownOf(ev, own)
+	}
+	if now.Before(cd.Until) {
+		r.d.Log.Info("holding scale-downs in the cooldown of Nomad's last scaling event", "policy", p.Key, "until", cd.Until, "from", cd.From)
+		if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cd); err != nil {
+			// Held all the same, and read again at the next reconcile:
+			// marked read, the cooldown would hold this one only.
+			r.d.Log.Error("store the cooldown read from Nomad", "policy", p.Key, "err", err)
+			return cd, nil
+		}
+	}
+	r.mu.Lock()
+	r.eventsRead[p.Key] = term
+	r.mu.Unlock()
+	return cd, nil
+}
+
+// cooldownOf is the cooldown a scaling event starts, given own, the
+// cooldown this policy would start with an action now.
+//
+// A nomadscalerd replica's event carries its cooldown's end: that is kept
+// as it is, as that replica would have held. An event without it was
+// written by someone else: an operator's `nomad job scale`, another
+// autoscaler, or a nomadscalerd from before the key. An operator who
+// scales a group by hand expects the autoscaler neither to undo it at once
+// nor to leave it alone for good: the policy's own scale-down cooldown,
+// counted from the event, is what the autoscaler gives its own actions,
+// and what nomad-autoscaler applies after any event of its target. It
+// holds scale-downs only: a count set too low is raised at once, and one
+// who wants a count kept for longer disables the policy.
+func cooldownOf(ev ScalingEvent, own time.Duration) cooldownState {
+	by, _ := ev.Meta["replica"].(string)
+	if by == "" {
+		by = "an unnamed replica"
+	}
+	if s, ok := ev.Meta[CooldownUntilMeta].(string); ok {
+		// RFC3339 parses the fraction of a second, if written, too.
+		if until, err := time.Parse(time.RFC3339, s); err == nil {
+			return cooldownState{Until: until, From: fmt.Sprintf("Nomad's last scaling event (nomadscalerd %s, %s)", by, ev.Time.UTC().Format(time.RFC3339))}
+		}
+	}
+	return cooldownState{Until: ev.Time.Add(own), From: fmt.Sprintf("Nomad's last scaling event (%s, with no nomadscalerd cooldown: the policy's %s scale-down cooldown from then)",
+		ev.Time.UTC().Format(time.RFC3339), own)}
 }
 
 type scaleData struct {

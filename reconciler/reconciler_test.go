@@ -33,6 +33,13 @@ type fakeNomad struct {
 	failErr error
 	// minHealthy is the group's update block's min_healthy_time.
 	minHealthy time.Duration
+	// now, when set, times the scaling events Scale records in events
+	// (oldest first), which LastScalingEvent reads back, counting its
+	// reads in eventReads and failing with eventErr when set.
+	now        func() time.Time
+	events     []ScalingEvent
+	eventReads int
+	eventErr   error
 }
 
 func (f *fakeNomad) Scale(_ context.Context, r ScaleRequest) error {
@@ -42,10 +49,31 @@ func (f *fakeNomad) Scale(_ context.Context, r ScaleRequest) error {
 	if f.failErr != nil {
 		return f.failErr
 	}
+	if f.now != nil {
+		ev := ScalingEvent{Time: f.now(), PreviousCount: f.desired, Message: r.Message, Meta: r.Meta}
+		if r.Count != nil {
+			n := *r.Count
+			ev.Count = &n
+		}
+		f.events = append(f.events, ev)
+	}
 	if r.Count != nil {
 		f.desired = *r.Count
 	}
 	return nil
+}
+
+func (f *fakeNomad) LastScalingEvent(context.Context, string, string, string) (ScalingEvent, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.eventReads++
+	if f.eventErr != nil {
+		return ScalingEvent{}, false, f.eventErr
+	}
+	if len(f.events) == 0 {
+		return ScalingEvent{}, false, nil
+	}
+	return f.events[len(f.events)-1], true, nil
 }
 
 func (f *fakeNomad) GroupStatus(context.Context, string, string, string) (GroupStatus, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/nomad"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
+	"github.com/nomadscalerd/nomadscalerd/reconciler"
 )
 
 // procDaemon is nomadscalerd in a process of its own (the test binary run
@@ -166,5 +167,48 @@ func TestAKilledLeaderIsReplacedWithinTheLockTTLAndAPausedOneNeverActsOnWaking(t
 		if time.Unix(0, int64(e.Time)).After(resumed) && strings.HasSuffix(who, second.replica()) {
 			t.Errorf("the resumed replica scaled without the lock: %s (%v)", e.Message, e.Meta)
 		}
+	}
+}
+
+// A new leader's database holds none of its predecessor's cooldowns: it
+// reads the one in the group's last scaling event from Nomad and holds the
+// scale-down an idle group would otherwise get at once, saying why.
+func TestANewLeaderHoldsAScaleDownInTheCooldownItsPredecessorWroteIntoNomad(t *testing.T) {
+	t.Parallel() // mostly waiting on a real agent
+	agent := nomadtest.StartServer(t, nomadtest.Options{CPUMHz: 8000, MemoryMiB: 4096})
+	c := agent.Client(t)
+	// Idle at 3 replicas: the floor wants the minimum, 1, from the first
+	// sample (TestAnIdleGroupScalesInToItsMinimumWithoutErrors).
+	tg := cpuGroup(3, 1, 5, 100, "/bin/sleep", []string{"infinity"}, map[string]any{"evaluation_interval": "2s", "cooldown": "10m"})
+	registerCPUJob(t, c, "handed", tg)
+	// The previous leader's last action, as it writes it: a cooldown of
+	// 10 minutes from now in the event's meta.
+	until := time.Now().Add(10 * time.Minute).UTC()
+	if _, _, err := c.Jobs().ScaleWithRequest("handed", &nomadapi.ScalingRequest{Count: new(int64(3)), Target: map[string]string{"Job": "handed", "Group": "work"},
+		Message: "nomadscalerd: scale up 2 -> 3 (the previous leader)",
+		Meta:    map[string]any{reconciler.CooldownUntilMeta: until.Format(time.RFC3339Nano), "scaled_by": "nomadscalerd", "replica": "previous-leader"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	d := startDaemon(t, settings{NomadAddr: agent.Addr, HA: true})
+	var last struct{ Action, Reason string }
+	waitUntil(t, 150*time.Second, "the new leader to hold the idle group's scale-down in the cooldown read from Nomad", func() bool {
+		var st struct {
+			Policies []struct {
+				LastDecision struct{ Action, Reason string } `json:"last_decision"`
+			} `json:"policies"`
+		}
+		getJSON(t, d.HTTP+"/v1/status", "", &st)
+		if len(st.Policies) != 1 {
+			return false
+		}
+		last = st.Policies[0].LastDecision
+		return last.Action == "cooldown"
+	})
+	if !strings.Contains(last.Reason, "from Nomad's last scaling event (nomadscalerd previous-leader,") || !strings.Contains(last.Reason, until.Format(time.RFC3339)) {
+		t.Errorf("decision %+v, want a cooldown until %s read from the previous leader's event", last, until.Format(time.RFC3339))
+	}
+	if n := desiredCount(t, c, "handed", "work"); n != 3 {
+		t.Errorf("the new leader scaled the group to %d inside its predecessor's cooldown", n)
 	}
 }

@@ -271,7 +271,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 			return fmt.Errorf("register shard metrics: %w", err)
 		}
 	}
-	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
+	rec := reconciler.New(reconciler.Deps{Scaler: cluster, Observer: cluster, Events: nc, Planner: planner, Freshness: reconciler.RecorderFreshness{Recorder: recorder, DB: db},
 		State: db, Leader: policyLeader, Owner: owner, Metrics: recMetrics, Log: log, DryRun: s.DryRun, Replica: replicaName(s.HTTPAddr),
 		MinHorizon: nodepool.PlanHorizon(s.Pools)})
 	ctrl = reconciler.NewController(rec, cluster, reconciler.Defaults{CacheSize: s.CacheSize, ForecastHorizon: s.ForecastHorizon, DryRun: s.DryRun, WithoutPrometheus: s.PrometheusAddr == ""}, recMetrics, log)
