@@ -66,12 +66,21 @@ func TestTheLastScalingEventIsReadBackFromARealNomadWithItsCooldownAndPastAnErro
 		t.Fatalf("a group never scaled: ok %v, err %v; want no event and no error", ok, err)
 	}
 	until := time.Date(2026, 12, 1, 12, 0, 30, 500, time.UTC).Format(time.RFC3339Nano)
-	before := time.Now()
-	if err := c.Scale(ctx, reconciler.ScaleRequest{Job: "evented", Group: "web", Count: ptr(2), Message: "up",
-		Meta: map[string]any{reconciler.CooldownUntilMeta: until, "replica": "a"}}); err != nil {
-		t.Fatal(err)
+	// The registration's deployment blocks a scale until its allocation
+	// is healthy: retried until it is (a loaded machine takes seconds).
+	var before, after time.Time
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		before = time.Now()
+		err := c.Scale(ctx, reconciler.ScaleRequest{Job: "evented", Group: "web", Count: ptr(2), Message: "up",
+			Meta: map[string]any{reconciler.CooldownUntilMeta: until, "replica": "a"}})
+		after = time.Now()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, reconciler.ErrActiveDeployment) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
 	}
-	after := time.Now()
 	// A reported error records no scale: it must not hide the one before.
 	if _, _, err := agent.Client(t).Jobs().ScaleWithRequest("evented", &nomadapi.ScalingRequest{
 		Target: map[string]string{"Job": "evented", "Group": "web"}, Error: true, Message: "a failed check"}, nil); err != nil {
