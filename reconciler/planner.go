@@ -248,10 +248,31 @@ func problemFor(p Policy, current int) optimize.Problem {
 		prob.ReplicaCost = t.ReplicaCost
 	}
 	prob.Penalty, prob.StartupCost, prob.ShutdownCost, prob.ExtraPenalty = t.Penalty, t.StartupCost, t.ShutdownCost, t.ExtraPenalty
-	prob.MaxScaleUp, prob.MaxScaleDown = t.MaxScaleUp, t.MaxScaleDown
+	prob.MaxScaleUp = rampFor(t.MaxScaleUp, t.set["max_scale_up"], current)
+	prob.MaxScaleDown = rampFor(t.MaxScaleDown, t.set["max_scale_down"], current)
 	prob.MinReplicas, prob.MaxReplicas, prob.CurrentReplicas = p.Min, p.Max, current
 	prob.StartupDelay = int(math.Ceil(t.StartupDelay.Seconds()))
 	return prob
+}
+
+// rampShare is the least share of the count asked for that an unwritten
+// max_scale_up or max_scale_down lets a plan change per second. A limit in
+// replicas is a hold in time that grows with the group: at 2 a second a
+// group of 20 sheds a burst's replicas in a few seconds, one of 200 (the
+// same traffic, ten times the rate) in a minute, holding replicas nobody
+// needs. On the NASA week at 10 times the README's rate, the 2-a-second
+// limit cost more than target-value and HPA (1.04x, 1.03x) and at 5% of the
+// count it costs less (0.95x, 0.93x); at the README's rate, where counts
+// stay under 40 and the limit stays 2, nothing changes.
+const rampShare = 0.05
+
+// rampFor is a plan's per-second limit: what the policy wrote, or the
+// default raised to rampShare of the current count.
+func rampFor(limit int, written bool, current int) int {
+	if written {
+		return limit
+	}
+	return max(limit, int(math.Ceil(rampShare*float64(current))))
 }
 
 // targetValueShortfall is the shortfall, in replicas, below which a

@@ -191,3 +191,32 @@ func TestTwoPlansOfOnePolicyAtOnceNeverRunItsForecasterConcurrently(t *testing.T
 		}
 	}
 }
+
+func TestAnUnwrittenRampLimitGrowsWithTheCountAndAWrittenOneIsKeptAsWritten(t *testing.T) {
+	cases := []struct {
+		name          string
+		target        map[string]any
+		current       int
+		wantUp, wantD int
+	}{
+		{"a small group keeps 2 a second", map[string]any{}, 20, 2, 2},
+		{"at 40 replicas 5% is still 2", map[string]any{}, 40, 2, 2},
+		{"at 41 replicas 5% rounds up to 3", map[string]any{}, 41, 3, 3},
+		{"at 400 replicas 5% is 20", map[string]any{}, 400, 20, 20},
+		{"a written limit is kept at any count", map[string]any{"max_scale_up": 2.0, "max_scale_down": 4.0}, 400, 2, 4},
+		{"a written down limit leaves the up limit relative", map[string]any{"max_scale_down": 1.0}, 400, 20, 1},
+		{"a written 0 (no scale-down) is kept", map[string]any{"max_scale_down": 0.0}, 400, 20, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy(scalingPolicy(reqCheck, tc.target, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prob := problemFor(p, tc.current)
+			if prob.MaxScaleUp != tc.wantUp || prob.MaxScaleDown != tc.wantD {
+				t.Errorf("at %d replicas: limits up %d, down %d; want %d, %d", tc.current, prob.MaxScaleUp, prob.MaxScaleDown, tc.wantUp, tc.wantD)
+			}
+		})
+	}
+}
