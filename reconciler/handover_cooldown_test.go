@@ -152,9 +152,12 @@ func TestNomadsLastScalingEventIsReadOnlyOnTheWayToAScaleDownAndOncePerTermWithA
 		t.Fatalf("scaled to %v after %d reads, want a scale-down to 1 after the failed read and one more", got, h.nomad.eventReads)
 	}
 
-	// Within the term, nothing more is read.
+	// Within the term, nothing more is read: a count raised by hand is
+	// held from when it is seen, and scaled down after its cooldown.
 	h.nomad.desired = 4
 	h.clock.advance(31 * time.Second)
+	h.reconcileOn(t, rec)
+	h.clock.advance(30 * time.Second)
 	h.reconcileOn(t, rec)
 	if got := h.nomad.counts(); len(got) != 4 || h.nomad.eventReads != 3 {
 		t.Errorf("scaled to %v after %d reads, want a fourth scale without a read in the same term", got, h.nomad.eventReads)

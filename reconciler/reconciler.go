@@ -251,6 +251,9 @@ type Reconciler struct {
 	// eventsRead marks the policies whose last scaling event was read
 	// from Nomad, with the term it was read in (see nomadCooldown).
 	eventsRead map[string]termID
+	// observed is each policy's count as this replica last knew it in the
+	// current term (see noticeOutsideChange).
+	observed map[string]observation
 }
 
 // Decision is the outcome of one reconcile, kept for status.
@@ -282,7 +285,7 @@ func New(d Deps) *Reconciler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, unsaved: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}, eventsRead: map[string]termID{}}
+	return &Reconciler{d: d, plans: map[string]optimize.Plan{}, unsaved: map[string]optimize.Plan{}, deciders: map[string]*policyDecider{}, tunings: map[string]Tuning{}, tuneWaits: map[string]tuneWait{}, delays: map[string]time.Duration{}, backoffs: map[string]backoff.BackOff{}, last: map[string]Decision{}, settled: map[string]bool{}, groups: map[string]groupRef{}, eventsRead: map[string]termID{}, observed: map[string]observation{}}
 }
 
 // LastDecision returns the latest decision for a policy key.
@@ -328,6 +331,15 @@ type cooldownState struct {
 	// From says where a cooldown this replica did not start came from
 	// (Nomad's last scaling event), for the decision's reason.
 	From string `json:"from,omitempty"`
+	// Changed is the change of the count, made outside nomadscalerd,
+	// that started the cooldown (see noticeOutsideChange).
+	Changed *countChange `json:"changed,omitempty"`
+}
+
+// countChange is a group's count changing from one observation to the next.
+type countChange struct {
+	From int `json:"from"`
+	To   int `json:"to"`
 }
 
 // reason is the cooldown as a decision's reason.
@@ -335,6 +347,9 @@ func (cd cooldownState) reason() string {
 	r := fmt.Sprintf("cooldown until %s", cd.Until.Format(time.RFC3339))
 	if cd.From != "" {
 		r += ", from " + cd.From
+	}
+	if cd.Changed != nil {
+		r += fmt.Sprintf(", after the count changed from %d to %d outside nomadscalerd", cd.Changed.From, cd.Changed.To)
 	}
 	return r
 }
@@ -501,6 +516,7 @@ func (r *Reconciler) Forget(key string) {
 	delete(r.settled, key)
 	delete(r.groups, key)
 	delete(r.eventsRead, key)
+	delete(r.observed, key)
 	r.d.Metrics.forget(key)
 	if f, ok := r.d.Planner.(interface{ Forget(string) }); ok {
 		f.Forget(key)
@@ -601,6 +617,12 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	dec.StartupDelay, dec.MinHealthy = got.StartupDelay.String(), st.MinHealthy.String()
 	want := got.Count
 	wake := max(got.NextWake.Sub(now), time.Second)
+	cooldown := p.ScaleDownCooldown(got.HoldDown)
+	// Before any return: a change at plan (an operator raised the count
+	// to what the plan wants) still holds the scale-down that follows.
+	if err := r.noticeOutsideChange(p, st.Desired, now, cooldown); err != nil {
+		return r.retry(p.Key), Decision{Action: "error", Reason: err.Error()}, err
+	}
 
 	// Stale metrics: never scale down on them, and scale up only on fresh
 	// evidence, which stale metrics are not. Bounds are still enforced.
@@ -627,7 +649,6 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	}
 	// The cooldown holds scale-downs only: capacity the plan or the floor
 	// needs is never held back by a recent action.
-	cooldown := p.ScaleDownCooldown(got.HoldDown)
 	if want < st.Desired {
 		var cd cooldownState
 		if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &cd); err != nil || !now.Before(cd.Until) {
@@ -697,6 +718,11 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	// With shards, the policy's shard lock is a lease too.
 	leaderCtx, endLeader := UnderLease(ctx, r.d.Leader)
 	leaseCtx, endShard := underShard(leaderCtx, r.d.Owner, p.Key)
+	if !dry {
+		// Until Nomad answers, and after an answer that is not a clear
+		// success, the count asked for is this replica's doing too.
+		r.expect(p.Key, st.Desired, want)
+	}
 	// A lease that ran out since the check above (the intent's write can
 	// stall) sends nothing: the intent stays open, as for a scale cut off.
 	err := leaseCtx.Err()
@@ -719,6 +745,9 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 		}
 		r.mu.Lock()
 		delete(r.settled, p.Key) // the open intent must be settled when this replica leads again
+		// Whatever Nomad shows next is settled from the journal, not
+		// taken for someone else's change.
+		delete(r.observed, p.Key)
 		r.mu.Unlock()
 		r.d.Log.Warn(why+"; the intent is left for the next leader to settle", "policy", p.Key, "action", actionID)
 		return Result{}, Decision{Action: "none", Reason: why}, nil
@@ -739,6 +768,9 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 		r.d.Log.Error("store cooldown", "policy", p.Key, "err", err)
 	}
 	_, _ = r.d.State.Append(store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateDone, Target: p.Key, Reason: reason})
+	if !dry {
+		r.expect(p.Key, want, want)
+	}
 	r.resetBackoff(p.Key)
 	outcome := "success"
 	if dry {
@@ -751,6 +783,67 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	}
 	r.d.Log.Info("scaled", "policy", p.Key, "from", st.Desired, "to", want, "dry_run", dry, "plan", plan.ID)
 	return Result{RequeueAfter: min(cooldown, p.EvaluationInterval)}, dec, nil
+}
+
+// observation is a group's count as this replica knew it, in the term it
+// knew it in: a count seen in an earlier term says nothing of the changes
+// since, which another replica may have made (nomadCooldown reads those).
+type observation struct {
+	term termID
+	// count is the count last seen or, after a scale Nomad accepted,
+	// asked for; asked is the count of a scale sent whose outcome is not
+	// known (in flight, or failed in a way that may have applied it),
+	// otherwise count. Either explains the next count seen.
+	count, asked int
+}
+
+// expect records that the group's count is count, or asked if a scale
+// this replica sent took.
+func (r *Reconciler) expect(key string, count, asked int) {
+	term := r.termOf(key)
+	r.mu.Lock()
+	r.observed[key] = observation{term: term, count: count, asked: asked}
+	r.mu.Unlock()
+}
+
+// noticeOutsideChange compares the group's count, desired, with the one
+// this replica last saw or asked for in this term. A count neither
+// explains was set by someone else: an operator's `nomad job scale`, a
+// `nomad job run` with a new count, another tool. Such a change is held
+// against a scale-down for the policy's scale-down cooldown, counted from
+// when it was seen, as nomadscalerd holds after its own actions and
+// nomad-autoscaler after any scaling event of its target (see cooldownOf,
+// which holds the same after a failover): otherwise the next reconcile
+// undoes an operator's change within seconds. Nomad's last scaling event
+// is read only once a term, so it cannot be what tells, and a count is
+// the same change whichever call set it. The first reconcile of a term
+// has nothing to compare with: nomadCooldown covers what happened before
+// it, and a half-done action of this replica's own is settled from the
+// journal. A running cooldown that ends later is kept. A cooldown that
+// cannot be stored is an error, and the change is noticed again at the
+// retry: holding everything while the database refuses writes costs
+// nothing, as no action can be journaled then either.
+func (r *Reconciler) noticeOutsideChange(p Policy, desired int, now time.Time, cooldown time.Duration) error {
+	term := r.termOf(p.Key)
+	r.mu.Lock()
+	prev, seen := r.observed[p.Key]
+	r.mu.Unlock()
+	if !seen || prev.term != term || desired == prev.count || desired == prev.asked {
+		r.expect(p.Key, desired, desired)
+		return nil
+	}
+	cd := cooldownState{Until: now.Add(cooldown), Changed: &countChange{From: prev.count, To: desired}}
+	var running cooldownState
+	if err := r.d.State.GetJSON(migrations.BucketState, cooldownKey(p.Key), &running); err == nil && running.Until.After(cd.Until) {
+		cd = running
+	} else {
+		if err := r.d.State.PutJSON(migrations.BucketState, cooldownKey(p.Key), cd); err != nil {
+			return fmt.Errorf("store the cooldown after %s's count changed from %d to %d outside nomadscalerd: %w", p.Key, prev.count, desired, err)
+		}
+	}
+	r.d.Log.Info("the count changed outside nomadscalerd; holding scale-downs", "policy", p.Key, "from", prev.count, "to", desired, "until", cd.Until)
+	r.expect(p.Key, desired, desired)
+	return nil
 }
 
 // termID names the hold under which this replica acts for a policy: the
