@@ -33,15 +33,23 @@ func (f *fakeOptimizer) Optimize(_ context.Context, r optimize.Request) (optimiz
 	return optimize.Response{Desired: out}, nil
 }
 
-func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
+// optimizeServer serves POST /optimize from o behind the token "tok",
+// until the test ends.
+func optimizeServer(t *testing.T, o Optimizer) *httptest.Server {
+	t.Helper()
 	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo := &fakeOptimizer{}
-	s.HandleOptimize(fo)
+	s.HandleOptimize(o)
 	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestOptimizeAnswersEveryStatusCodeOfTheSeedsAPI(t *testing.T) {
+	fo := &fakeOptimizer{}
+	ts := optimizeServer(t, fo)
 	const ok = `"check": {"name": "c", "source": "prometheus", "group": "web", "metric_app_name": "shop"}, "current_replicas": 2, "min_replicas": 1, "max_replicas": 5`
 	cases := []struct {
 		name, body, bearer string
@@ -102,14 +110,8 @@ func TestAnOptimizeRequestMissingAReplicaCountIsA400NotAPlanFromZeroOnAFakeOptim
 	// The seed's body makes only cache_size optional. Read as 0, a missing
 	// max_replicas was answered 200 with a plan of zeros, and a missing
 	// current_replicas with a plan ramping up from no replica.
-	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	fo := &fakeOptimizer{}
-	s.HandleOptimize(fo)
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	ts := optimizeServer(t, fo)
 	fields := map[string]string{"current_replicas": `"current_replicas": 3`, "min_replicas": `"min_replicas": 1`, "max_replicas": `"max_replicas": 10`}
 	for missing := range fields {
 		for _, as := range []string{"absent", "null"} {
@@ -187,14 +189,8 @@ func (b *blockingOptimizer) Optimize(ctx context.Context, r optimize.Request) (o
 }
 
 func TestOptimizeRefusesHugeRangesAndMoreConcurrentPlansThanItsSlots(t *testing.T) {
-	s, err := New(Config{Addr: "127.0.0.1:0", Token: "tok"}, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	bo := &blockingOptimizer{entered: make(chan struct{}, MaxConcurrentPlans), release: make(chan struct{})}
-	s.HandleOptimize(bo)
-	ts := httptest.NewServer(s.Handler())
-	defer ts.Close()
+	ts := optimizeServer(t, bo)
 	post := func(body string) (int, string) {
 		resp, err := http.Post(ts.URL+"/optimize", "application/json", strings.NewReader(body))
 		if err != nil {

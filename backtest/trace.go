@@ -40,7 +40,7 @@ func ReadTraceFileInfo(path string) ([]float64, *RowsInfo, error) {
 //   - timed rows, TIME,COUNT (comma, semicolon, tab or space separated;
 //     see ParseRowTime for the times): each row counts the requests of
 //     the step to the next row's time, and is laid onto seconds (see
-//     TimedRows.PerSecond).
+//     timedRows.PerSecond).
 //
 // One header line is skipped. The input may be gzip-compressed: it is
 // detected by its magic bytes, not by a file name, so a renamed file still
@@ -72,7 +72,7 @@ func ReadTraceInfo(r io.Reader) ([]float64, *RowsInfo, error) {
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	var (
 		out  []float64
-		rows *TimedRows
+		rows *timedRows
 		line int
 		// header: the first line may be one; decided: the form is known.
 		header, decided = true, false
@@ -84,13 +84,13 @@ func ReadTraceInfo(r io.Reader) ([]float64, *RowsInfo, error) {
 			continue
 		}
 		if !decided {
-			if header && IsHeader(s) {
+			if header && isHeader(s) {
 				header = false
 				continue
 			}
 			decided = true
 			if _, _, ok := splitRow(s); ok {
-				rows = &TimedRows{}
+				rows = &timedRows{}
 			}
 		}
 		if rows != nil {

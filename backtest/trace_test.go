@@ -13,11 +13,7 @@ import (
 
 func TestReadTraceDetectsGzipByItsMagicBytes(t *testing.T) {
 	plain := "3\n0\n\n1.5\n"
-	var zipped bytes.Buffer
-	zw := gzip.NewWriter(&zipped)
-	zw.Write([]byte(plain))
-	zw.Close()
-	for name, in := range map[string][]byte{"plain": []byte(plain), "gzip": zipped.Bytes()} {
+	for name, in := range map[string][]byte{"plain": []byte(plain), "gzip": gzipped(t, plain)} {
 		got, err := ReadTrace(bytes.NewReader(in))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -26,6 +22,20 @@ func TestReadTraceDetectsGzipByItsMagicBytes(t *testing.T) {
 			t.Errorf("%s: read %v, want [3 0 1.5]", name, got)
 		}
 	}
+}
+
+// gzipped is s compressed as a .gz file holds it.
+func gzipped(t *testing.T, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 func TestReadTraceRejectsNegativeAndNonNumericLines(t *testing.T) {
@@ -39,11 +49,7 @@ func TestReadTraceRejectsNegativeAndNonNumericLines(t *testing.T) {
 func TestTimedRowsAreLaidOntoTheSecondsTheyCountWithAHeaderSkippedAndAMissingRowZero(t *testing.T) {
 	// Per-minute counts, the third minute missing, gzip-compressed.
 	csv := "time,requests\n1998-06-22 00:00,120\n1998-06-22 00:01,7\n1998-06-22 00:03,60\n"
-	var zipped bytes.Buffer
-	zw := gzip.NewWriter(&zipped)
-	zw.Write([]byte(csv))
-	zw.Close()
-	got, info, err := ReadTraceInfo(&zipped)
+	got, info, err := ReadTraceInfo(bytes.NewReader(gzipped(t, csv)))
 	if err != nil {
 		t.Fatal(err)
 	}

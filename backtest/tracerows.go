@@ -57,10 +57,10 @@ func ParseRowTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want unix seconds, 2006-01-02 15:04[:05] or RFC 3339", s)
 }
 
-// ParseRowCount reads a row's count of requests: a non-negative number,
+// parseRowCount reads a row's count of requests: a non-negative number,
 // also written as a float ("94.0"). A fractional count (a rate averaged
 // over the row) is kept as it is.
-func ParseRowCount(s string) (float64, error) {
+func parseRowCount(s string) (float64, error) {
 	s = strings.Trim(strings.TrimSpace(s), `"'`)
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
@@ -87,15 +87,15 @@ func splitRow(s string) (timeField, countField string, ok bool) {
 	return strings.Join(f[:len(f)-1], " "), f[len(f)-1], true
 }
 
-// TimedRows collects a trace's timed rows, then lays them onto seconds.
-type TimedRows struct {
+// timedRows collects a trace's timed rows, then lays them onto seconds.
+type timedRows struct {
 	at    []int64 // unix seconds
 	count []float64
 }
 
 // Add reads one row; it is an error when its time or its count does not
 // read.
-func (tr *TimedRows) Add(row string) error {
+func (tr *timedRows) Add(row string) error {
 	tf, cf, ok := splitRow(row)
 	if !ok {
 		return fmt.Errorf("%q: want TIME,COUNT", row)
@@ -104,7 +104,7 @@ func (tr *TimedRows) Add(row string) error {
 	if err != nil {
 		return err
 	}
-	c, err := ParseRowCount(cf)
+	c, err := parseRowCount(cf)
 	if err != nil {
 		return err
 	}
@@ -113,16 +113,16 @@ func (tr *TimedRows) Add(row string) error {
 	return nil
 }
 
-// IsHeader reports whether a first line is a header rather than a row: it
+// isHeader reports whether a first line is a header rather than a row: it
 // splits into fields, but its time or count does not read.
-func IsHeader(row string) bool {
+func isHeader(row string) bool {
 	tf, cf, ok := splitRow(row)
 	if !ok {
 		_, err := strconv.ParseFloat(strings.TrimSpace(row), 64)
 		return err != nil
 	}
 	_, terr := ParseRowTime(tf)
-	_, cerr := ParseRowCount(cf)
+	_, cerr := parseRowCount(cf)
 	return terr != nil || cerr != nil
 }
 
@@ -142,7 +142,7 @@ type RowsInfo struct {
 // the step gets floor((s+1)c/step) - floor(sc/step), so the seconds sum
 // to c and differ by at most one; a fractional count is divided evenly).
 // Rows for the same time are summed; times without a row count zero.
-func (tr *TimedRows) PerSecond() ([]float64, RowsInfo, error) {
+func (tr *timedRows) PerSecond() ([]float64, RowsInfo, error) {
 	if len(tr.at) == 0 {
 		return nil, RowsInfo{}, fmt.Errorf("no TIME,COUNT rows")
 	}

@@ -56,6 +56,14 @@ func TestHeadroomIsNotCountedOnAnInitializingNodeThePlannedAllocationsFill(t *te
 	if err != nil {
 		t.Fatal(err)
 	}
+	wantNoHeadroomLeftAndALaunchForIt(t, d)
+}
+
+// wantNoHeadroomLeftAndALaunchForIt fails t unless the planned
+// allocations took every unit the pool had or had coming, and d launches
+// a node for the headroom.
+func wantNoHeadroomLeftAndALaunchForIt(t *testing.T, d Decision) {
+	t.Helper()
 	if d.Headroom.Free+d.Headroom.Pending != 0 || LaunchCount(d.ScaleOut) == 0 || d.ScaleOutReason != ScaleOutHeadroom {
 		t.Fatalf("headroom %+v, launches %+v (%s): want 0 units free or pending and a launch for headroom (reason %q)",
 			d.Headroom, d.ScaleOut, d.ScaleOutReason, d.Reason)
@@ -78,10 +86,7 @@ func TestHeadroomIsNotCountedOnALaunchingNodeThePlannedAllocationsFill(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Headroom.Free+d.Headroom.Pending != 0 || LaunchCount(d.ScaleOut) == 0 || d.ScaleOutReason != ScaleOutHeadroom {
-		t.Fatalf("headroom %+v, launches %+v (%s): want 0 units free or pending and a launch for headroom (reason %q)",
-			d.Headroom, d.ScaleOut, d.ScaleOutReason, d.Reason)
-	}
+	wantNoHeadroomLeftAndALaunchForIt(t, d)
 }
 
 // An idle node of a predictive pool is drained only if the nodes that

@@ -40,22 +40,31 @@ func (c *Client) ScaleIndex(ctx context.Context, r reconciler.ScaleRequest) (uin
 	return resp.JobModifyIndex, nil
 }
 
+// groupScaleStatus reads the job's scale status (GET /v1/job/:id/scale,
+// one request) and the group's part of it; the status is nil when the job
+// is gone, and ok false when the group is. The error is Nomad's, for the
+// caller to wrap.
+func (c *Client) groupScaleStatus(ctx context.Context, namespace, job, group string) (st *nomadapi.JobScaleStatusResponse, tg nomadapi.TaskGroupScaleStatus, ok bool, err error) {
+	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
+	st, _, err = c.api.Jobs().ScaleStatus(job, q)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, tg, false, nil
+		}
+		return nil, tg, false, err
+	}
+	tg, ok = st.TaskGroups[group]
+	return st, tg, ok, nil
+}
+
 // GroupStatus reads the group's desired count and allocation counts from the
 // job's scale status.
 func (c *Client) GroupStatus(ctx context.Context, namespace, job, group string) (reconciler.GroupStatus, error) {
-	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
-	st, _, err := c.api.Jobs().ScaleStatus(job, q)
+	st, tg, ok, err := c.groupScaleStatus(ctx, namespace, job, group)
 	if err != nil {
-		if isNotFound(err) {
-			return reconciler.GroupStatus{}, nil
-		}
 		return reconciler.GroupStatus{}, fmt.Errorf("scale status %s: %w", job, err)
 	}
-	if st.JobStopped {
-		return reconciler.GroupStatus{}, nil
-	}
-	tg, ok := st.TaskGroups[group]
-	if !ok {
+	if !ok || st.JobStopped {
 		return reconciler.GroupStatus{}, nil
 	}
 	pending := tg.Desired - tg.Running
@@ -71,15 +80,10 @@ func (c *Client) GroupStatus(ctx context.Context, namespace, job, group string) 
 // picked by time, not by position: Nomad lists them newest first, but
 // nothing here depends on it.
 func (c *Client) LastScalingEvent(ctx context.Context, namespace, job, group string) (reconciler.ScalingEvent, bool, error) {
-	q := (&nomadapi.QueryOptions{Namespace: namespace}).WithContext(ctx)
-	st, _, err := c.api.Jobs().ScaleStatus(job, q)
+	_, tg, ok, err := c.groupScaleStatus(ctx, namespace, job, group)
 	if err != nil {
-		if isNotFound(err) {
-			return reconciler.ScalingEvent{}, false, nil
-		}
 		return reconciler.ScalingEvent{}, false, fmt.Errorf("scale status %s: %w", job, Classify(err))
 	}
-	tg, ok := st.TaskGroups[group]
 	if !ok {
 		return reconciler.ScalingEvent{}, false, nil
 	}

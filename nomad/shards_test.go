@@ -176,8 +176,16 @@ func TestAReplicaGivesItsExtraShardToASecondOneOnceAndTheyStaySplit(t *testing.T
 	tab := &lockTable{owner: []string{"a", "a"}, alive: map[string]bool{"a": true}}
 	a := newReplicaSim(tab, "a", clk)
 	b := newReplicaSim(tab, "b", clk)
+	keepsBothThenSplits(t, clk, tab, a, func() *replicaSim { return b }, 3, 120)
+}
+
+// keepsBothThenSplits steps a alone for 5 s, in which it must keep both
+// shards, then starts b (join) and steps both for steps seconds: from
+// settle seconds on each must hold one shard, and a must have released
+// one shard in all (no flapping).
+func keepsBothThenSplits(t *testing.T, clk *clock.Fake, tab *lockTable, a *replicaSim, join func() *replicaSim, settle, steps int) {
+	t.Helper()
 	ctx := context.Background()
-	// Alone, a keeps both.
 	for range 5 {
 		a.bal.step(ctx)
 		tab.acquire(a)
@@ -186,14 +194,14 @@ func TestAReplicaGivesItsExtraShardToASecondOneOnceAndTheyStaySplit(t *testing.T
 	if tab.count("a") != 2 || a.releases != 0 {
 		t.Fatalf("alone: a holds %d shards after %d releases, want 2 and 0", tab.count("a"), a.releases)
 	}
-	// b starts: within a few periods each holds one, and it stays so.
+	b := join()
 	tab.alive["b"] = true
-	for i := range 120 {
+	for i := range steps {
 		a.bal.step(ctx)
 		b.bal.step(ctx)
 		tab.acquire(b, a)
 		clk.Advance(time.Second)
-		if i >= 3 && (tab.count("a") != 1 || tab.count("b") != 1) {
+		if i >= settle && (tab.count("a") != 1 || tab.count("b") != 1) {
 			t.Fatalf("%d s after b started: owners %q, want one shard each", i+1, tab.owner)
 		}
 	}

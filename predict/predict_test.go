@@ -350,18 +350,8 @@ func TestBeforeItsFirstPlanAPolicyKeepsThePlansHeadroomForNoisySeconds(t *testin
 }
 
 func TestAFailedReplanServesTheCachedPlanAsTheSeedsCache(t *testing.T) {
-	sp := &scriptedPlanner{desired: []int{2, 4, 6}}
-	s := settings()
-	s.FloorMargin = 0
-	s.ReplanInterval = 3 * time.Second
-	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Decide(context.Background(), Input{Now: at(0), Current: 2, Running: 2})
-	sp.err = errors.New("solver down")
 	// Second 4 of a 3-second plan: the seed's cache reads 4 % 3 = 1.
-	got := d.Decide(context.Background(), Input{Now: at(4), Current: 2, Running: 2})
+	got := decideAtFourAfterAFailedReplan(t, []int{2, 4, 6}, 0)
 	if got.PlanErr == nil || got.Source != "cached" || got.Count != 4 {
 		t.Errorf("count %d from %s (err %v), want 4 from the cached plan", got.Count, got.Source, got.PlanErr)
 	}
@@ -370,21 +360,31 @@ func TestAFailedReplanServesTheCachedPlanAsTheSeedsCache(t *testing.T) {
 func TestAFailedReplanLoopsOverTheCachedPlansFirstCacheSizeSeconds(t *testing.T) {
 	// A 6-second plan with a 3-second cache: at second 4 the seed's cache
 	// reads 4 % 3 = 1, the plan's second value, not its fifth.
-	sp := &scriptedPlanner{desired: []int{2, 4, 6, 8, 10, 12}}
+	got := decideAtFourAfterAFailedReplan(t, []int{2, 4, 6, 8, 10, 12}, 3)
+	if got.PlanErr == nil || got.Source != "cached" || got.Count != 4 {
+		t.Errorf("count %d from %s (err %v), want 4: desired[4 %% 3] of the cached plan", got.Count, got.Source, got.PlanErr)
+	}
+}
+
+// decideAtFourAfterAFailedReplan plans desired at second 0 (re-planning
+// every 3 s, with cacheSize unless 0), then fails the planner and decides
+// at second 4.
+func decideAtFourAfterAFailedReplan(t *testing.T, desired []int, cacheSize int) Decision {
+	t.Helper()
+	sp := &scriptedPlanner{desired: desired}
 	s := settings()
 	s.FloorMargin = 0
 	s.ReplanInterval = 3 * time.Second
-	s.CacheSize = 3
+	if cacheSize > 0 {
+		s.CacheSize = cacheSize
+	}
 	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Decide(context.Background(), Input{Now: at(0), Current: 2, Running: 2})
 	sp.err = errors.New("solver down")
-	got := d.Decide(context.Background(), Input{Now: at(4), Current: 2, Running: 2})
-	if got.PlanErr == nil || got.Source != "cached" || got.Count != 4 {
-		t.Errorf("count %d from %s (err %v), want 4: desired[4 %% 3] of the cached plan", got.Count, got.Source, got.PlanErr)
-	}
+	return d.Decide(context.Background(), Input{Now: at(4), Current: 2, Running: 2})
 }
 
 func TestAScaleDownTheHoldWouldUndoIsNotTaken(t *testing.T) {

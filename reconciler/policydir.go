@@ -248,13 +248,9 @@ func schemaBodyMap(b hcl.Body, kinds map[string]blockKind) (map[string]any, erro
 	})
 	for _, name := range names {
 		attr := attrs[name]
-		v, diags := attr.Expr.Value(nil)
-		if diags.HasErrors() {
-			return nil, fmt.Errorf("line %d: %s: only literal values are read here: %s", attr.Range.Start.Line, name, diags.Errs()[0])
-		}
-		g, err := ctyValue(v)
+		g, err := literalValue(name, attr.Expr, attr.Range.Start.Line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %s: %w", attr.Range.Start.Line, name, err)
+			return nil, err
 		}
 		m[name] = g
 	}
@@ -263,13 +259,7 @@ func schemaBodyMap(b hcl.Body, kinds map[string]blockKind) (map[string]any, erro
 		if err != nil {
 			return nil, err
 		}
-		list, _ := m[blk.Type].([]any)
-		if len(blk.Labels) > 0 {
-			list = append(list, map[string]any{blk.Labels[0]: []any{inner}})
-		} else {
-			list = append(list, inner)
-		}
-		m[blk.Type] = list
+		addBlock(m, blk.Type, blk.Labels, inner)
 	}
 	return m, nil
 }

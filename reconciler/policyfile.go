@@ -220,13 +220,9 @@ func bodyMap(b *hclsyntax.Body) (map[string]any, error) {
 	m := map[string]any{}
 	for _, name := range sortedAttrNames(b) { // in file order: the same error every time
 		attr := b.Attributes[name]
-		v, diags := attr.Expr.Value(nil)
-		if diags.HasErrors() {
-			return nil, fmt.Errorf("line %d: %s: only literal values are read here: %s", attr.SrcRange.Start.Line, name, diags.Errs()[0])
-		}
-		g, err := ctyValue(v)
+		g, err := literalValue(name, attr.Expr, attr.SrcRange.Start.Line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %s: %w", attr.SrcRange.Start.Line, name, err)
+			return nil, err
 		}
 		m[name] = g
 	}
@@ -235,15 +231,36 @@ func bodyMap(b *hclsyntax.Body) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		list, _ := m[blk.Type].([]any)
-		if len(blk.Labels) > 0 {
-			list = append(list, map[string]any{blk.Labels[0]: []any{inner}})
-		} else {
-			list = append(list, inner)
-		}
-		m[blk.Type] = list
+		addBlock(m, blk.Type, blk.Labels, inner)
 	}
 	return m, nil
+}
+
+// literalValue reads an attribute written at line as a literal value
+// (see ctyValue): a policy has no variables or functions to evaluate.
+func literalValue(name string, expr hcl.Expression, line int) (any, error) {
+	v, diags := expr.Value(nil)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("line %d: %s: only literal values are read here: %s", line, name, diags.Errs()[0])
+	}
+	g, err := ctyValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: %s: %w", line, name, err)
+	}
+	return g, nil
+}
+
+// addBlock adds a block's body, as read, to m under its type, in the
+// shape Nomad's API gives a scaling policy: a list of bodies, each under
+// its label when it has one.
+func addBlock(m map[string]any, typ string, labels []string, inner map[string]any) {
+	list, _ := m[typ].([]any)
+	if len(labels) > 0 {
+		list = append(list, map[string]any{labels[0]: []any{inner}})
+	} else {
+		list = append(list, inner)
+	}
+	m[typ] = list
 }
 
 func ctyValue(v cty.Value) (any, error) {

@@ -800,9 +800,12 @@ type observation struct {
 // expect records that the group's count is count, or asked if a scale
 // this replica sent took.
 func (r *Reconciler) expect(key string, count, asked int) {
-	term := r.termOf(key)
+	r.observe(key, observation{term: r.termOf(key), count: count, asked: asked})
+}
+
+func (r *Reconciler) observe(key string, o observation) {
 	r.mu.Lock()
-	r.observed[key] = observation{term: term, count: count, asked: asked}
+	r.observed[key] = o
 	r.mu.Unlock()
 }
 
@@ -828,8 +831,9 @@ func (r *Reconciler) noticeOutsideChange(p Policy, desired int, now time.Time, c
 	r.mu.Lock()
 	prev, seen := r.observed[p.Key]
 	r.mu.Unlock()
+	current := observation{term: term, count: desired, asked: desired}
 	if !seen || prev.term != term || desired == prev.count || desired == prev.asked {
-		r.expect(p.Key, desired, desired)
+		r.observe(p.Key, current)
 		return nil
 	}
 	cd := cooldownState{Until: now.Add(cooldown), Changed: &countChange{From: prev.count, To: desired}}
@@ -842,7 +846,7 @@ func (r *Reconciler) noticeOutsideChange(p Policy, desired int, now time.Time, c
 		}
 	}
 	r.d.Log.Info("the count changed outside nomadscalerd; holding scale-downs", "policy", p.Key, "from", prev.count, "to", desired, "until", cd.Until)
-	r.expect(p.Key, desired, desired)
+	r.observe(p.Key, current)
 	return nil
 }
 
