@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 // A policy re-added while the reconciler forgets its removed self (a job
@@ -214,5 +216,49 @@ func TestAPolicyRemovedWhileItsReconcileIsInFlightLeavesNothingBehind(t *testing
 	h.nomad.mu.Unlock()
 	if calls != 1 {
 		t.Errorf("%d scale calls, want only the one cut off by the removal", calls)
+	}
+}
+
+// forgetDuringFlush is a store whose batch write of plans fails once,
+// slowly enough that the policy is forgotten while it is under way.
+type forgetDuringFlush struct {
+	*store.DB
+	during func()
+}
+
+func (f *forgetDuringFlush) PutJSONs(bucket []byte, values map[string]any) error {
+	if f.during == nil {
+		return f.DB.PutJSONs(bucket, values)
+	}
+	f.during()
+	f.during = nil
+	return errors.New("fake: disk full")
+}
+
+// A plan whose flush failed is kept for the next flush only while its
+// policy is: one forgotten during the failed write (removed while the disk
+// was full) is not put back, or the next flush would store the plan of a
+// policy that no longer exists and keep it until its history ages out.
+func TestAPlanWhoseFlushFailedIsNotKeptForAPolicyForgottenDuringIt(t *testing.T) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3})
+	st := &forgetDuringFlush{DB: h.db}
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: st, Now: h.clock.now, Log: slog.New(slog.DiscardHandler)})
+	if _, err := rec.Reconcile(context.Background(), testPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	st.during = func() { rec.Forget(key) }
+	if _, err := rec.FlushPlans(); err == nil {
+		t.Fatal("the failing flush reported no error")
+	}
+	if n, err := rec.FlushPlans(); err != nil || n != 0 {
+		t.Errorf("the next flush wrote %d plans (%v), want none: the policy was forgotten", n, err)
+	}
+	var stored optimize.Plan
+	if err := h.db.GetJSON(migrations.BucketPlans, key, &stored); err == nil {
+		t.Errorf("the forgotten policy's plan %s was stored", stored.ID)
+	}
+	if held := heldFor(rec, prometheus.NewRegistry(), key); len(held) != 0 {
+		t.Errorf("the forgotten policy is held again: %v", held)
 	}
 }
