@@ -262,3 +262,74 @@ func TestAPlanWhoseFlushFailedIsNotKeptForAPolicyForgottenDuringIt(t *testing.T)
 		t.Errorf("the forgotten policy is held again: %v", held)
 	}
 }
+
+// removingTuner is a fake tuner during whose first tuning the policies
+// named in removes are removed: they leave active and are forgotten, as
+// the controller's apply and the pool do.
+type removingTuner struct {
+	rec     *Reconciler
+	mu      sync.Mutex
+	active  map[string]bool
+	removes []string
+	tuned   []string
+}
+
+func (f *removingTuner) isActive(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active[key]
+}
+
+func (f *removingTuner) Tune(_ context.Context, p Policy, demand []float64, _ time.Time, _ time.Duration) (Tuning, error) {
+	f.mu.Lock()
+	f.tuned = append(f.tuned, p.Key)
+	removes := f.removes
+	f.removes = nil
+	for _, key := range removes {
+		delete(f.active, key)
+	}
+	f.mu.Unlock()
+	for _, key := range removes {
+		f.rec.Forget(key)
+	}
+	return Tuning{ForecastMargin: 1.5, ModelStep: p.Target.ModelStep, Cost: 1, PolicyCost: 1, Seconds: len(demand)}, nil
+}
+
+// The tuner tunes the policies listed at the start of its pass, one at a
+// time with rests between (hours for a thousand at a small CPU share).
+// A policy removed during its own tuning leaves no cached tuning behind,
+// and one removed before its turn is not replayed at all: otherwise each
+// removed self-tuning policy would cost a replay of hours of its history
+// and stay in the reconciler's tunings for the daemon's life.
+func TestAPolicyRemovedDuringATunerPassIsNotTunedAfterwardsNorHeldAgain(t *testing.T) {
+	h := newHarness(t, 2, []int{2})
+	h.planner.recent = make([]float64, 3*3600)
+	var pols []Policy
+	for _, k := range []string{"a", "b", "c"} {
+		p := testPolicy()
+		p.Key = "default/web/" + k
+		pols = append(pols, p)
+	}
+	tuner := &removingTuner{rec: h.rec, active: map[string]bool{}, removes: []string{"default/web/a", "default/web/b"}}
+	for _, p := range pols {
+		tuner.active[p.Key] = true
+	}
+	stop := errors.New("stop")
+	err := h.rec.RunTuner(context.Background(), func() []Policy { return pols }, tuner, TunerOptions{
+		Check: time.Minute, Active: tuner.isActive,
+		Sleep: func(context.Context, time.Duration) error { return stop }})
+	if !errors.Is(err, stop) {
+		t.Fatalf("RunTuner: %v", err)
+	}
+	if want := []string{"default/web/a", "default/web/c"}; !slices.Equal(tuner.tuned, want) {
+		t.Errorf("tuned %v, want %v: b was removed before its turn", tuner.tuned, want)
+	}
+	for _, key := range []string{"default/web/a", "default/web/b"} {
+		if held := heldFor(h.rec, prometheus.NewRegistry(), key); len(held) != 0 {
+			t.Errorf("%s, removed during the pass, is held again: %v", key, held)
+		}
+	}
+	if _, ok := h.rec.TuningOf("default/web/c"); !ok {
+		t.Error("c, still active, was not tuned")
+	}
+}
