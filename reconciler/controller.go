@@ -502,6 +502,15 @@ func (c *Controller) Policies() []Policy {
 	return out
 }
 
+// Active says whether key is a policy scheduled now. A policy stops being
+// active before the pool forgets it.
+func (c *Controller) Active(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.policies[key]
+	return ok
+}
+
 // RecordTargets is RecordTargets(c.Policies()), built again only when a
 // policy's checks or group changed: the recorder asks on every tick, and
 // copying every policy a second was a tenth of the daemon's allocations

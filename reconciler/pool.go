@@ -89,14 +89,15 @@ func (p *pool) poke() {
 }
 
 // Add schedules key to run at once, or cancels a pending removal of a key
-// whose last run is still going.
+// whose last run is still going or which is being forgotten.
 func (p *pool) Add(key string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if it, ok := p.items[key]; ok {
 		if it.removed {
-			// Only a running item stays removed: its run was cancelled and
-			// read the policy from before, so it runs again when it ends.
+			// Only a running item (or one being forgotten) stays removed:
+			// its run was cancelled and read the policy from before, so it
+			// runs again when that run, or the forgetting, ends.
 			it.removed = false
 			if it.triggered.IsZero() {
 				it.triggered = p.clock.Now()
@@ -111,7 +112,8 @@ func (p *pool) Add(key string) {
 }
 
 // Remove stops scheduling key and cancels its run in flight; the returned
-// channel closes once no run of key is left, after onRemoved.
+// channel closes once no run of key is left, after onRemoved (never if key
+// is added again before then).
 func (p *pool) Remove(key string) <-chan struct{} {
 	p.mu.Lock()
 	it, ok := p.items[key]
@@ -129,13 +131,41 @@ func (p *pool) Remove(key string) <-chan struct{} {
 		p.mu.Unlock()
 		return it.done
 	}
-	delete(p.items, key)
+	gone := p.forgetLocked(it)
 	p.mu.Unlock()
-	if p.onRemoved != nil {
-		p.onRemoved(key)
+	if gone {
+		close(it.done)
 	}
-	close(it.done)
 	return it.done
+}
+
+// forgetLocked calls onRemoved for it (removed, no run in flight) and
+// drops it unless it was added again meanwhile; p.mu is held on entry and
+// on return, not during onRemoved. The item stays in items, marked
+// running, until onRemoved returns: an Add meanwhile finds it and its run
+// waits, so the reconciler never forgets a key while a run of it is in
+// flight, which would drop part of what the re-added policy's first run
+// builds (its decider, its count last seen) and keep the rest.
+func (p *pool) forgetLocked(it *item) (gone bool) {
+	if p.onRemoved != nil {
+		it.running = true
+		p.mu.Unlock()
+		p.onRemoved(it.key)
+		p.mu.Lock()
+		it.running = false
+	}
+	if it.removed {
+		delete(p.items, it.key)
+		return true
+	}
+	// Added again: Add left a trigger, served at once. Its queued marks
+	// are from before the removal (a worker that took its entry meanwhile
+	// skipped it), and a new gen skips its old wake-up.
+	it.queued, it.inUrgent = false, false
+	p.gen++
+	it.gen = p.gen
+	p.enqueueLocked(it, true)
+	return false
 }
 
 // Trigger asks for a run of key as soon as a worker is free; triggers that
@@ -280,9 +310,12 @@ func (p *pool) worker(ctx context.Context, work <-chan string) {
 
 		p.mu.Lock()
 		it.running, it.cancel = false, nil
-		removed := it.removed
-		if removed {
-			delete(p.items, key)
+		// Forgotten only now that its run has returned: a run cut off by
+		// the removal still writes its decision, metrics and plan, which
+		// onRemoved must come after to drop.
+		gone := false
+		if it.removed {
+			gone = p.forgetLocked(it)
 		} else {
 			p.gen++
 			it.gen = p.gen
@@ -293,10 +326,7 @@ func (p *pool) worker(ctx context.Context, work <-chan string) {
 			}
 		}
 		p.mu.Unlock()
-		if removed {
-			if p.onRemoved != nil {
-				p.onRemoved(key)
-			}
+		if gone {
 			close(it.done)
 		}
 		p.poke()

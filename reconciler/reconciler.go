@@ -452,7 +452,8 @@ func (r *Reconciler) deciderFor(p Policy) (*policyDecider, error) {
 
 // FlushPlans writes the plans made since the last flush, in one
 // transaction, and returns how many. A plan that fails to be written is
-// kept for the next flush unless a newer one replaced it.
+// kept for the next flush unless a newer one replaced it or its policy was
+// forgotten meanwhile.
 func (r *Reconciler) FlushPlans() (int, error) {
 	r.mu.Lock()
 	batch := r.unsaved
@@ -468,7 +469,11 @@ func (r *Reconciler) FlushPlans() (int, error) {
 	if err := r.d.State.PutJSONs(migrations.BucketPlans, values); err != nil {
 		r.mu.Lock()
 		for k, p := range batch {
-			if _, newer := r.unsaved[k]; !newer {
+			// A plan made is cached in plans until Forget: without it
+			// there, the policy was removed during the write, and putting
+			// its plan back would have the next flush store it.
+			_, newer := r.unsaved[k]
+			if _, live := r.plans[k]; live && !newer {
 				r.unsaved[k] = p
 			}
 		}

@@ -99,6 +99,12 @@ type TunerOptions struct {
 	CPUShare float64
 	// Sleep waits d or until ctx ends (nil: a timer); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Active, when set, says whether a policy is still scheduled
+	// (Controller.Active). A pass tunes the policies listed at its start
+	// and can last hours at a small CPUShare: a policy removed since is
+	// skipped, and what was cached for one removed during its tuning is
+	// dropped, as Forget dropped the rest.
+	Active func(key string) bool
 }
 
 // TunePause is how long the tuner rests after a tuning that took took, so
@@ -132,8 +138,19 @@ func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tun
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if o.Active != nil && !o.Active(p.Key) {
+				continue
+			}
 			start := r.d.Now()
 			err := r.TuneOnce(ctx, p, tuner)
+			// Checked after: a policy still active now is forgotten, if
+			// removed later, after what TuneOnce cached (the controller
+			// unschedules a policy before the pool forgets it); dropping
+			// the cache of one removed and added again meanwhile costs a
+			// read.
+			if o.Active != nil && !o.Active(p.Key) {
+				r.dropTuningCache(p.Key)
+			}
 			if errors.Is(err, errNotDue) {
 				continue
 			}
@@ -153,6 +170,15 @@ func (r *Reconciler) RunTuner(ctx context.Context, policies func() []Policy, tun
 }
 
 var errNotDue = errors.New("tuning not due")
+
+// dropTuningCache drops what TuningOf and TuneOnce keep in memory for key;
+// the stored tuning stays, for DropStateWithoutHistory.
+func (r *Reconciler) dropTuningCache(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.tunings, key)
+	delete(r.tuneWaits, key)
+}
 
 // tuneWait is when a policy's recorded history may first be long enough
 // to tune, for the settings it was measured with.

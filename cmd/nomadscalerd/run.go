@@ -349,7 +349,7 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 	g.Go(func() error { return compactJournal(gctx, db, s.JournalRetention, 10*time.Minute, log) })
 	g.Go(func() error { return rec.RunPlanFlusher(gctx, time.Second) })
 	g.Go(func() error {
-		return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, reconciler.TunerOptions{Check: time.Minute, CPUShare: s.TuneCPU})
+		return rec.RunTuner(gctx, ctrl.Policies, backtest.PolicyTuner{}, reconciler.TunerOptions{Check: time.Minute, CPUShare: s.TuneCPU, Active: ctrl.Active})
 	})
 	if elector != nil {
 		g.Go(func() error { return elector.Run(gctx) })
