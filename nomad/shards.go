@@ -315,7 +315,8 @@ func replicaPath(name string) string {
 // replica's clock alone, so it needs no agreement between the clocks of
 // replicas and servers: a heartbeat is live while this replica has seen
 // its ModifyIndex change within deadAfter (one seen for the first time
-// counts as just changed).
+// counts as changed when it was last written, by the servers' stamps: see
+// stampAge).
 //
 // Only the balancer's goroutine uses it, and Run's way out after that.
 type heartbeats struct {
@@ -370,12 +371,30 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 	now := h.clk.Now()
 	v := shardView{owned: make([]bool, h.n)}
 	listed := make(map[string]bool, len(vars))
+	// ownTime is when the servers stamped this replica's last heartbeat
+	// write (0: not listed).
+	var ownTime int64
+	for _, m := range vars {
+		if m.Path == h.self {
+			ownTime = m.ModifyTime
+		}
+	}
 	for _, m := range vars {
 		switch {
 		case m.Path == h.self:
 		case strings.HasPrefix(m.Path, HeartbeatPrefix), strings.HasPrefix(m.Path, legacyReplicaPrefix):
 			listed[m.Path] = true
-			if sv := h.seen[m.Path]; sv == nil || sv.index != m.ModifyIndex {
+			sv := h.seen[m.Path]
+			switch {
+			case sv == nil:
+				// Never seen: it changed no later than its last write,
+				// which is older than this replica's own by the gap
+				// between the servers' stamps. Without it a replica just
+				// started (or restarted under a new name) would count a
+				// crashed predecessor's heartbeat, and the shards it
+				// claims, for a whole TTL from its start.
+				h.seen[m.Path] = &seenVar{index: m.ModifyIndex, changed: now.Add(-stampAge(ownTime, m.ModifyTime))}
+			case sv.index != m.ModifyIndex:
 				h.seen[m.Path] = &seenVar{index: m.ModifyIndex, changed: now}
 			}
 		case strings.HasPrefix(m.Path, ShardLockPrefix):
@@ -427,6 +446,22 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 		h.remove(ctx, stale)
 	}
 	return v, nil
+}
+
+// stampAge is how much older a variable's ModifyTime is than this
+// replica's own heartbeat's, both stamped by the Nomad servers (unix
+// nanoseconds): how long before this replica's last write it was last
+// written, so at most its age now. Zero when either is unknown or the
+// variable is the newer. Only the servers' stamps are compared, never the
+// replica's clock; servers whose clocks disagree by more than the part of
+// the TTL a live heartbeat has left (three quarters at least) could make
+// one look dead at first sight: it is then removed only if unchanged,
+// and counts again at its next write.
+func stampAge(own, other int64) time.Duration {
+	if own == 0 || other == 0 || other >= own {
+		return 0
+	}
+	return time.Duration(own - other)
 }
 
 // heartbeatShardsItem is the item of a heartbeat that lists the shards

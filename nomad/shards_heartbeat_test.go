@@ -30,6 +30,9 @@ type fakeVarNomad struct {
 	deleted []string
 	// showLocks lists locks as a management token sees them.
 	showLocks bool
+	// now, when set, is the servers' clock: a write stamps ModifyTime
+	// with it, as Nomad's leader does.
+	now func() time.Time
 }
 
 func newFakeVarNomad(paths ...string) *fakeVarNomad {
@@ -76,6 +79,9 @@ func (f *fakeVarNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.index++
 		v.Path, v.Namespace, v.ModifyIndex = path, "default", f.index
 		v.CreateIndex = f.index
+		if f.now != nil {
+			v.ModifyTime = f.now().UnixNano()
+		}
 		if old, ok := f.vars[path]; ok {
 			v.CreateIndex = old.CreateIndex
 		}
@@ -186,5 +192,63 @@ func TestADeadReplicasHeartbeatStopsCountingAndIsRemovedCheckedOnAFakeNomad(t *t
 	want := bPath + "?cas=" + strconv.FormatUint(bIndex, 10)
 	if !slices.Contains(fake.deleted, want) {
 		t.Errorf("deleted %v, want %s (b's variable, checked against its last index)", fake.deleted, want)
+	}
+}
+
+// A replica that has just started (a restart under a new name: its name
+// holds its pid) knows nothing of the heartbeats it lists, so it judges
+// each by its age on the servers' clock, measured against its own
+// heartbeat's, just written: a predecessor that crashed a minute ago
+// counts for nothing and its shards are free at the first look (and its
+// heartbeat is removed), while one written 4 s ago counts for the 6 s
+// left of its lock TTL, as it does for a replica that saw it written.
+// The servers' clock is an hour off the replica's: only the servers'
+// times are compared with each other.
+func TestOnAFakeNomadAReplicaJustStartedCountsAHeartbeatOnlyForWhatIsLeftOfItsTTLOnTheServersClock(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	servers := func() time.Time { return clk.Now().Add(-time.Hour) }
+	fake := newFakeVarNomad()
+	fake.now = servers
+	for _, hb := range []struct {
+		name, shards string
+		age          time.Duration
+	}{{"host-100", "0,1", time.Minute}, {"other", "2", 4 * time.Second}} {
+		fake.index++
+		fake.vars[HeartbeatPrefix+hb.name] = &nomadapi.Variable{Path: HeartbeatPrefix + hb.name, ModifyIndex: fake.index,
+			ModifyTime: servers().Add(-hb.age).UnixNano(), Items: nomadapi.VariableItems{heartbeatShardsItem: hb.shards}}
+	}
+	crashedIndex := fake.vars[HeartbeatPrefix+"host-100"].ModifyIndex
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 3, "host-200", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	look := func() shardView {
+		t.Helper()
+		v, err := s.hb.view(ctx, []bool{false, false, false})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := look(); v.replicas != 1 || !slices.Equal(v.owned, []bool{false, false, true}) {
+		t.Errorf("first look %+v: want only the heartbeat written 4 s ago counted, shards 0 and 1 free", v)
+	}
+	fake.mu.Lock()
+	want := HeartbeatPrefix + "host-100?cas=" + strconv.FormatUint(crashedIndex, 10)
+	if !slices.Contains(fake.deleted, want) {
+		t.Errorf("deleted %v after the first look, want %s (the crashed replica's heartbeat, checked)", fake.deleted, want)
+	}
+	fake.mu.Unlock()
+	clk.Advance(5 * time.Second)
+	if v := look(); v.replicas != 1 {
+		t.Errorf("5 s on (9 s after its last write) %+v: want the other still counted", v)
+	}
+	clk.Advance(time.Second)
+	if v := look(); v.replicas != 0 || slices.Contains(v.owned, true) {
+		t.Errorf("6 s on (a lock TTL after its last write) %+v: want no other replica counted", v)
 	}
 }
