@@ -352,9 +352,12 @@ type seenVar struct {
 	readAt uint64
 	shards []int
 	gone   bool
-	// tried says a delete was sent at index: it is not sent again unless
-	// the variable changes.
-	tried bool
+	// tried is when a delete was last sent at index: one that failed is
+	// sent again only deadAfter later, so a variable Nomad refuses to
+	// delete (still locked by a replica of an earlier version) costs one
+	// request a TTL, while one that failed on a passing error is not left
+	// behind for as long as this replica runs.
+	tried time.Time
 }
 
 // view writes this replica's heartbeat if due, then lists the nomadscalerd/
@@ -414,7 +417,7 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 			continue
 		}
 		if now.Sub(sv.changed) >= h.deadAfter {
-			if !sv.tried && (stale == "" || p < stale) {
+			if (sv.tried.IsZero() || now.Sub(sv.tried) >= h.deadAfter) && (stale == "" || p < stale) {
 				stale = p
 			}
 			continue
@@ -513,7 +516,7 @@ func parseShards(s string) []int {
 // still locked (a replica of an earlier version's).
 func (h *heartbeats) remove(ctx context.Context, path string) {
 	sv := h.seen[path]
-	sv.tried = true
+	sv.tried = h.clk.Now()
 	if _, err := h.vars.CheckedDelete(path, sv.index, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		h.log.Debug("removing a stopped replica's variable", "path", path, "err", err)
 		return

@@ -30,6 +30,8 @@ type fakeVarNomad struct {
 	deleted []string
 	// showLocks lists locks as a management token sees them.
 	showLocks bool
+	// failDeletes is how many deletes to come fail with a 500.
+	failDeletes int
 	// now, when set, is the servers' clock: a write stamps ModifyTime
 	// with it, as Nomad's leader does.
 	now func() time.Time
@@ -88,6 +90,11 @@ func (f *fakeVarNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.vars[path] = &v
 		_ = json.NewEncoder(w).Encode(v)
 	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/var/"):
+		if f.failDeletes > 0 {
+			f.failDeletes--
+			http.Error(w, "raft apply failed: timed out enqueuing operation", http.StatusInternalServerError)
+			return
+		}
 		v, ok := f.vars[path]
 		if cas := r.URL.Query().Get("cas"); ok && cas != "" && cas != strconv.FormatUint(v.ModifyIndex, 10) {
 			w.WriteHeader(http.StatusConflict)
@@ -250,5 +257,37 @@ func TestOnAFakeNomadAReplicaJustStartedCountsAHeartbeatOnlyForWhatIsLeftOfItsTT
 	clk.Advance(time.Second)
 	if v := look(); v.replicas != 0 || slices.Contains(v.owned, true) {
 		t.Errorf("6 s on (a lock TTL after its last write) %+v: want no other replica counted", v)
+	}
+}
+
+// A dead replica's heartbeat whose removal failed (Nomad answered a 500)
+// is tried again a lock TTL later, not left in Nomad's variables for as
+// long as the replica that saw it runs.
+func TestOnAFakeNomadADeadHeartbeatWhoseRemovalFailedIsRemovedAtALaterTry(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	fake := newFakeVarNomad(HeartbeatPrefix + "dead")
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 2, "self", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	gone := func() bool {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		_, ok := fake.vars[HeartbeatPrefix+"dead"]
+		return !ok
+	}
+	fake.failDeletes = 1
+	for range 30 {
+		if _, err := s.hb.view(ctx, []bool{true, true}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	if !gone() {
+		t.Errorf("30 s on (the first removal failed at 10 s), the dead heartbeat is still there: deleted %v", fake.deleted)
 	}
 }
