@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
@@ -92,13 +95,13 @@ func TestOnARealNomadAReplicaRestartedUnderANewNameAfterACrashDoesNotWaitATTLFor
 	if took >= 5*time.Second {
 		t.Errorf("the restarted replica took %.1f s to take its crashed predecessor's free shards: it waited for the predecessor's heartbeat to go stale", took.Seconds())
 	}
-	left, _, err := mgmt.Variables().PrefixList(HeartbeatPrefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range left {
-		if m.Path != HeartbeatPrefix+"host-200" {
-			t.Errorf("%s still there: the crashed replica's heartbeat was not removed", m.Path)
+	// Its heartbeat at the first look, its held shards at the next.
+	waitFor(t, "the crashed replica's variables to be removed", func() bool {
+		for _, p := range []string{HeartbeatPrefix + "host-100", HeldPrefix + "host-100"} {
+			if _, _, err := mgmt.Variables().Read(p, nil); !errors.Is(err, nomadapi.ErrVariablePathNotFound) {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
