@@ -27,6 +27,13 @@ const ShardLockPrefix = "nomadscalerd/shard/"
 // changing is a live replica whatever the token.
 const HeartbeatPrefix = "nomadscalerd/heartbeat/"
 
+// HeldPrefix prefixes the Nomad variables in which each replica says which
+// shards it holds, rewritten only when they change. Its heartbeat says so
+// too (for replicas of earlier versions), but changes at every beat: the
+// others read this one instead, so while no shard moves a look at them
+// is one list and no read.
+const HeldPrefix = "nomadscalerd/held/"
+
 // legacyReplicaPrefix prefixes the variables whose locks counted replicas
 // before heartbeats did: they are only removed now (Nomad refuses to delete
 // one still locked by a replica of an older version).
@@ -238,7 +245,7 @@ func (b *balancer) step(ctx context.Context) {
 // locks, which Nomad shows to management tokens only: each counts the live
 // replicas and the shards they hold, and one holding more than its fair
 // share gives the excess away (Balance). A replica that stops releases its
-// locks and removes its heartbeat; one that dies loses its locks after the
+// locks and removes its heartbeat and held shards; one that dies loses its locks after the
 // lock TTL and stops being counted when its heartbeat stops changing;
 // either way the others take its shards over.
 type Shards struct {
@@ -250,9 +257,10 @@ type Shards struct {
 }
 
 // balancePeriod is how often a replica looks at the others and
-// rebalances: one list request to Nomad, plus a read of each heartbeat
-// that changed and, every quarter of the lock TTL or when its shards
-// change, a write of its own.
+// rebalances: one list request to Nomad, plus a read of each replica's
+// held shards that changed and, every quarter of the lock TTL or when its
+// shards change, a write of its own heartbeat (and, when they change, of
+// its held shards).
 const balancePeriod = time.Second
 
 // NewShards builds n shard electors for the replica named replica;
@@ -284,8 +292,8 @@ func NewShards(c *Client, n int, replica string, ttl time.Duration, onChange fun
 	// once it has missed about four: it is then dropped from the count
 	// well before Nomad frees its locks (twice the TTL plus the lock
 	// delay), so the survivors are already asking for its shards.
-	s.hb = &heartbeats{vars: c.api.Variables(), n: n, self: HeartbeatPrefix + replicaPath(replica), clk: clk,
-		every: ttl / 4, deadAfter: ttl, log: log, seen: map[string]*seenVar{}}
+	s.hb = &heartbeats{vars: c.api.Variables(), n: n, self: HeartbeatPrefix + replicaPath(replica),
+		selfHeld: HeldPrefix + replicaPath(replica), clk: clk, every: ttl / 4, deadAfter: ttl, log: log, seen: map[string]*seenVar{}}
 	// Grace and the poll bound how long a shard stays unowned: a quarter
 	// of the TTL plus two periods. Cooldown a TTL: a shard given away and
 	// taken back is not given away again within one.
@@ -305,30 +313,34 @@ func replicaPath(name string) string {
 			b[i] = '-'
 		}
 	}
-	return string(b[:min(len(b), 128-len(HeartbeatPrefix))])
+	return string(b[:min(len(b), 128-max(len(HeartbeatPrefix), len(HeldPrefix)))])
 }
 
 // heartbeats is one replica's side of the heartbeat variables: it keeps its
-// own changing and judges the others' by what it has seen of them. Nomad
+// own changing and judges the others' by what it has seen of them, and
+// learns which shards each holds from its held shards variable (HeldPrefix)
+// when that changes. Nomad
 // lists every variable's ModifyIndex to any token that may list it, so
 // this works without a management token. Liveness is judged on this
 // replica's clock alone, so it needs no agreement between the clocks of
 // replicas and servers: a heartbeat is live while this replica has seen
 // its ModifyIndex change within deadAfter (one seen for the first time
-// counts as just changed).
+// counts as changed when it was last written, by the servers' stamps: see
+// stampAge).
 //
 // Only the balancer's goroutine uses it, and Run's way out after that.
 type heartbeats struct {
 	vars      *nomadapi.Variables
 	n         int
 	self      string
+	selfHeld  string
 	clk       clock.Clock
 	every     time.Duration
 	deadAfter time.Duration
 	log       *slog.Logger
 
-	// seen holds the other replicas' heartbeats, and variables left by
-	// earlier versions, as last listed.
+	// seen holds the other replicas' heartbeats and held shards, and
+	// variables left by earlier versions, as last listed.
 	seen map[string]*seenVar
 	// beat numbers this replica's writes so that each changes the
 	// variable: Nomad keeps the index of a write that changes nothing
@@ -339,6 +351,12 @@ type heartbeats struct {
 	// what it said.
 	wrote       time.Time
 	wroteShards string
+	// wroteHeld is what the last write of selfHeld that succeeded said;
+	// heldWritten says selfHeld was written and, at the last list, was
+	// still there: another replica removes it with this one's heartbeat
+	// when it takes this one for dead (a long pause).
+	wroteHeld   string
+	heldWritten bool
 }
 
 // seenVar is what this replica has seen of another replica's variable.
@@ -346,19 +364,25 @@ type seenVar struct {
 	index uint64
 	// changed is when, on this replica's clock, index was first listed.
 	changed time.Time
-	// readAt is the index whose items were read into shards (0: unread);
-	// gone says the read found nothing (deleted since it was listed).
-	readAt uint64
-	shards []int
-	gone   bool
-	// tried says a delete was sent at index: it is not sent again unless
-	// the variable changes.
-	tried bool
+	// readPath and readAt are the variable (the replica's held shards,
+	// or its heartbeat when it has none) and index whose items were read
+	// into shards (readAt 0: unread); gone says the read found nothing
+	// (deleted since it was listed).
+	readPath string
+	readAt   uint64
+	shards   []int
+	gone     bool
+	// tried is when a delete was last sent at index: one that failed is
+	// sent again only deadAfter later, so a variable Nomad refuses to
+	// delete (still locked by a replica of an earlier version) costs one
+	// request a TTL, while one that failed on a passing error is not left
+	// behind for as long as this replica runs.
+	tried time.Time
 }
 
 // view writes this replica's heartbeat if due, then lists the nomadscalerd/
-// variables once, reads the heartbeats that changed since they were last
-// read, and removes at most one dead one.
+// variables once, reads the held shards that changed since they were last
+// read, and removes at most one dead variable.
 func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 	if err := h.write(ctx, held); err != nil {
 		return shardView{}, err
@@ -370,13 +394,37 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 	now := h.clk.Now()
 	v := shardView{owned: make([]bool, h.n)}
 	listed := make(map[string]bool, len(vars))
+	// ownTime is when the servers stamped this replica's last heartbeat
+	// write (0: not listed).
+	var ownTime int64
+	for _, m := range vars {
+		if m.Path == h.self {
+			ownTime = m.ModifyTime
+		}
+	}
+	heldListed := false
 	for _, m := range vars {
 		switch {
 		case m.Path == h.self:
-		case strings.HasPrefix(m.Path, HeartbeatPrefix), strings.HasPrefix(m.Path, legacyReplicaPrefix):
+		case m.Path == h.selfHeld:
+			heldListed = true
+		case strings.HasPrefix(m.Path, HeartbeatPrefix), strings.HasPrefix(m.Path, HeldPrefix),
+			strings.HasPrefix(m.Path, legacyReplicaPrefix):
 			listed[m.Path] = true
-			if sv := h.seen[m.Path]; sv == nil || sv.index != m.ModifyIndex {
-				h.seen[m.Path] = &seenVar{index: m.ModifyIndex, changed: now}
+			sv := h.seen[m.Path]
+			switch {
+			case sv == nil:
+				// Never seen: it changed no later than its last write,
+				// which is older than this replica's own by the gap
+				// between the servers' stamps. Without it a replica just
+				// started (or restarted under a new name) would count a
+				// crashed predecessor's heartbeat, and the shards it
+				// claims, for a whole TTL from its start.
+				h.seen[m.Path] = &seenVar{index: m.ModifyIndex, changed: now.Add(-stampAge(ownTime, m.ModifyTime))}
+			case sv.index != m.ModifyIndex:
+				// What was read stays: it is read again only if it
+				// came from this variable (readAt no longer matches).
+				sv.index, sv.changed, sv.tried = m.ModifyIndex, now, time.Time{}
 			}
 		case strings.HasPrefix(m.Path, ShardLockPrefix):
 			// A management token sees the locks themselves: a shard
@@ -388,27 +436,44 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 			}
 		}
 	}
+	// Written again at the next look if another replica removed it.
+	h.heldWritten = h.heldWritten && heldListed
 	stale := ""
 	for p, sv := range h.seen {
 		if !listed[p] {
 			delete(h.seen, p)
 			continue
 		}
-		if now.Sub(sv.changed) >= h.deadAfter {
-			if !sv.tried && (stale == "" || p < stale) {
+		dead := now.Sub(sv.changed) >= h.deadAfter
+		if name, ok := strings.CutPrefix(p, HeldPrefix); ok {
+			// Held shards change rarely: they go with their replica's
+			// heartbeat, once that has been removed.
+			dead = !listed[HeartbeatPrefix+name]
+		}
+		if dead {
+			if (sv.tried.IsZero() || now.Sub(sv.tried) >= h.deadAfter) && (stale == "" || p < stale) {
 				stale = p
 			}
 			continue
 		}
-		if !strings.HasPrefix(p, HeartbeatPrefix) {
-			continue // an earlier version's: never counted
+		name, ok := strings.CutPrefix(p, HeartbeatPrefix)
+		if !ok {
+			continue // held shards, read for their heartbeat; or an earlier version's variable, never counted
 		}
-		if sv.readAt != sv.index {
-			hv, _, err := h.vars.Read(p, (&nomadapi.QueryOptions{}).WithContext(ctx))
+		// What a replica holds is read from its held shards, which change
+		// only when its shards do, or from its heartbeat when it has none
+		// (a replica of an earlier version, or one whose held shards were
+		// removed while it was paused).
+		src, index := p, sv.index
+		if hs := h.seen[HeldPrefix+name]; hs != nil && listed[HeldPrefix+name] {
+			src, index = HeldPrefix+name, hs.index
+		}
+		if sv.readPath != src || sv.readAt != index {
+			hv, _, err := h.vars.Read(src, (&nomadapi.QueryOptions{}).WithContext(ctx))
 			if err != nil {
-				return shardView{}, fmt.Errorf("read heartbeat %s: %w", p, err)
+				return shardView{}, fmt.Errorf("read %s: %w", src, err)
 			}
-			sv.readAt, sv.gone, sv.shards = sv.index, hv == nil, nil
+			sv.readPath, sv.readAt, sv.gone, sv.shards = src, index, hv == nil, nil
 			if hv != nil {
 				sv.shards = parseShards(hv.Items[heartbeatShardsItem])
 			}
@@ -429,13 +494,31 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 	return v, nil
 }
 
-// heartbeatShardsItem is the item of a heartbeat that lists the shards
-// its replica holds, as decimal numbers separated by commas.
+// stampAge is how much older a variable's ModifyTime is than this
+// replica's own heartbeat's, both stamped by the Nomad servers (unix
+// nanoseconds): how long before this replica's last write it was last
+// written, so at most its age now. Zero when either is unknown or the
+// variable is the newer. Only the servers' stamps are compared, never the
+// replica's clock; servers whose clocks disagree by more than the part of
+// the TTL a live heartbeat has left (three quarters at least) could make
+// one look dead at first sight: it is then removed only if unchanged,
+// and counts again at its next write.
+func stampAge(own, other int64) time.Duration {
+	if own == 0 || other == 0 || other >= own {
+		return 0
+	}
+	return time.Duration(own - other)
+}
+
+// heartbeatShardsItem is the item of a heartbeat, and of held shards, that
+// lists the shards its replica holds, as decimal numbers separated by
+// commas.
 const heartbeatShardsItem = "shards"
 
 // write rewrites this replica's heartbeat every h.every, and at once when
-// the shards it holds changed. A plain write: it creates the variable
-// again if another replica removed it as dead (after a long pause).
+// the shards it holds changed, and its held shards when they changed.
+// Plain writes: they create the variables again if another replica
+// removed them as dead (after a long pause).
 func (h *heartbeats) write(ctx context.Context, held []bool) error {
 	var b strings.Builder
 	for s, ok := range held {
@@ -447,15 +530,23 @@ func (h *heartbeats) write(ctx context.Context, held []bool) error {
 		}
 	}
 	shards, now := b.String(), h.clk.Now()
-	if !h.wrote.IsZero() && shards == h.wroteShards && now.Sub(h.wrote) < h.every {
-		return nil
+	if h.wrote.IsZero() || shards != h.wroteShards || now.Sub(h.wrote) >= h.every {
+		h.beat++
+		items := nomadapi.VariableItems{heartbeatShardsItem: shards, "beat": strconv.FormatUint(h.beat, 10)}
+		if _, _, err := h.vars.Update(&nomadapi.Variable{Path: h.self, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("write heartbeat %s: %w", h.self, err)
+		}
+		h.wrote, h.wroteShards = now, shards
 	}
-	h.beat++
-	items := nomadapi.VariableItems{heartbeatShardsItem: shards, "beat": strconv.FormatUint(h.beat, 10)}
-	if _, _, err := h.vars.Update(&nomadapi.Variable{Path: h.self, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("write heartbeat %s: %w", h.self, err)
+	// After the heartbeat: a list that shows held shards without their
+	// heartbeat is a dead replica's, and they are removed.
+	if !h.heldWritten || shards != h.wroteHeld {
+		items := nomadapi.VariableItems{heartbeatShardsItem: shards}
+		if _, _, err := h.vars.Update(&nomadapi.Variable{Path: h.selfHeld, Items: items}, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			return fmt.Errorf("write held shards %s: %w", h.selfHeld, err)
+		}
+		h.wroteHeld, h.heldWritten = shards, true
 	}
-	h.wrote, h.wroteShards = now, shards
 	return nil
 }
 
@@ -478,7 +569,7 @@ func parseShards(s string) []int {
 // still locked (a replica of an earlier version's).
 func (h *heartbeats) remove(ctx context.Context, path string) {
 	sv := h.seen[path]
-	sv.tried = true
+	sv.tried = h.clk.Now()
 	if _, err := h.vars.CheckedDelete(path, sv.index, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
 		h.log.Debug("removing a stopped replica's variable", "path", path, "err", err)
 		return
@@ -487,17 +578,20 @@ func (h *heartbeats) remove(ctx context.Context, path string) {
 }
 
 // leave removes this replica's heartbeat on a clean stop, so the others
-// stop counting it at once instead of after the lock TTL. Unchecked: a
-// write cut off by the stop may have reached Nomad after all, with an
-// index this replica never learnt, and no one else writes this variable.
+// stop counting it at once instead of after the lock TTL, then its held
+// shards. Unchecked: a write cut off by the stop may have reached Nomad
+// after all, with an index this replica never learnt, and no one else
+// writes these variables.
 func (h *heartbeats) leave(ctx context.Context) {
 	if h.beat == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	if _, err := h.vars.Delete(h.self, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
-		h.log.Debug("removing this replica's heartbeat", "path", h.self, "err", err)
+	for _, p := range []string{h.self, h.selfHeld} {
+		if _, err := h.vars.Delete(p, (&nomadapi.WriteOptions{}).WithContext(ctx)); err != nil {
+			h.log.Debug("removing this replica's variable", "path", p, "err", err)
+		}
 	}
 }
 

@@ -62,11 +62,13 @@ func TestWithTheDocumentedScopedTokenTwoReplicasOnARealNomadTakeOneShardEach(t *
 	}
 	stopA()
 	stopB()
-	left, _, err := scoped.api.Variables().PrefixList(HeartbeatPrefix, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) != 0 {
-		t.Errorf("%d heartbeats left after both replicas stopped cleanly", len(left))
+	for _, prefix := range []string{HeartbeatPrefix, HeldPrefix} {
+		left, _, err := scoped.api.Variables().PrefixList(prefix, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("%d variables under %s left after both replicas stopped cleanly", len(left), prefix)
+		}
 	}
 }

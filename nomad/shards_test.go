@@ -386,7 +386,7 @@ func TestTheShardViewCountsLiveHeartbeatsTakesALockedShardForOwnedAndRemovesDead
 }
 
 // A clean stop removes the replica's heartbeat, so the others stop
-// counting it at once rather than a lock TTL later.
+// counting it at once rather than a lock TTL later, and its held shards.
 func TestAReplicaThatStopsRemovesItsHeartbeat(t *testing.T) {
 	fake := newFakeVarNomad()
 	srv := httptest.NewServer(fake)
@@ -404,8 +404,10 @@ func TestAReplicaThatStopsRemovesItsHeartbeat(t *testing.T) {
 	s.hb.leave(ctx)
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	if _, ok := fake.vars[HeartbeatPrefix+"self"]; ok {
-		t.Errorf("the heartbeat is still there after a clean stop (deleted %v)", fake.deleted)
+	for _, p := range []string{HeartbeatPrefix + "self", HeldPrefix + "self"} {
+		if _, ok := fake.vars[p]; ok {
+			t.Errorf("%s is still there after a clean stop (deleted %v)", p, fake.deleted)
+		}
 	}
 }
 

@@ -22,8 +22,9 @@
 #   node { policy = "read" }   # the event stream's node events; "write" with node pools (drains idle nodes)
 #
 # With --shards, the replicas see each other through their heartbeat
-# variables (nomadscalerd/heartbeat/<replica>), which this policy lists and
-# reads, so no management token is needed for shards to spread (Nomad
+# variables (nomadscalerd/heartbeat/<replica>, and the shards each holds in
+# nomadscalerd/held/<replica>), which this policy lists and reads, so no
+# management token is needed for shards to spread (Nomad
 # shows variable locks to management tokens only).
 #
 #   nomad job run -var binary=/usr/local/bin/nomadscalerd deploy/nomad/nomadscalerd.nomad.hcl
