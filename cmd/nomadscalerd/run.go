@@ -372,13 +372,28 @@ func runDaemon(ctx context.Context, s settings, log *slog.Logger) error {
 }
 
 // replicaName identifies this process among HA replicas: host, process
-// and API address.
+// and API address, after its allocation's ID when Nomad runs it.
 func replicaName(httpAddr string) string {
-	host, err := os.Hostname()
+	return replicaNameOf(os.Hostname, os.Getpid(), httpAddr, os.Getenv("NOMAD_ALLOC_ID"))
+}
+
+// replicaNameOf is replicaName from its parts. Under Nomad the allocation
+// ID is part of it: with the exec driver's own PID namespace every
+// replica is pid 1, and two on one host behind bridge networking share
+// an address, so host, pid and address alone could name two live
+// replicas alike, and each would take the other's heartbeat for its own.
+// It comes first so that a heartbeat path cut to Nomad's length limit
+// keeps it.
+func replicaNameOf(hostname func() (string, error), pid int, httpAddr, allocID string) string {
+	host, err := hostname()
 	if err != nil {
 		host = "unknown"
 	}
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), httpAddr)
+	name := fmt.Sprintf("%s/%d/%s", host, pid, httpAddr)
+	if allocID != "" {
+		name = allocID + "/" + name
+	}
+	return name
 }
 
 // onHangup catches SIGHUP from now on (it would otherwise end the process)
