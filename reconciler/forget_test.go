@@ -16,6 +16,7 @@ import (
 
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -331,5 +332,49 @@ func TestAPolicyRemovedDuringATunerPassIsNotTunedAfterwardsNorHeldAgain(t *testi
 	}
 	if _, ok := h.rec.TuningOf("default/web/c"); !ok {
 		t.Error("c, still active, was not tuned")
+	}
+}
+
+// removedDuringFit is a fake planner during whose fit the policy is
+// removed: the run's context is cancelled, and the fit, done by then,
+// returns its plan all the same.
+type removedDuringFit struct {
+	*fixedPlanner
+	remove context.CancelFunc
+}
+
+func (p removedDuringFit) PlanAhead(ctx context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
+	p.remove()
+	return p.fixedPlanner.PlanAhead(ctx, pol, r)
+}
+
+// A run whose policy was removed before it acts (during its fit, which
+// takes seconds) journals no intent: nothing is sent to Nomad, so there is
+// nothing for a restart to settle, and an intent left open for a policy
+// that never runs again would never be settled, and journal compaction
+// keeps open intents for good.
+func TestARunWhosePolicyIsRemovedDuringItsFakeFitWritesNoIntentAndCallsNoNomad(t *testing.T) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	ctx, remove := context.WithCancel(context.Background())
+	defer remove()
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: removedDuringFit{h.planner, remove}, Freshness: h.fresh, State: h.db, Now: h.clock.now})
+	if _, err := rec.Reconcile(ctx, testPolicy()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if h.planner.calls != 1 {
+		t.Fatalf("%d fits, want the one the removal came during", h.planner.calls)
+	}
+	if len(h.nomad.calls) != 0 {
+		t.Errorf("%d scale calls after the removal, want none", len(h.nomad.calls))
+	}
+	if last, err := h.db.LastAction(key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("journal's last entry is the %s of %s (%v), want none: nothing was sent", last.State, last.ActionID, err)
+	}
+	if open, err := h.db.OpenActions(); err != nil || len(open) != 0 {
+		t.Errorf("%d open actions (%v), want none", len(open), err)
+	}
+	if d, _ := rec.LastDecision(key); d.Action != "none" || d.Reason != "stopped before scaling" {
+		t.Errorf("decision %+v, want the scale given up for the stop", d)
 	}
 }
