@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 	"github.com/nomadscalerd/nomadscalerd/predict"
@@ -376,5 +377,103 @@ func TestARunWhosePolicyIsRemovedDuringItsFakeFitWritesNoIntentAndCallsNoNomad(t
 	}
 	if d, _ := rec.LastDecision(key); d.Action != "none" || d.Reason != "stopped before scaling" {
 		t.Errorf("decision %+v, want the scale given up for the stop", d)
+	}
+}
+
+// removedDuringForecast is a fake forecaster during whose fit its policy
+// is removed; the fit then returns the last value as its forecast.
+type removedDuringForecast struct{ remove func() }
+
+func (f removedDuringForecast) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+	f.remove()
+	return optimize.LastValueForecaster{}.Forecast(ctx, h, steps)
+}
+
+// removedDuringRead is a fake history during whose read the policy is
+// removed; the read then returns what is stored.
+type removedDuringRead struct {
+	*store.DB
+	remove func()
+}
+
+func (r removedDuringRead) Range(series string, from, to time.Time) ([]store.Sample, error) {
+	r.remove()
+	return r.DB.Range(series, from, to)
+}
+
+// A plugin-owned policy removed while POST /optimize plans for it (a fit
+// takes seconds, reading hours of history a while too) is not held again
+// once the answer is made: neither the fitted forecaster the planner
+// keeps per policy (built after the removal when it came during the read)
+// nor its forecast and observed gauges (set after it when it came during
+// the fit), all of which Forget drops, come back for the daemon's life.
+func TestAPolicyRemovedWhileAFakeOptimizePlansForItIsNotHeldAgainByThePlannerOrItsGauges(t *testing.T) {
+	for _, during := range []string{"history read", "fit"} {
+		t.Run("removed during its "+during, func(t *testing.T) { removeDuringOptimize(t, during) })
+	}
+}
+
+func removeDuringOptimize(t *testing.T, during string) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{2})
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := h.clock.t
+	var pts []store.Point
+	for i := 120; i > 0; i-- {
+		pts = append(pts, store.Point{Series: store.SeriesName(key, "requests"), T: now.Add(-time.Duration(i) * time.Second), V: 50})
+	}
+	if err := h.db.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	src := &mutablePolicies{}
+	var ctrl *Controller
+	var once sync.Once
+	// The removal as the daemon makes it: the controller's refresh no
+	// longer lists the policy, and the pool forgets it at once (a
+	// plugin-owned policy's run never waits on anything).
+	remove := func() {
+		once.Do(func() {
+			src.set()
+			if err := ctrl.Refresh(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	var hist history.RangeReader = h.db
+	fc := optimize.Forecaster(optimize.LastValueForecaster{})
+	if during == "fit" {
+		fc = removedDuringForecast{remove}
+	} else {
+		hist = removedDuringRead{h.db, remove}
+	}
+	hp := NewHistoryPlanner(hist, func(Policy) optimize.Forecaster { return fc }, nil, optimize.DPSolver{}, nil, slog.New(slog.DiscardHandler)).WithMetrics(m)
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: hp, Freshness: h.fresh, State: h.db, Now: h.clock.now, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	ctrl = NewController(rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, m, slog.New(slog.DiscardHandler))
+	src.set(scalingPolicy(reqCheck, map[string]any{"optimizer_url": "http://optimizer:8000", "capacity_per_replica": 10.0}, nil))
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !ctrl.Active(key) || !ctrl.Policies()[0].PluginOwned() {
+		t.Fatalf("policies %v, want the one plugin-owned policy active", ctrl.Policies())
+	}
+	s := &OptimizeService{Controller: ctrl, Planner: hp, Now: h.clock.now}
+	if _, err := s.Optimize(context.Background(), optimize.Request{Check: optimize.Check{MetricAppName: key}, CurrentReplicas: 2, MinReplicas: 1, MaxReplicas: 5, CacheSize: 10}); err != nil {
+		t.Fatalf("optimize: %v", err)
+	}
+	if ctrl.Active(key) {
+		t.Fatal("the policy is still active: the fake did not remove it")
+	}
+	hp.mu.Lock()
+	kept := has(hp.forecaster, key)
+	hp.mu.Unlock()
+	if kept {
+		t.Error("the planner holds the removed policy's forecaster again")
+	}
+	if held := heldFor(rec, reg, key); len(held) != 0 {
+		t.Errorf("the removed policy is held again: %v", held)
 	}
 }
