@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -474,6 +475,56 @@ func removeDuringOptimize(t *testing.T, during string) {
 		t.Error("the planner holds the removed policy's forecaster again")
 	}
 	if held := heldFor(rec, reg, key); len(held) != 0 {
+		t.Errorf("the removed policy is held again: %v", held)
+	}
+}
+
+// removedDuringTuningRead is a fake store during whose read of a tuning
+// the policy is removed.
+type removedDuringTuningRead struct {
+	*store.DB
+	remove func()
+}
+
+func (s removedDuringTuningRead) GetJSON(bucket []byte, key string, v any) error {
+	if strings.HasPrefix(key, TuningKey("")) {
+		s.remove()
+	}
+	return s.DB.GetJSON(bucket, key, v)
+}
+
+// GET /v1/status reads each active policy's tuning through TuningOf,
+// which caches what it read. A policy removed while the status is made
+// (a thousand policies' plans, decisions and journal reads) is not held
+// again by that cache: otherwise each status made across a removal would
+// keep one more policy's tuning for the daemon's life.
+func TestAPolicyRemovedWhileAFakeStatusReadsItsTuningIsNotHeldAgain(t *testing.T) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	var ctrl *Controller
+	var once sync.Once
+	st := removedDuringTuningRead{DB: h.db, remove: func() {
+		once.Do(func() {
+			src.set()
+			if err := ctrl.Refresh(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}}
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: st, Now: h.clock.now, Log: slog.New(slog.DiscardHandler)})
+	ctrl = NewController(rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	src.set(scalingPolicy(reqCheck, map[string]any{"capacity_per_replica": 10.0}, nil))
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctrl.Status(context.Background()); len(got.Policies) != 1 {
+		t.Fatalf("status of %d policies, want the one active when it began", len(got.Policies))
+	}
+	if ctrl.Active(key) {
+		t.Fatal("the policy is still active: the fake did not remove it")
+	}
+	if held := heldFor(rec, prometheus.NewRegistry(), key); len(held) != 0 {
 		t.Errorf("the removed policy is held again: %v", held)
 	}
 }
