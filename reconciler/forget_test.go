@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nomadscalerd/nomadscalerd/history"
 	"github.com/nomadscalerd/nomadscalerd/migrations"
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -331,5 +334,197 @@ func TestAPolicyRemovedDuringATunerPassIsNotTunedAfterwardsNorHeldAgain(t *testi
 	}
 	if _, ok := h.rec.TuningOf("default/web/c"); !ok {
 		t.Error("c, still active, was not tuned")
+	}
+}
+
+// removedDuringFit is a fake planner during whose fit the policy is
+// removed: the run's context is cancelled, and the fit, done by then,
+// returns its plan all the same.
+type removedDuringFit struct {
+	*fixedPlanner
+	remove context.CancelFunc
+}
+
+func (p removedDuringFit) PlanAhead(ctx context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
+	p.remove()
+	return p.fixedPlanner.PlanAhead(ctx, pol, r)
+}
+
+// A run whose policy was removed before it acts (during its fit, which
+// takes seconds) journals no intent: nothing is sent to Nomad, so there is
+// nothing for a restart to settle, and an intent left open for a policy
+// that never runs again would never be settled, and journal compaction
+// keeps open intents for good.
+func TestARunWhosePolicyIsRemovedDuringItsFakeFitWritesNoIntentAndCallsNoNomad(t *testing.T) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5})
+	ctx, remove := context.WithCancel(context.Background())
+	defer remove()
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: removedDuringFit{h.planner, remove}, Freshness: h.fresh, State: h.db, Now: h.clock.now})
+	if _, err := rec.Reconcile(ctx, testPolicy()); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if h.planner.calls != 1 {
+		t.Fatalf("%d fits, want the one the removal came during", h.planner.calls)
+	}
+	if len(h.nomad.calls) != 0 {
+		t.Errorf("%d scale calls after the removal, want none", len(h.nomad.calls))
+	}
+	if last, err := h.db.LastAction(key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("journal's last entry is the %s of %s (%v), want none: nothing was sent", last.State, last.ActionID, err)
+	}
+	if open, err := h.db.OpenActions(); err != nil || len(open) != 0 {
+		t.Errorf("%d open actions (%v), want none", len(open), err)
+	}
+	if d, _ := rec.LastDecision(key); d.Action != "none" || d.Reason != "stopped before scaling" {
+		t.Errorf("decision %+v, want the scale given up for the stop", d)
+	}
+}
+
+// removedDuringForecast is a fake forecaster during whose fit its policy
+// is removed; the fit then returns the last value as its forecast.
+type removedDuringForecast struct{ remove func() }
+
+func (f removedDuringForecast) Forecast(ctx context.Context, h optimize.History, steps int) ([]float64, error) {
+	f.remove()
+	return optimize.LastValueForecaster{}.Forecast(ctx, h, steps)
+}
+
+// removedDuringRead is a fake history during whose read the policy is
+// removed; the read then returns what is stored.
+type removedDuringRead struct {
+	*store.DB
+	remove func()
+}
+
+func (r removedDuringRead) Range(series string, from, to time.Time) ([]store.Sample, error) {
+	r.remove()
+	return r.DB.Range(series, from, to)
+}
+
+// A plugin-owned policy removed while POST /optimize plans for it (a fit
+// takes seconds, reading hours of history a while too) is not held again
+// once the answer is made: neither the fitted forecaster the planner
+// keeps per policy (built after the removal when it came during the read)
+// nor its forecast and observed gauges (set after it when it came during
+// the fit), all of which Forget drops, come back for the daemon's life.
+func TestAPolicyRemovedWhileAFakeOptimizePlansForItIsNotHeldAgainByThePlannerOrItsGauges(t *testing.T) {
+	for _, during := range []string{"history read", "fit"} {
+		t.Run("removed during its "+during, func(t *testing.T) { removeDuringOptimize(t, during) })
+	}
+}
+
+func removeDuringOptimize(t *testing.T, during string) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{2})
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := h.clock.t
+	var pts []store.Point
+	for i := 120; i > 0; i-- {
+		pts = append(pts, store.Point{Series: store.SeriesName(key, "requests"), T: now.Add(-time.Duration(i) * time.Second), V: 50})
+	}
+	if err := h.db.WritePoints(pts); err != nil {
+		t.Fatal(err)
+	}
+	src := &mutablePolicies{}
+	var ctrl *Controller
+	var once sync.Once
+	// The removal as the daemon makes it: the controller's refresh no
+	// longer lists the policy, and the pool forgets it at once (a
+	// plugin-owned policy's run never waits on anything).
+	remove := func() {
+		once.Do(func() {
+			src.set()
+			if err := ctrl.Refresh(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	var hist history.RangeReader = h.db
+	fc := optimize.Forecaster(optimize.LastValueForecaster{})
+	if during == "fit" {
+		fc = removedDuringForecast{remove}
+	} else {
+		hist = removedDuringRead{h.db, remove}
+	}
+	hp := NewHistoryPlanner(hist, func(Policy) optimize.Forecaster { return fc }, nil, optimize.DPSolver{}, nil, slog.New(slog.DiscardHandler)).WithMetrics(m)
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: hp, Freshness: h.fresh, State: h.db, Now: h.clock.now, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	ctrl = NewController(rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, m, slog.New(slog.DiscardHandler))
+	src.set(scalingPolicy(reqCheck, map[string]any{"optimizer_url": "http://optimizer:8000", "capacity_per_replica": 10.0}, nil))
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !ctrl.Active(key) || !ctrl.Policies()[0].PluginOwned() {
+		t.Fatalf("policies %v, want the one plugin-owned policy active", ctrl.Policies())
+	}
+	s := &OptimizeService{Controller: ctrl, Planner: hp, Now: h.clock.now}
+	if _, err := s.Optimize(context.Background(), optimize.Request{Check: optimize.Check{MetricAppName: key}, CurrentReplicas: 2, MinReplicas: 1, MaxReplicas: 5, CacheSize: 10}); err != nil {
+		t.Fatalf("optimize: %v", err)
+	}
+	if ctrl.Active(key) {
+		t.Fatal("the policy is still active: the fake did not remove it")
+	}
+	hp.mu.Lock()
+	kept := has(hp.forecaster, key)
+	hp.mu.Unlock()
+	if kept {
+		t.Error("the planner holds the removed policy's forecaster again")
+	}
+	if held := heldFor(rec, reg, key); len(held) != 0 {
+		t.Errorf("the removed policy is held again: %v", held)
+	}
+}
+
+// removedDuringTuningRead is a fake store during whose read of a tuning
+// the policy is removed.
+type removedDuringTuningRead struct {
+	*store.DB
+	remove func()
+}
+
+func (s removedDuringTuningRead) GetJSON(bucket []byte, key string, v any) error {
+	if strings.HasPrefix(key, TuningKey("")) {
+		s.remove()
+	}
+	return s.DB.GetJSON(bucket, key, v)
+}
+
+// GET /v1/status reads each active policy's tuning through TuningOf,
+// which caches what it read. A policy removed while the status is made
+// (a thousand policies' plans, decisions and journal reads) is not held
+// again by that cache: otherwise each status made across a removal would
+// keep one more policy's tuning for the daemon's life.
+func TestAPolicyRemovedWhileAFakeStatusReadsItsTuningIsNotHeldAgain(t *testing.T) {
+	const key = "default/web/api"
+	h := newHarness(t, 2, []int{2})
+	src := &mutablePolicies{}
+	var ctrl *Controller
+	var once sync.Once
+	st := removedDuringTuningRead{DB: h.db, remove: func() {
+		once.Do(func() {
+			src.set()
+			if err := ctrl.Refresh(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}}
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: h.planner, Freshness: h.fresh, State: st, Now: h.clock.now, Log: slog.New(slog.DiscardHandler)})
+	ctrl = NewController(rec, src, Defaults{CacheSize: 10, ForecastHorizon: 60}, nil, slog.New(slog.DiscardHandler))
+	src.set(scalingPolicy(reqCheck, map[string]any{"capacity_per_replica": 10.0}, nil))
+	if err := ctrl.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctrl.Status(context.Background()); len(got.Policies) != 1 {
+		t.Fatalf("status of %d policies, want the one active when it began", len(got.Policies))
+	}
+	if ctrl.Active(key) {
+		t.Fatal("the policy is still active: the fake did not remove it")
+	}
+	if held := heldFor(rec, prometheus.NewRegistry(), key); len(held) != 0 {
+		t.Errorf("the removed policy is held again: %v", held)
 	}
 }

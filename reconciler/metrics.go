@@ -148,6 +148,16 @@ func (m *Metrics) forecasted(policy string, next, observed float64) {
 	m.observed.WithLabelValues(policy).Set(observed)
 }
 
+// forgetForecast drops a policy's forecast and observed gauges, the ones
+// its plans set.
+func (m *Metrics) forgetForecast(policy string) {
+	if m == nil {
+		return
+	}
+	m.forecast.DeleteLabelValues(policy)
+	m.observed.DeleteLabelValues(policy)
+}
+
 // forget drops a removed policy's series, so /metrics stops reporting it.
 func (m *Metrics) forget(policy string) {
 	if m == nil {

@@ -109,11 +109,13 @@ func (hp *HistoryPlanner) forecasterFor(ctx context.Context, p Policy) (f optimi
 	}
 }
 
-// Forget drops a removed policy's forecaster.
+// Forget drops a removed policy's forecaster and the gauges its plans
+// set.
 func (hp *HistoryPlanner) Forget(key string) {
 	hp.mu.Lock()
-	defer hp.mu.Unlock()
 	delete(hp.forecaster, key)
+	hp.mu.Unlock()
+	hp.gauges.forgetForecast(key)
 }
 
 // Plan is the seed's plan for a policy: ForecastHorizon seconds planned

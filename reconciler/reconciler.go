@@ -702,6 +702,14 @@ func (r *Reconciler) act(ctx context.Context, p Policy, st GroupStatus, plan opt
 	until := now.Add(cooldown)
 	intent := store.JournalEntry{ActionID: actionID, Kind: kind, State: store.StateIntent, Target: p.Key, Reason: reason,
 		Data: mustJSON(scaleData{From: st.Desired, To: want, PlanID: plan.ID, CooldownUntil: until})}
+	// A run stopped by now (its policy removed during the fit, SIGTERM)
+	// sends nothing, so it writes no intent either: nothing can have been
+	// applied for a restart to settle, and the intent of a removed policy,
+	// which never runs again to settle it, would stay open for good (the
+	// journal's compaction keeps open intents).
+	if ctx.Err() != nil {
+		return Result{}, Decision{Action: "none", Reason: "stopped before scaling"}, nil
+	}
 	if _, err := r.d.State.Append(intent); err != nil {
 		return r.retry(p.Key), Decision{Action: "error", Reason: "journal: " + err.Error()}, err
 	}

@@ -68,6 +68,17 @@ func (s *OptimizeService) Optimize(ctx context.Context, r optimize.Request) (opt
 	p.Target.CacheSize = r.CacheSize
 	p.Target.ForecastHorizon = max(p.Target.ForecastHorizon, r.CacheSize)
 	plan, err := s.Planner.Plan(ctx, p, r.CurrentReplicas, now)
+	// A policy removed while it was planned (a fit takes seconds) may have
+	// been forgotten before the plan built its forecaster or set its
+	// gauges, which nothing would drop again: a planner that keeps such
+	// things per policy forgets them once the policy is no longer active.
+	// The controller unschedules a policy before the pool forgets it, so
+	// one still active here is forgotten after what this plan kept.
+	if !s.Controller.Active(p.Key) {
+		if f, ok := s.Planner.(interface{ Forget(string) }); ok {
+			f.Forget(p.Key)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, optimize.ErrNoHistory) {
 		// The policy is active and records its checks, but has no sample
 		// yet (it is new, the database was lost, or its source has had

@@ -52,5 +52,15 @@ func (c *Controller) Status(_ context.Context) Status {
 		}
 		st.Policies = append(st.Policies, ps)
 	}
+	// TuningOf caches what it reads: a policy removed since the list was
+	// taken may have been forgotten before its tuning was cached, which
+	// nothing would drop again. The controller unschedules a policy before
+	// the pool forgets it, so one still active here is forgotten after
+	// this cached it; one removed and added again meanwhile costs a read.
+	for _, ps := range st.Policies {
+		if !c.Active(ps.Policy.Key) {
+			c.rec.dropTuningCache(ps.Policy.Key)
+		}
+	}
 	return st
 }
