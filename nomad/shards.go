@@ -2,6 +2,7 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -470,6 +471,17 @@ func (h *heartbeats) view(ctx context.Context, held []bool) (shardView, error) {
 		}
 		if sv.readPath != src || sv.readAt != index {
 			hv, _, err := h.vars.Read(src, (&nomadapi.QueryOptions{}).WithContext(ctx))
+			// Deleted since the list: a replica that stopped cleanly
+			// removes its heartbeat and then its held shards, so it is
+			// gone, and the look goes on rather than failing (a failed
+			// look competes for every shard). Nomad's client reports a
+			// 403 as not found too; the documented token may read every
+			// nomadscalerd/ variable, and a replica not counted only
+			// means more competition for locks, which keep each shard on
+			// one replica.
+			if errors.Is(err, nomadapi.ErrVariablePathNotFound) {
+				hv, err = nil, nil
+			}
 			if err != nil {
 				return shardView{}, fmt.Errorf("read %s: %w", src, err)
 			}

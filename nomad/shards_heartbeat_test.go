@@ -37,6 +37,10 @@ type fakeVarNomad struct {
 	// now, when set, is the servers' clock: a write stamps ModifyTime
 	// with it, as Nomad's leader does.
 	now func() time.Time
+	// vanish holds paths that a read finds deleted (the variable is
+	// removed between a list and the read that follows it): the read
+	// deletes it and answers 404.
+	vanish map[string]bool
 }
 
 func newFakeVarNomad(paths ...string) *fakeVarNomad {
@@ -70,6 +74,9 @@ func (f *fakeVarNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(out)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/var/"):
 		f.calls["read"]++
+		if f.vanish[path] {
+			delete(f.vars, path)
+		}
 		v, ok := f.vars[path]
 		if !ok {
 			http.NotFound(w, r)
@@ -373,5 +380,35 @@ func TestOnAFakeNomadAReplicaWritesItsHeldShardsAgainWhenAnotherRemovedThem(t *t
 	defer fake.mu.Unlock()
 	if v := fake.vars[HeldPrefix+"self"]; v == nil || v.Items[heartbeatShardsItem] != "0" {
 		t.Errorf("held shards %+v two looks after they were removed, want them written again saying shard 0", v)
+	}
+}
+
+// A replica that stops cleanly deletes its heartbeat and then its held
+// shards; another that listed both just before reads the held shards
+// after they are gone. That is a replica leaving, not a failed look: it
+// is not counted, and the look goes on (a failed look has the replica
+// compete for every shard for a period and log a warning).
+func TestOnAFakeNomadHeldShardsDeletedBetweenTheListAndTheirReadCountAsAReplicaGone(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
+	fake := newFakeVarNomad()
+	for _, p := range []string{HeartbeatPrefix + "leaving", HeldPrefix + "leaving", HeartbeatPrefix + "staying", HeldPrefix + "staying"} {
+		fake.index++
+		fake.vars[p] = &nomadapi.Variable{Path: p, ModifyIndex: fake.index, Items: nomadapi.VariableItems{heartbeatShardsItem: "0"}}
+	}
+	fake.vars[HeldPrefix+"staying"].Items[heartbeatShardsItem] = "2"
+	fake.vanish = map[string]bool{HeldPrefix + "leaving": true}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 3, "me", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	v, err := s.hb.view(context.Background(), []bool{false, false, false})
+	if err != nil {
+		t.Fatalf("look failed on a replica leaving between the list and the read: %v", err)
+	}
+	if v.replicas != 1 || !slices.Equal(v.owned, []bool{false, false, true}) {
+		t.Errorf("look %+v: want only the staying replica counted, holding shard 2", v)
 	}
 }
