@@ -20,17 +20,7 @@ func TestWithTheDocumentedScopedTokenTwoReplicasOnARealNomadTakeOneShardEach(t *
 	agent := nomadtest.StartServer(t, nomadtest.Options{ACLs: true})
 	token := agent.TokenFor(t, "nomadscalerd", nomadtest.JobFilePolicy(t, "../deploy/nomad/nomadscalerd.nomad.hcl"))
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	start := func(name string) (*Shards, func()) {
-		c, err := NewClient(agent.Addr, token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := NewShards(c, 2, name, MinHandOver, nil, clock.Real{}, log)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = s.Run(ctx); close(done) }()
-		return s, func() { cancel(); <-done }
-	}
+	start := func(name string) (*Shards, func()) { return runReplica(t, agent.Addr, token, name, log) }
 	a, stopA := start("a")
 	defer stopA()
 	waitFor(t, "a alone to hold both shards", func() bool { return slices.Equal(a.Held(), []int{0, 1}) })
@@ -71,4 +61,21 @@ func TestWithTheDocumentedScopedTokenTwoReplicasOnARealNomadTakeOneShardEach(t *
 			t.Errorf("%d variables under %s left after both replicas stopped cleanly", len(left), prefix)
 		}
 	}
+}
+
+// runReplica runs a replica named name of two shards, with the shortest
+// lock TTL, against the Nomad at addr until the returned stop is called
+// (which waits for it to release its locks). Run's error is dropped: it
+// ends with the context the stop cancels.
+func runReplica(t *testing.T, addr, token, name string, log *slog.Logger) (*Shards, func()) {
+	t.Helper()
+	c, err := NewClient(addr, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewShards(c, 2, name, MinHandOver, nil, clock.Real{}, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	return s, func() { cancel(); <-done }
 }

@@ -122,6 +122,19 @@ func (f *fakeVarNomad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// shardsOnFakeNomad is a replica named name of n shards with a 10 s lock
+// TTL, built by NewShards against fake served for the test's length.
+func shardsOnFakeNomad(t *testing.T, fake *fakeVarNomad, n int, name string, clk clock.Clock) *Shards {
+	t.Helper()
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewShards(c, n, name, 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+}
+
 // shardsOnTable is a replica built by NewShards against a fake Nomad whose
 // shard locks are the lock table's: the table decides who holds a shard,
 // the fake Nomad carries whatever else the replicas write.
@@ -239,13 +252,7 @@ func TestOnAFakeNomadAReplicaJustStartedCountsAHeartbeatOnlyForWhatIsLeftOfItsTT
 			ModifyTime: servers().Add(-hb.age).UnixNano(), Items: nomadapi.VariableItems{heartbeatShardsItem: hb.shards}}
 	}
 	crashedIndex := fake.vars[HeartbeatPrefix+"host-100"].ModifyIndex
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 3, "host-200", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 3, "host-200", clk)
 	ctx := context.Background()
 	look := func() shardView {
 		t.Helper()
@@ -280,13 +287,7 @@ func TestOnAFakeNomadAReplicaJustStartedCountsAHeartbeatOnlyForWhatIsLeftOfItsTT
 func TestOnAFakeNomadADeadHeartbeatWhoseRemovalFailedIsRemovedAtALaterTry(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	fake := newFakeVarNomad(HeartbeatPrefix + "dead")
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 2, "self", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 2, "self", clk)
 	ctx := context.Background()
 	gone := func() bool {
 		fake.mu.Lock()
@@ -355,13 +356,7 @@ func TestOnAFakeNomadWhileNoShardMovesEachReplicaLooksAtTheOthersWithOneListAPer
 func TestOnAFakeNomadAReplicaWritesItsHeldShardsAgainWhenAnotherRemovedThem(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	fake := newFakeVarNomad()
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 2, "self", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 2, "self", clk)
 	ctx := context.Background()
 	look := func() {
 		t.Helper()
@@ -397,13 +392,7 @@ func TestOnAFakeNomadHeldShardsDeletedBetweenTheListAndTheirReadCountAsAReplicaG
 	}
 	fake.vars[HeldPrefix+"staying"].Items[heartbeatShardsItem] = "2"
 	fake.vanish = map[string]bool{HeldPrefix + "leaving": true}
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 3, "me", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 3, "me", clk)
 	v, err := s.hb.view(context.Background(), []bool{false, false, false})
 	if err != nil {
 		t.Fatalf("look failed on a replica leaving between the list and the read: %v", err)

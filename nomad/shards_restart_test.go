@@ -1,7 +1,6 @@
 package nomad
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 
 	nomadapi "github.com/hashicorp/nomad/api"
 
-	"github.com/nomadscalerd/nomadscalerd/clock"
 	"github.com/nomadscalerd/nomadscalerd/nomadtest"
 )
 
@@ -52,17 +50,7 @@ func TestOnARealNomadAReplicaRestartedUnderANewNameAfterACrashDoesNotWaitATTLFor
 	proxy := &cutProxy{rp: httputil.NewSingleHostReverseProxy(target)}
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
-	start := func(addr, name string) (*Shards, func()) {
-		c, err := NewClient(addr, token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := NewShards(c, 2, name, MinHandOver, nil, clock.Real{}, log)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = s.Run(ctx); close(done) }()
-		return s, func() { cancel(); <-done }
-	}
+	start := func(addr, name string) (*Shards, func()) { return runReplica(t, addr, token, name, log) }
 	old, stopOld := start(srv.URL, "host-100")
 	mgmt := agent.Client(t)
 	waitFor(t, "the first replica to hold both shards and say so", func() bool {

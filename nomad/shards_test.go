@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,14 +342,8 @@ func TestTheShardViewCountsLiveHeartbeatsTakesALockedShardForOwnedAndRemovesDead
 	fake.vars[HeartbeatPrefix+"other"] = &nomadapi.Variable{Path: HeartbeatPrefix + "other", ModifyIndex: fake.index,
 		Items: nomadapi.VariableItems{"shards": "0,7,x"}}
 	otherIndex, oldIndex := fake.index, fake.vars[legacyReplicaPrefix+"old"].ModifyIndex
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := clock.NewFake(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
-	s := NewShards(c, 3, "self", 10*time.Second, nil, clk, slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 3, "self", clk)
 	ctx := context.Background()
 	v, err := s.hb.view(ctx, []bool{false, true, false})
 	if err != nil {
@@ -389,13 +382,7 @@ func TestTheShardViewCountsLiveHeartbeatsTakesALockedShardForOwnedAndRemovesDead
 // counting it at once rather than a lock TTL later, and its held shards.
 func TestAReplicaThatStopsRemovesItsHeartbeat(t *testing.T) {
 	fake := newFakeVarNomad()
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-	c, err := NewClient(srv.URL, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewShards(c, 2, "self", 10*time.Second, nil, clock.NewFake(time.Now()), slog.New(slog.DiscardHandler))
+	s := shardsOnFakeNomad(t, fake, 2, "self", clock.NewFake(time.Now()))
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := s.hb.view(ctx, []bool{true, false}); err != nil {
 		t.Fatal(err)

@@ -307,12 +307,7 @@ func (f *removingTuner) Tune(_ context.Context, p Policy, demand []float64, _ ti
 func TestAPolicyRemovedDuringATunerPassIsNotTunedAfterwardsNorHeldAgain(t *testing.T) {
 	h := newHarness(t, 2, []int{2})
 	h.planner.recent = make([]float64, 3*3600)
-	var pols []Policy
-	for _, k := range []string{"a", "b", "c"} {
-		p := testPolicy()
-		p.Key = "default/web/" + k
-		pols = append(pols, p)
-	}
+	pols := testPoliciesNamed("a", "b", "c")
 	tuner := &removingTuner{rec: h.rec, active: map[string]bool{}, removes: []string{"default/web/a", "default/web/b"}}
 	for _, p := range pols {
 		tuner.active[p.Key] = true

@@ -762,15 +762,21 @@ func (c *clockTuner) Tune(_ context.Context, p Policy, demand []float64, _ time.
 	return Tuning{ForecastMargin: 1.5, ModelStep: p.Target.ModelStep, Cost: 1, PolicyCost: 1, Seconds: len(demand)}, nil
 }
 
+// testPoliciesNamed is testPolicy once per name, keyed default/web/NAME.
+func testPoliciesNamed(names ...string) []Policy {
+	var pols []Policy
+	for _, n := range names {
+		p := testPolicy()
+		p.Key = "default/web/" + n
+		pols = append(pols, p)
+	}
+	return pols
+}
+
 func TestTheTunerRestsAfterEachTuningToKeepToItsShareOfACoreWithAFakeClock(t *testing.T) {
 	h := newHarness(t, 2, []int{2})
 	h.planner.recent = make([]float64, 3*3600)
-	var pols []Policy
-	for _, k := range []string{"a", "b", "c"} {
-		p := testPolicy()
-		p.Key = "default/web/" + k
-		pols = append(pols, p)
-	}
+	pols := testPoliciesNamed("a", "b", "c")
 	tuner := &clockTuner{clock: h.clock, took: 10 * time.Second}
 	var pauses []time.Duration
 	stop := errors.New("stop")
