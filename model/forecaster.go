@@ -351,10 +351,24 @@ const withinSteps = 360
 // everywhere.
 const withinOutlier = 10
 
+// withinResolution is the finest step, in seconds, whose scatter the
+// plan's noise headroom covers in full: the plan is re-made every 10 s
+// (replan_interval) and the floor follows the latest seconds, so a longer
+// step's drift is followed in pieces of about this length.
+const withinResolution = 10
+
 // withinVariance is the variance of single seconds around the mean of
 // their step (in the model's space: of square roots when sqrt), from the
 // latest withinSteps steps of x, which holds whole steps of b seconds,
 // each step's part bounded by withinOutlier.
+//
+// A step longer than withinResolution is not drawn flat: the plan is a
+// line through the step means, re-made every withinResolution seconds.
+// Its seconds' scatter around their step's mean then counts the step's
+// own drift as noise (on a smooth minute-long rate, most of it), so for
+// such steps the variance is at most the larger of the scatter around
+// that line (what the line misses: curvature and noise) and around
+// withinResolution-second means (noise a finer step would see).
 func withinVariance(x []float64, b int, sqrt bool) float64 {
 	if b < 2 {
 		return 0
@@ -364,23 +378,62 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 	if from >= n {
 		return 0
 	}
-	per := make([]float64, 0, n-from)
-	vals := make([]float64, b)
-	for i := from; i < n; i++ {
+	vals := make([]float64, (n-from)*b)
+	for i, v := range x[from*b : n*b] {
+		if sqrt {
+			v = math.Sqrt(math.Max(v, 0))
+		}
+		vals[i] = v
+	}
+	means := make([]float64, n-from)
+	for i := range means {
 		m := 0.0
-		for k, v := range x[i*b : (i+1)*b] {
-			if sqrt {
-				v = math.Sqrt(math.Max(v, 0))
-			}
-			vals[k] = v
+		for _, v := range vals[i*b : (i+1)*b] {
 			m += v
 		}
-		m /= float64(b)
-		ss := 0.0
-		for _, v := range vals {
-			ss += (v - m) * (v - m)
+		means[i] = m / float64(b)
+	}
+	flatVar := boundedScatter(vals, b, b-1, func(i, _ int) float64 { return means[i] })
+	if b <= withinResolution {
+		return flatVar
+	}
+	mid := float64(b-1) / 2
+	line := func(i, k int) float64 {
+		if len(means) < 2 {
+			return means[i]
 		}
-		per = append(per, ss)
+		pos := (float64(i*b+k) - mid) / float64(b)
+		j := min(max(int(math.Floor(pos)), 0), len(means)-2)
+		return means[j] + (means[j+1]-means[j])*(pos-float64(j))
+	}
+	lineVar := boundedScatter(vals, b, b, line)
+	subs := (b + withinResolution - 1) / withinResolution
+	sub := func(i, k int) float64 {
+		lo := i*b + k/withinResolution*withinResolution
+		hi := min(lo+withinResolution, (i+1)*b)
+		m := 0.0
+		for _, v := range vals[lo:hi] {
+			m += v
+		}
+		return m / float64(hi-lo)
+	}
+	subVar := boundedScatter(vals, b, b-subs, sub)
+	return math.Min(flatVar, math.Max(lineVar, subVar))
+}
+
+// boundedScatter is the variance of vals (whole steps of b seconds) around
+// ref(step, second of the step), with dof degrees of freedom a step, each
+// step's sum of squares bounded by withinOutlier times the median step's.
+func boundedScatter(vals []float64, b, dof int, ref func(i, k int) float64) float64 {
+	n := len(vals) / b
+	per := make([]float64, n)
+	for i := range per {
+		ss := 0.0
+		for k, v := range vals[i*b : (i+1)*b] {
+			d := v - ref(i, k)
+			ss += d * d
+		}
+		per[i] = ss
 	}
 	// The sum below does not depend on the order: sort in place.
 	slices.Sort(per)
@@ -394,7 +447,7 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 	for _, v := range per {
 		ss += math.Min(v, limit)
 	}
-	return ss / float64(len(per)*(b-1))
+	return ss / float64(n*max(dof, 1))
 }
 
 // steps forecasts ahead model steps: the mean and standard deviation of

@@ -434,6 +434,84 @@ func TestWithinVarianceIsTheSecondsScatterAndABurstDoesNotLiftItForTheWholeWindo
 	}
 }
 
+func TestWithinVarianceOfStepsLongerThanTenSecondsDoesNotCountTheirDriftAsNoise(t *testing.T) {
+	// Two hours of minute-long steps. A level that swings by 40/s over 10
+	// minutes drifts within each minute; seconds that scatter independently
+	// do not drift.
+	const n, b = 7200, 60
+	rng := rand.New(rand.NewPCG(3, 5))
+	swing := func(s int) float64 { return 100 + 20*math.Sin(2*math.Pi*float64(s)/600) }
+	smooth := make([]float64, n)
+	noisy := make([]float64, n)
+	flatNoise := make([]float64, n)
+	for s := range smooth {
+		smooth[s] = swing(s)
+		noisy[s] = swing(s) + 2*rng.NormFloat64()
+		flatNoise[s] = 100 + 2*rng.NormFloat64()
+	}
+	// What the flat step means see: the drift's variance around each
+	// minute's mean, which a line through the minutes mostly follows.
+	flat := func(x []float64) float64 {
+		ss := 0.0
+		for i := 0; i < n/b; i++ {
+			m := 0.0
+			for _, v := range x[i*b : (i+1)*b] {
+				m += v
+			}
+			m /= b
+			for _, v := range x[i*b : (i+1)*b] {
+				ss += (v - m) * (v - m)
+			}
+		}
+		return ss / float64(n/b*(b-1))
+	}
+	for _, c := range []struct {
+		name   string
+		x      []float64
+		lo, hi float64
+	}{
+		// Over a minute the swing drifts by up to 12/s (variance about 7
+		// around the minute's mean): a line through the minutes follows all
+		// but its curvature.
+		{"a smooth swing counts at most a tenth of its drift", smooth, 0, flat(smooth) / 10},
+		{"noise on a smooth swing counts as the noise", noisy, 0.8 * 4, 1.25 * 4},
+		{"noise around a level counts in full", flatNoise, 0.8 * 4, 1.25 * 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := withinVariance(c.x, b, false)
+			if got < c.lo || got > c.hi {
+				t.Errorf("within-step variance %.3f, want %.3f to %.3f (flat step means: %.3f)", got, c.lo, c.hi, flat(c.x))
+			}
+			if f := flat(c.x); got > f*(1+1e-9) {
+				t.Errorf("within-step variance %.3f above the flat steps' %.3f", got, f)
+			}
+		})
+	}
+	// Ten-second steps and shorter keep the flat steps' scatter.
+	if got, want := withinVariance(smooth, 10, false), flatVariance10(smooth); math.Abs(got-want) > 1e-9*want {
+		t.Errorf("10-second steps: %.6f, want the flat steps' %.6f", got, want)
+	}
+}
+
+// flatVariance10 is the scatter of the latest hour's seconds around their
+// 10-second steps' means.
+func flatVariance10(x []float64) float64 {
+	const b = 10
+	x = x[len(x)-withinSteps*b:]
+	ss := 0.0
+	for i := 0; i < len(x)/b; i++ {
+		m := 0.0
+		for _, v := range x[i*b : (i+1)*b] {
+			m += v
+		}
+		m /= b
+		for _, v := range x[i*b : (i+1)*b] {
+			ss += (v - m) * (v - m)
+		}
+	}
+	return ss / float64(len(x)/b*(b-1))
+}
+
 func TestARegressorConstantOverTheHistoryIsLeftOutOfTheFitUntilItVaries(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	cfg := ForecastConfig{Step: 10, Orders: DefaultOrders(), RefitEvery: time.Hour}
