@@ -167,6 +167,24 @@ const MinSteps = 30
 // more about the next minutes than a day does.
 const MaxFitSteps = 10000
 
+// LocalFitWindow is the most recent history a model without seasons or
+// regressors is fitted on, whatever the policy's history_window. Such a
+// model's few parameters describe the traffic's recent dynamics; fitted
+// over a day they average the night's with the day's and forecast both
+// worse. With a 1d (8h) history_window instead of 1h, the held-out
+// ClarkNet week cost 2.6% more and EPA-HTTP left 2.2x the unmet requests;
+// on the NASA week the 1d and 2d windows cost more than the 1h one at
+// every startup delay and model step. Seasonal terms and regressors need
+// the longer history, and keep it.
+const LocalFitWindow = time.Hour
+
+// LocalFitSteps is how many of the latest steps of step seconds a model
+// without seasons or regressors is fitted on: LocalFitWindow of them, and
+// never fewer than MinSteps.
+func LocalFitSteps(step int) int {
+	return max(MinSteps, int(LocalFitWindow.Seconds())/max(step, 1))
+}
+
 // filterSteps is how many of the latest steps a forecast from already
 // fitted parameters filters: the state settles long before.
 const filterSteps = 720
@@ -193,6 +211,9 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 		return forecast.Band{}, fmt.Errorf("%d seconds of history: %w", n, ErrShortHistory)
 	}
 	nb = min(nb, MaxFitSteps)
+	if len(f.cfg.Seasons) == 0 && len(h.Exog) < n {
+		nb = min(nb, LocalFitSteps(B))
+	}
 	off := n - nb*B // drop the oldest seconds: a partial step, or beyond MaxFitSteps
 	y := make([]float64, nb)
 	for i := range y {

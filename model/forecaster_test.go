@@ -126,6 +126,53 @@ func TestTheNoiseCapIsNeverBelowItsShareOfTheForecastDemand(t *testing.T) {
 	}
 }
 
+func TestAModelWithoutSeasonsIsFittedOnTheLatestHourAndASeasonalOneOnItsWholeWindow(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	day := make([]float64, 86400)
+	for i := range day {
+		day[i] = 50 + 20*math.Sin(2*math.Pi*float64(i)/86400) + 5*math.Sin(float64(i)/40) + float64(i%7)
+	}
+	for _, c := range []struct {
+		name    string
+		seasons []time.Duration
+		exog    bool
+		want    int
+	}{
+		{"no seasons, no regressors: the latest hour", nil, false, 360},
+		{"a declared season: the whole day", []time.Duration{time.Hour}, false, 8640},
+		{"known regressors: the whole day", nil, true, 8640},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := ForecastConfig{Step: 10, Orders: []Order{{P: 1, D: 1, Q: 0}}, RefitEvery: time.Hour, Seasons: c.seasons}
+			f := NewForecaster(cfg, func() time.Time { return now })
+			var fits []Record
+			f.OnFit = func(r Record) { fits = append(fits, r) }
+			h := optimize.History{Requests: day}
+			if c.exog {
+				h.Exog = make([][]float64, len(day)+60)
+				for i := range h.Exog {
+					h.Exog[i] = []float64{math.Cos(2 * math.Pi * float64(i) / 86400)}
+				}
+			}
+			if _, err := f.Forecast(context.Background(), h, 60); err != nil {
+				t.Fatal(err)
+			}
+			if len(fits) != 1 {
+				t.Fatalf("%d fits, want 1", len(fits))
+			}
+			// A seasonal fit starts a cycle in: its lag's steps are
+			// regressors, not observations.
+			want := c.want
+			if len(c.seasons) > 0 {
+				want -= SeasonSteps(c.seasons[0], 10)
+			}
+			if fits[0].NObs != want {
+				t.Errorf("fitted on %d steps, want %d", fits[0].NObs, want)
+			}
+		})
+	}
+}
+
 func TestAYoungModelIsRefittedEachTimeItsHistoryDoubles(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }

@@ -146,7 +146,7 @@ func (hp *HistoryPlanner) PlanAhead(ctx context.Context, p Policy, r predict.Pla
 	for _, c := range p.Checks {
 		names = append(names, store.SeriesName(p.Key, c.Name))
 	}
-	data, err := history.Load(hp.hist, names, now.Add(-p.Target.HistoryWindow), now)
+	data, err := history.Load(hp.hist, names, now.Add(-p.ForecastWindow()), now)
 	if err != nil {
 		return optimize.Plan{}, fmt.Errorf("load history: %w", err)
 	}

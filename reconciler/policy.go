@@ -668,7 +668,22 @@ func (p Policy) Warnings() []string {
 			out = append(out, fmt.Sprintf("seasonality %s enters as Fourier terms only: its last cycle needs history_window of at least %s (the cycle plus %d model steps), not %s", d, lag, model.MinSteps, t.HistoryWindow))
 		}
 	}
+	if w := p.ForecastWindow(); w < t.HistoryWindow {
+		out = append(out, fmt.Sprintf("history_window %s: a model without seasonality or events is fitted on the latest %s, and a plan reads no more", t.HistoryWindow, w))
+	}
 	return out
+}
+
+// ForecastWindow is the history a plan reads: history_window, or for a
+// model without seasons or events (no regressors), only the latest
+// model.LocalFitWindow it is fitted on.
+func (p Policy) ForecastWindow() time.Duration {
+	t := p.Target
+	if len(t.Seasonality) > 0 || len(t.Events) > 0 {
+		return t.HistoryWindow
+	}
+	step := max(t.ModelStep.Truncate(time.Second), time.Second)
+	return min(t.HistoryWindow, time.Duration(model.LocalFitSteps(int(step/time.Second)))*step)
 }
 
 // ForecastConfig is the policy's model settings (orders were validated

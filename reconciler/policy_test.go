@@ -294,6 +294,12 @@ func TestASeasonTheHistoryWindowCannotHoldIsReportedAsAWarningAndThePolicyStillP
 				"seasonality 24h0m0s is never fitted: history_window 3h0m0s holds less than one cycle (set history_window to at least 24h5m0s)",
 				"seasonality 2h58m0s enters as Fourier terms only: its last cycle needs history_window of at least 3h3m0s (the cycle plus 30 model steps), not 3h0m0s",
 			}},
+		{"a day of history without seasonality: only the latest hour is fitted and read",
+			map[string]any{"history_window": "24h"},
+			[]string{"history_window 24h0m0s: a model without seasonality or events is fitted on the latest 1h0m0s, and a plan reads no more"}},
+		{"long model steps read their 30 steps", map[string]any{"history_window": "24h", "model_step": "10m"},
+			[]string{"history_window 24h0m0s: a model without seasonality or events is fitted on the latest 5h0m0s, and a plan reads no more"}},
+		{"two hours of 5-minute steps are fewer than 30: all read", map[string]any{"history_window": "2h", "model_step": "5m"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ParsePolicy(scalingPolicy(reqCheck, tc.target, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
