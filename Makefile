@@ -80,7 +80,7 @@ bench-store: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -run '^$$' -bench BenchmarkStoreWrite -benchtime 1x -timeout 1h ./store/
 
 # The predictive policy at the daemon's defaults across 81 settings on the
-# NASA week, against target-value (about 45 minutes on 2 cores).
+# NASA week, against target-value (about 9 to 45 minutes on 2 cores).
 bench-sweep: $(HIGHS)/lib/pkgconfig/highs.pc
 	go test -run '^$$' -bench PredictiveSweep -benchtime 1x -timeout 3h ./backtest/
 

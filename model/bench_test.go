@@ -59,7 +59,8 @@ func BenchmarkLogLikelihood(b *testing.B) {
 // restart at the daemon's defaults (an hour of 1 s history, 10 s steps,
 // the four default orders, a 60 s plan): "fit" selects an order and fits
 // it, as every policy did in the daemon's first minute; "resumed" forecasts
-// from a fresh stored fit (Forecaster.Resume).
+// from a fresh stored fit (Forecaster.Resume); "fit, a day of history"
+// is the fit of a policy whose history_window is a day.
 func BenchmarkFirstForecastAfterARestart(b *testing.B) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
@@ -79,6 +80,19 @@ func BenchmarkFirstForecastAfterARestart(b *testing.B) {
 	b.Run("fit", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := NewForecaster(cfg, clock).Forecast(ctx, h, 60); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// A policy that reads a day (history_window = "1d") and declares no
+	// season: the model is fitted on the latest hour of it.
+	day := forecast.History{Requests: make([]float64, 86400)}
+	for i := range day.Requests {
+		day.Requests[i] = 100 + 30*math.Sin(float64(i)/600) + rng.NormFloat64()*8
+	}
+	b.Run("fit, a day of history", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NewForecaster(cfg, clock).Forecast(ctx, day, 60); err != nil {
 				b.Fatal(err)
 			}
 		}

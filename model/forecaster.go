@@ -399,63 +399,66 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 	if from >= n {
 		return 0
 	}
-	vals := make([]float64, (n-from)*b)
-	for i, v := range x[from*b : n*b] {
-		if sqrt {
-			v = math.Sqrt(math.Max(v, 0))
+	vals := x[from*b : n*b]
+	if sqrt {
+		vals = make([]float64, (n-from)*b)
+		for i, v := range x[from*b : n*b] {
+			vals[i] = math.Sqrt(math.Max(v, 0))
 		}
-		vals[i] = v
 	}
 	means := make([]float64, n-from)
+	per := make([]float64, n-from)
 	for i := range means {
+		step := vals[i*b : (i+1)*b]
 		m := 0.0
-		for _, v := range vals[i*b : (i+1)*b] {
+		for _, v := range step {
 			m += v
 		}
-		means[i] = m / float64(b)
+		m /= float64(b)
+		ss := 0.0
+		for _, v := range step {
+			ss += (v - m) * (v - m)
+		}
+		means[i], per[i] = m, ss
 	}
-	flatVar := boundedScatter(vals, b, b-1, func(i, _ int) float64 { return means[i] })
+	flatVar := bounded(per, b-1)
 	if b <= withinResolution {
 		return flatVar
 	}
 	mid := float64(b-1) / 2
-	line := func(i, k int) float64 {
-		if len(means) < 2 {
-			return means[i]
-		}
-		pos := (float64(i*b+k) - mid) / float64(b)
-		j := min(max(int(math.Floor(pos)), 0), len(means)-2)
-		return means[j] + (means[j+1]-means[j])*(pos-float64(j))
-	}
-	lineVar := boundedScatter(vals, b, b, line)
 	subs := (b + withinResolution - 1) / withinResolution
-	sub := func(i, k int) float64 {
-		lo := i*b + k/withinResolution*withinResolution
-		hi := min(lo+withinResolution, (i+1)*b)
-		m := 0.0
-		for _, v := range vals[lo:hi] {
-			m += v
+	linePer := make([]float64, len(means))
+	subPer := make([]float64, len(means))
+	for i := range means {
+		step := vals[i*b : (i+1)*b]
+		ls, ss := 0.0, 0.0
+		for lo := 0; lo < b; lo += withinResolution {
+			sub := step[lo:min(lo+withinResolution, b)]
+			m := 0.0
+			for _, v := range sub {
+				m += v
+			}
+			m /= float64(len(sub))
+			for k, v := range sub {
+				ss += (v - m) * (v - m)
+				line := means[i]
+				if len(means) > 1 {
+					pos := (float64(i*b+lo+k) - mid) / float64(b)
+					j := min(max(int(math.Floor(pos)), 0), len(means)-2)
+					line = means[j] + (means[j+1]-means[j])*(pos-float64(j))
+				}
+				ls += (v - line) * (v - line)
+			}
 		}
-		return m / float64(hi-lo)
+		linePer[i], subPer[i] = ls, ss
 	}
-	subVar := boundedScatter(vals, b, b-subs, sub)
-	return math.Min(flatVar, math.Max(lineVar, subVar))
+	return math.Min(flatVar, math.Max(bounded(linePer, b), bounded(subPer, b-subs)))
 }
 
-// boundedScatter is the variance of vals (whole steps of b seconds) around
-// ref(step, second of the step), with dof degrees of freedom a step, each
-// step's sum of squares bounded by withinOutlier times the median step's.
-func boundedScatter(vals []float64, b, dof int, ref func(i, k int) float64) float64 {
-	n := len(vals) / b
-	per := make([]float64, n)
-	for i := range per {
-		ss := 0.0
-		for k, v := range vals[i*b : (i+1)*b] {
-			d := v - ref(i, k)
-			ss += d * d
-		}
-		per[i] = ss
-	}
+// bounded is the variance of the steps' sums of squares per, at dof
+// degrees of freedom a step, each bounded by withinOutlier times the
+// median step's. It sorts per.
+func bounded(per []float64, dof int) float64 {
 	// The sum below does not depend on the order: sort in place.
 	slices.Sort(per)
 	limit := withinOutlier * per[len(per)/2]
@@ -468,7 +471,7 @@ func boundedScatter(vals []float64, b, dof int, ref func(i, k int) float64) floa
 	for _, v := range per {
 		ss += math.Min(v, limit)
 	}
-	return ss / float64(n*max(dof, 1))
+	return ss / float64(len(per)*max(dof, 1))
 }
 
 // steps forecasts ahead model steps: the mean and standard deviation of
