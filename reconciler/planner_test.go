@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/cronexpr"
 
 	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
 	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
@@ -216,6 +217,49 @@ func TestAnUnwrittenRampLimitGrowsWithTheCountAndAWrittenOneIsKeptAsWritten(t *t
 			prob := problemFor(p, tc.current)
 			if prob.MaxScaleUp != tc.wantUp || prob.MaxScaleDown != tc.wantD {
 				t.Errorf("at %d replicas: limits up %d, down %d; want %d, %d", tc.current, prob.MaxScaleUp, prob.MaxScaleDown, tc.wantUp, tc.wantD)
+			}
+		})
+	}
+}
+
+// rangeRecorder is a fake history reader that remembers the ranges read
+// and answers each with a constant second by second.
+type rangeRecorder struct {
+	mu    sync.Mutex
+	reads []time.Duration
+}
+
+func (r *rangeRecorder) Range(series string, from, to time.Time) ([]store.Sample, error) {
+	r.mu.Lock()
+	r.reads = append(r.reads, to.Sub(from))
+	r.mu.Unlock()
+	var out []store.Sample
+	for t := from; t.Before(to); t = t.Add(time.Second) {
+		out = append(out, store.Sample{T: t, V: 50})
+	}
+	return out, nil
+}
+
+func TestAPlanOfAPolicyWithoutSeasonsReadsTheHourItsModelIsFittedOnNotItsWholeHistoryWindowFakeHistory(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name    string
+		seasons []time.Duration
+		want    time.Duration
+	}{
+		{"no season: the latest hour", nil, time.Hour},
+		{"a declared day: the whole window", []time.Duration{24 * time.Hour}, 48 * time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := testPolicy()
+			p.Target.HistoryWindow, p.Target.Seasonality = 48*time.Hour, c.seasons
+			r := &rangeRecorder{}
+			hp := NewHistoryPlanner(r, func(Policy) optimize.Forecaster { return optimize.LastValueForecaster{} }, nil, optimize.DPSolver{}, nil, nil)
+			if _, err := hp.PlanAhead(context.Background(), p, predict.PlanRequest{Now: now, Current: 1, Horizon: 60}); err != nil {
+				t.Fatal(err)
+			}
+			if len(r.reads) != 1 || r.reads[0] != c.want {
+				t.Errorf("ranges read %v, want one of %s", r.reads, c.want)
 			}
 		})
 	}
