@@ -498,20 +498,7 @@ func TestWithinVarianceOfStepsLongerThanTenSecondsDoesNotCountTheirDriftAsNoise(
 	}
 	// What the flat step means see: the drift's variance around each
 	// minute's mean, which a line through the minutes mostly follows.
-	flat := func(x []float64) float64 {
-		ss := 0.0
-		for i := 0; i < n/b; i++ {
-			m := 0.0
-			for _, v := range x[i*b : (i+1)*b] {
-				m += v
-			}
-			m /= b
-			for _, v := range x[i*b : (i+1)*b] {
-				ss += (v - m) * (v - m)
-			}
-		}
-		return ss / float64(n/b*(b-1))
-	}
+	flat := func(x []float64) float64 { return flatScatter(x, b) }
 	for _, c := range []struct {
 		name   string
 		x      []float64
@@ -535,23 +522,21 @@ func TestWithinVarianceOfStepsLongerThanTenSecondsDoesNotCountTheirDriftAsNoise(
 		})
 	}
 	// Ten-second steps and shorter keep the flat steps' scatter.
-	if got, want := withinVariance(smooth, 10, false), flatVariance10(smooth); math.Abs(got-want) > 1e-9*want {
+	if got, want := withinVariance(smooth, 10, false), flatScatter(smooth[len(smooth)-withinSteps*10:], 10); math.Abs(got-want) > 1e-9*want {
 		t.Errorf("10-second steps: %.6f, want the flat steps' %.6f", got, want)
 	}
 }
 
-// flatVariance10 is the scatter of the latest hour's seconds around their
-// 10-second steps' means.
-func flatVariance10(x []float64) float64 {
-	const b = 10
-	x = x[len(x)-withinSteps*b:]
+// flatScatter is the variance of x's seconds around the means of their
+// b-second steps (x holds whole steps), with b-1 degrees of freedom a step.
+func flatScatter(x []float64, b int) float64 {
 	ss := 0.0
 	for i := 0; i < len(x)/b; i++ {
 		m := 0.0
 		for _, v := range x[i*b : (i+1)*b] {
 			m += v
 		}
-		m /= b
+		m /= float64(b)
 		for _, v := range x[i*b : (i+1)*b] {
 			ss += (v - m) * (v - m)
 		}
