@@ -21,6 +21,12 @@ type Goal struct {
 	// other's is 0 (then the goal is met only if predictive's is 0 too).
 	Ratio *float64 `json:"ratio,omitempty"`
 	Met   bool     `json:"met"`
+	// Reach, on a trace drawn from a known rate, is the least ratio any
+	// strategy could expect while it also met the goals on the other
+	// measure (see RateBound and Goals); OutOfReach says it is above the
+	// limit: no strategy can meet this goal and those together.
+	Reach      *float64 `json:"reach,omitempty"`
+	OutOfReach bool     `json:"out_of_reach,omitempty"`
 }
 
 // goalBars are the bars, in the order they are printed: no dearer than
@@ -41,8 +47,15 @@ var goalBars = []struct {
 }
 
 // Goals measures the predictive result against the goals whose strategies
-// the replay ran; none without a predictive result.
-func Goals(results []Result) []Goal {
+// the replay ran; none without a predictive result. With a bound (a trace
+// drawn from a known rate, else nil) each goal also says how close to its
+// baseline any strategy could come while meeting the goals on the other
+// measure: the unmet-request goals cap the unmet requests a replica-second
+// or cost goal is reached with, the replica-second goal caps the
+// replica-seconds an unmet-request goal is reached with. A goal out of
+// that reach is in conflict with the others on this traffic, not missed
+// for want of a better forecast.
+func Goals(results []Result, bound *RateBound) []Goal {
 	by := map[string]Result{}
 	for _, r := range results {
 		by[r.Strategy] = r
@@ -67,7 +80,43 @@ func Goals(results []Result) []Goal {
 		}
 		out = append(out, g)
 	}
+	if bound != nil {
+		reach(out, bound)
+	}
 	return out
+}
+
+// reach fills in the goals' Reach from bound (see Goals).
+func reach(goals []Goal, bound *RateBound) {
+	unmet, replicaSeconds := math.Inf(1), math.Inf(1)
+	for _, g := range goals {
+		switch g.Measure {
+		case "unmet_requests":
+			unmet = math.Min(unmet, g.Limit*g.Baseline)
+		case "replica_seconds":
+			replicaSeconds = math.Min(replicaSeconds, g.Limit*g.Baseline)
+		}
+	}
+	for i, g := range goals {
+		if g.Baseline <= 0 {
+			continue
+		}
+		var least float64
+		switch {
+		case g.Measure == "unmet_requests" && !math.IsInf(replicaSeconds, 1):
+			least = bound.MinUnmet(replicaSeconds)
+		case g.Measure == "replica_seconds" && !math.IsInf(unmet, 1):
+			least = bound.MinReplicaSeconds(unmet)
+		case g.Measure == "cost" && !math.IsInf(unmet, 1):
+			least = bound.MinCostWithin(unmet)
+		case g.Measure == "cost":
+			least = bound.MinCost()
+		default:
+			continue
+		}
+		r := least / g.Baseline
+		goals[i].Reach, goals[i].OutOfReach = &r, r > g.Limit+1e-12
+	}
 }
 
 func measureOf(r Result, measure string) float64 {
@@ -89,7 +138,15 @@ func writeGoals(w io.Writer, goals []Goal) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "predictive against\tmeasure\tratio\tgoal\t\n")
+	reachable := false
+	for _, g := range goals {
+		reachable = reachable || g.Reach != nil
+	}
+	if reachable {
+		fmt.Fprintf(tw, "predictive against\tmeasure\tratio\tgoal\treach\t\n")
+	} else {
+		fmt.Fprintf(tw, "predictive against\tmeasure\tratio\tgoal\t\n")
+	}
 	for _, g := range goals {
 		ratio := fmt.Sprintf("%.0f vs 0", g.Value)
 		if g.Ratio != nil {
@@ -99,10 +156,33 @@ func writeGoals(w io.Writer, goals []Goal) error {
 		if !g.Met {
 			verdict = "missed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t<= %.1fx: %s\t\n", g.Against, g.Measure, ratio, g.Limit, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t<= %.1fx: %s\t", g.Against, g.Measure, ratio, g.Limit, verdict)
+		switch {
+		case g.Reach != nil && g.OutOfReach && !g.Met:
+			fmt.Fprintf(tw, "%.3fx: out of reach\t", *g.Reach)
+		case g.Reach != nil:
+			fmt.Fprintf(tw, "%.3fx\t", *g.Reach)
+		case reachable:
+			fmt.Fprintf(tw, "\t")
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write goals: %w", err)
+	}
+	if !reachable {
+		return nil
+	}
+	fmt.Fprintln(w, "reach: the least ratio any strategy could expect here, knowing every second's rate but not its draw, with the goals on the other measure met")
+	for _, g := range goals {
+		if g.Reach == nil || !g.OutOfReach || g.Met {
+			continue
+		}
+		other := "unmet_requests"
+		if g.Measure == "unmet_requests" {
+			other = "replica_seconds"
+		}
+		fmt.Fprintf(w, "out of reach: %s against %s at <= %.1fx together with the %s goals (no strategy can expect under %.3fx)\n", g.Measure, g.Against, g.Limit, other, *g.Reach)
 	}
 	return nil
 }

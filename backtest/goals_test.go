@@ -25,7 +25,7 @@ func TestGoalsMeasurePredictiveAgainstEachStrategyThatRan(t *testing.T) {
 		{"replica_seconds", "hpa", 0.9, true},
 		{"cost", "oracle", 1.25, false},
 	}
-	got := Goals(results)
+	got := Goals(results, nil)
 	if len(got) != len(cases) {
 		t.Fatalf("%d goals %+v, want %d", len(got), got, len(cases))
 	}
@@ -39,7 +39,7 @@ func TestGoalsMeasurePredictiveAgainstEachStrategyThatRan(t *testing.T) {
 
 func TestAGoalAgainstAZeroIsMetOnlyByAZero(t *testing.T) {
 	for _, mine := range []float64{0, 3} {
-		got := Goals([]Result{{Strategy: "predictive", UnmetRequests: mine}, {Strategy: "hpa"}})
+		got := Goals([]Result{{Strategy: "predictive", UnmetRequests: mine}, {Strategy: "hpa"}}, nil)
 		var unmet *Goal
 		for i := range got {
 			if got[i].Measure == "unmet_requests" {
@@ -53,10 +53,10 @@ func TestAGoalAgainstAZeroIsMetOnlyByAZero(t *testing.T) {
 }
 
 func TestGoalsNeedAPredictiveResultAndSkipStrategiesThatDidNotRun(t *testing.T) {
-	if g := Goals([]Result{{Strategy: "hpa"}, {Strategy: "oracle"}}); g != nil {
+	if g := Goals([]Result{{Strategy: "hpa"}, {Strategy: "oracle"}}, nil); g != nil {
 		t.Errorf("goals without predictive: %+v", g)
 	}
-	g := Goals([]Result{{Strategy: "predictive", Cost: 12}, {Strategy: "oracle", Cost: 10}})
+	g := Goals([]Result{{Strategy: "predictive", Cost: 12}, {Strategy: "oracle", Cost: 10}}, nil)
 	if len(g) != 1 || g[0].Against != "oracle" || !g[0].Met {
 		t.Errorf("goals %+v, want only the oracle's cost, met at 1.2x", g)
 	}
@@ -64,7 +64,7 @@ func TestGoalsNeedAPredictiveResultAndSkipStrategiesThatDidNotRun(t *testing.T) 
 
 func TestTheTableNamesEveryGoalAndWhetherItWasMet(t *testing.T) {
 	r := Report{Results: []Result{{Strategy: "predictive", Cost: 13}, {Strategy: "oracle", Cost: 10}}}
-	r.Goals = Goals(r.Results)
+	r.Goals = Goals(r.Results, nil)
 	var b bytes.Buffer
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestTheTableNamesEveryGoalAndWhetherItWasMet(t *testing.T) {
 		t.Fatalf("table:\n%s\nwant the oracle's cost goal at 1.300x, missed", b.String())
 	}
 	r = Report{Results: []Result{{Strategy: "predictive", UnmetRequests: 3}, {Strategy: "hpa"}}}
-	r.Goals = Goals(r.Results)
+	r.Goals = Goals(r.Results, nil)
 	b.Reset()
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)

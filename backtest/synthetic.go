@@ -50,11 +50,30 @@ const (
 //     what a policy on the demo's `rate(...[10s])` sees, so a live
 //     comparison can be tried in seconds before it is run for 20 minutes.
 func Synthetic(kind string, seconds int, seed int64) ([]float64, error) {
+	counts, _, err := synthesize(kind, seconds, seed)
+	return counts, err
+}
+
+// SyntheticRate is the request rate each second of Synthetic(kind, seconds,
+// seed) was drawn from (its level times its wobble): what a strategy that
+// knew the traffic's future perfectly, short of its Poisson draws, would
+// know. The demo kind, drawn without a rate per second, has none.
+func SyntheticRate(kind string, seconds int, seed int64) ([]float64, error) {
+	if kind == "demo" {
+		return nil, fmt.Errorf("synthetic demo trace: not drawn from a rate per second")
+	}
+	_, rate, err := synthesize(kind, seconds, seed)
+	return rate, err
+}
+
+// synthesize draws a synthetic trace and the rate each second was drawn
+// from (nil for the demo).
+func synthesize(kind string, seconds int, seed int64) (counts, rate []float64, err error) {
 	if seconds < 1 {
-		return nil, fmt.Errorf("synthetic trace of %d seconds: need at least 1", seconds)
+		return nil, nil, fmt.Errorf("synthetic trace of %d seconds: need at least 1", seconds)
 	}
 	if kind == "demo" {
-		return demoTrace(seconds, seed), nil
+		return demoTrace(seconds, seed), nil, nil
 	}
 	level := make([]float64, seconds)
 	switch kind {
@@ -86,7 +105,7 @@ func Synthetic(kind string, seconds int, seed int64) ([]float64, error) {
 			level[t] = trendLevel(t, seconds)
 		}
 	default:
-		return nil, fmt.Errorf("unknown synthetic trace kind %q (known: %s)", kind, strings.Join(SyntheticKinds, ", "))
+		return nil, nil, fmt.Errorf("unknown synthetic trace kind %q (known: %s)", kind, strings.Join(SyntheticKinds, ", "))
 	}
 	// The noise has its own stream, so the shapes' own draws (crowd times,
 	// step levels) do not shift it.
@@ -95,12 +114,13 @@ func Synthetic(kind string, seconds int, seed int64) ([]float64, error) {
 	phi := math.Exp(-1 / corr)
 	innov := 0.05 * math.Sqrt(1-phi*phi)
 	wobble := 0.0
-	out := make([]float64, seconds)
+	counts, rate = make([]float64, seconds), level
 	for t, l := range level {
 		wobble = phi*wobble + innov*rng.NormFloat64()
-		out[t] = poisson(rng, l*math.Exp(wobble))
+		rate[t] = l * math.Exp(wobble)
+		counts[t] = poisson(rng, rate[t])
 	}
-	return out, nil
+	return counts, rate, nil
 }
 
 // The demo load's day, as make bench-live runs it.
@@ -267,32 +287,56 @@ func LoadTraceInfo(spec string) ([]float64, *RowsInfo, error) {
 }
 
 func loadSynthetic(spec, rest string) ([]float64, error) {
+	kind, seconds, seed, err := parseSynthetic(spec, rest)
+	if err != nil {
+		return nil, err
+	}
+	return Synthetic(kind, seconds, seed)
+}
+
+// LoadTraceRate is the rate each second of LoadTrace(spec) was drawn from
+// (see SyntheticRate): nil for a file and for the demo, whose seconds are
+// not drawn from one.
+func LoadTraceRate(spec string) ([]float64, error) {
+	rest, ok := strings.CutPrefix(spec, SyntheticPrefix)
+	if !ok {
+		return nil, nil
+	}
+	kind, seconds, seed, err := parseSynthetic(spec, rest)
+	if err != nil || kind == "demo" {
+		return nil, err
+	}
+	return SyntheticRate(kind, seconds, seed)
+}
+
+func parseSynthetic(spec, rest string) (kind string, seconds int, seed int64, err error) {
 	parts := strings.Split(rest, ":")
 	if len(parts) > 3 || parts[0] == "" {
-		return nil, fmt.Errorf("trace %q: want %sKIND[:DAYS[:SEED]] with KIND one of %s", spec, SyntheticPrefix, strings.Join(SyntheticKinds, ", "))
+		return "", 0, 0, fmt.Errorf("trace %q: want %sKIND[:DAYS[:SEED]] with KIND one of %s", spec, SyntheticPrefix, strings.Join(SyntheticKinds, ", "))
 	}
-	kind := parts[0]
+	kind = parts[0]
 	if !slices.Contains(SyntheticKinds, kind) {
-		return nil, fmt.Errorf("trace %q: unknown synthetic kind %q (known: %s)", spec, kind, strings.Join(SyntheticKinds, ", "))
+		return "", 0, 0, fmt.Errorf("trace %q: unknown synthetic kind %q (known: %s)", spec, kind, strings.Join(SyntheticKinds, ", "))
 	}
-	days, seed := 7.0, int64(1)
+	days := 7.0
+	seed = 1
 	if len(parts) > 1 {
 		d, err := strconv.ParseFloat(parts[1], 64)
 		if err != nil || !(d > 0) || d > 366 {
-			return nil, fmt.Errorf("trace %q: days %q: want a number of days above 0 and at most 366", spec, parts[1])
+			return "", 0, 0, fmt.Errorf("trace %q: days %q: want a number of days above 0 and at most 366", spec, parts[1])
 		}
 		days = d
 	}
 	if len(parts) > 2 {
 		s, err := strconv.ParseInt(parts[2], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("trace %q: seed %q: %w", spec, parts[2], err)
+			return "", 0, 0, fmt.Errorf("trace %q: seed %q: %w", spec, parts[2], err)
 		}
 		seed = s
 	}
-	seconds := int(math.Round(days * 86400))
+	seconds = int(math.Round(days * 86400))
 	if seconds < 1 {
-		return nil, fmt.Errorf("trace %q: %v days is under a second", spec, days)
+		return "", 0, 0, fmt.Errorf("trace %q: %v days is under a second", spec, days)
 	}
-	return Synthetic(kind, seconds, seed)
+	return kind, seconds, seed, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,7 +159,11 @@ func runBacktest(c *cli.Context) error {
 	}
 	bar.stop()
 
-	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results, Goals: backtest.Goals(results)}
+	bound, err := rateBound(c, cfg, names, start, len(demand))
+	if err != nil {
+		return err
+	}
+	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results, Goals: backtest.Goals(results, bound)}
 	if c.Bool("pool-sim") {
 		if report.Pools, err = simulatePools(c.Context, strategies, results, poolCfg); err != nil {
 			return err
@@ -330,4 +335,22 @@ func simulatePools(ctx context.Context, strategies []backtest.Strategy, results 
 		}
 	}
 	return out, nil
+}
+
+// rateBound is the bound on what any strategy could do with the replay
+// (see backtest.RateBound), for a trace drawn from a known rate replayed
+// second by second; nil for other traces and for a demand that is a
+// window's mean of draws rather than one draw.
+func rateBound(c *cli.Context, cfg backtest.Config, strategies []string, start, seconds int) (*backtest.RateBound, error) {
+	if c.Int("rate-window") != 1 || !slices.Contains(strategies, "predictive") || len(strategies) < 2 {
+		return nil, nil
+	}
+	rate, err := backtest.LoadTraceRate(c.String("trace"))
+	if err != nil || rate == nil {
+		return nil, err
+	}
+	if start+seconds > len(rate) {
+		return nil, fmt.Errorf("rate bound: the trace's %d seconds end before the replay's %d", len(rate), start+seconds)
+	}
+	return backtest.NewRateBound(rate[start:start+seconds], c.Float64("scale"), cfg)
 }

@@ -149,6 +149,49 @@ func TestBacktestReportsPredictiveAgainstTheGoalsOfTheStrategiesThatRan(t *testi
 	}
 }
 
+func TestBacktestSaysHowCloseAnyStrategyCouldComeToTheGoalsOnATraceDrawnFromAKnownRate(t *testing.T) {
+	args := []string{"--trace", "synthetic:daily:0.25", "--start", "2h", "--duration", "30m", "--history", "2h", "--strategies", "predictive,hpa"}
+	out, err := runBacktestCLI(t, append(args, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Goals []struct {
+			Measure string   `json:"measure"`
+			Reach   *float64 `json:"reach"`
+		} `json:"goals"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	if len(report.Goals) != 3 {
+		t.Fatalf("goals of %s: want 3", out)
+	}
+	for _, g := range report.Goals {
+		// Half an hour of 20-60 requests/s needs at least 2 replicas a
+		// second, and HPA ran no fewer: no reach is 0 or far above 1.
+		if g.Reach == nil || !(*g.Reach > 0.3 && *g.Reach < 3) {
+			t.Errorf("%s goal's reach %v, want one between 0.3 and 3", g.Measure, g.Reach)
+		}
+	}
+	text, err := runBacktestCLI(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "reach: the least ratio any strategy could expect") {
+		t.Errorf("table without the reach's legend:\n%s", text)
+	}
+	// A demand that is a window's mean of draws is not one draw of its
+	// rate: no bound, no reach.
+	windowed, err := runBacktestCLI(t, append(args, "--rate-window", "10")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(windowed, "reach") {
+		t.Errorf("a reach for a windowed demand:\n%s", windowed)
+	}
+}
+
 func TestBacktestRejectsUnknownStrategiesAndBadDurations(t *testing.T) {
 	trace := writeTrace(t, t.TempDir(), 100)
 	for _, args := range [][]string{
