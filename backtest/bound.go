@@ -2,7 +2,9 @@ package backtest
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"strings"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -190,4 +192,41 @@ func (b *RateBound) dual(f func(float64) float64) float64 {
 		}
 	}
 	return math.Max(best, math.Max(f1, f2))
+}
+
+// FrontierRatio is one strategy's replica-seconds over the least any
+// strategy could expect to run while leaving no more requests unmet: 1 is
+// as good as knowing every second's rate. The oracle, which knows each
+// second's draw too, can run under 1.
+type FrontierRatio struct {
+	Strategy            string  `json:"strategy"`
+	LeastReplicaSeconds float64 `json:"least_replica_seconds"`
+	Ratio               float64 `json:"ratio"`
+}
+
+// Frontier measures each result against the bound: how far from the best
+// trade of replica-seconds for unmet requests, on this traffic, each
+// strategy's lies. It tells a forecast that falls short from a goal no
+// forecast reaches.
+func Frontier(results []Result, bound *RateBound) []FrontierRatio {
+	if bound == nil {
+		return nil
+	}
+	out := make([]FrontierRatio, 0, len(results))
+	for _, r := range results {
+		least := bound.MinReplicaSeconds(r.UnmetRequests)
+		out = append(out, FrontierRatio{Strategy: r.Strategy, LeastReplicaSeconds: least, Ratio: float64(r.ReplicaSeconds) / least})
+	}
+	return out
+}
+
+func writeFrontier(w io.Writer, f []FrontierRatio) {
+	if len(f) == 0 {
+		return
+	}
+	parts := make([]string, len(f))
+	for i, r := range f {
+		parts[i] = fmt.Sprintf("%s %.3fx", r.Strategy, r.Ratio)
+	}
+	fmt.Fprintf(w, "replica-seconds over the least any strategy could expect with as many unmet requests: %s\n", strings.Join(parts, ", "))
 }

@@ -120,7 +120,7 @@ func TestNoReplayedStrategyBeatsTheRateBoundAndAStrategyKnowingTheRateReachesIt(
 	}
 }
 
-func TestRateBoundDualsAgreeWithTheirPrimalsOnAConstantRate(t *testing.T) {
+func TestRateBoundDualsAndFrontierAgreeWithTheirPrimalsOnAConstantRate(t *testing.T) {
 	// Thirty requests/s for 1,000 s: with k replicas a second leaves s(k)
 	// unmet, so any mix of 3, 4 and 5 replicas spans the frontier.
 	rate := make([]float64, 1000)
@@ -141,6 +141,15 @@ func TestRateBoundDualsAgreeWithTheirPrimalsOnAConstantRate(t *testing.T) {
 	}
 	if got := b.MinReplicaSeconds(unmet); math.Abs(got-rs) > 1e-6*rs {
 		t.Errorf("least replica-seconds at %.4f unmet requests: %.6f, want %.0f", unmet, got, rs)
+	}
+	// A strategy on the frontier is 1; one that ran a tenth more
+	// replica-seconds for the same unmet requests, 1.1.
+	f := Frontier([]Result{{Strategy: "on", ReplicaSeconds: 4500, UnmetRequests: unmet}, {Strategy: "off", ReplicaSeconds: 4950, UnmetRequests: unmet}}, b)
+	if len(f) != 2 || math.Abs(f[0].Ratio-1) > 1e-6 || math.Abs(f[1].Ratio-1.1) > 1e-6 {
+		t.Errorf("frontier ratios %+v, want 1 and 1.1", f)
+	}
+	if Frontier(nil, nil) != nil {
+		t.Error("a frontier without a bound")
 	}
 	// At a penalty of 1 a request, a replica pays for itself while more
 	// than a tenth of a second's capacity goes unmet.

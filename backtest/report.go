@@ -14,6 +14,10 @@ type Report struct {
 	Results []Result `json:"results"`
 	// Goals measure the predictive result against the others (see Goals).
 	Goals []Goal `json:"goals,omitempty"`
+	// Frontier, on a trace drawn from a known rate, puts each strategy's
+	// replica-seconds against the least any strategy could expect with as
+	// many unmet requests (see Frontier).
+	Frontier []FrontierRatio `json:"frontier,omitempty"`
 	// Pools are the node-pool simulations (--pool-sim), if any.
 	Pools []PoolResult `json:"pools,omitempty"`
 }
@@ -42,6 +46,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	if err := writeGoals(w, r.Goals); err != nil {
 		return err
 	}
+	writeFrontier(w, r.Frontier)
 	if len(r.Pools) == 0 {
 		return nil
 	}

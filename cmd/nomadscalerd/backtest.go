@@ -163,7 +163,8 @@ func runBacktest(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results, Goals: backtest.Goals(results, bound)}
+	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results,
+		Goals: backtest.Goals(results, bound), Frontier: backtest.Frontier(results, bound)}
 	if c.Bool("pool-sim") {
 		if report.Pools, err = simulatePools(c.Context, strategies, results, poolCfg); err != nil {
 			return err

@@ -178,8 +178,8 @@ func TestBacktestSaysHowCloseAnyStrategyCouldComeToTheGoalsOnATraceDrawnFromAKno
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, "reach: the least ratio any strategy could expect") {
-		t.Errorf("table without the reach's legend:\n%s", text)
+	if !strings.Contains(text, "reach: the least ratio any strategy could expect") || !strings.Contains(text, "replica-seconds over the least any strategy could expect with as many unmet requests: predictive ") {
+		t.Errorf("table without the reach's legend or the frontier:\n%s", text)
 	}
 	// A demand that is a window's mean of draws is not one draw of its
 	// rate: no bound, no reach.
