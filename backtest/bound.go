@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -40,6 +41,16 @@ func NewRateBound(rate []float64, scale float64, cfg Config) (*RateBound, error)
 		return nil, fmt.Errorf("rate bound: capacity %g, scale %g, replicas %d-%d: want capacity and scale above 0 and 0 <= min <= max, max >= 1",
 			cfg.Capacity, scale, cfg.Min, cfg.Max)
 	}
+	// Each second holds a shortfall for every count from Min up to the
+	// first that leaves none: bound the whole before allocating it.
+	states := 0
+	for _, l := range rate {
+		top := (math.Max(l, 0) + 9*math.Sqrt(math.Max(l, 0)) + 2) * scale / cfg.Capacity
+		states += min(cfg.Max, int(math.Ceil(top))+1) - cfg.Min + 1
+		if states > maxBoundStates {
+			return nil, fmt.Errorf("rate bound: over %d counts to tabulate for %d seconds up to %d replicas: %w", maxBoundStates, len(rate), cfg.Max, ErrBoundTooLarge)
+		}
+	}
 	b := &RateBound{cost: cfg.Cost, min: make([]int, len(rate)), s: make([][]float64, len(rate)), busy: make([]float64, len(rate))}
 	var pmf, tail, mass []float64
 	for t, l := range rate {
@@ -68,6 +79,14 @@ func NewRateBound(rate []float64, scale float64, cfg Config) (*RateBound, error)
 	}
 	return b, nil
 }
+
+// maxBoundStates bounds a RateBound's table (8 bytes a count and second):
+// a week at 20 counts a second is 12 M.
+const maxBoundStates = 25_000_000
+
+// ErrBoundTooLarge is returned by NewRateBound for a replay whose table
+// would exceed maxBoundStates: a long replay, a large scale or a high max.
+var ErrBoundTooLarge = errors.New("the bound's table would be too large")
 
 // drawPMF is the distribution of poisson(rng, lambda) over 0, 1, ...,
 // until what is left is negligible (below 1e-15): Poisson up to a mean of 30,

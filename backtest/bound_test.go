@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -248,4 +249,22 @@ func shortfallSD(demand, rate []float64, serving []int, capacity float64) float6
 		v += m2 - m1*m1
 	}
 	return math.Sqrt(v)
+}
+
+func TestARateBoundTooLargeToTabulateIsRefusedBeforeItIsAllocated(t *testing.T) {
+	rate := make([]float64, 1000)
+	for i := range rate {
+		rate[i] = 100
+	}
+	cfg := DefaultConfig()
+	cfg.Max = 1_000_000
+	// At scale 5000 a second of 100 requests/s takes 50,000 replicas and
+	// its tail some 45,000 more: about 95 M counts for 1,000 seconds,
+	// more than the table may hold.
+	if _, err := NewRateBound(rate, 5000, cfg); !errors.Is(err, ErrBoundTooLarge) {
+		t.Errorf("a table of about 95 M counts: err %v, want ErrBoundTooLarge", err)
+	}
+	if _, err := NewRateBound(rate, 1, cfg); err != nil {
+		t.Errorf("a table of about 20,000 counts: %v", err)
+	}
 }

@@ -353,5 +353,11 @@ func rateBound(c *cli.Context, cfg backtest.Config, strategies []string, start, 
 	if start+seconds > len(rate) {
 		return nil, fmt.Errorf("rate bound: the trace's %d seconds end before the replay's %d", len(rate), start+seconds)
 	}
-	return backtest.NewRateBound(rate[start:start+seconds], c.Float64("scale"), cfg)
+	b, err := backtest.NewRateBound(rate[start:start+seconds], c.Float64("scale"), cfg)
+	if errors.Is(err, backtest.ErrBoundTooLarge) {
+		// The bound is a diagnosis, not the replay: say why it is missing.
+		fmt.Fprintf(c.App.ErrWriter, "no reach or frontier: %v\n", err)
+		return nil, nil
+	}
+	return b, err
 }
