@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -27,8 +28,8 @@ import (
 // every strategy in expectation; one replay's draws scatter around them.
 type RateBound struct {
 	cost CostModel
-	min  []int       // each second's fewest replicas (the policy's min)
-	s    [][]float64 // s[t][i]: expected shortfall with min[t]+i replicas
+	min  int         // the fewest replicas (the policy's min)
+	s    [][]float64 // s[t][i]: expected shortfall with min+i replicas
 	busy []float64   // P(a request in second t): what an empty second costs
 }
 
@@ -51,18 +52,19 @@ func NewRateBound(rate []float64, scale float64, cfg Config) (*RateBound, error)
 			return nil, fmt.Errorf("rate bound: over %d counts to tabulate for %d seconds up to %d replicas: %w", maxBoundStates, len(rate), cfg.Max, ErrBoundTooLarge)
 		}
 	}
-	b := &RateBound{cost: cfg.Cost, min: make([]int, len(rate)), s: make([][]float64, len(rate)), busy: make([]float64, len(rate))}
+	b := &RateBound{cost: cfg.Cost, min: cfg.Min, s: make([][]float64, len(rate)), busy: make([]float64, len(rate))}
 	var pmf, tail, mass []float64
 	for t, l := range rate {
 		pmf = drawPMF(pmf[:0], l)
 		// tail[j] and mass[j]: P(X >= j) and E[X; X >= j], X the draw.
 		n := len(pmf)
-		tail, mass = append(tail[:0], make([]float64, n+1)...), append(mass[:0], make([]float64, n+1)...)
+		tail, mass = slices.Grow(tail[:0], n+1)[:n+1], slices.Grow(mass[:0], n+1)[:n+1]
+		tail[n], mass[n] = 0, 0
 		for j := n - 1; j >= 0; j-- {
 			tail[j] = tail[j+1] + pmf[j]
 			mass[j] = mass[j+1] + float64(j)*pmf[j]
 		}
-		b.min[t], b.busy[t] = cfg.Min, 1-pmf[0]
+		b.busy[t] = 1 - pmf[0]
 		var row []float64
 		for k := cfg.Min; k <= cfg.Max; k++ {
 			// Scaled demand scale*X is short of capacity c while X is
@@ -129,7 +131,7 @@ func (b *RateBound) lagrange(a, y, e float64) (value, replicaSeconds, unmet floa
 	for t, row := range b.s {
 		best, bk, bs := math.Inf(1), 0, 0.0
 		for i, s := range row {
-			k := b.min[t] + i
+			k := b.min + i
 			v := a*float64(k) + y*s
 			if k == 0 {
 				v += e * b.busy[t]

@@ -65,7 +65,7 @@ func (r *rateKnower) Decide(_ context.Context, obs Observation) (Decision, error
 	t := min(obs.Now+r.delay, len(r.b.s)-1)
 	best, bk := math.Inf(1), 0
 	for i, s := range r.b.s[t] {
-		k := r.b.min[t] + i
+		k := r.b.min + i
 		if v := float64(k) + r.price*s; v < best {
 			best, bk = v, k
 		}

@@ -97,25 +97,37 @@ func reach(goals []Goal, bound *RateBound) {
 			replicaSeconds = math.Min(replicaSeconds, g.Limit*g.Baseline)
 		}
 	}
+	// The least of a measure depends only on the measure, not on the
+	// strategy it is compared with: each dual is solved once.
+	leastOf := map[string]float64{}
+	least := func(measure string) (float64, bool) {
+		if v, ok := leastOf[measure]; ok {
+			return v, true
+		}
+		var v float64
+		switch {
+		case measure == "unmet_requests" && !math.IsInf(replicaSeconds, 1):
+			v = bound.MinUnmet(replicaSeconds)
+		case measure == "replica_seconds" && !math.IsInf(unmet, 1):
+			v = bound.MinReplicaSeconds(unmet)
+		case measure == "cost" && !math.IsInf(unmet, 1):
+			v = bound.MinCostWithin(unmet)
+		case measure == "cost":
+			v = bound.MinCost()
+		default:
+			return 0, false
+		}
+		leastOf[measure] = v
+		return v, true
+	}
 	for i, g := range goals {
 		if g.Baseline <= 0 {
 			continue
 		}
-		var least float64
-		switch {
-		case g.Measure == "unmet_requests" && !math.IsInf(replicaSeconds, 1):
-			least = bound.MinUnmet(replicaSeconds)
-		case g.Measure == "replica_seconds" && !math.IsInf(unmet, 1):
-			least = bound.MinReplicaSeconds(unmet)
-		case g.Measure == "cost" && !math.IsInf(unmet, 1):
-			least = bound.MinCostWithin(unmet)
-		case g.Measure == "cost":
-			least = bound.MinCost()
-		default:
-			continue
+		if v, ok := least(g.Measure); ok {
+			r := v / g.Baseline
+			goals[i].Reach, goals[i].OutOfReach = &r, r > g.Limit+1e-12
 		}
-		r := least / g.Baseline
-		goals[i].Reach, goals[i].OutOfReach = &r, r > g.Limit+1e-12
 	}
 }
 

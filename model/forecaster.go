@@ -409,17 +409,7 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 	means := make([]float64, n-from)
 	per := make([]float64, n-from)
 	for i := range means {
-		step := vals[i*b : (i+1)*b]
-		m := 0.0
-		for _, v := range step {
-			m += v
-		}
-		m /= float64(b)
-		ss := 0.0
-		for _, v := range step {
-			ss += (v - m) * (v - m)
-		}
-		means[i], per[i] = m, ss
+		means[i], per[i] = meanScatter(vals[i*b : (i+1)*b])
 	}
 	flatVar := bounded(per, b-1)
 	if b <= withinResolution {
@@ -434,13 +424,9 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 		ls, ss := 0.0, 0.0
 		for lo := 0; lo < b; lo += withinResolution {
 			sub := step[lo:min(lo+withinResolution, b)]
-			m := 0.0
-			for _, v := range sub {
-				m += v
-			}
-			m /= float64(len(sub))
+			_, s := meanScatter(sub)
+			ss += s
 			for k, v := range sub {
-				ss += (v - m) * (v - m)
 				line := means[i]
 				if len(means) > 1 {
 					pos := (float64(i*b+lo+k) - mid) / float64(b)
@@ -453,6 +439,18 @@ func withinVariance(x []float64, b int, sqrt bool) float64 {
 		linePer[i], subPer[i] = ls, ss
 	}
 	return math.Min(flatVar, math.Max(bounded(linePer, b), bounded(subPer, b-subs)))
+}
+
+// meanScatter is the mean of v and the sum of squares around it.
+func meanScatter(v []float64) (mean, ss float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, ss
 }
 
 // bounded is the variance of the steps' sums of squares per, at dof
