@@ -18,6 +18,9 @@ type Report struct {
 	// replica-seconds against the least any strategy could expect with as
 	// many unmet requests (see Frontier).
 	Frontier []FrontierRatio `json:"frontier,omitempty"`
+	// Levels split each result by the traffic's level (--by-level), if
+	// asked for (see Levels).
+	Levels []LevelBand `json:"levels,omitempty"`
 	// Pools are the node-pool simulations (--pool-sim), if any.
 	Pools []PoolResult `json:"pools,omitempty"`
 }
@@ -47,6 +50,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	writeFrontier(w, r.Frontier)
+	if err := writeLevels(w, r.Levels); err != nil {
+		return err
+	}
 	if len(r.Pools) == 0 {
 		return nil
 	}

@@ -244,18 +244,25 @@ func (r Result) Between(cfg Config, demand []float64, from, to int) Tally {
 		prev = r.Requested[from-1]
 	}
 	for s := from; s < to; s++ {
-		t.add(r.Requested[s], r.Serving[s], demand[s], cfg.Capacity)
-		switch d := r.Requested[s] - prev; {
-		case d > 0:
-			t.UpActions++
-			t.UpReplicas += d
-		case d < 0:
-			t.DownActions++
-			t.DownReplicas -= d
-		}
+		r.tallySecond(&t, cfg, demand, s, prev)
 		prev = r.Requested[s]
 	}
 	return t
+}
+
+// tallySecond adds second s of r to t, prev being the count requested the
+// second before: a change of the count is counted at the second it was
+// made.
+func (r Result) tallySecond(t *Tally, cfg Config, demand []float64, s, prev int) {
+	t.add(r.Requested[s], r.Serving[s], demand[s], cfg.Capacity)
+	switch d := r.Requested[s] - prev; {
+	case d > 0:
+		t.UpActions++
+		t.UpReplicas += d
+	case d < 0:
+		t.DownActions++
+		t.DownReplicas -= d
+	}
 }
 
 // servingAt counts the replicas of readyAt that serve in second t.

@@ -51,6 +51,7 @@ func backtestCommand() *cli.Command {
 			&cli.BoolFlag{Name: "self-tune", Usage: "predictive: replay the daemon's self-tuning too (policies with self_tune, the default): every tune_interval, with 2 h of history, the last tune_window is replayed with candidate settings and the cheapest adopted; off, the policy runs as written"},
 			&cli.StringFlag{Name: "min-healthy-time", Value: "10s", Usage: "predictive: the replayed group's update block's min_healthy_time (seconds or Go duration; Nomad's default 10s): a scale-up's deployment blocks the next change until its replicas have run healthy this long"},
 			&cli.StringFlag{Name: "history", Value: "2d", Usage: "history recorded before the replay that the policy may read (seconds, Go duration or 2d)"},
+			&cli.Float64Flag{Name: "by-level", Usage: "also split each strategy's replica-seconds, unmet requests and cost by the traffic's level (the mean demand of the 5 minutes around each second), in bands of this many requests/s; 0 (the default) does not"},
 			&cli.BoolFlag{Name: "pool-sim", Usage: "also replay the groups' counts on a simulated node pool (8 replicas a node): reactive scale-out on blocked allocations against a predictive pool reading the plans"},
 			&cli.StringFlag{Name: "node-boot", Value: "3m", Usage: "pool simulation: time from launching a node to it being ready"},
 			&cli.StringFlag{Name: "lead-time", Value: "3m", Usage: "pool simulation: the predictive pool's lead_time"},
@@ -90,6 +91,9 @@ func runBacktest(c *cli.Context) error {
 	}
 	if !(cfg.TargetValue.Target > 0) || math.IsInf(cfg.TargetValue.Target, 0) || cfg.TargetValue.Window < 1 {
 		return fmt.Errorf("--tv-target %g, --tv-window %ds: want a positive target and a window of at least 1 s", cfg.TargetValue.Target, cfg.TargetValue.Window)
+	}
+	if w := c.Float64("by-level"); w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+		return fmt.Errorf("--by-level %g: want a band width in requests/s, or 0 for none", w)
 	}
 	var names []string
 	for _, n := range strings.Split(c.String("strategies"), ",") {
@@ -165,6 +169,11 @@ func runBacktest(c *cli.Context) error {
 	}
 	report := backtest.Report{Trace: c.String("trace"), Seconds: len(demand), Results: results,
 		Goals: backtest.Goals(results, bound), Frontier: backtest.Frontier(results, bound)}
+	if width := c.Float64("by-level"); width != 0 {
+		if report.Levels, err = backtest.Levels(cfg, demand, results, width); err != nil {
+			return fmt.Errorf("--by-level: %w", err)
+		}
+	}
 	if c.Bool("pool-sim") {
 		if report.Pools, err = simulatePools(c.Context, strategies, results, poolCfg); err != nil {
 			return err

@@ -87,6 +87,51 @@ func TestBacktestPrintsATableByDefault(t *testing.T) {
 	}
 }
 
+func TestBacktestSplitsEachStrategyByTheTrafficsLevelWhenAsked(t *testing.T) {
+	args := []string{"--trace", "synthetic:flash-crowd:0.25", "--duration", "2h", "--strategies", "target-value,hpa", "--by-level", "10"}
+	out, err := runBacktestCLI(t, append(args, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report struct {
+		Results []struct {
+			ReplicaSeconds int64 `json:"replica_seconds"`
+		} `json:"results"`
+		Levels []struct {
+			From       float64 `json:"from"`
+			Seconds    int     `json:"seconds"`
+			Strategies []struct {
+				Strategy       string `json:"strategy"`
+				ReplicaSeconds int64  `json:"replica_seconds"`
+			} `json:"strategies"`
+		} `json:"levels"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
+	}
+	if len(report.Levels) == 0 || len(report.Results) != 2 {
+		t.Fatalf("report %+v: want levels beside two results", report)
+	}
+	seconds, rs := 0, int64(0)
+	for _, l := range report.Levels {
+		seconds += l.Seconds
+		if len(l.Strategies) != 2 || l.Strategies[1].Strategy != "hpa" {
+			t.Fatalf("level %+v: want target-value and hpa", l)
+		}
+		rs += l.Strategies[1].ReplicaSeconds
+	}
+	if seconds != 7200 || rs != report.Results[1].ReplicaSeconds {
+		t.Errorf("levels hold %d seconds and %d of hpa's %d replica-seconds: want all 7200 and all of them", seconds, rs, report.Results[1].ReplicaSeconds)
+	}
+	table, err := runBacktestCLI(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, "by level") || !strings.Contains(table, "30-40") {
+		t.Errorf("table without the level bands:\n%s", table)
+	}
+}
+
 func TestBacktestReplaysASyntheticTrace(t *testing.T) {
 	out, err := runBacktestCLI(t, "--trace", "synthetic:flash-crowd:0.25", "--duration", "2h", "--strategies", "hpa", "--json")
 	if err != nil {

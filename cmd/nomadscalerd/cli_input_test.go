@@ -28,6 +28,8 @@ func TestBacktestRefusesNonFiniteOrNegativeNumbers(t *testing.T) {
 		{"--scale", "-1"},
 		{"--scale", "NaN"},
 		{"--tv-target", "NaN"},
+		{"--by-level", "-1"},
+		{"--by-level", "NaN"},
 	} {
 		out, err := runBacktestCLI(t, append([]string{"--trace", trace, "--strategies", "hpa,target-value"}, args...)...)
 		if err == nil {
