@@ -52,7 +52,14 @@ func Levels(cfg Config, demand []float64, results []Result, width float64) ([]Le
 			return nil, fmt.Errorf("result %s holds %d seconds of a %d-second replay", r.Strategy, len(r.Requested), len(demand))
 		}
 	}
-	level := centredMeans(demand, LevelWindow)
+	if len(demand) == 0 {
+		return nil, nil
+	}
+	// The level is a rate window's demand: Demand's centred mean.
+	level, err := Demand(demand, 0, 0, 1, LevelWindow)
+	if err != nil {
+		return nil, err
+	}
 	band := make([]int, len(demand))
 	lo, hi := math.MaxInt, -1
 	for s, v := range level {
@@ -90,21 +97,6 @@ func Levels(cfg Config, demand []float64, results []Result, width float64) ([]Le
 		out = append(out, lb)
 	}
 	return out, nil
-}
-
-// centredMeans is the mean of the window seconds of x around each second
-// (fewer at the ends).
-func centredMeans(x []float64, window int) []float64 {
-	prefix := make([]float64, len(x)+1)
-	for i, v := range x {
-		prefix[i+1] = prefix[i] + v
-	}
-	out := make([]float64, len(x))
-	for i := range x {
-		from, to := max(0, i-window/2), min(len(x), i-window/2+window)
-		out[i] = (prefix[to] - prefix[from]) / float64(to-from)
-	}
-	return out
 }
 
 // writeLevels writes the level bands as a table, one band a row and each
