@@ -69,7 +69,9 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 		Unmet: own.UnmetRequests, PolicyUnmet: own.UnmetRequests, Seconds: len(replay), Candidates: 1}
 	margins := []float64{t.ForecastMargin}
 	for _, m := range tuneMargins {
-		if m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin {
+		// Under the burst headroom the forecast margin plans nothing:
+		// its candidates would replay the policy's own settings again.
+		if m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin && p.ForecastConfig().BurstQuantile == 0 {
 			margins = append(margins, m)
 		}
 	}

@@ -13,6 +13,7 @@ func TestSelfTuningPicksTheCheapestCandidateWithinTheOperatorsBounds(t *testing.
 	demand := wave(3*3600, 1800, 5)
 	p := reconciler.DefaultPolicy(1, 50)
 	p.Target.TuneMarginMin, p.Target.TuneMarginMax = 0.5, 1.5
+	p.Target.BurstQuantile = 0 // the Gaussian margin plans, so margins are candidates
 	got, err := PolicyTuner{}.Tune(context.Background(), p, demand, time.Unix(1_700_000_000, 0), 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +41,26 @@ func TestSelfTuningPicksTheCheapestCandidateWithinTheOperatorsBounds(t *testing.
 	}
 	if again.Cost != got.Cost || again.ForecastMargin != got.ForecastMargin || again.ModelStep != got.ModelStep {
 		t.Errorf("second tuning %+v differs from the first %+v", again, got)
+	}
+}
+
+func TestUnderTheBurstHeadroomSelfTuningTriesModelStepsOnly(t *testing.T) {
+	demand := wave(3*3600, 1800, 5)
+	p := reconciler.DefaultPolicy(1, 50)
+	if p.ForecastConfig().BurstQuantile == 0 {
+		t.Fatal("the default policy plans without the burst headroom: the test shows nothing")
+	}
+	got, err := PolicyTuner{}.Tune(context.Background(), p, demand, time.Unix(1_700_000_000, 0), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The policy's own settings and step 30 s: another forecast margin
+	// would replay the same plans.
+	if got.Candidates != 2 {
+		t.Errorf("%d candidates, want 2", got.Candidates)
+	}
+	if got.ForecastMargin != p.Target.ForecastMargin {
+		t.Errorf("margin %g chosen, want the policy's own %g", got.ForecastMargin, p.Target.ForecastMargin)
 	}
 }
 

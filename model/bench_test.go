@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -108,4 +109,40 @@ func BenchmarkFirstForecastAfterARestart(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkBurstHeadroom is the burst headroom of one plan: an hour of
+// seconds, 28,800 deviations, one selection. BenchmarkPlanFromAFittedModel
+// is a whole plan's forecast between refits, with and without it: the
+// share a policy's plan pays for it.
+func BenchmarkBurstHeadroom(b *testing.B) {
+	x := bursty(2 * 3600)
+	var buf []float64
+	for b.Loop() {
+		var q float64
+		q, buf = burstHeadroom(x, 0.935, buf)
+		if q <= 0 {
+			b.Fatalf("headroom %v", q)
+		}
+	}
+}
+
+func BenchmarkPlanFromAFittedModel(b *testing.B) {
+	h := forecast.History{Requests: bursty(3600)}
+	for _, q := range []float64{0, 0.935} {
+		b.Run(fmt.Sprintf("burst_quantile=%g", q), func(b *testing.B) {
+			cfg := DefaultForecastConfig()
+			cfg.Step, cfg.Sqrt, cfg.Margin, cfg.NoiseMargin, cfg.BurstQuantile = 10, false, 1.15, 3, q
+			f := NewForecaster(cfg, func() time.Time { return time.Unix(0, 0) })
+			ctx := context.Background()
+			if _, err := f.ForecastBand(ctx, h, 60); err != nil { // the fit, kept for the hour
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := f.ForecastBand(ctx, h, 60); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -58,6 +58,16 @@ type ForecastConfig struct {
 	// shape, and what repeats sharply (a step, a daily burst) only a value
 	// from the last cycle predicts.
 	Seasons []time.Duration
+	// BurstQuantile, when positive, replaces the forecast's Gaussian
+	// headroom by one measured on the history (see burstHeadroom): the
+	// plan is the larger of the forecast mean plus the BurstQuantile
+	// quantile of how far recent bursts rose above their preceding
+	// minute, and the mean plus the single seconds' headroom alone
+	// (NoiseMargin, capped as above). Margin standard deviations of the
+	// forecast grow with every step's uncertainty whether or not the
+	// traffic bursts; the quantile holds what the last hour's bursts
+	// actually needed.
+	BurstQuantile float64
 	// Settings names what a fit's parameters mean beyond this config (the
 	// series, the known regressors): it is stored with every fit, and
 	// Resume takes only a fit of the same non-empty Settings.
@@ -99,6 +109,8 @@ type Forecaster struct {
 	kept  []int
 	refit bool
 	warm  map[string][]float64
+	// bursts is burstHeadroom's buffer, kept between plans.
+	bursts []float64
 	// failedAt and failedSteps are when the last selection found no order
 	// to fit, and on how many steps; zero after a fit.
 	failedAt    time.Time
@@ -281,18 +293,29 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 	if zw == 0 {
 		zw = f.cfg.Margin
 	}
-	plan := at(f.cfg.Margin, zw, within)
+	z := f.cfg.Margin
+	if f.cfg.BurstQuantile > 0 {
+		z = 0
+	}
+	plan := at(z, zw, within)
 	if c := f.cfg.NoiseCap; c > 0 && f.cfg.NoiseQuantile < zw {
 		var mean []float64
 		if f.cfg.NoiseCapShare > 0 {
 			mean = at(0, 0, 0)
 		}
-		for s, v := range at(f.cfg.Margin, f.cfg.NoiseQuantile, within) {
+		for s, v := range at(z, f.cfg.NoiseQuantile, within) {
 			limit := v + c
 			if mean != nil {
 				limit = math.Max(limit, (1+f.cfg.NoiseCapShare)*mean[s])
 			}
 			plan[s] = math.Min(plan[s], limit)
+		}
+	}
+	if q := f.cfg.BurstQuantile; q > 0 {
+		var burst float64
+		burst, f.bursts = burstHeadroom(h.Requests, q, f.bursts)
+		for s, m := range at(0, 0, 0) {
+			plan[s] = math.Max(plan[s], m+burst)
 		}
 	}
 	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil

@@ -100,6 +100,31 @@ func TestThePolicysFloorBeforeItsFirstPlanKeepsTheNoiseHeadroomItsPlansKeep(t *t
 	}
 }
 
+func TestTheBurstHeadroomPlansUnlessAMarginOrASeasonIsWrittenWithoutIt(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		target map[string]any
+		want   float64
+	}{
+		{"the defaults", map[string]any{}, 0.935},
+		{"a quantile written", map[string]any{"burst_quantile": 0.97}, 0.97},
+		{"turned off", map[string]any{"burst_quantile": 0.0}, 0},
+		{"a forecast margin written: the Gaussian headroom it names", map[string]any{"forecast_margin": 2.0}, 0},
+		{"a season written: its change is forecast, not a burst", map[string]any{"seasonality": []any{"10m"}}, 0},
+		{"a season and a quantile written", map[string]any{"seasonality": []any{"10m"}, "burst_quantile": 0.95}, 0.95},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := ParsePolicy(scalingPolicy(reqCheck, c.target, nil), Defaults{CacheSize: 10, ForecastHorizon: 60})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.ForecastConfig().BurstQuantile; got != c.want {
+				t.Errorf("burst quantile %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
 func TestTheNoiseCapIsReplicasAboveTheCostModelsOwnQuantile(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -187,6 +212,8 @@ func TestMalformedPoliciesGiveAOneLineReason(t *testing.T) {
 		{"a flap window over ten minutes", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["flap_window"] = "1h" }, "flap_window must be within 0..10m"},
 		{"negative noise cap", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap"] = -1.0 }, "noise_cap must not be negative"},
 		{"negative noise cap share", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["noise_cap_share"] = -0.5 }, "noise_cap_share must be within 0..10"},
+		{"a burst quantile of 1", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["burst_quantile"] = 1.0 }, "burst_quantile must be within 0..1"},
+		{"a negative burst quantile", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["burst_quantile"] = -0.1 }, "burst_quantile must be within 0..1"},
 		{"infinite capacity (1e400 in HCL)", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["capacity_per_replica"] = math.Inf(1) }, "capacity_per_replica must be a finite number"},
 		{"infinite penalty", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["penalty"] = math.Inf(1) }, "penalty must be a finite number"},
 		{"a cache size past any count", func(sp *nomadapi.ScalingPolicy) { targetBody(sp)["cache_size"] = 1e300 }, "cache_size must be a whole number"},

@@ -1,0 +1,95 @@
+package model
+
+import "math"
+
+// The burst headroom's sampling (see burstHeadroom).
+const (
+	// burstWindow is how much of the latest history the bursts are read
+	// from: the daemon's default history_window, long enough to hold
+	// hundreds of bursts, short enough to follow a change of regime.
+	burstWindow = 3600
+	// burstBase is the span of the level a burst is measured above: the
+	// reactive floor's window, the level a plan starts from.
+	burstBase = 60
+	// burstAhead is how many seconds after each moment count as its
+	// burst: about what a plan must hold before the next one can act on
+	// what it sees (a re-plan interval and a replica's start).
+	burstAhead = 40
+	// burstStride is the spacing of the moments sampled, which bounds the
+	// work: burstWindow/burstStride*burstAhead = 28,800 deviations a plan.
+	burstStride = 5
+)
+
+// burstHeadroom is the q-quantile, over the latest burstWindow seconds of
+// x, of how far each of the burstAhead seconds after a moment lay above
+// the mean of the burstBase seconds before it, sampled every burstStride
+// seconds; 0 when x holds no full sample. It is headroom measured on the
+// traffic itself: a Gaussian band of the forecast's deviation is too
+// narrow for bursts that are rare but long (a crawler, a flash crowd's
+// first minutes) and too wide for seconds that scatter symmetrically.
+// buf is reused for the deviations when large enough.
+func burstHeadroom(x []float64, q float64, buf []float64) (float64, []float64) {
+	x = x[max(0, len(x)-burstWindow):]
+	n := len(x)
+	if n < burstBase+burstAhead {
+		return 0, buf
+	}
+	prefix := make([]float64, n+1)
+	for i, v := range x {
+		prefix[i+1] = prefix[i] + v
+	}
+	devs := buf[:0]
+	for t := burstBase; t+burstAhead <= n; t += burstStride {
+		base := (prefix[t] - prefix[t-burstBase]) / burstBase
+		for _, v := range x[t : t+burstAhead] {
+			devs = append(devs, v-base)
+		}
+	}
+	k := int(math.Ceil(q*float64(len(devs)))) - 1
+	return math.Max(0, selectKth(devs, min(max(k, 0), len(devs)-1))), devs
+}
+
+// selectKth is the k-th smallest of xs (0-based), reordering xs: Hoare's
+// selection, linear on average, where a sort would be n log n on every
+// plan of every policy.
+func selectKth(xs []float64, k int) float64 {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		// The median of three keeps sorted or constant runs from the
+		// quadratic case.
+		mid := lo + (hi-lo)/2
+		if xs[mid] < xs[lo] {
+			xs[mid], xs[lo] = xs[lo], xs[mid]
+		}
+		if xs[hi] < xs[lo] {
+			xs[hi], xs[lo] = xs[lo], xs[hi]
+		}
+		if xs[hi] < xs[mid] {
+			xs[hi], xs[mid] = xs[mid], xs[hi]
+		}
+		pivot := xs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < pivot {
+				i++
+			}
+			for xs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k]
+		}
+	}
+	return xs[k]
+}

@@ -1,0 +1,119 @@
+package model
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+)
+
+func TestSelectKthIsTheKthOfTheSortedValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name string
+		gen  func(i int) float64
+	}{
+		{"random", func(int) float64 { return rng.NormFloat64() }},
+		{"few distinct values", func(int) float64 { return float64(rng.IntN(3)) }},
+		{"constant", func(int) float64 { return 7 }},
+		{"ascending", func(i int) float64 { return float64(i) }},
+		{"descending", func(i int) float64 { return -float64(i) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{1, 2, 3, 10, 101, 1000} {
+				xs := make([]float64, n)
+				for i := range xs {
+					xs[i] = tc.gen(i)
+				}
+				sorted := slices.Sorted(slices.Values(xs))
+				for _, k := range []int{0, n / 3, n / 2, n - 1} {
+					work := slices.Clone(xs)
+					if got := selectKth(work, k); got != sorted[k] {
+						t.Fatalf("n %d: %d-th smallest %v, want %v", n, k, got, sorted[k])
+					}
+				}
+			}
+		})
+	}
+}
+
+// bursty is a level of 40 requests/s with unit noise and, every 5
+// minutes, a 30-second burst of +30: a tenth of the seconds.
+func bursty(seconds int) []float64 {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := make([]float64, seconds)
+	for s := range x {
+		x[s] = 40 + rng.NormFloat64()
+		if s%300 >= 200 && s%300 < 230 {
+			x[s] += 30
+		}
+	}
+	return x
+}
+
+func TestTheBurstHeadroomIsTheQuantileOfWhatFollowedEachMinutesLevel(t *testing.T) {
+	x := bursty(2 * 3600)
+	for _, tc := range []struct {
+		q        float64
+		min, max float64
+	}{
+		// A tenth of the seconds are bursts 30 above the level: above
+		// the 0.9 quantile the headroom holds a burst, below it the
+		// noise alone.
+		{0.95, 28, 33},
+		{0.8, 0, 3},
+	} {
+		got, _ := burstHeadroom(x, tc.q, nil)
+		if got < tc.min || got > tc.max {
+			t.Errorf("q %.2f: headroom %.1f, want %.0f..%.0f", tc.q, got, tc.min, tc.max)
+		}
+	}
+}
+
+func TestTheBurstHeadroomReadsOnlyTheLatestHour(t *testing.T) {
+	// Bursts an hour and more ago, calm since: nothing to hold.
+	x := append(bursty(3*3600), make([]float64, burstWindow)...)
+	for s := len(x) - burstWindow; s < len(x); s++ {
+		x[s] = 40
+	}
+	if got, _ := burstHeadroom(x, 0.95, nil); got != 0 {
+		t.Errorf("headroom %.1f after a calm hour, want 0", got)
+	}
+}
+
+func TestTheBurstHeadroomIsZeroWithoutAFullSampleOrForFallingTraffic(t *testing.T) {
+	if got, _ := burstHeadroom(make([]float64, burstBase+burstAhead-1), 0.9, nil); got != 0 {
+		t.Errorf("headroom %.1f from a history shorter than one sample, want 0", got)
+	}
+	falling := make([]float64, 3600)
+	for s := range falling {
+		falling[s] = 100 - float64(s)/60
+	}
+	if got, _ := burstHeadroom(falling, 0.99, nil); got != 0 {
+		t.Errorf("headroom %.1f on steadily falling traffic, want 0 (never negative)", got)
+	}
+}
+
+func TestABurstQuantilePlanHoldsTheBurstsAGaussianBandMisses(t *testing.T) {
+	h := bursty(3*3600 + 100) // ends calm, 100 s before the next burst
+	cfg := DefaultForecastConfig()
+	cfg.Step, cfg.Sqrt, cfg.Margin, cfg.NoiseMargin = 10, false, 1.15, 3
+	gauss, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BurstQuantile = 0.95
+	burst, err := NewForecaster(cfg, time.Now).ForecastBand(context.Background(), optimize.History{Requests: h}, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := burst.Plan[30]; got < 65 {
+		t.Errorf("burst plan %.1f, want the level (about 40) plus a burst (30)", got)
+	}
+	if got := gauss.Plan[30]; got > 65 {
+		t.Errorf("Gaussian plan %.1f already holds a burst: the test shows nothing", got)
+	}
+}
