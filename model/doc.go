@@ -58,6 +58,16 @@
 // When future exog is unknown (or shorter than the horizon) the last known
 // row is held: the naive forecast of the regressors.
 //
+// # Headroom
+//
+// What a plan asks for is more than the forecast mean. The Forecaster adds
+// the scatter of single seconds around their step's mean (NoiseMargin,
+// capped by NoiseCap) and either Margin standard deviations of the
+// forecast or, with BurstQuantile, a quantile of how far the last hour's
+// bursts rose above the minute before them (burstHeadroom): headroom
+// measured on the traffic, wide where it bursts and narrow where its
+// seconds only scatter.
+//
 // # Demand and persistence
 //
 // Demand applies the seed formula (requests * avg_response_time * 0.05 +
