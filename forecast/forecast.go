@@ -12,9 +12,14 @@ import (
 // per second, oldest first, and optional exogenous rows. Exog[i] belongs to
 // second i of Requests; rows past len(Requests) describe the forecast
 // horizon (known future covariates) for forecasters that use them.
+//
+// Lead is how many seconds a plan made now must hold what it sees: until
+// a replica it asks for serves and the next plan can act (the startup
+// delay plus the re-plan interval); 0 leaves it to the forecaster.
 type History struct {
 	Requests []float64
 	Exog     [][]float64
+	Lead     int
 }
 
 // Forecaster predicts the next steps values of the request series.

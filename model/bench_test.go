@@ -120,7 +120,7 @@ func BenchmarkBurstHeadroom(b *testing.B) {
 	var buf []float64
 	for b.Loop() {
 		var q float64
-		q, buf = burstHeadroom(x, 0.935, buf)
+		q, buf = burstHeadroom(x, 0.935, 0, buf)
 		if q <= 0 {
 			b.Fatalf("headroom %v", q)
 		}

@@ -12,26 +12,37 @@ const (
 	// reactive floor's window, the level a plan starts from.
 	burstBase = 60
 	// burstAhead is how many seconds after each moment count as its
-	// burst: about what a plan must hold before the next one can act on
-	// what it sees (a re-plan interval and a replica's start).
+	// burst when the history does not say (forecast.History.Lead): what
+	// a plan must hold before the next one can act on what it sees, a
+	// re-plan interval and a replica's start (10 s and 30 s by default).
 	burstAhead = 40
-	// burstStride is the spacing of the moments sampled, which bounds the
-	// work: burstWindow/burstStride*burstAhead = 28,800 deviations a plan.
+	// burstStride is the spacing of the moments sampled, and burstPer the
+	// most seconds read after each, which bound the work: at most
+	// burstWindow/burstStride*burstPer = 28,800 deviations a plan.
 	burstStride = 5
+	burstPer    = 40
 )
 
 // burstHeadroom is the q-quantile, over the latest burstWindow seconds of
-// x, of how far each of the burstAhead seconds after a moment lay above
-// the mean of the burstBase seconds before it, sampled every burstStride
-// seconds; 0 when x holds no full sample. It is headroom measured on the
+// x, of how far each of the ahead seconds after a moment lay above the
+// mean of the burstBase seconds before it, sampled every burstStride
+// seconds (and, past burstPer seconds ahead, every ahead/burstPer-th
+// second); 0 when x holds no full sample. It is headroom measured on the
 // traffic itself: a Gaussian band of the forecast's deviation is too
 // narrow for bursts that are rare but long (a crawler, a flash crowd's
 // first minutes) and too wide for seconds that scatter symmetrically.
+// ahead is the plan's lead: replicas that start at once need headroom
+// for the next plan's few seconds, slow ones for the minute they take.
 // buf is reused for the deviations when large enough.
-func burstHeadroom(x []float64, q float64, buf []float64) (float64, []float64) {
+func burstHeadroom(x []float64, q float64, ahead int, buf []float64) (float64, []float64) {
+	if ahead <= 0 {
+		ahead = burstAhead
+	}
+	ahead = min(ahead, burstWindow/2)
+	every := (ahead + burstPer - 1) / burstPer
 	x = x[max(0, len(x)-burstWindow):]
 	n := len(x)
-	if n < burstBase+burstAhead {
+	if n < burstBase+ahead {
 		return 0, buf
 	}
 	prefix := make([]float64, n+1)
@@ -39,10 +50,10 @@ func burstHeadroom(x []float64, q float64, buf []float64) (float64, []float64) {
 		prefix[i+1] = prefix[i] + v
 	}
 	devs := buf[:0]
-	for t := burstBase; t+burstAhead <= n; t += burstStride {
+	for t := burstBase; t+ahead <= n; t += burstStride {
 		base := (prefix[t] - prefix[t-burstBase]) / burstBase
-		for _, v := range x[t : t+burstAhead] {
-			devs = append(devs, v-base)
+		for k := 0; k < ahead; k += every {
+			devs = append(devs, x[t+k]-base)
 		}
 	}
 	k := int(math.Ceil(q*float64(len(devs)))) - 1

@@ -313,7 +313,7 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 	}
 	if q := f.cfg.BurstQuantile; q > 0 {
 		var burst float64
-		burst, f.bursts = burstHeadroom(h.Requests, q, f.bursts)
+		burst, f.bursts = burstHeadroom(h.Requests, q, h.Lead, f.bursts)
 		for s, m := range at(0, 0, 0) {
 			plan[s] = math.Max(plan[s], m+burst)
 		}

@@ -238,6 +238,7 @@ func (pp PolicyPlanner) Plan(ctx context.Context, first time.Time, requests []fl
 	if prob.StartupDelay >= horizon {
 		horizon = prob.StartupDelay + 1
 	}
+	h.Lead = prob.StartupDelay + int(math.Ceil(p.Target.ReplanInterval.Seconds()))
 	planner := optimize.NewPlanner(pp.Forecaster, pp.Solver, pp.Metrics, pp.Log)
 	return planner.Plan(ctx, optimize.PlanRequest{History: h, Problem: prob, Horizon: horizon, Start: r.Now})
 }

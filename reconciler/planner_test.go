@@ -264,3 +264,31 @@ func TestAPlanOfAPolicyWithoutSeasonsReadsTheHourItsModelIsFittedOnNotItsWholeHi
 		})
 	}
 }
+
+// leadRecordingForecaster is a fake that keeps the lead each plan hands
+// it and forecasts nothing.
+type leadRecordingForecaster struct{ lead int }
+
+func (f *leadRecordingForecaster) Forecast(_ context.Context, h optimize.History, steps int) ([]float64, error) {
+	f.lead = h.Lead
+	return make([]float64, steps), nil
+}
+
+func TestAPlanTellsItsForecastTheStartupDelayPlusTheReplanIntervalAsItsLead(t *testing.T) {
+	p := testPolicy()
+	p.Target.ReplanInterval = 10 * time.Second
+	f := &leadRecordingForecaster{}
+	pp := PolicyPlanner{Policy: p, Forecaster: f, Solver: optimize.DPSolver{}}
+	for _, delay := range []time.Duration{0, 30 * time.Second, 1500 * time.Millisecond} {
+		_, err := pp.Plan(context.Background(), time.Unix(0, 0), make([]float64, 600),
+			predict.PlanRequest{Now: time.Unix(600, 0), Current: 1, StartupDelay: delay, Horizon: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A replica asked for now serves after the delay (whole seconds,
+		// rounded up), and the next plan comes within the interval.
+		if want := int(math.Ceil(delay.Seconds())) + 10; f.lead != want {
+			t.Errorf("startup delay %s: lead %d s, want %d", delay, f.lead, want)
+		}
+	}
+}
