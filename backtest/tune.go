@@ -68,10 +68,11 @@ func (pt PolicyTuner) Tune(ctx context.Context, p reconciler.Policy, demand []fl
 	best := reconciler.Tuning{ForecastMargin: t.ForecastMargin, ModelStep: t.ModelStep, Cost: own.Cost, PolicyCost: own.Cost,
 		Unmet: own.UnmetRequests, PolicyUnmet: own.UnmetRequests, Seconds: len(replay), Candidates: 1}
 	margins := []float64{t.ForecastMargin}
+	// Under the burst headroom the forecast margin plans nothing: its
+	// candidates would replay the policy's own settings again.
+	gaussian := p.ForecastConfig().BurstQuantile == 0
 	for _, m := range tuneMargins {
-		// Under the burst headroom the forecast margin plans nothing:
-		// its candidates would replay the policy's own settings again.
-		if m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin && p.ForecastConfig().BurstQuantile == 0 {
+		if gaussian && m >= t.TuneMarginMin && m <= t.TuneMarginMax && m != t.ForecastMargin {
 			margins = append(margins, m)
 		}
 	}

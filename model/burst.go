@@ -62,7 +62,8 @@ func burstHeadroom(x []float64, q float64, ahead int, buf []float64) (float64, [
 
 // selectKth is the k-th smallest of xs (0-based), reordering xs: Hoare's
 // selection, linear on average, where a sort would be n log n on every
-// plan of every policy.
+// plan of every policy (neither the standard library nor gonum selects
+// without sorting).
 func selectKth(xs []float64, k int) float64 {
 	lo, hi := 0, len(xs)-1
 	for lo < hi {
