@@ -30,8 +30,14 @@ type Forecaster interface {
 // Band is a forecast with its uncertainty, per second: Plan is what to plan
 // for (the mean plus a margin), Lower and Upper the band outside which
 // observed demand means the forecast is wrong.
+//
+// Burst is the headroom for bursts Plan holds above the forecast mean, in
+// the series' units, when the forecaster measured it on the history (0
+// otherwise): what an operator reads to see why a plan runs above the
+// forecast.
 type Band struct {
 	Plan, Lower, Upper []float64
+	Burst              float64
 }
 
 // BandForecaster is a Forecaster that also gives the band; a planner

@@ -111,6 +111,12 @@ func TestABurstQuantilePlanHoldsTheBurstsAGaussianBandMisses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if burst.Burst < 28 || burst.Burst > 33 {
+		t.Errorf("band's burst headroom %.1f, want a burst's 30 (28..33)", burst.Burst)
+	}
+	if gauss.Burst != 0 {
+		t.Errorf("Gaussian band's burst headroom %.1f, want 0", gauss.Burst)
+	}
 	if got := burst.Plan[30]; got < 65 {
 		t.Errorf("burst plan %.1f, want the level (about 40) plus a burst (30)", got)
 	}

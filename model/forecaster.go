@@ -311,14 +311,14 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 			plan[s] = math.Min(plan[s], limit)
 		}
 	}
+	var burst float64
 	if q := f.cfg.BurstQuantile; q > 0 {
-		var burst float64
 		burst, f.bursts = burstHeadroom(h.Requests, q, h.Lead, f.bursts)
 		for s, m := range at(0, 0, 0) {
 			plan[s] = math.Max(plan[s], m+burst)
 		}
 	}
-	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5)}, nil
+	return forecast.Band{Plan: plan, Lower: at(-bandZ, -bandZ, within/5), Upper: at(bandZ, bandZ, within/5), Burst: burst}, nil
 }
 
 // seasonalLag is the lag, in steps, of the seasonal regressor for a

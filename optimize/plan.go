@@ -42,6 +42,10 @@ type Plan struct {
 	// forecast with the policy's margins). It is not part of the plan's
 	// JSON: the decider reads it in memory to judge a scale-down.
 	Demand []float64 `json:"-"`
+	// Burst is the forecast band's burst headroom (forecast.Band.Burst),
+	// for status; not part of the plan's JSON, which POST /optimize
+	// answers in a fixed format.
+	Burst float64 `json:"-"`
 }
 
 // newPlanID returns a sortable, unique plan id: the start time and 48

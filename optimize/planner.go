@@ -143,6 +143,7 @@ func (pl *Planner) plan(ctx context.Context, r PlanRequest) (Plan, error) {
 	if len(band.Upper) >= r.Horizon && len(band.Lower) >= r.Horizon {
 		plan.Lower, plan.Upper = band.Lower[:r.Horizon], band.Upper[:r.Horizon]
 	}
+	plan.Burst = band.Burst
 	pl.log.Debug("optimizer planned", "id", plan.ID, "solver", plan.Solver, "objective", plan.Objective, "seconds", len(plan.Desired))
 	return plan, nil
 }

@@ -118,3 +118,26 @@ func TestServingAPlannedPlanRefreshesThroughThePlanner(t *testing.T) {
 		t.Fatalf("refresh: (%q, %v), want a new plan starting now", next.ID, err)
 	}
 }
+
+// bandForecaster is a fake BandForecaster returning a fixed band.
+type bandForecaster struct{ band Band }
+
+func (b bandForecaster) Forecast(ctx context.Context, h History, steps int) ([]float64, error) {
+	return b.band.Plan, nil
+}
+
+func (b bandForecaster) ForecastBand(context.Context, History, int) (Band, error) { return b.band, nil }
+
+func TestAPlanKeepsItsForecastsBandAndBurstHeadroom(t *testing.T) {
+	f := bandForecaster{Band{Plan: []float64{30, 30, 30}, Lower: []float64{10, 10, 10}, Upper: []float64{50, 50, 50}, Burst: 12.5}}
+	plan, err := NewPlanner(f, DPSolver{}, nil, nil).Plan(context.Background(), PlanRequest{Problem: DefaultProblem(), Horizon: 3, Start: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Burst != 12.5 {
+		t.Errorf("plan's burst headroom %v, want the band's 12.5", plan.Burst)
+	}
+	if !slices.Equal(plan.Lower, f.band.Lower) || !slices.Equal(plan.Upper, f.band.Upper) {
+		t.Errorf("plan's band %v..%v, want the forecast's", plan.Lower, plan.Upper)
+	}
+}

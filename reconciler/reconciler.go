@@ -275,6 +275,10 @@ type Decision struct {
 	// (how long a scale-up's deployment blocks the next change).
 	StartupDelay string `json:"startup_delay,omitempty"`
 	MinHealthy   string `json:"min_healthy_time,omitempty"`
+	// BurstHeadroom is what the plan holds above the forecast for the
+	// last hour's bursts (burst_quantile), in the requests check's units
+	// per second; absent where the Gaussian margin plans.
+	BurstHeadroom float64 `json:"burst_headroom,omitempty"`
 }
 
 // New builds a Reconciler.
@@ -610,7 +614,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	}
 	next := got.Plan
 	if got.Replanned {
-		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "why", got.Why, "desired", next.Desired, "solver", next.Solver, "startup_delay", got.StartupDelay)
+		r.d.Log.Debug("new plan", "policy", p.Key, "plan", next.ID, "why", got.Why, "desired", next.Desired, "solver", next.Solver, "startup_delay", got.StartupDelay, "burst_headroom", next.Burst)
 		r.mu.Lock()
 		r.plans[p.Key] = next
 		r.unsaved[p.Key] = next
@@ -620,6 +624,7 @@ func (r *Reconciler) reconcile(ctx context.Context, p Policy, now time.Time) (Re
 	dec.PlanID = next.ID
 	dec.Floor, dec.Planned, dec.Source = got.Floor, got.Planned, got.Source
 	dec.StartupDelay, dec.MinHealthy = got.StartupDelay.String(), st.MinHealthy.String()
+	dec.BurstHeadroom = next.Burst
 	want := got.Count
 	wake := max(got.NextWake.Sub(now), time.Second)
 	cooldown := p.ScaleDownCooldown(got.HoldDown)

@@ -94,6 +94,7 @@ type fixedPlanner struct {
 	// recentCalls counts Recent's calls.
 	recentCalls int
 	horizon     int // of the last request
+	burst       float64
 }
 
 func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
@@ -102,7 +103,7 @@ func (p *fixedPlanner) PlanAhead(_ context.Context, pol Policy, r predict.PlanRe
 	if p.err != nil {
 		return optimize.Plan{}, p.err
 	}
-	return optimize.Plan{ID: r.Now.Format("150405.000"), Start: r.Now, Desired: p.desired, MinReplicas: pol.Min, MaxReplicas: pol.Max}, nil
+	return optimize.Plan{ID: r.Now.Format("150405.000"), Start: r.Now, Desired: p.desired, MinReplicas: pol.Min, MaxReplicas: pol.Max, Burst: p.burst}, nil
 }
 
 func (p *fixedPlanner) Recent(context.Context, Policy, time.Time, time.Duration) ([]float64, error) {
@@ -216,6 +217,15 @@ func TestAScaleUpCoversThePlanUntilTheGroupsDeploymentLetsTheNextChangeThrough(t
 		if !ok || d.MinHealthy != c.minHealthy.String() || d.StartupDelay != "0s" {
 			t.Errorf("min_healthy_time %s: last decision %+v, want it to show the min healthy time and the 0s startup delay planned with", c.minHealthy, d)
 		}
+	}
+}
+
+func TestTheLastDecisionShowsTheBurstHeadroomItsPlanHolds(t *testing.T) {
+	h := newHarness(t, 2, slices.Repeat([]int{4}, 60))
+	h.planner.burst = 17.5
+	h.reconcile(t)
+	if d, ok := h.rec.LastDecision(testPolicy().Key); !ok || d.BurstHeadroom != 17.5 {
+		t.Errorf("last decision %+v, want the plan's burst headroom 17.5", d)
 	}
 }
 
