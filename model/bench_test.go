@@ -117,11 +117,9 @@ func BenchmarkFirstForecastAfterARestart(b *testing.B) {
 // share a policy's plan pays for it.
 func BenchmarkBurstHeadroom(b *testing.B) {
 	x := bursty(2 * 3600)
-	var buf []float64
+	var s burstScratch
 	for b.Loop() {
-		var q float64
-		q, buf = burstHeadroom(x, 0.935, 0, buf)
-		if q <= 0 {
+		if q := s.headroom(x, 0.935, 0); q <= 0 {
 			b.Fatalf("headroom %v", q)
 		}
 	}

@@ -2,7 +2,7 @@ package model
 
 import "math"
 
-// The burst headroom's sampling (see burstHeadroom).
+// The burst headroom's sampling (see burstScratch.headroom).
 const (
 	// burstWindow is how much of the latest history the bursts are read
 	// from: the daemon's default history_window, long enough to hold
@@ -23,18 +23,21 @@ const (
 	burstPer    = 40
 )
 
-// burstHeadroom is the q-quantile, over the latest burstWindow seconds of
-// x, of how far each of the ahead seconds after a moment lay above the
-// mean of the burstBase seconds before it, sampled every burstStride
-// seconds (and, past burstPer seconds ahead, every ahead/burstPer-th
-// second); 0 when x holds no full sample. It is headroom measured on the
-// traffic itself: a Gaussian band of the forecast's deviation is too
-// narrow for bursts that are rare but long (a crawler, a flash crowd's
-// first minutes) and too wide for seconds that scatter symmetrically.
-// ahead is the plan's lead: replicas that start at once need headroom
-// for the next plan's few seconds, slow ones for the minute they take.
-// buf is reused for the deviations when large enough.
-func burstHeadroom(x []float64, q float64, ahead int, buf []float64) (float64, []float64) {
+// burstScratch is a policy's burst headroom: its buffers live between
+// plans, so a plan allocates nothing for it.
+type burstScratch struct{ prefix, devs []float64 }
+
+// headroom is the q-quantile, over the latest burstWindow seconds of x,
+// of how far each of the ahead seconds after a moment lay above the mean
+// of the burstBase seconds before it, sampled every burstStride seconds
+// (and, past burstPer seconds ahead, every ahead/burstPer-th second); 0
+// when x holds no full sample. It is headroom measured on the traffic
+// itself: a Gaussian band of the forecast's deviation is too narrow for
+// bursts that are rare but long (a crawler, a flash crowd's first
+// minutes) and too wide for seconds that scatter symmetrically. ahead is
+// the plan's lead: replicas that start at once need headroom for the next
+// plan's few seconds, slow ones for the minute they take.
+func (b *burstScratch) headroom(x []float64, q float64, ahead int) float64 {
 	if ahead <= 0 {
 		ahead = burstAhead
 	}
@@ -43,21 +46,21 @@ func burstHeadroom(x []float64, q float64, ahead int, buf []float64) (float64, [
 	x = x[max(0, len(x)-burstWindow):]
 	n := len(x)
 	if n < burstBase+ahead {
-		return 0, buf
+		return 0
 	}
-	prefix := make([]float64, n+1)
+	b.prefix = append(b.prefix[:0], 0)
 	for i, v := range x {
-		prefix[i+1] = prefix[i] + v
+		b.prefix = append(b.prefix, b.prefix[i]+v)
 	}
-	devs := buf[:0]
+	b.devs = b.devs[:0]
 	for t := burstBase; t+ahead <= n; t += burstStride {
-		base := (prefix[t] - prefix[t-burstBase]) / burstBase
+		base := (b.prefix[t] - b.prefix[t-burstBase]) / burstBase
 		for k := 0; k < ahead; k += every {
-			devs = append(devs, x[t+k]-base)
+			b.devs = append(b.devs, x[t+k]-base)
 		}
 	}
-	k := int(math.Ceil(q*float64(len(devs)))) - 1
-	return math.Max(0, selectKth(devs, min(max(k, 0), len(devs)-1))), devs
+	k := int(math.Ceil(q*float64(len(b.devs)))) - 1
+	return math.Max(0, selectKth(b.devs, min(max(k, 0), len(b.devs)-1)))
 }
 
 // selectKth is the k-th smallest of xs (0-based), reordering xs: Hoare's

@@ -67,7 +67,7 @@ func TestTheBurstHeadroomIsTheQuantileOfWhatFollowedEachMinutesLevel(t *testing.
 		{0.95, 28, 33},
 		{0.8, 0, 3},
 	} {
-		got, _ := burstHeadroom(x, tc.q, 0, nil)
+		got := new(burstScratch).headroom(x, tc.q, 0)
 		if got < tc.min || got > tc.max {
 			t.Errorf("q %.2f: headroom %.1f, want %.0f..%.0f", tc.q, got, tc.min, tc.max)
 		}
@@ -80,20 +80,20 @@ func TestTheBurstHeadroomReadsOnlyTheLatestHour(t *testing.T) {
 	for s := len(x) - burstWindow; s < len(x); s++ {
 		x[s] = 40
 	}
-	if got, _ := burstHeadroom(x, 0.95, 0, nil); got != 0 {
+	if got := new(burstScratch).headroom(x, 0.95, 0); got != 0 {
 		t.Errorf("headroom %.1f after a calm hour, want 0", got)
 	}
 }
 
 func TestTheBurstHeadroomIsZeroWithoutAFullSampleOrForFallingTraffic(t *testing.T) {
-	if got, _ := burstHeadroom(make([]float64, burstBase+burstAhead-1), 0.9, 0, nil); got != 0 {
+	if got := new(burstScratch).headroom(make([]float64, burstBase+burstAhead-1), 0.9, 0); got != 0 {
 		t.Errorf("headroom %.1f from a history shorter than one sample, want 0", got)
 	}
 	falling := make([]float64, 3600)
 	for s := range falling {
 		falling[s] = 100 - float64(s)/60
 	}
-	if got, _ := burstHeadroom(falling, 0.99, 0, nil); got != 0 {
+	if got := new(burstScratch).headroom(falling, 0.99, 0); got != 0 {
 		t.Errorf("headroom %.1f on steadily falling traffic, want 0 (never negative)", got)
 	}
 }
@@ -133,7 +133,8 @@ func TestTheBurstHeadroomCoversThePlansLeadOnARisingRate(t *testing.T) {
 		x[s] = 0.1 * float64(s)
 	}
 	for _, c := range []struct{ lead int }{{10}, {40}, {120}} {
-		got, devs := burstHeadroom(x, 1, c.lead, nil)
+		var b burstScratch
+		got := b.headroom(x, 1, c.lead)
 		// The largest deviation read: the last second of the lead (or
 		// the last one its stride reaches).
 		every := (c.lead + burstPer - 1) / burstPer
@@ -141,12 +142,12 @@ func TestTheBurstHeadroomCoversThePlansLeadOnARisingRate(t *testing.T) {
 		if want := 0.1 * (float64(last) + 30.5); math.Abs(got-want) > 1e-9 {
 			t.Errorf("lead %d s: headroom %.3f, want %.3f", c.lead, got, want)
 		}
-		if most := burstWindow / burstStride * burstPer; len(devs) > most {
-			t.Errorf("lead %d s: %d deviations, want at most %d", c.lead, len(devs), most)
+		if most := burstWindow / burstStride * burstPer; len(b.devs) > most {
+			t.Errorf("lead %d s: %d deviations, want at most %d", c.lead, len(b.devs), most)
 		}
 	}
 	// No lead given: the default's.
-	if a, _ := burstHeadroom(x, 1, 0, nil); math.Abs(a-0.1*(burstAhead-1+30.5)) > 1e-9 {
+	if a := new(burstScratch).headroom(x, 1, 0); math.Abs(a-0.1*(burstAhead-1+30.5)) > 1e-9 {
 		t.Errorf("no lead: headroom %.3f, want %.3f", a, 0.1*(burstAhead-1+30.5))
 	}
 }

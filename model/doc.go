@@ -64,7 +64,7 @@
 // the scatter of single seconds around their step's mean (NoiseMargin,
 // capped by NoiseCap) and either Margin standard deviations of the
 // forecast or, with BurstQuantile, a quantile of how far the last hour's
-// bursts rose above the minute before them (burstHeadroom): headroom
+// bursts rose above the minute before them (burstScratch.headroom): headroom
 // measured on the traffic, wide where it bursts and narrow where its
 // seconds only scatter.
 //

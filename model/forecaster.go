@@ -59,7 +59,7 @@ type ForecastConfig struct {
 	// from the last cycle predicts.
 	Seasons []time.Duration
 	// BurstQuantile, when positive, replaces the forecast's Gaussian
-	// headroom by one measured on the history (see burstHeadroom): the
+	// headroom by one measured on the history (see burstScratch.headroom): the
 	// plan is the larger of the forecast mean plus the BurstQuantile
 	// quantile of how far recent bursts rose above their preceding
 	// minute, and the mean plus the single seconds' headroom alone
@@ -109,8 +109,8 @@ type Forecaster struct {
 	kept  []int
 	refit bool
 	warm  map[string][]float64
-	// bursts is burstHeadroom's buffer, kept between plans.
-	bursts []float64
+	// bursts measures the burst headroom (BurstQuantile).
+	bursts burstScratch
 	// failedAt and failedSteps are when the last selection found no order
 	// to fit, and on how many steps; zero after a fit.
 	failedAt    time.Time
@@ -298,23 +298,25 @@ func (f *Forecaster) ForecastBand(ctx context.Context, h forecast.History, steps
 		z = 0
 	}
 	plan := at(z, zw, within)
+	// The forecast mean per second, made once for the cap's share and the
+	// burst headroom, whichever needs it.
+	var level []float64
+	if f.cfg.NoiseCapShare > 0 || f.cfg.BurstQuantile > 0 {
+		level = at(0, 0, 0)
+	}
 	if c := f.cfg.NoiseCap; c > 0 && f.cfg.NoiseQuantile < zw {
-		var mean []float64
-		if f.cfg.NoiseCapShare > 0 {
-			mean = at(0, 0, 0)
-		}
 		for s, v := range at(z, f.cfg.NoiseQuantile, within) {
 			limit := v + c
-			if mean != nil {
-				limit = math.Max(limit, (1+f.cfg.NoiseCapShare)*mean[s])
+			if f.cfg.NoiseCapShare > 0 {
+				limit = math.Max(limit, (1+f.cfg.NoiseCapShare)*level[s])
 			}
 			plan[s] = math.Min(plan[s], limit)
 		}
 	}
 	var burst float64
 	if q := f.cfg.BurstQuantile; q > 0 {
-		burst, f.bursts = burstHeadroom(h.Requests, q, h.Lead, f.bursts)
-		for s, m := range at(0, 0, 0) {
+		burst = f.bursts.headroom(h.Requests, q, h.Lead)
+		for s, m := range level {
 			plan[s] = math.Max(plan[s], m+burst)
 		}
 	}

@@ -700,14 +700,13 @@ func (p Policy) ForecastConfig() model.ForecastConfig {
 		orders = model.DefaultOrders()
 	}
 	cfg := model.ForecastConfig{
-		Step:        max(int(t.ModelStep.Seconds()), 1),
-		Orders:      orders,
-		RefitEvery:  t.RefitInterval,
-		Margin:      t.ForecastMargin,
-		NoiseMargin: t.NoiseMargin,
-		Sqrt:        t.SqrtTransform,
-		Seasons:     t.Seasonality,
-
+		Step:          max(int(t.ModelStep.Seconds()), 1),
+		Orders:        orders,
+		RefitEvery:    t.RefitInterval,
+		Margin:        t.ForecastMargin,
+		NoiseMargin:   t.NoiseMargin,
+		Sqrt:          t.SqrtTransform,
+		Seasons:       t.Seasonality,
 		BurstQuantile: t.burstQuantile(),
 	}
 	if z, ok := t.noiseQuantile(); ok && t.NoiseCap > 0 && !p.seedDemand() {
