@@ -11,7 +11,7 @@ import (
 	"github.com/nomadscalerd/nomadscalerd/optimize"
 )
 
-func TestSelectKthIsTheKthOfTheSortedValues(t *testing.T) {
+func TestSelectKthIsTheKthOfTheSortedValuesWithNoneLargerBeforeItNorSmallerAfter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		name string
@@ -35,9 +35,98 @@ func TestSelectKthIsTheKthOfTheSortedValues(t *testing.T) {
 					if got := selectKth(work, k); got != sorted[k] {
 						t.Fatalf("n %d: %d-th smallest %v, want %v", n, k, got, sorted[k])
 					}
+					for i, v := range work {
+						if (i < k && v > work[k]) || (i > k && v < work[k]) {
+							t.Fatalf("n %d k %d: %v at %d is on the wrong side of %v", n, k, v, i, work[k])
+						}
+					}
 				}
 			}
 		})
+	}
+}
+
+// naiveHeadroom is the burst headroom as its definition reads: every
+// deviation, sorted.
+func naiveHeadroom(x []float64, q float64, ahead int) float64 {
+	if ahead <= 0 {
+		ahead = burstAhead
+	}
+	ahead = min(ahead, burstWindow/2)
+	every := (ahead + burstPer - 1) / burstPer
+	x = x[max(0, len(x)-burstWindow):]
+	prefix := []float64{0}
+	for i, v := range x {
+		prefix = append(prefix, prefix[i]+v)
+	}
+	var devs []float64
+	for t := burstBase; t+ahead <= len(x); t += burstStride {
+		base := (prefix[t] - prefix[t-burstBase]) / burstBase
+		for i := 0; i < ahead; i += every {
+			devs = append(devs, x[t+i]-base)
+		}
+	}
+	if len(devs) == 0 {
+		return 0
+	}
+	slices.Sort(devs)
+	k := min(max(int(math.Ceil(q*float64(len(devs))))-1, 0), len(devs)-1)
+	return math.Max(0, devs[k])
+}
+
+func TestTheBurstHeadroomIsTheQuantileOfEveryDeviationSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		name string
+		gen  func(i int) float64
+	}{
+		{"noise", func(int) float64 { return 40 + 5*rng.NormFloat64() }},
+		{"few distinct values", func(int) float64 { return float64(rng.IntN(3)) }},
+		{"constant", func(int) float64 { return 7 }},
+		{"rising", func(i int) float64 { return float64(i) / 10 }},
+		{"bursts", func(i int) float64 { return bursty(i + 1)[i] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{burstBase + 10, 700, 3600, 5000} {
+				x := make([]float64, n)
+				for i := range x {
+					x[i] = tc.gen(i)
+				}
+				var b burstScratch // kept across calls, as a policy's is
+				for _, q := range []float64{0, 0.1, 0.5, 0.9, 0.935, 0.999, 1} {
+					for _, lead := range []int{0, 1, 10, 90} {
+						got, want := b.headroom(x, q, lead), naiveHeadroom(x, q, lead)
+						if got != want {
+							t.Fatalf("n %d q %v lead %d: headroom %v, want %v", n, q, lead, got, want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTheBurstHeadroomKeepsOnlyItsQuantilesTailBetweenPlans(t *testing.T) {
+	// At 1,000 policies what each keeps between plans is what a daemon
+	// holds: every deviation of an hour was 230 KB a policy.
+	x := bursty(2 * 3600)
+	for _, tc := range []struct {
+		q        float64
+		maxBytes int
+	}{
+		{0.935, 20 << 10}, // the default: 6.5% of 28,000 deviations, and a quarter
+		{0.5, 140 << 10},  // the most either tail can be: half
+		{0.05, 20 << 10},  // a low quantile keeps the lower tail
+	} {
+		var b burstScratch
+		for range 3 {
+			if got, want := b.headroom(x, tc.q, 0), naiveHeadroom(x, tc.q, 0); got != want {
+				t.Fatalf("q %v: headroom %v, want %v", tc.q, got, want)
+			}
+		}
+		if bytes := cap(b.tail) * 8; bytes > tc.maxBytes {
+			t.Errorf("q %v: %d bytes kept between plans, want at most %d", tc.q, bytes, tc.maxBytes)
+		}
 	}
 }
 
@@ -141,9 +230,6 @@ func TestTheBurstHeadroomCoversThePlansLeadOnARisingRate(t *testing.T) {
 		last := (c.lead - 1) / every * every
 		if want := 0.1 * (float64(last) + 30.5); math.Abs(got-want) > 1e-9 {
 			t.Errorf("lead %d s: headroom %.3f, want %.3f", c.lead, got, want)
-		}
-		if most := burstWindow / burstStride * burstPer; len(b.devs) > most {
-			t.Errorf("lead %d s: %d deviations, want at most %d", c.lead, len(b.devs), most)
 		}
 	}
 	// No lead given: the default's.
