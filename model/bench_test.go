@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 
@@ -143,4 +144,39 @@ func BenchmarkPlanFromAFittedModel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMemoryAForecasterHoldsBetweenPlans reports what one policy's
+// forecaster keeps once it has fitted and planned (its fit, warm starts,
+// the burst headroom's buffer), as held_bytes/policy. The daemon holds one
+// per policy, so what a forecaster keeps is multiplied by a thousand where
+// allocations a plan are not: the burst headroom's first build kept 256 KB
+// a policy with no allocation a plan (285 MB at 1,000 policies, found by
+// make bench-scale).
+func BenchmarkMemoryAForecasterHoldsBetweenPlans(b *testing.B) {
+	h := forecast.History{Requests: bursty(3600)}
+	cfg := DefaultForecastConfig()
+	cfg.Step, cfg.Sqrt, cfg.Margin, cfg.NoiseMargin, cfg.BurstQuantile = 10, false, 1.15, 3, 0.935
+	ctx := context.Background()
+	const policies = 50
+	var held float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fs := make([]*Forecaster, policies)
+		for i := range fs {
+			fs[i] = NewForecaster(cfg, func() time.Time { return time.Unix(0, 0) })
+			for range 2 { // the fit, then a plan from it
+				if _, err := fs[i].ForecastBand(ctx, h, 60); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / policies
+		runtime.KeepAlive(fs)
+	}
+	b.ReportMetric(held, "held_bytes/policy")
 }

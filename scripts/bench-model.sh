@@ -57,3 +57,6 @@ awk -v g="$go_ns" -v p="$py_s" 'BEGIN {
 
 echo "== a policy's first forecast after a restart: fitting again against resuming the stored fit"
 go test -run '^$' -bench 'BenchmarkFirstForecastAfterARestart' -benchtime 20x -count 1 ./model/ | grep -E '^Benchmark'
+
+echo "== what one policy's forecaster holds between plans (the daemon keeps one a policy)"
+go test -run '^$' -bench 'BenchmarkMemoryAForecasterHoldsBetweenPlans' -benchtime 3x -count 1 ./model/ | grep -E '^Benchmark'
