@@ -108,7 +108,7 @@ func TestTheBurstHeadroomIsTheQuantileOfEveryDeviationSorted(t *testing.T) {
 
 func TestTheBurstHeadroomKeepsOnlyItsQuantilesTailBetweenPlans(t *testing.T) {
 	// At 1,000 policies what each keeps between plans is what a daemon
-	// holds: every deviation of an hour was 230 KB a policy.
+	// holds: every deviation of an hour kept was 256 KB a policy.
 	x := bursty(2 * 3600)
 	for _, tc := range []struct {
 		q        float64
