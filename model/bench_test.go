@@ -150,9 +150,9 @@ func BenchmarkPlanFromAFittedModel(b *testing.B) {
 // forecaster keeps once it has fitted and planned (its fit, warm starts,
 // the burst headroom's buffer), as held_bytes/policy. The daemon holds one
 // per policy, so what a forecaster keeps is multiplied by a thousand where
-// allocations a plan are not: the burst headroom's first build kept 256 KB
-// a policy with no allocation a plan (285 MB at 1,000 policies, found by
-// make bench-scale).
+// allocations a plan are not: the burst headroom's first build held 320 KB
+// a policy with no allocation a plan (171 MiB more anonymous memory at
+// 1,000 policies, found by make bench-scale).
 func BenchmarkMemoryAForecasterHoldsBetweenPlans(b *testing.B) {
 	h := forecast.History{Requests: bursty(3600)}
 	cfg := DefaultForecastConfig()
