@@ -30,6 +30,15 @@ type Settings struct {
 	// MinReplanGap is the shortest time between two plans, however often
 	// demand leaves the band: re-planning costs a forecast and a solve.
 	MinReplanGap time.Duration
+	// ReplanPhase is how much sooner than ReplanInterval the second plan
+	// is made, so that policies whose first plans came together (a
+	// daemon's start) re-plan at different moments: the daemon gives each
+	// policy its own, from its key. Plans that fall due on the interval
+	// keep their phase: one made late (its worker was busy) is followed
+	// by the next at the time the phase says, not an interval after the
+	// late one, or a backlog served at once would re-plan at once ever
+	// after. 0 keeps the first plan's phase.
+	ReplanPhase time.Duration
 	// CacheSize is how many of a plan's first seconds are replayed in a
 	// loop (seconds_elapsed % cache_size, the seed's cache) when a new plan
 	// cannot be made (cache_size); 0 replays the whole plan.
@@ -124,6 +133,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("bounds [%d, %d] are not a range", s.Min, s.Max)
 	case s.ReplanInterval < time.Second:
 		return errors.New("replan_interval must be at least 1s")
+	case s.ReplanPhase < 0 || s.ReplanPhase >= s.ReplanInterval:
+		return fmt.Errorf("the replan phase %s is not within [0, replan_interval %s)", s.ReplanPhase, s.ReplanInterval)
 	case s.FloorWindow < time.Second:
 		return errors.New("floor_window must be at least 1s")
 	case s.FloorMargin < 0 || math.IsInf(s.FloorMargin, 0) || math.IsNaN(s.FloorMargin):
@@ -438,7 +449,9 @@ type Decider struct {
 	cur      optimize.Plan
 	failed   bool // the last re-plan failed: cur is served as the seed's cache
 	lastPlan time.Time
-	exits    int
+	// planDue is when the replan interval next falls due (ReplanPhase).
+	planDue time.Time
+	exits   int
 	// firstExit is when the latest run of band exits in a row began.
 	firstExit time.Time
 	// minHealthy is the latest Input's MinHealthy.
@@ -486,7 +499,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay(), HoldDown: d.holdDown()}
 
 	d.minHealthy = in.MinHealthy
-	why := d.replanDue(in)
+	why, onSchedule := d.replanDue(in)
 	if why != "" {
 		// Served until the next plan, each served second looks a hold
 		// ahead (and a count asked for then serves a startup delay later),
@@ -498,6 +511,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 			err = errors.New("the plan is empty")
 		}
 		d.lastPlan = in.Now
+		d.planDue = d.nextDue(in.Now, onSchedule)
 		if err != nil {
 			dec.PlanErr = err
 			d.failed = true
@@ -633,43 +647,64 @@ func (d *Decider) served(t time.Time, current int) int {
 	return n
 }
 
-// replanDue says why a new plan is due now, or "" when none is.
-func (d *Decider) replanDue(in Input) string {
+// replanDue says why a new plan is due now, or "" when none is, and
+// whether it is the replan interval's (onSchedule), which keeps its phase.
+func (d *Decider) replanDue(in Input) (why string, onSchedule bool) {
 	if len(d.cur.Desired) == 0 {
 		if d.failed && in.Now.Sub(d.lastPlan) < d.s.MinReplanGap {
-			return ""
+			return "", false
 		}
-		return "no plan yet"
+		return "no plan yet", false
 	}
-	age := in.Now.Sub(d.lastPlan)
-	if age >= d.s.ReplanInterval {
+	if !in.Now.Before(d.planDue) {
 		// A plan that is flat wakes the worker only at the interval: the
 		// band must be checked here too, or demand that stays outside it
 		// is never counted and a wrong model is kept until its timer.
 		if out, how := d.outsideBand(in); out {
 			d.countExit(in.Now)
-			return how
+			return how, true
 		}
 		d.exits = 0
-		return "replan interval"
+		return "replan interval", true
 	}
 	if d.failed {
 		// Retried once a replan interval: a broken model or solver must not
 		// be asked (and logged) on every wake.
-		return ""
+		return "", false
 	}
 	if in.Now.Sub(d.cur.Start) >= time.Duration(len(d.cur.Desired))*time.Second {
-		return "plan ran out"
+		return "plan ran out", false
 	}
-	if age < d.s.MinReplanGap {
-		return ""
+	if in.Now.Sub(d.lastPlan) < d.s.MinReplanGap {
+		return "", false
 	}
 	if out, how := d.outsideBand(in); out {
 		d.countExit(in.Now)
-		return how
+		return how, false
 	}
 	d.exits = 0
-	return ""
+	return "", false
+}
+
+// nextDue is when the replan interval falls due after a plan made at now.
+// The first plan's successor comes ReplanPhase early; a plan the interval
+// called for keeps the phase, however late it was made; any other (the
+// band, a plan run out) starts a new one.
+func (d *Decider) nextDue(now time.Time, onSchedule bool) time.Time {
+	every := d.s.ReplanInterval
+	switch {
+	case d.planDue.IsZero():
+		early := every - d.s.ReplanPhase
+		if d.s.ReplanPhase > 0 {
+			early = max(early, min(d.s.MinReplanGap, every))
+		}
+		return now.Add(early)
+	case onSchedule:
+		late := now.Sub(d.planDue)
+		return d.planDue.Add((late/every + 1) * every)
+	default:
+		return now.Add(every)
+	}
 }
 
 // countExit counts a band exit at now toward the run of exits in a row.
@@ -714,7 +749,7 @@ func (d *Decider) outsideBand(in Input) (bool, string) {
 // plan's next change point or the next re-plan, and within a second while
 // replicas are still starting (so their delay is measured).
 func (d *Decider) nextWake(now time.Time, current int, starting bool) time.Time {
-	wake := d.lastPlan.Add(d.s.ReplanInterval)
+	wake := d.planDue
 	if d.failed || len(d.cur.Desired) == 0 {
 		wake = now.Add(d.s.MinReplanGap)
 	} else {

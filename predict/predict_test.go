@@ -782,3 +782,68 @@ func steadyInts(n, v int) []int {
 	}
 	return out
 }
+
+func TestAPlanMadeLateIsFollowedByTheNextAtItsPhaseNotAnIntervalLater(t *testing.T) {
+	sp := &scriptedPlanner{desired: steadyInts(60, 3)}
+	s := settings()
+	s.ReplanInterval = 10 * time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Plans at 0 and 10; then the worker is busy and comes back at 27,
+	// 17 s late; the next plan falls due at 30 as if it had not been.
+	for _, c := range []struct {
+		second     int
+		replanned  bool
+		nextWakeAt int
+	}{{0, true, 10}, {10, true, 20}, {27, true, 30}, {29, false, 30}, {30, true, 40}} {
+		got := d.Decide(context.Background(), Input{Now: at(c.second), Current: 3, Running: 3})
+		if got.Replanned != c.replanned {
+			t.Errorf("second %d: replanned %v, want %v", c.second, got.Replanned, c.replanned)
+		}
+		if !got.NextWake.Equal(at(c.nextWakeAt)) {
+			t.Errorf("second %d: next wake at %s, want at second %d", c.second, got.NextWake.Sub(t0), c.nextWakeAt)
+		}
+	}
+}
+
+func TestTheSecondPlanComesReplanPhaseEarlyAndLaterOnesKeepItsPhase(t *testing.T) {
+	for _, c := range []struct {
+		phase time.Duration
+		want  []int // the seconds plans are made at, waking when told to
+	}{
+		{0, []int{0, 10, 20, 30}},
+		{3 * time.Second, []int{0, 7, 17, 27, 37}},
+		// Never sooner than MinReplanGap (2 s) after the first.
+		{9 * time.Second, []int{0, 2, 12, 22, 32}},
+	} {
+		sp := &scriptedPlanner{desired: steadyInts(60, 3)}
+		s := settings()
+		s.ReplanInterval, s.ReplanPhase = 10*time.Second, c.phase
+		d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for now := at(0); now.Before(at(c.want[len(c.want)-1] + 1)); {
+			now = d.Decide(context.Background(), Input{Now: now, Current: 3, Running: 3}).NextWake
+		}
+		var got []int
+		for _, call := range sp.calls {
+			got = append(got, int(call.Now.Sub(t0)/time.Second))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("phase %s: plans at seconds %v, want %v", c.phase, got, c.want)
+		}
+	}
+}
+
+func TestAReplanPhaseOutsideTheIntervalIsRefused(t *testing.T) {
+	for _, phase := range []time.Duration{-time.Second, 10 * time.Second} {
+		s := settings()
+		s.ReplanInterval, s.ReplanPhase = 10*time.Second, phase
+		if _, err := NewDecider(s, nil, (&scriptedPlanner{}).plan); err == nil {
+			t.Errorf("phase %s of a 10s interval accepted", phase)
+		}
+	}
+}

@@ -229,6 +229,19 @@ func BenchmarkScale(b *testing.B) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	updates := 0
+	// BENCH_SCALE_TRACE=file writes each second's resident set of every
+	// replica (total, anonymous, file-backed, the database's mapped pages;
+	// bytes), to line a peak up with what the daemon logged at that moment.
+	var trace *os.File
+	if p := os.Getenv("BENCH_SCALE_TRACE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		trace = f
+		fmt.Fprintln(trace, "time\treplica\trss\tanon\tfile\tdb_mapped")
+	}
 loop:
 	for {
 		select {
@@ -243,7 +256,7 @@ loop:
 			b.Logf("job update: %v", err)
 		}
 		updates++
-		for _, r := range reps {
+		for i, r := range reps {
 			mb, err := store.MappedBytes(r.cmd.Process.Pid, r.dbPath)
 			if err != nil {
 				b.Fatal(err)
@@ -255,8 +268,15 @@ loop:
 			if r.dbMappedMin < 0 || mapped < r.dbMappedMin {
 				r.dbMappedMin = mapped
 			}
-			if rss, err := procRSS(r.cmd.Process.Pid); err == nil && rss.total > r.peakRSS {
+			rss, err := procRSS(r.cmd.Process.Pid)
+			if err != nil {
+				continue
+			}
+			if rss.total > r.peakRSS {
 				r.peakRSS, r.peakRSSAnon, r.peakRSSFile, r.peakDBMapped = rss.total, rss.anon, rss.file, mapped
+			}
+			if trace != nil {
+				fmt.Fprintf(trace, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\n", time.Now().UTC().Format(time.RFC3339), i, rss.total, rss.anon, rss.file, mapped)
 			}
 		}
 	}
