@@ -126,3 +126,51 @@ func TestARangeTheOpenWindowCoversIsReadWithoutMappingTheFile(t *testing.T) {
 		t.Fatalf("a range in the chunks mapped nothing (%d KiB, from %d): the test does not see reads", after, base)
 	}
 }
+
+func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testing.T) {
+	// 400 series of 1 s points over 20 minutes: ten sealed chunks each.
+	const series, seconds = 400, 1200
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	name := func(i int) string { return fmt.Sprintf("default/job-%03d/web/requests", i) }
+	maxMapped := func(budget int64) int {
+		t.Helper()
+		d := openTemp(t)
+		d.readMapBudget = budget
+		for s := range seconds {
+			pts := make([]Point, series)
+			for i := range pts {
+				pts[i] = Point{Series: name(i), T: start.Add(time.Duration(s) * time.Second), V: float64(i + s)}
+			}
+			if err := d.WritePoints(pts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.ReleaseMapped(); err != nil {
+			t.Fatal(err)
+		}
+		most := 0
+		for i := range series {
+			got, err := d.Range(name(i), start, start.Add(10*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 600 || got[599].V != float64(i+599) {
+				t.Fatalf("series %d: %d points read back, want its 600 first", i, len(got))
+			}
+			most = max(most, mappedKiB(t, d.Path()))
+		}
+		return most
+	}
+	unbounded := maxMapped(1 << 40)
+	const budget = 256 << 10
+	bounded := maxMapped(budget)
+	// A release comes after the read that passes the budget, which maps
+	// a few chunks' pages itself; bbolt's meta and branch pages stay.
+	if bounded > 3*budget>>10 {
+		t.Errorf("reads mapped up to %d KiB with a %d KiB budget", bounded, budget>>10)
+	}
+	if unbounded < 4*bounded {
+		t.Errorf("without a budget the same reads mapped %d KiB, with it %d: the file is too small to tell", unbounded, bounded)
+	}
+	t.Logf("mapped at most %d KiB without a budget, %d KiB with %d KiB", unbounded, bounded, budget>>10)
+}

@@ -265,10 +265,11 @@ func (d *DB) Range(series string, from, to time.Time) ([]Sample, error) {
 				return nil
 			}
 			var err error
-			if stored, err = readChunks(b, lo, hi); err != nil {
+			var n int
+			if stored, n, err = readChunks(b, lo, hi); err != nil {
 				return fmt.Errorf("series %q: %w", series, err)
 			}
-			return nil
+			return d.mapRead(tx, n)
 		})
 		if err != nil {
 			return nil, err
@@ -499,9 +500,12 @@ func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
 			if fb == nil {
 				return fmt.Errorf("rollup %q: field %s missing", series, name)
 			}
-			all, err := readChunks(fb, lo, hi)
+			all, n, err := readChunks(fb, lo, hi)
 			if err != nil {
 				return fmt.Errorf("rollup %q %s: %w", series, name, err)
+			}
+			if err := d.mapRead(tx, n); err != nil {
+				return err
 			}
 			// Each field's chunks are cut where its own bytes run out.
 			fields[f] = slices.DeleteFunc(all, func(x chunk.Sample) bool { return x.T < lo || x.T >= hi })
@@ -530,9 +534,9 @@ func (d *DB) RangeRollups(series string, from, to time.Time) ([]Rollup, error) {
 
 // readChunks decodes the chunks of b that may hold times in [lo, hi), from
 // the last one starting at or before lo, and keeps their samples in
-// [lo, hi).
-func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
-	var out []chunk.Sample
+// [lo, hi); n is how many bytes of chunks it read in place (see
+// DB.mapRead).
+func readChunks(b *bolt.Bucket, lo, hi int64) (out []chunk.Sample, n int, err error) {
 	c := b.Cursor()
 	k, v := c.First()
 	if lo > 0 {
@@ -553,16 +557,17 @@ func readChunks(b *bolt.Bucket, lo, hi int64) ([]chunk.Sample, error) {
 	for ; k != nil; k, v = c.Next() {
 		t, err := chunk.KeyTime(k)
 		if err != nil {
-			return nil, err
+			return nil, n, err
 		}
 		if t >= hi {
 			break
 		}
+		n += len(v)
 		if out, err = chunk.DecodeBetween(out, v, lo, hi); err != nil {
-			return nil, fmt.Errorf("chunk at %d: %w", t, err)
+			return nil, n, fmt.Errorf("chunk at %d: %w", t, err)
 		}
 	}
-	return out, nil
+	return out, n, nil
 }
 
 // Prune deletes raw history older than rawBefore and rollups older than

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -74,6 +75,12 @@ type DB struct {
 	// sides from before it or both from after.
 	hmu   sync.RWMutex
 	heads headState
+
+	// readMapped is how much of the file the history reads since the
+	// last release may have mapped, released at readMapBudget (see
+	// mapRead; a test's smaller file sets a smaller one).
+	readMapped    atomic.Int64
+	readMapBudget int64
 }
 
 // update runs fn in a write transaction and keeps track of whether the
@@ -159,7 +166,7 @@ func Open(path string, o Options) (db *DB, err error) {
 	// keeps the tail under 1 MiB; growth is a truncate and fsync per MiB,
 	// minutes apart at a thousand policies.
 	b.AllocSize = allocSize
-	d := &DB{bolt: b, path: path}
+	d := &DB{bolt: b, path: path, readMapBudget: defaultReadMapBudget}
 	v, err := migrations.Check(b)
 	if err != nil {
 		b.Close()
