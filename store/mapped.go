@@ -53,8 +53,13 @@ func (d *DB) mapRead(tx *bolt.Tx, n int) error {
 	if n <= 0 {
 		return nil
 	}
-	mapped := int64(n/d.bolt.Info().PageSize+1) * faultAround
-	if d.readMapped.Add(mapped) < d.readMapBudget {
+	return d.mapPages(tx, n/d.bolt.Info().PageSize+1)
+}
+
+// mapPages counts a read, inside tx, that faulted in up to pages pages
+// (see mapRead).
+func (d *DB) mapPages(tx *bolt.Tx, pages int) error {
+	if d.readMapped.Add(int64(pages)*faultAround) < d.readMapBudget {
 		return nil
 	}
 	d.readMapped.Store(0)

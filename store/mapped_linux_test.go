@@ -174,3 +174,47 @@ func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testin
 	}
 	t.Logf("mapped at most %d KiB without a budget, %d KiB with %d KiB", unbounded, bounded, budget>>10)
 }
+
+func TestListingEveryRollupSeriesReleasesTheMappingWithinItsBudget(t *testing.T) {
+	// 1,000 series of a day of minutes each: a rollup round lists them
+	// all, each a bucket and its first and last chunks' pages.
+	const series, minutes = 1000, 1440
+	start := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	maxMapped := func(budget int64) int {
+		t.Helper()
+		d := openTemp(t)
+		d.readMapBudget = budget
+		batch := make([]SeriesRollups, series)
+		for i := range batch {
+			rs := make([]Rollup, minutes)
+			for m := range rs {
+				rs[m] = Rollup{T: start.Add(time.Duration(m) * time.Minute), Mean: float64(i + m), Min: 0, Max: float64(2 * (i + m)), Count: 60}
+			}
+			batch[i] = SeriesRollups{Series: fmt.Sprintf("default/job-%04d/web/requests", i), Rollups: rs}
+		}
+		if err := d.WriteRollupsOf(batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.ReleaseMapped(); err != nil {
+			t.Fatal(err)
+		}
+		spans, err := d.RollupSpans()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spans) != series || !spans[0].Last.Equal(start.Add((minutes-1)*time.Minute)) {
+			t.Fatalf("%d rollup series listed, the first ending %s", len(spans), spans[0].Last)
+		}
+		return mappedKiB(t, d.Path())
+	}
+	unbounded := maxMapped(1 << 40)
+	const budget = 256 << 10
+	bounded := maxMapped(budget)
+	if bounded > 3*budget>>10 {
+		t.Errorf("listing mapped %d KiB with a %d KiB budget", bounded, budget>>10)
+	}
+	if unbounded < 4*bounded {
+		t.Errorf("without a budget the listing mapped %d KiB, with it %d: the file is too small to tell", unbounded, bounded)
+	}
+	t.Logf("listing mapped %d KiB without a budget, %d KiB with %d KiB", unbounded, bounded, budget>>10)
+}
