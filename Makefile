@@ -114,6 +114,8 @@ bench-demo-phases: build
 # backlog); idle (the default with HISTORY=0) leaves the counters at 0.
 # BENCH_SCALE_PPROF=dir has each replica write cpu-<pid>.pprof and
 # heap-<pid>.pprof there (go tool pprof them with the test binary).
+# BENCH_SCALE_TRACE=file writes each second of the window's resident set
+# (total, anonymous, file-backed, the database's mapped pages) as TSV.
 bench-scale: deps
 	$(if $(POLICIES),BENCH_SCALE_POLICIES=$(POLICIES)) $(if $(SHARDS),BENCH_SCALE_SHARDS=$(SHARDS)) $(if $(HISTORY),BENCH_SCALE_HISTORY=$(HISTORY)) $(if $(TRAFFIC),BENCH_SCALE_TRAFFIC=$(TRAFFIC)) \
 	go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./cmd/nomadscalerd/

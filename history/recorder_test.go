@@ -48,9 +48,9 @@ func (c *rollupCommits) WriteRollupsOf(batch []store.SeriesRollups) error {
 	return c.DB.WriteRollupsOf(batch)
 }
 
-func TestRollUpWritesEverySeriesMinutesInATransactionPerFiveHundredSeries(t *testing.T) {
+func TestRollUpWritesEverySeriesMinutesInATransactionPerHundredSeries(t *testing.T) {
 	st := &rollupCommits{DB: openDB(t)}
-	const series = 1200
+	const series = 1250
 	var pts []store.Point
 	for s := range series {
 		for k := range 120 {
@@ -64,16 +64,16 @@ func TestRollUpWritesEverySeriesMinutesInATransactionPerFiveHundredSeries(t *tes
 	if err != nil || n != 2*series {
 		t.Fatalf("rolled up %d, %v; want two minutes of %d series", n, err, series)
 	}
-	if st.commits != 3 {
-		t.Errorf("%d rollup transactions for %d series, want 3 (500 a transaction)", st.commits, series)
+	if st.commits != 13 {
+		t.Errorf("%d rollup transactions for %d series, want 13 (100 a transaction)", st.commits, series)
 	}
-	for _, name := range []string{"p0000/m", "p0499/m", "p0500/m", "p1199/m"} {
+	for _, name := range []string{"p0000/m", "p0099/m", "p0100/m", "p1249/m"} {
 		rs, err := st.RangeRollups(name, time.Time{}, time.Time{})
 		if err != nil || len(rs) != 2 || rs[1].Count != 60 || rs[1].Mean != 29.5 || !rs[1].T.Equal(t0.Add(time.Minute)) {
 			t.Errorf("rollups of %s: %+v, %v; want two minutes of 0..59", name, rs, err)
 		}
 	}
-	if n, err := RollUp(context.Background(), st, time.Minute, t0.Add(2*time.Minute)); err != nil || n != 0 || st.commits != 3 {
+	if n, err := RollUp(context.Background(), st, time.Minute, t0.Add(2*time.Minute)); err != nil || n != 0 || st.commits != 13 {
 		t.Errorf("second pass: %d rollups, %v, %d transactions; want nothing written", n, err, st.commits)
 	}
 }

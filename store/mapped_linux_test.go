@@ -132,7 +132,7 @@ func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testin
 	const series, seconds = 400, 1200
 	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	name := func(i int) string { return fmt.Sprintf("default/job-%03d/web/requests", i) }
-	maxMapped := func(budget int64) int {
+	maxMapped := func(budget int64) (ranges, spans int) {
 		t.Helper()
 		d := openTemp(t)
 		d.readMapBudget = budget
@@ -159,11 +159,18 @@ func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testin
 			}
 			most = max(most, mappedKiB(t, d.Path()))
 		}
-		return most
+		if err := d.ReleaseMapped(); err != nil {
+			t.Fatal(err)
+		}
+		infos, err := d.SeriesSpans()
+		if err != nil || len(infos) != series {
+			t.Fatalf("%d series' spans, %v", len(infos), err)
+		}
+		return most, mappedKiB(t, d.Path())
 	}
-	unbounded := maxMapped(1 << 40)
+	unbounded, unboundedSpans := maxMapped(1 << 40)
 	const budget = 256 << 10
-	bounded := maxMapped(budget)
+	bounded, boundedSpans := maxMapped(budget)
 	// A release comes after the read that passes the budget, which maps
 	// a few chunks' pages itself; bbolt's meta and branch pages stay.
 	if bounded > 3*budget>>10 {
@@ -172,7 +179,12 @@ func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testin
 	if unbounded < 4*bounded {
 		t.Errorf("without a budget the same reads mapped %d KiB, with it %d: the file is too small to tell", unbounded, bounded)
 	}
-	t.Logf("mapped at most %d KiB without a budget, %d KiB with %d KiB", unbounded, bounded, budget>>10)
+	// Listing every series' span (each rollup round does) reads two
+	// chunks of each.
+	if boundedSpans > 3*budget>>10 || unboundedSpans < 2*boundedSpans {
+		t.Errorf("listing the series' spans mapped %d KiB with a %d KiB budget, %d KiB without", boundedSpans, budget>>10, unboundedSpans)
+	}
+	t.Logf("ranges mapped at most %d KiB without a budget, %d KiB with %d KiB; the spans' listing %d and %d KiB", unbounded, bounded, budget>>10, unboundedSpans, boundedSpans)
 }
 
 func TestListingEveryRollupSeriesReleasesTheMappingWithinItsBudget(t *testing.T) {
