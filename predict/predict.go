@@ -694,11 +694,10 @@ func (d *Decider) nextDue(now time.Time, onSchedule bool) time.Time {
 	every := d.s.ReplanInterval
 	switch {
 	case d.planDue.IsZero():
-		early := every - d.s.ReplanPhase
-		if d.s.ReplanPhase > 0 {
-			early = max(early, min(d.s.MinReplanGap, every))
-		}
-		return now.Add(early)
+		// Not held to MinReplanGap: policies whose first plans came
+		// together would all make their second that long after, together
+		// again. One early plan in a policy's life costs a forecast.
+		return now.Add(every - d.s.ReplanPhase)
 	case onSchedule:
 		late := now.Sub(d.planDue)
 		return d.planDue.Add((late/every + 1) * every)

@@ -815,8 +815,10 @@ func TestTheSecondPlanComesReplanPhaseEarlyAndLaterOnesKeepItsPhase(t *testing.T
 	}{
 		{0, []int{0, 10, 20, 30}},
 		{3 * time.Second, []int{0, 7, 17, 27, 37}},
-		// Never sooner than MinReplanGap (2 s) after the first.
-		{9 * time.Second, []int{0, 2, 12, 22, 32}},
+		// Sooner than MinReplanGap (2 s) after the first: clamped to it,
+		// every policy with a phase past 8 s would plan 2 s after its
+		// first plan, together again.
+		{9 * time.Second, []int{0, 1, 11, 21, 31}},
 	} {
 		sp := &scriptedPlanner{desired: steadyInts(60, 3)}
 		s := settings()

@@ -1,9 +1,14 @@
 package reconciler
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nomadscalerd/nomadscalerd/optimize"
+	"github.com/nomadscalerd/nomadscalerd/predict"
+	"github.com/nomadscalerd/nomadscalerd/store"
 )
 
 func TestAThousandPoliciesReplanSpreadAcrossTheIntervalByTheirKeys(t *testing.T) {
@@ -58,7 +63,7 @@ func TestAPolicysSecondPlanComesAtItsKeysPhaseAndTheWorkerWakesForIt(t *testing.
 	if h.planner.calls != 2 {
 		t.Fatalf("%d plans, want a second one", h.planner.calls)
 	}
-	want := max(every-phase, 2*time.Second)
+	want := every - phase
 	if got := h.clock.t.Sub(start); got != want {
 		t.Errorf("second plan %s after the first, want %s (interval %s less the key's phase %s)", got, want, every, phase)
 	}
@@ -70,4 +75,80 @@ func steadyPlan(n, v int) []int {
 		out[i] = v
 	}
 	return out
+}
+
+// planTimes records when each policy's plans were asked for.
+type planTimes struct {
+	fixedPlanner
+	at map[string][]time.Time
+}
+
+func (p *planTimes) PlanAhead(ctx context.Context, pol Policy, r predict.PlanRequest) (optimize.Plan, error) {
+	p.at[pol.Key] = append(p.at[pol.Key], r.Now)
+	return p.fixedPlanner.PlanAhead(ctx, pol, r)
+}
+
+func TestPoliciesWhoseReplansRanTogetherAfterAStallSpreadOutAgain(t *testing.T) {
+	h := newHarness(t, 3, nil)
+	planner := &planTimes{fixedPlanner: fixedPlanner{desired: steadyPlan(120, 3)}, at: map[string][]time.Time{}}
+	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: planner, Freshness: h.fresh, State: h.db, Now: h.clock.now})
+	const n = 100
+	start := h.clock.t
+	next := map[string]time.Time{}
+	policies := map[string]Policy{}
+	for i := range n {
+		p := testPolicy()
+		p.Key, p.Job = fmt.Sprintf("default/job-%03d/api", i), fmt.Sprintf("job-%03d", i)
+		policies[p.Key] = p
+		// Their first reconciles within the daemon's first second.
+		next[p.Key] = start.Add(time.Duration(i) * 10 * time.Millisecond)
+	}
+	// Every worker is busy from 3 s to 33 s (the start-up fits): what
+	// falls due then runs at 33 s, all of it at once.
+	stallFrom, stallTo := start.Add(3*time.Second), start.Add(33*time.Second)
+	end := start.Add(100 * time.Second)
+	for {
+		key := ""
+		for k, at := range next {
+			if key == "" || at.Before(next[key]) || (at.Equal(next[key]) && k < key) {
+				key = k
+			}
+		}
+		at := next[key]
+		if !at.Before(end) {
+			break
+		}
+		if !at.Before(stallFrom) && at.Before(stallTo) {
+			next[key] = stallTo
+			continue
+		}
+		h.clock.t = at
+		h.fresh[store.SeriesName(key, "requests")] = at
+		res, err := rec.Reconcile(context.Background(), policies[key])
+		if err != nil {
+			t.Fatalf("%s at %s: %v", key, at.Sub(start), err)
+		}
+		next[key] = at.Add(res.RequeueAfter)
+	}
+	// After the stall's backlog, plans in each second of the last 40 s.
+	perSecond := map[int]int{}
+	for _, times := range planner.at {
+		for _, at := range times {
+			if s := int(at.Sub(start) / time.Second); s >= 60 {
+				perSecond[s]++
+			}
+		}
+	}
+	most, total := 0, 0
+	for _, c := range perSecond {
+		most, total = max(most, c), total+c
+	}
+	if total < 3*n {
+		t.Fatalf("%d plans in the last 40 s of %d policies re-planning every 10 s", total, n)
+	}
+	// 10 a second if even; without phases all 100 in one second.
+	if most > 25 {
+		t.Errorf("up to %d of %d policies re-planned in one second after the stall, want them spread (at most 25)", most, n)
+	}
+	t.Logf("at most %d of %d policies re-planned in one second after the stall", most, n)
 }
