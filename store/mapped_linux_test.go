@@ -187,12 +187,13 @@ func TestHistoryReadsReleaseTheMappingOnceTheyMayHaveMappedTheirBudget(t *testin
 	t.Logf("ranges mapped at most %d KiB without a budget, %d KiB with %d KiB; the spans' listing %d and %d KiB", unbounded, bounded, budget>>10, unboundedSpans, boundedSpans)
 }
 
-func TestListingEveryRollupSeriesReleasesTheMappingWithinItsBudget(t *testing.T) {
+func TestListingAndPruningEveryRollupSeriesReleaseTheMappingWithinTheirBudget(t *testing.T) {
 	// 1,000 series of a day of minutes each: a rollup round lists them
-	// all, each a bucket and its first and last chunks' pages.
+	// all, each a bucket and its first and last chunks' pages, and a
+	// prune visits each.
 	const series, minutes = 1000, 1440
 	start := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
-	maxMapped := func(budget int64) int {
+	maxMapped := func(budget int64) (listing, pruning int) {
 		t.Helper()
 		d := openTemp(t)
 		d.readMapBudget = budget
@@ -217,16 +218,29 @@ func TestListingEveryRollupSeriesReleasesTheMappingWithinItsBudget(t *testing.T)
 		if len(spans) != series || !spans[0].Last.Equal(start.Add((minutes-1)*time.Minute)) {
 			t.Fatalf("%d rollup series listed, the first ending %s", len(spans), spans[0].Last)
 		}
-		return mappedKiB(t, d.Path())
+		listing = mappedKiB(t, d.Path())
+		if err := d.ReleaseMapped(); err != nil {
+			t.Fatal(err)
+		}
+		// A prune that takes nothing still looks at every series.
+		if n, err := d.Prune(start, start); err != nil || n != 0 {
+			t.Fatalf("prune before the first point took %d, %v", n, err)
+		}
+		return listing, mappedKiB(t, d.Path())
 	}
-	unbounded := maxMapped(1 << 40)
+	unbounded, unboundedPrune := maxMapped(1 << 40)
 	const budget = 256 << 10
-	bounded := maxMapped(budget)
-	if bounded > 3*budget>>10 {
-		t.Errorf("listing mapped %d KiB with a %d KiB budget", bounded, budget>>10)
+	bounded, boundedPrune := maxMapped(budget)
+	for _, c := range []struct {
+		what               string
+		unbounded, bounded int
+	}{{"listing", unbounded, bounded}, {"pruning", unboundedPrune, boundedPrune}} {
+		if c.bounded > 3*budget>>10 {
+			t.Errorf("%s mapped %d KiB with a %d KiB budget", c.what, c.bounded, budget>>10)
+		}
+		if c.unbounded < 4*c.bounded {
+			t.Errorf("without a budget %s mapped %d KiB, with it %d: the file is too small to tell", c.what, c.unbounded, c.bounded)
+		}
+		t.Logf("%s mapped %d KiB without a budget, %d KiB with %d KiB", c.what, c.unbounded, c.bounded, budget>>10)
 	}
-	if unbounded < 4*bounded {
-		t.Errorf("without a budget the listing mapped %d KiB, with it %d: the file is too small to tell", unbounded, bounded)
-	}
-	t.Logf("listing mapped %d KiB without a budget, %d KiB with %d KiB", unbounded, bounded, budget>>10)
 }
