@@ -48,6 +48,10 @@ type headState struct {
 	// readers at once, though their chunk stays until all its points are
 	// (see Prune). rollupCut is the same for rollups.
 	rawCut, rollupCut int64
+	// rollupsVisited is the rollup cut of the last prune that visited the
+	// rollups (rollupVisitEvery), set when one has since this Open.
+	rollupsVisited    int64
+	rollupsVisitedSet bool
 }
 
 // keyRawCut and keyRollupCut are the meta keys keeping headState's cuts

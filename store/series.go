@@ -576,6 +576,15 @@ func readChunks(b *bolt.Bucket, lo, hi int64) (out []chunk.Sample, n int, err er
 	return out, n, nil
 }
 
+// rollupVisitEvery is how far the rollup cut moves between the prunes that
+// visit every rollup series. A prune runs every minute and its cut, 30 days
+// back by default, moves a minute with it, while a rollup chunk holds about
+// three hours: visiting each series' four field buckets every minute was
+// 80% of a prune's page faults (at 2,000 series, 8,000 buckets) to delete a
+// chunk once in hours. Readers stop seeing rollups before the cut at once
+// (rollupCut); only their pages wait, at most this long.
+const rollupVisitEvery = time.Hour
+
 // Prune deletes raw history older than rawBefore and rollups older than
 // rollupBefore, in one transaction, and returns how many points and rollups
 // it deleted. Raw points older than rawBefore are gone for Range at once
@@ -599,6 +608,7 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 	// The open window after the cut, and its log.
 	heads := map[string][]chunk.Sample{}
 	var keptLog []logRecord
+	visitedRollups := false
 	err := d.update(func(tx *bolt.Tx) error {
 		// A cut earlier than the last one moves it back: the clock had
 		// jumped ahead and returned. Kept ahead, it would drop every new
@@ -670,6 +680,10 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 				return fmt.Errorf("prune rollups: %w", err)
 			}
 		}
+		if d.heads.rollupsVisitedSet && rcut >= d.heads.rollupsVisited && rcut-d.heads.rollupsVisited < rollupVisitEvery.Milliseconds() {
+			return nil
+		}
+		visitedRollups = true
 		rollups := tx.Bucket(migrations.BucketRollups)
 		var emptied [][]byte
 		if err := rollups.ForEachBucket(func(name []byte) error {
@@ -707,6 +721,9 @@ func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
 		d.heads.log = keptLog
 		d.heads.rawCut = cut
 		d.heads.rollupCut = rollupBefore.UnixMilli()
+		if visitedRollups {
+			d.heads.rollupsVisited, d.heads.rollupsVisitedSet = d.heads.rollupCut, true
+		}
 	}
 	if err == nil && d.heads.sums != nil {
 		for name, sum := range left {

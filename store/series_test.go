@@ -844,3 +844,51 @@ func TestRangesFromMemoryAgreeWithAModelOfEveryWriteLateWriteAndPrune(t *testing
 		}
 	}
 }
+
+func TestAPruneVisitsTheRollupsOnceTheirCutHasMovedAnHourWhileReadersStopSeeingThemAtOnce(t *testing.T) {
+	d := openTemp(t)
+	start := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	one := func(series string, at time.Duration) SeriesRollups {
+		return SeriesRollups{Series: series, Rollups: []Rollup{{T: start.Add(at), Mean: 1, Min: 1, Max: 1, Count: 60}}}
+	}
+	if err := d.WriteRollupsOf([]SeriesRollups{one("a/requests", 10*time.Minute), one("b/requests", 100*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	prune := func(rollupCut time.Duration) int {
+		t.Helper()
+		n, err := d.Prune(start, start.Add(rollupCut))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := prune(0); n != 0 {
+		t.Fatalf("a prune before every rollup took %d", n)
+	}
+	// 30 minutes on: a's rollup is before the cut, gone for readers, but
+	// the rollups are not visited until the cut has moved an hour.
+	if n := prune(30 * time.Minute); n != 0 {
+		t.Errorf("a prune 30 minutes after the last visit took %d rollups, want none until an hour", n)
+	}
+	if rs, err := d.RangeRollups("a/requests", time.Time{}, time.Time{}); err != nil || len(rs) != 0 {
+		t.Errorf("a's rollups after the cut passed them: %+v, %v; want none", rs, err)
+	}
+	if n := prune(65 * time.Minute); n != 1 {
+		t.Errorf("a prune an hour after the last visit took %d rollups, want a's one", n)
+	}
+	spans, err := d.RollupSpans()
+	if err != nil || len(spans) != 1 || spans[0].Name != "b/requests" {
+		t.Errorf("rollup series left: %+v, %v; want b's alone", spans, err)
+	}
+	// A cut moved back (a clock that jumped and returned) is visited at
+	// once, and that visit starts the next hour.
+	if err := d.WriteRollupsOf([]SeriesRollups{one("c/requests", 5*time.Minute), one("d/requests", 20*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := prune(15 * time.Minute); n != 1 {
+		t.Errorf("a prune whose cut moved back took %d rollups, want c's one", n)
+	}
+	if n := prune(30 * time.Minute); n != 0 {
+		t.Errorf("a prune 15 minutes after that visit took %d rollups, want none", n)
+	}
+}
