@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func TestAReplanIntervalUnderAMillisecondHasNoPhase(t *testing.T) {
 }
 
 func TestAPolicysSecondPlanComesAtItsKeysPhaseAndTheWorkerWakesForIt(t *testing.T) {
-	h := newHarness(t, 3, steadyPlan(120, 3))
+	h := newHarness(t, 3, slices.Repeat([]int{3}, 120))
 	p := testPolicy()
 	every := p.Target.ReplanInterval
 	phase := replanPhase(p.Key, every)
@@ -69,14 +70,6 @@ func TestAPolicysSecondPlanComesAtItsKeysPhaseAndTheWorkerWakesForIt(t *testing.
 	}
 }
 
-func steadyPlan(n, v int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = v
-	}
-	return out
-}
-
 // planTimes records when each policy's plans were asked for.
 type planTimes struct {
 	fixedPlanner
@@ -90,7 +83,7 @@ func (p *planTimes) PlanAhead(ctx context.Context, pol Policy, r predict.PlanReq
 
 func TestPoliciesWhoseReplansRanTogetherAfterAStallSpreadOutAgain(t *testing.T) {
 	h := newHarness(t, 3, nil)
-	planner := &planTimes{fixedPlanner: fixedPlanner{desired: steadyPlan(120, 3)}, at: map[string][]time.Time{}}
+	planner := &planTimes{fixedPlanner: fixedPlanner{desired: slices.Repeat([]int{3}, 120)}, at: map[string][]time.Time{}}
 	rec := New(Deps{Scaler: h.nomad, Observer: h.nomad, Planner: planner, Freshness: h.fresh, State: h.db, Now: h.clock.now})
 	const n = 100
 	start := h.clock.t
