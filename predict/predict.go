@@ -499,7 +499,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 	dec := Decision{Floor: Floor(tail(in.Recent, seconds(s.FloorWindow)), s.Capacity, s.FloorMargin, lead), StartupDelay: d.delay.Delay(), HoldDown: d.holdDown()}
 
 	d.minHealthy = in.MinHealthy
-	why, onSchedule := d.replanDue(in)
+	why := d.replanDue(in)
 	if why != "" {
 		// Served until the next plan, each served second looks a hold
 		// ahead (and a count asked for then serves a startup delay later),
@@ -511,7 +511,7 @@ func (d *Decider) Decide(ctx context.Context, in Input) Decision {
 			err = errors.New("the plan is empty")
 		}
 		d.lastPlan = in.Now
-		d.planDue = d.nextDue(in.Now, onSchedule)
+		d.planDue = d.nextDue(in.Now)
 		if err != nil {
 			dec.PlanErr = err
 			d.failed = true
@@ -647,14 +647,13 @@ func (d *Decider) served(t time.Time, current int) int {
 	return n
 }
 
-// replanDue says why a new plan is due now, or "" when none is, and
-// whether it is the replan interval's (onSchedule), which keeps its phase.
-func (d *Decider) replanDue(in Input) (why string, onSchedule bool) {
+// replanDue says why a new plan is due now, or "" when none is.
+func (d *Decider) replanDue(in Input) string {
 	if len(d.cur.Desired) == 0 {
 		if d.failed && in.Now.Sub(d.lastPlan) < d.s.MinReplanGap {
-			return "", false
+			return ""
 		}
-		return "no plan yet", false
+		return "no plan yet"
 	}
 	if !in.Now.Before(d.planDue) {
 		// A plan that is flat wakes the worker only at the interval: the
@@ -662,35 +661,36 @@ func (d *Decider) replanDue(in Input) (why string, onSchedule bool) {
 		// is never counted and a wrong model is kept until its timer.
 		if out, how := d.outsideBand(in); out {
 			d.countExit(in.Now)
-			return how, true
+			return how
 		}
 		d.exits = 0
-		return "replan interval", true
+		return "replan interval"
 	}
 	if d.failed {
 		// Retried once a replan interval: a broken model or solver must not
 		// be asked (and logged) on every wake.
-		return "", false
+		return ""
 	}
 	if in.Now.Sub(d.cur.Start) >= time.Duration(len(d.cur.Desired))*time.Second {
-		return "plan ran out", false
+		return "plan ran out"
 	}
 	if in.Now.Sub(d.lastPlan) < d.s.MinReplanGap {
-		return "", false
+		return ""
 	}
 	if out, how := d.outsideBand(in); out {
 		d.countExit(in.Now)
-		return how, false
+		return how
 	}
 	d.exits = 0
-	return "", false
+	return ""
 }
 
 // nextDue is when the replan interval falls due after a plan made at now.
-// The first plan's successor comes ReplanPhase early; a plan the interval
-// called for keeps the phase, however late it was made; any other (the
-// band, a plan run out) starts a new one.
-func (d *Decider) nextDue(now time.Time, onSchedule bool) time.Time {
+// The first plan's successor comes ReplanPhase early; after that the
+// interval's plans keep to their phase whatever else is made in between:
+// a plan made late is followed by the next slot, and one the band or a
+// plan run out called for early does not move the slot it came before.
+func (d *Decider) nextDue(now time.Time) time.Time {
 	every := d.s.ReplanInterval
 	switch {
 	case d.planDue.IsZero():
@@ -698,11 +698,13 @@ func (d *Decider) nextDue(now time.Time, onSchedule bool) time.Time {
 		// together would all make their second that long after, together
 		// again. One early plan in a policy's life costs a forecast.
 		return now.Add(every - d.s.ReplanPhase)
-	case onSchedule:
+	case now.Before(d.planDue):
+		// Called for early: the slot still comes, at most an interval
+		// from now, so no plan is served longer than the interval.
+		return d.planDue
+	default:
 		late := now.Sub(d.planDue)
 		return d.planDue.Add((late/every + 1) * every)
-	default:
-		return now.Add(every)
 	}
 }
 

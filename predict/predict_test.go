@@ -840,6 +840,79 @@ func TestTheSecondPlanComesReplanPhaseEarlyAndLaterOnesKeepItsPhase(t *testing.T
 	}
 }
 
+func TestAPlanTheBandCalledForEarlyDoesNotMoveTheIntervalsNextPlan(t *testing.T) {
+	sp := &scriptedPlanner{desired: steadyInts(60, 5), lower: steady(60, 30), upper: steady(60, 60)}
+	s := settings()
+	s.ReplanInterval, s.ReplanPhase, s.MinReplanGap = 10*time.Second, 3*time.Second, 2*time.Second
+	d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inBand, surge := steady(60, 45), append(steady(55, 45), steady(5, 200)...)
+	// Plans at 0 and 7 (the phase); demand leaves the band at 9 and 12,
+	// and the interval's plans still come at 17 and 27, not 10 s after
+	// the last exit.
+	for _, c := range []struct {
+		second    int
+		recent    []float64
+		replanned bool
+	}{{0, inBand, true}, {7, inBand, true}, {9, surge, true}, {12, surge, true}, {16, inBand, false}, {17, inBand, true}, {22, inBand, false}, {27, inBand, true}} {
+		got := d.Decide(ctx, Input{Now: at(c.second), Current: 5, Running: 5, Recent: c.recent})
+		if got.Replanned != c.replanned {
+			t.Errorf("second %d: replanned %v (%s), want %v", c.second, got.Replanned, got.Why, c.replanned)
+		}
+	}
+}
+
+func TestPoliciesThatLeaveTheirBandsInTheSameSecondReplanAtTheirOwnPhasesAfterwards(t *testing.T) {
+	// A hundred policies on one surge (every service behind one front
+	// door): their band exits come in the same second, but their interval
+	// plans must not, or a replica re-plans all of them in one second of
+	// every interval from then on.
+	const n = 100
+	ctx := context.Background()
+	perSecond := map[int]int{}
+	for i := range n {
+		sp := &scriptedPlanner{desired: steadyInts(60, 5), lower: steady(60, 30), upper: steady(60, 60)}
+		s := settings()
+		s.ReplanInterval = 10 * time.Second
+		s.ReplanPhase = time.Duration(i) * s.ReplanInterval / n
+		d, err := NewDecider(s, NewDelayEstimator(0, true), sp.plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for now := at(0); now.Before(at(80)); {
+			recent := steady(60, 45)
+			if now.Equal(at(30)) {
+				recent = append(steady(55, 45), steady(5, 200)...)
+			}
+			next := d.Decide(ctx, Input{Now: now, Current: 5, Running: 5, Recent: recent}).NextWake
+			// Every policy sees the surge: each wakes for it at 30.
+			if now.Before(at(30)) && next.After(at(30)) {
+				next = at(30)
+			}
+			now = next
+		}
+		for _, call := range sp.calls {
+			if sec := int(call.Now.Sub(t0) / time.Second); sec > 40 {
+				perSecond[sec]++
+			}
+		}
+	}
+	most, total := 0, 0
+	for _, c := range perSecond {
+		most, total = max(most, c), total+c
+	}
+	if total < 3*n {
+		t.Fatalf("%d plans in the 39 s after the surge from %d policies re-planning every 10 s", total, n)
+	}
+	// 10 a second if even; all 100 in one second if an exit moved the phase.
+	if most > 15 {
+		t.Errorf("up to %d of %d policies re-planned in one second after a surge they all saw, want their phases kept (at most 15)", most, n)
+	}
+}
+
 func TestAReplanPhaseOutsideTheIntervalIsRefused(t *testing.T) {
 	for _, phase := range []time.Duration{-time.Second, 10 * time.Second} {
 		s := settings()
