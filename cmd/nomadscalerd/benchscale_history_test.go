@@ -27,8 +27,9 @@ const benchHistoryVersion = "v1"
 // while it is measured (its growth figure would otherwise mix in pruned
 // chunks).
 const (
-	benchRawRetention  = 24 * time.Hour
-	benchPrefillMargin = 15 * time.Minute
+	benchRawRetention    = 24 * time.Hour
+	benchRollupRetention = 30 * 24 * time.Hour // the daemon's default --rollup-retention
+	benchPrefillMargin   = 15 * time.Minute
 )
 
 // benchSeriesNames are the raw series the daemon writes for the bench's
@@ -104,7 +105,9 @@ type benchPrefill struct {
 	toppedUp         time.Duration
 	rollups, pruned  int
 	foot             store.Footprint
-	points, rolledUp int // the file's raw points and rollups (ListSeries, ListRollups)
+	points, rolledUp int           // the file's raw points and rollups (ListSeries, ListRollups)
+	older            time.Duration // minute rollups written before span (a fresh fill only)
+	olderRollups     int
 }
 
 // prefillHistory writes to path a database holding span of 1 s history,
@@ -119,9 +122,13 @@ type benchPrefill struct {
 // up to its own end the same way (the ticks since the cache's last one,
 // then a prune to span), so the cache is never the file a daemon opens,
 // and the copy, topped up, is saved back.
-func prefillHistory(b *testing.B, path, cacheDir string, names []string, shard, shards int, span time.Duration, end time.Time) benchPrefill {
-	p := benchPrefill{span: span, end: end}
-	p.cached = filepath.Join(cacheDir, fmt.Sprintf("history-%dseries-shard%dof%d-%s-%s.db", len(names), shard, max(shards, 1), span, benchHistoryVersion))
+func prefillHistory(b *testing.B, path, cacheDir string, names []string, shard, shards int, span, older time.Duration, end time.Time) benchPrefill {
+	p := benchPrefill{span: span, end: end, older: older}
+	rollupsPart := ""
+	if older > 0 {
+		rollupsPart = fmt.Sprintf("-rollups%s", older)
+	}
+	p.cached = filepath.Join(cacheDir, fmt.Sprintf("history-%dseries-shard%dof%d-%s%s-%s.db", len(names), shard, max(shards, 1), span, rollupsPart, benchHistoryVersion))
 	t0 := time.Now()
 	from := end.Add(-span + time.Second)
 	if _, err := os.Stat(p.cached); err == nil {
@@ -209,6 +216,10 @@ func prefillHistory(b *testing.B, path, cacheDir string, names []string, shard, 
 			at = next
 		}
 	}
+	if !p.fromCache && older > 0 {
+		p.olderRollups = prefillRollups(b, db, gen, names, from.Add(-older).Truncate(time.Minute), from.Truncate(time.Minute))
+		b.Logf("prefill: %d minute rollups of the %s before the raw history written in %s", p.olderRollups, older, time.Since(t0).Round(time.Second))
+	}
 	write(from, end)
 	// Writing a day takes minutes: catch up with the clock, so the last
 	// point is seconds before launch, not the fill's duration.
@@ -285,4 +296,44 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// prefillRollups writes names' minute rollups from from to to (exclusive)
+// as the recorder's rollup round would have left them, had the daemon
+// recorded the series that long: the raw seconds behind them are long
+// pruned, so only the rollups are written, a day of every series at a
+// time, series by series in batches as a round commits them.
+func prefillRollups(b *testing.B, db *store.DB, gen *benchCounts, names []string, from, to time.Time) int {
+	const batchSeries = 100
+	written := 0
+	for day := from; day.Before(to); day = day.Add(24 * time.Hour) {
+		dayEnd := day.Add(24 * time.Hour)
+		if dayEnd.After(to) {
+			dayEnd = to
+		}
+		for lo := 0; lo < len(names); lo += batchSeries {
+			batch := make([]store.SeriesRollups, 0, batchSeries)
+			for s := lo; s < min(lo+batchSeries, len(names)); s++ {
+				rs := make([]store.Rollup, 0, int(dayEnd.Sub(day)/time.Minute))
+				for m := day; m.Before(dayEnd); m = m.Add(time.Minute) {
+					r := store.Rollup{T: m, Min: math.Inf(1), Max: math.Inf(-1), Count: 60}
+					for t := m.Unix(); t < m.Unix()+60; t++ {
+						v := gen.value(s, t)
+						r.Mean += v / 60
+						r.Min, r.Max = math.Min(r.Min, v), math.Max(r.Max, v)
+					}
+					rs = append(rs, r)
+				}
+				batch = append(batch, store.SeriesRollups{Series: names[s], Rollups: rs})
+				written += len(rs)
+			}
+			if err := db.WriteRollupsOf(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := db.ReleaseMapped(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return written
 }

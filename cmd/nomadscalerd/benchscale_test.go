@@ -75,6 +75,19 @@ func BenchmarkScale(b *testing.B) {
 		historyAsked = d
 	}
 	historySpan := min(historyAsked, benchRawRetention-benchPrefillMargin)
+	// Rollups older than the raw history, as a daemon that has recorded a
+	// month keeps them: within the rollup retention, less the same margin.
+	var olderRollups time.Duration
+	if v := os.Getenv("BENCH_SCALE_ROLLUPS"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			b.Fatalf("BENCH_SCALE_ROLLUPS=%q: want a duration, 0 for none", v)
+		}
+		olderRollups = min(d, benchRollupRetention-historySpan-benchPrefillMargin).Truncate(time.Hour)
+		if historySpan == 0 {
+			b.Fatal("BENCH_SCALE_ROLLUPS needs a prefilled history (BENCH_SCALE_HISTORY above 0)")
+		}
+	}
 	traffic := "idle"
 	if historySpan > 0 {
 		traffic = "history"
@@ -150,7 +163,7 @@ func BenchmarkScale(b *testing.B) {
 		for i, r := range reps {
 			// Up to a few seconds before launch: no point in the future.
 			end := time.Now().Truncate(time.Second).Add(-2 * time.Second)
-			r.prefill = prefillHistory(b, r.dbPath, cacheDir, benchSeriesNames(policies, i, shards), i, shards, historySpan, end)
+			r.prefill = prefillHistory(b, r.dbPath, cacheDir, benchSeriesNames(policies, i, shards), i, shards, historySpan, olderRollups, end)
 			prefillTook += r.prefill.took
 			b.Logf("replica %d: prefilled %s of history in %s (cache %s, used %v)", i, historySpan, r.prefill.took.Round(time.Millisecond), r.prefill.cached, r.prefill.fromCache)
 		}
@@ -466,6 +479,9 @@ loop:
 			foot0.ChunkPageBytesPerPoint(), foot0.ChunkPageBytes, foot0.ChunkPoints, foot0.FileBytes, footprintParts(foot0),
 			float64(foot.ChunkPageBytes-foot0.ChunkPageBytes)/float64(max(foot.ChunkPoints-foot0.ChunkPoints, 1)),
 			foot.ChunkPageBytes-foot0.ChunkPageBytes, foot.ChunkPoints-foot0.ChunkPoints, windows)
+		if olderRollups > 0 {
+			fmt.Printf("  rollups prefilled before that   %s of 1-minute rollups (BENCH_SCALE_ROLLUPS), written when the file was made: %d\n", olderRollups, olderRollupsOf(reps))
+		}
 	} else {
 		fmt.Printf("  history prefilled before launch none (BENCH_SCALE_HISTORY=0): a young file, one first chunk per series\n")
 	}
@@ -514,6 +530,16 @@ func prefillSource(reps []*benchReplica) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// olderRollupsOf sums the rollups the replicas' fresh fills wrote before
+// their raw history (0 for a file copied from the cache).
+func olderRollupsOf(reps []*benchReplica) int {
+	n := 0
+	for _, r := range reps {
+		n += r.prefill.olderRollups
+	}
+	return n
 }
 
 func foot0rollups(reps []*benchReplica) int {
