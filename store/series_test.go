@@ -892,3 +892,57 @@ func TestAPruneVisitsTheRollupsOnceTheirCutHasMovedAnHourWhileReadersStopSeeingT
 		t.Errorf("a prune 15 minutes after that visit took %d rollups, want none", n)
 	}
 }
+
+func TestAPrunesRollupVisitCommitsInBatchesWithoutHoldingOffRawReadsAndWrites(t *testing.T) {
+	d := openTemp(t)
+	start := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	const series = 2*rollupPruneBatch + 50
+	var batch []SeriesRollups
+	for i := range series {
+		// Every other series has only a rollup before the cut, so its
+		// chunk and series go; the rest share a chunk with a later
+		// rollup, which stays whole (readers cut its first).
+		rs := []Rollup{{T: start, Mean: 1, Min: 1, Max: 1, Count: 60}}
+		if i%2 == 1 {
+			rs = append(rs, Rollup{T: start.Add(10 * time.Hour), Mean: 2, Min: 2, Max: 2, Count: 60})
+		}
+		batch = append(batch, SeriesRollups{Series: fmt.Sprintf("s%03d/requests", i), Rollups: rs})
+	}
+	if err := d.WriteRollupsOf(batch); err != nil {
+		t.Fatal(err)
+	}
+	batches := 0
+	d.afterRollupBatch = func() {
+		batches++
+		// Between batches the raw history's lock is free: the recorder's
+		// write of a tick goes through.
+		if !d.hmu.TryLock() {
+			t.Fatal("the raw history's lock is held during a rollup visit")
+		}
+		d.hmu.Unlock()
+		if err := d.WritePoints([]Point{{Series: "raw/requests", T: start.Add(9 * time.Hour), V: float64(batches)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.Prune(start, start.Add(9*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != series/2 {
+		t.Errorf("pruned %d rollups, want the %d of the series with none after the cut", n, series/2)
+	}
+	if want := (series + rollupPruneBatch - 1) / rollupPruneBatch; batches != want {
+		t.Errorf("the visit committed %d batches, want %d of %d series", batches, want, rollupPruneBatch)
+	}
+	spans, err := d.RollupSpans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spans) != series/2 {
+		t.Errorf("%d rollup series left, want the %d with a rollup after the cut", len(spans), series/2)
+	}
+	pts, err := d.Range("raw/requests", time.Time{}, time.Time{})
+	if err != nil || len(pts) != 1 {
+		t.Errorf("the raw series written during the visit: %v, %v; want its one point", pts, err)
+	}
+}

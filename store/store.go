@@ -81,6 +81,10 @@ type DB struct {
 	// mapRead; a test's smaller file sets a smaller one).
 	readMapped    atomic.Int64
 	readMapBudget int64
+
+	// afterRollupBatch, when set (by tests), runs after each committed
+	// batch of a prune's rollup visit.
+	afterRollupBatch func()
 }
 
 // update runs fn in a write transaction and keeps track of whether the
