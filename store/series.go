@@ -588,13 +588,13 @@ const rollupVisitEvery = time.Hour
 // Prune deletes raw history older than rawBefore and rollups older than
 // rollupBefore, and returns how many points and rollups it deleted: the
 // raw history and both cuts in one transaction, the rollups' chunks (once
-// the cut has moved rollupVisitEvery) in batches after it. Raw points older than rawBefore are gone for Range at once
-// (rollups likewise for RangeRollups); on disk they go a whole chunk at a
-// time, once all the chunk's points are
-// older than rawBefore (rewriting every series' oldest chunk at every
-// prune would write far more than the history itself), so up to one
-// chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of 1 s
-// request counts) stays in the file. The open window loses its points
+// the cut has moved rollupVisitEvery) in batches after it. Raw points
+// older than rawBefore are gone for Range at once (rollups likewise for
+// RangeRollups); on disk they go a whole chunk at a time, once all the
+// chunk's points are older than rawBefore (rewriting every series' oldest
+// chunk at every prune would write far more than the history itself), so
+// up to one chunk's span (chunk.MaxSpanMillis at most; about 20 minutes of
+// 1 s request counts) stays in the file. The open window loses its points
 // before rawBefore too (a series no longer written keeps its last window
 // in memory until then), as does its log.
 func (d *DB) Prune(rawBefore, rollupBefore time.Time) (int, error) {
