@@ -756,7 +756,6 @@ func (d *DB) pruneRollups(rcut int64) (int, error) {
 		names = names[len(batch):]
 		m := 0
 		if err := d.update(func(tx *bolt.Tx) error {
-			m = 0
 			rollups := tx.Bucket(migrations.BucketRollups)
 			for _, name := range batch {
 				b := rollups.Bucket(name)

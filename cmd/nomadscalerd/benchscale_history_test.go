@@ -299,13 +299,14 @@ func copyFile(src, dst string) error {
 }
 
 // prefillRollups writes names' minute rollups from from to to (exclusive)
-// as the recorder's rollup round would have left them, had the daemon
-// recorded the series that long: the raw seconds behind them are long
-// pruned, so only the rollups are written, a day of every series at a
-// time, series by series in batches as a round commits them.
+// as the recorder's rollup round (history.Rollups) would have left them,
+// had the daemon recorded the series that long: the raw seconds behind
+// them are long pruned, so only the rollups are written, a day of every
+// series at a time, series by series in batches as a round commits them.
 func prefillRollups(b *testing.B, db *store.DB, gen *benchCounts, names []string, from, to time.Time) int {
 	const batchSeries = 100
 	written := 0
+	var raw []store.Sample
 	for day := from; day.Before(to); day = day.Add(24 * time.Hour) {
 		dayEnd := day.Add(24 * time.Hour)
 		if dayEnd.After(to) {
@@ -314,16 +315,12 @@ func prefillRollups(b *testing.B, db *store.DB, gen *benchCounts, names []string
 		for lo := 0; lo < len(names); lo += batchSeries {
 			batch := make([]store.SeriesRollups, 0, batchSeries)
 			for s := lo; s < min(lo+batchSeries, len(names)); s++ {
-				rs := make([]store.Rollup, 0, int(dayEnd.Sub(day)/time.Minute))
-				for m := day; m.Before(dayEnd); m = m.Add(time.Minute) {
-					r := store.Rollup{T: m, Min: math.Inf(1), Max: math.Inf(-1), Count: 60}
-					for t := m.Unix(); t < m.Unix()+60; t++ {
-						v := gen.value(s, t)
-						r.Mean += v / 60
-						r.Min, r.Max = math.Min(r.Min, v), math.Max(r.Max, v)
-					}
-					rs = append(rs, r)
+				// The day's seconds, aggregated as the rollup round does.
+				raw = raw[:0]
+				for t := day; t.Before(dayEnd); t = t.Add(time.Second) {
+					raw = append(raw, store.Sample{T: t, V: gen.value(s, t.Unix())})
 				}
+				rs := history.Rollups(raw, time.Minute, dayEnd)
 				batch = append(batch, store.SeriesRollups{Series: names[s], Rollups: rs})
 				written += len(rs)
 			}
