@@ -112,14 +112,7 @@ const batchLabel = "nomadscalerd_q"
 // every query of it fails this tick.
 func (p *Prometheus) SampleBatch(ctx context.Context, qs []Query, _ int) []Result {
 	at := p.now()
-	byText := map[string][]int{}
-	var texts []string
-	for i, q := range qs {
-		if _, ok := byText[q.Query]; !ok {
-			texts = append(texts, q.Query)
-		}
-		byText[q.Query] = append(byText[q.Query], i)
-	}
+	texts, byText := distinctQueries(qs)
 	p.mu.Lock()
 	for t := range p.solo {
 		if _, ok := byText[t]; !ok {
@@ -316,19 +309,25 @@ func vectorValue(samples []instantSample) (float64, error) {
 	}
 }
 
-// SampleRange evaluates each distinct query over [from, to] at step, up to
-// batchSize of them joined into one range request as SampleBatch does. A
-// joined request that fails fails its queries (a back-fill tries again
-// later); queries known to need asking alone are asked alone.
-func (p *Prometheus) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
-	byText := map[string][]int{}
-	var texts []string
+// distinctQueries is qs' distinct query texts, in first-seen order, and
+// the indexes in qs of each: policies that share a query are asked once.
+func distinctQueries(qs []Query) (texts []string, byText map[string][]int) {
+	byText = map[string][]int{}
 	for i, q := range qs {
 		if _, ok := byText[q.Query]; !ok {
 			texts = append(texts, q.Query)
 		}
 		byText[q.Query] = append(byText[q.Query], i)
 	}
+	return texts, byText
+}
+
+// SampleRange evaluates each distinct query over [from, to] at step, up to
+// batchSize of them joined into one range request as SampleBatch does. A
+// joined request that fails fails its queries (a back-fill tries again
+// later); queries known to need asking alone are asked alone.
+func (p *Prometheus) SampleRange(ctx context.Context, qs []Query, from, to time.Time, step time.Duration) []RangeResult {
+	texts, byText := distinctQueries(qs)
 	p.mu.Lock()
 	var joined, alone []string
 	for _, t := range texts {
